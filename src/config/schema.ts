@@ -1,0 +1,156 @@
+import { z } from "zod";
+import { ToolfleetError } from "../core/errors.js";
+import { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS } from "../pins.js";
+
+export const TOOLS_SERVICE_MODES = ["in_process", "remote", "shadow"] as const;
+export type ToolsServiceMode = (typeof TOOLS_SERVICE_MODES)[number];
+
+/** The resolved, validated configuration every tier reads. */
+export interface Config {
+  /** Where non-pinned tools run. @defaultValue "in_process" */
+  readonly toolsServiceMode: ToolsServiceMode;
+  /** Tools always run on the local registry, whatever the mode. @defaultValue empty */
+  readonly toolsForceInProcess: ReadonlySet<string>;
+  /** Seconds a tool call may take before it is abandoned. @defaultValue 120 */
+  readonly toolsExecTimeout: number;
+  /** After a remote failure, run the tool locally when that is safe. @defaultValue true */
+  readonly toolsLocalFallback: boolean;
+  /** `redis://` or `rediss://` (TLS), credentials allowed. @defaultValue "redis://127.0.0.1:6379" */
+  readonly redisUrl: string;
+  /** Prefix of every Redis key. @defaultValue "sg" */
+  readonly namespace: string;
+  /** @defaultValue the 28 names of `GATEWAY_PINNED_TOOLS` */
+  readonly gatewayPinned: ReadonlySet<string>;
+  /** @defaultValue the 7 names of `INFERENCE_PINNED_TOOLS` */
+  readonly inferencePinned: ReadonlySet<string>;
+  /** Seconds after which a still-running call becomes a background task; 0 turns offload off. @defaultValue 30 */
+  readonly backgroundThreshold: number;
+  /** Where background task results are kept: this process, or Redis for every tier to read. @defaultValue "memory" */
+  readonly taskStore: "memory" | "redis";
+  /** Background tasks running at once; past it, calls wait in the foreground. @defaultValue 32 */
+  readonly taskMaxRunning: number;
+  /** Seconds a finished task's result is kept. @defaultValue 3600 */
+  readonly taskResultTtl: number;
+  /** Seconds a background task may run in all before it is aborted. @defaultValue 900 */
+  readonly taskTimeout: number;
+}
+
+const toolName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a tool name (1-64 of letters, digits, _ and -)");
+const toolNames = z.array(toolName, "a list of tool names");
+const seconds = (what: string) => z.number(`a number of seconds ${what}`).finite();
+
+const redisUrl = z.string("a redis:// or rediss:// URL").refine((value) => {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === "redis:" || protocol === "rediss:";
+  } catch {
+    // Not parseable as a URL: the refinement's message says what is expected.
+    return false;
+  }
+}, "a redis:// or rediss:// URL");
+
+/** The shape of a config file and of the merged environment, before resolution. */
+export const rawConfigSchema = z
+  .object({
+    toolsServiceMode: z.enum(TOOLS_SERVICE_MODES, `one of ${TOOLS_SERVICE_MODES.join(", ")}`),
+    toolsForceInProcess: toolNames,
+    toolsExecTimeout: seconds("> 0").positive("a number of seconds > 0"),
+    toolsLocalFallback: z.boolean("true or false"),
+    redisUrl,
+    namespace: z.string().regex(/^[A-Za-z0-9_.{}-]{1,64}$/, "1-64 of letters, digits and _ . - { }"),
+    gatewayPinned: toolNames,
+    inferencePinned: toolNames,
+    backgroundThreshold: seconds(">= 0 (0 = never offload)").nonnegative("a number of seconds >= 0 (0 = never offload)"),
+    taskStore: z.enum(["memory", "redis"], "memory or redis"),
+    taskMaxRunning: z.number("an integer >= 1").int("an integer >= 1").min(1, "an integer >= 1"),
+    taskResultTtl: seconds("> 0").positive("a number of seconds > 0"),
+    taskTimeout: seconds("> 0").positive("a number of seconds > 0"),
+  })
+  .partial()
+  .strict();
+
+export type RawConfig = z.infer<typeof rawConfigSchema>;
+
+export const DEFAULTS: Required<RawConfig> = {
+  toolsServiceMode: "in_process",
+  toolsForceInProcess: [],
+  toolsExecTimeout: 120,
+  toolsLocalFallback: true,
+  redisUrl: "redis://127.0.0.1:6379",
+  namespace: "sg",
+  gatewayPinned: [...GATEWAY_PINNED_TOOLS],
+  inferencePinned: [...INFERENCE_PINNED_TOOLS],
+  backgroundThreshold: 30,
+  taskStore: "memory",
+  taskMaxRunning: 32,
+  taskResultTtl: 3600,
+  taskTimeout: 900,
+};
+
+/** Fills defaults, freezes, and checks what no single field can: the pin sets must be disjoint. */
+export function resolveConfig(raw: RawConfig): Config {
+  const merged = { ...DEFAULTS, ...raw };
+  const gatewayPinned = new Set(merged.gatewayPinned);
+  const inferencePinned = new Set(merged.inferencePinned);
+  assertDisjointPins(gatewayPinned, inferencePinned);
+  return Object.freeze({
+    ...merged,
+    toolsForceInProcess: new Set(merged.toolsForceInProcess),
+    gatewayPinned,
+    inferencePinned,
+  });
+}
+
+export function assertDisjointPins(gateway: ReadonlySet<string>, inference: ReadonlySet<string>): void {
+  const overlap = [...gateway].filter((name) => inference.has(name)).sort();
+  if (overlap.length > 0) {
+    throw new ToolfleetError(
+      "PIN_SETS_OVERLAP",
+      `Invalid config: a tool cannot be both gateway-pinned and inference-pinned: ${overlap.join(", ")}`,
+    );
+  }
+}
+
+/** A config from code, for tests and embedders: defaults plus what is given, validated the same way. */
+export function defineConfig(raw: RawConfig = {}): Config {
+  const parsed = rawConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ToolfleetError("CONFIG_INVALID", describeIssues(parsed.error, () => "code", raw));
+  }
+  return resolveConfig(parsed.data);
+}
+
+/** "Invalid config: toolsExecTimeout (from TOOLFLEET_TOOLS_EXEC_TIMEOUT): expected a number of seconds > 0, got "abc"" */
+export function describeIssues(error: z.ZodError, sourceOf: (key: string) => string, input: unknown): string {
+  const lines = error.issues.map((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      return `unknown setting(s) ${issue.keys.map((k) => `'${k}'`).join(", ")} (in ${sourceOf("")})`;
+    }
+    const key = String(issue.path[0] ?? "");
+    const got = valueAt(input, issue.path);
+    const where = issue.path.map(String).join(".");
+    return `${where} (from ${sourceOf(key)}): expected ${issue.message}, got ${JSON.stringify(got) ?? "nothing"}`;
+  });
+  return `Invalid config: ${lines.join("; ")}`;
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const step of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<PropertyKey, unknown>)[step];
+  }
+  return value;
+}
+
+/** The Redis URL with any password replaced, for log lines. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    // Not a URL, so there is no structure to redact safely: hide it whole.
+    return "(unparseable redis url)";
+  }
+}

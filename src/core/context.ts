@@ -1,0 +1,136 @@
+/** Any value JSON can carry. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** A file a tool sent to the chat; the bytes travel as they are (binary-safe). */
+export interface SentFile {
+  name: string;
+  contentType: string;
+  data: Uint8Array;
+}
+
+/** A platform-specific rich message (an embed, a poll, buttons …), as JSON. */
+export type RichMessage = { [key: string]: JsonValue };
+
+/** The identity fields a gateway needs to run a tool for someone. */
+export interface ToolCallIdentity {
+  platform: string;
+  channelId: string;
+  userId: string;
+  userName: string;
+  guildId: string;
+  messageId: string;
+}
+
+/** Operations a gateway serves; `execute_tool` today, room for more. */
+export type GatewayOperation = "execute_tool" | (string & {});
+
+export interface ExecuteToolParams {
+  toolName: string;
+  toolArgs: unknown;
+  toolCtx: ToolCallIdentity;
+}
+
+/**
+ * The chat platform as a tool sees it. On the gateway the adapter owns the live
+ * client (`ownsPlatformClient`), so gateway-pinned tools run right there; on
+ * any other tier it can only ask the gateway to do things (`delegateToGateway`),
+ * and whatever write-back the gateway reports it appends onto `ctx`.
+ */
+export interface PlatformAdapter {
+  readonly platform: string;
+  readonly ownsPlatformClient?: boolean;
+  delegateToGateway?(operation: GatewayOperation, params: ExecuteToolParams, ctx: ToolContext): Promise<string>;
+}
+
+export interface ToolContextInit {
+  platform?: string;
+  channelId?: string;
+  userId?: string;
+  userName?: string;
+  guildId?: string;
+  messageId?: string;
+  observabilityRequestId?: string;
+  disclosedSkillIds?: string[];
+  roomContext?: JsonValue;
+  adapter?: PlatformAdapter | null;
+  signal?: AbortSignal;
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * Where and for whom a tool call runs, and what it left behind.
+ *
+ * One context is shared by every tool call of a model turn, so the write-back
+ * channels (`sentFiles`, `injectedTools`, `sentRichMessages`) collect from all
+ * of them. Each call gets a view made by `forCall()` that has its own
+ * `signal` but reads and writes the same identity and write-back state.
+ */
+export class ToolContext implements ToolCallIdentity {
+  platform: string;
+  channelId: string;
+  userId: string;
+  userName: string;
+  guildId: string;
+  messageId: string;
+  /** The request id that ties log lines across tiers; also the trace id of remote calls. */
+  observabilityRequestId: string;
+  disclosedSkillIds: string[];
+  roomContext: JsonValue;
+  adapter: PlatformAdapter | null;
+  /** Aborted when the caller gives up or the call times out; handlers pass it to their I/O. */
+  signal: AbortSignal;
+  readonly sentFiles: SentFile[] = [];
+  readonly sentRichMessages: RichMessage[] = [];
+  // Held in an object so the accessor below reaches the same state from a
+  // per-call view (a plain field assigned on the view would stay on the view).
+  private readonly injected: { tools: string[] | null } = { tools: null };
+
+  constructor(init: ToolContextInit = {}) {
+    this.platform = init.platform ?? "";
+    this.channelId = init.channelId ?? "";
+    this.userId = init.userId ?? "";
+    this.userName = init.userName ?? "";
+    this.guildId = init.guildId ?? "";
+    this.messageId = init.messageId ?? "";
+    this.observabilityRequestId = init.observabilityRequestId ?? "";
+    this.disclosedSkillIds = init.disclosedSkillIds ?? [];
+    this.roomContext = init.roomContext ?? null;
+    this.adapter = init.adapter ?? null;
+    this.signal = init.signal ?? NEVER_ABORTED;
+  }
+
+  /** Names of tools injected into the active tool list; null until a tool injects one. */
+  get injectedTools(): string[] | null {
+    return this.injected.tools;
+  }
+
+  set injectedTools(tools: string[] | null) {
+    this.injected.tools = tools;
+  }
+
+  /** Adds a tool to the active list for the rest of the loop. */
+  injectTool(name: string): void {
+    (this.injected.tools ??= []).push(name);
+  }
+
+  sendFile(file: SentFile): void {
+    this.sentFiles.push(file);
+  }
+
+  sendRichMessage(message: RichMessage): void {
+    this.sentRichMessages.push(message);
+  }
+
+  identity(): ToolCallIdentity {
+    const { platform, channelId, userId, userName, guildId, messageId } = this;
+    return { platform, channelId, userId, userName, guildId, messageId };
+  }
+
+  /** A view of this context for one call: same state, its own signal. */
+  forCall(signal: AbortSignal): ToolContext {
+    const view = Object.create(this) as ToolContext;
+    view.signal = signal;
+    return view;
+  }
+}

@@ -1,0 +1,141 @@
+import { randomUUID } from "node:crypto";
+import type { ConfigSource } from "../config/live.js";
+import { errorFields, type Logger } from "./log.js";
+
+export type TaskStatus = "running" | "done" | "error";
+
+/** A background task as any tier can read it back. */
+export interface TaskRecord {
+  id: string;
+  tool: string;
+  userId: string;
+  status: TaskStatus;
+  /** The tool's result text once done, or the error text once failed. */
+  result?: string;
+  startedAt: number;
+  finishedAt?: number;
+}
+
+/** Where task records live: this process by default, Redis so every tier can read them. */
+export interface TaskStore {
+  put(record: TaskRecord, ttlSeconds: number): Promise<void>;
+  get(id: string): Promise<TaskRecord | null>;
+  /** Newest first; only this user's when a user id is given. */
+  list(userId?: string): Promise<TaskRecord[]>;
+  close?(): Promise<void>;
+}
+
+/**
+ * Records in a Map with an expiry each. Bounded twice: expired records go on
+ * every write, and past `maxRecords` the oldest go too.
+ */
+export class MemoryTaskStore implements TaskStore {
+  private readonly records = new Map<string, { record: TaskRecord; expiresAt: number }>();
+
+  constructor(private readonly maxRecords = 10_000) {}
+
+  put(record: TaskRecord, ttlSeconds: number): Promise<void> {
+    const now = Date.now();
+    this.records.delete(record.id); // re-insert so Map order stays oldest-first
+    this.records.set(record.id, { record: { ...record }, expiresAt: now + ttlSeconds * 1000 });
+    // Oldest first: drop what has expired, and whatever is over the cap.
+    for (const [id, entry] of this.records) {
+      if (this.records.size <= this.maxRecords && entry.expiresAt > now) break;
+      this.records.delete(id);
+    }
+    return Promise.resolve();
+  }
+
+  get(id: string): Promise<TaskRecord | null> {
+    const entry = this.records.get(id);
+    if (!entry || entry.expiresAt <= Date.now()) return Promise.resolve(null);
+    return Promise.resolve({ ...entry.record });
+  }
+
+  list(userId?: string): Promise<TaskRecord[]> {
+    const now = Date.now();
+    const out: TaskRecord[] = [];
+    for (const { record, expiresAt } of this.records.values()) {
+      if (expiresAt > now && (userId === undefined || record.userId === userId)) out.push({ ...record });
+    }
+    return Promise.resolve(out.sort((a, b) => b.startedAt - a.startedAt));
+  }
+}
+
+export interface TaskManagerOptions {
+  config: ConfigSource;
+  logger: Logger;
+  /** @defaultValue a MemoryTaskStore */
+  store?: TaskStore;
+}
+
+/**
+ * Runs the tail of tool calls that outlived the background threshold. The
+ * caller has already returned a task id to the model; the result lands in the
+ * store when the handler settles. At most `taskMaxRunning` run at once.
+ */
+export class TaskManager {
+  readonly store: TaskStore;
+  private readonly config: ConfigSource;
+  private readonly logger: Logger;
+  private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+
+  constructor(options: TaskManagerOptions) {
+    this.config = options.config;
+    this.logger = options.logger;
+    this.store = options.store ?? new MemoryTaskStore();
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  hasCapacity(): boolean {
+    return this.running.size < this.config.get().taskMaxRunning;
+  }
+
+  /**
+   * Adopts a call still in flight. `outcome` must settle with the text the
+   * model would have seen (failures included: they are results too).
+   */
+  adopt(tool: string, userId: string, outcome: Promise<{ ok: boolean; text: string }>, abort: AbortController): string {
+    const cfg = this.config.get();
+    const id = randomUUID();
+    const startedAt = Date.now();
+    const runningTtl = cfg.taskTimeout + cfg.taskResultTtl;
+    const base: TaskRecord = { id, tool, userId, status: "running", startedAt };
+    const deadline = setTimeout(() => abort.abort(new Error(`background task exceeded ${cfg.taskTimeout}s`)), cfg.taskTimeout * 1000);
+    const done = this.store
+      .put(base, runningTtl)
+      .then(() => outcome)
+      .then(({ ok, text }) =>
+        this.store.put(
+          { ...base, status: ok ? "done" : "error", result: text, finishedAt: Date.now() },
+          this.config.get().taskResultTtl,
+        ),
+      )
+      .catch((err: unknown) => this.logger.error({ taskId: id, tool, ...errorFields(err) }, "background task result could not be stored"))
+      .finally(() => {
+        clearTimeout(deadline);
+        this.running.delete(id);
+      });
+    this.running.set(id, { abort, done });
+    return id;
+  }
+
+  getTaskResult(id: string): Promise<TaskRecord | null> {
+    return this.store.get(id);
+  }
+
+  listTasks(userId?: string): Promise<TaskRecord[]> {
+    return this.store.list(userId);
+  }
+
+  /** Aborts every running task and waits until each has stored its outcome. */
+  async close(): Promise<void> {
+    const tasks = [...this.running.values()];
+    for (const task of tasks) task.abort.abort(new Error("task manager closed"));
+    await Promise.all(tasks.map((t) => t.done));
+    await this.store.close?.();
+  }
+}

@@ -1,0 +1,61 @@
+import { Ajv, type ErrorObject } from "ajv";
+import { z } from "zod";
+
+/** A JSON Schema document (draft-07 is what tools are validated against). */
+export type JsonSchema = { [key: string]: unknown };
+
+export interface ArgIssue {
+  /** Dotted path of the bad field, or "(arguments)" for the whole object. */
+  field: string;
+  message: string;
+}
+
+export type ValidationResult = { ok: true; value: unknown } | { ok: false; issues: ArgIssue[] };
+
+/** Compiled once when a tool is defined; called on every call with no schema work. */
+export type ArgsValidator = (args: unknown) => ValidationResult;
+
+// One Ajv instance for the process: compiled validators are cached on it.
+// allErrors so the model hears about every bad field at once, not one per retry.
+const ajv = new Ajv({ allErrors: true, strict: false });
+
+export function compileValidator(schema: z.ZodType | JsonSchema): ArgsValidator {
+  if (schema instanceof z.ZodType) {
+    const zodSchema = schema;
+    return (args) => {
+      const parsed = zodSchema.safeParse(args);
+      if (parsed.success) return { ok: true, value: parsed.data };
+      return {
+        ok: false,
+        issues: parsed.error.issues.map((issue) => ({ field: fieldName(issue.path), message: issue.message })),
+      };
+    };
+  }
+  const check = ajv.compile(schema);
+  return (args) => {
+    if (check(args)) return { ok: true, value: args };
+    return { ok: false, issues: (check.errors ?? []).map(ajvIssue) };
+  };
+}
+
+function ajvIssue(error: ErrorObject): ArgIssue {
+  const base = error.instancePath.split("/").filter(Boolean);
+  const params = error.params as Record<string, unknown>;
+  if (error.keyword === "required" && typeof params.missingProperty === "string") {
+    return { field: fieldName([...base, params.missingProperty]), message: "is required" };
+  }
+  if (error.keyword === "additionalProperties" && typeof params.additionalProperty === "string") {
+    return { field: fieldName([...base, params.additionalProperty]), message: "is not a known parameter" };
+  }
+  return { field: fieldName(base), message: error.message ?? error.keyword };
+}
+
+function fieldName(path: readonly PropertyKey[]): string {
+  return path.length === 0 ? "(arguments)" : path.map(String).join(".");
+}
+
+/** The text the model sees for bad arguments: every bad field, by name, in one line. */
+export function formatArgIssues(toolName: string, issues: readonly ArgIssue[]): string {
+  const list = issues.map((i) => `${i.field}: ${i.message}`).join("; ");
+  return `Invalid arguments for tool '${toolName}': ${list}. Fix these fields and call it again.`;
+}

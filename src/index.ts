@@ -1,0 +1,61 @@
+// The public surface, named one by one (a test pins it): nothing internal leaks.
+export { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS } from "./pins.js";
+export {
+  DEFAULTS,
+  TOOLS_SERVICE_MODES,
+  assertDisjointPins,
+  defineConfig,
+  redactRedisUrl,
+  type Config,
+  type RawConfig,
+  type ToolsServiceMode,
+} from "./config/schema.js";
+export { CONFIG_FILE_VAR, ENV_VARS, loadConfig, type LoadOptions } from "./config/load.js";
+export { LiveConfig, staticConfig, type ConfigSource } from "./config/live.js";
+export { ToolfleetError, type ToolfleetErrorCode } from "./core/errors.js";
+export { createLogger, silentLogger, type Logger } from "./core/log.js";
+export {
+  ToolContext,
+  type ExecuteToolParams,
+  type GatewayOperation,
+  type JsonValue,
+  type PlatformAdapter,
+  type RichMessage,
+  type SentFile,
+  type ToolCallIdentity,
+  type ToolContextInit,
+} from "./core/context.js";
+export {
+  assertToolName,
+  defineTool,
+  type JsonSchemaToolSpec,
+  type ToolAnnotations,
+  type ToolDefinition,
+  type ToolHandler,
+  type ToolResult,
+  type ZodToolSpec,
+} from "./core/tool.js";
+export { formatArgIssues, type ArgIssue, type ArgsValidator, type JsonSchema } from "./core/validate.js";
+export {
+  ToolRegistry,
+  gatewayUnavailable,
+  isAllowedBy,
+  openAITool,
+  permissionDenied,
+  type CallOptions,
+  type CallOutcome,
+  type OpenAITool,
+  type OutcomeKind,
+  type Permissions,
+  type ToolRegistryLike,
+  type ToolRegistryOptions,
+} from "./core/registry.js";
+export {
+  MemoryTaskStore,
+  TaskManager,
+  type TaskManagerOptions,
+  type TaskRecord,
+  type TaskStatus,
+  type TaskStore,
+} from "./core/tasks.js";
+export { taskTools } from "./core/task-tools.js";
