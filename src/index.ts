@@ -15,6 +15,7 @@ export { LiveConfig, staticConfig, type ConfigSource } from "./config/live.js";
 export { ToolfleetError, type ToolfleetErrorCode } from "./core/errors.js";
 export { createLogger, silentLogger, type Logger } from "./core/log.js";
 export {
+  CallSignal,
   ToolContext,
   type ExecuteToolParams,
   type GatewayOperation,

@@ -30,6 +30,7 @@ export class LiveConfig extends EventEmitter<LiveConfigEvents> implements Config
   private readonly options: LoadOptions;
   private readonly file: string | undefined;
   private watcher: FSWatcher | undefined;
+  private watching = false;
   private debounce: NodeJS.Timeout | undefined;
   private readonly onSighup = (): void => void this.reload();
 
@@ -65,13 +66,12 @@ export class LiveConfig extends EventEmitter<LiveConfigEvents> implements Config
     }
   }
 
-  /** Starts reloading on file changes and SIGHUP. */
+  /** Starts reloading on file changes and SIGHUP. Calling it again does nothing. */
   watch(): this {
-    if (this.watcher || !this.file) {
-      process.on("SIGHUP", this.onSighup);
-      return this;
-    }
+    if (this.watching) return this;
+    this.watching = true;
     process.on("SIGHUP", this.onSighup);
+    if (!this.file) return this;
     // Watch the directory, not the file: editors and config managers replace
     // the file by rename, which ends a watch on the old inode.
     const path = resolve(this.file);
@@ -87,6 +87,7 @@ export class LiveConfig extends EventEmitter<LiveConfigEvents> implements Config
   }
 
   close(): void {
+    this.watching = false;
     process.off("SIGHUP", this.onSighup);
     clearTimeout(this.debounce);
     this.watcher?.close();

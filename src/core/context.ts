@@ -78,13 +78,14 @@ export class ToolContext implements ToolCallIdentity {
   disclosedSkillIds: string[];
   roomContext: JsonValue;
   adapter: PlatformAdapter | null;
-  /** Aborted when the caller gives up or the call times out; handlers pass it to their I/O. */
-  signal: AbortSignal;
   readonly sentFiles: SentFile[] = [];
   readonly sentRichMessages: RichMessage[] = [];
   // Held in an object so the accessor below reaches the same state from a
   // per-call view (a plain field assigned on the view would stay on the view).
   private readonly injected: { tools: string[] | null } = { tools: null };
+  private baseSignal: AbortSignal;
+  // Set only on a per-call view (see forCall).
+  private call: CallSignal | undefined;
 
   constructor(init: ToolContextInit = {}) {
     this.platform = init.platform ?? "";
@@ -97,7 +98,19 @@ export class ToolContext implements ToolCallIdentity {
     this.disclosedSkillIds = init.disclosedSkillIds ?? [];
     this.roomContext = init.roomContext ?? null;
     this.adapter = init.adapter ?? null;
-    this.signal = init.signal ?? NEVER_ABORTED;
+    this.baseSignal = init.signal ?? NEVER_ABORTED;
+  }
+
+  /**
+   * Aborted when the caller gives up or the call times out; handlers pass it
+   * to their I/O. On a context outside any call, the caller's own signal.
+   */
+  get signal(): AbortSignal {
+    return this.call ? this.call.signal : this.baseSignal;
+  }
+
+  set signal(signal: AbortSignal) {
+    this.baseSignal = signal;
   }
 
   /** Names of tools injected into the active tool list; null until a tool injects one. */
@@ -127,10 +140,52 @@ export class ToolContext implements ToolCallIdentity {
     return { platform, channelId, userId, userName, guildId, messageId };
   }
 
-  /** A view of this context for one call: same state, its own signal. */
-  forCall(signal: AbortSignal): ToolContext {
+  /** A view of this context for one call: same state, the call's own signal. */
+  forCall(call: CallSignal): ToolContext {
     const view = Object.create(this) as ToolContext;
-    view.signal = signal;
+    view.call = call;
     return view;
+  }
+}
+
+/**
+ * The cancellation of one call, made lazily: an AbortSignal costs more than
+ * a fast tool call itself, so it only exists once a handler asks for it. An
+ * abort before that is remembered and shows on the signal when it is made.
+ * Follows the parent (the caller's) signal once made.
+ */
+export class CallSignal {
+  private controller: AbortController | undefined;
+  private reason: unknown;
+  private abortedEarly = false;
+  private readonly onParentAbort = (): void => this.abort(this.parent.reason);
+
+  constructor(private readonly parent: AbortSignal) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortedEarly) this.controller.abort(this.reason);
+      else if (this.parent.aborted) this.controller.abort(this.parent.reason);
+      else this.parent.addEventListener("abort", this.onParentAbort, { once: true });
+    }
+    return this.controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.abortedEarly || this.parent.aborted || (this.controller?.signal.aborted ?? false);
+  }
+
+  abort(reason: unknown): void {
+    if (this.controller) this.controller.abort(reason);
+    else if (!this.abortedEarly) {
+      this.abortedEarly = true;
+      this.reason = reason;
+    }
+  }
+
+  /** Stops following the parent; the call is over (or handed to a background task with its own limits). */
+  detach(): void {
+    if (this.controller) this.parent.removeEventListener("abort", this.onParentAbort);
   }
 }

@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { staticConfig, type ConfigSource } from "../config/live.js";
 import { ToolfleetError } from "./errors.js";
-import { ToolContext } from "./context.js";
+import { CallSignal, ToolContext } from "./context.js";
 import { createLogger, errorFields, type Logger } from "./log.js";
 import { TaskManager } from "./tasks.js";
 import type { ToolDefinition } from "./tool.js";
@@ -198,14 +198,11 @@ export class ToolRegistry implements ToolRegistryLike {
     if (!checked.ok) return outcome("invalid_args", formatArgIssues(name, checked.issues));
 
     const baseCtx = ctx ?? new ToolContext({ userId: userId ?? "" });
-    const abort = new AbortController();
-    const parentSignal = baseCtx.signal;
-    const onParentAbort = (): void => abort.abort(parentSignal.reason);
-    parentSignal.addEventListener("abort", onParentAbort, { once: true });
+    const call = new CallSignal(baseCtx.signal);
     try {
       let result: unknown;
       try {
-        result = (def.handler as (a: unknown, c: ToolContext) => unknown)(checked.value, baseCtx.forCall(abort.signal));
+        result = (def.handler as (a: unknown, c: ToolContext) => unknown)(checked.value, baseCtx.forCall(call));
       } catch (err) {
         return outcome("error", this.failure(name, err));
       }
@@ -215,17 +212,21 @@ export class ToolRegistry implements ToolRegistryLike {
       }
       const settled = Promise.resolve(result).then(
         (value) => this.render(name, value),
-        (err: unknown) => ({ ok: false, text: this.failure(name, err) }),
+        (err: unknown) => ({
+          ok: false,
+          // A handler that gave up because its signal fired was cancelled, not broken.
+          text: call.aborted ? cancelled(name, call.signal.reason) : this.failure(name, err),
+        }),
       );
       const timeoutMs = options.timeoutMs ?? cfg.toolsExecTimeout * 1000;
       const offloadMs = !options.nested && !def.noBackground && this.taskManager ? cfg.backgroundThreshold * 1000 : 0;
-      const waited = await this.await(settled, abort, timeoutMs, offloadMs, name, userId ?? baseCtx.userId);
+      const waited = await this.await(settled, call, timeoutMs, offloadMs, name, userId ?? baseCtx.userId);
       if (waited.kind === "background") {
         return { ...outcome("background", waited.text), taskId: waited.taskId };
       }
       return outcome(waited.kind, waited.text);
     } finally {
-      parentSignal.removeEventListener("abort", onParentAbort);
+      call.detach();
     }
   }
 
@@ -236,7 +237,7 @@ export class ToolRegistry implements ToolRegistryLike {
    */
   private await(
     settled: Promise<{ ok: boolean; text: string }>,
-    abort: AbortController,
+    call: CallSignal,
     timeoutMs: number,
     offloadMs: number,
     name: string,
@@ -254,7 +255,7 @@ export class ToolRegistry implements ToolRegistryLike {
       const timer = setTimeout(() => {
         if (!finish()) return;
         const seconds = Math.round(timeoutMs) / 1000;
-        abort.abort(new Error(`timed out after ${seconds}s`));
+        call.abort(new Error(`timed out after ${seconds}s`));
         resolve({ kind: "timeout", text: `Tool '${name}' timed out after ${seconds}s.` });
       }, timeoutMs);
       const offload =
@@ -263,7 +264,7 @@ export class ToolRegistry implements ToolRegistryLike {
               const tasks = this.taskManager;
               // Full: keep waiting in the foreground rather than drop the call.
               if (!tasks?.hasCapacity() || !finish()) return;
-              const taskId = tasks.adopt(name, userId, settled, abort);
+              const taskId = tasks.adopt(name, userId, settled, call);
               resolve({
                 kind: "background",
                 taskId,
@@ -313,6 +314,10 @@ export class ToolRegistry implements ToolRegistryLike {
   async close(): Promise<void> {
     await this.taskManager?.close();
   }
+}
+
+function cancelled(name: string, reason: unknown): string {
+  return `Tool '${name}' was cancelled: ${reason instanceof Error ? reason.message : String(reason)}`;
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

@@ -62,6 +62,11 @@ export class MemoryTaskStore implements TaskStore {
   }
 }
 
+/** What the task manager needs of a running call: a way to stop it. */
+export interface Abortable {
+  abort(reason: unknown): void;
+}
+
 export interface TaskManagerOptions {
   config: ConfigSource;
   logger: Logger;
@@ -78,7 +83,7 @@ export class TaskManager {
   readonly store: TaskStore;
   private readonly config: ConfigSource;
   private readonly logger: Logger;
-  private readonly running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private readonly running = new Map<string, { abort: Abortable; done: Promise<void> }>();
 
   constructor(options: TaskManagerOptions) {
     this.config = options.config;
@@ -98,7 +103,7 @@ export class TaskManager {
    * Adopts a call still in flight. `outcome` must settle with the text the
    * model would have seen (failures included: they are results too).
    */
-  adopt(tool: string, userId: string, outcome: Promise<{ ok: boolean; text: string }>, abort: AbortController): string {
+  adopt(tool: string, userId: string, outcome: Promise<{ ok: boolean; text: string }>, abort: Abortable): string {
     const cfg = this.config.get();
     const id = randomUUID();
     const startedAt = Date.now();

@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { z } from "zod";
+import { slowTask } from "../examples/tools.js";
+import { MemoryTaskStore, ToolContext, ToolRegistry, defineConfig, defineTool, staticConfig, taskTools, type RawConfig } from "../src/index.js";
+import { RecordingLogger, eventually } from "./helpers.js";
+
+function registry(cfg: RawConfig): ToolRegistry {
+  const reg = new ToolRegistry({ config: staticConfig(defineConfig({ backgroundThreshold: 0.05, ...cfg })), logger: new RecordingLogger() });
+  reg.register(slowTask, ...taskTools(() => reg.taskManager));
+  return reg;
+}
+
+test("a call still running after the threshold returns a task id at once and keeps running", async () => {
+  const reg = registry({});
+  const started = Date.now();
+  const outcome = await reg.execute("slow_task", { seconds: 0.3, label: "report" }, { userId: "alice" });
+  assert.ok(Date.now() - started < 250, "returned before the handler finished");
+  assert.equal(outcome.kind, "background");
+  assert.ok(outcome.taskId);
+  assert.match(outcome.text, new RegExp(`^Tool 'slow_task' is still running, so it continues in the background as task ${outcome.taskId}\\.`));
+  const id = outcome.taskId;
+  assert.equal((await reg.taskManager?.getTaskResult(id))?.status, "running");
+  assert.equal(await reg.call("get_task_result", { task_id: id }, { userId: "alice", ctx: new ToolContext({ userId: "alice" }) }), `Task ${id} (slow_task) is still running.`);
+
+  await eventually(async () => assert.equal((await reg.taskManager?.getTaskResult(id))?.status, "done"));
+  const done = await reg.taskManager?.getTaskResult(id);
+  assert.equal(done?.result, "report finished after 0.3s.");
+  assert.equal(done?.userId, "alice");
+  assert.ok((done?.finishedAt ?? 0) >= (done?.startedAt ?? Infinity));
+  assert.equal(
+    await reg.call("get_task_result", { task_id: id }, { ctx: new ToolContext({ userId: "alice" }) }),
+    `Task ${id} (slow_task) finished: report finished after 0.3s.`,
+  );
+  // Another user's task id tells them nothing.
+  assert.equal(await reg.call("get_task_result", { task_id: id }, { ctx: new ToolContext({ userId: "bob" }) }), `No task with id '${id}'.`);
+  const listed = JSON.parse(await reg.call("list_tasks", {}, { ctx: new ToolContext({ userId: "alice" }) })) as { id: string; status: string }[];
+  assert.deepEqual(listed.map((t) => [t.id, t.status]), [[id, "done"]]);
+  assert.deepEqual(JSON.parse(await reg.call("list_tasks", {}, { ctx: new ToolContext({ userId: "bob" }) })), []);
+  await reg.close();
+});
+
+test("a failed background task stores its error text", async () => {
+  const reg = registry({});
+  reg.register(
+    defineTool({
+      name: "fails_late",
+      description: "",
+      parameters: z.object({}),
+      handler: async () => {
+        await sleep(150);
+        throw new Error("late failure");
+      },
+    }),
+  );
+  const { taskId } = await reg.execute("fails_late", {});
+  assert.ok(taskId);
+  await eventually(async () => assert.equal((await reg.taskManager?.getTaskResult(taskId))?.status, "error"));
+  assert.equal((await reg.taskManager?.getTaskResult(taskId))?.result, "Tool 'fails_late' failed: late failure");
+  await reg.close();
+});
+
+test("noBackground tools, nested calls, and a registry without a task manager are never offloaded", async () => {
+  const reg = registry({});
+  reg.register(
+    defineTool({ name: "pinned_fg", description: "", parameters: z.object({}), noBackground: true, handler: () => sleep(150).then(() => "fg") }),
+  );
+  assert.equal(await reg.call("pinned_fg", {}), "fg");
+  assert.equal(await reg.call("slow_task", { seconds: 0.15 }, { nested: true }), "work finished after 0.15s.");
+  reg.taskManager = null;
+  assert.equal(await reg.call("slow_task", { seconds: 0.15 }), "work finished after 0.15s.");
+});
+
+test("past the cap on running tasks, a call waits in the foreground instead", async () => {
+  const reg = registry({ taskMaxRunning: 1 });
+  const first = await reg.execute("slow_task", { seconds: 0.4 });
+  assert.equal(first.kind, "background");
+  assert.equal(reg.taskManager?.runningCount, 1);
+  const second = await reg.execute("slow_task", { seconds: 0.15 });
+  assert.equal(second.kind, "ok");
+  assert.equal(second.text, "work finished after 0.15s.");
+  await reg.close();
+});
+
+test("results expire after their TTL", async () => {
+  const reg = registry({ taskResultTtl: 0.2 });
+  const { taskId } = await reg.execute("slow_task", { seconds: 0.1 });
+  assert.ok(taskId);
+  await eventually(async () => assert.equal((await reg.taskManager?.getTaskResult(taskId))?.status, "done"));
+  await sleep(250);
+  assert.equal(await reg.taskManager?.getTaskResult(taskId), null);
+  assert.deepEqual(await reg.taskManager?.listTasks(), []);
+});
+
+test("close() aborts running tasks and waits for their outcome to be stored", async () => {
+  const reg = registry({});
+  const { taskId } = await reg.execute("slow_task", { seconds: 30 });
+  assert.ok(taskId);
+  await reg.close();
+  const record = await reg.taskManager?.getTaskResult(taskId);
+  assert.equal(record?.status, "error");
+  assert.equal(record?.result, "Tool 'slow_task' was cancelled: task manager closed");
+  assert.equal(reg.taskManager?.runningCount, 0);
+});
+
+test("a background task is aborted after taskTimeout", async () => {
+  const reg = registry({ taskTimeout: 0.2 });
+  const { taskId } = await reg.execute("slow_task", { seconds: 30 });
+  assert.ok(taskId);
+  await eventually(async () => assert.equal((await reg.taskManager?.getTaskResult(taskId))?.status, "error"));
+  assert.equal((await reg.taskManager?.getTaskResult(taskId))?.result, "Tool 'slow_task' was cancelled: background task exceeded 0.2s");
+});
+
+test("the memory store holds at most maxRecords", async () => {
+  const store = new MemoryTaskStore(3);
+  for (let i = 0; i < 10; i++) await store.put({ id: `t${i}`, tool: "x", userId: "", status: "done", startedAt: i }, 60);
+  assert.deepEqual((await store.list()).map((r) => r.id), ["t9", "t8", "t7"]);
+  assert.equal(await store.get("t0"), null);
+});
