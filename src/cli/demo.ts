@@ -21,8 +21,8 @@ interface Step {
 export async function runDemo(logger: Logger, out: (line: string) => void = console.log): Promise<void> {
   // A short background threshold so the slow tool shows offload within the demo.
   const config = staticConfig(defineConfig({ backgroundThreshold: 0.5 }));
-  const registry = exampleRegistry(config, logger);
-  const gateway = exampleRegistry(config, logger);
+  const registry = await exampleRegistry(config, logger);
+  const gateway = await exampleRegistry(config, logger);
   // Stands in for the gateway process: it owns the platform client, so the
   // gateway-pinned tool runs there, and the inference side reaches it by delegation.
   const gatewayAdapter: PlatformAdapter = { platform: "console", ownsPlatformClient: true };

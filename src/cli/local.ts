@@ -1,13 +1,19 @@
-import { examplePermissions, exampleTools } from "../../examples/tools.js";
 import type { ConfigSource } from "../config/live.js";
 import type { Logger } from "../core/log.js";
 import { ToolRegistry } from "../core/registry.js";
 import { taskTools } from "../core/task-tools.js";
+import { loadToolModule, type ToolModule } from "./load-tools.js";
 
-/** The registry the CLI runs in process: the example tools, their permissions, and the task tools. */
-export function exampleRegistry(config: ConfigSource, logger: Logger): ToolRegistry {
+/** A registry of a module's tools and permissions, plus the task tools (unless the module has its own). */
+export function registryFor(module: ToolModule, config: ConfigSource, logger: Logger): ToolRegistry {
   const registry = new ToolRegistry({ config, logger });
-  registry.register(...exampleTools, ...taskTools(() => registry.taskManager));
-  registry.setPermissions(examplePermissions);
+  const own = new Set(module.tools.map((t) => t.name));
+  registry.register(...module.tools, ...taskTools(() => registry.taskManager).filter((t) => !own.has(t.name)));
+  registry.setPermissions(module.permissions);
   return registry;
+}
+
+/** The registry the CLI runs by default: the example tools. */
+export async function exampleRegistry(config: ConfigSource, logger: Logger): Promise<ToolRegistry> {
+  return registryFor(await loadToolModule(), config, logger);
 }

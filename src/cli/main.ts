@@ -2,16 +2,17 @@
 import { parseArgs } from "node:util";
 import { LiveConfig } from "../config/live.js";
 import { ToolContext } from "../core/context.js";
-import { ToolfleetError } from "../core/errors.js";
 import { createLogger } from "../core/log.js";
 import { runDemo } from "./demo.js";
 import { exampleRegistry } from "./local.js";
+import { TOOLS_USAGE, runToolsWorker } from "./tools.js";
 
 const USAGE = `toolfleet — runs an LLM chat bot's tool calls across gateway, inference and tools tiers
 
 Usage:
   toolfleet demo                                  run every example tool in process and print each call
   toolfleet call <tool> '<json args>' [--user ID] run one call in process and print its result
+  toolfleet tools [options]                       start a tools-service worker (see toolfleet tools --help)
 
 Config comes from TOOLFLEET_* environment variables and the JSON file named by
 TOOLFLEET_CONFIG; see the README's config reference.`;
@@ -24,6 +25,12 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "call":
       return call(rest);
+    case "tools":
+      if (rest.includes("--help")) {
+        console.log(TOOLS_USAGE);
+        return 0;
+      }
+      return runToolsWorker(rest);
     case undefined:
     case "help":
     case "--help":
@@ -56,7 +63,7 @@ async function call(argv: string[]): Promise<number> {
   }
   const logger = createLogger("toolfleet.call", process.env.TOOLFLEET_LOG_LEVEL ?? "warn");
   const config = new LiveConfig(logger);
-  const registry = exampleRegistry(config, logger);
+  const registry = await exampleRegistry(config, logger);
   const ctx = new ToolContext({ platform: "cli", userId: values.user, userName: values.user });
   const outcome = await registry.execute(tool, args, { userId: values.user, ctx });
   console.log(outcome.text);
@@ -73,9 +80,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    // A config error is the operator's to fix: say what is wrong, no stack.
-    if (err instanceof ToolfleetError) console.error(`toolfleet: ${err.message}`);
-    else console.error(err);
+    // The operator needs what went wrong, not our stack; TOOLFLEET_LOG_LEVEL=debug shows it too.
+    console.error(`toolfleet: ${err instanceof Error ? err.message : String(err)}`);
+    if (process.env.TOOLFLEET_LOG_LEVEL === "debug") console.error(err);
     process.exitCode = 1;
   },
 );

@@ -1,0 +1,206 @@
+import { randomUUID } from "node:crypto";
+import { errorFields, type Logger } from "../core/log.js";
+import { BlockingReader } from "../redis/blocking-reader.js";
+import type { RedisClient } from "../redis/client.js";
+import type { Keys } from "../redis/keys.js";
+import { sessionWriteArgs, type SessionIdentity } from "../redis/session.js";
+import { ensureGroup, xaddArgs, type StreamEntry } from "../redis/streams.js";
+import { DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, type ToolReply, type ToolRequest, type WireContext } from "../redis/wire.js";
+import type { JsonValue } from "../core/context.js";
+
+export interface ToolsClientOptions {
+  redis: RedisClient;
+  redisUrl: string;
+  keys: Keys;
+  /** This caller's stable id: names its reply stream. */
+  workerId: string;
+  logger: Logger;
+  /** Approximate cap of the request stream. @defaultValue 100000 */
+  maxLen?: number;
+  /** A reply stream not refreshed this long (its caller died) is deleted by Redis. @defaultValue 600 */
+  replyStreamTtlSeconds?: number;
+  maxRequestBytes?: number;
+  maxReplyBytes?: number;
+  /** @defaultValue 1000 */
+  blockMs?: number;
+}
+
+export interface ToolCall {
+  toolName: string;
+  toolArgs: JsonValue;
+  userId: string;
+  /** The caller's catalog hash of this tool, or "" when it has none. */
+  schemaHash: string;
+  /** The context without the trace id; `traceId` below. */
+  ctx: Omit<WireContext, "traceId">;
+  /** Ties the call to its request; defaults to the correlation id. */
+  traceId?: string;
+  /** The authenticated identity, written to the session record. */
+  identity: SessionIdentity;
+  timeoutMs: number;
+}
+
+/** Why a call has no reply. */
+export class ToolCallError extends Error {
+  override readonly name = "ToolCallError";
+  constructor(
+    readonly code: "TIMEOUT" | "STOPPED" | "PUBLISH_FAILED",
+    message: string,
+    /** The request's idempotency key, so the caller can try to cancel it. */
+    readonly idemKey: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+interface Pending {
+  resolve(reply: ToolReply): void;
+  reject(err: ToolCallError): void;
+  idemKey: string;
+}
+
+/**
+ * The caller side of the tools RPC: publishes a request (with its session
+ * record, in one round trip) and waits for the reply on this caller's own
+ * reply stream. Every pending call ends: with its reply, a timeout, or stop().
+ */
+export class ToolsClient {
+  readonly replyStream: string;
+  private readonly pending = new Map<string, Pending>();
+  private readonly reader: BlockingReader;
+  private refresh: NodeJS.Timeout | undefined;
+  private started = false;
+
+  constructor(private readonly o: ToolsClientOptions) {
+    this.replyStream = o.keys.toolsReplyStream(o.workerId);
+    this.reader = new BlockingReader({
+      redis: o.redis,
+      redisUrl: o.redisUrl,
+      logger: o.logger,
+      name: `reply-${o.workerId}`,
+      stream: this.replyStream,
+      group: o.keys.group(this.replyStream),
+      consumer: o.workerId,
+      groupStart: "$",
+      ...(o.blockMs ? { blockMs: o.blockMs } : {}),
+      // Nobody else reads this stream and a reply matters only to a live caller: no pending list to grow.
+      noAck: true,
+    });
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  get healthy(): boolean {
+    return this.started && Date.now() - this.reader.lastProgressAt < this.reader.stallMs;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    await ensureGroup(this.o.redis, this.replyStream, this.o.keys.group(this.replyStream), "$");
+    await this.touchReplyStream();
+    await this.reader.open();
+    this.started = true;
+    this.reader.start({ room: () => Promise.resolve(this.started ? 64 : 0), onEntries: (entries) => this.deliver(entries) });
+    const ttl = this.o.replyStreamTtlSeconds ?? 600;
+    const every = Math.max(1, ttl / 3) * 1000;
+    const tick = (): void => {
+      this.touchReplyStream()
+        .catch((err: unknown) => this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not refresh the reply stream's TTL"))
+        .finally(() => {
+          if (this.started) this.refresh = setTimeout(tick, every).unref();
+        });
+    };
+    this.refresh = setTimeout(tick, every).unref();
+  }
+
+  /** Ends the reader, fails every pending call, and deletes the reply stream. */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    clearTimeout(this.refresh);
+    for (const p of this.pending.values()) p.reject(new ToolCallError("STOPPED", "The tools client stopped before the reply arrived.", p.idemKey));
+    this.pending.clear();
+    await this.reader.stop();
+    try {
+      await this.o.redis.del(this.replyStream);
+    } catch (err) {
+      this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not delete the reply stream; its TTL will");
+    }
+  }
+
+  /** Publishes a call and resolves with its reply; rejects with a ToolCallError when none comes in time. */
+  async call(call: ToolCall): Promise<ToolReply> {
+    if (!this.started) throw new Error("ToolsClient.call() before start()");
+    const correlationId = randomUUID();
+    const traceId = call.traceId || correlationId;
+    const request: ToolRequest = {
+      type: "tool_exec",
+      toolName: call.toolName,
+      toolArgs: call.toolArgs,
+      userId: call.userId,
+      correlationId,
+      idemKey: `${traceId}:${correlationId}`,
+      replyTo: this.replyStream,
+      schemaHash: call.schemaHash,
+      deadlineMs: Date.now() + call.timeoutMs,
+      ctx: { ...call.ctx, traceId },
+    };
+    const fields = encodeRequest(request, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+    const reply = new Promise<ToolReply>((resolve, reject) => {
+      this.pending.set(correlationId, { resolve, reject, idemKey: request.idemKey });
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ToolCallError("TIMEOUT", `No reply from the tools service within ${call.timeoutMs} ms.`, request.idemKey)),
+        call.timeoutMs,
+      );
+    });
+    try {
+      try {
+        // The session record and the request in one round trip: the record exists before any worker can read the request.
+        await this.o.redis
+          .multi()
+          .addCommand(sessionWriteArgs(this.o.keys, traceId, call.identity, call.timeoutMs / 1000 + 60))
+          .addCommand(xaddArgs(this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000))
+          .exec();
+      } catch (err) {
+        throw new ToolCallError("PUBLISH_FAILED", `Could not publish the request: ${(err as Error).message}`, request.idemKey, { cause: err });
+      }
+      return await Promise.race([reply, timeout]);
+    } finally {
+      clearTimeout(timer);
+      this.pending.delete(correlationId);
+    }
+  }
+
+  private deliver(entries: StreamEntry[]): void {
+    // Read with NOACK, so once read an entry is only weight (files can be large): delete it.
+    this.o.redis.sendCommand(["XDEL", this.replyStream, ...entries.map((e) => e.id)]).catch((err: unknown) =>
+      this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not delete read replies; MAXLEN trimming will"),
+    );
+    for (const entry of entries) {
+      if (!entry.fields) continue;
+      const decoded = decodeReply(entry.fields, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
+      if (!decoded.ok) {
+        this.o.logger.warn({ stream: this.replyStream, entryId: entry.id, error: decoded.error }, "malformed reply dropped");
+        continue;
+      }
+      const waiting = this.pending.get(decoded.value.correlationId);
+      if (!waiting) {
+        // Its caller gave up (timeout) or it is a duplicate: nobody to hand it to.
+        this.o.logger.debug({ correlationId: decoded.value.correlationId }, "late or duplicate reply dropped");
+        continue;
+      }
+      this.pending.delete(decoded.value.correlationId);
+      waiting.resolve(decoded.value);
+    }
+  }
+
+  private async touchReplyStream(): Promise<void> {
+    await this.o.redis.expire(this.replyStream, this.o.replyStreamTtlSeconds ?? 600);
+  }
+}

@@ -1,0 +1,170 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { errorFields, type Logger } from "../core/log.js";
+import { duplicateConnection, type RedisClient } from "./client.js";
+import { ensureGroup, isNoGroupError, readGroup, type StreamEntry } from "./streams.js";
+
+export interface BlockingReaderOptions {
+  /** The shared connection; the reader makes its own from it. */
+  redis: RedisClient;
+  redisUrl: string;
+  logger: Logger;
+  /** Names the connection in CLIENT LIST and log lines. */
+  name: string;
+  stream: string;
+  group: string;
+  consumer: string;
+  /** Where a recreated group starts: `0` for a request stream, `$` for a reply stream. */
+  groupStart: string;
+  /** @defaultValue 1000 */
+  blockMs?: number;
+  /** @defaultValue 2000 */
+  watchdogGraceMs?: number;
+  /** Read without adding to the pending list (replies: the caller is their only reader). @defaultValue false */
+  noAck?: boolean;
+}
+
+export interface ConsumeHandlers {
+  /** How many entries to ask for; waits while there is no room. Resolves 0 to stop. */
+  room(): Promise<number>;
+  onEntries(entries: StreamEntry[]): void;
+}
+
+/**
+ * One consumer's blocking read loop on its own connection. A read that does
+ * not return within its block time plus a grace gets its connection replaced
+ * (a half-open socket never errors by itself); a lost group is recreated;
+ * any other failure is logged and retried with a capped backoff. Liveness is
+ * `lastProgressAt`: the time the last read came back.
+ */
+export class BlockingReader {
+  lastProgressAt = 0;
+  private connection: RedisClient | undefined;
+  private running = false;
+  private done: Promise<void> = Promise.resolve();
+  private readonly blockMs: number;
+  private readonly graceMs: number;
+
+  constructor(private readonly o: BlockingReaderOptions) {
+    this.blockMs = o.blockMs ?? 1000;
+    this.graceMs = o.watchdogGraceMs ?? 2000;
+  }
+
+  /** Longest time a healthy loop goes without progress. */
+  get stallMs(): number {
+    return this.blockMs + this.graceMs;
+  }
+
+  async open(): Promise<void> {
+    this.connection ??= await this.connect();
+  }
+
+  /** A one-off read without blocking (e.g. this consumer's own pending entries, id `0`). */
+  async readOnce(id: string, count: number): Promise<StreamEntry[]> {
+    await this.open();
+    return readGroup(this.connectionOrThrow(), { group: this.o.group, consumer: this.o.consumer, stream: this.o.stream, id, count });
+  }
+
+  start(handlers: ConsumeHandlers): void {
+    if (this.running) return;
+    this.running = true;
+    this.lastProgressAt = Date.now();
+    this.done = this.loop(handlers);
+  }
+
+  /** Ends the loop; a read already sent comes back within the block time, and what it brings is delivered. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.done;
+    this.connection?.destroy();
+    this.connection = undefined;
+  }
+
+  private async loop(handlers: ConsumeHandlers): Promise<void> {
+    let backoff = 0;
+    while (this.running) {
+      const count = await handlers.room();
+      if (!this.running || count <= 0) break;
+      try {
+        const entries = await this.watched(
+          readGroup(this.connectionOrThrow(), {
+            group: this.o.group,
+            consumer: this.o.consumer,
+            stream: this.o.stream,
+            id: ">",
+            count,
+            blockMs: this.blockMs,
+            ...(this.o.noAck ? { noAck: true } : {}),
+          }),
+        );
+        this.lastProgressAt = Date.now();
+        backoff = 0;
+        if (entries.length > 0) handlers.onEntries(entries);
+      } catch (err) {
+        if (!this.running) break;
+        if (isNoGroupError(err)) {
+          // Redis lost the group: restarted without persistence, or the stream was deleted.
+          await this.recreateGroup();
+          continue;
+        }
+        backoff = Math.min(Math.max(50, backoff * 2), 1000);
+        this.o.logger.warn({ reader: this.o.name, stream: this.o.stream, retryInMs: backoff, ...errorFields(err) }, "stream read failed");
+        await sleep(backoff);
+        if (!this.connection) await this.reconnect();
+      }
+    }
+  }
+
+  private async watched<T>(read: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StalledReadError(this.stallMs)), this.stallMs);
+    });
+    try {
+      return await Promise.race([read, stalled]);
+    } catch (err) {
+      if (err instanceof StalledReadError) {
+        // The stuck read rejects when its connection is destroyed; this error already stands for it.
+        read.catch(() => undefined);
+        this.o.logger.warn({ reader: this.o.name, stream: this.o.stream }, "blocking read stalled; replacing its connection");
+        this.connection?.destroy();
+        this.connection = undefined;
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async reconnect(): Promise<void> {
+    try {
+      this.connection = await this.connect();
+    } catch (err) {
+      this.o.logger.warn({ reader: this.o.name, ...errorFields(err) }, "could not open a new blocking connection; will retry");
+    }
+  }
+
+  private connect(): Promise<RedisClient> {
+    return duplicateConnection(this.o.redis, { url: this.o.redisUrl, logger: this.o.logger, name: this.o.name });
+  }
+
+  private connectionOrThrow(): RedisClient {
+    if (!this.connection) throw new Error("no blocking connection (reconnecting)");
+    return this.connection;
+  }
+
+  private async recreateGroup(): Promise<void> {
+    try {
+      await ensureGroup(this.o.redis, this.o.stream, this.o.group, this.o.groupStart);
+      this.o.logger.warn({ reader: this.o.name, stream: this.o.stream }, "consumer group was missing; recreated it");
+    } catch (err) {
+      this.o.logger.warn({ reader: this.o.name, stream: this.o.stream, ...errorFields(err) }, "could not recreate the consumer group");
+      await sleep(100);
+    }
+  }
+}
+
+class StalledReadError extends Error {
+  constructor(ms: number) {
+    super(`blocking read did not return within ${ms} ms`);
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Every Redis key toolfleet uses, built in this one place from the namespace
+ * (DESIGN §2). Nothing else in the code spells a key.
+ */
+export interface Keys {
+  readonly namespace: string;
+  /** Stream of tool-exec requests. */
+  readonly toolsStream: string;
+  /** Replies for one inference worker. */
+  toolsReplyStream(workerId: string): string;
+  /** The consumer group of any stream: `<stream>:grp`. */
+  group(stream: string): string;
+  /** Where a stream's poison entries are kept: `<stream>:dead`. */
+  deadLetter(stream: string): string;
+  /** Prefix shared by every reply stream, for finding departed workers' streams. */
+  readonly toolsReplyPrefix: string;
+  /** Gateway RPC requests, optionally per shard. */
+  gatewayStream(shard?: string): string;
+  readonly catalog: string;
+  readonly catalogChanged: string;
+  toolSession(traceId: string): string;
+  idempotency(idemKey: string): string;
+  /** Heartbeat record of one worker of a service (`tools`, `gateway`, …). */
+  heartbeat(service: string, workerId: string): string;
+  heartbeatPrefix(service: string): string;
+  task(taskId: string): string;
+  /** Sorted set of task ids by start time, for listing. */
+  readonly taskIndex: string;
+}
+
+const NAMESPACE = /^[A-Za-z0-9_.{}-]{1,64}$/;
+// Ids from outside (worker ids, trace ids) must not smuggle a separator or a glob.
+const ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
+
+function id(kind: string, value: string): string {
+  if (!ID.test(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}: use 1-200 of letters, digits and _ . : @ -`);
+  return value;
+}
+
+export function keys(namespace = "sg"): Keys {
+  if (!NAMESPACE.test(namespace)) throw new Error(`invalid key namespace ${JSON.stringify(namespace)}`);
+  const ns = namespace;
+  const toolsStream = `${ns}:stream:tools`;
+  return Object.freeze({
+    namespace: ns,
+    toolsStream,
+    toolsReplyPrefix: `${toolsStream}:reply:`,
+    toolsReplyStream: (workerId: string) => `${toolsStream}:reply:${id("worker id", workerId)}`,
+    group: (stream: string) => `${stream}:grp`,
+    deadLetter: (stream: string) => `${stream}:dead`,
+    gatewayStream: (shard?: string) => (shard === undefined ? `${ns}:stream:gateway` : `${ns}:stream:gateway:${id("shard", shard)}`),
+    catalog: `${ns}:tools:catalog`,
+    catalogChanged: `${ns}:tools:catalog:changed`,
+    toolSession: (traceId: string) => `${ns}:tool_session:${id("trace id", traceId)}`,
+    idempotency: (idemKey: string) => `${ns}:tools:idem:${id("idempotency key", idemKey)}`,
+    heartbeat: (service: string, workerId: string) => `${ns}:worker:${id("service", service)}:${id("worker id", workerId)}`,
+    heartbeatPrefix: (service: string) => `${ns}:worker:${id("service", service)}:`,
+    task: (taskId: string) => `${ns}:task:${id("task id", taskId)}`,
+    taskIndex: `${ns}:tasks`,
+  });
+}

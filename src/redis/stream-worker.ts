@@ -1,0 +1,377 @@
+import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import { errorFields, type Logger } from "../core/log.js";
+import { BlockingReader } from "./blocking-reader.js";
+import type { RedisClient } from "./client.js";
+import type { Keys } from "./keys.js";
+import {
+  autoClaim,
+  consumerPending,
+  deliveryCounts,
+  ensureGroup,
+  touchPending,
+  xaddArgs,
+  type StreamEntry,
+} from "./streams.js";
+import type { EntryFields } from "./wire.js";
+
+type Arg = string | Buffer;
+
+/** An entry as a handler receives it. */
+export interface DeliveredEntry {
+  id: string;
+  fields: EntryFields;
+  /** How many times the group has delivered it, this time included. */
+  deliveries: number;
+}
+
+/** A stream entry to add in the same round trip as the ack. */
+export interface Outbound {
+  stream: string;
+  fields: EntryFields;
+}
+
+/** What to do with an entry once handled. */
+export type Disposition =
+  /** Ack it; send the reply (if any) and run the extra commands in the same MULTI. */
+  | { kind: "ack"; reply?: Outbound | null; commands?: Arg[][] }
+  /** Leave it pending: someone else owns it, or it should be retried after the lease. */
+  | { kind: "leave" }
+  /** Poison: keep it in the dead-letter stream, ack it, and send the reply if one can be sent. */
+  | { kind: "dead"; reason: string; reply?: Outbound | null };
+
+export interface EntryHandler {
+  handle(entry: DeliveredEntry, stopping: AbortSignal): Promise<Disposition>;
+  /** The error reply for an entry dead-lettered for too many deliveries, when it names where to reply. */
+  deadLetterReply(entry: DeliveredEntry, reason: string): Outbound | null;
+  /** Called with the ids of in-flight entries whenever their leases are extended. */
+  extendLeases?(ids: readonly string[]): Promise<void>;
+}
+
+export interface StreamWorkerOptions {
+  redis: RedisClient;
+  /** For the blocking connection's error lines (redacted). */
+  redisUrl: string;
+  logger: Logger;
+  keys: Keys;
+  /** Names this kind of worker in heartbeat keys: `tools`, `gateway`. */
+  service: string;
+  stream: string;
+  consumer: string;
+  handler: EntryHandler;
+  /** Entries handled at once. @defaultValue 16 */
+  concurrency?: number;
+  /** How long one blocking read waits for entries. @defaultValue 1000 */
+  blockMs?: number;
+  /** A read that has not returned this long after its block time is presumed stuck, and its connection replaced. @defaultValue 2000 */
+  watchdogGraceMs?: number;
+  /** An entry idle this long is presumed abandoned by a dead worker and reclaimed. @defaultValue 30000 */
+  leaseMs?: number;
+  /** How often to look for abandoned entries. @defaultValue leaseMs / 2 */
+  claimEveryMs?: number;
+  /** An entry delivered more often than this is dead-lettered. @defaultValue 5 */
+  maxDeliveries?: number;
+  /** Approximate cap (`MAXLEN ~`) of the streams this worker writes to. @defaultValue 10000 */
+  maxLen?: number;
+  /** @defaultValue 2000 */
+  heartbeatMs?: number;
+}
+
+/** What a worker's heartbeat record says. */
+export interface Heartbeat {
+  service: string;
+  workerId: string;
+  pid: number;
+  host: string;
+  startedAt: number;
+  /** When the read loop last completed a read: the worker's liveness. */
+  lastProgressAt: number;
+  inFlight: number;
+  processed: number;
+  deadLettered: number;
+  healthy: boolean;
+}
+
+const SLOW_COMMIT_RETRIES = 20;
+
+/**
+ * The request side of a Redis Streams RPC: reads a stream in a consumer
+ * group, runs entries concurrently through a handler, sends each reply and
+ * ack in one MULTI, reclaims entries abandoned by dead workers, and
+ * dead-letters poison. Used by the tools service and the gateway.
+ */
+export class StreamWorker {
+  private readonly o: Required<Omit<StreamWorkerOptions, "handler" | "redis" | "logger" | "keys">>;
+  private readonly redis: RedisClient;
+  private readonly logger: Logger;
+  private readonly handler: EntryHandler;
+  private readonly keys: Keys;
+  private readonly group: string;
+  private readonly reader: BlockingReader;
+  private running = false;
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private slotFreed: (() => void) | undefined;
+  private readonly stopping = new AbortController();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private claimCursor = "0-0";
+  private readonly startedAt = Date.now();
+  private processed = 0;
+  private deadLettered = 0;
+
+  constructor(options: StreamWorkerOptions) {
+    const leaseMs = options.leaseMs ?? 30_000;
+    this.o = {
+      redisUrl: options.redisUrl,
+      service: options.service,
+      stream: options.stream,
+      consumer: options.consumer,
+      concurrency: positive("concurrency", options.concurrency ?? 16),
+      blockMs: positive("blockMs", options.blockMs ?? 1000),
+      watchdogGraceMs: positive("watchdogGraceMs", options.watchdogGraceMs ?? 2000),
+      leaseMs: positive("leaseMs", leaseMs),
+      claimEveryMs: positive("claimEveryMs", options.claimEveryMs ?? Math.max(50, leaseMs / 2)),
+      maxDeliveries: positive("maxDeliveries", options.maxDeliveries ?? 5),
+      maxLen: positive("maxLen", options.maxLen ?? 10_000),
+      heartbeatMs: positive("heartbeatMs", options.heartbeatMs ?? 2000),
+    };
+    this.redis = options.redis;
+    this.logger = options.logger;
+    this.handler = options.handler;
+    this.keys = options.keys;
+    this.group = options.keys.group(options.stream);
+    this.reader = new BlockingReader({
+      redis: options.redis,
+      redisUrl: options.redisUrl,
+      logger: options.logger,
+      name: `${options.service}-${options.consumer}-reader`,
+      stream: options.stream,
+      group: this.group,
+      consumer: options.consumer,
+      groupStart: "0",
+      blockMs: this.o.blockMs,
+      watchdogGraceMs: this.o.watchdogGraceMs,
+    });
+  }
+
+  get consumer(): string {
+    return this.o.consumer;
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Healthy while the read loop makes progress, whatever the socket says. */
+  get healthy(): boolean {
+    return this.running && Date.now() - this.reader.lastProgressAt < this.reader.stallMs;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    await ensureGroup(this.redis, this.o.stream, this.group);
+    await this.reader.open();
+    this.running = true;
+    await this.drainOwnPending();
+    this.reader.start({
+      room: async () => {
+        await this.waitForSlot();
+        return this.running ? this.o.concurrency - this.inFlight.size : 0;
+      },
+      onEntries: (entries) => {
+        for (const entry of entries) this.dispatch(entry, 1);
+      },
+    });
+    this.every(this.o.claimEveryMs, () => this.claimAbandoned());
+    this.every(Math.max(50, this.o.leaseMs / 3), () => this.extendLeases());
+    this.every(this.o.heartbeatMs, () => this.beat());
+    await this.beat();
+  }
+
+  /**
+   * Stops reading, lets in-flight entries finish (up to `timeoutMs`, then
+   * tells their handlers to stop), acks them, and closes the connections.
+   * An entry not finished by then stays pending and is reclaimed elsewhere.
+   */
+  async stop(timeoutMs = 30_000): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.slotFreed?.();
+    // A read already sent returns within blockMs; what it brings is ours and is run.
+    await this.reader.stop();
+    const drained = await Promise.race([
+      Promise.allSettled(this.inFlight.values()).then(() => true),
+      sleep(timeoutMs, false, { ref: false }),
+    ]);
+    if (!drained) {
+      this.logger.warn({ service: this.o.service, worker: this.o.consumer, inFlight: this.inFlight.size }, "stop timed out; abandoning in-flight entries to other workers");
+      this.stopping.abort(new Error("worker stopping"));
+      await Promise.allSettled(this.inFlight.values());
+    }
+    await this.leaveGroup();
+  }
+
+  // ── reading ─────────────────────────────────────────────────────────────
+
+  /** Entries this consumer name holds from an earlier life: run them before anything new. */
+  private async drainOwnPending(): Promise<void> {
+    let after = "0";
+    for (;;) {
+      const entries = await this.reader.readOnce(after, 100);
+      if (entries.length === 0) return;
+      const counts = await deliveryCounts(this.redis, this.o.stream, this.group, this.o.consumer, entries.map((e) => e.id));
+      for (const entry of entries) {
+        await this.waitForSlot();
+        this.dispatch(entry, counts.get(entry.id) ?? 1);
+      }
+      after = entries[entries.length - 1]?.id ?? after;
+      this.logger.info({ service: this.o.service, worker: this.o.consumer, entries: entries.length }, "resumed own pending entries");
+    }
+  }
+
+  private async claimAbandoned(): Promise<void> {
+    const free = this.o.concurrency - this.inFlight.size;
+    if (free <= 0) return;
+    const { next, entries } = await autoClaim(this.redis, this.o.stream, this.group, this.o.consumer, this.o.leaseMs, this.claimCursor, free);
+    this.claimCursor = next;
+    const fresh = entries.filter((e) => !this.inFlight.has(e.id));
+    if (fresh.length === 0) return;
+    const counts = await deliveryCounts(this.redis, this.o.stream, this.group, this.o.consumer, fresh.map((e) => e.id));
+    this.logger.info({ service: this.o.service, worker: this.o.consumer, entries: fresh.length }, "reclaimed abandoned entries");
+    for (const entry of fresh) this.dispatch(entry, counts.get(entry.id) ?? 2);
+  }
+
+  private async extendLeases(): Promise<void> {
+    const ids = [...this.inFlight.keys()];
+    if (ids.length === 0) return;
+    await touchPending(this.redis, this.o.stream, this.group, this.o.consumer, ids);
+    await this.handler.extendLeases?.(ids);
+  }
+
+  // ── handling ────────────────────────────────────────────────────────────
+
+  private dispatch(entry: StreamEntry, deliveries: number): void {
+    if (this.inFlight.has(entry.id)) return;
+    const work = this.process(entry, deliveries)
+      .catch((err: unknown) =>
+        this.logger.error({ service: this.o.service, worker: this.o.consumer, entryId: entry.id, ...errorFields(err) }, "entry left pending after an error; it will be retried"),
+      )
+      .finally(() => {
+        this.inFlight.delete(entry.id);
+        this.slotFreed?.();
+      });
+    this.inFlight.set(entry.id, work);
+  }
+
+  private async process(raw: StreamEntry, deliveries: number): Promise<void> {
+    if (raw.fields === null) {
+      // Trimmed away while pending: nothing left to run, only the ack.
+      await this.commit(raw.id, { kind: "ack" });
+      return;
+    }
+    const entry: DeliveredEntry = { id: raw.id, fields: raw.fields, deliveries };
+    if (deliveries > this.o.maxDeliveries) {
+      const reason = `delivered ${deliveries} times (limit ${this.o.maxDeliveries})`;
+      await this.commit(entry.id, { kind: "dead", reason, reply: this.handler.deadLetterReply(entry, reason) }, entry);
+      return;
+    }
+    const disposition = await this.handler.handle(entry, this.stopping.signal);
+    if (disposition.kind === "leave") return;
+    await this.commit(entry.id, disposition, entry);
+  }
+
+  /** Reply, extra commands, dead-letter copy and ack in one MULTI; retried while Redis is away. */
+  private async commit(id: string, disposition: Exclude<Disposition, { kind: "leave" }>, entry?: DeliveredEntry): Promise<void> {
+    const commands: Arg[][] = [];
+    if (disposition.kind === "ack") commands.push(...(disposition.commands ?? []));
+    if (disposition.kind === "dead" && entry) {
+      const copy: EntryFields = { stream: this.o.stream, entry_id: id, reason: disposition.reason, deliveries: String(entry.deliveries), worker: this.o.consumer, at: String(Date.now()) };
+      for (const [name, value] of Object.entries(entry.fields)) copy[`field.${name}`] = value;
+      commands.push(xaddArgs(this.keys.deadLetter(this.o.stream), copy, this.o.maxLen));
+      this.logger.warn({ service: this.o.service, entryId: id, reason: disposition.reason }, "entry dead-lettered");
+    }
+    if (disposition.reply) commands.push(xaddArgs(disposition.reply.stream, disposition.reply.fields, this.o.maxLen));
+    commands.push(["XACK", this.o.stream, this.group, id]);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const tx = this.redis.multi();
+        for (const args of commands) tx.addCommand(args);
+        await tx.exec();
+        break;
+      } catch (err) {
+        if (attempt >= SLOW_COMMIT_RETRIES) throw err;
+        await sleep(Math.min(50 * 2 ** attempt, 500));
+      }
+    }
+    if (disposition.kind === "dead") this.deadLettered++;
+    else this.processed++;
+  }
+
+  // ── lifecycle helpers ───────────────────────────────────────────────────
+
+  private waitForSlot(): Promise<void> {
+    if (this.inFlight.size < this.o.concurrency || !this.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.slotFreed = () => {
+        this.slotFreed = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** Runs `fn` every `ms` until stop, never overlapping itself; an error is logged and the next round goes on. */
+  private every(ms: number, fn: () => Promise<void>): void {
+    const schedule = (): void => {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        if (!this.running) return;
+        fn()
+          .catch((err: unknown) => this.logger.warn({ service: this.o.service, worker: this.o.consumer, task: fn.name, ...errorFields(err) }, "periodic stream task failed"))
+          .finally(() => {
+            if (this.running) schedule();
+          });
+      }, ms);
+      this.timers.add(timer);
+    };
+    schedule();
+  }
+
+  heartbeat(): Heartbeat {
+    return {
+      service: this.o.service,
+      workerId: this.o.consumer,
+      pid: process.pid,
+      host: hostname(),
+      startedAt: this.startedAt,
+      lastProgressAt: this.reader.lastProgressAt,
+      inFlight: this.inFlight.size,
+      processed: this.processed,
+      deadLettered: this.deadLettered,
+      healthy: this.healthy,
+    };
+  }
+
+  private async beat(): Promise<void> {
+    await this.redis.set(this.keys.heartbeat(this.o.service, this.o.consumer), JSON.stringify(this.heartbeat()), {
+      expiration: { type: "PX", value: this.o.heartbeatMs * 3 },
+    });
+  }
+
+  /** Deletes the heartbeat, and the consumer itself when it holds nothing, so departed workers leave no trace. */
+  private async leaveGroup(): Promise<void> {
+    try {
+      await this.redis.del(this.keys.heartbeat(this.o.service, this.o.consumer));
+      if ((await consumerPending(this.redis, this.o.stream, this.group, this.o.consumer)) === 0) {
+        await this.redis.sendCommand(["XGROUP", "DELCONSUMER", this.o.stream, this.group, this.o.consumer]);
+      }
+    } catch (err) {
+      this.logger.warn({ service: this.o.service, worker: this.o.consumer, ...errorFields(err) }, "could not clean up the worker's group membership");
+    }
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`StreamWorker option ${name}: expected a number > 0, got ${value}`);
+  return value;
+}

@@ -1,0 +1,170 @@
+import { AS_BUFFERS, type RedisClient } from "./client.js";
+import type { EntryFields } from "./wire.js";
+
+/**
+ * The stream commands toolfleet uses, as typed functions over raw commands.
+ * Raw replies are parsed here, defensively: they come from outside the process.
+ */
+
+export interface StreamEntry {
+  id: string;
+  /** Null when the entry was deleted (trimmed) while still pending. */
+  fields: EntryFields | null;
+}
+
+type Arg = string | Buffer;
+type RawEntry = [Buffer | string, (Buffer | string)[] | null];
+
+/** `XADD stream MAXLEN ~ maxLen * field value …` */
+export function xaddArgs(stream: string, fields: EntryFields, maxLen: number): Arg[] {
+  const args: Arg[] = ["XADD", stream, "MAXLEN", "~", String(maxLen), "*"];
+  for (const [name, value] of Object.entries(fields)) args.push(name, value);
+  return args;
+}
+
+/** Creates the group (and the stream); an existing group is left as it is. */
+export async function ensureGroup(client: RedisClient, stream: string, group: string, startId = "0"): Promise<void> {
+  try {
+    await client.sendCommand(["XGROUP", "CREATE", stream, group, startId, "MKSTREAM"]);
+  } catch (err) {
+    // BUSYGROUP means it exists already: exactly what we wanted.
+    if (!(err instanceof Error && err.message.startsWith("BUSYGROUP"))) throw err;
+  }
+}
+
+export function isNoGroupError(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith("NOGROUP");
+}
+
+export interface ReadGroupOptions {
+  group: string;
+  consumer: string;
+  stream: string;
+  /** `>` for new entries, `0` for this consumer's own pending ones. */
+  id: string;
+  count: number;
+  /** Milliseconds to block; omitted: do not block. */
+  blockMs?: number;
+  /** Do not add what is read to the pending list. */
+  noAck?: boolean;
+}
+
+export async function readGroup(client: RedisClient, o: ReadGroupOptions): Promise<StreamEntry[]> {
+  const args = ["XREADGROUP", "GROUP", o.group, o.consumer, "COUNT", String(o.count)];
+  if (o.blockMs !== undefined) args.push("BLOCK", String(o.blockMs));
+  if (o.noAck) args.push("NOACK");
+  args.push("STREAMS", o.stream, o.id);
+  const reply = await client.sendCommand<unknown>(args, { typeMapping: AS_BUFFERS });
+  const out: StreamEntry[] = [];
+  for (const entries of entriesByStream(reply)) {
+    for (const entry of asArray(entries, "XREADGROUP entries")) out.push(parseEntry(entry));
+  }
+  return out;
+}
+
+export interface AutoClaimResult {
+  next: string;
+  entries: StreamEntry[];
+}
+
+/** `XAUTOCLAIM`: takes over entries idle for at least `minIdleMs` from any consumer. */
+export async function autoClaim(
+  client: RedisClient,
+  stream: string,
+  group: string,
+  consumer: string,
+  minIdleMs: number,
+  start: string,
+  count: number,
+): Promise<AutoClaimResult> {
+  const reply = await client.sendCommand<unknown>(
+    ["XAUTOCLAIM", stream, group, consumer, String(Math.max(0, Math.floor(minIdleMs))), start, "COUNT", String(count)],
+    { typeMapping: AS_BUFFERS },
+  );
+  const [next, entries] = asArray(reply, "XAUTOCLAIM reply");
+  return {
+    next: text(next),
+    // Entries deleted while pending come back as nil (Redis 6.2) and are dropped from the PEL (7.0).
+    entries: asArray(entries, "XAUTOCLAIM entries")
+      .filter((e) => e !== null)
+      .map(parseEntry),
+  };
+}
+
+/** Delivery counts of entries a consumer holds (`XPENDING … start end count consumer`), by id. */
+export async function deliveryCounts(
+  client: RedisClient,
+  stream: string,
+  group: string,
+  consumer: string,
+  ids: readonly string[],
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  if (ids.length === 0) return counts;
+  const sorted = [...ids].sort(compareIds);
+  const first = sorted[0] ?? "-";
+  const last = sorted[sorted.length - 1] ?? "+";
+  // The range may also hold this consumer's other in-flight entries; leave room for them.
+  const reply = await client.sendCommand<unknown>(["XPENDING", stream, group, first, last, String(ids.length * 2 + 1000), consumer]);
+  const wanted = new Set(ids);
+  for (const row of asArray(reply, "XPENDING reply")) {
+    const [id, , , deliveries] = asArray(row, "XPENDING row");
+    const key = text(id);
+    if (wanted.has(key)) counts.set(key, Number(deliveries));
+  }
+  return counts;
+}
+
+/** Resets the idle time of entries this consumer holds, so no one reclaims live work. */
+export async function touchPending(client: RedisClient, stream: string, group: string, consumer: string, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await client.sendCommand(["XCLAIM", stream, group, consumer, "0", ...ids, "JUSTID"]);
+}
+
+/** Number of entries a consumer holds unacknowledged. */
+export async function consumerPending(client: RedisClient, stream: string, group: string, consumer: string): Promise<number> {
+  const reply = await client.sendCommand<unknown>(["XPENDING", stream, group, "-", "+", "1", consumer]);
+  return asArray(reply, "XPENDING reply").length;
+}
+
+export function compareIds(a: string, b: string): number {
+  const [am = "0", as = "0"] = a.split("-");
+  const [bm = "0", bs = "0"] = b.split("-");
+  const ms = BigInt(am) - BigInt(bm);
+  if (ms !== 0n) return ms < 0n ? -1 : 1;
+  const seq = BigInt(as) - BigInt(bs);
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
+}
+
+// RESP2 answers XREADGROUP with [[stream, entries]]; RESP3 (node-redis's
+// default) with a map from stream to entries, which arrives as an object.
+function entriesByStream(reply: unknown): unknown[] {
+  if (reply === null || reply === undefined) return [];
+  if (Array.isArray(reply)) return reply.map((s) => asArray(s, "XREADGROUP stream")[1]);
+  if (reply instanceof Map) return [...(reply as Map<unknown, unknown>).values()];
+  if (typeof reply === "object") return Object.values(reply);
+  throw new Error(`unexpected XREADGROUP reply from Redis: ${typeof reply}`);
+}
+
+function parseEntry(raw: unknown): StreamEntry {
+  const [id, flat] = asArray(raw, "stream entry") as RawEntry;
+  if (flat === null) return { id: text(id), fields: null };
+  const list = asArray(flat, "stream entry fields");
+  const fields: EntryFields = {};
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    const value = list[i + 1];
+    fields[text(list[i])] = typeof value === "string" ? Buffer.from(value) : Buffer.isBuffer(value) ? value : Buffer.from(text(value));
+  }
+  return { id: text(id), fields };
+}
+
+function asArray(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) throw new Error(`unexpected ${what} from Redis: ${typeof value}`);
+  return value;
+}
+
+function text(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (Buffer.isBuffer(value)) return value.toString("utf8");
+  throw new Error(`unexpected value from Redis: ${typeof value}`);
+}

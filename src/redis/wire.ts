@@ -1,0 +1,365 @@
+import { z } from "zod";
+import type { JsonValue, RichMessage, SentFile } from "../core/context.js";
+import type { OutcomeKind } from "../core/registry.js";
+
+/**
+ * The tool-exec wire format (docs/protocol.md is its specification).
+ *
+ * A stream entry carries a UTF-8 JSON document in the field `body`. A reply
+ * carries the bytes of each sent file in its own field (`file.0`, `file.1`,
+ * …), raw, so files cross Redis byte-identical with no base64 cost.
+ */
+export const PROTOCOL_VERSION = 1;
+export const BODY_FIELD = "body";
+export const fileField = (index: number): string => `file.${index}`;
+
+/** @defaultValue 1 MiB: a request is JSON arguments, never bulk data. */
+export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
+/** @defaultValue 64 MiB: a reply may carry files. */
+export const DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024;
+
+/** Stable codes of errors that cross a process; a caller may branch on them. */
+export const WIRE_ERROR_CODES = [
+  "UNAUTHENTICATED",
+  "INVALID_REQUEST",
+  "PAYLOAD_TOO_LARGE",
+  "UNSUPPORTED_VERSION",
+  "DEAD_LETTER",
+  "CATALOG_STALE",
+  "EXPIRED",
+  "INTERNAL",
+] as const;
+export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
+
+export interface WireError {
+  code: WireErrorCode;
+  message: string;
+  /** Whether the same request may succeed if sent again. */
+  retryable: boolean;
+}
+
+/** Thrown by encoders; decoders return their failures as values. */
+export class WireFormatError extends Error {
+  override readonly name = "WireFormatError";
+  constructor(
+    readonly code: WireErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The caller's context, as it crosses the wire. Identity here is informational only: the tools service takes identity from the session record. */
+export interface WireContext {
+  platform: string;
+  channelId: string;
+  userId: string;
+  userName: string;
+  guildId: string;
+  messageId: string;
+  observabilityRequestId: string;
+  disclosedSkillIds: string[];
+  roomContext: JsonValue;
+  traceId: string;
+}
+
+export interface ToolRequest {
+  type: "tool_exec";
+  toolName: string;
+  toolArgs: JsonValue;
+  userId: string;
+  correlationId: string;
+  /** `<traceId>:<correlationId>` */
+  idemKey: string;
+  /** The caller's reply stream. */
+  replyTo: string;
+  /** The caller's catalog hash of this tool. Empty: the caller has no catalog; no staleness check. */
+  schemaHash: string;
+  /** Absolute deadline, Unix epoch milliseconds: past it the caller has given up. */
+  deadlineMs: number;
+  ctx: WireContext;
+}
+
+export type ReplyStatus = "ok" | "error" | "CATALOG_STALE" | "EXPIRED";
+
+export interface WriteBack {
+  sentFiles: SentFile[];
+  injectedTools: string[] | null;
+  sentRichMessages: RichMessage[];
+}
+
+export interface ToolReply {
+  correlationId: string;
+  /** `ok`: the call ran through the registry and `result` is what the model sees (a tool's own failure included). */
+  status: ReplyStatus;
+  result: string;
+  /** How the registry judged the call, when it ran. */
+  outcome?: OutcomeKind;
+  /** Present whenever status is not `ok`. */
+  error?: WireError;
+  writeBack: WriteBack;
+  workerId: string;
+  durationMs: number;
+}
+
+/** Stream entry fields: names to bytes (or text). */
+export type EntryFields = Record<string, Buffer | string>;
+
+export type Decoded<T> =
+  | { ok: true; value: T }
+  | { ok: false; error: WireError; correlationId?: string; replyTo?: string };
+
+// ── schemas (snake_case on the wire, camelCase in code) ───────────────────
+
+const id = z.string().min(1).max(200).regex(/^[A-Za-z0-9_.:@-]+$/, "letters, digits and _ . : @ -");
+const text = (max: number) => z.string().max(max);
+const json: z.ZodType<JsonValue> = z.json();
+
+const wireContext = z.object({
+  platform: text(64).default(""),
+  channel_id: text(200).default(""),
+  user_id: text(200).default(""),
+  user_name: text(200).default(""),
+  guild_id: text(200).default(""),
+  message_id: text(200).default(""),
+  observability_request_id: text(200).default(""),
+  disclosed_skill_ids: z.array(text(200)).max(1000).default([]),
+  room_context: json.default(null),
+  trace_id: id,
+});
+
+const requestBody = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("tool_exec"),
+  tool_name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a tool name"),
+  tool_args: json,
+  user_id: text(200),
+  correlation_id: id,
+  idem_key: id,
+  reply_to: id,
+  schema_hash: text(128),
+  deadline_ms: z.number().int().positive(),
+  ctx: wireContext,
+});
+
+const fileMeta = z.object({ name: text(255).min(1), content_type: text(255).min(1), size: z.number().int().nonnegative(), field: z.string() });
+
+const replyBody = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("tool_result"),
+  correlation_id: id,
+  status: z.enum(["ok", "error", "CATALOG_STALE", "EXPIRED"]),
+  result: z.string(),
+  outcome: z.string().optional(),
+  error: z.object({ code: z.enum(WIRE_ERROR_CODES), message: z.string(), retryable: z.boolean() }).optional(),
+  writeback: z.object({
+    sent_files: z.array(fileMeta).max(100),
+    injected_tools: z.array(z.string()).max(1000).nullable(),
+    sent_rich_messages: z.array(z.record(z.string(), json)).max(1000),
+  }),
+  worker_id: z.string(),
+  duration_ms: z.number().nonnegative(),
+});
+
+// ── requests ──────────────────────────────────────────────────────────────
+
+export function encodeRequest(req: ToolRequest, maxBytes = DEFAULT_MAX_REQUEST_BYTES): EntryFields {
+  const body = JSON.stringify({
+    v: PROTOCOL_VERSION,
+    type: req.type,
+    tool_name: req.toolName,
+    tool_args: req.toolArgs,
+    user_id: req.userId,
+    correlation_id: req.correlationId,
+    idem_key: req.idemKey,
+    reply_to: req.replyTo,
+    schema_hash: req.schemaHash,
+    deadline_ms: req.deadlineMs,
+    ctx: {
+      platform: req.ctx.platform,
+      channel_id: req.ctx.channelId,
+      user_id: req.ctx.userId,
+      user_name: req.ctx.userName,
+      guild_id: req.ctx.guildId,
+      message_id: req.ctx.messageId,
+      observability_request_id: req.ctx.observabilityRequestId,
+      disclosed_skill_ids: req.ctx.disclosedSkillIds,
+      room_context: req.ctx.roomContext,
+      trace_id: req.ctx.traceId,
+    },
+  });
+  const size = Buffer.byteLength(body);
+  if (size > maxBytes) {
+    throw new WireFormatError(
+      "PAYLOAD_TOO_LARGE",
+      `The request for tool '${req.toolName}' is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} limit; send less data in the arguments.`,
+    );
+  }
+  return { [BODY_FIELD]: body };
+}
+
+export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUEST_BYTES): Decoded<ToolRequest> {
+  const parsed = parseBody(fields, maxBytes);
+  if (!parsed.ok) return parsed;
+  const raw = parsed.value as Record<string, unknown>;
+  // Salvage where to answer before full validation, so even a bad request gets a reply.
+  const hints = {
+    ...(typeof raw.correlation_id === "string" && id.safeParse(raw.correlation_id).success ? { correlationId: raw.correlation_id } : {}),
+    ...(typeof raw.reply_to === "string" && id.safeParse(raw.reply_to).success ? { replyTo: raw.reply_to } : {}),
+  };
+  if (raw.v !== PROTOCOL_VERSION) {
+    return { ok: false, error: wireError("UNSUPPORTED_VERSION", `protocol version ${JSON.stringify(raw.v)} is not supported (this worker speaks ${PROTOCOL_VERSION})`), ...hints };
+  }
+  const checked = requestBody.safeParse(raw);
+  if (!checked.success) return { ok: false, error: wireError("INVALID_REQUEST", `invalid request: ${describe(checked.error)}`), ...hints };
+  const b = checked.data;
+  const c = b.ctx;
+  return {
+    ok: true,
+    value: {
+      type: b.type,
+      toolName: b.tool_name,
+      toolArgs: b.tool_args,
+      userId: b.user_id,
+      correlationId: b.correlation_id,
+      idemKey: b.idem_key,
+      replyTo: b.reply_to,
+      schemaHash: b.schema_hash,
+      deadlineMs: b.deadline_ms,
+      ctx: {
+        platform: c.platform,
+        channelId: c.channel_id,
+        userId: c.user_id,
+        userName: c.user_name,
+        guildId: c.guild_id,
+        messageId: c.message_id,
+        observabilityRequestId: c.observability_request_id,
+        disclosedSkillIds: c.disclosed_skill_ids,
+        roomContext: c.room_context,
+        traceId: c.trace_id,
+      },
+    },
+  };
+}
+
+// ── replies ───────────────────────────────────────────────────────────────
+
+/** The reply as stored JSON plus raw file bytes; see `encodeReply`. */
+export function replyBodyJson(reply: ToolReply): string {
+  return JSON.stringify({
+    v: PROTOCOL_VERSION,
+    type: "tool_result",
+    correlation_id: reply.correlationId,
+    status: reply.status,
+    result: reply.result,
+    ...(reply.outcome ? { outcome: reply.outcome } : {}),
+    ...(reply.error ? { error: reply.error } : {}),
+    writeback: {
+      sent_files: reply.writeBack.sentFiles.map((f, i) => ({ name: f.name, content_type: f.contentType, size: f.data.byteLength, field: fileField(i) })),
+      injected_tools: reply.writeBack.injectedTools,
+      sent_rich_messages: reply.writeBack.sentRichMessages,
+    },
+    worker_id: reply.workerId,
+    duration_ms: Math.round(reply.durationMs * 1000) / 1000,
+  });
+}
+
+/**
+ * Encodes a reply. Over the size limit, the reply becomes a PAYLOAD_TOO_LARGE
+ * error reply instead (the caller must still hear back), with no files.
+ */
+export function encodeReply(reply: ToolReply, maxBytes = DEFAULT_MAX_REPLY_BYTES): EntryFields {
+  const body = replyBodyJson(reply);
+  const size = Buffer.byteLength(body) + reply.writeBack.sentFiles.reduce((n, f) => n + f.data.byteLength, 0);
+  if (size > maxBytes) {
+    const message = `The result of this tool call is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} reply limit, so it was not sent.`;
+    return encodeReply({ ...errorReply(reply.correlationId, reply.workerId, wireError("PAYLOAD_TOO_LARGE", message)), durationMs: reply.durationMs }, maxBytes);
+  }
+  const fields: EntryFields = { [BODY_FIELD]: body };
+  reply.writeBack.sentFiles.forEach((f, i) => {
+    fields[fileField(i)] = Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength);
+  });
+  return fields;
+}
+
+export function decodeReply(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_BYTES): Decoded<ToolReply> {
+  const parsed = parseBody(fields, maxBytes);
+  if (!parsed.ok) return parsed;
+  const checked = replyBody.safeParse(parsed.value);
+  if (!checked.success) return { ok: false, error: wireError("INVALID_REQUEST", `invalid reply: ${describe(checked.error)}`) };
+  const b = checked.data;
+  const sentFiles: SentFile[] = [];
+  for (const meta of b.writeback.sent_files) {
+    const data = fields[meta.field];
+    if (data === undefined || typeof data === "string" || data.byteLength !== meta.size) {
+      return { ok: false, error: wireError("INVALID_REQUEST", `invalid reply: file field ${meta.field} is missing or not ${meta.size} bytes`), correlationId: b.correlation_id };
+    }
+    sentFiles.push({ name: meta.name, contentType: meta.content_type, data });
+  }
+  return {
+    ok: true,
+    value: {
+      correlationId: b.correlation_id,
+      status: b.status,
+      result: b.result,
+      ...(b.outcome ? { outcome: b.outcome as OutcomeKind } : {}),
+      ...(b.error ? { error: b.error } : {}),
+      writeBack: { sentFiles, injectedTools: b.writeback.injected_tools, sentRichMessages: b.writeback.sent_rich_messages },
+      workerId: b.worker_id,
+      durationMs: b.duration_ms,
+    },
+  };
+}
+
+/** The retryable flag of each code, in one place. */
+export function wireError(code: WireErrorCode, message: string): WireError {
+  const retryable = code === "CATALOG_STALE" || code === "INTERNAL";
+  return { code, message, retryable };
+}
+
+export function errorReply(correlationId: string, workerId: string, error: WireError): ToolReply {
+  const status: ReplyStatus = error.code === "CATALOG_STALE" || error.code === "EXPIRED" ? error.code : "error";
+  return {
+    correlationId,
+    status,
+    result: "",
+    error,
+    writeBack: { sentFiles: [], injectedTools: null, sentRichMessages: [] },
+    workerId,
+    durationMs: 0,
+  };
+}
+
+// ── helpers ───────────────────────────────────────────────────────────────
+
+function parseBody(fields: EntryFields, maxBytes: number): Decoded<unknown> {
+  const body = fields[BODY_FIELD];
+  if (body === undefined) return { ok: false, error: wireError("INVALID_REQUEST", `entry has no '${BODY_FIELD}' field`) };
+  const size = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
+  if (size > maxBytes) {
+    return { ok: false, error: wireError("PAYLOAD_TOO_LARGE", `entry body is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} limit`) };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof body === "string" ? body : body.toString("utf8"));
+  } catch (err) {
+    return { ok: false, error: wireError("INVALID_REQUEST", `entry body is not JSON: ${(err as Error).message}`) };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return { ok: false, error: wireError("INVALID_REQUEST", "entry body is not a JSON object") };
+  }
+  return { ok: true, value };
+}
+
+function describe(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 10)
+    .map((i) => `${i.path.map(String).join(".") || "(body)"}: ${i.message}`)
+    .join("; ");
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
+}

@@ -1,0 +1,230 @@
+import type { ConfigSource } from "../config/live.js";
+import { ToolContext } from "../core/context.js";
+import type { Logger } from "../core/log.js";
+import { permissionDenied, type ToolRegistry } from "../core/registry.js";
+import { buildCatalog, publishCatalog, type Catalog } from "../redis/catalog.js";
+import type { RedisClient } from "../redis/client.js";
+import { claimRequest, extendClaimArgs, readRequestState, storeReplyArgs } from "../redis/idempotency.js";
+import type { Keys } from "../redis/keys.js";
+import { readSession } from "../redis/session.js";
+import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
+import {
+  DEFAULT_MAX_REPLY_BYTES,
+  DEFAULT_MAX_REQUEST_BYTES,
+  decodeRequest,
+  encodeReply,
+  errorReply,
+  wireError,
+  type ToolReply,
+  type ToolRequest,
+  type WireError,
+} from "../redis/wire.js";
+
+export interface ToolsServiceOptions {
+  redis: RedisClient;
+  redisUrl: string;
+  keys: Keys;
+  registry: ToolRegistry;
+  config: ConfigSource;
+  logger: Logger;
+  workerId: string;
+  /** Stream-engine settings: concurrency, lease, block time … */
+  worker?: Partial<Pick<StreamWorkerOptions, "concurrency" | "blockMs" | "watchdogGraceMs" | "leaseMs" | "claimEveryMs" | "maxDeliveries" | "maxLen" | "heartbeatMs">>;
+  /** @defaultValue 1 MiB */
+  maxRequestBytes?: number;
+  /** @defaultValue 64 MiB */
+  maxReplyBytes?: number;
+  /** Seconds a finished request's reply is kept for duplicate deliveries. @defaultValue 600 */
+  replyTtlSeconds?: number;
+}
+
+/**
+ * The tools tier: runs every tool not pinned elsewhere for requests taken
+ * from `sg:stream:tools`, and publishes the catalog of what it runs.
+ *
+ * Per request: refuse it if expired, stale for this tool, or without a
+ * session record; take identity only from that record and re-check the
+ * permission with it; claim the idempotency key so it runs once; run it
+ * through the registry; reply with the result and the write-back.
+ */
+export class ToolsService {
+  readonly worker: StreamWorker;
+  private readonly o: ToolsServiceOptions;
+  private readonly leaseMs: number;
+  private catalog: Catalog;
+  private readonly hashes = new Map<string, string>();
+  /** Idempotency keys of requests running here, by entry id, so their claims are extended with the lease. */
+  private readonly running = new Map<string, string>();
+
+  constructor(options: ToolsServiceOptions) {
+    this.o = options;
+    this.leaseMs = options.worker?.leaseMs ?? 30_000;
+    this.catalog = this.rebuildCatalog();
+    this.worker = new StreamWorker({
+      ...options.worker,
+      redis: options.redis,
+      redisUrl: options.redisUrl,
+      logger: options.logger,
+      keys: options.keys,
+      service: "tools",
+      stream: options.keys.toolsStream,
+      consumer: options.workerId,
+      handler: {
+        handle: (entry) => this.handle(entry),
+        deadLetterReply: (entry, reason) => this.deadLetterReply(entry, reason),
+        extendLeases: (ids) => this.extendClaims(ids),
+      },
+    });
+  }
+
+  get workerId(): string {
+    return this.o.workerId;
+  }
+
+  /** Publishes the catalog, then starts taking requests. */
+  async start(): Promise<void> {
+    await this.publishCatalog();
+    await this.worker.start();
+    this.o.logger.info({ worker: this.o.workerId, tools: this.catalog.tools.length, schemaHash: this.catalog.schemaHash }, "tools service started");
+  }
+
+  async stop(timeoutMs?: number): Promise<void> {
+    await this.worker.stop(timeoutMs);
+    await this.o.registry.close();
+  }
+
+  /** Rebuilds and republishes the catalog; call it after changing the registry's tools or permissions. */
+  async publishCatalog(): Promise<Catalog> {
+    this.catalog = this.rebuildCatalog();
+    await publishCatalog(this.o.redis, this.o.keys, this.catalog);
+    return this.catalog;
+  }
+
+  private rebuildCatalog(): Catalog {
+    const catalog = buildCatalog(this.o.registry.listTools(), this.o.registry.getPermissions());
+    this.hashes.clear();
+    for (const tool of catalog.tools) this.hashes.set(tool.name, tool.schemaHash);
+    return catalog;
+  }
+
+  private async handle(entry: DeliveredEntry): Promise<Disposition> {
+    const decoded = decodeRequest(entry.fields, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+    if (!decoded.ok) {
+      const replyTo = decoded.replyTo && this.isOurReplyStream(decoded.replyTo) ? decoded.replyTo : undefined;
+      const reply = replyTo && decoded.correlationId ? this.outbound(replyTo, errorReply(decoded.correlationId, this.o.workerId, decoded.error)) : null;
+      return { kind: "dead", reason: `${decoded.error.code}: ${decoded.error.message}`, reply };
+    }
+    const req = decoded.value;
+    // A reply stream outside our namespace would let a request write anywhere.
+    if (!this.isOurReplyStream(req.replyTo)) {
+      return { kind: "dead", reason: `INVALID_REQUEST: reply stream '${req.replyTo}' is not a reply stream of this namespace`, reply: null };
+    }
+    const refuse = (error: WireError): Disposition => ({ kind: "ack", reply: this.outbound(req.replyTo, errorReply(req.correlationId, this.o.workerId, error)) });
+
+    if (Date.now() > req.deadlineMs) {
+      return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
+    }
+    const current = this.hashes.get(req.toolName);
+    if (req.schemaHash && current !== undefined && current !== req.schemaHash) {
+      return refuse(wireError("CATALOG_STALE", `The caller's description of tool '${req.toolName}' is out of date; reload the catalog and call again.`));
+    }
+    const session = await readSession(this.o.redis, this.o.keys, req.ctx.traceId);
+    if (!session.ok) {
+      return refuse(wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
+    }
+
+    if (!(await claimRequest(this.o.redis, this.o.keys, req.idemKey, this.o.workerId, this.leaseMs))) {
+      return this.alreadyClaimed(req);
+    }
+    this.running.set(entry.id, req.idemKey);
+    try {
+      const reply = await this.run(req, session.identity);
+      const fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
+      return {
+        kind: "ack",
+        reply: { stream: req.replyTo, fields },
+        commands: [storeReplyArgs(this.o.keys, req.idemKey, fields, this.o.replyTtlSeconds ?? 600)],
+      };
+    } finally {
+      this.running.delete(entry.id);
+    }
+  }
+
+  private async run(req: ToolRequest, identity: { userId: string; guildId: string; channelId: string; platform: string }): Promise<ToolReply> {
+    const started = performance.now();
+    // Identity from the session record overwrites whatever the envelope claimed.
+    const ctx = new ToolContext({
+      platform: identity.platform,
+      channelId: identity.channelId,
+      userId: identity.userId,
+      userName: req.ctx.userName,
+      guildId: identity.guildId,
+      messageId: req.ctx.messageId,
+      observabilityRequestId: req.ctx.observabilityRequestId || req.ctx.traceId,
+      disclosedSkillIds: req.ctx.disclosedSkillIds,
+      roomContext: req.ctx.roomContext,
+    });
+    const base = { correlationId: req.correlationId, workerId: this.o.workerId };
+    // The authoritative permission check, with the session's identity: an empty user id is not a free pass.
+    if (!this.o.registry.isAllowed(req.toolName, identity.userId)) {
+      return { ...base, status: "ok", result: permissionDenied(identity.userId, req.toolName), outcome: "denied", writeBack: emptyWriteBack(), durationMs: performance.now() - started };
+    }
+    const timeoutMs = Math.max(1, Math.min(req.deadlineMs - Date.now(), this.o.config.get().toolsExecTimeout * 1000));
+    const outcome = await this.o.registry.execute(req.toolName, req.toolArgs, { userId: identity.userId, ctx, timeoutMs });
+    return {
+      ...base,
+      status: "ok",
+      result: outcome.text,
+      outcome: outcome.kind,
+      writeBack: { sentFiles: ctx.sentFiles, injectedTools: ctx.injectedTools, sentRichMessages: ctx.sentRichMessages },
+      durationMs: performance.now() - started,
+    };
+  }
+
+  /** Another delivery of a request someone already claimed: re-send its reply, skip it, or leave it to its owner. */
+  private async alreadyClaimed(req: ToolRequest): Promise<Disposition> {
+    const state = await readRequestState(this.o.redis, this.o.keys, req.idemKey);
+    if (state === null) return { kind: "leave" }; // the claim just expired: retry after the lease
+    switch (state.state) {
+      case "done":
+        return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
+      case "cancelled":
+        this.o.logger.info({ worker: this.o.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
+        return { kind: "ack" };
+      case "running":
+        return { kind: "leave" };
+    }
+  }
+
+  private deadLetterReply(entry: DeliveredEntry, reason: string): Outbound | null {
+    const decoded = decodeRequest(entry.fields, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+    const replyTo = decoded.ok ? decoded.value.replyTo : decoded.replyTo;
+    const correlationId = decoded.ok ? decoded.value.correlationId : decoded.correlationId;
+    if (!replyTo || !correlationId || !this.isOurReplyStream(replyTo)) return null;
+    return this.outbound(replyTo, errorReply(correlationId, this.o.workerId, wireError("DEAD_LETTER", `The request could not be completed: ${reason}.`)));
+  }
+
+  private async extendClaims(ids: readonly string[]): Promise<void> {
+    const tx = this.o.redis.multi();
+    let any = false;
+    for (const id of ids) {
+      const idemKey = this.running.get(id);
+      if (!idemKey) continue;
+      tx.addCommand(extendClaimArgs(this.o.keys, idemKey, this.leaseMs));
+      any = true;
+    }
+    if (any) await tx.execAsPipeline();
+  }
+
+  private outbound(stream: string, reply: ToolReply): Outbound {
+    return { stream, fields: encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES) };
+  }
+
+  private isOurReplyStream(stream: string): boolean {
+    return stream.startsWith(this.o.keys.toolsReplyPrefix) && stream.length > this.o.keys.toolsReplyPrefix.length;
+  }
+}
+
+function emptyWriteBack(): ToolReply["writeBack"] {
+  return { sentFiles: [], injectedTools: null, sentRichMessages: [] };
+}
