@@ -40,6 +40,10 @@ export interface ToolCall {
   timeoutMs: number;
 }
 
+// A worker reads the session record when it starts a request, which it does
+// only before the deadline: the record need not outlive it by much.
+const SESSION_MARGIN_SECONDS = 5;
+
 /** Why a call has no reply. */
 export class ToolCallError extends Error {
   override readonly name = "ToolCallError";
@@ -164,7 +168,7 @@ export class ToolsClient {
         // The session record and the request in one round trip: the record exists before any worker can read the request.
         await this.o.redis
           .multi()
-          .addCommand(sessionWriteArgs(this.o.keys, traceId, call.identity, call.timeoutMs / 1000 + 60))
+          .addCommand(sessionWriteArgs(this.o.keys, traceId, call.identity, call.timeoutMs / 1000 + SESSION_MARGIN_SECONDS))
           .addCommand(xaddArgs(this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000))
           .exec();
       } catch (err) {

@@ -1,6 +1,6 @@
 import type { ConfigSource } from "../config/live.js";
 import { ToolContext } from "../core/context.js";
-import type { Logger } from "../core/log.js";
+import { errorFields, type Logger } from "../core/log.js";
 import { permissionDenied, type ToolRegistry } from "../core/registry.js";
 import { buildCatalog, publishCatalog, type Catalog } from "../redis/catalog.js";
 import type { RedisClient } from "../redis/client.js";
@@ -34,7 +34,7 @@ export interface ToolsServiceOptions {
   maxRequestBytes?: number;
   /** @defaultValue 64 MiB */
   maxReplyBytes?: number;
-  /** Seconds a finished request's reply is kept for duplicate deliveries. @defaultValue 600 */
+  /** Seconds a finished request's reply is kept for duplicate deliveries. @defaultValue 120 */
   replyTtlSeconds?: number;
 }
 
@@ -84,11 +84,14 @@ export class ToolsService {
   /** Publishes the catalog, then starts taking requests. */
   async start(): Promise<void> {
     await this.publishCatalog();
+    // A Redis that restarted empty has lost the catalog: publish it again on every reconnect.
+    this.o.redis.on("ready", this.republish);
     await this.worker.start();
     this.o.logger.info({ worker: this.o.workerId, tools: this.catalog.tools.length, schemaHash: this.catalog.schemaHash }, "tools service started");
   }
 
   async stop(timeoutMs?: number): Promise<void> {
+    this.o.redis.off("ready", this.republish);
     await this.worker.stop(timeoutMs);
     await this.o.registry.close();
   }
@@ -99,6 +102,10 @@ export class ToolsService {
     await publishCatalog(this.o.redis, this.o.keys, this.catalog);
     return this.catalog;
   }
+
+  private readonly republish = (): void => {
+    this.publishCatalog().catch((err: unknown) => this.o.logger.error({ worker: this.o.workerId, ...errorFields(err) }, "could not republish the catalog after a reconnect"));
+  };
 
   private rebuildCatalog(): Catalog {
     const catalog = buildCatalog(this.o.registry.listTools(), this.o.registry.getPermissions());
@@ -143,7 +150,7 @@ export class ToolsService {
       return {
         kind: "ack",
         reply: { stream: req.replyTo, fields },
-        commands: [storeReplyArgs(this.o.keys, req.idemKey, fields, this.o.replyTtlSeconds ?? 600)],
+        commands: [storeReplyArgs(this.o.keys, req.idemKey, fields, this.o.replyTtlSeconds ?? 120)],
       };
     } finally {
       this.running.delete(entry.id);

@@ -1,0 +1,107 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { connectRedis, type RedisClient } from "../src/redis/client.js";
+import { keys, type Keys } from "../src/redis/keys.js";
+import { eventually, RecordingLogger } from "./helpers.js";
+
+/** The shared test Redis (present on every machine of this project; .ci/run starts it). */
+export const REDIS_URL = process.env.TOOLFLEET_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+export const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+/** A namespace of its own for each test, so tests never see each other's keys. */
+export function testKeys(): Keys {
+  return keys(`tftest-${randomBytes(4).toString("hex")}`);
+}
+
+export async function connect(url = REDIS_URL, logger = new RecordingLogger()): Promise<RedisClient> {
+  return connectRedis({ url, logger, name: "test" });
+}
+
+/** Every key of a namespace (SCAN, not KEYS). */
+export async function namespaceKeys(redis: RedisClient, k: Keys): Promise<string[]> {
+  const found: string[] = [];
+  for await (const batch of redis.scanIterator({ MATCH: `${k.namespace}:*`, COUNT: 1000 })) found.push(...batch);
+  return found.sort();
+}
+
+export async function dropNamespace(redis: RedisClient, k: Keys): Promise<void> {
+  const all = await namespaceKeys(redis, k);
+  for (let i = 0; i < all.length; i += 500) await redis.del(all.slice(i, i + 500));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/** A redis-server of the test's own, on a free port, that the test may kill and restart. */
+export class OwnRedis {
+  private process: ChildProcess | undefined;
+  private readonly dir = mkdtempSync(join(tmpdir(), "toolfleet-redis-"));
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<OwnRedis> {
+    const own = new OwnRedis(await freePort());
+    await own.up();
+    return own;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async up(): Promise<void> {
+    this.process = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir], {
+      stdio: "ignore",
+    });
+    const probe = await eventually(async () => connect(this.url), 5000, 20);
+    await probe.close();
+  }
+
+  /** SIGKILL: Redis vanishes mid-command, as in a crash. */
+  async kill(): Promise<void> {
+    const proc = this.process;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((resolve) => proc.once("exit", resolve));
+    proc.kill("SIGKILL");
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A `toolfleet tools` child process; resolves once it says it is ready. */
+export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildProcess & { output: () => string }> {
+  const child = spawn(process.execPath, [CLI, "tools", ...args], {
+    env: { ...process.env, TOOLFLEET_LOG_LEVEL: "warn", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+  await eventually(() => {
+    if (child.exitCode !== null) throw new Error(`tools process exited early (${child.exitCode}): ${output}`);
+    if (!output.includes(" ready: ")) throw new Error("not ready yet");
+  }, 15_000, 25);
+  return Object.assign(child, { output: () => output });
+}
+
+export async function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode;
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
