@@ -129,6 +129,9 @@ export class ToolsService {
     const refuse = (error: WireError): Disposition => ({ kind: "ack", reply: this.outbound(req.replyTo, errorReply(req.correlationId, this.o.workerId, error)) });
 
     if (Date.now() > req.deadlineMs) {
+      // A late duplicate of a request that did run still gets its real reply.
+      const state = await readRequestState(this.o.redis, this.o.keys, req.idemKey);
+      if (state?.state === "done") return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
       return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
     }
     const current = this.hashes.get(req.toolName);

@@ -1,0 +1,425 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { z } from "zod";
+import { loadToolModule } from "../src/cli/load-tools.js";
+import { registryFor } from "../src/cli/local.js";
+import { defineConfig, defineTool, staticConfig } from "../src/index.js";
+import { ToolsClient, type ToolCall } from "../src/inference/tools-client.js";
+import { closeRedis, type RedisClient } from "../src/redis/client.js";
+import { cancelRequest } from "../src/redis/idempotency.js";
+import type { Keys } from "../src/redis/keys.js";
+import { writeSession } from "../src/redis/session.js";
+import { xaddArgs } from "../src/redis/streams.js";
+import { decodeReply, encodeRequest, type ToolReply, type ToolRequest } from "../src/redis/wire.js";
+import { ToolsService } from "../src/tools/service.js";
+import { RecordingLogger, eventually } from "./helpers.js";
+import { REDIS_URL, connect, dropNamespace, namespaceKeys, testKeys } from "./redis-helpers.js";
+
+/** A tool whose runs are counted, to prove what ran once. */
+function countingTool(counter: { runs: number }) {
+  return defineTool({
+    name: "count_me",
+    description: "Counts its runs.",
+    parameters: z.object({ ms: z.number().default(0) }),
+    handler: async ({ ms }) => {
+      await sleep(ms);
+      counter.runs++;
+      return `run ${counter.runs}`;
+    },
+  });
+}
+
+interface Fleet {
+  redis: RedisClient;
+  keys: Keys;
+  logger: RecordingLogger;
+  service: ToolsService;
+  client: ToolsClient;
+  counter: { runs: number };
+  stop(): Promise<void>;
+}
+
+async function fleet(options: { workerId?: string; leaseMs?: number; maxDeliveries?: number; maxLen?: number; replyTtlSeconds?: number; concurrency?: number } = {}): Promise<Fleet> {
+  const logger = new RecordingLogger();
+  const redis = await connect(REDIS_URL, logger);
+  const k = testKeys();
+  const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
+  const counter = { runs: 0 };
+  const module = await loadToolModule();
+  const registry = registryFor({ tools: [...module.tools, countingTool(counter)], permissions: module.permissions }, config, logger);
+  const service = new ToolsService({
+    redis,
+    redisUrl: REDIS_URL,
+    keys: k,
+    registry,
+    config,
+    logger,
+    workerId: options.workerId ?? "w1",
+    worker: { blockMs: 200, leaseMs: options.leaseMs ?? 5000, maxDeliveries: options.maxDeliveries ?? 5, maxLen: options.maxLen ?? 10_000, concurrency: options.concurrency ?? 16 },
+    replyTtlSeconds: options.replyTtlSeconds ?? 120,
+  });
+  await service.start();
+  const client = new ToolsClient({ redis, redisUrl: REDIS_URL, keys: k, workerId: "caller-1", logger, blockMs: 200, ...(options.maxLen ? { maxLen: options.maxLen } : {}) });
+  await client.start();
+  return {
+    redis,
+    keys: k,
+    logger,
+    service,
+    client,
+    counter,
+    stop: async () => {
+      await client.stop();
+      await service.stop();
+      await dropNamespace(redis, k);
+      await closeRedis(redis);
+    },
+  };
+}
+
+const identity = (userId: string) => ({ userId, guildId: "g1", channelId: "c1", platform: "discord" });
+const wireCtx = (userId = "alice") => ({
+  platform: "discord",
+  channelId: "c1",
+  userId,
+  userName: userId,
+  guildId: "g1",
+  messageId: "m1",
+  observabilityRequestId: "",
+  disclosedSkillIds: [],
+  roomContext: null,
+});
+
+function call(toolName: string, toolArgs: ToolCall["toolArgs"], userId = "alice", timeoutMs = 5000): ToolCall {
+  return { toolName, toolArgs, userId, schemaHash: "", ctx: wireCtx(userId), identity: identity(userId), timeoutMs };
+}
+
+/** A request written by hand, as an attacker or a buggy caller could. */
+function request(f: Fleet, over: Partial<ToolRequest> = {}): ToolRequest {
+  const correlationId = over.correlationId ?? `c${Math.random().toString(36).slice(2)}`;
+  const traceId = over.ctx?.traceId ?? `t${Math.random().toString(36).slice(2)}`;
+  return {
+    type: "tool_exec",
+    toolName: "echo",
+    toolArgs: { text: "x" },
+    userId: "alice",
+    correlationId,
+    idemKey: `${traceId}:${correlationId}`,
+    replyTo: f.keys.toolsReplyStream("by-hand"),
+    schemaHash: "",
+    deadlineMs: Date.now() + 5000,
+    ...over,
+    ctx: { ...wireCtx(), traceId, ...over.ctx },
+  };
+}
+
+async function publish(f: Fleet, fields: Record<string, string | Buffer>): Promise<void> {
+  await f.redis.sendCommand(xaddArgs(f.keys.toolsStream, fields, 10_000));
+}
+
+/** Replies on a hand-made reply stream, read without a group. */
+async function replies(f: Fleet, stream = f.keys.toolsReplyStream("by-hand")): Promise<ToolReply[]> {
+  const raw = await f.redis.sendCommand<unknown[]>(["XRANGE", stream, "-", "+"]);
+  return raw.map((entry) => {
+    const [, flat] = entry as [string, string[]];
+    const fields: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
+    const decoded = decodeReply(fields);
+    assert.ok(decoded.ok, JSON.stringify(decoded));
+    return decoded.value;
+  });
+}
+
+async function pendingCount(f: Fleet): Promise<number> {
+  const summary = await f.redis.sendCommand<[number, ...unknown[]]>(["XPENDING", f.keys.toolsStream, f.keys.group(f.keys.toolsStream)]);
+  return Number(summary[0]);
+}
+
+describe("tools service", () => {
+  let f: Fleet;
+  before(async () => {
+    f = await fleet();
+  });
+  after(async () => {
+    await f.stop();
+  });
+
+  test("a call round-trips with its result and write-back, the PNG byte-identical", async () => {
+    const echoed = await f.client.call(call("echo", { text: "hello", repeat: 2 }));
+    assert.equal(echoed.status, "ok");
+    assert.equal(echoed.result, "hellohello");
+    assert.equal(echoed.outcome, "ok");
+    assert.equal(echoed.workerId, "w1");
+
+    const image = await f.client.call(call("send_image", { width: 300, height: 200 }));
+    assert.equal(image.writeBack.sentFiles.length, 1);
+    const file = image.writeBack.sentFiles[0];
+    assert.equal(file?.name, "gradient.png");
+    assert.equal(file?.contentType, "image/png");
+    // The same tool run locally draws the same bytes: the remote copy must be identical.
+    const { sendImage } = await import("../examples/tools.js");
+    const { ToolContext } = await import("../src/index.js");
+    const local = new ToolContext();
+    await (sendImage.handler as (a: unknown, c: InstanceType<typeof ToolContext>) => unknown)({ width: 300, height: 200 }, local);
+    assert.ok(Buffer.from(local.sentFiles[0]?.data ?? []).equals(Buffer.from(file?.data ?? [])));
+
+    const injected = await f.client.call(call("inject_tool", { tool: "calculator" }));
+    assert.deepEqual(injected.writeBack.injectedTools, ["calculator"]);
+    const reacted = await f.client.call(call("echo", { text: 5 }));
+    assert.match(reacted.result, /^Invalid arguments for tool 'echo': text:/);
+    assert.equal(reacted.outcome, "invalid_args");
+  });
+
+  test("identity comes from the session record: a forged user id in the envelope gains nothing", async () => {
+    // The session says alice; the envelope claims admin for a tool only admin may run.
+    const forged = request(f, { toolName: "admin_stats", toolArgs: {}, userId: "admin", ctx: { ...wireCtx("admin"), traceId: "trace-forged" } });
+    await writeSession(f.redis, f.keys, "trace-forged", identity("alice"), 30);
+    await publish(f, encodeRequest(forged));
+    const [denied] = await eventually(async () => {
+      const got = (await replies(f)).filter((r) => r.correlationId === forged.correlationId);
+      assert.equal(got.length, 1);
+      return got;
+    });
+    assert.equal(denied?.result, "Permission denied: user 'alice' is not allowed to run tool 'admin_stats'.");
+    assert.equal(denied?.outcome, "denied");
+
+    // The reverse: the record says admin, so admin's tool runs whatever the envelope says.
+    const honest = request(f, { toolName: "admin_stats", toolArgs: {}, userId: "nobody", ctx: { ...wireCtx("nobody"), traceId: "trace-admin" } });
+    await writeSession(f.redis, f.keys, "trace-admin", identity("admin"), 30);
+    await publish(f, encodeRequest(honest));
+    const ok = await eventually(async () => {
+      const got = (await replies(f)).find((r) => r.correlationId === honest.correlationId);
+      assert.ok(got);
+      return got;
+    });
+    assert.equal(ok.outcome, "ok");
+    assert.match(ok.result, /"pid":\d+/);
+  });
+
+  test("without a session record the request is refused", async () => {
+    const orphan = request(f, { ctx: { ...wireCtx(), traceId: "trace-without-session" } });
+    await publish(f, encodeRequest(orphan));
+    const reply = await eventually(async () => {
+      const got = (await replies(f)).find((r) => r.correlationId === orphan.correlationId);
+      assert.ok(got);
+      return got;
+    });
+    assert.equal(reply.status, "error");
+    assert.equal(reply.error?.code, "UNAUTHENTICATED");
+    assert.equal(reply.error?.message, "Request refused: no session record for trace 'trace-without-session' (missing or expired).");
+    assert.equal(reply.result, "");
+  });
+
+  test("the same request delivered twice runs once, and both deliveries get the stored reply", async () => {
+    const before = f.counter.runs;
+    const req = request(f, { toolName: "count_me", toolArgs: { ms: 50 } });
+    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+    const fields = encodeRequest(req);
+    await publish(f, fields);
+    await publish(f, fields);
+    const got = await eventually(async () => {
+      const mine = (await replies(f)).filter((r) => r.correlationId === req.correlationId);
+      assert.equal(mine.length, 2);
+      return mine;
+    }, 15_000);
+    assert.equal(f.counter.runs, before + 1);
+    assert.equal(got[0]?.result, got[1]?.result, JSON.stringify(got));
+    await eventually(async () => assert.equal(await pendingCount(f), 0));
+  });
+
+  test("an expired request is not run", async () => {
+    const before = f.counter.runs;
+    const req = request(f, { toolName: "count_me", toolArgs: {}, deadlineMs: Date.now() - 1 });
+    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+    await publish(f, encodeRequest(req));
+    const reply = await eventually(async () => {
+      const got = (await replies(f)).find((r) => r.correlationId === req.correlationId);
+      assert.ok(got);
+      return got;
+    });
+    assert.equal(reply.status, "EXPIRED");
+    assert.equal(reply.error?.code, "EXPIRED");
+    assert.equal(f.counter.runs, before);
+  });
+
+  test("a stale hash for one tool gets CATALOG_STALE while other tools keep working", async () => {
+    const catalog = await f.service.publishCatalog();
+    const echoHash = catalog.tools.find((t) => t.name === "echo")?.schemaHash;
+    assert.ok(echoHash);
+    const stale = await f.client.call({ ...call("calculator", { a: 1, op: "add", b: 2 }), schemaHash: "0".repeat(64) });
+    assert.equal(stale.status, "CATALOG_STALE");
+    assert.equal(stale.error?.code, "CATALOG_STALE");
+    assert.equal(stale.error?.retryable, true);
+    const fresh = await f.client.call({ ...call("echo", { text: "still fine" }), schemaHash: echoHash });
+    assert.equal(fresh.status, "ok");
+    assert.equal(fresh.result, "still fine");
+  });
+
+  test("a request its caller cancelled before any worker claimed it is skipped", async () => {
+    const before = f.counter.runs;
+    const req = request(f, { toolName: "count_me", toolArgs: {} });
+    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+    assert.equal(await cancelRequest(f.redis, f.keys, req.idemKey, 60), true);
+    await publish(f, encodeRequest(req));
+    await eventually(async () => assert.equal(await pendingCount(f), 0));
+    await sleep(100);
+    assert.equal(f.counter.runs, before);
+    assert.equal((await replies(f)).filter((r) => r.correlationId === req.correlationId).length, 0);
+    assert.ok(f.logger.at("info").some((r) => r.msg.includes("cancelled by its caller")));
+  });
+
+  test("garbage is dead-lettered and acked, with an error reply where one can be sent, and the worker keeps serving", async () => {
+    const good = request(f);
+    const wrongTypes = JSON.stringify({ v: 1, type: "tool_exec", tool_name: 42, correlation_id: "corr-wrong-types", reply_to: good.replyTo });
+    const cases: Record<string, string | Buffer>[] = [
+      { body: "this is not json" },
+      { body: Buffer.from([0xff, 0xfe, 0x00, 0x01]) },
+      { nobody: "x" },
+      { body: "[1,2,3]" },
+      { body: wrongTypes },
+      { body: JSON.stringify({ ...JSON.parse(encodeRequest(good).body as string), v: 99 }) },
+      { body: JSON.stringify({ v: 1, type: "tool_exec", pad: "x".repeat(1024 * 1024 + 10) }) },
+      // A reply stream outside the namespace would let a request write anywhere: refused, no reply.
+      { body: encodeRequest({ ...good, correlationId: "corr-escape", replyTo: "victim:stream" }).body as string },
+    ];
+    for (const fields of cases) await publish(f, fields);
+    const dead = f.keys.deadLetter(f.keys.toolsStream);
+    await eventually(async () => assert.equal(Number(await f.redis.sendCommand(["XLEN", dead])), cases.length));
+    await eventually(async () => assert.equal(await pendingCount(f), 0));
+
+    const deadEntries = await f.redis.sendCommand<unknown[]>(["XRANGE", dead, "-", "+"]);
+    const reasons = deadEntries.map((e) => {
+      const flat = (e as [string, string[]])[1];
+      return flat[flat.indexOf("reason") + 1] ?? "";
+    });
+    assert.ok(reasons.some((r) => r.startsWith("INVALID_REQUEST: entry body is not JSON")));
+    assert.ok(reasons.some((r) => r.startsWith("INVALID_REQUEST: entry has no 'body' field")));
+    assert.ok(reasons.some((r) => r.startsWith("UNSUPPORTED_VERSION")));
+    assert.ok(reasons.some((r) => r.startsWith("PAYLOAD_TOO_LARGE")));
+    assert.ok(reasons.some((r) => r.includes("is not a reply stream of this namespace")));
+    assert.equal(Number(await f.redis.exists("victim:stream")), 0);
+
+    const errorReplies = await replies(f);
+    const wrong = errorReplies.find((r) => r.correlationId === "corr-wrong-types");
+    assert.equal(wrong?.status, "error");
+    assert.equal(wrong?.error?.code, "INVALID_REQUEST");
+    assert.match(wrong?.error?.message ?? "", /tool_name/);
+    const version = errorReplies.find((r) => r.correlationId === good.correlationId);
+    assert.equal(version?.error?.code, "UNSUPPORTED_VERSION");
+
+    const still = await f.client.call(call("echo", { text: "alive" }));
+    assert.equal(still.result, "alive");
+  });
+});
+
+test("an entry delivered more than the limit is dead-lettered with an error reply", async () => {
+  const f = await fleet({ workerId: "w-dl", leaseMs: 100, maxDeliveries: 2 });
+  try {
+    // Claimed by a worker that then "died": it never replies and never acks.
+    const req = request(f, { toolName: "count_me", toolArgs: {} });
+    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+    await f.redis.sendCommand(["SET", f.keys.idempotency(req.idemKey), JSON.stringify({ state: "running", worker: "ghost", at: Date.now() }), "PX", "60000"]);
+    await publish(f, encodeRequest(req));
+    const reply = await eventually(async () => {
+      const got = (await replies(f)).find((r) => r.correlationId === req.correlationId);
+      assert.ok(got);
+      return got;
+    }, 10_000);
+    assert.equal(reply.error?.code, "DEAD_LETTER");
+    assert.match(reply.error?.message ?? "", /delivered 3 times \(limit 2\)/);
+    assert.equal(f.counter.runs, 0);
+    await eventually(async () => assert.equal(await pendingCount(f), 0));
+  } finally {
+    await f.stop();
+  }
+});
+
+test("a graceful stop under load loses nothing", async () => {
+  const a = await fleet({ workerId: "w-a" });
+  const logger = new RecordingLogger();
+  // A second worker on the same namespace takes over what A does not start.
+  const { ToolsService: Service } = await import("../src/tools/service.js");
+  const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
+  const module = await loadToolModule();
+  const b = new Service({
+    redis: a.redis,
+    redisUrl: REDIS_URL,
+    keys: a.keys,
+    registry: registryFor({ tools: [...module.tools, countingTool(a.counter)], permissions: module.permissions }, config, logger),
+    config,
+    logger,
+    workerId: "w-b",
+    worker: { blockMs: 200 },
+  });
+  await b.start();
+  try {
+    const calls = Array.from({ length: 300 }, (_, i) => a.client.call(call("count_me", { ms: 20 + (i % 5) }, "alice", 20_000)));
+    await sleep(150);
+    await a.service.stop();
+    const settled = await Promise.allSettled(calls);
+    const failed = settled.filter((s) => s.status === "rejected");
+    assert.equal(failed.length, 0, JSON.stringify(failed.slice(0, 3)));
+    assert.equal(a.counter.runs, 300);
+    const byWorker = new Map<string, number>();
+    for (const s of settled) if (s.status === "fulfilled") byWorker.set(s.value.workerId, (byWorker.get(s.value.workerId) ?? 0) + 1);
+    assert.ok((byWorker.get("w-a") ?? 0) > 0, "worker A served some before it stopped");
+    assert.ok((byWorker.get("w-b") ?? 0) > 0, "worker B served the rest");
+    // A stopped cleanly: no heartbeat, no consumer left behind.
+    assert.equal(await a.redis.exists(a.keys.heartbeat("tools", "w-a")), 0);
+    const consumers = await a.redis.sendCommand<unknown[]>(["XINFO", "CONSUMERS", a.keys.toolsStream, a.keys.group(a.keys.toolsStream)]);
+    assert.ok(!JSON.stringify(consumers).includes("w-a"));
+  } finally {
+    await b.stop();
+    await a.client.stop();
+    await dropNamespace(a.redis, a.keys);
+    await closeRedis(a.redis);
+  }
+});
+
+test("after 100k calls, stream lengths and key counts stay bounded", { timeout: 300_000 }, async (t) => {
+  const f = await fleet({ workerId: "w-bulk", maxLen: 1000, replyTtlSeconds: 1, concurrency: 64 });
+  try {
+    const total = 100_000;
+    const inFlight = 128;
+    let next = 0;
+    const samples: { done: number; keys: number; requestLen: number; replyLen: number }[] = [];
+    const sample = async (done: number): Promise<void> => {
+      samples.push({
+        done,
+        keys: (await namespaceKeys(f.redis, f.keys)).length,
+        requestLen: Number(await f.redis.sendCommand(["XLEN", f.keys.toolsStream])),
+        replyLen: Number(await f.redis.sendCommand(["XLEN", f.client.replyStream])),
+      });
+    };
+    let done = 0;
+    const started = Date.now();
+    const lane = async (): Promise<void> => {
+      while (next < total) {
+        next++;
+        // Distinct trace ids, as distinct chat turns would have: one session record each.
+        const reply = await f.client.call({ ...call("echo", { text: "x".repeat(100) }, "alice", 2000), traceId: `bulk-${next}` });
+        assert.equal(reply.status, "ok");
+        done++;
+        if (done === 10_000 || done === total) await sample(done);
+      }
+    };
+    await Promise.all(Array.from({ length: inFlight }, lane));
+    const seconds = (Date.now() - started) / 1000;
+    t.diagnostic(`100k calls in ${seconds.toFixed(1)} s (${Math.round(total / seconds)} calls/s); samples ${JSON.stringify(samples)}`);
+    const [at10k, at100k] = samples;
+    assert.ok(at10k && at100k);
+    // MAXLEN ~ trims in whole nodes of 100 entries, so allow one node of slack.
+    assert.ok(at100k.requestLen <= 1000 + 100, `request stream ${at100k.requestLen}`);
+    assert.ok(at100k.replyLen <= 200, `reply stream ${at100k.replyLen}`);
+    // Session records and stored replies live seconds: the count tracks the rate, not the total.
+    assert.ok(at100k.keys <= Math.max(2 * at10k.keys, 5000) + 100, `keys: ${at10k.keys} at 10k, ${at100k.keys} at 100k`);
+    // Once the TTLs run out, only the fixed keys are left.
+    await eventually(async () => {
+      const left = await namespaceKeys(f.redis, f.keys);
+      assert.ok(left.length <= 6, left.join(" "));
+    }, 15_000, 500);
+  } finally {
+    await f.stop();
+  }
+});
