@@ -101,7 +101,8 @@ export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv =
   return Object.assign(child, { output: () => output });
 }
 
+/** The exit code once the process has ended (null when a signal ended it). */
 export async function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
   return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
 }

@@ -30,7 +30,8 @@ async function main(argv: string[]): Promise<number> {
         console.log(TOOLS_USAGE);
         return 0;
       }
-      return runToolsWorker(rest);
+      // Once the worker has stopped, exit even if a tool module left its own connections open.
+      return runToolsWorker(rest).then((code) => process.exit(code));
     case undefined:
     case "help":
     case "--help":

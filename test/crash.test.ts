@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { closeRedis } from "../src/redis/client.js";
+import { writeSession } from "../src/redis/session.js";
+import { xaddArgs } from "../src/redis/streams.js";
+import { decodeReply, encodeRequest, type ToolReply } from "../src/redis/wire.js";
+import { eventually } from "./helpers.js";
+import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "./redis-helpers.js";
+
+const FIXTURE = fileURLToPath(new URL("./fixtures/counting-tools.js", import.meta.url));
+
+test("a worker killed mid-call: another completes it, the side effect happens once, the caller gets one reply", { timeout: 90_000 }, async (t) => {
+  const k = testKeys();
+  const redis = await connect();
+  const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, TOOLFLEET_TEST_REDIS_URL: REDIS_URL };
+  const args = (id: string) => ["--worker-id", id, "--lease-ms", "1000", "--tools", FIXTURE];
+  const workers = await Promise.all([startToolsProcess(args("crash-a"), env), startToolsProcess(args("crash-b"), env)]);
+  const counter = `${k.namespace}:side-effect`;
+  try {
+    const replyTo = k.toolsReplyStream("crash-caller");
+    const correlationId = "crash-corr-1";
+    const traceId = "crash-trace-1";
+    await writeSession(redis, k, traceId, { userId: "alice", guildId: "", channelId: "", platform: "test" }, 120);
+    const fields = encodeRequest({
+      type: "tool_exec",
+      toolName: "slow_side_effect",
+      toolArgs: { ms: 2500, key: counter },
+      userId: "alice",
+      correlationId,
+      idemKey: `${traceId}:${correlationId}`,
+      replyTo,
+      schemaHash: "",
+      deadlineMs: Date.now() + 60_000,
+      ctx: { platform: "test", channelId: "", userId: "alice", userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null, traceId },
+    });
+    await redis.sendCommand(xaddArgs(k.toolsStream, fields, 1000));
+
+    // Whoever started it dies mid-call.
+    const startedKey = await eventually(async () => {
+      const found: string[] = [];
+      for await (const batch of redis.scanIterator({ MATCH: `${counter}:started:*` })) found.push(...batch);
+      assert.equal(found.length, 1);
+      return found[0] as string;
+    }, 10_000);
+    const victimPid = Number(startedKey.split(":").pop());
+    const victim = workers.find((w) => w.pid === victimPid);
+    assert.ok(victim, `the call started in one of our workers (pid ${victimPid})`);
+    const killedAt = Date.now();
+    victim.kill("SIGKILL");
+    assert.equal(await exited(victim), null);
+
+    const readReplies = async (): Promise<ToolReply[]> => {
+      const raw = await redis.sendCommand<[string, string[]][]>(["XRANGE", replyTo, "-", "+"]);
+      return raw.map(([, flat]) => {
+        const f: Record<string, string> = {};
+        for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
+        const decoded = decodeReply(f);
+        assert.ok(decoded.ok);
+        return decoded.value;
+      });
+    };
+    const [reply] = await eventually(async () => {
+      const got = await readReplies();
+      assert.equal(got.length, 1);
+      return got;
+    }, 30_000, 50);
+    t.diagnostic(`completed by the survivor ${Date.now() - killedAt} ms after the kill`);
+    const survivor = workers.find((w) => w !== victim);
+    assert.equal(reply?.status, "ok");
+    assert.equal(reply?.correlationId, correlationId);
+    assert.equal(reply?.result, `done by ${survivor?.pid} (run 1)`);
+    // Give any duplicate a chance to show up: there must be none.
+    await sleep(2500);
+    assert.equal((await readReplies()).length, 1);
+    assert.equal(await redis.get(counter), "1");
+    const pending = await redis.sendCommand<[number]>(["XPENDING", k.toolsStream, k.group(k.toolsStream)]);
+    assert.equal(Number(pending[0]), 0);
+  } finally {
+    for (const w of workers) if (w.exitCode === null) w.kill("SIGTERM");
+    await Promise.all(workers.map(exited));
+    await redis.del([counter]);
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+test("`toolfleet tools` stops cleanly on SIGTERM and on SIGINT, finishing the call in flight", { timeout: 60_000 }, async () => {
+  const k = testKeys();
+  const redis = await connect();
+  const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_TEST_REDIS_URL: REDIS_URL };
+  try {
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      const worker = await startToolsProcess(["--worker-id", `sig-${signal}`, "--tools", FIXTURE], env);
+      const counter = `${k.namespace}:sig-${signal}`;
+      const replyTo = k.toolsReplyStream(`sig-caller-${signal}`);
+      const traceId = `sig-trace-${signal}`;
+      await writeSession(redis, k, traceId, { userId: "u", guildId: "", channelId: "", platform: "" }, 60);
+      const fields = encodeRequest({
+        type: "tool_exec",
+        toolName: "slow_side_effect",
+        toolArgs: { ms: 800, key: counter },
+        userId: "u",
+        correlationId: `sig-${signal}`,
+        idemKey: `${traceId}:sig`,
+        replyTo,
+        schemaHash: "",
+        deadlineMs: Date.now() + 30_000,
+        ctx: { platform: "", channelId: "", userId: "u", userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null, traceId },
+      });
+      await redis.sendCommand(xaddArgs(k.toolsStream, fields, 1000));
+      await eventually(async () => {
+        const found: string[] = [];
+        for await (const batch of redis.scanIterator({ MATCH: `${counter}:started:*` })) found.push(...batch);
+        assert.equal(found.length, 1);
+      });
+      worker.kill(signal);
+      assert.equal(await exited(worker), 0, worker.output());
+      assert.match(worker.output(), /stopped/);
+      assert.equal(await redis.get(counter), "1", "the call in flight finished before the worker exited");
+      assert.equal(Number(await redis.sendCommand(["XLEN", replyTo])), 1);
+      assert.equal(await redis.exists(k.heartbeat("tools", `sig-${signal}`)), 0);
+      await redis.del([counter]);
+    }
+  } finally {
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
