@@ -2,11 +2,16 @@ import type { ConfigSource } from "../config/live.js";
 import type { Logger } from "../core/log.js";
 import { ToolRegistry } from "../core/registry.js";
 import { taskTools } from "../core/task-tools.js";
+import { TaskManager, type TaskStore } from "../core/tasks.js";
 import { loadToolModule, type ToolModule } from "./load-tools.js";
 
-/** A registry of a module's tools and permissions, plus the task tools (unless the module has its own). */
-export function registryFor(module: ToolModule, config: ConfigSource, logger: Logger): ToolRegistry {
-  const registry = new ToolRegistry({ config, logger });
+/**
+ * A registry of a module's tools and permissions, plus the task tools (unless
+ * the module has its own). Task results go to `taskStore` (default: memory).
+ */
+export function registryFor(module: ToolModule, config: ConfigSource, logger: Logger, taskStore?: TaskStore): ToolRegistry {
+  const taskManager = new TaskManager({ config, logger, ...(taskStore ? { store: taskStore } : {}) });
+  const registry = new ToolRegistry({ config, logger, taskManager });
   const own = new Set(module.tools.map((t) => t.name));
   registry.register(...module.tools, ...taskTools(() => registry.taskManager).filter((t) => !own.has(t.name)));
   registry.setPermissions(module.permissions);

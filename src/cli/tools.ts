@@ -5,6 +5,7 @@ import { redactRedisUrl } from "../config/schema.js";
 import { createLogger, errorFields } from "../core/log.js";
 import { closeRedis, connectRedis } from "../redis/client.js";
 import { keys } from "../redis/keys.js";
+import { RedisTaskStore } from "../redis/task-store.js";
 import { ToolsService } from "../tools/service.js";
 import { loadPermissionsFile, loadToolModule } from "./load-tools.js";
 import { registryFor } from "./local.js";
@@ -44,12 +45,13 @@ export async function runToolsWorker(argv: string[]): Promise<number> {
   const workerId = values["worker-id"] ?? `tools-${hostname()}-${process.pid}`;
   const module = await loadToolModule(values.tools);
   if (values.permissions) module.permissions = loadPermissionsFile(values.permissions);
-  const registry = registryFor(module, config, logger);
   const redis = await connectRedis({ url, logger, name: `tools-${workerId}` });
+  const k = keys(config.get().namespace);
+  const registry = registryFor(module, config, logger, config.get().taskStore === "redis" ? new RedisTaskStore(redis, k) : undefined);
   const service = new ToolsService({
     redis,
     redisUrl: url,
-    keys: keys(config.get().namespace),
+    keys: k,
     registry,
     config,
     logger,

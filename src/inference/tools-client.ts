@@ -86,7 +86,12 @@ export class ToolsClient {
       stream: this.replyStream,
       group: o.keys.group(this.replyStream),
       consumer: o.workerId,
-      groupStart: "$",
+      // Why `0`, not `$`: the group is lost when Redis restarts empty (or the
+      // stream expires), and workers may write replies to the new stream before
+      // this reader notices; `$` skipped those, so calls the worker had answered
+      // timed out. Every entry here is an unread reply (read ones are XDELed),
+      // and one nobody waits for is dropped as late.
+      groupStart: "0",
       ...(o.blockMs ? { blockMs: o.blockMs } : {}),
       // Nobody else reads this stream and a reply matters only to a live caller: no pending list to grow.
       noAck: true,
@@ -166,12 +171,19 @@ export class ToolsClient {
     try {
       try {
         // The session record and the request in one round trip: the record exists before any worker can read the request.
-        await this.o.redis
-          .multi()
-          .addCommand(sessionWriteArgs(this.o.keys, traceId, call.identity, call.timeoutMs / 1000 + SESSION_MARGIN_SECONDS))
-          .addCommand(xaddArgs(this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000))
-          .exec();
+        // Why the race: while Redis is away the publish waits in node-redis's offline queue, and the call's
+        // deadline covers that wait too; it also observes the timeout, which otherwise rejected unhandled
+        // (ending the process) when it fired before the publish returned.
+        await Promise.race([
+          this.o.redis
+            .multi()
+            .addCommand(sessionWriteArgs(this.o.keys, traceId, call.identity, call.timeoutMs / 1000 + SESSION_MARGIN_SECONDS))
+            .addCommand(xaddArgs(this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000))
+            .exec(),
+          timeout,
+        ]);
       } catch (err) {
+        if (err instanceof ToolCallError) throw err; // the TIMEOUT
         throw new ToolCallError("PUBLISH_FAILED", `Could not publish the request: ${(err as Error).message}`, request.idemKey, { cause: err });
       }
       return await Promise.race([reply, timeout]);

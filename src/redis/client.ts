@@ -39,7 +39,7 @@ export async function connectRedis(options: ConnectOptions): Promise<RedisClient
 
 /** A second connection with the same settings, for a blocking reader or a subscriber. */
 export async function duplicateConnection(client: RedisClient, options: ConnectOptions): Promise<RedisClient> {
-  const copy = client.duplicate();
+  const copy = client.duplicate(options.name ? { name: options.name } : {});
   watchErrors(copy, options);
   await copy.connect();
   return copy;

@@ -30,10 +30,10 @@ export interface Keys {
 
 const NAMESPACE = /^[A-Za-z0-9_.{}-]{1,64}$/;
 // Ids from outside (worker ids, trace ids) must not smuggle a separator or a glob.
-const ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
+const ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
 
 function id(kind: string, value: string): string {
-  if (!ID.test(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}: use 1-200 of letters, digits and _ . : @ -`);
+  if (!ID.test(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}: use 1-128 of letters, digits and _ . : @ -`);
   return value;
 }
 

@@ -29,6 +29,8 @@ export interface DeliveredEntry {
 export interface Outbound {
   stream: string;
   fields: EntryFields;
+  /** Expire the target stream this long after the write (a reply stream whose reader died). */
+  ttlSeconds?: number;
 }
 
 /** What to do with an entry once handled. */
@@ -195,8 +197,13 @@ export class StreamWorker {
   async stop(timeoutMs = 30_000): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    // Claiming and heartbeats end now; lease extension goes on until in-flight work is done,
+    // or a long call still running here would be reclaimed and run twice.
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    const leases = setInterval(() => {
+      this.extendLeases().catch((err: unknown) => this.logger.warn({ service: this.o.service, worker: this.o.consumer, ...errorFields(err) }, "lease extension failed while stopping"));
+    }, Math.max(50, this.o.leaseMs / 3));
     this.slotFreed?.();
     // A read already sent returns within blockMs; what it brings is ours and is run.
     await this.reader.stop();
@@ -209,6 +216,7 @@ export class StreamWorker {
       this.stopping.abort(new Error("worker stopping"));
       await Promise.allSettled(this.inFlight.values());
     }
+    clearInterval(leases);
     await this.leaveGroup();
   }
 
@@ -291,7 +299,11 @@ export class StreamWorker {
       commands.push(xaddArgs(this.keys.deadLetter(this.o.stream), copy, this.o.maxLen));
       this.logger.warn({ service: this.o.service, entryId: id, reason: disposition.reason }, "entry dead-lettered");
     }
-    if (disposition.reply) commands.push(xaddArgs(disposition.reply.stream, disposition.reply.fields, this.o.maxLen));
+    const reply = disposition.reply;
+    if (reply) {
+      commands.push(xaddArgs(reply.stream, reply.fields, this.o.maxLen));
+      if (reply.ttlSeconds !== undefined) commands.push(["EXPIRE", reply.stream, String(reply.ttlSeconds)]);
+    }
     commands.push(["XACK", this.o.stream, this.group, id]);
     for (let attempt = 0; ; attempt++) {
       try {

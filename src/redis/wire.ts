@@ -111,7 +111,9 @@ export type Decoded<T> =
 
 // ── schemas (snake_case on the wire, camelCase in code) ───────────────────
 
-const id = z.string().min(1).max(200).regex(/^[A-Za-z0-9_.:@-]+$/, "letters, digits and _ . : @ -");
+// 128 for one id (as the key builder allows), 300 for a composite (the idempotency key is trace:correlation).
+const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:@-]+$/, "letters, digits and _ . : @ -");
+const compositeId = z.string().min(1).max(300).regex(/^[A-Za-z0-9_.:@-]+$/, "letters, digits and _ . : @ -");
 const text = (max: number) => z.string().max(max);
 const json: z.ZodType<JsonValue> = z.json();
 
@@ -135,8 +137,8 @@ const requestBody = z.object({
   tool_args: json,
   user_id: text(200),
   correlation_id: id,
-  idem_key: id,
-  reply_to: id,
+  idem_key: compositeId,
+  reply_to: compositeId,
   schema_hash: text(128),
   deadline_ms: z.number().int().positive(),
   ctx: wireContext,
@@ -205,7 +207,7 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
   // Salvage where to answer before full validation, so even a bad request gets a reply.
   const hints = {
     ...(typeof raw.correlation_id === "string" && id.safeParse(raw.correlation_id).success ? { correlationId: raw.correlation_id } : {}),
-    ...(typeof raw.reply_to === "string" && id.safeParse(raw.reply_to).success ? { replyTo: raw.reply_to } : {}),
+    ...(typeof raw.reply_to === "string" && compositeId.safeParse(raw.reply_to).success ? { replyTo: raw.reply_to } : {}),
   };
   if (raw.v !== PROTOCOL_VERSION) {
     return { ok: false, error: wireError("UNSUPPORTED_VERSION", `protocol version ${JSON.stringify(raw.v)} is not supported (this worker speaks ${PROTOCOL_VERSION})`), ...hints };
@@ -268,18 +270,31 @@ export function replyBodyJson(reply: ToolReply): string {
  * Encodes a reply. Over the size limit, the reply becomes a PAYLOAD_TOO_LARGE
  * error reply instead (the caller must still hear back), with no files.
  */
+export const MAX_REPLY_FILES = 100;
+
 export function encodeReply(reply: ToolReply, maxBytes = DEFAULT_MAX_REPLY_BYTES): EntryFields {
-  const body = replyBodyJson(reply);
-  const size = Buffer.byteLength(body) + reply.writeBack.sentFiles.reduce((n, f) => n + f.data.byteLength, 0);
-  if (size > maxBytes) {
-    const message = `The result of this tool call is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} reply limit, so it was not sent.`;
-    return encodeReply({ ...errorReply(reply.correlationId, reply.workerId, wireError("PAYLOAD_TOO_LARGE", message)), durationMs: reply.durationMs }, maxBytes);
+  const problem = replyProblem(reply, maxBytes);
+  if (problem) {
+    // The caller must still hear back: an error reply in place of one it could not decode.
+    const body = replyBodyJson({ ...errorReply(reply.correlationId, reply.workerId, problem), durationMs: reply.durationMs });
+    return { [BODY_FIELD]: body };
   }
-  const fields: EntryFields = { [BODY_FIELD]: body };
+  const fields: EntryFields = { [BODY_FIELD]: replyBodyJson(reply) };
   reply.writeBack.sentFiles.forEach((f, i) => {
     fields[fileField(i)] = Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength);
   });
   return fields;
+}
+
+/** What would make a reply undeliverable or undecodable by the caller, checked before sending it. */
+function replyProblem(reply: ToolReply, maxBytes: number): WireError | null {
+  const files = reply.writeBack.sentFiles;
+  if (files.length > MAX_REPLY_FILES) return wireError("PAYLOAD_TOO_LARGE", `The tool sent ${files.length} files; at most ${MAX_REPLY_FILES} can be returned.`);
+  const bad = files.find((f) => !f.name || !f.contentType || f.name.length > 255 || f.contentType.length > 255);
+  if (bad) return wireError("INTERNAL", `The tool sent a file without a valid name and content type (${JSON.stringify(bad.name)}, ${JSON.stringify(bad.contentType)}).`);
+  const size = Buffer.byteLength(replyBodyJson(reply)) + files.reduce((n, f) => n + f.data.byteLength, 0);
+  if (size > maxBytes) return wireError("PAYLOAD_TOO_LARGE", `The result of this tool call is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} reply limit, so it was not sent.`);
+  return null;
 }
 
 export function decodeReply(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_BYTES): Decoded<ToolReply> {

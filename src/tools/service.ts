@@ -6,7 +6,7 @@ import { buildCatalog, publishCatalog, type Catalog } from "../redis/catalog.js"
 import type { RedisClient } from "../redis/client.js";
 import { claimRequest, extendClaimArgs, readRequestState, storeReplyArgs } from "../redis/idempotency.js";
 import type { Keys } from "../redis/keys.js";
-import { readSession } from "../redis/session.js";
+import { readSession, type SessionIdentity } from "../redis/session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
 import {
   DEFAULT_MAX_REPLY_BYTES,
@@ -19,6 +19,9 @@ import {
   type ToolRequest,
   type WireError,
 } from "../redis/wire.js";
+
+/** A caller that died leaves no one to delete its reply stream: each reply re-arms this expiry (the caller's own refresh matches it). */
+export const REPLY_STREAM_TTL_SECONDS = 600;
 
 export interface ToolsServiceOptions {
   redis: RedisClient;
@@ -70,7 +73,7 @@ export class ToolsService {
       stream: options.keys.toolsStream,
       consumer: options.workerId,
       handler: {
-        handle: (entry) => this.handle(entry),
+        handle: (entry, stopping) => this.handle(entry, stopping),
         deadLetterReply: (entry, reason) => this.deadLetterReply(entry, reason),
         extendLeases: (ids) => this.extendClaims(ids),
       },
@@ -114,7 +117,7 @@ export class ToolsService {
     return catalog;
   }
 
-  private async handle(entry: DeliveredEntry): Promise<Disposition> {
+  private async handle(entry: DeliveredEntry, stopping: AbortSignal): Promise<Disposition> {
     const decoded = decodeRequest(entry.fields, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     if (!decoded.ok) {
       const replyTo = decoded.replyTo && this.isOurReplyStream(decoded.replyTo) ? decoded.replyTo : undefined;
@@ -131,7 +134,7 @@ export class ToolsService {
     if (Date.now() > req.deadlineMs) {
       // A late duplicate of a request that did run still gets its real reply.
       const state = await readRequestState(this.o.redis, this.o.keys, req.idemKey);
-      if (state?.state === "done") return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
+      if (state?.state === "done") return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply, ttlSeconds: REPLY_STREAM_TTL_SECONDS } };
       return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
     }
     const current = this.hashes.get(req.toolName);
@@ -148,11 +151,11 @@ export class ToolsService {
     }
     this.running.set(entry.id, req.idemKey);
     try {
-      const reply = await this.run(req, session.identity);
+      const reply = await this.run(req, session.identity, stopping);
       const fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       return {
         kind: "ack",
-        reply: { stream: req.replyTo, fields },
+        reply: { stream: req.replyTo, fields, ttlSeconds: REPLY_STREAM_TTL_SECONDS },
         commands: [storeReplyArgs(this.o.keys, req.idemKey, fields, this.o.replyTtlSeconds ?? 120)],
       };
     } finally {
@@ -160,7 +163,7 @@ export class ToolsService {
     }
   }
 
-  private async run(req: ToolRequest, identity: { userId: string; guildId: string; channelId: string; platform: string }): Promise<ToolReply> {
+  private async run(req: ToolRequest, identity: SessionIdentity, stopping: AbortSignal): Promise<ToolReply> {
     const started = performance.now();
     // Identity from the session record overwrites whatever the envelope claimed.
     const ctx = new ToolContext({
@@ -173,6 +176,8 @@ export class ToolsService {
       observabilityRequestId: req.ctx.observabilityRequestId || req.ctx.traceId,
       disclosedSkillIds: req.ctx.disclosedSkillIds,
       roomContext: req.ctx.roomContext,
+      // A worker past its stop timeout aborts what still runs; the entry stays pending for another worker.
+      signal: stopping,
     });
     const base = { correlationId: req.correlationId, workerId: this.o.workerId };
     // The authoritative permission check, with the session's identity: an empty user id is not a free pass.
@@ -197,7 +202,7 @@ export class ToolsService {
     if (state === null) return { kind: "leave" }; // the claim just expired: retry after the lease
     switch (state.state) {
       case "done":
-        return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
+        return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply, ttlSeconds: REPLY_STREAM_TTL_SECONDS } };
       case "cancelled":
         this.o.logger.info({ worker: this.o.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
         return { kind: "ack" };
@@ -227,7 +232,7 @@ export class ToolsService {
   }
 
   private outbound(stream: string, reply: ToolReply): Outbound {
-    return { stream, fields: encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES) };
+    return { stream, fields: encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES), ttlSeconds: REPLY_STREAM_TTL_SECONDS };
   }
 
   private isOurReplyStream(stream: string): boolean {
