@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { loadToolModule } from "../src/cli/load-tools.js";
+import { registryFor } from "../src/cli/local.js";
+import { defineConfig, staticConfig } from "../src/index.js";
+import { ToolsClient } from "../src/inference/tools-client.js";
+import { closeRedis, connectRedis } from "../src/redis/client.js";
+import { ToolsService } from "../src/tools/service.js";
+import { RecordingLogger, eventually } from "./helpers.js";
+import { OwnRedis, testKeys } from "./redis-helpers.js";
+
+test("a blocking read that never returns is replaced, and the worker serves again", { timeout: 60_000 }, async () => {
+  const own = await OwnRedis.start();
+  const logger = new RecordingLogger();
+  const redis = await connectRedis({ url: own.url, logger, name: "svc" });
+  const control = await connectRedis({ url: own.url, logger, name: "control" });
+  const k = testKeys();
+  const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
+  const service = new ToolsService({
+    redis,
+    redisUrl: own.url,
+    keys: k,
+    registry: registryFor(await loadToolModule(), config, logger),
+    config,
+    logger,
+    workerId: "w-stuck",
+    worker: { blockMs: 200, watchdogGraceMs: 300 },
+  });
+  const client = new ToolsClient({ redis, redisUrl: own.url, keys: k, workerId: "caller", logger, blockMs: 200 });
+  try {
+    await service.start();
+    await client.start();
+    assert.equal(service.worker.healthy, true);
+    // Redis stops answering everyone (the socket stays open): reads neither return nor fail.
+    await control.sendCommand(["CLIENT", "PAUSE", "1500", "ALL"]);
+    await eventually(() => assert.equal(service.worker.healthy, false), 3000);
+    await eventually(() => assert.ok(logger.at("warn").some((r) => r.msg === "blocking read stalled; replacing its connection")), 3000);
+    // Once Redis answers again, the loop is live and calls go through.
+    await eventually(() => assert.equal(service.worker.healthy, true), 5000);
+    const reply = await client.call({
+      toolName: "echo",
+      toolArgs: { text: "after the stall" },
+      userId: "u",
+      schemaHash: "",
+      ctx: { platform: "", channelId: "", userId: "u", userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null },
+      identity: { userId: "u", guildId: "", channelId: "", platform: "" },
+      timeoutMs: 5000,
+    });
+    assert.equal(reply.result, "after the stall");
+    const beat = JSON.parse((await redis.get(k.heartbeat("tools", "w-stuck"))) ?? "{}") as { healthy?: boolean; workerId?: string };
+    assert.equal(beat.workerId, "w-stuck");
+  } finally {
+    await client.stop();
+    await service.stop();
+    await closeRedis(control);
+    await closeRedis(redis);
+    await own.stop();
+  }
+});
