@@ -60,3 +60,28 @@ export {
   type TaskStore,
 } from "./core/tasks.js";
 export { taskTools } from "./core/task-tools.js";
+export { keys, type Keys } from "./redis/keys.js";
+export { connectRedis, closeRedis, type RedisClient, type ConnectOptions } from "./redis/client.js";
+export {
+  PROTOCOL_VERSION,
+  WIRE_ERROR_CODES,
+  WireFormatError,
+  decodeReply,
+  decodeRequest,
+  encodeReply,
+  encodeRequest,
+  type ReplyStatus,
+  type ToolReply,
+  type ToolRequest,
+  type WireContext,
+  type WireError,
+  type WireErrorCode,
+  type WriteBack,
+} from "./redis/wire.js";
+export { buildCatalog, loadCatalog, publishCatalog, toolSchemaHash, watchCatalog, CatalogError, type Catalog, type CatalogTool, type CatalogWatch } from "./redis/catalog.js";
+export { readSession, writeSession, type SessionIdentity, type SessionLookup } from "./redis/session.js";
+export { cancelRequest } from "./redis/idempotency.js";
+export { RedisTaskStore } from "./redis/task-store.js";
+export { StreamWorker, type DeliveredEntry, type Disposition, type EntryHandler, type Heartbeat, type Outbound, type StreamWorkerOptions } from "./redis/stream-worker.js";
+export { ToolsService, type ToolsServiceOptions } from "./tools/service.js";
+export { ToolsClient, ToolCallError, type ToolCall, type ToolsClientOptions } from "./inference/tools-client.js";

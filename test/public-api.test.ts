@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+// The package's public surface, pinned: a change here is a change to what users may import.
+const EXPECTED = [
+  "CONFIG_FILE_VAR",
+  "CallSignal",
+  "CatalogError",
+  "DEFAULTS",
+  "ENV_VARS",
+  "GATEWAY_PINNED_TOOLS",
+  "INFERENCE_PINNED_TOOLS",
+  "LiveConfig",
+  "MemoryTaskStore",
+  "PROTOCOL_VERSION",
+  "RedisTaskStore",
+  "StreamWorker",
+  "TOOLS_SERVICE_MODES",
+  "TaskManager",
+  "ToolCallError",
+  "ToolContext",
+  "ToolRegistry",
+  "ToolfleetError",
+  "ToolsClient",
+  "ToolsService",
+  "WIRE_ERROR_CODES",
+  "WireFormatError",
+  "assertDisjointPins",
+  "assertToolName",
+  "buildCatalog",
+  "cancelRequest",
+  "closeRedis",
+  "connectRedis",
+  "createLogger",
+  "decodeReply",
+  "decodeRequest",
+  "defineConfig",
+  "defineTool",
+  "encodeReply",
+  "encodeRequest",
+  "formatArgIssues",
+  "gatewayUnavailable",
+  "isAllowedBy",
+  "keys",
+  "loadCatalog",
+  "loadConfig",
+  "openAITool",
+  "permissionDenied",
+  "publishCatalog",
+  "readSession",
+  "redactRedisUrl",
+  "silentLogger",
+  "staticConfig",
+  "taskTools",
+  "toolSchemaHash",
+  "watchCatalog",
+  "writeSession",
+];
+
+test("the public surface is exactly the named exports", async () => {
+  const api = await import("../src/index.js");
+  assert.deepEqual(Object.keys(api).sort(), [...EXPECTED].sort());
+});
