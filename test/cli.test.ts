@@ -21,7 +21,7 @@ test("toolfleet call runs one call in process and prints its result", async () =
   const ok = await cli(["call", "calculator", '{"a":2,"op":"power","b":10}', "--user", "alice"]);
   assert.equal(ok.code, 0);
   assert.equal(ok.stdout, '{"result":1024}\n');
-  assert.match(ok.stderr, /route=local kind=ok/);
+  assert.match(ok.stderr, /mode=in_process route=local [\d.]+ ms/);
 
   const denied = await cli(["call", "admin_stats", "{}", "--user", "alice"]);
   assert.equal(denied.code, 1);

@@ -135,6 +135,19 @@ export class ToolContext implements ToolCallIdentity {
     this.sentRichMessages.push(message);
   }
 
+  /**
+   * Appends what a call on another tier left behind, exactly as if it had run
+   * here: files and rich messages appended, injected tools appended (the list
+   * created on first use).
+   */
+  mergeWriteBack(writeBack: { sentFiles: SentFile[]; injectedTools: string[] | null; sentRichMessages: RichMessage[] }): void {
+    this.sentFiles.push(...writeBack.sentFiles);
+    if (writeBack.injectedTools && writeBack.injectedTools.length > 0) {
+      (this.injected.tools ??= []).push(...writeBack.injectedTools);
+    }
+    this.sentRichMessages.push(...writeBack.sentRichMessages);
+  }
+
   identity(): ToolCallIdentity {
     const { platform, channelId, userId, userName, guildId, messageId } = this;
     return { platform, channelId, userId, userName, guildId, messageId };

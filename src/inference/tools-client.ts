@@ -6,7 +6,7 @@ import type { Keys } from "../redis/keys.js";
 import { sessionWriteArgs, type SessionIdentity } from "../redis/session.js";
 import { ensureGroup, xaddArgs, type StreamEntry } from "../redis/streams.js";
 import { DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, type ToolReply, type ToolRequest, type WireContext } from "../redis/wire.js";
-import type { JsonValue } from "../core/context.js";
+import type { JsonValue, ToolContext } from "../core/context.js";
 
 export interface ToolsClientOptions {
   redis: RedisClient;
@@ -38,6 +38,23 @@ export interface ToolCall {
   /** The authenticated identity, written to the session record. */
   identity: SessionIdentity;
   timeoutMs: number;
+  /** The request stream. @defaultValue keys.toolsStream (a gateway call names the gateway stream) */
+  stream?: string;
+}
+
+/** A context as it crosses the wire (the trace id is added per call). */
+export function wireContextOf(ctx: ToolContext): Omit<WireContext, "traceId"> {
+  return {
+    platform: ctx.platform,
+    channelId: ctx.channelId,
+    userId: ctx.userId,
+    userName: ctx.userName,
+    guildId: ctx.guildId,
+    messageId: ctx.messageId,
+    observabilityRequestId: ctx.observabilityRequestId,
+    disclosedSkillIds: [...ctx.disclosedSkillIds],
+    roomContext: ctx.roomContext,
+  };
 }
 
 // A worker reads the session record when it starts a request, which it does
@@ -164,7 +181,7 @@ export class ToolsClient {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new ToolCallError("TIMEOUT", `No reply from the tools service within ${call.timeoutMs} ms.`, request.idemKey)),
+        () => reject(new ToolCallError("TIMEOUT", `No reply within ${call.timeoutMs} ms.`, request.idemKey)),
         call.timeoutMs,
       );
     });
@@ -178,7 +195,7 @@ export class ToolsClient {
           this.o.redis
             .multi()
             .addCommand(sessionWriteArgs(this.o.keys, traceId, call.identity, call.timeoutMs / 1000 + SESSION_MARGIN_SECONDS))
-            .addCommand(xaddArgs(this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000))
+            .addCommand(xaddArgs(call.stream ?? this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000))
             .exec(),
           timeout,
         ]);

@@ -1,5 +1,5 @@
 import type { ConfigSource } from "../config/live.js";
-import { ToolContext } from "../core/context.js";
+import { ToolContext, type PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { permissionDenied, type ToolRegistry } from "../core/registry.js";
 import { buildCatalog, publishCatalog, type Catalog } from "../redis/catalog.js";
@@ -39,6 +39,14 @@ export interface ToolsServiceOptions {
   maxReplyBytes?: number;
   /** Seconds a finished request's reply is kept for duplicate deliveries. @defaultValue 120 */
   replyTtlSeconds?: number;
+  /** The request stream. @defaultValue keys.toolsStream */
+  stream?: string;
+  /** Names this kind of worker in heartbeats and logs. @defaultValue "tools" */
+  service?: string;
+  /** Publish the registry's catalog on start and reconnect (the tools tier does; a gateway does not). @defaultValue true */
+  publishesCatalog?: boolean;
+  /** The platform adapter every call's context gets (a gateway's live adapter). @defaultValue none */
+  adapter?: PlatformAdapter;
 }
 
 /**
@@ -69,8 +77,8 @@ export class ToolsService {
       redisUrl: options.redisUrl,
       logger: options.logger,
       keys: options.keys,
-      service: "tools",
-      stream: options.keys.toolsStream,
+      service: options.service ?? "tools",
+      stream: options.stream ?? options.keys.toolsStream,
       consumer: options.workerId,
       handler: {
         handle: (entry, stopping) => this.handle(entry, stopping),
@@ -84,13 +92,18 @@ export class ToolsService {
     return this.o.workerId;
   }
 
-  /** Publishes the catalog, then starts taking requests. */
+  /** Publishes the catalog (when it does), then starts taking requests. */
   async start(): Promise<void> {
-    await this.publishCatalog();
-    // A Redis that restarted empty has lost the catalog: publish it again on every reconnect.
-    this.o.redis.on("ready", this.republish);
+    if (this.o.publishesCatalog !== false) {
+      await this.publishCatalog();
+      // A Redis that restarted empty has lost the catalog: publish it again on every reconnect.
+      this.o.redis.on("ready", this.republish);
+    }
     await this.worker.start();
-    this.o.logger.info({ worker: this.o.workerId, tools: this.catalog.tools.length, schemaHash: this.catalog.schemaHash }, "tools service started");
+    this.o.logger.info(
+      { service: this.o.service ?? "tools", worker: this.o.workerId, tools: this.catalog.tools.length, schemaHash: this.catalog.schemaHash },
+      "service started",
+    );
   }
 
   async stop(timeoutMs?: number): Promise<void> {
@@ -178,6 +191,7 @@ export class ToolsService {
       roomContext: req.ctx.roomContext,
       // A worker past its stop timeout aborts what still runs; the entry stays pending for another worker.
       signal: stopping,
+      adapter: this.o.adapter ?? null,
     });
     const base = { correlationId: req.correlationId, workerId: this.o.workerId };
     // The authoritative permission check, with the session's identity: an empty user id is not a free pass.

@@ -6,14 +6,18 @@ import { createLogger, errorFields } from "../core/log.js";
 import { closeRedis, connectRedis } from "../redis/client.js";
 import { keys } from "../redis/keys.js";
 import { RedisTaskStore } from "../redis/task-store.js";
+import { ConsoleAdapter } from "../gateway/console-adapter.js";
+import { createGatewayService } from "../gateway/service.js";
 import { ToolsService } from "../tools/service.js";
 import { loadPermissionsFile, loadToolModule } from "./load-tools.js";
 import { registryFor } from "./local.js";
+import { untilStopSignal } from "./signals.js";
 
-export const TOOLS_USAGE = `toolfleet tools [options]   start a tools-service worker
+export const SERVE_USAGE = `toolfleet tools [options]     start a tools-service worker
+toolfleet gateway [options]   start a gateway (console platform adapter) serving execute_tool
 
   --redis URL         Redis URL (default: config redisUrl)
-  --worker-id ID      this worker's consumer name (default: tools-<host>-<pid>)
+  --worker-id ID      this worker's consumer name (default: <tools|gateway>-<host>-<pid>)
   --concurrency N     calls run at once (default 16)
   --tools MODULE      a module exporting 'tools' (default: the examples)
   --permissions FILE  JSON: tool name -> user ids ("*" for everyone)
@@ -26,8 +30,8 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
   return n;
 }
 
-/** Runs a tools worker until SIGINT or SIGTERM, then stops it gracefully. */
-export async function runToolsWorker(argv: string[]): Promise<number> {
+/** Runs a tools worker or a gateway until SIGINT or SIGTERM, then stops it gracefully. */
+export async function runService(kind: "tools" | "gateway", argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -39,16 +43,16 @@ export async function runToolsWorker(argv: string[]): Promise<number> {
       "lease-ms": { type: "string" },
     },
   });
-  const logger = createLogger("toolfleet.tools");
+  const logger = createLogger(`toolfleet.${kind}`);
   const config = new LiveConfig(logger).watch();
   const url = values.redis ?? config.get().redisUrl;
-  const workerId = values["worker-id"] ?? `tools-${hostname()}-${process.pid}`;
+  const workerId = values["worker-id"] ?? `${kind}-${hostname()}-${process.pid}`;
   const module = await loadToolModule(values.tools);
   if (values.permissions) module.permissions = loadPermissionsFile(values.permissions);
-  const redis = await connectRedis({ url, logger, name: `tools-${workerId}` });
+  const redis = await connectRedis({ url, logger, name: `${kind}-${workerId}` });
   const k = keys(config.get().namespace);
   const registry = registryFor(module, config, logger, config.get().taskStore === "redis" ? new RedisTaskStore(redis, k) : undefined);
-  const service = new ToolsService({
+  const options = {
     redis,
     redisUrl: url,
     keys: k,
@@ -57,23 +61,12 @@ export async function runToolsWorker(argv: string[]): Promise<number> {
     logger,
     workerId,
     worker: { concurrency: positiveInt("concurrency", values.concurrency, 16), leaseMs: positiveInt("lease-ms", values["lease-ms"], 30_000) },
-  });
+  };
+  const service = kind === "tools" ? new ToolsService(options) : createGatewayService({ ...options, adapter: new ConsoleAdapter() });
   await service.start();
-  console.log(`tools worker ${workerId} ready: ${registry.size} tools on ${redactRedisUrl(url)} (namespace ${config.get().namespace})`);
+  console.log(`${kind} worker ${workerId} ready: ${registry.size} tools on ${redactRedisUrl(url)} (namespace ${config.get().namespace})`);
 
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      logger.info({ signal, worker: workerId }, "stopping: finishing in-flight calls");
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      // A second signal means: stop now.
-      process.once("SIGINT", () => process.exit(130));
-      process.once("SIGTERM", () => process.exit(143));
-      resolve();
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  });
+  await untilStopSignal(logger, `${kind} worker ${workerId}`);
   try {
     await service.stop();
   } catch (err) {
@@ -83,6 +76,6 @@ export async function runToolsWorker(argv: string[]): Promise<number> {
     config.close();
     await closeRedis(redis);
   }
-  console.log(`tools worker ${workerId} stopped`);
+  console.log(`${kind} worker ${workerId} stopped`);
   return 0;
 }

@@ -1,0 +1,43 @@
+import type { ConfigSource } from "../config/live.js";
+import type { ExecuteToolParams, GatewayOperation, JsonValue, PlatformAdapter, ToolContext } from "../core/context.js";
+import type { Keys } from "../redis/keys.js";
+import { wireContextOf, type ToolsClient } from "./tools-client.js";
+
+/**
+ * The platform as an inference worker sees it: it owns no client, so each
+ * gateway-pinned call is sent to the gateway's stream (`execute_tool`) and
+ * its write-back appended to the caller's context when the answer comes.
+ */
+export class ProxyPlatformAdapter implements PlatformAdapter {
+  readonly ownsPlatformClient = false;
+
+  constructor(
+    readonly platform: string,
+    private readonly client: () => ToolsClient | undefined,
+    private readonly keys: Keys,
+    private readonly config: ConfigSource,
+    /** Send to one shard's gateway stream. */
+    private readonly shard?: string,
+  ) {}
+
+  async delegateToGateway(operation: GatewayOperation, params: ExecuteToolParams, ctx: ToolContext): Promise<string> {
+    if (operation !== "execute_tool") throw new Error(`gateway operation '${operation}' is not supported`);
+    const client = this.client();
+    if (!client) throw new Error("the gateway is unreachable: this worker's Redis path is not started");
+    const reply = await client.call({
+      stream: this.keys.gatewayStream(this.shard),
+      toolName: params.toolName,
+      toolArgs: params.toolArgs as JsonValue,
+      userId: params.toolCtx.userId,
+      // Gateway tools are pinned by name and not in the tools catalog: no staleness check.
+      schemaHash: "",
+      ctx: wireContextOf(ctx),
+      ...(ctx.observabilityRequestId ? { traceId: ctx.observabilityRequestId } : {}),
+      identity: { userId: ctx.userId, guildId: ctx.guildId, channelId: ctx.channelId, platform: ctx.platform },
+      timeoutMs: this.config.get().toolsExecTimeout * 1000,
+    });
+    if (reply.status !== "ok") throw new Error(reply.error?.message ?? `the gateway answered ${reply.status}`);
+    ctx.mergeWriteBack(reply.writeBack);
+    return reply.result;
+  }
+}
