@@ -85,9 +85,9 @@ export class OwnRedis {
   }
 }
 
-/** A `toolfleet tools` child process; resolves once it says it is ready. */
-export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildProcess & { output: () => string }> {
-  const child = spawn(process.execPath, [CLI, "tools", ...args], {
+/** A `toolfleet tools` (or `gateway`) child process; resolves once it says it is ready. */
+export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv = {}, kind: "tools" | "gateway" = "tools"): Promise<ChildProcess & { output: () => string }> {
+  const child = spawn(process.execPath, [CLI, kind, ...args], {
     env: { ...process.env, TOOLFLEET_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
