@@ -192,7 +192,7 @@ describe("catalog", () => {
       await publishCatalog(redis, k, catalog);
       assert.deepEqual(await loadCatalog(redis, k), catalog);
       await redis.set(k.catalog, "{not json");
-      await assert.rejects(loadCatalog(redis, k), (err: unknown) => err instanceof CatalogError && /is not JSON/.test(err.message));
+      await assert.rejects(loadCatalog(redis, k), (err: unknown) => err instanceof CatalogError && /is invalid: not JSON/.test(err.message));
       await redis.set(k.catalog, JSON.stringify({ ...catalog, tools: [{ name: "bad name" }] }));
       await assert.rejects(loadCatalog(redis, k), /is invalid: tools\.0/);
     });
@@ -236,7 +236,7 @@ describe("session records", () => {
       assert.ok(ttl > 25 && ttl <= 30, String(ttl));
       assert.deepEqual(await readSession(redis, k, "tr-2"), { ok: false, reason: "no session record for trace 'tr-2' (missing or expired)" });
       await redis.set(k.toolSession("tr-3"), JSON.stringify({ user_id: 5 }));
-      assert.deepEqual(await readSession(redis, k, "tr-3"), { ok: false, reason: "the session record for trace 'tr-3' is malformed" });
+      assert.deepEqual(await readSession(redis, k, "tr-3"), { ok: false, reason: "the session record for trace 'tr-3' is malformed (user_id: Invalid input: expected string, received number)" });
       await writeSession(redis, k, "tr-4", { userId: "u", guildId: "", channelId: "", platform: "" }, 1);
       await eventually(async () => assert.equal((await readSession(redis, k, "tr-4")).ok, false), 3000, 100);
     } finally {

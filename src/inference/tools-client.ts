@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { errorFields, type Logger } from "../core/log.js";
+import { repeatEvery } from "../core/repeat.js";
 import { BlockingReader } from "../redis/blocking-reader.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
@@ -90,7 +91,7 @@ export class ToolsClient {
   readonly replyStream: string;
   private readonly pending = new Map<string, Pending>();
   private readonly reader: BlockingReader;
-  private refresh: NodeJS.Timeout | undefined;
+  private stopRefresh: (() => void) | undefined;
   private started = false;
 
   constructor(private readonly o: ToolsClientOptions) {
@@ -131,22 +132,16 @@ export class ToolsClient {
     this.started = true;
     this.reader.start({ room: () => Promise.resolve(this.started ? 64 : 0), onEntries: (entries) => this.deliver(entries) });
     const ttl = this.o.replyStreamTtlSeconds ?? 600;
-    const every = Math.max(1, ttl / 3) * 1000;
-    const tick = (): void => {
-      this.touchReplyStream()
-        .catch((err: unknown) => this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not refresh the reply stream's TTL"))
-        .finally(() => {
-          if (this.started) this.refresh = setTimeout(tick, every).unref();
-        });
-    };
-    this.refresh = setTimeout(tick, every).unref();
+    this.stopRefresh = repeatEvery(Math.max(1, ttl / 3) * 1000, () => this.touchReplyStream(), (err) =>
+      this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not refresh the reply stream's TTL"),
+    );
   }
 
   /** Ends the reader, fails every pending call, and deletes the reply stream. */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    clearTimeout(this.refresh);
+    this.stopRefresh?.();
     for (const p of this.pending.values()) p.reject(new ToolCallError("STOPPED", "The tools client stopped before the reply arrived.", p.idemKey));
     this.pending.clear();
     await this.reader.stop();

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import stringify from "safe-stable-stringify";
 import { z } from "zod";
+import { parseJson } from "../core/json.js";
 import { errorFields, type Logger } from "../core/log.js";
 import type { Permissions } from "../core/registry.js";
 import type { ToolAnnotations, ToolDefinition } from "../core/tool.js";
@@ -98,18 +99,9 @@ export class CatalogError extends Error {
 export async function loadCatalog(redis: RedisClient, keys: Keys): Promise<Catalog | null> {
   const raw = await redis.get(keys.catalog);
   if (raw === null) return null;
-  let data: unknown;
-  try {
-    data = JSON.parse(raw);
-  } catch (err) {
-    throw new CatalogError(`the catalog at ${keys.catalog} is not JSON: ${(err as Error).message}`);
-  }
-  const checked = catalogSchema.safeParse(data);
-  if (!checked.success) {
-    const issue = checked.error.issues[0];
-    throw new CatalogError(`the catalog at ${keys.catalog} is invalid: ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "?"}`);
-  }
-  return checked.data;
+  const parsed = parseJson(catalogSchema, raw);
+  if (!parsed.ok) throw new CatalogError(`the catalog at ${keys.catalog} is invalid: ${parsed.reason}`);
+  return parsed.value;
 }
 
 export interface CatalogWatch {

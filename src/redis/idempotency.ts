@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseJson } from "../core/json.js";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
 import { BODY_FIELD, type EntryFields } from "./wire.js";
@@ -54,16 +55,9 @@ export function extendClaimArgs(keys: Keys, idemKey: string, leaseMs: number): s
 export async function readRequestState(redis: RedisClient, keys: Keys, idemKey: string): Promise<IdemState | null> {
   const raw = await redis.get(keys.idempotency(idemKey));
   if (raw === null) return null;
-  let data: unknown;
-  try {
-    data = JSON.parse(raw);
-  } catch {
-    // Fall through to the schema check, which reports the record as malformed.
-    data = undefined;
-  }
-  const checked = stored.safeParse(data);
-  if (!checked.success) throw new Error(`malformed idempotency record for '${idemKey}'`);
-  const s = checked.data;
+  const parsed = parseJson(stored, raw);
+  if (!parsed.ok) throw new Error(`malformed idempotency record for '${idemKey}': ${parsed.reason}`);
+  const s = parsed.value;
   if (s.state !== "done") return s;
   const reply: EntryFields = { [BODY_FIELD]: s.body };
   for (const [name, b64] of Object.entries(s.files)) reply[name] = Buffer.from(b64, "base64");

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseJson } from "../core/json.js";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
 
@@ -37,15 +38,9 @@ export type SessionLookup = { ok: true; identity: SessionIdentity } | { ok: fals
 export async function readSession(redis: RedisClient, keys: Keys, traceId: string): Promise<SessionLookup> {
   const raw = await redis.get(keys.toolSession(traceId));
   if (raw === null) return { ok: false, reason: `no session record for trace '${traceId}' (missing or expired)` };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    // The reason says what was wrong; the raw value may hold anything and is not echoed.
-    return { ok: false, reason: `the session record for trace '${traceId}' is not JSON` };
-  }
-  const checked = record.safeParse(parsed);
-  if (!checked.success) return { ok: false, reason: `the session record for trace '${traceId}' is malformed` };
-  const r = checked.data;
+  const parsed = parseJson(record, raw);
+  // The reason names the field; the raw value may hold anything and is not echoed.
+  if (!parsed.ok) return { ok: false, reason: `the session record for trace '${traceId}' is malformed (${parsed.reason})` };
+  const r = parsed.value;
   return { ok: true, identity: { userId: r.user_id, guildId: r.guild_id, channelId: r.channel_id, platform: r.platform } };
 }

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorFields, type Logger } from "../core/log.js";
+import { repeatEvery } from "../core/repeat.js";
 import { BlockingReader } from "./blocking-reader.js";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
@@ -114,7 +115,8 @@ export class StreamWorker {
   private readonly inFlight = new Map<string, Promise<void>>();
   private slotFreed: (() => void) | undefined;
   private readonly stopping = new AbortController();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private stoppers: (() => void)[] = [];
+  private stopLeases: (() => void) | undefined;
   private claimCursor = "0-0";
   private readonly startedAt = Date.now();
   private processed = 0;
@@ -183,8 +185,11 @@ export class StreamWorker {
         for (const entry of entries) this.dispatch(entry, 1);
       },
     });
+    // Apart from the rest: stop() keeps lease extension going until in-flight work is done.
+    this.stopLeases = repeatEvery(Math.max(50, this.o.leaseMs / 3), () => this.extendLeases(), (err) =>
+      this.logger.warn({ service: this.o.service, worker: this.o.consumer, ...errorFields(err) }, "lease extension failed"),
+    );
     this.every(this.o.claimEveryMs, () => this.claimAbandoned());
-    this.every(Math.max(50, this.o.leaseMs / 3), () => this.extendLeases());
     this.every(this.o.heartbeatMs, () => this.beat());
     await this.beat();
   }
@@ -199,11 +204,8 @@ export class StreamWorker {
     this.running = false;
     // Claiming and heartbeats end now; lease extension goes on until in-flight work is done,
     // or a long call still running here would be reclaimed and run twice.
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    const leases = setInterval(() => {
-      this.extendLeases().catch((err: unknown) => this.logger.warn({ service: this.o.service, worker: this.o.consumer, ...errorFields(err) }, "lease extension failed while stopping"));
-    }, Math.max(50, this.o.leaseMs / 3));
+    for (const stop of this.stoppers) stop();
+    this.stoppers = [];
     this.slotFreed?.();
     // A read already sent returns within blockMs; what it brings is ours and is run.
     await this.reader.stop();
@@ -216,7 +218,7 @@ export class StreamWorker {
       this.stopping.abort(new Error("worker stopping"));
       await Promise.allSettled(this.inFlight.values());
     }
-    clearInterval(leases);
+    this.stopLeases?.();
     await this.leaveGroup();
   }
 
@@ -332,21 +334,10 @@ export class StreamWorker {
     });
   }
 
-  /** Runs `fn` every `ms` until stop, never overlapping itself; an error is logged and the next round goes on. */
   private every(ms: number, fn: () => Promise<void>): void {
-    const schedule = (): void => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        if (!this.running) return;
-        fn()
-          .catch((err: unknown) => this.logger.warn({ service: this.o.service, worker: this.o.consumer, task: fn.name, ...errorFields(err) }, "periodic stream task failed"))
-          .finally(() => {
-            if (this.running) schedule();
-          });
-      }, ms);
-      this.timers.add(timer);
-    };
-    schedule();
+    this.stoppers.push(
+      repeatEvery(ms, fn, (err) => this.logger.warn({ service: this.o.service, worker: this.o.consumer, task: fn.name, ...errorFields(err) }, "periodic stream task failed")),
+    );
   }
 
   heartbeat(): Heartbeat {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseJson } from "../core/json.js";
 import type { TaskRecord, TaskStore } from "../core/tasks.js";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
@@ -66,14 +67,7 @@ export class RedisTaskStore implements TaskStore {
 }
 
 function parse(raw: string, id: string): TaskRecord {
-  let data: unknown;
-  try {
-    data = JSON.parse(raw);
-  } catch {
-    // Reported below as malformed, with the task id.
-    data = undefined;
-  }
-  const checked = record.safeParse(data);
-  if (!checked.success) throw new Error(`malformed task record for task '${id}'`);
-  return checked.data;
+  const parsed = parseJson(record, raw);
+  if (!parsed.ok) throw new Error(`malformed task record for task '${id}': ${parsed.reason}`);
+  return parsed.value;
 }
