@@ -413,9 +413,10 @@ test("after 100k calls, stream lengths and key counts stay bounded", { timeout: 
     assert.ok(at100k.requestLen <= 1000 + 100, `request stream ${at100k.requestLen}`);
     assert.ok(at100k.replyLen <= 200, `reply stream ${at100k.replyLen}`);
     // Session records (call timeout 2 s + 5 s margin) and stored replies (1 s) live seconds:
-    // the count tracks the call rate times those TTLs, not the total number of calls.
+    // the count tracks the call rate times those TTLs, not the total number of calls. Redis
+    // reclaims expired keys lazily and by sampling, so up to about a third more may linger.
     const rate = total / seconds;
-    assert.ok(at100k.keys <= rate * (2 + 5 + 2) + 100, `keys: ${at10k.keys} at 10k, ${at100k.keys} at 100k, at ${Math.round(rate)} calls/s`);
+    assert.ok(at100k.keys <= rate * (2 + 5 + 1) * 1.5 + 100, `keys: ${at10k.keys} at 10k, ${at100k.keys} at 100k, at ${Math.round(rate)} calls/s`);
     assert.ok(at100k.keys < total / 2, "far fewer keys than calls");
     // Once the TTLs run out, only the fixed keys are left.
     await eventually(async () => {

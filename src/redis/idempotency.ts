@@ -21,11 +21,10 @@ const stored = z.discriminatedUnion("state", [
   z.object({ state: z.literal("done"), body: z.string(), files: z.record(z.string(), z.string()) }),
 ]);
 
-/** Claims the key for a worker; true when this worker now owns the request. */
-export async function claimRequest(redis: RedisClient, keys: Keys, idemKey: string, worker: string, leaseMs: number): Promise<boolean> {
+/** The SET NX that claims a request for a worker (for sending with other commands); "OK" in reply means this worker owns it. */
+export function claimArgs(keys: Keys, idemKey: string, worker: string, leaseMs: number): string[] {
   const value = JSON.stringify({ state: "running", worker, at: Date.now() });
-  const reply = await redis.sendCommand<string | null>(["SET", keys.idempotency(idemKey), value, "NX", "PX", String(Math.ceil(leaseMs))]);
-  return reply === "OK";
+  return ["SET", keys.idempotency(idemKey), value, "NX", "PX", String(Math.ceil(leaseMs))];
 }
 
 /** Claims the key for the caller as cancelled; true when no worker had started the request, which now never runs. */

@@ -36,7 +36,15 @@ export type SessionLookup = { ok: true; identity: SessionIdentity } | { ok: fals
 
 /** Reads a session record; a missing, expired or malformed one is a refusal with its reason. */
 export async function readSession(redis: RedisClient, keys: Keys, traceId: string): Promise<SessionLookup> {
-  const raw = await redis.get(keys.toolSession(traceId));
+  return parseSession(await redis.get(keys.toolSession(traceId)), traceId);
+}
+
+/** The GET that reads a session record, to send in a round trip with other commands; its reply goes to `parseSession`. */
+export function sessionReadArgs(keys: Keys, traceId: string): string[] {
+  return ["GET", keys.toolSession(traceId)];
+}
+
+export function parseSession(raw: string | null, traceId: string): SessionLookup {
   if (raw === null) return { ok: false, reason: `no session record for trace '${traceId}' (missing or expired)` };
   const parsed = parseJson(record, raw);
   // The reason names the field; the raw value may hold anything and is not echoed.

@@ -4,9 +4,9 @@ import { errorFields, type Logger } from "../core/log.js";
 import { permissionDenied, type ToolRegistry } from "../core/registry.js";
 import { buildCatalog, publishCatalog, type Catalog } from "../redis/catalog.js";
 import type { RedisClient } from "../redis/client.js";
-import { claimRequest, extendClaimArgs, readRequestState, storeReplyArgs } from "../redis/idempotency.js";
+import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs } from "../redis/idempotency.js";
 import type { Keys } from "../redis/keys.js";
-import { readSession, type SessionIdentity } from "../redis/session.js";
+import { parseSession, sessionReadArgs, type SessionIdentity } from "../redis/session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
 import {
   DEFAULT_MAX_REPLY_BYTES,
@@ -154,17 +154,20 @@ export class ToolsService {
     if (req.schemaHash && current !== undefined && current !== req.schemaHash) {
       return refuse(wireError("CATALOG_STALE", `The caller's description of tool '${req.toolName}' is out of date; reload the catalog and call again.`));
     }
-    const session = await readSession(this.o.redis, this.o.keys, req.ctx.traceId);
-    if (!session.ok) {
-      return refuse(wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
-    }
-
-    if (!(await claimRequest(this.o.redis, this.o.keys, req.idemKey, this.o.workerId, this.leaseMs))) {
-      return this.alreadyClaimed(req);
-    }
+    // The session read and the idempotency claim share one round trip.
+    const [sessionRaw, claim] = await this.o.redis
+      .multi()
+      .addCommand(sessionReadArgs(this.o.keys, req.ctx.traceId))
+      .addCommand(claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.leaseMs))
+      .exec();
+    if (String(claim) !== "OK") return this.alreadyClaimed(req);
+    const session = parseSession(typeof sessionRaw === "string" ? sessionRaw : null, req.ctx.traceId);
     this.running.set(entry.id, req.idemKey);
     try {
-      const reply = await this.run(req, session.identity, stopping);
+      // A refusal is this request's outcome too: stored like a result, so a duplicate gets the same.
+      const reply = session.ok
+        ? await this.run(req, session.identity, stopping)
+        : errorReply(req.correlationId, this.o.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
       const fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       return {
         kind: "ack",
