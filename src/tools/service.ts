@@ -160,7 +160,7 @@ export class ToolsService {
       .addCommand(sessionReadArgs(this.o.keys, req.ctx.traceId))
       .addCommand(claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.leaseMs))
       .exec();
-    if (String(claim) !== "OK") return this.alreadyClaimed(req);
+    if ((claim as unknown) !== "OK") return this.alreadyClaimed(req);
     const session = parseSession(typeof sessionRaw === "string" ? sessionRaw : null, req.ctx.traceId);
     this.running.set(entry.id, req.idemKey);
     try {
