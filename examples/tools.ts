@@ -82,6 +82,20 @@ export const sendImage = defineTool({
   },
 });
 
+// Sends a file of a given size (a repeating byte pattern): for moving bulk through the write-back.
+export const makeFile = defineTool({
+  name: "make_file",
+  description: "Send a binary file of the given size in bytes.",
+  parameters: z.object({ bytes: z.number().int().min(0).max(32 * 1024 * 1024) }),
+  annotations: { readOnly: true, idempotent: true },
+  handler: ({ bytes }, ctx) => {
+    const data = Buffer.alloc(bytes);
+    for (let i = 0; i < bytes; i++) data[i] = i % 251;
+    ctx.sendFile({ name: `blob-${bytes}.bin`, contentType: "application/octet-stream", data });
+    return `Sent blob-${bytes}.bin (${bytes} bytes).`;
+  },
+});
+
 export const injectTool = defineTool({
   name: "inject_tool",
   description: "Make another tool available to the model for the rest of this conversation turn.",
@@ -131,6 +145,7 @@ export const exampleTools: readonly ToolDefinition[] = [
   calculator,
   currentTime,
   sendImage,
+  makeFile,
   injectTool,
   slowTask,
   adminStats,

@@ -1,0 +1,43 @@
+// The floor's worker: the least a Redis Streams RPC can do. Reads requests in
+// batches on a dedicated connection and answers each with reply XADD + XACK
+// in one round trip. No validation, no identity, no idempotency.
+import { createClient, RESP_TYPES } from "redis";
+
+const [url = "redis://127.0.0.1:6379", prefix = "floor"] = process.argv.slice(2);
+const stream = `${prefix}:req`;
+const group = `${stream}:grp`;
+const redis = createClient({ url });
+redis.on("error", (err: unknown) => console.error("floor worker redis error", err));
+await redis.connect();
+const reader = redis.duplicate();
+reader.on("error", (err: unknown) => console.error("floor worker reader error", err));
+await reader.connect();
+await redis.sendCommand(["XGROUP", "CREATE", stream, group, "$", "MKSTREAM"]).catch(() => undefined); // exists already: fine
+let running = true;
+process.on("message", (m) => {
+  if (m === "stop") running = false;
+});
+process.send?.("ready");
+while (running) {
+  const reply = await reader.sendCommand<Record<string, [Buffer, Buffer[]][]> | null>(
+    ["XREADGROUP", "GROUP", group, "w", "COUNT", "64", "BLOCK", "200", "STREAMS", stream, ">"],
+    { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } },
+  );
+  if (!reply) continue;
+  const entries = Object.values(reply)[0] ?? [];
+  await Promise.all(
+    entries.map(([id, fields]) => {
+      // fields: [to, <reply stream>, id, <correlation>, payload, <bytes>]
+      const to = fields[1]?.toString() ?? "";
+      return redis
+        .multi()
+        .addCommand(["XADD", to, "MAXLEN", "~", "10000", "*", "id", fields[3] ?? "", "payload", fields[5] ?? ""])
+        .addCommand(["XACK", stream, group, id])
+        .exec();
+    }),
+  );
+}
+reader.destroy();
+await redis.del([stream]);
+await redis.close();
+process.exit(0);

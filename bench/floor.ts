@@ -1,0 +1,57 @@
+// The floor: a minimal hand-written Redis Streams request/reply with the same
+// client library toolfleet uses (XADD → XREADGROUP BLOCK → reply XADD+XACK →
+// XREADGROUP BLOCK), the worker in a child process.
+import { fork } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { createClient, RESP_TYPES } from "redis";
+import type { Subject } from "./harness.js";
+
+export async function startFloor(url = "redis://127.0.0.1:6379"): Promise<Subject> {
+  const prefix = `floor-${process.pid}-${Date.now()}`;
+  const worker = fork(fileURLToPath(new URL("./floor-worker.js", import.meta.url)), [url, prefix]);
+  await once(worker, "message");
+  const redis = createClient({ url });
+  redis.on("error", (err: unknown) => console.error("floor caller redis error", err));
+  await redis.connect();
+  const reader = redis.duplicate();
+  reader.on("error", (err: unknown) => console.error("floor caller reader error", err));
+  await reader.connect();
+  const replies = `${prefix}:reply`;
+  await redis.sendCommand(["XGROUP", "CREATE", replies, `${replies}:grp`, "$", "MKSTREAM"]);
+  const pending = new Map<string, () => void>();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const reply = await reader.sendCommand<Record<string, [Buffer, Buffer[]][]> | null>(
+        ["XREADGROUP", "GROUP", `${replies}:grp`, "c", "COUNT", "64", "BLOCK", "200", "NOACK", "STREAMS", replies, ">"],
+        { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } },
+      );
+      if (!reply) continue;
+      for (const [, fields] of Object.values(reply)[0] ?? []) {
+        const id = fields[1]?.toString() ?? "";
+        pending.get(id)?.();
+        pending.delete(id);
+      }
+    }
+  })();
+  const payload = "x".repeat(100);
+  let next = 0;
+  return {
+    name: "floor (hand-written streams RPC)",
+    call: () => {
+      const id = String(next++);
+      const done = new Promise<void>((resolve) => pending.set(id, resolve));
+      return redis.sendCommand(["XADD", `${prefix}:req`, "MAXLEN", "~", "10000", "*", "to", replies, "id", id, "payload", payload]).then(() => done);
+    },
+    close: async () => {
+      running = false;
+      await loop;
+      worker.send("stop");
+      await once(worker, "exit");
+      reader.destroy();
+      await redis.del([replies]);
+      await redis.close();
+    },
+  };
+}

@@ -1,0 +1,81 @@
+// The measuring side every benchmark shares, so all systems are timed the same way.
+import { performance } from "node:perf_hooks";
+
+/** One system under test: a remote no-op (or echo) call, and how to shut it down. */
+export interface Subject {
+  name: string;
+  call(): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export interface Latency {
+  calls: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+}
+
+export interface Throughput {
+  inFlight: number;
+  seconds: number;
+  calls: number;
+  callsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? NaN;
+}
+
+export function median(values: readonly number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 50);
+}
+
+const round = (n: number, digits = 3): number => Number(n.toFixed(digits));
+
+/** Sequential calls, one at a time, after a warm-up. */
+export async function sequential(subject: Subject, calls = 2000, warmup = 300): Promise<Latency> {
+  for (let i = 0; i < warmup; i++) await subject.call();
+  const times: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now();
+    await subject.call();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { calls, p50Ms: round(percentile(times, 50)), p90Ms: round(percentile(times, 90)), p99Ms: round(percentile(times, 99)) };
+}
+
+/** `inFlight` closed loops for `seconds`: calls per second and the latency under that load. */
+export async function throughput(subject: Subject, inFlight = 64, seconds = 5): Promise<Throughput> {
+  // A short warm-up at the same concurrency, so connection pools and JIT are settled.
+  const warmUntil = performance.now() + 500;
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (performance.now() < warmUntil) await subject.call();
+  }));
+  const times: number[] = [];
+  const until = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() < until) {
+        const t0 = performance.now();
+        await subject.call();
+        times.push(performance.now() - t0);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  times.sort((a, b) => a - b);
+  return {
+    inFlight,
+    seconds: round(elapsed, 2),
+    calls: times.length,
+    callsPerSecond: Math.round(times.length / elapsed),
+    p50Ms: round(percentile(times, 50)),
+    p99Ms: round(percentile(times, 99)),
+  };
+}

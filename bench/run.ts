@@ -1,0 +1,240 @@
+// npm run bench — every measurement side by side in one run, on this machine,
+// against the local Redis, with workers in processes separate from the caller.
+// Writes docs/bench-results.json and prints a summary; docs/benchmarks.md
+// carries the figures of a run with its command.
+//
+//   ROUNDS=2 (passes over the remote subjects, order reversed each pass)
+//   SEQ_CALLS=2000 TP_SECONDS=5 BIG_CALLS=100000
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { z } from "zod";
+import { defineTool } from "../src/index.js";
+import { buildCatalog, publishCatalog } from "../src/redis/catalog.js";
+import { startFloor } from "./floor.js";
+import { median, percentile, sequential, throughput, type Latency, type Subject, type Throughput } from "./harness.js";
+import { measureInProcess } from "./inprocess-lib.js";
+import { start as startBullmq } from "./peers/bullmq.js";
+import { start as startMcp } from "./peers/mcp.js";
+import { start as startMoleculer } from "./peers/moleculer.js";
+import { echoSubject, startFleet } from "./toolfleet.js";
+
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const SEQ_CALLS = Number(process.env.SEQ_CALLS ?? 2000);
+const TP_SECONDS = Number(process.env.TP_SECONDS ?? 5);
+const BIG_CALLS = Number(process.env.BIG_CALLS ?? 100_000);
+const log = (line: string): void => console.error(`[bench] ${line}`);
+
+interface Row {
+  name: string;
+  sequential: Latency[];
+  throughput: Throughput[];
+}
+
+const starters: [string, () => Promise<Subject>][] = [
+  ["floor", () => startFloor()],
+  ["toolfleet", async () => echoSubject(await startFleet(1))],
+  ["bullmq", startBullmq],
+  ["moleculer", startMoleculer],
+  ["mcp", startMcp],
+];
+
+async function remoteSubjects(): Promise<Record<string, Row>> {
+  const rows: Record<string, Row> = {};
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? starters : [...starters].reverse();
+    for (const [key, start] of order) {
+      const subject = await start();
+      try {
+        log(`${subject.name}: sequential`);
+        const seq = await sequential(subject, SEQ_CALLS, 300);
+        log(`${subject.name}: throughput, 64 in flight`);
+        const tp = await throughput(subject, 64, TP_SECONDS);
+        const row = (rows[key] ??= { name: subject.name, sequential: [], throughput: [] });
+        row.sequential.push(seq);
+        row.throughput.push(tp);
+        log(`${subject.name}: p50 ${seq.p50Ms} ms, ${tp.callsPerSecond} calls/s`);
+      } finally {
+        await subject.close();
+      }
+    }
+  }
+  return rows;
+}
+
+async function workerScaling(): Promise<{ workers: number; callsPerSecond: number }[]> {
+  const out: { workers: number; callsPerSecond: number }[] = [];
+  for (const workers of [1, 2, 4]) {
+    const subject = echoSubject(await startFleet(workers), `toolfleet, ${workers} workers`);
+    try {
+      out.push({ workers, callsPerSecond: (await throughput(subject, 64, TP_SECONDS)).callsPerSecond });
+      log(`${workers} workers: ${out.at(-1)?.callsPerSecond} calls/s`);
+    } finally {
+      await subject.close();
+    }
+  }
+  return out;
+}
+
+async function fileRoundTrips(): Promise<{ bytes: number; p50Ms: number; maxMs: number }[]> {
+  const fleet = await startFleet(1);
+  try {
+    const out: { bytes: number; p50Ms: number; maxMs: number }[] = [];
+    for (const bytes of [1024 * 1024, 10 * 1024 * 1024]) {
+      const times: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        fleet.ctx.sentFiles.length = 0;
+        const t0 = performance.now();
+        const outcome = await fleet.registry.execute("make_file", { bytes }, { userId: "u1", ctx: fleet.ctx });
+        const ms = performance.now() - t0;
+        if (fleet.ctx.sentFiles[0]?.data.byteLength !== bytes) throw new Error(`make_file: ${outcome.text}`);
+        if (i >= 2) times.push(ms); // the first two warm up
+      }
+      times.sort((a, b) => a - b);
+      out.push({ bytes, p50Ms: Number(median(times).toFixed(2)), maxMs: Number((times.at(-1) ?? NaN).toFixed(2)) });
+      log(`${bytes} byte file: p50 ${out.at(-1)?.p50Ms} ms`);
+    }
+    return out;
+  } finally {
+    await fleet.close();
+  }
+}
+
+async function catalogPropagation(): Promise<{ registries: number; changes: number; p50Ms: number; p99Ms: number }> {
+  const fleet = await startFleet(1);
+  try {
+    const registries = [fleet.registry, ...(await Promise.all([1, 2, 3].map((i) => fleet.addRegistry(`bench-inference-${i}`))))];
+    const samples: number[] = [];
+    const changes = 50;
+    for (let i = 0; i < changes; i++) {
+      const name = `probe_${i}`;
+      const catalog = buildCatalog([defineTool({ name, description: "", parameters: z.object({}), handler: () => "" })], {});
+      const t0 = performance.now();
+      await publishCatalog(fleet.redis, fleet.keys, catalog);
+      const seen = new Set<number>();
+      while (seen.size < registries.length) {
+        registries.forEach((r, j) => {
+          if (!seen.has(j) && r.toolNames().has(name)) {
+            seen.add(j);
+            samples.push(performance.now() - t0);
+          }
+        });
+        if (performance.now() - t0 > 5000) throw new Error("catalog change not seen within 5 s");
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    samples.sort((a, b) => a - b);
+    return { registries: registries.length, changes, p50Ms: Number(percentile(samples, 50).toFixed(2)), p99Ms: Number(percentile(samples, 99).toFixed(2)) };
+  } finally {
+    await fleet.close();
+  }
+}
+
+function procCpuMs(pid: number): number {
+  // utime + stime, in clock ticks (100 per second on Linux).
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function procRssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:")) ?? "";
+  return Number((Number(/(\d+)/.exec(line)?.[1] ?? NaN) / 1024).toFixed(1));
+}
+
+/** CPU per call (caller and worker), then RSS of both after 10k and after BIG_CALLS calls. */
+async function cpuAndMemory(): Promise<{ cpuUsPerCall: { caller: number; worker: number }; rssMiB: { caller10k: number; caller100k: number; worker10k: number; worker100k: number } }> {
+  const fleet = await startFleet(1);
+  const subject = echoSubject(fleet);
+  const workerPid = fleet.workers[0]?.pid ?? 0;
+  try {
+    const calls = 5000;
+    for (let i = 0; i < 500; i++) await subject.call();
+    const c0 = process.cpuUsage();
+    const w0 = procCpuMs(workerPid);
+    for (let i = 0; i < calls; i++) await subject.call();
+    const c1 = process.cpuUsage(c0);
+    const w1 = procCpuMs(workerPid);
+    const cpuUsPerCall = { caller: Number(((c1.user + c1.system) / calls).toFixed(1)), worker: Number((((w1 - w0) * 1000) / calls).toFixed(1)) };
+    log(`cpu per call: caller ${cpuUsPerCall.caller} µs, worker ${cpuUsPerCall.worker} µs`);
+
+    let done = calls + 500;
+    const runTo = async (target: number): Promise<void> => {
+      await Promise.all(
+        Array.from({ length: 64 }, async () => {
+          while (done < target) {
+            done++;
+            await subject.call();
+          }
+        }),
+      );
+    };
+    const settle = async (): Promise<void> => {
+      global.gc?.();
+      await sleep(500);
+    };
+    await runTo(10_000);
+    await settle();
+    const caller10k = Number((process.memoryUsage().rss / 1024 / 1024).toFixed(1));
+    const worker10k = procRssMiB(workerPid);
+    await runTo(BIG_CALLS);
+    await settle();
+    const caller100k = Number((process.memoryUsage().rss / 1024 / 1024).toFixed(1));
+    const worker100k = procRssMiB(workerPid);
+    log(`rss: caller ${caller10k} → ${caller100k} MiB, worker ${worker10k} → ${worker100k} MiB`);
+    return { cpuUsPerCall, rssMiB: { caller10k, caller100k, worker10k, worker100k } };
+  } finally {
+    await subject.close();
+  }
+}
+
+const started = Date.now();
+log("in-process overhead");
+const inProcess = await measureInProcess();
+const remote = await remoteSubjects();
+const scaling = await workerScaling();
+const files = await fileRoundTrips();
+const propagation = await catalogPropagation();
+const resources = await cpuAndMemory();
+
+const summary = Object.fromEntries(
+  Object.entries(remote).map(([key, row]) => [
+    key,
+    {
+      name: row.name,
+      p50Ms: median(row.sequential.map((s) => s.p50Ms)),
+      p90Ms: median(row.sequential.map((s) => s.p90Ms)),
+      p99Ms: median(row.sequential.map((s) => s.p99Ms)),
+      callsPerSecond: Math.round(median(row.throughput.map((t) => t.callsPerSecond))),
+    },
+  ]),
+);
+const floor = summary.floor;
+const versions = (name: string): string => {
+  try {
+    return (JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), "utf8")) as { version: string }).version;
+  } catch {
+    // A peer that is not installed is reported as such, not guessed.
+    return "not installed";
+  }
+};
+const result = {
+  command: "npm run bench",
+  date: new Date().toISOString(),
+  durationSeconds: Math.round((Date.now() - started) / 1000),
+  machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+  versions: { redis: versions("redis"), bullmq: versions("bullmq"), moleculer: versions("moleculer"), "@modelcontextprotocol/sdk": versions("@modelcontextprotocol/sdk") },
+  settings: { rounds: ROUNDS, sequentialCalls: SEQ_CALLS, throughputSeconds: TP_SECONDS, inFlight: 64 },
+  inProcess,
+  remote: summary,
+  ratiosToFloor: Object.fromEntries(
+    Object.entries(summary).map(([key, s]) => [
+      key,
+      { p50: floor ? Number((s.p50Ms / floor.p50Ms).toFixed(2)) : null, throughput: floor ? Number((s.callsPerSecond / floor.callsPerSecond).toFixed(2)) : null },
+    ]),
+  ),
+  toolfleet: { workerScaling: scaling, fileRoundTrips: files, catalogPropagation: propagation, ...resources },
+  raw: remote,
+};
+writeFileSync(new URL("../../docs/bench-results.json", import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+console.log(JSON.stringify({ ...result, raw: undefined }, null, 2));

@@ -1,0 +1,81 @@
+// toolfleet's remote path as a benchmark subject: a RemoteToolRegistry in this
+// process, `toolfleet tools` workers as child processes.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { ToolContext, ToolRegistry, defineConfig, keys, silentLogger, staticConfig, type Keys } from "../src/index.js";
+import { RemoteToolRegistry } from "../src/inference/remote-registry.js";
+import { closeRedis, connectRedis, type RedisClient } from "../src/redis/client.js";
+import type { Subject } from "./harness.js";
+
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+export interface Fleet {
+  keys: Keys;
+  redis: RedisClient;
+  workers: ChildProcess[];
+  registry: RemoteToolRegistry;
+  ctx: ToolContext;
+  /** A RemoteToolRegistry of its own on this fleet (for propagation measurements). */
+  addRegistry(id: string): Promise<RemoteToolRegistry>;
+  close(): Promise<void>;
+}
+
+async function startWorker(namespace: string, url: string, id: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [CLI, "tools", "--worker-id", id, "--concurrency", "64"], {
+    env: { ...process.env, TOOLFLEET_NAMESPACE: namespace, TOOLFLEET_REDIS_URL: url, TOOLFLEET_LOG_LEVEL: "warn", TOOLFLEET_BACKGROUND_THRESHOLD: "0" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  while (!out.includes(" ready: ")) {
+    if (child.exitCode !== null) throw new Error(`tools worker exited: ${out}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return child;
+}
+
+export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"): Promise<Fleet> {
+  const k = keys(`bench-${process.pid}-${Date.now()}`);
+  const procs = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker(k.namespace, url, `bench-w${i}`)));
+  const redis = await connectRedis({ url, logger: silentLogger, name: "bench-caller" });
+  const config = staticConfig(defineConfig({ toolsServiceMode: "remote", namespace: k.namespace, toolsExecTimeout: 30, backgroundThreshold: 0 }));
+  const registries: RemoteToolRegistry[] = [];
+  const addRegistry = async (id: string): Promise<RemoteToolRegistry> => {
+    const r = new RemoteToolRegistry({ redis, redisUrl: url, keys: k, config, local: new ToolRegistry({ config, logger: silentLogger, taskManager: null }), workerId: id, logger: silentLogger });
+    await r.start();
+    registries.push(r);
+    return r;
+  };
+  const registry = await addRegistry("bench-inference");
+  return {
+    keys: k,
+    redis,
+    workers: procs,
+    registry,
+    ctx: new ToolContext({ platform: "bench", userId: "u1", userName: "u1", channelId: "c", guildId: "g", messageId: "m" }),
+    addRegistry,
+    close: async () => {
+      for (const r of registries) await r.stop();
+      for (const p of procs) p.kill("SIGTERM");
+      await Promise.all(procs.map((p) => (p.exitCode === null ? once(p, "exit") : Promise.resolve())));
+      const left: string[] = [];
+      for await (const batch of redis.scanIterator({ MATCH: `${k.namespace}:*`, COUNT: 1000 })) left.push(...batch);
+      if (left.length > 0) await redis.del(left);
+      await closeRedis(redis);
+    },
+  };
+}
+
+/** A remote `echo` of 100 bytes through the RemoteToolRegistry. */
+export function echoSubject(fleet: Fleet, name = "toolfleet remote echo"): Subject {
+  const text = "x".repeat(100);
+  return {
+    name,
+    call: async () => {
+      const out = await fleet.registry.execute("echo", { text }, { userId: "u1", ctx: fleet.ctx });
+      if (out.route !== "remote" || out.text !== text) throw new Error(`unexpected: ${out.route} ${out.text.slice(0, 80)}`);
+    },
+    close: () => fleet.close(),
+  };
+}
