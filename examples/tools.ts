@@ -89,8 +89,8 @@ export const makeFile = defineTool({
   parameters: z.object({ bytes: z.number().int().min(0).max(32 * 1024 * 1024) }),
   annotations: { readOnly: true, idempotent: true },
   handler: ({ bytes }, ctx) => {
-    const data = Buffer.alloc(bytes);
-    for (let i = 0; i < bytes; i++) data[i] = i % 251;
+    const pattern = Buffer.from(Array.from({ length: 251 }, (_, i) => i));
+    const data = Buffer.alloc(bytes, pattern);
     ctx.sendFile({ name: `blob-${bytes}.bin`, contentType: "application/octet-stream", data });
     return `Sent blob-${bytes}.bin (${bytes} bytes).`;
   },

@@ -182,7 +182,8 @@ export class ToolsClient {
     });
     try {
       try {
-        // The session record and the request in one round trip: the record exists before any worker can read the request.
+        // The session record and the request in one round trip, in that order on one connection:
+        // the record exists before any worker can read the request (no MULTI needed for that).
         // Why the race: while Redis is away the publish waits in node-redis's offline queue, and the call's
         // deadline covers that wait too; it also observes the timeout, which otherwise rejected unhandled
         // (ending the process) when it fired before the publish returned.
@@ -191,7 +192,7 @@ export class ToolsClient {
             .multi()
             .addCommand(sessionWriteArgs(this.o.keys, traceId, call.identity, call.timeoutMs / 1000 + SESSION_MARGIN_SECONDS))
             .addCommand(xaddArgs(call.stream ?? this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000))
-            .exec(),
+            .execAsPipeline(),
           timeout,
         ]);
       } catch (err) {

@@ -31,6 +31,10 @@ export async function connectRedis(options: ConnectOptions): Promise<RedisClient
     url: options.url,
     ...(options.name ? { name: options.name } : {}),
     socket: { reconnectStrategy: reconnectDelay, connectTimeout: 5000 },
+    // No per-command timeout: node-redis makes it with an AbortSignal.timeout() for every
+    // command, which costs more than the rest of a call's client work (docs/benchmarks.md).
+    // Every wait is bounded by toolfleet itself: call deadlines, the read watchdog, commit retries.
+    commandOptions: { timeout: 0 },
   });
   watchErrors(client, options);
   await client.connect();

@@ -273,13 +273,13 @@ export function replyBodyJson(reply: ToolReply): string {
 export const MAX_REPLY_FILES = 100;
 
 export function encodeReply(reply: ToolReply, maxBytes = DEFAULT_MAX_REPLY_BYTES): EntryFields {
-  const problem = replyProblem(reply, maxBytes);
+  const body = replyBodyJson(reply);
+  const problem = replyProblem(reply, Buffer.byteLength(body), maxBytes);
   if (problem) {
     // The caller must still hear back: an error reply in place of one it could not decode.
-    const body = replyBodyJson({ ...errorReply(reply.correlationId, reply.workerId, problem), durationMs: reply.durationMs });
-    return { [BODY_FIELD]: body };
+    return { [BODY_FIELD]: replyBodyJson({ ...errorReply(reply.correlationId, reply.workerId, problem), durationMs: reply.durationMs }) };
   }
-  const fields: EntryFields = { [BODY_FIELD]: replyBodyJson(reply) };
+  const fields: EntryFields = { [BODY_FIELD]: body };
   reply.writeBack.sentFiles.forEach((f, i) => {
     fields[fileField(i)] = Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength);
   });
@@ -287,12 +287,12 @@ export function encodeReply(reply: ToolReply, maxBytes = DEFAULT_MAX_REPLY_BYTES
 }
 
 /** What would make a reply undeliverable or undecodable by the caller, checked before sending it. */
-function replyProblem(reply: ToolReply, maxBytes: number): WireError | null {
+function replyProblem(reply: ToolReply, bodyBytes: number, maxBytes: number): WireError | null {
   const files = reply.writeBack.sentFiles;
   if (files.length > MAX_REPLY_FILES) return wireError("PAYLOAD_TOO_LARGE", `The tool sent ${files.length} files; at most ${MAX_REPLY_FILES} can be returned.`);
   const bad = files.find((f) => !f.name || !f.contentType || f.name.length > 255 || f.contentType.length > 255);
   if (bad) return wireError("INTERNAL", `The tool sent a file without a valid name and content type (${JSON.stringify(bad.name)}, ${JSON.stringify(bad.contentType)}).`);
-  const size = Buffer.byteLength(replyBodyJson(reply)) + files.reduce((n, f) => n + f.data.byteLength, 0);
+  const size = bodyBytes + files.reduce((n, f) => n + f.data.byteLength, 0);
   if (size > maxBytes) return wireError("PAYLOAD_TOO_LARGE", `The result of this tool call is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} reply limit, so it was not sent.`);
   return null;
 }

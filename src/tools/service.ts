@@ -14,11 +14,16 @@ import {
   decodeRequest,
   encodeReply,
   errorReply,
+  formatBytes,
   wireError,
+  type EntryFields,
   type ToolReply,
   type ToolRequest,
   type WireError,
 } from "../redis/wire.js";
+
+/** Files kept with a stored reply for duplicate deliveries, at most. */
+export const MAX_KEPT_FILE_BYTES = 1024 * 1024;
 
 /** A caller that died leaves no one to delete its reply stream: each reply re-arms this expiry (the caller's own refresh matches it). */
 export const REPLY_STREAM_TTL_SECONDS = 600;
@@ -61,7 +66,7 @@ export interface ToolsServiceOptions {
 export class ToolsService {
   readonly worker: StreamWorker;
   private readonly o: ToolsServiceOptions;
-  private readonly leaseMs: number;
+  private readonly claimMs: number;
   private catalog: Catalog;
   private readonly hashes = new Map<string, string>();
   /** Idempotency keys of requests running here, by entry id, so their claims are extended with the lease. */
@@ -69,7 +74,9 @@ export class ToolsService {
 
   constructor(options: ToolsServiceOptions) {
     this.o = options;
-    this.leaseMs = options.worker?.leaseMs ?? 30_000;
+    // A claim lives a little less than the entry's lease: when a dead worker's entry becomes
+    // reclaimable, its claim is already gone, so the reclaiming worker runs it at once.
+    this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
     this.catalog = this.rebuildCatalog();
     this.worker = new StreamWorker({
       ...options.worker,
@@ -154,12 +161,12 @@ export class ToolsService {
     if (req.schemaHash && current !== undefined && current !== req.schemaHash) {
       return refuse(wireError("CATALOG_STALE", `The caller's description of tool '${req.toolName}' is out of date; reload the catalog and call again.`));
     }
-    // The session read and the idempotency claim share one round trip.
+    // The session read and the idempotency claim share one round trip (a pipeline: neither needs the other's atomicity).
     const [sessionRaw, claim] = await this.o.redis
       .multi()
       .addCommand(sessionReadArgs(this.o.keys, req.ctx.traceId))
-      .addCommand(claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.leaseMs))
-      .exec();
+      .addCommand(claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.claimMs))
+      .execAsPipeline();
     if ((claim as unknown) !== "OK") return this.alreadyClaimed(req);
     const session = parseSession(typeof sessionRaw === "string" ? sessionRaw : null, req.ctx.traceId);
     this.running.set(entry.id, req.idemKey);
@@ -172,7 +179,7 @@ export class ToolsService {
       return {
         kind: "ack",
         reply: { stream: req.replyTo, fields, ttlSeconds: REPLY_STREAM_TTL_SECONDS },
-        commands: [storeReplyArgs(this.o.keys, req.idemKey, fields, this.o.replyTtlSeconds ?? 120)],
+        commands: [storeReplyArgs(this.o.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.o.replyTtlSeconds ?? 120)],
       };
     } finally {
       this.running.delete(entry.id);
@@ -228,6 +235,18 @@ export class ToolsService {
     }
   }
 
+  /**
+   * What a repeated delivery of this request gets. Files are kept with it up
+   * to a size; past that (base64 in a string key, for a delivery that almost
+   * never comes) a duplicate is told instead — the first reply carried them.
+   */
+  private keptForDuplicates(reply: ToolReply, fields: EntryFields): EntryFields {
+    const fileBytes = reply.writeBack.sentFiles.reduce((n, f) => n + f.data.byteLength, 0);
+    if (fileBytes <= MAX_KEPT_FILE_BYTES) return fields;
+    const message = `This request already ran and its reply (with ${formatBytes(fileBytes)} of files) was delivered; the files are too large to keep for a repeated delivery.`;
+    return encodeReply({ ...errorReply(reply.correlationId, this.o.workerId, wireError("INTERNAL", message)), durationMs: reply.durationMs });
+  }
+
   private deadLetterReply(entry: DeliveredEntry, reason: string): Outbound | null {
     const decoded = decodeRequest(entry.fields, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     const replyTo = decoded.ok ? decoded.value.replyTo : decoded.replyTo;
@@ -242,7 +261,7 @@ export class ToolsService {
     for (const id of ids) {
       const idemKey = this.running.get(id);
       if (!idemKey) continue;
-      tx.addCommand(extendClaimArgs(this.o.keys, idemKey, this.leaseMs));
+      tx.addCommand(extendClaimArgs(this.o.keys, idemKey, this.claimMs));
       any = true;
     }
     if (any) await tx.execAsPipeline();
