@@ -30,8 +30,12 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[i] ?? NaN;
 }
 
+/** The middle value; for an even count, the mean of the two middle ones. */
 export function median(values: readonly number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  if (s.length === 0) return NaN;
+  return s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
 }
 
 const round = (n: number, digits = 3): number => Number(n.toFixed(digits));
