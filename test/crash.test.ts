@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { closeRedis } from "../src/redis/client.js";
+import { closeRedis, type RedisClient } from "../src/redis/client.js";
+import type { Keys } from "../src/redis/keys.js";
 import { writeSession } from "../src/redis/session.js";
 import { xaddArgs } from "../src/redis/streams.js";
 import { decodeReply, encodeRequest, type ToolReply } from "../src/redis/wire.js";
@@ -10,6 +11,24 @@ import { eventually } from "./helpers.js";
 import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "./redis-helpers.js";
 
 const FIXTURE = fileURLToPath(new URL("./fixtures/counting-tools.js", import.meta.url));
+
+/** Writes a session record and publishes a slow_side_effect request by hand, as a caller would. */
+async function publishSideEffect(redis: RedisClient, k: Keys, o: { traceId: string; correlationId: string; replyTo: string; key: string; ms: number; userId: string }): Promise<void> {
+  await writeSession(redis, k, o.traceId, { userId: o.userId, guildId: "", channelId: "", platform: "test" }, 120);
+  const fields = encodeRequest({
+    type: "tool_exec",
+    toolName: "slow_side_effect",
+    toolArgs: { ms: o.ms, key: o.key },
+    userId: o.userId,
+    correlationId: o.correlationId,
+    idemKey: `${o.traceId}:${o.correlationId}`,
+    replyTo: o.replyTo,
+    schemaHash: "",
+    deadlineMs: Date.now() + 60_000,
+    ctx: { platform: "test", channelId: "", userId: o.userId, userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null, traceId: o.traceId },
+  });
+  await redis.sendCommand(xaddArgs(k.toolsStream, fields, 1000));
+}
 
 test("a worker killed mid-call: another completes it, the side effect happens once, the caller gets one reply", { timeout: 90_000 }, async (t) => {
   const k = testKeys();
@@ -22,20 +41,7 @@ test("a worker killed mid-call: another completes it, the side effect happens on
     const replyTo = k.toolsReplyStream("crash-caller");
     const correlationId = "crash-corr-1";
     const traceId = "crash-trace-1";
-    await writeSession(redis, k, traceId, { userId: "alice", guildId: "", channelId: "", platform: "test" }, 120);
-    const fields = encodeRequest({
-      type: "tool_exec",
-      toolName: "slow_side_effect",
-      toolArgs: { ms: 2500, key: counter },
-      userId: "alice",
-      correlationId,
-      idemKey: `${traceId}:${correlationId}`,
-      replyTo,
-      schemaHash: "",
-      deadlineMs: Date.now() + 60_000,
-      ctx: { platform: "test", channelId: "", userId: "alice", userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null, traceId },
-    });
-    await redis.sendCommand(xaddArgs(k.toolsStream, fields, 1000));
+    await publishSideEffect(redis, k, { traceId, correlationId, replyTo, key: counter, ms: 2500, userId: "alice" });
 
     // Whoever started it dies mid-call.
     const startedKey = await eventually(async () => {
@@ -96,20 +102,7 @@ test("`toolfleet tools` stops cleanly on SIGTERM and on SIGINT, finishing the ca
       const counter = `${k.namespace}:sig-${signal}`;
       const replyTo = k.toolsReplyStream(`sig-caller-${signal}`);
       const traceId = `sig-trace-${signal}`;
-      await writeSession(redis, k, traceId, { userId: "u", guildId: "", channelId: "", platform: "" }, 60);
-      const fields = encodeRequest({
-        type: "tool_exec",
-        toolName: "slow_side_effect",
-        toolArgs: { ms: 800, key: counter },
-        userId: "u",
-        correlationId: `sig-${signal}`,
-        idemKey: `${traceId}:sig`,
-        replyTo,
-        schemaHash: "",
-        deadlineMs: Date.now() + 30_000,
-        ctx: { platform: "", channelId: "", userId: "u", userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null, traceId },
-      });
-      await redis.sendCommand(xaddArgs(k.toolsStream, fields, 1000));
+      await publishSideEffect(redis, k, { traceId, correlationId: `sig-${signal}`, replyTo, key: counter, ms: 800, userId: "u" });
       await eventually(async () => {
         const found: string[] = [];
         for await (const batch of redis.scanIterator({ MATCH: `${counter}:started:*` })) found.push(...batch);

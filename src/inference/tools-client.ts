@@ -121,7 +121,7 @@ export class ToolsClient {
   }
 
   get healthy(): boolean {
-    return this.started && Date.now() - this.reader.lastProgressAt < this.reader.stallMs;
+    return this.started && this.reader.progressing;
   }
 
   async start(): Promise<void> {

@@ -54,6 +54,11 @@ export class BlockingReader {
     return this.blockMs + this.graceMs;
   }
 
+  /** The loop is live: a read came back within the longest time a healthy one takes. */
+  get progressing(): boolean {
+    return this.running && Date.now() - this.lastProgressAt < this.stallMs;
+  }
+
   async open(): Promise<void> {
     this.connection ??= await this.connect();
   }

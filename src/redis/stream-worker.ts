@@ -167,7 +167,7 @@ export class StreamWorker {
 
   /** Healthy while the read loop makes progress, whatever the socket says. */
   get healthy(): boolean {
-    return this.running && Date.now() - this.reader.lastProgressAt < this.reader.stallMs;
+    return this.running && this.reader.progressing;
   }
 
   async start(): Promise<void> {
