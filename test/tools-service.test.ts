@@ -411,7 +411,8 @@ test("after 100k calls, stream lengths and key counts stay bounded", { timeout: 
     assert.ok(at10k && at100k);
     // MAXLEN ~ trims in whole nodes of 100 entries, so allow one node of slack.
     assert.ok(at100k.requestLen <= 1000 + 100, `request stream ${at100k.requestLen}`);
-    assert.ok(at100k.replyLen <= 200, `reply stream ${at100k.replyLen}`);
+    // Read replies are deleted in batches every 50 ms: what is left is at most that long of replies.
+    assert.ok(at100k.replyLen <= 1000, `reply stream ${at100k.replyLen}`);
     // Session records (call timeout 2 s + 5 s margin) and stored replies (1 s) live seconds:
     // the count tracks the call rate times those TTLs, not the total number of calls. Redis
     // reclaims expired keys lazily and by sampling, so up to about a third more may linger.

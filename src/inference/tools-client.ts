@@ -58,6 +58,9 @@ export function wireContextOf(ctx: ToolContext): Omit<WireContext, "traceId"> {
   };
 }
 
+/** Read replies are deleted in batches gathered over this long. */
+const DELETE_BATCH_MS = 50;
+
 // A worker reads the session record when it starts a request, which it does
 // only before the deadline: the record need not outlive it by much.
 const SESSION_MARGIN_SECONDS = 5;
@@ -92,6 +95,8 @@ export class ToolsClient {
   private readonly pending = new Map<string, Pending>();
   private readonly reader: BlockingReader;
   private stopRefresh: (() => void) | undefined;
+  private readonly toDelete: string[] = [];
+  private deleteTimer: NodeJS.Timeout | undefined;
   private started = false;
 
   constructor(private readonly o: ToolsClientOptions) {
@@ -142,6 +147,8 @@ export class ToolsClient {
     if (!this.started) return;
     this.started = false;
     this.stopRefresh?.();
+    clearTimeout(this.deleteTimer);
+    this.toDelete.length = 0; // the stream itself is deleted below
     for (const p of this.pending.values()) p.reject(new ToolCallError("STOPPED", "The tools client stopped before the reply arrived.", p.idemKey));
     this.pending.clear();
     await this.reader.stop();
@@ -207,10 +214,7 @@ export class ToolsClient {
   }
 
   private deliver(entries: StreamEntry[]): void {
-    // Read with NOACK, so once read an entry is only weight (files can be large): delete it.
-    this.o.redis.sendCommand(["XDEL", this.replyStream, ...entries.map((e) => e.id)]).catch((err: unknown) =>
-      this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not delete read replies; MAXLEN trimming will"),
-    );
+    this.forget(entries);
     for (const entry of entries) {
       if (!entry.fields) continue;
       const decoded = decodeReply(entry.fields, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
@@ -227,6 +231,28 @@ export class ToolsClient {
       this.pending.delete(decoded.value.correlationId);
       waiting.resolve(decoded.value);
     }
+  }
+
+  /**
+   * Read with NOACK, an entry is only weight once read: delete it. Replies
+   * that carried files go at once; small ones are gathered and deleted
+   * together a moment later (a syscall per reply costs more than the reply).
+   */
+  private forget(entries: StreamEntry[]): void {
+    for (const entry of entries) this.toDelete.push(entry.id);
+    const heavy = entries.some((e) => e.fields !== null && Object.keys(e.fields).length > 1);
+    if (heavy) this.flushDeletes();
+    else this.deleteTimer ??= setTimeout(() => this.flushDeletes(), DELETE_BATCH_MS).unref();
+  }
+
+  private flushDeletes(): void {
+    clearTimeout(this.deleteTimer);
+    this.deleteTimer = undefined;
+    if (this.toDelete.length === 0) return;
+    const ids = this.toDelete.splice(0);
+    this.o.redis.sendCommand(["XDEL", this.replyStream, ...ids]).catch((err: unknown) =>
+      this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not delete read replies; MAXLEN trimming will"),
+    );
   }
 
   private async touchReplyStream(): Promise<void> {
