@@ -3,7 +3,7 @@
 // permissions, and a gateway-pinned tool.
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { defineTool, type Permissions, type ToolDefinition } from "../src/index.js";
+import { TOOL_NAME_PATTERN, defineTool, type Permissions, type ToolDefinition } from "../src/index.js";
 import { encodePng } from "./png.js";
 
 export const echo = defineTool({
@@ -99,7 +99,7 @@ export const makeFile = defineTool({
 export const injectTool = defineTool({
   name: "inject_tool",
   description: "Make another tool available to the model for the rest of this conversation turn.",
-  parameters: z.object({ tool: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) }),
+  parameters: z.object({ tool: z.string().regex(TOOL_NAME_PATTERN) }),
   allowRepeat: true,
   handler: ({ tool }, ctx) => {
     ctx.injectTool(tool);

@@ -27,6 +27,7 @@ export {
   type ToolContextInit,
 } from "./core/context.js";
 export {
+  TOOL_NAME_PATTERN,
   assertToolName,
   defineTool,
   type JsonSchemaToolSpec,

@@ -299,6 +299,18 @@ describe("remote failures", () => {
     }
   });
 
+  test("a request that could not even be published (too large) never started: it falls back locally", async () => {
+    const s = await setup();
+    try {
+      const out = await s.registry.execute("side_effect", { ms: 0, pad: "x".repeat(1024 * 1024) }, { userId: "alice", ctx: s.ctx() });
+      assert.equal(out.route, "fallback");
+      assert.match(out.text, /^local ran side_effect/);
+      assert.equal(s.counts.get("tools:side_effect") ?? 0, 0);
+    } finally {
+      await s.stop();
+    }
+  });
+
   test("fallback off, or a tool the local registry lacks: the exact unavailable string", async () => {
     const s = await setup({ toolsExecTimeout: 0.2, toolsLocalFallback: false });
     try {

@@ -16,6 +16,7 @@ const EXPECTED = [
   "RedisTaskStore",
   "StreamWorker",
   "TOOLS_SERVICE_MODES",
+  "TOOL_NAME_PATTERN",
   "TaskManager",
   "ToolCallError",
   "ToolContext",

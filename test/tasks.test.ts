@@ -118,3 +118,24 @@ test("the memory store holds at most maxRecords", async () => {
   assert.deepEqual((await store.list()).map((r) => r.id), ["t9", "t8", "t7"]);
   assert.equal(await store.get("t0"), null);
 });
+
+test("a background task deaf to its abort is given up on, and its slot comes back", async () => {
+  const reg = registry({ taskTimeout: 0.1, taskMaxRunning: 1 });
+  reg.register(defineTool({ name: "deaf", description: "", parameters: z.object({}), handler: () => new Promise<string>(() => undefined) }));
+  const { taskId } = await reg.execute("deaf", {});
+  assert.ok(taskId);
+  await eventually(async () => assert.equal((await reg.taskManager?.getTaskResult(taskId))?.status, "error"), 5000);
+  assert.equal((await reg.taskManager?.getTaskResult(taskId))?.result, "Tool 'deaf' was cancelled: background task exceeded 0.1s");
+  assert.equal(reg.taskManager?.runningCount, 0);
+  await reg.close();
+});
+
+test("task tools show a user only their own tasks, an empty user id included", async () => {
+  const reg = registry({});
+  const { taskId } = await reg.execute("slow_task", { seconds: 0.1 }, { userId: "alice", ctx: new ToolContext({ userId: "alice" }) });
+  assert.ok(taskId);
+  const anonymous = new ToolContext();
+  assert.equal(await reg.call("get_task_result", { task_id: taskId }, { ctx: anonymous }), `No task with id '${taskId}'.`);
+  assert.deepEqual(JSON.parse(await reg.call("list_tasks", {}, { ctx: anonymous })), []);
+  await reg.close();
+});

@@ -281,7 +281,9 @@ describe("tools service", () => {
       { body: JSON.stringify({ ...JSON.parse(encodeRequest(good).body as string), v: 99 }) },
       { body: JSON.stringify({ v: 1, type: "tool_exec", pad: "x".repeat(1024 * 1024 + 10) }) },
       // A reply stream outside the namespace would let a request write anywhere: refused, no reply.
-      { body: encodeRequest({ ...good, correlationId: "corr-escape", replyTo: "victim:stream" }).body as string },
+      { body: encodeRequest({ ...good, correlationId: "corr-escape", idemKey: `${good.ctx.traceId}:corr-escape`, replyTo: "victim:stream" }).body as string },
+      // An idempotency key that is not <trace>:<correlation> could name another request's stored reply.
+      { body: encodeRequest({ ...good, correlationId: "corr-steal", idemKey: "someone-else:corr-1" }).body as string },
     ];
     for (const fields of cases) await publish(f, fields);
     const dead = f.keys.deadLetter(f.keys.toolsStream);
@@ -298,6 +300,7 @@ describe("tools service", () => {
     assert.ok(reasons.some((r) => r.startsWith("UNSUPPORTED_VERSION")));
     assert.ok(reasons.some((r) => r.startsWith("PAYLOAD_TOO_LARGE")));
     assert.ok(reasons.some((r) => r.includes("is not a reply stream of this namespace")));
+    assert.ok(reasons.some((r) => r.includes("idem_key must be <ctx.trace_id>:<correlation_id>")));
     assert.equal(Number(await f.redis.exists("victim:stream")), 0);
 
     const errorReplies = await replies(f);

@@ -31,7 +31,7 @@ export async function runDemo(logger: Logger, out: (line: string) => void = cons
     delegateToGateway: (_op, params, ctx) => {
       const remoteCtx = new ToolContext({ ...params.toolCtx, adapter: gatewayAdapter });
       return gateway.call(params.toolName, params.toolArgs, { userId: params.toolCtx.userId, ctx: remoteCtx }).then((text) => {
-        ctx.sentRichMessages.push(...remoteCtx.sentRichMessages);
+        ctx.mergeWriteBack(remoteCtx);
         return text;
       });
     },

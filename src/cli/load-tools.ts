@@ -3,14 +3,14 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
 import type { Permissions } from "../core/registry.js";
-import type { ToolDefinition } from "../core/tool.js";
+import { TOOL_NAME_PATTERN, type ToolDefinition } from "../core/tool.js";
 
 export interface ToolModule {
   tools: ToolDefinition[];
   permissions: Permissions;
 }
 
-const permissionsSchema = z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a tool name"), z.array(z.string().min(1).max(200)));
+const permissionsSchema = z.record(z.string().regex(TOOL_NAME_PATTERN, "a tool name"), z.array(z.string().min(1).max(200)));
 
 /**
  * Loads a module of tools: it exports `tools` (or a default export) as an

@@ -31,7 +31,13 @@ async function main(argv: string[]): Promise<number> {
     case "gateway":
       if (rest.includes("--help")) return usage(SERVE_USAGE);
       // Once the worker has stopped, exit even if a tool module left its own connections open.
-      return runService(command, rest).then((code) => process.exit(code));
+      return runService(command, rest).then(
+        (code) => process.exit(code),
+        (err: unknown) => {
+          console.error(`toolfleet: ${err instanceof Error ? err.message : String(err)}`);
+          process.exit(1);
+        },
+      );
     case undefined:
     case "help":
     case "--help":

@@ -49,8 +49,9 @@ export async function runService(kind: "tools" | "gateway", argv: string[]): Pro
   const workerId = values["worker-id"] ?? `${kind}-${hostname()}-${process.pid}`;
   const module = await loadToolModule(values.tools);
   if (values.permissions) module.permissions = loadPermissionsFile(values.permissions);
-  const redis = await connectRedis({ url, logger, name: `${kind}-${workerId}` });
   const k = keys(config.get().namespace);
+  k.heartbeat(kind, workerId); // refuses a worker id that cannot name a key, before anything is opened
+  const redis = await connectRedis({ url, logger, name: `${kind}-${workerId}` });
   const registry = registryFor(module, config, logger, config.get().taskStore === "redis" ? new RedisTaskStore(redis, k) : undefined);
   const options = {
     redis,
@@ -63,7 +64,15 @@ export async function runService(kind: "tools" | "gateway", argv: string[]): Pro
     worker: { concurrency: positiveInt("concurrency", values.concurrency, 16), leaseMs: positiveInt("lease-ms", values["lease-ms"], 30_000) },
   };
   const service = kind === "tools" ? new ToolsService(options) : createGatewayService({ ...options, adapter: new ConsoleAdapter() });
-  await service.start();
+  try {
+    await service.start();
+  } catch (err) {
+    // Nothing may stay open behind a failed start, or the process would never exit.
+    await service.stop().catch(() => undefined); // the start's own error is the one reported
+    config.close();
+    await closeRedis(redis);
+    throw err;
+  }
   console.log(`${kind} worker ${workerId} ready: ${registry.size} tools on ${redactRedisUrl(url)} (namespace ${config.get().namespace})`);
 
   await untilStopSignal(logger, `${kind} worker ${workerId}`);

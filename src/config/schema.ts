@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ToolfleetError } from "../core/errors.js";
+import { TOOL_NAME_PATTERN } from "../core/tool.js";
 import { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS } from "../pins.js";
 
 export const TOOLS_SERVICE_MODES = ["in_process", "remote", "shadow"] as const;
@@ -35,9 +36,10 @@ export interface Config {
   readonly taskTimeout: number;
 }
 
-const toolName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a tool name (1-64 of letters, digits, _ and -)");
+const toolName = z.string().regex(TOOL_NAME_PATTERN, "a tool name (1-64 of letters, digits, _ and -)");
 const toolNames = z.array(toolName, "a list of tool names");
-const seconds = (what: string) => z.number(`a number of seconds ${what}`).finite();
+// Capped where setTimeout stops working (2^31 ms), so no setting silently turns into "at once".
+const seconds = (what: string) => z.number(`a number of seconds ${what}`).finite().max(2_000_000, `a number of seconds ${what}, at most 2000000`);
 
 const redisUrl = z.string("a redis:// or rediss:// URL").refine((value) => {
   try {
@@ -127,7 +129,9 @@ export function describeIssues(error: z.ZodError, sourceOf: (key: string) => str
       return `unknown setting(s) ${issue.keys.map((k) => `'${k}'`).join(", ")} (in ${sourceOf("")})`;
     }
     const key = String(issue.path[0] ?? "");
-    const got = valueAt(input, issue.path);
+    const raw = valueAt(input, issue.path);
+    // A Redis URL may carry a password: never echo it whole.
+    const got = key === "redisUrl" && typeof raw === "string" ? redactRedisUrl(raw) : raw;
     const where = issue.path.map(String).join(".");
     return `${where} (from ${sourceOf(key)}): expected ${issue.message}, got ${JSON.stringify(got) ?? "nothing"}`;
   });
@@ -147,7 +151,8 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 export function redactRedisUrl(url: string): string {
   try {
     const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
+    if (!parsed.password) return url;
+    parsed.password = "***";
     return parsed.toString();
   } catch {
     // Not a URL, so there is no structure to redact safely: hide it whole.

@@ -44,6 +44,8 @@ export interface CallOptions {
   nested?: boolean;
   /** Overrides `toolsExecTimeout` for this call. */
   timeoutMs?: number;
+  /** May this call become a background task? @defaultValue true */
+  background?: boolean;
 }
 
 /** What every registry offers the LLM loop; the remote registry implements the same. */
@@ -219,7 +221,7 @@ export class ToolRegistry implements ToolRegistryLike {
         }),
       );
       const timeoutMs = options.timeoutMs ?? cfg.toolsExecTimeout * 1000;
-      const offloadMs = !options.nested && !def.noBackground && this.taskManager ? cfg.backgroundThreshold * 1000 : 0;
+      const offloadMs = !options.nested && options.background !== false && !def.noBackground && this.taskManager ? cfg.backgroundThreshold * 1000 : 0;
       const waited = await this.await(settled, call, timeoutMs, offloadMs, name, userId ?? baseCtx.userId);
       if (waited.kind === "background") {
         return { ...outcome("background", waited.text), taskId: waited.taskId };

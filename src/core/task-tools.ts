@@ -23,7 +23,7 @@ export function taskTools(taskManager: () => TaskManager | null): ToolDefinition
       handler: async ({ task_id }, ctx) => {
         const task = await manager().getTaskResult(task_id);
         // Another user's task is reported as unknown, not as forbidden, so ids leak nothing.
-        if (!task || (ctx.userId && task.userId && task.userId !== ctx.userId)) return `No task with id '${task_id}'.`;
+        if (!task || task.userId !== ctx.userId) return `No task with id '${task_id}'.`;
         if (task.status === "running") return `Task ${task.id} (${task.tool}) is still running.`;
         return `Task ${task.id} (${task.tool}) ${task.status === "done" ? "finished" : "failed"}: ${task.result ?? ""}`;
       },
@@ -36,7 +36,8 @@ export function taskTools(taskManager: () => TaskManager | null): ToolDefinition
       allowRepeat: true,
       annotations: { readOnly: true },
       handler: async (_args, ctx) => {
-        const tasks = await manager().listTasks(ctx.userId || undefined);
+        // Always one user's: an empty user id sees only tasks started without one.
+        const tasks = await manager().listTasks(ctx.userId);
         return tasks.map(({ id, tool, status, startedAt }) => ({ id, tool, status, startedAt: new Date(startedAt).toISOString() }));
       },
     }),

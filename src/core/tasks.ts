@@ -62,6 +62,9 @@ export class MemoryTaskStore implements TaskStore {
   }
 }
 
+/** How long a task's handler has to give up after its abort, before its slot is taken back. */
+const GIVE_UP_AFTER_ABORT_MS = 1000;
+
 /** What the task manager needs of a running call: a way to stop it. */
 export interface Abortable {
   abort(reason: unknown): void;
@@ -109,10 +112,19 @@ export class TaskManager {
     const startedAt = Date.now();
     const runningTtl = cfg.taskTimeout + cfg.taskResultTtl;
     const base: TaskRecord = { id, tool, userId, status: "running", startedAt };
-    const deadline = setTimeout(() => abort.abort(new Error(`background task exceeded ${cfg.taskTimeout}s`)), cfg.taskTimeout * 1000);
+    let deadline: NodeJS.Timeout | undefined;
+    // Past its time the task is aborted, and a handler that ignores the abort is given up on
+    // a moment later, so it can never hold a slot (or close()) forever.
+    const givenUp = new Promise<{ ok: boolean; text: string }>((resolve) => {
+      deadline = setTimeout(() => {
+        const reason = new Error(`background task exceeded ${cfg.taskTimeout}s`);
+        abort.abort(reason);
+        deadline = setTimeout(() => resolve({ ok: false, text: `Tool '${tool}' was cancelled: ${reason.message}` }), GIVE_UP_AFTER_ABORT_MS);
+      }, cfg.taskTimeout * 1000);
+    });
     const done = this.store
       .put(base, runningTtl)
-      .then(() => outcome)
+      .then(() => Promise.race([outcome, givenUp]))
       .then(({ ok, text }) =>
         this.store.put(
           { ...base, status: ok ? "done" : "error", result: text, finishedAt: Date.now() },
@@ -136,11 +148,11 @@ export class TaskManager {
     return this.store.list(userId);
   }
 
-  /** Aborts every running task and waits until each has stored its outcome. */
+  /** Aborts every running task and waits until each has stored its outcome (a deaf one: at most its give-up delay). */
   async close(): Promise<void> {
     const tasks = [...this.running.values()];
     for (const task of tasks) task.abort.abort(new Error("task manager closed"));
-    await Promise.all(tasks.map((t) => t.done));
+    await Promise.race([Promise.all(tasks.map((t) => t.done)), new Promise((r) => setTimeout(r, GIVE_UP_AFTER_ABORT_MS).unref())]);
     await this.store.close?.();
   }
 }

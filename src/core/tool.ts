@@ -54,10 +54,11 @@ export interface ToolDefinition {
   readonly handler: ToolHandler<never>;
 }
 
-const TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** OpenAI's function-name rule, the one rule for a tool name everywhere in toolfleet. */
+export const TOOL_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function assertToolName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || !TOOL_NAME.test(name)) {
+  if (typeof name !== "string" || !TOOL_NAME_PATTERN.test(name)) {
     throw new ToolfleetError(
       "TOOL_NAME_INVALID",
       `Invalid tool name ${JSON.stringify(name)}: use 1-64 characters of letters, digits, '_' and '-'.`,

@@ -33,7 +33,7 @@ export class ProxyPlatformAdapter implements PlatformAdapter {
       schemaHash: "",
       ctx: wireContextOf(ctx),
       ...(ctx.observabilityRequestId ? { traceId: ctx.observabilityRequestId } : {}),
-      identity: { userId: ctx.userId, guildId: ctx.guildId, channelId: ctx.channelId, platform: ctx.platform },
+      identity: ctx.identity(),
       timeoutMs: this.config.get().toolsExecTimeout * 1000,
     });
     if (reply.status !== "ok") throw new Error(reply.error?.message ?? `the gateway answered ${reply.status}`);

@@ -14,12 +14,12 @@ import {
   type ToolRegistryLike,
 } from "../core/registry.js";
 import type { TaskManager } from "../core/tasks.js";
-import { defineTool, type ToolAnnotations, type ToolDefinition } from "../core/tool.js";
+import { defineTool, type ToolDefinition } from "../core/tool.js";
 import { loadCatalog, watchCatalog, type Catalog, type CatalogTool, type CatalogWatch } from "../redis/catalog.js";
 import type { RedisClient } from "../redis/client.js";
 import { cancelRequest } from "../redis/idempotency.js";
 import type { Keys } from "../redis/keys.js";
-import type { ToolReply } from "../redis/wire.js";
+import { WireFormatError, type ToolReply } from "../redis/wire.js";
 import { ToolCallError, ToolsClient, wireContextOf } from "./tools-client.js";
 
 /** Where a call went, as `execute()` reports it. */
@@ -93,8 +93,11 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   private watch: CatalogWatch | undefined;
   private readonly mirrors = new Set<Promise<void>>();
 
+  private readonly localPermissions: Permissions;
+
   constructor(options: RemoteToolRegistryOptions) {
     this.o = options;
+    this.localPermissions = options.local.getPermissions();
   }
 
   /** The client that carries remote calls (and gateway calls, through a proxy adapter); set once started. */
@@ -121,9 +124,11 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   async stop(): Promise<void> {
     await this.watch?.close();
     this.watch = undefined;
-    await Promise.allSettled([...this.mirrors]);
-    await this.client?.stop();
+    // Stopping the client first fails the mirrors' pending calls at once, instead of at their timeouts.
+    const client = this.client;
     this.client = undefined;
+    await client?.stop();
+    await Promise.allSettled([...this.mirrors]);
   }
 
   /** Loads the published catalog; true when there is one. A corrupt one is logged and the last good one kept. */
@@ -140,6 +145,9 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     if (!catalog) {
       this.o.logger.warn({ key: this.o.keys.catalog }, "no tool catalog published yet; using the local registry's tools");
       this.catalog = null;
+      this.byName = new Map();
+      this.repeat = new Set();
+      this.listing = undefined;
       return false;
     }
     this.catalog = catalog;
@@ -287,9 +295,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       ctx: ctx ? wireContextOf(ctx) : { platform: "", channelId: "", userId, userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null },
       ...(ctx?.observabilityRequestId ? { traceId: ctx.observabilityRequestId } : {}),
       // The identity this tier authenticated: the context's when there is one.
-      identity: ctx
-        ? { userId: ctx.userId, guildId: ctx.guildId, channelId: ctx.channelId, platform: ctx.platform }
-        : { userId, guildId: "", channelId: "", platform: "" },
+      identity: ctx ? ctx.identity() : { userId, guildId: "", channelId: "", platform: "" },
       timeoutMs: (options.timeoutMs ?? this.o.config.get().toolsExecTimeout * 1000),
     });
   }
@@ -308,10 +314,13 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     done: (text: string, route: Route) => RemoteOutcome,
   ): Promise<RemoteOutcome> {
     this.o.logger.warn({ tool: name, ...errorFields(err) }, "remote tool call failed");
-    if (!this.o.config.get().toolsLocalFallback || !this.o.local.toolNames().has(name)) return done(unavailable(name), "remote");
-    const safe = isRetrySafe(this.byName.get(name)?.annotations ?? this.o.local.get(name)?.annotations);
-    let neverStarted = false;
-    if (!safe && err instanceof ToolCallError && this.o.redis) {
+    // Failures before anything was published (no remote path, arguments too large for the wire) never started.
+    let neverStarted = !(err instanceof ToolCallError);
+    if (!this.o.config.get().toolsLocalFallback || !this.o.local.toolNames().has(name)) {
+      return done(err instanceof WireFormatError ? err.message : unavailable(name), "remote");
+    }
+    const safe = this.retrySafe(name);
+    if (!safe && !neverStarted && err instanceof ToolCallError && this.o.redis) {
       try {
         neverStarted = await cancelRequest(this.o.redis, this.o.keys, err.idemKey, this.o.config.get().toolsExecTimeout + 60);
       } catch (cancelErr) {
@@ -330,7 +339,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
 
   /** Shadow mode: read-only and idempotent tools also run remotely, and the two results are compared. */
   private mirror(name: string, args: unknown, options: CallOptions, localText: string): void {
-    if (!isRetrySafe(this.byName.get(name)?.annotations ?? this.o.local.get(name)?.annotations) || !this.client) return;
+    if (!this.retrySafe(name) || !this.client) return;
     this.stats.shadowMirrored++;
     // The mirror's write-back is dropped: the model sees only the local call's.
     const run = this.send(name, args, options)
@@ -350,13 +359,16 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     this.mirrors.add(run);
   }
 
-  private applyPermissions(permissions: Permissions): void {
-    this.permissions = toPermissionMap(permissions);
-    // Keep the local registry's view in step for the tiers that run there.
-    this.o.local.setPermissions(permissions);
+  /** Safe to run again after a failure, or to mirror: annotated idempotent or read-only. */
+  private retrySafe(name: string): boolean {
+    const annotations = this.byName.get(name)?.annotations ?? this.o.local.get(name)?.annotations;
+    return annotations?.idempotent === true || annotations?.readOnly === true;
   }
-}
 
-function isRetrySafe(annotations: ToolAnnotations | undefined): boolean {
-  return annotations?.idempotent === true || annotations?.readOnly === true;
+  private applyPermissions(permissions: Permissions): void {
+    // The catalog speaks for its tools; the local registry keeps its own rules for the rest.
+    const merged = { ...this.localPermissions, ...permissions };
+    this.permissions = toPermissionMap(merged);
+    this.o.local.setPermissions(merged);
+  }
 }

@@ -6,7 +6,8 @@ import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { sessionWriteArgs, type SessionIdentity } from "../redis/session.js";
 import { ensureGroup, xaddArgs, type StreamEntry } from "../redis/streams.js";
-import { DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, type ToolReply, type ToolRequest, type WireContext } from "../redis/wire.js";
+import { ID_PATTERN } from "../redis/keys.js";
+import { DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, errorReply, type ToolReply, type ToolRequest, type WireContext } from "../redis/wire.js";
 import type { JsonValue, ToolContext } from "../core/context.js";
 
 export interface ToolsClientOptions {
@@ -163,7 +164,8 @@ export class ToolsClient {
   async call(call: ToolCall): Promise<ToolReply> {
     if (!this.started) throw new Error("ToolsClient.call() before start()");
     const correlationId = randomUUID();
-    const traceId = call.traceId || correlationId;
+    // A trace id that cannot name a key (too long, odd characters) is replaced, not trusted to fail later.
+    const traceId = call.traceId && ID_PATTERN.test(call.traceId) ? call.traceId : correlationId;
     const request: ToolRequest = {
       type: "tool_exec",
       toolName: call.toolName,
@@ -173,13 +175,15 @@ export class ToolsClient {
       idemKey: `${traceId}:${correlationId}`,
       replyTo: this.replyStream,
       schemaHash: call.schemaHash,
-      deadlineMs: Date.now() + call.timeoutMs,
+      deadlineMs: Math.ceil(Date.now() + call.timeoutMs),
       ctx: { ...call.ctx, traceId },
     };
     const fields = encodeRequest(request, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     const reply = new Promise<ToolReply>((resolve, reject) => {
       this.pending.set(correlationId, { resolve, reject, idemKey: request.idemKey });
     });
+    // stop() may reject it while the publish is still waiting: the race below reports it then.
+    reply.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -220,6 +224,12 @@ export class ToolsClient {
       const decoded = decodeReply(entry.fields, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       if (!decoded.ok) {
         this.o.logger.warn({ stream: this.replyStream, entryId: entry.id, error: decoded.error }, "malformed reply dropped");
+        // When it says whose it is, that caller learns now instead of at its timeout.
+        const owner = decoded.correlationId ? this.pending.get(decoded.correlationId) : undefined;
+        if (owner && decoded.correlationId) {
+          this.pending.delete(decoded.correlationId);
+          owner.resolve({ ...errorReply(decoded.correlationId, "", decoded.error) });
+        }
         continue;
       }
       const waiting = this.pending.get(decoded.value.correlationId);

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { parseJson } from "../core/json.js";
 import { errorFields, type Logger } from "../core/log.js";
 import type { Permissions } from "../core/registry.js";
-import type { ToolAnnotations, ToolDefinition } from "../core/tool.js";
+import { TOOL_NAME_PATTERN, type ToolAnnotations, type ToolDefinition } from "../core/tool.js";
 import type { JsonSchema } from "../core/validate.js";
 import { duplicateConnection, type RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
@@ -73,7 +73,7 @@ const catalogSchema = z.object({
   tools: z
     .array(
       z.object({
-        name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+        name: z.string().regex(TOOL_NAME_PATTERN),
         description: z.string(),
         parameters: z.record(z.string(), z.unknown()),
         allowRepeat: z.boolean(),

@@ -30,7 +30,9 @@ export interface Keys {
 
 const NAMESPACE = /^[A-Za-z0-9_.{}-]{1,64}$/;
 // Ids from outside (worker ids, trace ids) must not smuggle a separator or a glob.
-const ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
+/** An id that may be part of a key: worker ids, trace ids, correlation ids. */
+export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
+const ID = ID_PATTERN;
 
 function id(kind: string, value: string): string {
   if (!ID.test(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}: use 1-128 of letters, digits and _ . : @ -`);

@@ -96,6 +96,8 @@ export interface Heartbeat {
 }
 
 const SLOW_COMMIT_RETRIES = 20;
+/** After stop's timeout aborts the handlers, how long they get to finish before the worker leaves anyway. */
+const ABANDON_AFTER_ABORT_MS = 2000;
 
 /**
  * The request side of a Redis Streams RPC: reads a stream in a consumer
@@ -216,7 +218,8 @@ export class StreamWorker {
     if (!drained) {
       this.logger.warn({ service: this.o.service, worker: this.o.consumer, inFlight: this.inFlight.size }, "stop timed out; abandoning in-flight entries to other workers");
       this.stopping.abort(new Error("worker stopping"));
-      await Promise.allSettled(this.inFlight.values());
+      // A handler deaf to the abort is not waited for long: its entry stays pending and is reclaimed.
+      await Promise.race([Promise.allSettled(this.inFlight.values()), sleep(ABANDON_AFTER_ABORT_MS, undefined, { ref: false })]);
     }
     this.stopLeases?.();
     await this.leaveGroup();

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import type { JsonValue, RichMessage, SentFile } from "../core/context.js";
 import type { OutcomeKind } from "../core/registry.js";
+import { TOOL_NAME_PATTERN } from "../core/tool.js";
+import { ID_PATTERN } from "./keys.js";
 
 /**
  * The tool-exec wire format (docs/protocol.md is its specification).
@@ -111,9 +113,9 @@ export type Decoded<T> =
 
 // ── schemas (snake_case on the wire, camelCase in code) ───────────────────
 
-// 128 for one id (as the key builder allows), 300 for a composite (the idempotency key is trace:correlation).
-const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:@-]+$/, "letters, digits and _ . : @ -");
-const compositeId = z.string().min(1).max(300).regex(/^[A-Za-z0-9_.:@-]+$/, "letters, digits and _ . : @ -");
+// One id as the key builder allows it; a composite (the idempotency key is trace:correlation) up to two of them.
+const id = z.string().regex(ID_PATTERN, "1-128 of letters, digits and _ . : @ -");
+const compositeId = z.string().min(1).max(257).regex(/^[A-Za-z0-9_.:@-]+$/, "letters, digits and _ . : @ -");
 const text = (max: number) => z.string().max(max);
 const json: z.ZodType<JsonValue> = z.json();
 
@@ -133,7 +135,7 @@ const wireContext = z.object({
 const requestBody = z.object({
   v: z.literal(PROTOCOL_VERSION),
   type: z.literal("tool_exec"),
-  tool_name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a tool name"),
+  tool_name: z.string().regex(TOOL_NAME_PATTERN, "a tool name"),
   tool_args: json,
   user_id: text(200),
   correlation_id: id,
@@ -215,6 +217,10 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
   const checked = requestBody.safeParse(raw);
   if (!checked.success) return { ok: false, error: wireError("INVALID_REQUEST", `invalid request: ${describe(checked.error)}`), ...hints };
   const b = checked.data;
+  // The key is derived, never chosen: otherwise a request could name another's key and be sent its stored reply.
+  if (b.idem_key !== `${b.ctx.trace_id}:${b.correlation_id}`) {
+    return { ok: false, error: wireError("INVALID_REQUEST", "invalid request: idem_key must be <ctx.trace_id>:<correlation_id>"), ...hints };
+  }
   const c = b.ctx;
   return {
     ok: true,
@@ -266,12 +272,14 @@ export function replyBodyJson(reply: ToolReply): string {
   });
 }
 
-/**
- * Encodes a reply. Over the size limit, the reply becomes a PAYLOAD_TOO_LARGE
- * error reply instead (the caller must still hear back), with no files.
- */
+/** Files one reply may carry. */
 export const MAX_REPLY_FILES = 100;
 
+/**
+ * Encodes a reply. One the caller could not take (too large, too many files,
+ * a file without name or type) becomes an error reply instead, with no files:
+ * the caller must still hear back.
+ */
 export function encodeReply(reply: ToolReply, maxBytes = DEFAULT_MAX_REPLY_BYTES): EntryFields {
   const body = replyBodyJson(reply);
   const problem = replyProblem(reply, Buffer.byteLength(body), maxBytes);
@@ -332,6 +340,10 @@ export function wireError(code: WireErrorCode, message: string): WireError {
   return { code, message, retryable };
 }
 
+export function emptyWriteBack(): WriteBack {
+  return { sentFiles: [], injectedTools: null, sentRichMessages: [] };
+}
+
 export function errorReply(correlationId: string, workerId: string, error: WireError): ToolReply {
   const status: ReplyStatus = error.code === "CATALOG_STALE" || error.code === "EXPIRED" ? error.code : "error";
   return {
@@ -339,7 +351,7 @@ export function errorReply(correlationId: string, workerId: string, error: WireE
     status,
     result: "",
     error,
-    writeBack: { sentFiles: [], injectedTools: null, sentRichMessages: [] },
+    writeBack: emptyWriteBack(),
     workerId,
     durationMs: 0,
   };

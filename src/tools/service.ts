@@ -13,6 +13,7 @@ import {
   DEFAULT_MAX_REQUEST_BYTES,
   decodeRequest,
   encodeReply,
+  emptyWriteBack,
   errorReply,
   formatBytes,
   wireError,
@@ -199,7 +200,7 @@ export class ToolsService {
       observabilityRequestId: req.ctx.observabilityRequestId || req.ctx.traceId,
       disclosedSkillIds: req.ctx.disclosedSkillIds,
       roomContext: req.ctx.roomContext,
-      // A worker past its stop timeout aborts what still runs; the entry stays pending for another worker.
+      // A worker past its stop timeout aborts what still runs: the call answers that it was cancelled.
       signal: stopping,
       adapter: this.o.adapter ?? null,
     });
@@ -208,8 +209,10 @@ export class ToolsService {
     if (!this.o.registry.isAllowed(req.toolName, identity.userId)) {
       return { ...base, status: "ok", result: permissionDenied(identity.userId, req.toolName), outcome: "denied", writeBack: emptyWriteBack(), durationMs: performance.now() - started };
     }
-    const timeoutMs = Math.max(1, Math.min(req.deadlineMs - Date.now(), this.o.config.get().toolsExecTimeout * 1000));
-    const outcome = await this.o.registry.execute(req.toolName, req.toolArgs, { userId: identity.userId, ctx, timeoutMs });
+    const cfg = this.o.config.get();
+    const timeoutMs = Math.max(1, Math.min(req.deadlineMs - Date.now(), cfg.toolsExecTimeout * 1000));
+    // A task id is only worth giving out when any worker can answer for it later: with a Redis task store.
+    const outcome = await this.o.registry.execute(req.toolName, req.toolArgs, { userId: identity.userId, ctx, timeoutMs, background: cfg.taskStore === "redis" });
     return {
       ...base,
       status: "ok",
@@ -276,6 +279,3 @@ export class ToolsService {
   }
 }
 
-function emptyWriteBack(): ToolReply["writeBack"] {
-  return { sentFiles: [], injectedTools: null, sentRichMessages: [] };
-}
