@@ -2,6 +2,7 @@
 import { CALL_USAGE, runCall } from "./call.js";
 import { runDemo } from "./demo.js";
 import { SERVE_USAGE, runService } from "./serve.js";
+import { runInspect } from "./status.js";
 import { createLogger } from "../core/log.js";
 
 const USAGE = `toolfleet — runs an LLM chat bot's tool calls across gateway, inference and tools tiers
@@ -12,6 +13,8 @@ Usage:
                              run one call through the inference tier's registry
   toolfleet tools [options]  start a tools-service worker
   toolfleet gateway [opts]   start a gateway (console adapter) serving execute_tool
+  toolfleet status [--json]  live workers (from heartbeats), stream lengths, pending and dead-lettered counts
+  toolfleet catalog [--json] the published tool catalog
 
 Config comes from TOOLFLEET_* environment variables and the JSON file named by
 TOOLFLEET_CONFIG; see the README's config reference.
@@ -38,6 +41,9 @@ async function main(argv: string[]): Promise<number> {
           process.exit(1);
         },
       );
+    case "status":
+    case "catalog":
+      return runInspect(command, rest);
     case undefined:
     case "help":
     case "--help":
