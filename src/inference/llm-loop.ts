@@ -1,0 +1,176 @@
+import OpenAI from "openai";
+import stringify from "safe-stable-stringify";
+import { z } from "zod";
+import type { ToolContext } from "../core/context.js";
+import { errorFields, type Logger } from "../core/log.js";
+import type { OpenAITool, ToolRegistryLike } from "../core/registry.js";
+import { defineTool, type ToolDefinition } from "../core/tool.js";
+
+/** A message of an OpenAI-compatible chat, as the loop builds them. */
+export type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
+
+export interface ModelTurn {
+  content: string | null;
+  toolCalls: { id: string; name: string; arguments: string }[];
+}
+
+/** The one thing the loop needs of an LLM: a chat completion with tools. */
+export interface ChatModel {
+  complete(messages: ChatMessage[], tools: OpenAITool[], signal?: AbortSignal): Promise<ModelTurn>;
+}
+
+export interface OpenAIModelOptions {
+  /** @defaultValue "https://openrouter.ai/api/v1" */
+  baseURL?: string;
+  apiKey: string;
+  model: string;
+  /** @defaultValue 60000 */
+  timeoutMs?: number;
+  /** Retries of rate limits and server errors, by the client library. @defaultValue 2 */
+  maxRetries?: number;
+}
+
+/** An OpenAI-compatible chat endpoint (OpenRouter by default) through the `openai` client. */
+export function openAIModel(o: OpenAIModelOptions): ChatModel {
+  const client = new OpenAI({ baseURL: o.baseURL ?? "https://openrouter.ai/api/v1", apiKey: o.apiKey, timeout: o.timeoutMs ?? 60_000, maxRetries: o.maxRetries ?? 2 });
+  return {
+    async complete(messages, tools, signal) {
+      const res = await client.chat.completions.create(
+        { model: o.model, messages, ...(tools.length > 0 ? { tools } : {}) },
+        signal ? { signal } : {},
+      );
+      const message = res.choices[0]?.message;
+      if (!message) throw new Error("the model returned no choice");
+      const toolCalls = (message.tool_calls ?? []).flatMap((c) => (c.type === "function" ? [{ id: c.id, name: c.function.name, arguments: c.function.arguments }] : []));
+      return { content: message.content ?? null, toolCalls };
+    },
+  };
+}
+
+export interface LoopOptions {
+  model: ChatModel;
+  registry: ToolRegistryLike;
+  logger: Logger;
+  userId: string;
+  ctx: ToolContext;
+  /** The tools the model may see (the disclosed subset); injected tools join it. */
+  activeTools: Iterable<string>;
+  /** Model turns before the loop stops asking. @defaultValue 8 */
+  maxIterations?: number;
+  /** However often extend_tool_loop is called, never more turns than this. @defaultValue 32 */
+  hardIterationCap?: number;
+  /** Inner loops (call_subagent) mark their tool calls nested. @defaultValue false */
+  nested?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface LoopResult {
+  text: string;
+  iterations: number;
+  toolCalls: number;
+  /** Why it ended: the model answered, the iteration limit, or an LLM failure. */
+  ended: "answer" | "limit" | "llm_error";
+}
+
+/** The loop's own inference-pinned tools; the loop runs them itself (they steer the loop). */
+export const LOOP_TOOLS: readonly ToolDefinition[] = [
+  defineTool({
+    name: "extend_tool_loop",
+    description: "Ask for more tool-calling turns when the task needs them.",
+    parameters: z.object({ turns: z.number().int().min(1).max(16) }),
+    noBackground: true,
+    handler: () => "extend_tool_loop only works inside a tool loop.",
+  }),
+  defineTool({
+    name: "call_subagent",
+    description: "Hand a self-contained sub-task to a helper that can use the same tools, and get its answer.",
+    parameters: z.object({ task: z.string().min(1) }),
+    noBackground: true,
+    handler: () => "call_subagent only works inside a tool loop.",
+  }),
+];
+
+/**
+ * The LLM tool-calling loop: ask the model, run the tool calls of its turn
+ * concurrently, feed back results, files (as image or file parts) and
+ * injected tools, until it answers or the iteration limit is reached. An LLM
+ * failure ends the loop with a clear answer, never a hang.
+ */
+export async function runToolLoop(messages: ChatMessage[], o: LoopOptions): Promise<LoopResult> {
+  const active = new Set(o.activeTools);
+  const repeatable = o.registry.repeatAllowedTools();
+  const seen = new Set<string>();
+  const cap = o.hardIterationCap ?? 32;
+  let limit = Math.min(o.maxIterations ?? 8, cap);
+  let toolCalls = 0;
+  for (let iteration = 1; iteration <= limit; iteration++) {
+    let turn: ModelTurn;
+    try {
+      turn = await o.model.complete(messages, o.registry.getOpenAIToolsByNames(active), o.signal);
+    } catch (err) {
+      o.logger.error({ iteration, ...errorFields(err) }, "LLM call failed");
+      return { text: llmFailure(err), iterations: iteration, toolCalls, ended: "llm_error" };
+    }
+    if (turn.toolCalls.length === 0) return { text: turn.content ?? "", iterations: iteration, toolCalls, ended: "answer" };
+    messages.push({
+      role: "assistant",
+      content: turn.content,
+      tool_calls: turn.toolCalls.map((c) => ({ id: c.id, type: "function" as const, function: { name: c.name, arguments: c.arguments } })),
+    });
+    const filesBefore = o.ctx.sentFiles.length;
+    const results = await Promise.all(
+      turn.toolCalls.map(async (call) => {
+        toolCalls++;
+        let args: unknown;
+        try {
+          args = call.arguments.trim() === "" ? {} : JSON.parse(call.arguments);
+        } catch {
+          // The model hears what was wrong and can send valid JSON next turn.
+          return `Invalid arguments for tool '${call.name}': not valid JSON.`;
+        }
+        const key = `${call.name}\u0000${stringify(args) ?? ""}`;
+        if (seen.has(key) && !repeatable.has(call.name)) {
+          return `Refused: '${call.name}' was already called with these exact arguments in this conversation turn; use its earlier result.`;
+        }
+        seen.add(key);
+        if (call.name === "extend_tool_loop") {
+          const turns = z.object({ turns: z.number().int().min(1).max(16) }).safeParse(args);
+          if (!turns.success) return "Invalid arguments for tool 'extend_tool_loop': turns must be an integer from 1 to 16.";
+          const before = limit;
+          limit = Math.min(limit + turns.data.turns, cap);
+          return `The tool loop now allows ${limit} turns (was ${before}).`;
+        }
+        if (call.name === "call_subagent") {
+          const task = z.object({ task: z.string().min(1) }).safeParse(args);
+          if (!task.success) return "Invalid arguments for tool 'call_subagent': task must be a non-empty string.";
+          const inner = await runToolLoop([{ role: "user", content: task.data.task }], { ...o, nested: true, activeTools: active, maxIterations: Math.min(4, cap) });
+          return inner.text;
+        }
+        return o.registry.call(call.name, args, { userId: o.userId, ctx: o.ctx, nested: o.nested ?? false });
+      }),
+    );
+    turn.toolCalls.forEach((call, i) => messages.push({ role: "tool", tool_call_id: call.id, content: results[i] ?? "" }));
+    const newFiles = o.ctx.sentFiles.slice(filesBefore);
+    if (newFiles.length > 0) {
+      // The model sees what its tools sent: images as image parts, other files named.
+      messages.push({
+        role: "user",
+        content: newFiles.map((f) =>
+          f.contentType.startsWith("image/")
+            ? { type: "image_url" as const, image_url: { url: `data:${f.contentType};base64,${Buffer.from(f.data).toString("base64")}` } }
+            : { type: "text" as const, text: `[file sent: ${f.name}, ${f.contentType}, ${f.data.byteLength} bytes]` },
+        ),
+      });
+    }
+    for (const name of o.ctx.injectedTools ?? []) active.add(name);
+  }
+  return { text: `I stopped after ${limit} rounds of tool calls without a final answer. Ask me to continue if you want me to keep going.`, iterations: limit, toolCalls, ended: "limit" };
+}
+
+function llmFailure(err: unknown): string {
+  if (err instanceof OpenAI.RateLimitError) return "Sorry — the language model is rate-limited right now. Please try again in a moment.";
+  if (err instanceof OpenAI.APIConnectionTimeoutError) return "Sorry — the language model did not answer in time. Please try again.";
+  if (err instanceof OpenAI.AuthenticationError) return "Sorry — the language model refused our credentials; an operator needs to check the API key.";
+  if (err instanceof OpenAI.APIError) return `Sorry — the language model returned an error (${err.status ?? "?"}). Please try again.`;
+  return "Sorry — the language model could not be reached. Please try again.";
+}

@@ -1,0 +1,152 @@
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, test } from "node:test";
+import { examplePermissions, exampleTools } from "../examples/tools.js";
+import { ToolContext, ToolRegistry, defineConfig, staticConfig } from "../src/index.js";
+import { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage } from "../src/inference/llm-loop.js";
+import { RecordingLogger } from "./helpers.js";
+
+/** An OpenAI-compatible chat endpoint that answers from a script and records what it was sent. */
+interface Scripted {
+  status?: number;
+  content?: string | null;
+  calls?: { name: string; args: unknown }[];
+}
+const script: Scripted[] = [];
+const received: { messages: { role: string; content: unknown }[]; tools?: { function: { name: string } }[] }[] = [];
+let server: Server;
+let baseURL = "";
+let nextId = 0;
+
+before(async () => {
+  server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d.toString()));
+    req.on("end", () => {
+      received.push(JSON.parse(body) as (typeof received)[number]);
+      const step = script.shift() ?? { content: "(script ran out)" };
+      if (step.status) {
+        res.writeHead(step.status, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: { message: "scripted failure" } }));
+        return;
+      }
+      const toolCalls = (step.calls ?? []).map((c) => ({ id: `call_${++nextId}`, type: "function", function: { name: c.name, arguments: JSON.stringify(c.args) } }));
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          id: `r${nextId}`,
+          object: "chat.completion",
+          created: 0,
+          model: "scripted",
+          choices: [{ index: 0, finish_reason: toolCalls.length ? "tool_calls" : "stop", message: { role: "assistant", content: step.content ?? null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) } }],
+        }),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+});
+
+after(async () => {
+  await new Promise((resolve) => server.close(resolve));
+});
+
+function setup(active: string[]) {
+  script.length = 0;
+  received.length = 0;
+  const logger = new RecordingLogger();
+  const registry = new ToolRegistry({ config: staticConfig(defineConfig({ backgroundThreshold: 0 })), logger }).register(...exampleTools, ...LOOP_TOOLS);
+  registry.setPermissions(examplePermissions);
+  const ctx = new ToolContext({ platform: "test", userId: "alice" });
+  const model = openAIModel({ baseURL, apiKey: "test-key", model: "scripted", maxRetries: 0, timeoutMs: 5000 });
+  const run = (text: string, extra: { maxIterations?: number } = {}) =>
+    runToolLoop([{ role: "user", content: text } as ChatMessage], { model, registry, logger, userId: "alice", ctx, activeTools: active, ...extra });
+  return { run, ctx, logger };
+}
+
+test("the tool calls of one turn run concurrently, and the answer comes back", async () => {
+  const { run } = setup(["slow_task", "echo"]);
+  script.push({ calls: [{ name: "slow_task", args: { seconds: 0.3, label: "a" } }, { name: "slow_task", args: { seconds: 0.3, label: "b" } }] }, { content: "both done" });
+  const started = Date.now();
+  const out = await run("do two things");
+  const ms = Date.now() - started;
+  assert.equal(out.text, "both done");
+  assert.equal(out.toolCalls, 2);
+  assert.ok(ms < 550, `two 0.3 s calls took ${ms} ms: they ran one after the other`);
+  const toolMessages = received[1]?.messages.filter((m) => m.role === "tool").map((m) => m.content);
+  assert.deepEqual(toolMessages, ["a finished after 0.3s.", "b finished after 0.3s."]);
+});
+
+test("an identical repeated call is refused unless the tool allows repeats", async () => {
+  const { run } = setup(["calculator", "echo"]);
+  const calc = { name: "calculator", args: { a: 1, op: "add", b: 2 } };
+  const echo = { name: "echo", args: { text: "hi" } };
+  script.push({ calls: [calc, echo] }, { calls: [calc, echo] }, { content: "ok" });
+  await run("add twice");
+  const tools = received[2]?.messages.filter((m) => m.role === "tool").map((m) => m.content);
+  assert.deepEqual(tools, [
+    '{"result":3}',
+    "hi",
+    "Refused: 'calculator' was already called with these exact arguments in this conversation turn; use its earlier result.",
+    "hi", // echo allows repeats
+  ]);
+});
+
+test("an injected tool is offered to the model from the next turn", async () => {
+  const { run, ctx } = setup(["inject_tool"]);
+  script.push({ calls: [{ name: "inject_tool", args: { tool: "calculator" } }] }, { calls: [{ name: "calculator", args: { a: 6, op: "multiply", b: 7 } }] }, { content: "42" });
+  const out = await run("multiply");
+  assert.equal(out.text, "42");
+  assert.deepEqual(received[0]?.tools?.map((t) => t.function.name), ["inject_tool"]);
+  assert.deepEqual(received[1]?.tools?.map((t) => t.function.name).sort(), ["calculator", "inject_tool"]);
+  assert.deepEqual(ctx.injectedTools, ["calculator"]);
+  assert.ok(received[2]?.messages.some((m) => m.role === "tool" && m.content === '{"result":42}'));
+});
+
+test("an image a tool sent is passed back to the model as an image part", async () => {
+  const { run, ctx } = setup(["send_image"]);
+  script.push({ calls: [{ name: "send_image", args: { width: 8, height: 8 } }] }, { content: "a gradient" });
+  await run("draw");
+  const last = received[1]?.messages.at(-1);
+  assert.equal(last?.role, "user");
+  const parts = last?.content as { type: string; image_url?: { url: string } }[];
+  assert.equal(parts[0]?.type, "image_url");
+  assert.equal(parts[0]?.image_url?.url, `data:image/png;base64,${Buffer.from(ctx.sentFiles[0]?.data ?? []).toString("base64")}`);
+});
+
+test("call_subagent runs a nested loop and returns its answer; extend_tool_loop raises the limit", async () => {
+  const { run } = setup(["call_subagent", "extend_tool_loop", "echo"]);
+  script.push(
+    { calls: [{ name: "extend_tool_loop", args: { turns: 2 } }] },
+    { calls: [{ name: "call_subagent", args: { task: "say inner" } }] },
+    { calls: [{ name: "echo", args: { text: "from inside" } }] }, // the inner loop's first turn
+    { content: "inner answer" }, // the inner loop's answer
+    { content: "outer answer" },
+  );
+  const out = await run("delegate", { maxIterations: 2 });
+  assert.equal(out.text, "outer answer");
+  assert.equal(out.iterations, 3, "a third turn only because the limit was raised");
+  assert.deepEqual(received[2]?.messages[0], { role: "user", content: "say inner" });
+  assert.ok(received[4]?.messages.some((m) => m.role === "tool" && m.content === "inner answer"));
+  assert.ok(received[1]?.messages.some((m) => m.role === "tool" && m.content === "The tool loop now allows 4 turns (was 2)."));
+});
+
+test("the iteration limit ends a loop that never answers", async () => {
+  const { run } = setup(["echo"]);
+  for (let i = 0; i < 3; i++) script.push({ calls: [{ name: "echo", args: { text: `t${i}` } }] });
+  const out = await run("loop", { maxIterations: 3 });
+  assert.equal(out.ended, "limit");
+  assert.match(out.text, /^I stopped after 3 rounds of tool calls/);
+});
+
+test("LLM errors and rate limits give the user a clear answer", async () => {
+  const { run, logger } = setup(["echo"]);
+  script.push({ status: 500 });
+  const failed = await run("hello");
+  assert.equal(failed.ended, "llm_error");
+  assert.equal(failed.text, "Sorry — the language model returned an error (500). Please try again.");
+  script.push({ status: 429 });
+  assert.equal((await run("hello")).text, "Sorry — the language model is rate-limited right now. Please try again in a moment.");
+  assert.equal(logger.at("error").length, 2);
+});
