@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { examplePermissions, exampleTools } from "../examples/tools.js";
 import { ToolContext, ToolRegistry, defineConfig, staticConfig } from "../src/index.js";
-import { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage } from "../src/inference/llm-loop.js";
+import { LOOP_TOOLS, openAIModel, runToolLoop } from "../src/inference/llm-loop.js";
 import { RecordingLogger } from "./helpers.js";
 
 /** An OpenAI-compatible chat endpoint that answers from a script and records what it was sent. */
@@ -61,7 +61,7 @@ function setup(active: string[]) {
   const ctx = new ToolContext({ platform: "test", userId: "alice" });
   const model = openAIModel({ baseURL, apiKey: "test-key", model: "scripted", maxRetries: 0, timeoutMs: 5000 });
   const run = (text: string, extra: { maxIterations?: number } = {}) =>
-    runToolLoop([{ role: "user", content: text } as ChatMessage], { model, registry, logger, userId: "alice", ctx, activeTools: active, ...extra });
+    runToolLoop([{ role: "user", content: text }], { model, registry, logger, userId: "alice", ctx, activeTools: active, ...extra });
   return { run, ctx, logger };
 }
 
