@@ -86,3 +86,8 @@ export { RedisTaskStore } from "./redis/task-store.js";
 export { StreamWorker, type DeliveredEntry, type Disposition, type EntryHandler, type Heartbeat, type Outbound, type StreamWorkerOptions } from "./redis/stream-worker.js";
 export { ToolsService, type ToolsServiceOptions } from "./tools/service.js";
 export { ToolsClient, ToolCallError, type ToolCall, type ToolsClientOptions } from "./inference/tools-client.js";
+export { RemoteToolRegistry, staleTwice, unavailable, type RemoteOutcome, type RemoteRegistryStats, type RemoteToolRegistryOptions, type Route } from "./inference/remote-registry.js";
+export { ProxyPlatformAdapter } from "./inference/proxy-adapter.js";
+export { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage, type ChatModel, type LoopOptions, type LoopResult, type ModelTurn, type OpenAIModelOptions } from "./inference/llm-loop.js";
+export { createGatewayService, type GatewayServiceOptions } from "./gateway/service.js";
+export { ConsoleAdapter } from "./gateway/console-adapter.js";

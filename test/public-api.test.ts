@@ -56,6 +56,15 @@ const EXPECTED = [
   "toolSchemaHash",
   "watchCatalog",
   "writeSession",
+  "RemoteToolRegistry",
+  "staleTwice",
+  "unavailable",
+  "ProxyPlatformAdapter",
+  "LOOP_TOOLS",
+  "openAIModel",
+  "runToolLoop",
+  "createGatewayService",
+  "ConsoleAdapter",
 ];
 
 test("the public surface is exactly the named exports", async () => {
