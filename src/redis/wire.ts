@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { JsonValue, RichMessage, SentFile } from "../core/context.js";
+import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core/context.js";
 import type { OutcomeKind } from "../core/registry.js";
 import { TOOL_NAME_PATTERN } from "../core/tool.js";
 import { ID_PATTERN } from "./keys.js";
@@ -52,13 +52,7 @@ export class WireFormatError extends Error {
 }
 
 /** The caller's context, as it crosses the wire. Identity here is informational only: the tools service takes identity from the session record. */
-export interface WireContext {
-  platform: string;
-  channelId: string;
-  userId: string;
-  userName: string;
-  guildId: string;
-  messageId: string;
+export interface WireContext extends ToolCallIdentity {
   observabilityRequestId: string;
   disclosedSkillIds: string[];
   roomContext: JsonValue;
