@@ -131,6 +131,17 @@ test("live: SIGHUP reloads", async () => {
   assert.equal(process.listenerCount("SIGHUP"), 0);
 });
 
+test("a bad Redis URL is never echoed with its password", () => {
+  assert.throws(
+    () => loadConfig({ env: { TOOLFLEET_REDIS_URL: "rediss//default:S3cret@h:6380" } }),
+    (err: unknown) => err instanceof ToolfleetError && /redisUrl .*got "\(unparseable redis url\)"/.test(err.message) && !err.message.includes("S3cret"),
+  );
+  assert.throws(
+    () => loadConfig({ env: { TOOLFLEET_REDIS_URL: "http://u:S3cret@h:1" } }),
+    (err: unknown) => err instanceof ToolfleetError && err.message.includes("http://u:***@h:1/") && !err.message.includes("S3cret"),
+  );
+});
+
 test("a password in the Redis URL is redacted for logs", () => {
   assert.equal(redactRedisUrl("redis://app:s3cret@db:6379/0"), "redis://app:***@db:6379/0");
   assert.equal(redactRedisUrl("not a url"), "(unparseable redis url)");

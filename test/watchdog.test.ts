@@ -57,3 +57,32 @@ test("a blocking read that never returns is replaced, and the worker serves agai
     await own.stop();
   }
 });
+
+test("stopping the caller while a publish waits for a dead Redis fails the call cleanly", { timeout: 30_000 }, async () => {
+  const own = await OwnRedis.start();
+  const logger = new RecordingLogger();
+  const redis = await connectRedis({ url: own.url, logger, name: "caller" });
+  const client = new ToolsClient({ redis, redisUrl: own.url, keys: testKeys(), workerId: "stopper", logger, blockMs: 200 });
+  try {
+    await client.start();
+    await own.kill();
+    const pending = client.call({
+      toolName: "echo",
+      toolArgs: { text: "never sent" },
+      userId: "u",
+      schemaHash: "",
+      ctx: { platform: "", channelId: "", userId: "u", userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null },
+      identity: { userId: "u", guildId: "", channelId: "", platform: "" },
+      timeoutMs: 20_000,
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const stopping = client.stop();
+    // It settles at once as STOPPED (or as a failed publish), not at its 20 s timeout, and nothing is left unhandled.
+    await assert.rejects(pending, (err: unknown) => err instanceof Error && /stopped|publish/i.test(err.message));
+    await stopping;
+    assert.equal(client.pendingCount, 0);
+  } finally {
+    redis.destroy();
+    await own.stop();
+  }
+});

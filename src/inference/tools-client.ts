@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { errorFields, type Logger } from "../core/log.js";
 import { repeatEvery } from "../core/repeat.js";
+import { within } from "../core/within.js";
 import { BlockingReader } from "../redis/blocking-reader.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
@@ -58,6 +59,9 @@ export function wireContextOf(ctx: ToolContext): Omit<WireContext, "traceId"> {
     roomContext: ctx.roomContext,
   };
 }
+
+/** How long stop() waits for Redis to take its last clean-up command. */
+const STOP_CLEANUP_MS = 1000;
 
 /** Read replies are deleted in batches gathered over this long. */
 const DELETE_BATCH_MS = 50;
@@ -154,7 +158,7 @@ export class ToolsClient {
     this.pending.clear();
     await this.reader.stop();
     try {
-      await this.o.redis.del(this.replyStream);
+      await within(this.o.redis.del(this.replyStream), STOP_CLEANUP_MS, "deleting the reply stream");
     } catch (err) {
       this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not delete the reply stream; its TTL will");
     }
@@ -205,9 +209,11 @@ export class ToolsClient {
             .addCommand(xaddArgs(call.stream ?? this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000))
             .execAsPipeline(),
           timeout,
+          // stop() rejects the reply: a publish stuck in the offline queue must not hold the call.
+          reply.then(() => undefined),
         ]);
       } catch (err) {
-        if (err instanceof ToolCallError) throw err; // the TIMEOUT
+        if (err instanceof ToolCallError) throw err; // the TIMEOUT, or STOPPED
         throw new ToolCallError("PUBLISH_FAILED", `Could not publish the request: ${(err as Error).message}`, request.idemKey, { cause: err });
       }
       return await Promise.race([reply, timeout]);

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorFields, type Logger } from "../core/log.js";
+import { within } from "../core/within.js";
 import { duplicateConnection, type RedisClient } from "./client.js";
 import { ensureGroup, isNoGroupError, readGroup, type StreamEntry } from "./streams.js";
 
@@ -79,7 +80,12 @@ export class BlockingReader {
   /** Ends the loop; a read already sent comes back within the block time, and what it brings is delivered. */
   async stop(): Promise<void> {
     this.running = false;
-    await this.done;
+    try {
+      await within(this.done, this.stallMs + 1000, "the read loop");
+    } catch (err) {
+      // Stuck reconnecting to a Redis that is away: leave it; it drops what it opens once it sees it is stopped.
+      this.o.logger.warn({ reader: this.o.name, ...errorFields(err) }, "read loop did not end in time; leaving it");
+    }
     this.connection?.destroy();
     this.connection = undefined;
   }
@@ -142,7 +148,9 @@ export class BlockingReader {
 
   private async reconnect(): Promise<void> {
     try {
-      this.connection = await this.connect();
+      const connection = await this.connect();
+      if (this.running) this.connection = connection;
+      else connection.destroy(); // stopped while connecting
     } catch (err) {
       this.o.logger.warn({ reader: this.o.name, ...errorFields(err) }, "could not open a new blocking connection; will retry");
     }

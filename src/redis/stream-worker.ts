@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorFields, type Logger } from "../core/log.js";
 import { repeatEvery } from "../core/repeat.js";
+import { within } from "../core/within.js";
 import { BlockingReader } from "./blocking-reader.js";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
@@ -367,10 +368,17 @@ export class StreamWorker {
   /** Deletes the heartbeat, and the consumer itself when it holds nothing, so departed workers leave no trace. */
   private async leaveGroup(): Promise<void> {
     try {
-      await this.redis.del(this.keys.heartbeat(this.o.service, this.o.consumer));
-      if ((await consumerPending(this.redis, this.o.stream, this.group, this.o.consumer)) === 0) {
-        await this.redis.sendCommand(["XGROUP", "DELCONSUMER", this.o.stream, this.group, this.o.consumer]);
-      }
+      // Bounded: a stop during an outage must end; the heartbeat expires and the consumer can be removed later.
+      await within(
+        (async () => {
+          await this.redis.del(this.keys.heartbeat(this.o.service, this.o.consumer));
+          if ((await consumerPending(this.redis, this.o.stream, this.group, this.o.consumer)) === 0) {
+            await this.redis.sendCommand(["XGROUP", "DELCONSUMER", this.o.stream, this.group, this.o.consumer]);
+          }
+        })(),
+        2000,
+        "leaving the consumer group",
+      );
     } catch (err) {
       this.logger.warn({ service: this.o.service, worker: this.o.consumer, ...errorFields(err) }, "could not clean up the worker's group membership");
     }
