@@ -5,6 +5,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ToolContext } from "../src/index.js";
+import { wireContextOf, type ToolCall } from "../src/inference/tools-client.js";
 import { connectRedis, type RedisClient } from "../src/redis/client.js";
 import { keys, type Keys } from "../src/redis/keys.js";
 import { eventually, RecordingLogger } from "./helpers.js";
@@ -105,4 +107,10 @@ export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv =
 export async function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
   return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+/** A remote `echo` call for user `u`, built from a context the way the registry builds one. */
+export function echoCall(text: string, timeoutMs: number): ToolCall {
+  const ctx = new ToolContext({ userId: "u" });
+  return { toolName: "echo", toolArgs: { text }, userId: "u", schemaHash: "", ctx: wireContextOf(ctx), identity: ctx.identity(), timeoutMs };
 }

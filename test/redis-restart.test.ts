@@ -8,7 +8,7 @@ import { defineConfig, staticConfig } from "../src/index.js";
 import { closeRedis, connectRedis, type RedisClient } from "../src/redis/client.js";
 import { ToolsService } from "../src/tools/service.js";
 import { RecordingLogger } from "./helpers.js";
-import { OwnRedis, testKeys } from "./redis-helpers.js";
+import { OwnRedis, echoCall, testKeys } from "./redis-helpers.js";
 
 // Requirement: Redis restarted under load — every in-flight call resolves (a
 // result or a clear error) within its timeout, no read loop hangs, and the
@@ -39,15 +39,7 @@ interface CallRecord {
 }
 
 function toolCall(text: string): ToolCall {
-  return {
-    toolName: "echo",
-    toolArgs: { text },
-    userId: "u",
-    schemaHash: "",
-    ctx: { platform: "", channelId: "", userId: "u", userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null },
-    identity: { userId: "u", guildId: "", channelId: "", platform: "" },
-    timeoutMs: CALL_TIMEOUT_MS,
-  };
+  return echoCall(text, CALL_TIMEOUT_MS);
 }
 
 test("Redis restarted empty under load: every call settles in time, read loops recover, the worker serves again within 2 s", { timeout: 60_000 }, async (t) => {

@@ -7,7 +7,7 @@ import { ToolsClient } from "../src/inference/tools-client.js";
 import { closeRedis, connectRedis } from "../src/redis/client.js";
 import { ToolsService } from "../src/tools/service.js";
 import { RecordingLogger, eventually } from "./helpers.js";
-import { OwnRedis, testKeys } from "./redis-helpers.js";
+import { OwnRedis, echoCall, testKeys } from "./redis-helpers.js";
 
 test("a blocking read that never returns is replaced, and the worker serves again", { timeout: 60_000 }, async () => {
   const own = await OwnRedis.start();
@@ -37,15 +37,7 @@ test("a blocking read that never returns is replaced, and the worker serves agai
     await eventually(() => assert.ok(logger.at("warn").some((r) => r.msg === "blocking read stalled; replacing its connection")), 3000);
     // Once Redis answers again, the loop is live and calls go through.
     await eventually(() => assert.equal(service.worker.healthy, true), 5000);
-    const reply = await client.call({
-      toolName: "echo",
-      toolArgs: { text: "after the stall" },
-      userId: "u",
-      schemaHash: "",
-      ctx: { platform: "", channelId: "", userId: "u", userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null },
-      identity: { userId: "u", guildId: "", channelId: "", platform: "" },
-      timeoutMs: 5000,
-    });
+    const reply = await client.call(echoCall("after the stall", 5000));
     assert.equal(reply.result, "after the stall");
     const beat = JSON.parse((await redis.get(k.heartbeat("tools", "w-stuck"))) ?? "{}") as { healthy?: boolean; workerId?: string };
     assert.equal(beat.workerId, "w-stuck");
@@ -66,15 +58,7 @@ test("stopping the caller while a publish waits for a dead Redis fails the call 
   try {
     await client.start();
     await own.kill();
-    const pending = client.call({
-      toolName: "echo",
-      toolArgs: { text: "never sent" },
-      userId: "u",
-      schemaHash: "",
-      ctx: { platform: "", channelId: "", userId: "u", userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null },
-      identity: { userId: "u", guildId: "", channelId: "", platform: "" },
-      timeoutMs: 20_000,
-    });
+    const pending = client.call(echoCall("never sent", 20_000));
     await new Promise((r) => setTimeout(r, 100));
     const stopping = client.stop();
     // It settles at once as STOPPED (or as a failed publish), not at its 20 s timeout, and nothing is left unhandled.
