@@ -3,7 +3,7 @@
 // permissions, and a gateway-pinned tool.
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { TOOL_NAME_PATTERN, defineTool, type Permissions, type ToolDefinition } from "../src/index.js";
+import { TOOL_NAME_PATTERN, defineTool, isChatPlatform, type Permissions, type ToolDefinition } from "../src/index.js";
 import { encodePng } from "./png.js";
 
 export const echo = defineTool({
@@ -134,8 +134,10 @@ export const discordReact = defineTool({
   name: "discord_react",
   description: "React to the current message with an emoji.",
   parameters: z.object({ emoji: z.string().min(1).max(64) }),
-  handler: ({ emoji }, ctx) => {
-    ctx.sendRichMessage({ kind: "reaction", emoji, messageId: ctx.messageId, channelId: ctx.channelId });
+  handler: async ({ emoji }, ctx) => {
+    // On the gateway the live platform is right here; anywhere else the reaction is reported for the caller to show.
+    if (isChatPlatform(ctx.adapter)) await ctx.adapter.react(ctx.channelId, ctx.messageId, emoji);
+    else ctx.sendRichMessage({ kind: "reaction", emoji, messageId: ctx.messageId, channelId: ctx.channelId });
     return `Reacted with ${emoji} on ${ctx.platform || "the platform"}.`;
   },
 });

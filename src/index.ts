@@ -91,3 +91,4 @@ export { ProxyPlatformAdapter } from "./inference/proxy-adapter.js";
 export { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage, type ChatModel, type LoopOptions, type LoopResult, type ModelTurn, type OpenAIModelOptions } from "./inference/llm-loop.js";
 export { createGatewayService, type GatewayServiceOptions } from "./gateway/service.js";
 export { ConsoleAdapter } from "./gateway/console-adapter.js";
+export { isChatPlatform, type ChatPlatform, type IncomingMessage, type OutgoingMessage } from "./gateway/platform.js";

@@ -75,7 +75,12 @@ export async function runDemo(logger: Logger, out: (line: string) => void = cons
 
 function line(step: Step, outcome: CallOutcome): string {
   const route = outcome.kind === "background" ? "local→background" : outcome.route;
-  const result = outcome.text.length > 120 ? `${outcome.text.slice(0, 117)}...` : outcome.text;
-  return `• ${step.title.padEnd(28)} ${step.tool.padEnd(16)} route=${route.padEnd(16)} ${outcome.durationMs.toFixed(2).padStart(8)} ms  [${outcome.kind}] ${result}`;
+  return formatCall(step.title, step.tool, route, outcome.durationMs, `[${outcome.kind}] ${outcome.text}`);
+}
+
+/** One call as the demo and the walk-through print it: what, where it ran, how long, what came back. */
+export function formatCall(title: string, tool: string, route: string, durationMs: number, result: string): string {
+  const shown = result.length > 120 ? `${result.slice(0, 117)}...` : result;
+  return `• ${title.padEnd(28)} ${tool.padEnd(16)} route=${route.padEnd(16)} ${durationMs.toFixed(2).padStart(8)} ms  ${shown}`;
 }
 

@@ -3,6 +3,7 @@ import { CALL_USAGE, runCall } from "./call.js";
 import { runDemo } from "./demo.js";
 import { SERVE_USAGE, runService } from "./serve.js";
 import { runInspect } from "./status.js";
+import { UP_USAGE, runUp } from "./up.js";
 import { createLogger } from "../core/log.js";
 
 const USAGE = `toolfleet — runs an LLM chat bot's tool calls across gateway, inference and tools tiers
@@ -12,14 +13,18 @@ Usage:
   toolfleet call <tool> '<json args>' [--user ID] [--mode in_process|remote|shadow]
                              run one call through the inference tier's registry
   toolfleet tools [options]  start a tools-service worker
-  toolfleet gateway [opts]   start a gateway (console adapter) serving execute_tool
+  toolfleet gateway [opts]   start a gateway: chat platform adapter (console or http) + execute_tool
+  toolfleet inference [opts] start an inference worker: chat messages -> LLM tool loop -> answers
+  toolfleet up [options]     start a whole fleet (gateway, inference, N tools workers) and a walk-through
   toolfleet status [--json]  live workers (from heartbeats), stream lengths, pending and dead-lettered counts
   toolfleet catalog [--json] the published tool catalog
 
 Config comes from TOOLFLEET_* environment variables and the JSON file named by
 TOOLFLEET_CONFIG; see the README's config reference.
 
-${SERVE_USAGE}`;
+${SERVE_USAGE}
+
+${UP_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -32,9 +37,20 @@ async function main(argv: string[]): Promise<number> {
       return runCall(rest);
     case "tools":
     case "gateway":
+    case "inference":
       if (rest.includes("--help")) return usage(SERVE_USAGE);
       // Once the worker has stopped, exit even if a tool module left its own connections open.
       return runService(command, rest).then(
+        (code) => process.exit(code),
+        (err: unknown) => {
+          console.error(`toolfleet: ${err instanceof Error ? err.message : String(err)}`);
+          process.exit(1);
+        },
+      );
+    case "up":
+      if (rest.includes("--help")) return usage(UP_USAGE);
+      // Exit once the fleet is down, whatever handles the walk-through's libraries left behind.
+      return runUp(rest).then(
         (code) => process.exit(code),
         (err: unknown) => {
           console.error(`toolfleet: ${err instanceof Error ? err.message : String(err)}`);

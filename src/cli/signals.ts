@@ -15,3 +15,28 @@ export function untilStopSignal(logger: Logger, what: string): Promise<NodeJS.Si
     process.on("SIGTERM", onSignal);
   });
 }
+
+/**
+ * For a worker that `toolfleet up` supervises (it has an IPC channel): the
+ * supervisor decides when to stop. Ctrl-C in the terminal reaches every
+ * process of the group, so SIGINT is left to the supervisor, which answers
+ * with SIGTERM; a supervisor that dies (the channel closes) stops the worker
+ * too, so no worker outlives its fleet.
+ */
+export function untilSupervisorStops(logger: Logger, what: string): Promise<string> {
+  return new Promise((resolve) => {
+    const ignoreInt = (): void => logger.debug({ what }, "SIGINT left to the supervisor");
+    const done = (why: string): void => {
+      logger.info({ why, what }, "stopping: finishing in-flight calls");
+      process.off("SIGTERM", onTerm);
+      process.off("disconnect", onDisconnect);
+      process.once("SIGTERM", () => process.exit(143));
+      resolve(why);
+    };
+    const onTerm = (): void => done("SIGTERM");
+    const onDisconnect = (): void => done("supervisor gone");
+    process.on("SIGINT", ignoreInt);
+    process.on("SIGTERM", onTerm);
+    process.on("disconnect", onDisconnect);
+  });
+}

@@ -46,7 +46,7 @@ export interface FleetStatus {
 export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now()): Promise<FleetStatus> {
   const workers: WorkerStatus[] = [];
   const unreadable: string[] = [];
-  for (const service of ["tools", "gateway"]) {
+  for (const service of ["gateway", "inference", "tools"]) {
     const found: string[] = [];
     for await (const batch of redis.scanIterator({ MATCH: `${k.heartbeatPrefix(service)}*`, COUNT: 1000 })) found.push(...batch);
     for (const key of found.sort()) {
@@ -58,7 +58,7 @@ export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now())
     }
   }
   const streams: StreamStatus[] = [];
-  for (const stream of [k.toolsStream, k.gatewayStream()]) {
+  for (const stream of [k.chatStream, k.toolsStream, k.gatewayStream()]) {
     const length = Number(await redis.sendCommand(["XLEN", stream]));
     let pending = 0;
     try {
@@ -79,7 +79,7 @@ export function formatStatus(status: FleetStatus): string {
   if (status.workers.length === 0) lines.push("  (none alive)");
   for (const w of status.workers) {
     lines.push(
-      `  ${w.service.padEnd(8)} ${w.workerId.padEnd(28)} ${w.healthy ? "alive  " : "STALLED"} pid ${w.pid}@${w.host}  in flight ${w.inFlight}  processed ${w.processed}  dead-lettered ${w.deadLettered}  last progress ${(w.sinceProgressMs / 1000).toFixed(1)}s ago`,
+      `  ${w.service.padEnd(9)} ${w.workerId.padEnd(28)} ${w.healthy ? "alive  " : "STALLED"} pid ${w.pid}@${w.host}  in flight ${w.inFlight}  processed ${w.processed}  dead-lettered ${w.deadLettered}  last progress ${(w.sinceProgressMs / 1000).toFixed(1)}s ago`,
     );
   }
   for (const u of status.unreadable) lines.push(`  unreadable heartbeat ${u}`);

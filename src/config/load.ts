@@ -19,6 +19,12 @@ export const ENV_VARS: Readonly<Record<keyof RawConfig, readonly [name: string, 
   taskMaxRunning: ["TOOLFLEET_TASK_MAX_RUNNING", "number"],
   taskResultTtl: ["TOOLFLEET_TASK_RESULT_TTL", "number"],
   taskTimeout: ["TOOLFLEET_TASK_TIMEOUT", "number"],
+  llmBaseUrl: ["TOOLFLEET_LLM_BASE_URL", "string"],
+  llmModel: ["TOOLFLEET_LLM_MODEL", "string"],
+  llmApiKey: ["TOOLFLEET_LLM_API_KEY", "string"],
+  llmTimeout: ["TOOLFLEET_LLM_TIMEOUT", "number"],
+  llmMaxIterations: ["TOOLFLEET_LLM_MAX_ITERATIONS", "number"],
+  chatTimeout: ["TOOLFLEET_CHAT_TIMEOUT", "number"],
 };
 
 /** The variable that names the JSON config file. */

@@ -34,6 +34,18 @@ export interface Config {
   readonly taskResultTtl: number;
   /** Seconds a background task may run in all before it is aborted. @defaultValue 900 */
   readonly taskTimeout: number;
+  /** The OpenAI-compatible chat API the inference tier talks to. @defaultValue "https://openrouter.ai/api/v1" */
+  readonly llmBaseUrl: string;
+  /** The model asked for each turn. @defaultValue "openai/gpt-4o-mini" */
+  readonly llmModel: string;
+  /** The API key; empty means no LLM: chat answers only `/tool {json}` commands. Never logged. @defaultValue "" */
+  readonly llmApiKey: string;
+  /** Seconds one LLM request may take. @defaultValue 60 */
+  readonly llmTimeout: number;
+  /** Model turns per chat message before the loop stops (extend_tool_loop can raise it). @defaultValue 8 */
+  readonly llmMaxIterations: number;
+  /** Seconds a chat message may wait for its answer before the gateway tells the user it failed. @defaultValue 300 */
+  readonly chatTimeout: number;
 }
 
 const toolName = z.string().regex(TOOL_NAME_PATTERN, "a tool name (1-64 of letters, digits, _ and -)");
@@ -67,6 +79,12 @@ export const rawConfigSchema = z
     taskMaxRunning: z.number("an integer >= 1").int("an integer >= 1").min(1, "an integer >= 1"),
     taskResultTtl: seconds("> 0").positive("a number of seconds > 0"),
     taskTimeout: seconds("> 0").positive("a number of seconds > 0"),
+    llmBaseUrl: z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }),
+    llmModel: z.string("a model name").min(1, "a model name").max(200, "a model name of at most 200 characters"),
+    llmApiKey: z.string("an API key").max(1000, "an API key of at most 1000 characters"),
+    llmTimeout: seconds("> 0").positive("a number of seconds > 0"),
+    llmMaxIterations: z.number("an integer from 1 to 32").int("an integer from 1 to 32").min(1, "an integer from 1 to 32").max(32, "an integer from 1 to 32"),
+    chatTimeout: seconds("> 0").positive("a number of seconds > 0"),
   })
   .partial()
   .strict();
@@ -87,6 +105,12 @@ export const DEFAULTS: Required<RawConfig> = {
   taskMaxRunning: 32,
   taskResultTtl: 3600,
   taskTimeout: 900,
+  llmBaseUrl: "https://openrouter.ai/api/v1",
+  llmModel: "openai/gpt-4o-mini",
+  llmApiKey: "",
+  llmTimeout: 60,
+  llmMaxIterations: 8,
+  chatTimeout: 300,
 };
 
 /** Fills defaults, freezes, and checks what no single field can: the pin sets must be disjoint. */
@@ -130,8 +154,8 @@ export function describeIssues(error: z.ZodError, sourceOf: (key: string) => str
     }
     const key = String(issue.path[0] ?? "");
     const raw = valueAt(input, issue.path);
-    // A Redis URL may carry a password: never echo it whole.
-    const got = key === "redisUrl" && typeof raw === "string" ? redactRedisUrl(raw) : raw;
+    // A Redis URL may carry a password and an API key is one: never echo them.
+    const got = key === "llmApiKey" ? "***" : key === "redisUrl" && typeof raw === "string" ? redactRedisUrl(raw) : raw;
     const where = issue.path.map(String).join(".");
     return `${where} (from ${sourceOf(key)}): expected ${issue.message}, got ${JSON.stringify(got) ?? "nothing"}`;
   });

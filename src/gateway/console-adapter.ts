@@ -1,10 +1,84 @@
-import type { PlatformAdapter } from "../core/context.js";
+import { mkdir, writeFile } from "node:fs/promises";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { createInterface, type Interface } from "node:readline";
+import type { Readable } from "node:stream";
+import { formatBytes } from "../redis/wire.js";
+import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "./platform.js";
+
+export interface ConsoleAdapterOptions {
+  /** @defaultValue process.stdin */
+  input?: Readable;
+  /** @defaultValue console.log */
+  output?: (line: string) => void;
+  /** Who is typing. @defaultValue the OS user name */
+  userId?: string;
+  /** Where files the bot sends are saved. @defaultValue <tmpdir>/toolfleet-files */
+  filesDir?: string;
+}
 
 /**
- * The simplest live platform: the terminal. It "owns the platform client", so
- * a gateway running it executes gateway-pinned tools itself.
+ * Chat in the terminal: each line typed is a message from the local user;
+ * answers are printed, files saved to disk (their paths printed), reactions
+ * shown. It owns the "platform client", so a gateway running it executes
+ * gateway-pinned tools itself.
  */
-export class ConsoleAdapter implements PlatformAdapter {
+export class ConsoleAdapter implements ChatPlatform {
   readonly platform = "console";
   readonly ownsPlatformClient = true;
+  private readonly out: (line: string) => void;
+  private readonly userId: string;
+  private readonly filesDir: string;
+  private lines: Interface | undefined;
+  private count = 0;
+
+  constructor(private readonly o: ConsoleAdapterOptions = {}) {
+    this.out = o.output ?? ((line) => console.log(line));
+    this.userId = o.userId ?? (safeUserName() || "console-user");
+    this.filesDir = o.filesDir ?? join(tmpdir(), "toolfleet-files");
+  }
+
+  start(onMessage: (message: IncomingMessage) => void): Promise<void> {
+    if (this.lines) return Promise.resolve();
+    this.lines = createInterface({ input: this.o.input ?? process.stdin, terminal: false });
+    this.lines.on("line", (line) => {
+      const text = line.trim();
+      if (!text) return;
+      const messageId = `console-${++this.count}`;
+      onMessage({ identity: { platform: this.platform, channelId: "console", userId: this.userId, userName: this.userId, guildId: "", messageId }, text });
+    });
+    this.out(`console chat: type a message and press Enter (you are '${this.userId}'); try: /echo {"text":"hi"}`);
+    return Promise.resolve();
+  }
+
+  async send(_channelId: string, message: OutgoingMessage): Promise<void> {
+    this.out(`bot> ${message.text}`);
+    if (message.files.length > 0) await mkdir(this.filesDir, { recursive: true });
+    for (const file of message.files) {
+      const path = join(this.filesDir, `${Date.now()}-${file.name.replace(/[^A-Za-z0-9._-]/g, "_")}`);
+      await writeFile(path, file.data);
+      this.out(`     [file] ${path} (${file.contentType}, ${formatBytes(file.data.byteLength)})`);
+    }
+    for (const rich of message.richMessages) this.out(`     [rich] ${JSON.stringify(rich)}`);
+  }
+
+  react(_channelId: string, messageId: string, emoji: string): Promise<void> {
+    this.out(`     (reacted ${emoji} to message ${messageId})`);
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    this.lines?.close();
+    this.lines = undefined;
+    return Promise.resolve();
+  }
+}
+
+function safeUserName(): string {
+  try {
+    return userInfo().username.replace(/[^A-Za-z0-9_.@-]/g, "_");
+  } catch {
+    // No passwd entry (some containers): the caller falls back to a fixed name.
+    return "";
+  }
 }

@@ -3,7 +3,7 @@ import stringify from "safe-stable-stringify";
 import { z } from "zod";
 import type { ToolContext } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
-import type { OpenAITool, ToolRegistryLike } from "../core/registry.js";
+import { openAITool, type OpenAITool, type ToolRegistryLike } from "../core/registry.js";
 import { defineTool, type ToolDefinition } from "../core/tool.js";
 
 /** A message of an OpenAI-compatible chat, as the loop builds them. */
@@ -106,7 +106,7 @@ export async function runToolLoop(messages: ChatMessage[], o: LoopOptions): Prom
   for (let iteration = 1; iteration <= limit; iteration++) {
     let turn: ModelTurn;
     try {
-      turn = await o.model.complete(messages, o.registry.getOpenAIToolsByNames(active), o.signal);
+      turn = await o.model.complete(messages, offeredTools(o.registry, active), o.signal);
     } catch (err) {
       o.logger.error({ iteration, ...errorFields(err) }, "LLM call failed");
       return { text: llmFailure(err), iterations: iteration, toolCalls, ended: "llm_error" };
@@ -165,6 +165,14 @@ export async function runToolLoop(messages: ChatMessage[], o: LoopOptions): Prom
     for (const name of o.ctx.injectedTools ?? []) active.add(name);
   }
   return { text: `I stopped after ${limit} rounds of tool calls without a final answer. Ask me to continue if you want me to keep going.`, iterations: limit, toolCalls, ended: "limit" };
+}
+
+/** The active tools' definitions; the loop's own tools are offered even when the registry (a catalog) does not list them. */
+function offeredTools(registry: ToolRegistryLike, active: ReadonlySet<string>): OpenAITool[] {
+  const tools = registry.getOpenAIToolsByNames(active);
+  const listed = new Set(tools.map((t) => t.function.name));
+  for (const t of LOOP_TOOLS) if (active.has(t.name) && !listed.has(t.name)) tools.push(openAITool(t));
+  return tools;
 }
 
 function llmFailure(err: unknown): string {

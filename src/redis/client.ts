@@ -75,3 +75,19 @@ export async function closeRedis(client: RedisClient | undefined): Promise<void>
   }
   await client.close();
 }
+
+/** Whether Redis answers a PING at `url` within `timeoutMs`: null when it does, else why not (no retries). */
+export async function probeRedis(url: string, timeoutMs = 1500): Promise<string | null> {
+  const client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: timeoutMs } });
+  // The reason is returned below; the event would otherwise be an unhandled 'error'.
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    await client.ping();
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message || err.constructor.name : String(err);
+  } finally {
+    if (client.isOpen) client.destroy();
+  }
+}

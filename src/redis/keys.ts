@@ -16,6 +16,12 @@ export interface Keys {
   readonly toolsReplyPrefix: string;
   /** Gateway RPC requests, optionally per shard. */
   gatewayStream(shard?: string): string;
+  /** Inbound chat messages from gateways, read by the inference workers' group. */
+  readonly chatStream: string;
+  /** Answers for one gateway's chats. */
+  chatReplyStream(gatewayId: string): string;
+  /** Prefix of every gateway's answer stream. */
+  readonly chatReplyPrefix: string;
   readonly catalog: string;
   readonly catalogChanged: string;
   toolSession(traceId: string): string;
@@ -51,6 +57,9 @@ export function keys(namespace = "sg"): Keys {
     group: (stream: string) => `${stream}:grp`,
     deadLetter: (stream: string) => `${stream}:dead`,
     gatewayStream: (shard?: string) => (shard === undefined ? `${ns}:stream:gateway` : `${ns}:stream:gateway:${id("shard", shard)}`),
+    chatStream: `${ns}:stream:chat`,
+    chatReplyStream: (gatewayId: string) => `${ns}:stream:chat:reply:${id("gateway id", gatewayId)}`,
+    chatReplyPrefix: `${ns}:stream:chat:reply:`,
     catalog: `${ns}:tools:catalog`,
     catalogChanged: `${ns}:tools:catalog:changed`,
     toolSession: (traceId: string) => `${ns}:tool_session:${id("trace id", traceId)}`,

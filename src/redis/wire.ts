@@ -140,7 +140,8 @@ const requestBody = z.object({
   ctx: wireContext,
 });
 
-const fileMeta = z.object({ name: text(255).min(1), content_type: text(255).min(1), size: z.number().int().nonnegative(), field: z.string() });
+/** How a reply's body names a file whose bytes are in another field. */
+export const fileMeta = z.object({ name: text(255).min(1), content_type: text(255).min(1), size: z.number().int().nonnegative(), field: z.string() });
 
 const replyBody = z.object({
   v: z.literal(PROTOCOL_VERSION),
@@ -257,7 +258,7 @@ export function replyBodyJson(reply: ToolReply): string {
     ...(reply.outcome ? { outcome: reply.outcome } : {}),
     ...(reply.error ? { error: reply.error } : {}),
     writeback: {
-      sent_files: reply.writeBack.sentFiles.map((f, i) => ({ name: f.name, content_type: f.contentType, size: f.data.byteLength, field: fileField(i) })),
+      sent_files: fileMetas(reply.writeBack.sentFiles),
       injected_tools: reply.writeBack.injectedTools,
       sent_rich_messages: reply.writeBack.sentRichMessages,
     },
@@ -281,11 +282,32 @@ export function encodeReply(reply: ToolReply, maxBytes = DEFAULT_MAX_REPLY_BYTES
     // The caller must still hear back: an error reply in place of one it could not decode.
     return { [BODY_FIELD]: replyBodyJson({ ...errorReply(reply.correlationId, reply.workerId, problem), durationMs: reply.durationMs }) };
   }
-  const fields: EntryFields = { [BODY_FIELD]: body };
-  reply.writeBack.sentFiles.forEach((f, i) => {
+  return { [BODY_FIELD]: body, ...fileFields(reply.writeBack.sentFiles) };
+}
+
+/** The body's description of files sent as `file.N` fields. */
+export function fileMetas(files: readonly SentFile[]): z.infer<typeof fileMeta>[] {
+  return files.map((f, i) => ({ name: f.name, content_type: f.contentType, size: f.data.byteLength, field: fileField(i) }));
+}
+
+/** Each file's bytes as they are, in its own `file.N` field (no base64 copy). */
+export function fileFields(files: readonly SentFile[]): EntryFields {
+  const fields: EntryFields = {};
+  files.forEach((f, i) => {
     fields[fileField(i)] = Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength);
   });
   return fields;
+}
+
+/** The files an entry's body describes, checked against their fields; an error text when one is missing or the wrong size. */
+export function filesFromFields(fields: EntryFields, metas: readonly z.infer<typeof fileMeta>[]): SentFile[] | string {
+  const files: SentFile[] = [];
+  for (const meta of metas) {
+    const data = fields[meta.field];
+    if (data === undefined || typeof data === "string" || data.byteLength !== meta.size) return `file field ${meta.field} is missing or not ${meta.size} bytes`;
+    files.push({ name: meta.name, contentType: meta.content_type, data });
+  }
+  return files;
 }
 
 /** What would make a reply undeliverable or undecodable by the caller, checked before sending it. */
@@ -305,14 +327,8 @@ export function decodeReply(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_BY
   const checked = replyBody.safeParse(parsed.value);
   if (!checked.success) return { ok: false, error: wireError("INVALID_REQUEST", `invalid reply: ${describe(checked.error)}`) };
   const b = checked.data;
-  const sentFiles: SentFile[] = [];
-  for (const meta of b.writeback.sent_files) {
-    const data = fields[meta.field];
-    if (data === undefined || typeof data === "string" || data.byteLength !== meta.size) {
-      return { ok: false, error: wireError("INVALID_REQUEST", `invalid reply: file field ${meta.field} is missing or not ${meta.size} bytes`), correlationId: b.correlation_id };
-    }
-    sentFiles.push({ name: meta.name, contentType: meta.content_type, data });
-  }
+  const sentFiles = filesFromFields(fields, b.writeback.sent_files);
+  if (typeof sentFiles === "string") return { ok: false, error: wireError("INVALID_REQUEST", `invalid reply: ${sentFiles}`), correlationId: b.correlation_id };
   return {
     ok: true,
     value: {
@@ -353,7 +369,8 @@ export function errorReply(correlationId: string, workerId: string, error: WireE
 
 // ── helpers ───────────────────────────────────────────────────────────────
 
-function parseBody(fields: EntryFields, maxBytes: number): Decoded<unknown> {
+/** The entry's JSON body object, size-checked; never throws. */
+export function parseBody(fields: EntryFields, maxBytes: number): Decoded<unknown> {
   const body = fields[BODY_FIELD];
   if (body === undefined) return { ok: false, error: wireError("INVALID_REQUEST", `entry has no '${BODY_FIELD}' field`) };
   const size = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
@@ -372,7 +389,8 @@ function parseBody(fields: EntryFields, maxBytes: number): Decoded<unknown> {
   return { ok: true, value };
 }
 
-function describe(error: z.ZodError): string {
+/** A validation failure as one line naming each bad field (the first ten). */
+export function describe(error: z.ZodError): string {
   return error.issues
     .slice(0, 10)
     .map((i) => `${i.path.map(String).join(".") || "(body)"}: ${i.message}`)

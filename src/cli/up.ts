@@ -1,0 +1,291 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { LiveConfig, type ConfigSource } from "../config/live.js";
+import { redactRedisUrl } from "../config/schema.js";
+import { createLogger, errorFields, type Logger } from "../core/log.js";
+import { ToolRegistry } from "../core/registry.js";
+import { ChatHistory } from "../gateway/chat-history.js";
+import { HttpChatAdapter } from "../gateway/http-adapter.js";
+import { ChatResponder, describeModel } from "../inference/chat-responder.js";
+import { LOOP_TOOLS } from "../inference/llm-loop.js";
+import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
+import { RemoteToolRegistry } from "../inference/remote-registry.js";
+import { closeRedis, connectRedis, probeRedis } from "../redis/client.js";
+import { keys } from "../redis/keys.js";
+import { loadToolModule } from "./load-tools.js";
+import { registryFor } from "./local.js";
+import type { ReadyMessage, ServiceKind } from "./serve.js";
+import { untilStopSignal } from "./signals.js";
+import { runWalkthrough } from "./walkthrough.js";
+
+export const UP_USAGE = `toolfleet up [options]   a whole fleet: a gateway (web chat), an inference worker and N tools workers
+                         as child processes against one Redis; in one process when Redis does not answer
+
+  --tools-workers N   tools workers to start (default 2)
+  --host HOST         the web chat's address (default 127.0.0.1)
+  --port N            the web chat's port; 0 picks a free one (default 8787)
+  --tools MODULE      a module exporting 'tools' (default: the examples)
+  --in-process        one process, no Redis, even when Redis answers
+  --walkthrough       once ready, route example calls through every tier and print each
+  --exit-after-walkthrough   stop the fleet after the walk-through (for scripts)
+
+Ctrl-C stops every process of the fleet.`;
+
+const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
+const READY_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 20_000;
+
+interface Options {
+  toolsWorkers: number;
+  host: string;
+  port: number;
+  tools: string | undefined;
+  walkthrough: boolean;
+  exitAfter: boolean;
+}
+
+function parse(argv: string[]): { o: Options; inProcess: boolean } {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      "tools-workers": { type: "string" },
+      host: { type: "string" },
+      port: { type: "string" },
+      tools: { type: "string" },
+      "in-process": { type: "boolean" },
+      walkthrough: { type: "boolean" },
+      "exit-after-walkthrough": { type: "boolean" },
+    },
+  });
+  const workers = Number(values["tools-workers"] ?? 2);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`--tools-workers: expected 1-64, got '${values["tools-workers"]}'`);
+  const port = Number(values.port ?? 8787);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: expected 0-65535, got '${values.port}'`);
+  const exitAfter = values["exit-after-walkthrough"] ?? false;
+  return {
+    o: { toolsWorkers: workers, host: values.host ?? "127.0.0.1", port, tools: values.tools, walkthrough: (values.walkthrough ?? false) || exitAfter, exitAfter },
+    inProcess: values["in-process"] ?? false,
+  };
+}
+
+/** `toolfleet up`: the fleet, distributed when Redis answers, else in this one process (saying so). */
+export async function runUp(argv: string[], out: (line: string) => void = console.log): Promise<number> {
+  const { o, inProcess } = parse(argv);
+  const logger = createLogger("toolfleet.up", process.env.TOOLFLEET_LOG_LEVEL ?? "warn");
+  const config = new LiveConfig(logger);
+  try {
+    const url = config.get().redisUrl;
+    if (inProcess) return await runInProcess(o, config, logger, out, "--in-process was given");
+    const down = await probeRedis(url);
+    if (down !== null) return await runInProcess(o, config, logger, out, `Redis at ${redactRedisUrl(url)} does not answer (${down})`);
+    return await runDistributed(o, config, logger, out);
+  } finally {
+    config.close();
+  }
+}
+
+// ── distributed ───────────────────────────────────────────────────────────
+
+interface Member {
+  name: string;
+  kind: ServiceKind;
+  proc: ChildProcess;
+  ready: Promise<ReadyMessage>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: boolean;
+}
+
+async function runDistributed(o: Options, config: ConfigSource, logger: Logger, out: (line: string) => void): Promise<number> {
+  const c = config.get();
+  const fleetId = `up-${hostname().replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}-${process.pid}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    // A fleet sends tools to its tools workers, and its task results must be readable from any worker.
+    TOOLFLEET_TOOLS_SERVICE_MODE: c.toolsServiceMode === "in_process" ? "remote" : c.toolsServiceMode,
+    TOOLFLEET_TASK_STORE: process.env.TOOLFLEET_TASK_STORE || "redis",
+    TOOLFLEET_LOG_LEVEL: process.env.TOOLFLEET_LOG_LEVEL ?? "warn",
+  };
+  const toolsArg = o.tools ? ["--tools", o.tools] : [];
+  out(`toolfleet up: a distributed fleet on ${redactRedisUrl(c.redisUrl)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${o.toolsWorkers} tools workers`);
+  const members: Member[] = [];
+  const start = (name: string, kind: ServiceKind, args: string[]): void => {
+    members.push(spawnMember(name, kind, ["--worker-id", `${fleetId}-${name}`, ...args], env, out));
+  };
+  for (let i = 1; i <= o.toolsWorkers; i++) start(`tools-${i}`, "tools", toolsArg);
+  start("gateway", "gateway", ["--adapter", "http", "--host", o.host, "--port", String(o.port), ...toolsArg]);
+  start("inference", "inference", []);
+
+  let stopping = false;
+  const stopAll = async (): Promise<void> => {
+    stopping = true;
+    await Promise.all(members.map((m) => stopMember(m, out)));
+  };
+  // A member that dies: tools workers are a pool (the rest carry on); without a gateway or an inference worker there is no fleet.
+  const failed = new Promise<string>((resolve) => {
+    for (const m of members) {
+      void m.exit.then(({ code, signal }) => {
+        if (stopping) return;
+        const left = members.filter((x) => x.kind === "tools" && !x.exited).length;
+        const how = signal ? `signal ${signal}` : `code ${code}`;
+        if (m.kind === "tools" && left > 0) {
+          out(`[up] ${m.name} exited (${how}); ${left} of ${o.toolsWorkers} tools workers left, the fleet carries on`);
+          return;
+        }
+        resolve(`${m.name} exited (${how})`);
+      });
+    }
+  });
+
+  let readies: ReadyMessage[];
+  try {
+    readies = await Promise.race([
+      Promise.all(members.map((m) => m.ready)),
+      failed.then((why) => Promise.reject(new Error(why))),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the fleet was not ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS).unref()),
+    ]);
+  } catch (err) {
+    out(`[up] could not start the fleet: ${(err as Error).message}; stopping it`);
+    await stopAll();
+    return 1;
+  }
+  const chatUrl = readies.find((r) => r.kind === "gateway")?.url ?? "";
+  out(`\nfleet ready: ${members.length} processes (pids ${readies.map((r) => r.pid).join(", ")})`);
+  out(`  chat: ${chatUrl}`);
+  out(`  model: ${describeModel(config)}`);
+  out("  see it: npx toolfleet status · stop it: Ctrl-C");
+
+  if (o.walkthrough) {
+    const ok = await walkDistributed(config, logger, fleetId, chatUrl, out);
+    if (o.exitAfter) {
+      await stopAll();
+      out("[up] fleet stopped");
+      return ok ? 0 : 1;
+    }
+    out(`\nThe fleet keeps running: chat at ${chatUrl} · Ctrl-C stops it.`);
+  }
+
+  const outcome = await Promise.race([untilStopSignal(logger, "fleet").then(() => null), failed]);
+  if (outcome !== null) out(`[up] ${outcome}: the fleet cannot work without it; stopping every process`);
+  await stopAll();
+  out("[up] fleet stopped");
+  return outcome === null ? 0 : 1;
+}
+
+function spawnMember(name: string, kind: ServiceKind, args: string[], env: NodeJS.ProcessEnv, out: (line: string) => void): Member {
+  const proc = spawn(process.execPath, [MAIN, kind, ...args], { stdio: ["ignore", "pipe", "pipe", "ipc"], env });
+  for (const stream of [proc.stdout, proc.stderr]) {
+    if (stream) createInterface({ input: stream }).on("line", (line) => out(`[${name}] ${line}`));
+  }
+  const member: Member = {
+    name,
+    kind,
+    proc,
+    exited: false,
+    ready: new Promise<ReadyMessage>((resolve, reject) => {
+      proc.on("message", (msg: Partial<ReadyMessage>) => {
+        if (msg.type === "ready") resolve(msg as ReadyMessage);
+      });
+      proc.once("exit", () => reject(new Error(`${name} exited before it was ready`)));
+    }),
+    exit: new Promise((resolve) => {
+      proc.once("exit", (code, signal) => {
+        member.exited = true;
+        resolve({ code, signal });
+      });
+    }),
+  };
+  member.ready.catch(() => undefined); // reported through the race in runDistributed
+  proc.once("error", (err) => out(`[up] ${name} could not be started: ${err.message}`));
+  return member;
+}
+
+async function stopMember(m: Member, out: (line: string) => void): Promise<void> {
+  if (m.exited) return;
+  m.proc.kill("SIGTERM");
+  const timer = setTimeout(() => {
+    out(`[up] ${m.name} did not stop within ${STOP_TIMEOUT_MS / 1000} s; killing it`);
+    m.proc.kill("SIGKILL");
+  }, STOP_TIMEOUT_MS);
+  await m.exit;
+  clearTimeout(timer);
+}
+
+async function walkDistributed(config: ConfigSource, logger: Logger, fleetId: string, chatUrl: string, out: (line: string) => void): Promise<boolean> {
+  const c = config.get();
+  const k = keys(c.namespace);
+  const redis = await connectRedis({ url: c.redisUrl, logger, name: `${fleetId}-walkthrough` });
+  const remoteConfig: ConfigSource = { get: () => ({ ...config.get(), toolsServiceMode: "remote" }) };
+  const registry = new RemoteToolRegistry({
+    redis,
+    redisUrl: c.redisUrl,
+    keys: k,
+    config: remoteConfig,
+    local: new ToolRegistry({ config: remoteConfig, logger }),
+    workerId: `${fleetId}-walkthrough`,
+    logger,
+  });
+  try {
+    await registry.start();
+    const adapter = new ProxyPlatformAdapter("web", () => registry.toolsClient, k, remoteConfig);
+    await runWalkthrough({ execute: (name, args, options) => registry.execute(name, args, options), adapter, chatUrl, out, chatPath: "web chat → gateway → chat stream → inference (tool loop → tools service, gateway, in process) → gateway → web chat" });
+    return true;
+  } catch (err) {
+    out(`[up] the walk-through failed: ${err instanceof Error ? err.message : String(err)}`);
+    logger.error({ ...errorFields(err) }, "walk-through failed");
+    return false;
+  } finally {
+    await registry.stop();
+    await closeRedis(redis);
+  }
+}
+
+// ── one process ───────────────────────────────────────────────────────────
+
+async function runInProcess(o: Options, config: ConfigSource, logger: Logger, out: (line: string) => void, why: string): Promise<number> {
+  out(`toolfleet up: ${why}, so the whole fleet runs in this one process (in_process mode, no Redis): web chat, tool loop and every tool here.`);
+  const local: ConfigSource = { get: () => ({ ...config.get(), toolsServiceMode: "in_process" }) };
+  const module = await loadToolModule(o.tools);
+  const registry = registryFor(module, local, logger);
+  registry.register(...LOOP_TOOLS.filter((t) => !registry.toolNames().has(t.name)));
+  const platform = new HttpChatAdapter({ logger, host: o.host, port: o.port });
+  const responder = new ChatResponder({ registry, config: local, logger });
+  const history = new ChatHistory();
+  await platform.start((message) => {
+    const { channelId, messageId } = message.identity;
+    const turn = { id: `chat-${randomUUID()}`, identity: message.identity, text: message.text, history: history.of(channelId) };
+    responder
+      .answer(turn, platform)
+      .then((reply) => {
+        history.add(channelId, message.text, reply.text);
+        return platform.send(channelId, { text: reply.text, files: reply.files, richMessages: reply.richMessages, inReplyTo: messageId });
+      })
+      .catch((err: unknown) => {
+        logger.error({ chat: turn.id, ...errorFields(err) }, "answering a chat message failed");
+        return platform.send(channelId, { text: "Sorry — something went wrong while answering; please try again.", files: [], richMessages: [], inReplyTo: messageId });
+      })
+      .catch((err: unknown) => logger.error({ chat: turn.id, ...errorFields(err) }, "could not tell the user about a failure"));
+  });
+  out(`\nfleet ready: 1 process (pid ${process.pid})`);
+  out(`  chat: ${platform.url}`);
+  out(`  model: ${describeModel(config)}`);
+  out("  stop it: Ctrl-C");
+  let ok = true;
+  if (o.walkthrough) {
+    try {
+      await runWalkthrough({ execute: (name, args, options) => registry.execute(name, args, options), adapter: platform, chatUrl: platform.url, out, chatPath: "web chat → tool loop → every tool in this process → web chat" });
+    } catch (err) {
+      ok = false;
+      out(`[up] the walk-through failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!o.exitAfter) out(`\nThe fleet keeps running: chat at ${platform.url} · Ctrl-C stops it.`);
+  }
+  if (!o.exitAfter) await untilStopSignal(logger, "fleet");
+  await platform.stop();
+  await registry.close();
+  out("[up] fleet stopped");
+  return ok ? 0 : 1;
+}

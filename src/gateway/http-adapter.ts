@@ -1,0 +1,280 @@
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage as HttpRequest, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { RichMessage, SentFile } from "../core/context.js";
+import { errorFields, type Logger } from "../core/log.js";
+import { MAX_CHAT_TEXT } from "../redis/chat-wire.js";
+import { CHAT_PAGE } from "./chat-page.js";
+import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "./platform.js";
+
+export interface HttpAdapterOptions {
+  logger: Logger;
+  /** @defaultValue "127.0.0.1" */
+  host?: string;
+  /** 0 picks a free port. @defaultValue 8787 */
+  port?: number;
+  /** Signs the user cookie; gateways behind one load balancer share it. @defaultValue random per process */
+  secret?: string;
+  /** Files kept for download, at most (oldest dropped first). @defaultValue 200 */
+  maxFiles?: number;
+  /** Bytes of files kept, at most. @defaultValue 64 MiB */
+  maxFileBytes?: number;
+}
+
+interface StoredFile {
+  channelId: string;
+  file: SentFile;
+}
+
+interface Channel {
+  clients: Set<ServerResponse>;
+  /** Recent events, replayed to a page that reconnects (Last-Event-ID). */
+  backlog: { id: number; event: string; data: string }[];
+}
+
+const COOKIE = "tf_user";
+const MAX_BODY_BYTES = 64 * 1024;
+const BACKLOG = 50;
+const MAX_CHANNELS = 1000;
+const KEEPALIVE_MS = 15_000;
+
+/**
+ * A web chat: serves a chat page, takes messages by POST, pushes answers,
+ * files and reactions to the page by Server-Sent Events, and serves the files.
+ * Each browser gets a user id in a signed, HttpOnly cookie: the gateway is the
+ * authority on identity, and a user only ever sees their own channel and files.
+ */
+export class HttpChatAdapter implements ChatPlatform {
+  readonly platform = "web";
+  readonly ownsPlatformClient = true;
+  private readonly secret: Buffer;
+  private server: Server | undefined;
+  private onMessage: ((message: IncomingMessage) => void) | undefined;
+  private readonly channels = new Map<string, Channel>();
+  private readonly files = new Map<string, StoredFile>();
+  private fileBytes = 0;
+  private eventId = 0;
+  private messageCount = 0;
+  private keepalive: NodeJS.Timeout | undefined;
+  private address: AddressInfo | undefined;
+
+  constructor(private readonly o: HttpAdapterOptions) {
+    this.secret = o.secret ? Buffer.from(o.secret) : randomBytes(32);
+  }
+
+  /** The chat page's address, once started. */
+  get url(): string {
+    if (!this.address) throw new Error("the HTTP adapter is not started");
+    const host = this.address.family === "IPv6" ? `[${this.address.address}]` : this.address.address;
+    return `http://${host}:${this.address.port}/`;
+  }
+
+  async start(onMessage: (message: IncomingMessage) => void): Promise<void> {
+    if (this.server) return;
+    this.onMessage = onMessage;
+    const server = createServer((req, res) => {
+      this.route(req, res).catch((err: unknown) => {
+        this.o.logger.error({ method: req.method, url: req.url, ...errorFields(err) }, "web chat request failed");
+        if (!res.headersSent) json(res, 500, { error: "internal error" });
+        else res.end();
+      });
+    });
+    const host = this.o.host ?? "127.0.0.1";
+    const port = this.o.port ?? 8787;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (err: NodeJS.ErrnoException) =>
+        reject(err.code === "EADDRINUSE" ? new Error(`port ${port} on ${host} is in use: pass another --port (0 picks a free one)`) : err),
+      );
+      server.listen(port, host, () => resolve());
+    });
+    this.server = server;
+    this.address = server.address() as AddressInfo;
+    this.keepalive = setInterval(() => {
+      for (const channel of this.channels.values()) for (const res of channel.clients) res.write(": keepalive\n\n");
+    }, KEEPALIVE_MS);
+    this.keepalive.unref();
+  }
+
+  send(channelId: string, message: OutgoingMessage): Promise<void> {
+    const files = message.files.map((file) => this.storeFile(channelId, file));
+    this.emit(channelId, "answer", { inReplyTo: message.inReplyTo ?? null, text: message.text, files, rich: message.richMessages as RichMessage[] });
+    return Promise.resolve();
+  }
+
+  react(channelId: string, messageId: string, emoji: string): Promise<void> {
+    this.emit(channelId, "reaction", { messageId, emoji });
+    return Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.keepalive);
+    this.keepalive = undefined;
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    for (const channel of this.channels.values()) for (const res of channel.clients) res.end();
+    this.channels.clear();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  // ── HTTP ──────────────────────────────────────────────────────────────────
+
+  private async route(req: HttpRequest, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    if (req.method === "GET" && path === "/") {
+      const user = this.userOf(req) ?? this.newUser(res);
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "x-toolfleet-user": user });
+      res.end(CHAT_PAGE);
+      return;
+    }
+    if (req.method === "GET" && path === "/healthz") return json(res, 200, { ok: true });
+    const user = this.userOf(req);
+    if (!user) return json(res, 401, { error: "no chat session: open the chat page first" });
+    if (req.method === "GET" && path === "/api/events") return this.subscribe(req, res, user);
+    if (req.method === "POST" && path === "/api/messages") return this.receive(req, res, user);
+    if (req.method === "GET" && path.startsWith("/files/")) return this.serveFile(res, user, path.slice("/files/".length));
+    json(res, 404, { error: `no such page: ${req.method ?? "?"} ${path}` });
+  }
+
+  private async receive(req: HttpRequest, res: ServerResponse, user: string): Promise<void> {
+    if (!(req.headers["content-type"] ?? "").startsWith("application/json")) return json(res, 415, { error: "send JSON: content-type application/json" });
+    const body = await readBody(req, MAX_BODY_BYTES);
+    if (body === null) return json(res, 413, { error: `the request body is over ${MAX_BODY_BYTES} bytes` });
+    let text: unknown;
+    try {
+      text = (JSON.parse(body) as { text?: unknown }).text;
+    } catch {
+      // The client gets told what is wrong with its body.
+      return json(res, 400, { error: "the body is not JSON" });
+    }
+    if (typeof text !== "string" || text.trim() === "") return json(res, 400, { error: "expected {\"text\": \"a non-empty message\"}" });
+    if (text.length > MAX_CHAT_TEXT) return json(res, 400, { error: `a message can be at most ${MAX_CHAT_TEXT} characters` });
+    const messageId = `web-${Date.now().toString(36)}-${++this.messageCount}`;
+    json(res, 202, { messageId });
+    this.onMessage?.({
+      identity: { platform: this.platform, channelId: channelOf(user), userId: user, userName: user, guildId: "", messageId },
+      text: text.trim(),
+    });
+  }
+
+  private subscribe(req: HttpRequest, res: ServerResponse, user: string): void {
+    const channel = this.channel(channelOf(user));
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
+    res.write(`event: hello\ndata: ${JSON.stringify({ userId: user })}\n\n`);
+    const last = Number(req.headers["last-event-id"] ?? NaN);
+    if (Number.isInteger(last)) for (const e of channel.backlog) if (e.id > last) res.write(sse(e));
+    channel.clients.add(res);
+    req.on("close", () => channel.clients.delete(res));
+  }
+
+  private serveFile(res: ServerResponse, user: string, id: string): void {
+    const stored = this.files.get(id);
+    // Another user's file is as absent as a dropped one.
+    if (!stored || stored.channelId !== channelOf(user)) return json(res, 404, { error: "no such file (files are kept for a while, then dropped)" });
+    const { file } = stored;
+    res.writeHead(200, {
+      "content-type": file.contentType,
+      "content-length": file.data.byteLength,
+      "content-disposition": `inline; filename="${file.name.replace(/[^A-Za-z0-9._-]/g, "_")}"`,
+      "x-content-type-options": "nosniff",
+      "cache-control": "private, max-age=3600",
+    });
+    res.end(file.data);
+  }
+
+  // ── state ─────────────────────────────────────────────────────────────────
+
+  private emit(channelId: string, event: string, payload: unknown): void {
+    const channel = this.channel(channelId);
+    const entry = { id: ++this.eventId, event, data: JSON.stringify(payload) };
+    channel.backlog.push(entry);
+    if (channel.backlog.length > BACKLOG) channel.backlog.shift();
+    for (const res of channel.clients) res.write(sse(entry));
+  }
+
+  private channel(id: string): Channel {
+    let channel = this.channels.get(id);
+    if (!channel) {
+      if (this.channels.size >= MAX_CHANNELS) {
+        // Forget the oldest channel nobody is watching.
+        for (const [key, c] of this.channels) {
+          if (c.clients.size === 0) {
+            this.channels.delete(key);
+            break;
+          }
+        }
+      }
+      channel = { clients: new Set(), backlog: [] };
+      this.channels.set(id, channel);
+    }
+    return channel;
+  }
+
+  private storeFile(channelId: string, file: SentFile): { name: string; contentType: string; size: number; url: string } {
+    const id = randomBytes(12).toString("base64url");
+    this.files.set(id, { channelId, file });
+    this.fileBytes += file.data.byteLength;
+    const maxFiles = this.o.maxFiles ?? 200;
+    const maxBytes = this.o.maxFileBytes ?? 64 * 1024 * 1024;
+    for (const [key, old] of this.files) {
+      if (this.files.size <= maxFiles && this.fileBytes <= maxBytes) break;
+      if (key === id) break; // the newest stays, even alone over the byte cap
+      this.files.delete(key);
+      this.fileBytes -= old.file.data.byteLength;
+    }
+    return { name: file.name, contentType: file.contentType, size: file.data.byteLength, url: `/files/${id}` };
+  }
+
+  // ── identity ──────────────────────────────────────────────────────────────
+
+  private sign(user: string): string {
+    return createHmac("sha256", this.secret).update(user).digest("base64url");
+  }
+
+  private newUser(res: ServerResponse): string {
+    const user = `web-${randomBytes(6).toString("hex")}`;
+    res.setHeader("set-cookie", `${COOKIE}=${user}.${this.sign(user)}; Path=/; HttpOnly; SameSite=Strict`);
+    return user;
+  }
+
+  /** The user of a validly signed cookie, else undefined. */
+  private userOf(req: HttpRequest): string | undefined {
+    const cookie = (req.headers.cookie ?? "").split(";").map((c) => c.trim()).find((c) => c.startsWith(`${COOKIE}=`));
+    const value = cookie?.slice(COOKIE.length + 1) ?? "";
+    const dot = value.lastIndexOf(".");
+    if (dot <= 0) return undefined;
+    const user = value.slice(0, dot);
+    if (!/^web-[0-9a-f]{12}$/.test(user)) return undefined;
+    const given = Buffer.from(value.slice(dot + 1));
+    const expected = Buffer.from(this.sign(user));
+    return given.length === expected.length && timingSafeEqual(given, expected) ? user : undefined;
+  }
+}
+
+const channelOf = (user: string): string => `dm-${user}`;
+
+function sse(e: { id: number; event: string; data: string }): string {
+  return `id: ${e.id}\nevent: ${e.event}\ndata: ${e.data}\n\n`;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+/** The body as text, or null past `max` bytes (the rest is read and dropped, so the client still gets its answer). */
+function readBody(req: HttpRequest, max: number): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size <= max) chunks.push(chunk);
+    });
+    req.on("end", () => resolve(size > max ? null : Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}

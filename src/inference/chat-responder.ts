@@ -1,0 +1,87 @@
+import type { ConfigSource } from "../config/live.js";
+import { ToolContext, type PlatformAdapter, type RichMessage, type SentFile, type ToolCallIdentity } from "../core/context.js";
+import type { Logger } from "../core/log.js";
+import type { ToolRegistryLike } from "../core/registry.js";
+import type { ChatEnd, HistoryTurn } from "../redis/chat-wire.js";
+import { withCommands } from "./command-model.js";
+import { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage, type ChatModel } from "./llm-loop.js";
+
+export interface ChatTurn {
+  /** The message's fleet-wide id: the trace id of its tool calls. */
+  id: string;
+  identity: ToolCallIdentity;
+  text: string;
+  history: readonly HistoryTurn[];
+}
+
+export interface ChatReply {
+  text: string;
+  files: SentFile[];
+  richMessages: RichMessage[];
+  ended: ChatEnd;
+  toolCalls: number;
+}
+
+export interface ChatResponderOptions {
+  registry: ToolRegistryLike;
+  config: ConfigSource;
+  logger: Logger;
+  /** @defaultValue the configured LLM (none without an API key), behind slash commands */
+  model?: ChatModel;
+  /** The tools shown to the model for a user; injected tools join during the loop. @defaultValue every tool, plus the loop's own */
+  disclosedTools?: (identity: ToolCallIdentity) => Iterable<string>;
+  /** @defaultValue a short prompt naming the platform */
+  systemPrompt?: (identity: ToolCallIdentity) => string;
+}
+
+/** The configured model: the LLM when a key is set, behind slash commands either way. */
+export function configuredModel(config: ConfigSource): ChatModel {
+  const c = config.get();
+  const llm = c.llmApiKey ? openAIModel({ baseURL: c.llmBaseUrl, apiKey: c.llmApiKey, model: c.llmModel, timeoutMs: c.llmTimeout * 1000 }) : null;
+  return withCommands(llm);
+}
+
+/** One line saying which model answers, for ready lines (never the key). */
+export function describeModel(config: ConfigSource): string {
+  const c = config.get();
+  return c.llmApiKey ? `LLM ${c.llmModel} at ${c.llmBaseUrl}` : "no LLM key (slash commands only; set TOOLFLEET_LLM_API_KEY for live chat)";
+}
+
+/**
+ * Answers one chat message the way the inference tier does everywhere: the
+ * tool loop over the registry (which routes each call to its tier), with a
+ * context carrying the authenticated identity and the platform adapter;
+ * what the tools sent comes back with the text.
+ */
+export class ChatResponder {
+  private readonly model: ChatModel;
+
+  constructor(private readonly o: ChatResponderOptions) {
+    this.model = o.model ?? configuredModel(o.config);
+  }
+
+  async answer(turn: ChatTurn, adapter: PlatformAdapter | null, signal?: AbortSignal): Promise<ChatReply> {
+    const ctx = new ToolContext({ ...turn.identity, observabilityRequestId: turn.id, adapter, ...(signal ? { signal } : {}) });
+    const messages: ChatMessage[] = [
+      { role: "system", content: this.o.systemPrompt?.(turn.identity) ?? defaultPrompt(turn.identity) },
+      ...turn.history.map((h): ChatMessage => ({ role: h.role, content: h.text })),
+      { role: "user", content: turn.text },
+    ];
+    const disclosed = this.o.disclosedTools?.(turn.identity) ?? [...this.o.registry.toolNames(), ...LOOP_TOOLS.map((t) => t.name)];
+    const result = await runToolLoop(messages, {
+      model: this.model,
+      registry: this.o.registry,
+      logger: this.o.logger,
+      userId: turn.identity.userId,
+      ctx,
+      activeTools: disclosed,
+      maxIterations: this.o.config.get().llmMaxIterations,
+      ...(signal ? { signal } : {}),
+    });
+    return { text: result.text, files: ctx.sentFiles, richMessages: ctx.sentRichMessages, ended: result.ended, toolCalls: result.toolCalls };
+  }
+}
+
+function defaultPrompt(identity: ToolCallIdentity): string {
+  return `You are a helpful assistant in a chat on ${identity.platform || "a chat platform"}, talking with ${identity.userName || identity.userId}. Use the tools when they help; files and images your tools send reach the user by themselves.`;
+}

@@ -1,0 +1,97 @@
+import type { PlatformAdapter } from "../core/context.js";
+import { errorFields, type Logger } from "../core/log.js";
+import { decodeInbound, encodeAnswer, type ChatAnswer, type InboundChat } from "../redis/chat-wire.js";
+import type { RedisClient } from "../redis/client.js";
+import type { Keys } from "../redis/keys.js";
+import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
+import { REPLY_STREAM_TTL_SECONDS } from "../tools/service.js";
+import type { ChatResponder } from "./chat-responder.js";
+
+export interface ChatServiceOptions {
+  redis: RedisClient;
+  redisUrl: string;
+  keys: Keys;
+  logger: Logger;
+  workerId: string;
+  responder: ChatResponder;
+  /** The platform as this tier sees it (a proxy to the gateway), per platform name. */
+  adapterFor: (platform: string) => PlatformAdapter;
+  /** Chats answered at once, the lease … A chat's loop can be long: its lease is extended while it runs. */
+  worker?: Partial<Pick<StreamWorkerOptions, "concurrency" | "blockMs" | "leaseMs" | "claimEveryMs" | "maxDeliveries" | "maxLen" | "heartbeatMs">>;
+}
+
+/**
+ * The inference tier's chat consumer: takes chat messages from the gateways'
+ * stream in one consumer group (inference workers share the load), answers
+ * each through the tool loop, and sends the answer to the gateway that asked,
+ * in the same round trip as the ack. A worker that dies mid-answer leaves the
+ * message pending; another one answers it after the lease.
+ */
+export class ChatService {
+  private readonly worker: StreamWorker;
+
+  constructor(private readonly o: ChatServiceOptions) {
+    this.worker = new StreamWorker({
+      redis: o.redis,
+      redisUrl: o.redisUrl,
+      logger: o.logger,
+      keys: o.keys,
+      service: "inference",
+      stream: o.keys.chatStream,
+      consumer: o.workerId,
+      concurrency: 8,
+      leaseMs: 30_000,
+      maxDeliveries: 3,
+      ...o.worker,
+      handler: {
+        handle: (entry, stopping) => this.handle(entry, stopping),
+        deadLetterReply: (entry, reason) => this.failureReply(entry, `Sorry — this message could not be answered (${reason}).`),
+      },
+    });
+  }
+
+  get healthy(): boolean {
+    return this.worker.healthy;
+  }
+
+  start(): Promise<void> {
+    return this.worker.start();
+  }
+
+  /** Stops taking messages; answers in progress finish (bounded by `timeoutMs`). */
+  stop(timeoutMs?: number): Promise<void> {
+    return this.worker.stop(timeoutMs);
+  }
+
+  private async handle(entry: DeliveredEntry, stopping: AbortSignal): Promise<Disposition> {
+    const decoded = decodeInbound(entry.fields);
+    if (!decoded.ok) return { kind: "dead", reason: decoded.error.message };
+    const chat = decoded.value;
+    // Answers go only to gateways' answer streams, never to a key the message names at will.
+    if (!chat.replyTo.startsWith(this.o.keys.chatReplyPrefix)) return { kind: "dead", reason: `reply_to '${chat.replyTo}' is not a gateway answer stream` };
+    const started = performance.now();
+    if (Date.now() > chat.deadlineMs) {
+      // The gateway already told the user it gave up; an answer now would only confuse.
+      this.o.logger.warn({ chat: chat.id, waitedMs: Date.now() - chat.sentAtMs }, "chat message expired before an inference worker took it");
+      return { kind: "ack", reply: this.reply(chat, { text: "", files: [], richMessages: [], ended: "expired", toolCalls: 0 }, started) };
+    }
+    try {
+      const answer = await this.o.responder.answer(chat, this.o.adapterFor(chat.identity.platform), stopping);
+      return { kind: "ack", reply: this.reply(chat, answer, started) };
+    } catch (err) {
+      this.o.logger.error({ chat: chat.id, ...errorFields(err) }, "answering a chat message failed");
+      return { kind: "ack", reply: this.reply(chat, { text: "Sorry — something went wrong while answering; please try again.", files: [], richMessages: [], ended: "error", toolCalls: 0 }, started) };
+    }
+  }
+
+  private reply(chat: InboundChat, a: Omit<ChatAnswer, "inReplyTo" | "channelId" | "workerId" | "durationMs">, started: number): Outbound {
+    const answer: ChatAnswer = { ...a, inReplyTo: chat.id, channelId: chat.identity.channelId, workerId: this.o.workerId, durationMs: performance.now() - started };
+    return { stream: chat.replyTo, fields: encodeAnswer(answer), ttlSeconds: REPLY_STREAM_TTL_SECONDS };
+  }
+
+  private failureReply(entry: DeliveredEntry, text: string): Outbound | null {
+    const decoded = decodeInbound(entry.fields);
+    if (!decoded.ok || !decoded.value.replyTo.startsWith(this.o.keys.chatReplyPrefix)) return null;
+    return this.reply(decoded.value, { text, files: [], richMessages: [], ended: "error", toolCalls: 0 }, performance.now());
+  }
+}

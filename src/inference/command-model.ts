@@ -1,0 +1,66 @@
+import type { OpenAITool } from "../core/registry.js";
+import type { ChatMessage, ChatModel, ModelTurn } from "./llm-loop.js";
+
+const COMMAND = /^\/([A-Za-z0-9_-]{1,64})\s*([\s\S]*)$/;
+
+/**
+ * Slash commands as a model: a message like `/echo {"text":"hi"}` (several
+ * separated by newlines or `;`) becomes tool calls of one turn, run through
+ * the same loop, routing and tiers as a model's calls would be; the answer
+ * lists what each tool returned. Any other message goes to `llm`, or, with no
+ * LLM configured, gets an answer saying how to set one up. This is how the
+ * fleet works, and is shown working, without an API key.
+ */
+export function withCommands(llm: ChatModel | null): ChatModel {
+  let callCount = 0;
+  return {
+    complete(messages, tools, signal): Promise<ModelTurn> {
+      const at = lastUserText(messages);
+      const text = at === -1 ? "" : (messages[at]?.content as string);
+      if (!text.trimStart().startsWith("/")) {
+        return llm ? llm.complete(messages, tools, signal) : Promise.resolve({ content: noModel(tools), toolCalls: [] });
+      }
+      const after = messages.slice(at + 1);
+      if (after.some((m) => m.role === "tool")) return Promise.resolve({ content: summary(after), toolCalls: [] });
+      const offered = new Set(tools.map((t) => t.function.name));
+      const toolCalls: ModelTurn["toolCalls"] = [];
+      for (const part of text.trim().split(/\n|;\s*(?=\/)/)) {
+        const command = COMMAND.exec(part.trim());
+        if (!command) return Promise.resolve({ content: `I could not read '${part.trim()}' as a command: write /tool_name {"json":"arguments"}.`, toolCalls: [] });
+        const [, name = "", args = ""] = command;
+        if (name === "help") return Promise.resolve({ content: help(tools), toolCalls: [] });
+        if (!offered.has(name)) return Promise.resolve({ content: `There is no tool '${name}' here. ${help(tools)}`, toolCalls: [] });
+        toolCalls.push({ id: `cmd_${++callCount}`, name, arguments: args.trim() || "{}" });
+      }
+      return Promise.resolve({ content: null, toolCalls });
+    },
+  };
+}
+
+function lastUserText(messages: ChatMessage[]): number {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    if (m?.role === "user" && typeof m.content === "string") return i;
+  }
+  return -1;
+}
+
+/** "name → result" for every tool call answered since the command. */
+function summary(after: ChatMessage[]): string {
+  const names = new Map<string, string>();
+  const lines: string[] = [];
+  for (const m of after) {
+    if (m.role === "assistant") for (const call of m.tool_calls ?? []) if (call.type === "function") names.set(call.id, call.function.name);
+    if (m.role === "tool") lines.push(`${names.get(m.tool_call_id) ?? "tool"} → ${typeof m.content === "string" ? m.content : JSON.stringify(m.content)}`);
+  }
+  return lines.join("\n");
+}
+
+function help(tools: OpenAITool[]): string {
+  const names = tools.map((t) => t.function.name).sort();
+  return `Run a tool with /name {json args}, several separated by ';'. Tools: ${names.join(", ")}.`;
+}
+
+function noModel(tools: OpenAITool[]): string {
+  return `No LLM is configured, so I only run slash commands. ${help(tools)} For live chat, set TOOLFLEET_LLM_API_KEY (an OpenRouter key by default; TOOLFLEET_LLM_BASE_URL and TOOLFLEET_LLM_MODEL pick another OpenAI-compatible API).`;
+}

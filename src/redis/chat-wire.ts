@@ -1,0 +1,193 @@
+import { z } from "zod";
+import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core/context.js";
+import { ID_PATTERN } from "./keys.js";
+import {
+  BODY_FIELD,
+  DEFAULT_MAX_REPLY_BYTES,
+  MAX_REPLY_FILES,
+  PROTOCOL_VERSION,
+  WireFormatError,
+  describe,
+  fileFields,
+  fileMeta,
+  fileMetas,
+  filesFromFields,
+  formatBytes,
+  parseBody,
+  wireError,
+  type Decoded,
+  type EntryFields,
+} from "./wire.js";
+
+/** Longest chat message text taken from a user. */
+export const MAX_CHAT_TEXT = 16_000;
+/** Earlier turns a gateway sends with a message, at most. */
+export const MAX_HISTORY = 40;
+
+export interface HistoryTurn {
+  role: "user" | "assistant";
+  text: string;
+}
+
+/**
+ * A chat message on its way from a gateway to the inference tier. The
+ * identity is the one the gateway authenticated; the inference tier writes it
+ * to the session record of every tool call the message leads to.
+ */
+export interface InboundChat {
+  /** This message's id across the fleet (also the trace id of its tool calls). */
+  id: string;
+  /** The gateway's answer stream. */
+  replyTo: string;
+  identity: ToolCallIdentity;
+  text: string;
+  /** Earlier turns of the channel, oldest first, as the gateway holds them. */
+  history: HistoryTurn[];
+  sentAtMs: number;
+  /** After this the gateway has told the user it gave up: no answer is wanted. */
+  deadlineMs: number;
+}
+
+export type ChatEnd = "answer" | "limit" | "llm_error" | "expired" | "error";
+
+/** The answer to one InboundChat, with what the tools of its loop sent. */
+export interface ChatAnswer {
+  /** The InboundChat's id. */
+  inReplyTo: string;
+  channelId: string;
+  text: string;
+  files: SentFile[];
+  richMessages: RichMessage[];
+  ended: ChatEnd;
+  toolCalls: number;
+  workerId: string;
+  durationMs: number;
+}
+
+const id = z.string().regex(ID_PATTERN, "1-128 of letters, digits and _ . : @ -");
+const short = (max: number) => z.string().max(max);
+
+const inboundBody = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("chat_message"),
+  id,
+  reply_to: z.string().min(1).max(300),
+  identity: z.object({
+    platform: short(64),
+    channel_id: short(200).min(1),
+    user_id: short(200).min(1),
+    user_name: short(200),
+    guild_id: short(200),
+    message_id: short(200),
+  }),
+  text: short(MAX_CHAT_TEXT).min(1),
+  history: z.array(z.object({ role: z.enum(["user", "assistant"]), text: short(MAX_CHAT_TEXT) })).max(MAX_HISTORY),
+  sent_at_ms: z.number().int().positive(),
+  deadline_ms: z.number().int().positive(),
+});
+
+const answerBody = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("chat_answer"),
+  in_reply_to: id,
+  channel_id: short(200),
+  text: z.string(),
+  files: z.array(fileMeta).max(MAX_REPLY_FILES),
+  rich_messages: z.array(z.record(z.string(), z.json())).max(1000),
+  ended: z.enum(["answer", "limit", "llm_error", "expired", "error"]),
+  tool_calls: z.number().int().nonnegative(),
+  worker_id: z.string().max(200),
+  duration_ms: z.number().nonnegative(),
+});
+
+/** Bigger than any valid message; a body past it is refused before parsing. */
+const MAX_INBOUND_BYTES = (MAX_HISTORY + 1) * MAX_CHAT_TEXT * 4 + 64 * 1024;
+
+export function encodeInbound(m: InboundChat): EntryFields {
+  if (m.text.length > MAX_CHAT_TEXT) throw new WireFormatError("PAYLOAD_TOO_LARGE", `A chat message can be at most ${MAX_CHAT_TEXT} characters; this one has ${m.text.length}.`);
+  const i = m.identity;
+  return {
+    [BODY_FIELD]: JSON.stringify({
+      v: PROTOCOL_VERSION,
+      type: "chat_message",
+      id: m.id,
+      reply_to: m.replyTo,
+      identity: { platform: i.platform, channel_id: i.channelId, user_id: i.userId, user_name: i.userName, guild_id: i.guildId, message_id: i.messageId },
+      text: m.text,
+      history: m.history.slice(-MAX_HISTORY),
+      sent_at_ms: m.sentAtMs,
+      deadline_ms: m.deadlineMs,
+    }),
+  };
+}
+
+export function decodeInbound(fields: EntryFields): Decoded<InboundChat> {
+  const parsed = parseBody(fields, MAX_INBOUND_BYTES);
+  if (!parsed.ok) return parsed;
+  const checked = inboundBody.safeParse(parsed.value);
+  if (!checked.success) return { ok: false, error: wireError("INVALID_REQUEST", `invalid chat message: ${describe(checked.error)}`) };
+  const b = checked.data;
+  const i = b.identity;
+  return {
+    ok: true,
+    value: {
+      id: b.id,
+      replyTo: b.reply_to,
+      identity: { platform: i.platform, channelId: i.channel_id, userId: i.user_id, userName: i.user_name, guildId: i.guild_id, messageId: i.message_id },
+      text: b.text,
+      history: b.history,
+      sentAtMs: b.sent_at_ms,
+      deadlineMs: b.deadline_ms,
+    },
+  };
+}
+
+/**
+ * Encodes an answer; one too big to carry (files past the reply limit) goes
+ * without its files and says so, so the user still hears back.
+ */
+export function encodeAnswer(a: ChatAnswer, maxBytes = DEFAULT_MAX_REPLY_BYTES): EntryFields {
+  const size = a.files.reduce((n, f) => n + f.data.byteLength, 0);
+  if (a.files.length > MAX_REPLY_FILES || size > maxBytes) {
+    const note = `\n\n(${a.files.length} file(s), ${formatBytes(size)} in all, were too large to deliver.)`;
+    return encodeAnswer({ ...a, text: a.text + note, files: [] }, maxBytes);
+  }
+  const body = JSON.stringify({
+    v: PROTOCOL_VERSION,
+    type: "chat_answer",
+    in_reply_to: a.inReplyTo,
+    channel_id: a.channelId,
+    text: a.text,
+    files: fileMetas(a.files),
+    rich_messages: a.richMessages as { [key: string]: JsonValue }[],
+    ended: a.ended,
+    tool_calls: a.toolCalls,
+    worker_id: a.workerId,
+    duration_ms: Math.round(a.durationMs * 1000) / 1000,
+  });
+  return { [BODY_FIELD]: body, ...fileFields(a.files) };
+}
+
+export function decodeAnswer(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_BYTES): Decoded<ChatAnswer> {
+  const parsed = parseBody(fields, maxBytes);
+  if (!parsed.ok) return parsed;
+  const checked = answerBody.safeParse(parsed.value);
+  if (!checked.success) return { ok: false, error: wireError("INVALID_REQUEST", `invalid chat answer: ${describe(checked.error)}`) };
+  const b = checked.data;
+  const files = filesFromFields(fields, b.files);
+  if (typeof files === "string") return { ok: false, error: wireError("INVALID_REQUEST", `invalid chat answer: ${files}`) };
+  return {
+    ok: true,
+    value: {
+      inReplyTo: b.in_reply_to,
+      channelId: b.channel_id,
+      text: b.text,
+      files,
+      richMessages: b.rich_messages,
+      ended: b.ended,
+      toolCalls: b.tool_calls,
+      workerId: b.worker_id,
+      durationMs: b.duration_ms,
+    },
+  };
+}
