@@ -1,56 +1,23 @@
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { examplePermissions, exampleTools } from "../examples/tools.js";
 import { ToolContext, ToolRegistry, defineConfig, staticConfig } from "../src/index.js";
 import { LOOP_TOOLS, openAIModel, runToolLoop } from "../src/inference/llm-loop.js";
+import { startScriptedLLM, type Received, type Scripted, type ScriptedLLM } from "./fixtures/scripted-llm.js";
 import { RecordingLogger } from "./helpers.js";
 
-/** An OpenAI-compatible chat endpoint that answers from a script and records what it was sent. */
-interface Scripted {
-  status?: number;
-  content?: string | null;
-  calls?: { name: string; args: unknown }[];
-}
 const script: Scripted[] = [];
-const received: { messages: { role: string; content: unknown }[]; tools?: { function: { name: string } }[] }[] = [];
-let server: Server;
+let llm: ScriptedLLM;
+let received: Received[] = [];
 let baseURL = "";
-let nextId = 0;
 
 before(async () => {
-  server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (d: Buffer) => (body += d.toString()));
-    req.on("end", () => {
-      received.push(JSON.parse(body) as (typeof received)[number]);
-      const step = script.shift() ?? { content: "(script ran out)" };
-      if (step.status) {
-        res.writeHead(step.status, { "content-type": "application/json" });
-        res.end(JSON.stringify({ error: { message: "scripted failure" } }));
-        return;
-      }
-      const toolCalls = (step.calls ?? []).map((c) => ({ id: `call_${++nextId}`, type: "function", function: { name: c.name, arguments: JSON.stringify(c.args) } }));
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(
-        JSON.stringify({
-          id: `r${nextId}`,
-          object: "chat.completion",
-          created: 0,
-          model: "scripted",
-          choices: [{ index: 0, finish_reason: toolCalls.length ? "tool_calls" : "stop", message: { role: "assistant", content: step.content ?? null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) } }],
-        }),
-      );
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+  llm = await startScriptedLLM(() => script.shift() ?? { content: "(script ran out)" });
+  received = llm.received;
+  baseURL = llm.baseURL;
 });
 
-after(async () => {
-  await new Promise((resolve) => server.close(resolve));
-});
+after(() => llm.close());
 
 function setup(active: string[]) {
   script.length = 0;

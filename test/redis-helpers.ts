@@ -87,20 +87,35 @@ export class OwnRedis {
   }
 }
 
-/** A `toolfleet tools` (or `gateway`) child process; resolves once it says it is ready. */
-export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv = {}, kind: "tools" | "gateway" = "tools"): Promise<ChildProcess & { output: () => string }> {
-  const child = spawn(process.execPath, [CLI, kind, ...args], {
+type CliChild = ChildProcess & { output: () => string };
+
+/** A `toolfleet` child process; resolves with `ready`'s value once `ready` finds it in the output. */
+async function spawnCli<T>(args: string[], env: NodeJS.ProcessEnv, ready: (output: string) => T | undefined, timeoutMs: number): Promise<{ child: CliChild; value: T }> {
+  const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, TOOLFLEET_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
   child.stdout.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr.on("data", (d: Buffer) => (output += d.toString()));
-  await eventually(() => {
-    if (child.exitCode !== null) throw new Error(`tools process exited early (${child.exitCode}): ${output}`);
-    if (!output.includes(" ready: ")) throw new Error("not ready yet");
-  }, 15_000, 25);
-  return Object.assign(child, { output: () => output });
+  const value = await eventually(() => {
+    if (child.exitCode !== null) throw new Error(`toolfleet ${args[0] ?? ""} exited early (${child.exitCode}): ${output}`);
+    const found = ready(output);
+    if (found === undefined) throw new Error("not ready yet");
+    return found;
+  }, timeoutMs, 25);
+  return { child: Object.assign(child, { output: () => output }), value };
+}
+
+/** A `toolfleet tools` (or `gateway`) child process; resolves once it says it is ready. */
+export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv = {}, kind: "tools" | "gateway" = "tools"): Promise<CliChild> {
+  return (await spawnCli([kind, ...args], env, (out) => (out.includes(" ready: ") ? true : undefined), 15_000)).child;
+}
+
+/** `toolfleet up` on a free port; resolves with the process and its chat URL once the fleet is ready. */
+export async function startFleet(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliChild & { url: string }> {
+  const { child, value } = await spawnCli(["up", "--port", "0", ...args], env, (out) => /^ {2}chat: (\S+)$/m.exec(out)?.[1], 45_000);
+  return Object.assign(child, { url: value });
 }
 
 /** The exit code once the process has ended (null when a signal ended it). */

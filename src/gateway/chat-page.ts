@@ -19,7 +19,7 @@ export const CHAT_PAGE = `<!doctype html>
   .error { align-self: center; background: #ffe3e3; color: #8a1c1c; }
   .pending { align-self: flex-start; color: #667; font-style: italic; }
   .reactions { position: absolute; bottom: -.9rem; left: -.6rem; background: #fff; border-radius: 1rem; padding: 0 .3rem; box-shadow: 0 1px 2px #0003; }
-  .bot img { display: block; max-width: 320px; margin-top: .5rem; image-rendering: pixelated; border: 1px solid #ccd; }
+  .bot img { display: block; min-width: 96px; max-width: 320px; margin-top: .5rem; image-rendering: pixelated; border: 1px solid #ccd; }
   .bot a.file { display: block; margin-top: .4rem; }
   .bot pre.rich { background: #f0f2f7; padding: .4rem; border-radius: .3rem; font-size: .8rem; overflow-x: auto; }
   form { display: flex; gap: .5rem; padding: .8rem 1rem; background: #fff; border-top: 1px solid #dde; }

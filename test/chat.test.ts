@@ -1,0 +1,193 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { PassThrough } from "node:stream";
+import { test } from "node:test";
+import { examplePermissions, exampleTools } from "../examples/tools.js";
+import { WebChatClient } from "../src/cli/web-client.js";
+import { staticConfig } from "../src/config/live.js";
+import { defineConfig } from "../src/config/schema.js";
+import { ToolRegistry } from "../src/core/registry.js";
+import { ChatBridge } from "../src/gateway/chat-bridge.js";
+import { ConsoleAdapter } from "../src/gateway/console-adapter.js";
+import { HttpChatAdapter } from "../src/gateway/http-adapter.js";
+import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "../src/gateway/platform.js";
+import { ChatResponder } from "../src/inference/chat-responder.js";
+import { ChatService } from "../src/inference/chat-service.js";
+import { LOOP_TOOLS } from "../src/inference/llm-loop.js";
+import { decodeAnswer, decodeInbound, encodeAnswer, encodeInbound, type InboundChat } from "../src/redis/chat-wire.js";
+import { closeRedis } from "../src/redis/client.js";
+import { BODY_FIELD } from "../src/redis/wire.js";
+import { RecordingLogger, eventually } from "./helpers.js";
+import { REDIS_URL, connect, dropNamespace, testKeys } from "./redis-helpers.js";
+
+const identity = { platform: "test", channelId: "c1", userId: "alice", userName: "Alice", guildId: "", messageId: "m1" };
+
+/** A platform that records what the bot says, and lets the test type as a user. */
+class RecordingPlatform implements ChatPlatform {
+  readonly platform = "test";
+  readonly ownsPlatformClient = true;
+  readonly sent: { channelId: string; message: OutgoingMessage }[] = [];
+  readonly reactions: string[] = [];
+  user: ((m: IncomingMessage) => void) | undefined;
+  start(onMessage: (m: IncomingMessage) => void): Promise<void> {
+    this.user = onMessage;
+    return Promise.resolve();
+  }
+  send(channelId: string, message: OutgoingMessage): Promise<void> {
+    this.sent.push({ channelId, message });
+    return Promise.resolve();
+  }
+  react(_c: string, messageId: string, emoji: string): Promise<void> {
+    this.reactions.push(`${messageId}:${emoji}`);
+    return Promise.resolve();
+  }
+  stop(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function localResponder(logger = new RecordingLogger()): ChatResponder {
+  const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
+  const registry = new ToolRegistry({ config, logger }).register(...exampleTools, ...LOOP_TOOLS);
+  registry.setPermissions(examplePermissions);
+  return new ChatResponder({ registry, config, logger });
+}
+
+test("chat wire: a message is validated at the boundary, and an answer too big to carry goes without its files, saying so", () => {
+  const m: InboundChat = { id: "chat-1", replyTo: "sg:stream:chat:reply:g1", identity, text: "hi", history: [{ role: "user", text: "before" }], sentAtMs: 1, deadlineMs: 2 };
+  const back = decodeInbound(encodeInbound(m));
+  assert.ok(back.ok);
+  assert.deepEqual(back.value, m);
+  const bad = decodeInbound({ [BODY_FIELD]: JSON.stringify({ v: 1, type: "chat_message", id: "x y", text: "" }) });
+  assert.ok(!bad.ok);
+  assert.match(bad.error.message, /invalid chat message: id: .*; reply_to/);
+  assert.equal(decodeInbound({ [BODY_FIELD]: "not json" }).ok, false);
+
+  const file = { name: "big.bin", contentType: "application/octet-stream", data: new Uint8Array(2048) };
+  const fields = encodeAnswer({ inReplyTo: "chat-1", channelId: "c1", text: "here", files: [file], richMessages: [], ended: "answer", toolCalls: 1, workerId: "w", durationMs: 1 }, 1024);
+  const answer = decodeAnswer(fields);
+  assert.ok(answer.ok);
+  assert.equal(answer.value.files.length, 0);
+  assert.match(answer.value.text, /^here\n\n\(1 file\(s\), 2\.0 KiB in all, were too large to deliver\.\)$/);
+});
+
+test("slash commands run through the loop without an LLM; unknown tools and bad JSON get clear answers", async () => {
+  const responder = localResponder();
+  const platform = new RecordingPlatform();
+  const ask = (text: string) => responder.answer({ id: "chat-t", identity, text, history: [] }, platform);
+  const ok = await ask('/calculator {"a":2,"op":"power","b":10}; /discord_react {"emoji":"👍"}');
+  assert.equal(ok.text, 'calculator → {"result":1024}\ndiscord_react → Reacted with 👍 on test.');
+  // The gateway-pinned tool acted on the live platform it found on the context.
+  assert.deepEqual(platform.reactions, ["m1:👍"]);
+  assert.match((await ask("/nope {}")).text, /^There is no tool 'nope' here\. Run a tool with \/name \{json args\}.*Tools: admin_stats, calculator/);
+  assert.equal((await ask('/echo {"text": oops')).text, "echo → Invalid arguments for tool 'echo': not valid JSON.");
+  assert.match((await ask("/admin_stats")).text, /^admin_stats → Permission denied: user 'alice' is not allowed to run tool 'admin_stats'\.$/);
+  const noLlm = await ask("what can you do?");
+  assert.match(noLlm.text, /^No LLM is configured, so I only run slash commands\..*set TOOLFLEET_LLM_API_KEY/);
+  assert.equal(noLlm.ended, "answer");
+});
+
+test("the HTTP adapter: a signed cookie is the identity; forged cookies, other users' files and bad bodies are refused", async () => {
+  const logger = new RecordingLogger();
+  const web = new HttpChatAdapter({ logger, port: 0, maxFiles: 2 });
+  const got: IncomingMessage[] = [];
+  await web.start((m) => got.push(m));
+  try {
+    const alice = await WebChatClient.open(web.url);
+    const bob = await WebChatClient.open(web.url);
+    const post = (headers: Record<string, string>, body: string) => fetch(new URL("api/messages", web.url), { method: "POST", headers, body });
+
+    assert.equal((await post({ "content-type": "application/json" }, '{"text":"hi"}')).status, 401);
+    assert.equal((await post({ cookie: "tf_user=web-000000000000.forged", "content-type": "application/json" }, '{"text":"hi"}')).status, 401);
+    const cookie = await fetch(web.url).then((r) => (r.headers.get("set-cookie") ?? "").split(";")[0] ?? "");
+    assert.equal((await post({ cookie, "content-type": "text/plain" }, "hi")).status, 415);
+    assert.equal((await post({ cookie, "content-type": "application/json" }, "{oops")).status, 400);
+    assert.equal((await post({ cookie, "content-type": "application/json" }, '{"text":"  "}')).status, 400);
+    const big = await post({ cookie, "content-type": "application/json" }, JSON.stringify({ text: "x".repeat(70_000) }));
+    assert.equal(big.status, 413);
+    assert.match(((await big.json()) as { error: string }).error, /over 65536 bytes/);
+
+    // A message arrives with the identity from the cookie; the answer reaches only its user, with its file.
+    const asked = alice.ask("hello");
+    await eventually(() => assert.equal(got.length, 1));
+    const m = got[0];
+    assert.ok(m);
+    assert.match(m.identity.userId, /^web-[0-9a-f]{12}$/);
+    await web.send(m.identity.channelId, { text: "hi alice", files: [{ name: "a.txt", contentType: "text/plain", data: Buffer.from("for alice") }], richMessages: [], inReplyTo: m.identity.messageId });
+    const { answer } = await asked;
+    assert.equal(answer.text, "hi alice");
+    const url = answer.files[0]?.url ?? "";
+    assert.equal((await alice.file(url)).toString(), "for alice");
+    await assert.rejects(bob.file(url), /HTTP 404/);
+    // Only the newest two files are kept.
+    for (const n of [1, 2]) await web.send(m.identity.channelId, { text: `f${n}`, files: [{ name: `${n}.txt`, contentType: "text/plain", data: Buffer.from("x") }], richMessages: [] });
+    await assert.rejects(alice.file(url), /HTTP 404/);
+    alice.close();
+    bob.close();
+  } finally {
+    await web.stop();
+  }
+});
+
+test("the console adapter: typed lines are messages; answers print, files are saved, reactions shown", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "toolfleet-console-"));
+  const input = new PassThrough();
+  const lines: string[] = [];
+  const adapter = new ConsoleAdapter({ input, output: (l) => lines.push(l), userId: "carol", filesDir: dir });
+  const got: IncomingMessage[] = [];
+  try {
+    await adapter.start((m) => got.push(m));
+    input.write("hello\n\n/echo {}\n");
+    await eventually(() => assert.equal(got.length, 2));
+    assert.deepEqual(got.map((m) => [m.identity.userId, m.identity.messageId, m.text]), [["carol", "console-1", "hello"], ["carol", "console-2", "/echo {}"]]);
+    await adapter.send("console", { text: "hi carol", files: [{ name: "../x.txt", contentType: "text/plain", data: Buffer.from("saved") }], richMessages: [{ kind: "poll" }] });
+    await adapter.react("console", "console-1", "👍");
+    const saved = /\[file\] (\S+) \(text\/plain, 5 bytes\)/.exec(lines.join("\n"))?.[1] ?? "";
+    assert.equal(dirname(saved), dir, `saved inside the files dir, whatever the name says: ${saved}`);
+    assert.equal(readFileSync(saved, "utf8"), "saved");
+    assert.ok(lines.includes("bot> hi carol") && lines.includes('     [rich] {"kind":"poll"}') && lines.includes("     (reacted 👍 to message console-1)"));
+  } finally {
+    await adapter.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("gateway and inference over Redis: an answer comes back with its file; no inference worker means a clear apology; poison is dead-lettered", { timeout: 30_000 }, async () => {
+  const k = testKeys();
+  const logger = new RecordingLogger();
+  const redis = await connect();
+  const config = staticConfig(defineConfig({ namespace: k.namespace, chatTimeout: 0.5 }));
+  const platform = new RecordingPlatform();
+  const bridge = new ChatBridge({ redis, redisUrl: REDIS_URL, keys: k, config, logger, gatewayId: "g1", platform });
+  const service = new ChatService({ redis, redisUrl: REDIS_URL, keys: k, logger, workerId: "i1", responder: localResponder(logger), adapterFor: () => platform, worker: { blockMs: 100 } });
+  try {
+    await bridge.start();
+    // No inference worker yet: the user hears so at the chat timeout, not never.
+    platform.user?.({ identity, text: "/echo {\"text\":\"anyone?\"}" });
+    await eventually(() => assert.match(platform.sent[0]?.message.text ?? "", /^Sorry — no answer came back within 0\.5 s/), 3000);
+
+    await service.start();
+    // The message that timed out is still in the stream: the worker answers "expired" and the gateway drops it.
+    await eventually(() => assert.ok(logger.records.some((r) => r.msg === "chat message expired before an inference worker took it")), 3000);
+    platform.user?.({ identity: { ...identity, messageId: "m2" }, text: '/send_image {"width":4,"height":4}' });
+    await eventually(() => assert.equal(platform.sent.length, 2), 5000);
+    const answer = platform.sent[1]?.message;
+    assert.equal(answer?.text, "send_image → Sent gradient.png (4x4, 95 bytes).");
+    assert.equal(answer?.inReplyTo, "m2");
+    assert.equal(answer?.files[0]?.contentType, "image/png");
+
+    // Poison, and a message naming an answer stream that is not a gateway's: dead-lettered, nothing written there.
+    await redis.sendCommand(["XADD", k.chatStream, "*", BODY_FIELD, "{not json"]);
+    const stray = encodeInbound({ id: "chat-x", replyTo: `${k.namespace}:tools:catalog`, identity, text: "hi", history: [], sentAtMs: Date.now(), deadlineMs: Date.now() + 60_000 });
+    await redis.sendCommand(["XADD", k.chatStream, "*", BODY_FIELD, stray[BODY_FIELD] as string]);
+    await eventually(async () => assert.equal(Number(await redis.sendCommand(["XLEN", k.deadLetter(k.chatStream)])), 2), 5000);
+    assert.equal(await redis.exists(`${k.namespace}:tools:catalog`), 0);
+  } finally {
+    await service.stop();
+    await bridge.stop();
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
