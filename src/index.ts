@@ -92,3 +92,9 @@ export { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage, type ChatModel,
 export { createGatewayService, type GatewayServiceOptions } from "./gateway/service.js";
 export { ConsoleAdapter } from "./gateway/console-adapter.js";
 export { isChatPlatform, type ChatPlatform, type IncomingMessage, type OutgoingMessage } from "./gateway/platform.js";
+export { HttpChatAdapter, type HttpAdapterOptions } from "./gateway/http-adapter.js";
+export { ChatBridge, type ChatBridgeOptions } from "./gateway/chat-bridge.js";
+export { ChatService, type ChatServiceOptions } from "./inference/chat-service.js";
+export { ChatResponder, type ChatResponderOptions, type ChatReply, type ChatTurn } from "./inference/chat-responder.js";
+export { withCommands } from "./inference/command-model.js";
+export type { ChatAnswer, HistoryTurn, InboundChat } from "./redis/chat-wire.js";

@@ -44,7 +44,9 @@ test("end to end with real tools-service and gateway processes", { timeout: 90_0
     const reacted = await registry.execute("discord_react", { emoji: "🎉" }, { userId: "alice", ctx });
     assert.equal(reacted.route, "gateway");
     assert.equal(reacted.text, "Reacted with 🎉 on discord.");
-    assert.deepEqual(ctx.sentRichMessages, [{ kind: "reaction", emoji: "🎉", messageId: "m42", channelId: "c" }]);
+    // The gateway's console platform reacted itself, on the message the call came from.
+    await eventually(() => assert.match(gateway.output(), /\(reacted 🎉 to message m42\)/), 3000, 20);
+    assert.deepEqual(ctx.sentRichMessages, []);
     // It ran in the gateway process: the gateway's heartbeat counts it, the tools worker's does not.
     await eventually(async () => {
       const beat = JSON.parse((await redis.get(k.heartbeat("gateway", "e2e-gateway"))) ?? "{}") as { processed?: number; pid?: number };
@@ -59,7 +61,8 @@ test("end to end with real tools-service and gateway processes", { timeout: 90_0
     assert.equal(cli.stdout, '{"result":42}\n');
     assert.match(cli.stderr, /mode=remote route=remote/);
     const viaGateway = await run(process.execPath, [CLI, "call", "discord_react", '{"emoji":"👍"}', "--user", "alice", "--mode", "remote"], { env: { ...process.env, ...env, TOOLFLEET_LOG_LEVEL: "warn" } });
-    assert.match(viaGateway.stdout, /^Reacted with 👍 on cli\.\n\[rich message\] /);
+    assert.equal(viaGateway.stdout, "Reacted with 👍 on cli.\n");
+    await eventually(() => assert.match(gateway.output(), /\(reacted 👍 to message /), 3000, 20);
     assert.match(viaGateway.stderr, /route=gateway/);
   } finally {
     await registry.stop();

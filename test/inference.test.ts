@@ -14,7 +14,6 @@ import {
   type RawConfig,
   type ToolDefinition,
 } from "../src/index.js";
-import { ConsoleAdapter } from "../src/gateway/console-adapter.js";
 import { createGatewayService } from "../src/gateway/service.js";
 import { ProxyPlatformAdapter } from "../src/inference/proxy-adapter.js";
 import { RemoteToolRegistry, staleTwice, unavailable } from "../src/inference/remote-registry.js";
@@ -85,7 +84,7 @@ async function setup(raw: RawConfig = {}): Promise<Setup> {
   toolsRegistry.setPermissions(perms);
   const tools = new ToolsService({ redis, redisUrl: REDIS_URL, keys: k, registry: toolsRegistry, config, logger, workerId: "tw", worker: { blockMs: 200 } });
   const gatewayRegistry = new ToolRegistry({ config, logger }).register(...tier("gateway", counts));
-  const gateway = createGatewayService({ redis, redisUrl: REDIS_URL, keys: k, registry: gatewayRegistry, config, logger, workerId: "gw", adapter: new ConsoleAdapter(), worker: { blockMs: 200 } });
+  const gateway = createGatewayService({ redis, redisUrl: REDIS_URL, keys: k, registry: gatewayRegistry, config, logger, workerId: "gw", adapter: { platform: "discord", ownsPlatformClient: true }, worker: { blockMs: 200 } });
   await tools.start();
   await gateway.start();
   const local = new ToolRegistry({ config, logger }).register(...tier("local", counts), echo);
@@ -144,7 +143,7 @@ describe("routing (DESIGN §1), every branch in every mode", () => {
       const out = await s.registry.execute("discord_react", { emoji: "👍" }, { userId: "alice", ctx });
       assert.equal(out.text, "Reacted with 👍 on discord.");
       assert.equal(out.route, "gateway");
-      // The gateway's write-back came home.
+      // The gateway's write-back came home (its platform here has no live client to react with, so the tool reports it).
       assert.deepEqual(ctx.sentRichMessages, [{ kind: "reaction", emoji: "👍", messageId: "m1", channelId: "c1" }]);
       assert.equal(await s.registry.call("discord_react", { emoji: "x" }, { userId: "alice", ctx: s.ctx("alice", false) }), "Tool 'discord_react' requires the gateway client, which is unavailable.");
       assert.equal(await s.registry.call("play_music", {}, { userId: "alice" }), "Tool 'play_music' requires the gateway client, which is unavailable.");

@@ -65,6 +65,12 @@ const EXPECTED = [
   "runToolLoop",
   "createGatewayService",
   "ConsoleAdapter",
+  "isChatPlatform",
+  "HttpChatAdapter",
+  "ChatBridge",
+  "ChatService",
+  "ChatResponder",
+  "withCommands",
 ];
 
 test("the public surface is exactly the named exports", async () => {

@@ -22,6 +22,7 @@ test("status shows live workers from their heartbeats, and a killed worker as go
     const status = await fleetStatus(redis, k);
     assert.ok(status.workers.every((w) => w.healthy && w.inFlight === 0));
     assert.deepEqual(status.streams.map((s) => [s.stream, s.length, s.pending, s.deadLettered]), [
+      [k.chatStream, 0, 0, 0],
       [k.toolsStream, 0, 0, 0],
       [k.gatewayStream(), 0, 0, 0],
     ]);
