@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { request } from "node:http";
 import { dirname, join } from "node:path";
 import { PassThrough } from "node:stream";
 import { test } from "node:test";
@@ -56,7 +57,7 @@ function localResponder(logger = new RecordingLogger()): ChatResponder {
 }
 
 test("chat wire: a message is validated at the boundary, and an answer too big to carry goes without its files, saying so", () => {
-  const m: InboundChat = { id: "chat-1", replyTo: "sg:stream:chat:reply:g1", identity, text: "hi", history: [{ role: "user", text: "before" }], sentAtMs: 1, deadlineMs: 2 };
+  const m: InboundChat = { id: "chat-1", replyTo: "sg:stream:chat:reply:g1", identity, text: "hi", history: [{ role: "user", text: "before" }], sentAtMs: 1, deadlineMs: 2, gatewayShard: "gw-2" };
   const back = decodeInbound(encodeInbound(m));
   assert.ok(back.ok);
   assert.deepEqual(back.value, m);
@@ -121,6 +122,26 @@ test("the HTTP adapter: a signed cookie is the identity; forged cookies, other u
     const url = answer.files[0]?.url ?? "";
     assert.equal((await alice.file(url)).toString(), "for alice");
     await assert.rejects(bob.file(url), /HTTP 404/);
+    // A file a tool sent as HTML is a sandboxed download, never a page on the chat's origin.
+    await web.send(m.identity.channelId, { text: "html", files: [{ name: "x.html", contentType: "text/html", data: Buffer.from("<script>alert(1)</script>") }], richMessages: [] });
+    const htmlUrl = await eventually(() => {
+      const url = /"url":"(\/files\/[^"]+)"/.exec(JSON.stringify(alice.received.at(-1) ?? {}))?.[1];
+      assert.ok(url);
+      return url;
+    });
+    const html = await fetch(new URL(htmlUrl.slice(1), web.url), { headers: { cookie: alice.sessionCookie } });
+    assert.equal(html.headers.get("content-type"), "application/octet-stream");
+    assert.match(html.headers.get("content-disposition") ?? "", /^attachment;/);
+    assert.match(html.headers.get("content-security-policy") ?? "", /sandbox/);
+    // On loopback, a request for another Host (DNS rebinding) is refused.
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const { port } = new URL(web.url);
+      request({ host: "127.0.0.1", port, path: "/", headers: { host: "evil.example" } }, (r) => {
+        r.resume();
+        resolve(r.statusCode ?? 0);
+      }).on("error", reject).end();
+    });
+    assert.equal(rebound, 421);
     // Only the newest two files are kept.
     for (const n of [1, 2]) await web.send(m.identity.channelId, { text: `f${n}`, files: [{ name: `${n}.txt`, contentType: "text/plain", data: Buffer.from("x") }], richMessages: [] });
     await assert.rejects(alice.file(url), /HTTP 404/);
@@ -167,6 +188,10 @@ test("gateway and inference over Redis: an answer comes back with its file; no i
     // No inference worker yet: the user hears so at the chat timeout, not never.
     platform.user?.({ identity, text: "/echo {\"text\":\"anyone?\"}" });
     await eventually(() => assert.match(platform.sent[0]?.message.text ?? "", /^Sorry — no answer came back within 0\.5 s/), 3000);
+    // A message too long to carry is refused with the reason, not a crash.
+    platform.user?.({ identity, text: "x".repeat(16_001) });
+    assert.equal(platform.sent[1]?.message.text, "Sorry — A chat message can be at most 16000 characters; this one has 16001.");
+    platform.sent.length = 1;
 
     await service.start();
     // The message that timed out is still in the stream: the worker answers "expired" and the gateway drops it.

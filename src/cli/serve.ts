@@ -36,7 +36,9 @@ toolfleet inference [options]   start an inference worker: answers chat messages
 gateway only:
   --adapter KIND      console (chat in this terminal, the default) or http (a web chat page)
   --host HOST         http adapter address (default 127.0.0.1)
-  --port N            http adapter port; 0 picks a free one (default 8787)`;
+  --port N            http adapter port; 0 picks a free one (default 8787)
+  --shard NAME        serve the gateway stream sg:stream:gateway:<NAME> instead of the shared one; with
+                      several gateways, give each its own, so a chat's gateway-pinned calls come back to it`;
 
 export type ServiceKind = "tools" | "gateway" | "inference";
 
@@ -94,9 +96,13 @@ export async function runService(kind: ServiceKind, argv: string[]): Promise<num
       adapter: { type: "string" },
       host: { type: "string" },
       port: { type: "string" },
+      shard: { type: "string" },
     },
   });
-  if (kind !== "gateway" && (values.adapter ?? values.host ?? values.port) !== undefined) throw new Error("--adapter, --host and --port are gateway options");
+  if (kind !== "gateway" && (values.adapter ?? values.host ?? values.port ?? values.shard) !== undefined) throw new Error("--adapter, --host, --port and --shard are gateway options");
+  // Under `toolfleet up`, the supervisor decides when to stop; one that goes away before this worker is ready ends it.
+  const supervised = process.env.TOOLFLEET_SUPERVISED === "1" && process.connected;
+  if (supervised) process.once("disconnect", () => process.exit(1));
   const logger = createLogger(`toolfleet.${kind}`);
   const config = new LiveConfig(logger).watch();
   if (kind === "inference" && config.get().toolsServiceMode === "in_process") {
@@ -119,9 +125,12 @@ export async function runService(kind: ServiceKind, argv: string[]): Promise<num
   }
   console.log(`${kind} worker ${workerId} ready: ${running.description} on ${redactRedisUrl(url)} (namespace ${config.get().namespace})`);
   const ready: ReadyMessage = { type: "ready", kind, workerId, pid: process.pid, ...(running.url ? { url: running.url } : {}) };
-  process.send?.(ready);
+  if (supervised) {
+    process.removeAllListeners("disconnect");
+    if (process.connected) process.send?.(ready);
+  }
 
-  await (process.send ? untilSupervisorStops : untilStopSignal)(logger, `${kind} worker ${workerId}`);
+  await (supervised ? untilSupervisorStops : untilStopSignal)(logger, `${kind} worker ${workerId}`);
   try {
     await running.stop();
   } catch (err) {
@@ -155,9 +164,11 @@ async function startToolsOrGateway(kind: "tools" | "gateway", s: Setup): Promise
     return { description: `${registry.size} tools`, stop: () => service.stop() };
   }
   const platform = gatewayPlatform(s);
-  const service = createGatewayService({ ...options, adapter: platform });
+  const shard = s.values.shard;
+  if (shard !== undefined) s.keys.gatewayStream(shard); // refuses a shard that cannot name a key
+  const service = createGatewayService({ ...options, adapter: platform, ...(shard !== undefined ? { shard } : {}) });
   await startOrUndo(service);
-  const bridge = new ChatBridge({ redis: s.redis, redisUrl: s.url, keys: s.keys, config: s.config, logger: s.logger, gatewayId: s.workerId, platform });
+  const bridge = new ChatBridge({ redis: s.redis, redisUrl: s.url, keys: s.keys, config: s.config, logger: s.logger, gatewayId: s.workerId, platform, ...(shard !== undefined ? { shard } : {}) });
   try {
     await bridge.start();
   } catch (err) {
@@ -183,7 +194,10 @@ function gatewayPlatform(s: Setup): ChatPlatform {
     if (s.values.host !== undefined || s.values.port !== undefined) throw new Error("--host and --port are for --adapter http");
     return new ConsoleAdapter();
   }
-  if (kind === "http") return new HttpChatAdapter({ logger: s.logger, host: s.values.host ?? "127.0.0.1", port: port(s.values.port) });
+  if (kind === "http") {
+    const secret = s.config.get().webSecret;
+    return new HttpChatAdapter({ logger: s.logger, host: s.values.host ?? "127.0.0.1", port: port(s.values.port), ...(secret ? { secret } : {}) });
+  }
   throw new Error(`--adapter: expected console or http, got '${kind}'`);
 }
 
@@ -196,15 +210,8 @@ async function startInference(s: Setup): Promise<Running> {
   local.setPermissions(module.permissions);
   const registry = new RemoteToolRegistry({ redis: s.redis, redisUrl: s.url, keys: s.keys, config: s.config, local, workerId: s.workerId, logger: s.logger });
   await startOrUndo(registry);
-  const proxies = new Map<string, PlatformAdapter>();
-  const adapterFor = (platform: string): PlatformAdapter => {
-    let proxy = proxies.get(platform);
-    if (!proxy) {
-      proxy = new ProxyPlatformAdapter(platform, () => registry.toolsClient, s.keys, s.config);
-      proxies.set(platform, proxy);
-    }
-    return proxy;
-  };
+  // A proxy is a few fields: one per chat, aimed at the gateway (shard) that holds it.
+  const adapterFor = (platform: string, shard: string | undefined): PlatformAdapter => new ProxyPlatformAdapter(platform, () => registry.toolsClient, s.keys, s.config, shard);
   const responder = new ChatResponder({ registry, config: s.config, logger: s.logger });
   const chat = new ChatService({
     redis: s.redis,

@@ -14,7 +14,7 @@ import { ChatResponder, describeModel } from "../inference/chat-responder.js";
 import { LOOP_TOOLS } from "../inference/llm-loop.js";
 import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../inference/remote-registry.js";
-import { closeRedis, connectRedis, probeRedis } from "../redis/client.js";
+import { closeRedis, connectRedis, probeRedis, type RedisClient } from "../redis/client.js";
 import { keys } from "../redis/keys.js";
 import { loadToolModule } from "./load-tools.js";
 import { registryFor } from "./local.js";
@@ -37,7 +37,8 @@ Ctrl-C stops every process of the fleet.`;
 
 const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 20_000;
+// Longer than a worker's own graceful stop (30 s of draining, then 2 s), so a busy one is not cut short.
+const STOP_TIMEOUT_MS = 40_000;
 
 interface Options {
   toolsWorkers: number;
@@ -108,7 +109,15 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
     TOOLFLEET_TOOLS_SERVICE_MODE: c.toolsServiceMode === "in_process" ? "remote" : c.toolsServiceMode,
     TOOLFLEET_TASK_STORE: process.env.TOOLFLEET_TASK_STORE || "redis",
     TOOLFLEET_LOG_LEVEL: process.env.TOOLFLEET_LOG_LEVEL ?? "warn",
+    // Tells each worker that this process decides when it stops (see untilSupervisorStops).
+    TOOLFLEET_SUPERVISED: "1",
   };
+  // From the first child on, Ctrl-C or SIGTERM stops the whole fleet, whatever stage it is at.
+  let signalled = false;
+  const stopSignal = untilStopSignal(logger, "fleet").then((signal) => {
+    signalled = true;
+    return signal;
+  });
   const toolsArg = o.tools ? ["--tools", o.tools] : [];
   out(`toolfleet up: a distributed fleet on ${redactRedisUrl(c.redisUrl)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${o.toolsWorkers} tools workers`);
   const members: Member[] = [];
@@ -120,6 +129,7 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
   start("inference", "inference", []);
 
   let stopping = false;
+  let started = false;
   const stopAll = async (): Promise<void> => {
     stopping = true;
     await Promise.all(members.map((m) => stopMember(m, out)));
@@ -131,7 +141,7 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
         if (stopping) return;
         const left = members.filter((x) => x.kind === "tools" && !x.exited).length;
         const how = signal ? `signal ${signal}` : `code ${code}`;
-        if (m.kind === "tools" && left > 0) {
+        if (started && m.kind === "tools" && left > 0) {
           out(`[up] ${m.name} exited (${how}); ${left} of ${o.toolsWorkers} tools workers left, the fleet carries on`);
           return;
         }
@@ -145,6 +155,7 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
     readies = await Promise.race([
       Promise.all(members.map((m) => m.ready)),
       failed.then((why) => Promise.reject(new Error(why))),
+      stopSignal.then((signal) => Promise.reject(new Error(`${signal} while starting`))),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the fleet was not ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS).unref()),
     ]);
   } catch (err) {
@@ -152,6 +163,7 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
     await stopAll();
     return 1;
   }
+  started = true;
   const chatUrl = readies.find((r) => r.kind === "gateway")?.url ?? "";
   out(`\nfleet ready: ${members.length} processes (pids ${readies.map((r) => r.pid).join(", ")})`);
   out(`  chat: ${chatUrl}`);
@@ -159,16 +171,16 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
   out("  see it: npx toolfleet status · stop it: Ctrl-C");
 
   if (o.walkthrough) {
-    const ok = await walkDistributed(config, logger, fleetId, chatUrl, out);
-    if (o.exitAfter) {
+    const ok = await Promise.race([walkDistributed(config, logger, fleetId, chatUrl, out), stopSignal.then(() => false)]);
+    if (o.exitAfter || signalled) {
       await stopAll();
       out("[up] fleet stopped");
-      return ok ? 0 : 1;
+      return ok || signalled ? 0 : 1;
     }
     out(`\nThe fleet keeps running: chat at ${chatUrl} · Ctrl-C stops it.`);
   }
 
-  const outcome = await Promise.race([untilStopSignal(logger, "fleet").then(() => null), failed]);
+  const outcome = await Promise.race([stopSignal.then(() => null), failed]);
   if (outcome !== null) out(`[up] ${outcome}: the fleet cannot work without it; stopping every process`);
   await stopAll();
   out("[up] fleet stopped");
@@ -217,7 +229,13 @@ async function stopMember(m: Member, out: (line: string) => void): Promise<void>
 async function walkDistributed(config: ConfigSource, logger: Logger, fleetId: string, chatUrl: string, out: (line: string) => void): Promise<boolean> {
   const c = config.get();
   const k = keys(c.namespace);
-  const redis = await connectRedis({ url: c.redisUrl, logger, name: `${fleetId}-walkthrough` });
+  let redis: RedisClient;
+  try {
+    redis = await connectRedis({ url: c.redisUrl, logger, name: `${fleetId}-walkthrough` });
+  } catch (err) {
+    out(`[up] the walk-through could not connect to Redis: ${err instanceof Error ? err.message : String(err)}`);
+    return false;
+  }
   const remoteConfig: ConfigSource = { get: () => ({ ...config.get(), toolsServiceMode: "remote" }) };
   const registry = new RemoteToolRegistry({
     redis,

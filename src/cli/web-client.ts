@@ -19,6 +19,8 @@ interface Waiter {
  */
 export class WebChatClient {
   readonly reactions: { messageId: string; emoji: string }[] = [];
+  /** The most recent answers pushed to this page (the last 100), whoever they answer. */
+  readonly received: WebAnswer[] = [];
   private readonly answers = new Map<string, WebAnswer>();
   private readonly waiters = new Map<string, Waiter>();
   private readonly abort = new AbortController();
@@ -44,6 +46,7 @@ export class WebChatClient {
       method: "POST",
       headers: { cookie: this.cookie, "content-type": "application/json" },
       body: JSON.stringify({ text }),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const body = (await res.json()) as { messageId?: string; error?: string };
     if (!res.ok || !body.messageId) throw new Error(`the chat refused the message: HTTP ${res.status} ${body.error ?? ""}`);
@@ -61,6 +64,11 @@ export class WebChatClient {
       this.waiters.set(messageId, { resolve, reject, timer });
     });
     return { messageId, answer };
+  }
+
+  /** The session cookie the page gave this user (`name=value`). */
+  get sessionCookie(): string {
+    return this.cookie;
   }
 
   /** Downloads a file an answer linked to. */
@@ -102,10 +110,13 @@ export class WebChatClient {
     if (event === "reaction") this.reactions.push(JSON.parse(data) as { messageId: string; emoji: string });
     if (event !== "answer") return;
     const answer = JSON.parse(data) as WebAnswer;
+    this.received.push(answer);
+    if (this.received.length > 100) this.received.shift();
     const id = answer.inReplyTo ?? "";
     const waiter = this.waiters.get(id);
     if (!waiter) {
-      this.answers.set(id, answer); // came before the POST returned
+      if (id) this.answers.set(id, answer); // came before the POST returned (or after its wait ended)
+      if (this.answers.size > 100) this.answers.delete(this.answers.keys().next().value ?? "");
       return;
     }
     clearTimeout(waiter.timer);

@@ -25,6 +25,7 @@ export const ENV_VARS: Readonly<Record<keyof RawConfig, readonly [name: string, 
   llmTimeout: ["TOOLFLEET_LLM_TIMEOUT", "number"],
   llmMaxIterations: ["TOOLFLEET_LLM_MAX_ITERATIONS", "number"],
   chatTimeout: ["TOOLFLEET_CHAT_TIMEOUT", "number"],
+  webSecret: ["TOOLFLEET_WEB_SECRET", "string"],
 };
 
 /** The variable that names the JSON config file. */

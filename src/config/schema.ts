@@ -46,6 +46,8 @@ export interface Config {
   readonly llmMaxIterations: number;
   /** Seconds a chat message may wait for its answer before the gateway tells the user it failed. @defaultValue 300 */
   readonly chatTimeout: number;
+  /** Signs the web chat's user cookies; gateways behind one load balancer share it. Empty: random per process. Never logged. @defaultValue "" */
+  readonly webSecret: string;
 }
 
 const toolName = z.string().regex(TOOL_NAME_PATTERN, "a tool name (1-64 of letters, digits, _ and -)");
@@ -85,6 +87,7 @@ export const rawConfigSchema = z
     llmTimeout: seconds("> 0").positive("a number of seconds > 0"),
     llmMaxIterations: z.number("an integer from 1 to 32").int("an integer from 1 to 32").min(1, "an integer from 1 to 32").max(32, "an integer from 1 to 32"),
     chatTimeout: seconds("> 0").positive("a number of seconds > 0"),
+    webSecret: z.string("a secret of at least 16 characters").refine((v) => v === "" || v.length >= 16, "a secret of at least 16 characters"),
   })
   .partial()
   .strict();
@@ -111,6 +114,7 @@ export const DEFAULTS: Required<RawConfig> = {
   llmTimeout: 60,
   llmMaxIterations: 8,
   chatTimeout: 300,
+  webSecret: "",
 };
 
 /** Fills defaults, freezes, and checks what no single field can: the pin sets must be disjoint. */
@@ -155,7 +159,7 @@ export function describeIssues(error: z.ZodError, sourceOf: (key: string) => str
     const key = String(issue.path[0] ?? "");
     const raw = valueAt(input, issue.path);
     // A Redis URL may carry a password and an API key is one: never echo them.
-    const got = key === "llmApiKey" ? "***" : key === "redisUrl" && typeof raw === "string" ? redactRedisUrl(raw) : raw;
+    const got = key === "llmApiKey" || key === "webSecret" ? "***" : key === "redisUrl" && typeof raw === "string" ? redactRedisUrl(raw) : raw;
     const where = issue.path.map(String).join(".");
     return `${where} (from ${sourceOf(key)}): expected ${issue.message}, got ${JSON.stringify(got) ?? "nothing"}`;
   });

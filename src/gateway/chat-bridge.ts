@@ -8,6 +8,7 @@ import { decodeAnswer, encodeInbound, type ChatAnswer } from "../redis/chat-wire
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { ensureGroup, xaddArgs, type StreamEntry } from "../redis/streams.js";
+import type { EntryFields } from "../redis/wire.js";
 import { REPLY_STREAM_TTL_SECONDS } from "../tools/service.js";
 import { ChatHistory } from "./chat-history.js";
 import type { ChatPlatform, IncomingMessage } from "./platform.js";
@@ -21,6 +22,8 @@ export interface ChatBridgeOptions {
   /** This gateway's stable id: names its answer stream. */
   gatewayId: string;
   platform: ChatPlatform;
+  /** The gateway stream shard this gateway serves, so a chat's gateway-pinned calls come back to it. @defaultValue the shared stream */
+  shard?: string;
   /** Approximate cap of the chat stream. @defaultValue 10000 */
   maxLen?: number;
 }
@@ -101,21 +104,24 @@ export class ChatBridge {
     const { channelId, messageId } = message.identity;
     const timeoutMs = this.o.config.get().chatTimeout * 1000;
     const now = Date.now();
-    const fields = encodeInbound({
-      id,
-      replyTo: this.replyStream,
-      identity: message.identity,
-      text: message.text,
-      history: this.history.of(channelId),
-      sentAtMs: now,
-      deadlineMs: now + timeoutMs,
-    });
-    const timer = setTimeout(() => {
-      this.waiting.delete(id);
-      this.stats.timedOut++;
-      this.o.logger.warn({ chat: id, channelId, timeoutMs }, "no answer to a chat message in time");
-      this.tell(channelId, messageId, `Sorry — no answer came back within ${timeoutMs / 1000} s. The inference tier may be down or busy; please try again.`);
-    }, timeoutMs);
+    let fields: EntryFields;
+    try {
+      fields = encodeInbound({
+        id,
+        replyTo: this.replyStream,
+        identity: message.identity,
+        text: message.text,
+        history: this.history.of(channelId),
+        sentAtMs: now,
+        deadlineMs: now + timeoutMs,
+        ...(this.o.shard !== undefined ? { gatewayShard: this.o.shard } : {}),
+      });
+    } catch (err) {
+      this.o.logger.warn({ chat: id, channelId, ...errorFields(err) }, "chat message refused");
+      this.tell(channelId, messageId, `Sorry — ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    const timer = setTimeout(() => this.giveUp(id), timeoutMs);
     this.waiting.set(id, { channelId, platformMessageId: messageId, text: message.text, timer });
     this.o.redis.sendCommand(xaddArgs(this.o.keys.chatStream, fields, this.o.maxLen ?? 10_000)).then(
       () => {
@@ -129,6 +135,18 @@ export class ChatBridge {
         this.tell(channelId, messageId, "Sorry — the bot cannot be reached right now (its message queue is unavailable). Please try again shortly.");
       },
     );
+  }
+
+  /** The message's time is up: the user hears so, once. */
+  private giveUp(id: string): void {
+    const w = this.waiting.get(id);
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.waiting.delete(id);
+    this.stats.timedOut++;
+    const seconds = this.o.config.get().chatTimeout;
+    this.o.logger.warn({ chat: id, channelId: w.channelId, seconds }, "no answer to a chat message in time");
+    this.tell(w.channelId, w.platformMessageId, `Sorry — no answer came back within ${seconds} s. The inference tier may be down or busy; please try again.`);
   }
 
   private deliver(entries: StreamEntry[]): void {
@@ -154,9 +172,10 @@ export class ChatBridge {
       this.o.logger.warn({ chat: a.inReplyTo, worker: a.workerId }, "late or duplicate chat answer dropped");
       return;
     }
+    // An inference worker that found it past its deadline (clocks differ, or the timer is late): the same apology.
+    if (a.ended === "expired") return this.giveUp(a.inReplyTo);
     clearTimeout(w.timer);
     this.waiting.delete(a.inReplyTo);
-    if (a.ended === "expired") return;
     this.stats.answered++;
     this.history.add(w.channelId, w.text, a.text);
     this.o.platform.send(w.channelId, { text: a.text, files: a.files, richMessages: a.richMessages, inReplyTo: w.platformMessageId }).catch((err: unknown) =>

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
@@ -13,7 +13,7 @@ export interface ConsoleAdapterOptions {
   output?: (line: string) => void;
   /** Who is typing. @defaultValue the OS user name */
   userId?: string;
-  /** Where files the bot sends are saved. @defaultValue <tmpdir>/toolfleet-files */
+  /** Where files the bot sends are saved. @defaultValue a new private folder under the temp dir */
   filesDir?: string;
 }
 
@@ -28,14 +28,14 @@ export class ConsoleAdapter implements ChatPlatform {
   readonly ownsPlatformClient = true;
   private readonly out: (line: string) => void;
   private readonly userId: string;
-  private readonly filesDir: string;
+  private filesDir: string | undefined;
   private lines: Interface | undefined;
   private count = 0;
 
   constructor(private readonly o: ConsoleAdapterOptions = {}) {
     this.out = o.output ?? ((line) => console.log(line));
     this.userId = o.userId ?? (safeUserName() || "console-user");
-    this.filesDir = o.filesDir ?? join(tmpdir(), "toolfleet-files");
+    this.filesDir = o.filesDir;
   }
 
   start(onMessage: (message: IncomingMessage) => void): Promise<void> {
@@ -53,12 +53,19 @@ export class ConsoleAdapter implements ChatPlatform {
 
   async send(_channelId: string, message: OutgoingMessage): Promise<void> {
     this.out(`bot> ${message.text}`);
-    if (message.files.length > 0) await mkdir(this.filesDir, { recursive: true });
+    if (message.files.length === 0) return this.richLines(message);
+    // A folder of its own (mode 0700), made on the first file: nobody else can plant or read files there.
+    const dir = this.filesDir ?? (this.filesDir = await mkdtemp(join(tmpdir(), "toolfleet-files-")));
+    await mkdir(dir, { recursive: true });
     for (const file of message.files) {
-      const path = join(this.filesDir, `${Date.now()}-${file.name.replace(/[^A-Za-z0-9._-]/g, "_")}`);
+      const path = join(dir, `${Date.now()}-${file.name.replace(/[^A-Za-z0-9._-]/g, "_")}`);
       await writeFile(path, file.data);
       this.out(`     [file] ${path} (${file.contentType}, ${formatBytes(file.data.byteLength)})`);
     }
+    this.richLines(message);
+  }
+
+  private richLines(message: OutgoingMessage): void {
     for (const rich of message.richMessages) this.out(`     [rich] ${JSON.stringify(rich)}`);
   }
 

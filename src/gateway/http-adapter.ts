@@ -37,6 +37,12 @@ const MAX_BODY_BYTES = 64 * 1024;
 const BACKLOG = 50;
 const MAX_CHANNELS = 1000;
 const KEEPALIVE_MS = 15_000;
+/** Open event streams, per user and in all. */
+const MAX_STREAMS_PER_USER = 8;
+const MAX_STREAMS = 1000;
+/** Files a browser may show in the page; anything else is a download, so a tool cannot serve script from the chat's origin. */
+const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
 /**
  * A web chat: serves a chat page, takes messages by POST, pushes answers,
@@ -123,6 +129,8 @@ export class HttpChatAdapter implements ChatPlatform {
   // ── HTTP ──────────────────────────────────────────────────────────────────
 
   private async route(req: HttpRequest, res: ServerResponse): Promise<void> {
+    // Served on loopback, only a loopback Host: a web page elsewhere cannot reach this chat by DNS rebinding.
+    if (LOOPBACK.has(this.o.host ?? "127.0.0.1") && !isLoopbackHost(req.headers.host)) return json(res, 421, { error: "this chat answers only on localhost" });
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (req.method === "GET" && path === "/") {
       const user = this.userOf(req) ?? this.newUser(res);
@@ -145,7 +153,7 @@ export class HttpChatAdapter implements ChatPlatform {
     if (body === null) return json(res, 413, { error: `the request body is over ${MAX_BODY_BYTES} bytes` });
     let text: unknown;
     try {
-      text = (JSON.parse(body) as { text?: unknown }).text;
+      text = (JSON.parse(body) as { text?: unknown } | null)?.text;
     } catch {
       // The client gets told what is wrong with its body.
       return json(res, 400, { error: "the body is not JSON" });
@@ -162,6 +170,9 @@ export class HttpChatAdapter implements ChatPlatform {
 
   private subscribe(req: HttpRequest, res: ServerResponse, user: string): void {
     const channel = this.channel(channelOf(user));
+    let open = 0;
+    for (const c of this.channels.values()) open += c.clients.size;
+    if (channel.clients.size >= MAX_STREAMS_PER_USER || open >= MAX_STREAMS) return json(res, 429, { error: "too many open chat pages" });
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
     res.write(`event: hello\ndata: ${JSON.stringify({ userId: user })}\n\n`);
     const last = Number(req.headers["last-event-id"] ?? NaN);
@@ -175,10 +186,12 @@ export class HttpChatAdapter implements ChatPlatform {
     // Another user's file is as absent as a dropped one.
     if (!stored || stored.channelId !== channelOf(user)) return json(res, 404, { error: "no such file (files are kept for a while, then dropped)" });
     const { file } = stored;
+    const inline = INLINE_TYPES.has(file.contentType);
     res.writeHead(200, {
-      "content-type": file.contentType,
+      "content-type": inline ? file.contentType : "application/octet-stream",
       "content-length": file.data.byteLength,
-      "content-disposition": `inline; filename="${file.name.replace(/[^A-Za-z0-9._-]/g, "_")}"`,
+      "content-disposition": `${inline ? "inline" : "attachment"}; filename="${file.name.replace(/[^A-Za-z0-9._-]/g, "_")}"`,
+      "content-security-policy": "default-src 'none'; sandbox",
       "x-content-type-options": "nosniff",
       "cache-control": "private, max-age=3600",
     });
@@ -255,6 +268,12 @@ export class HttpChatAdapter implements ChatPlatform {
 }
 
 const channelOf = (user: string): string => `dm-${user}`;
+
+function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const name = host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d+$/, "");
+  return LOOPBACK.has(name);
+}
 
 function sse(e: { id: number; event: string; data: string }): string {
   return `id: ${e.id}\nevent: ${e.event}\ndata: ${e.data}\n\n`;

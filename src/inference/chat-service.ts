@@ -14,8 +14,8 @@ export interface ChatServiceOptions {
   logger: Logger;
   workerId: string;
   responder: ChatResponder;
-  /** The platform as this tier sees it (a proxy to the gateway), per platform name. */
-  adapterFor: (platform: string) => PlatformAdapter;
+  /** The platform as this tier sees it: a proxy to the gateway (shard) that holds the chat. */
+  adapterFor: (platform: string, gatewayShard: string | undefined) => PlatformAdapter;
   /** Chats answered at once, the lease … A chat's loop can be long: its lease is extended while it runs. */
   worker?: Partial<Pick<StreamWorkerOptions, "concurrency" | "blockMs" | "leaseMs" | "claimEveryMs" | "maxDeliveries" | "maxLen" | "heartbeatMs">>;
 }
@@ -75,10 +75,16 @@ export class ChatService {
       this.o.logger.warn({ chat: chat.id, waitedMs: Date.now() - chat.sentAtMs }, "chat message expired before an inference worker took it");
       return { kind: "ack", reply: this.reply(chat, { text: "", files: [], richMessages: [], ended: "expired", toolCalls: 0 }, started) };
     }
+    // The loop ends at the chat's deadline (the user has been told to retry: no more tool calls for it),
+    // or when this worker's stop gives up waiting.
+    const signal = AbortSignal.any([stopping, AbortSignal.timeout(Math.max(1, chat.deadlineMs - Date.now()))]);
     try {
-      const answer = await this.o.responder.answer(chat, this.o.adapterFor(chat.identity.platform), stopping);
+      const answer = await this.o.responder.answer(chat, this.o.adapterFor(chat.identity.platform, chat.gatewayShard), signal);
+      // Stopped mid-answer: leave it pending, for another worker to answer after the lease.
+      if (stopping.aborted) return { kind: "leave" };
       return { kind: "ack", reply: this.reply(chat, answer, started) };
     } catch (err) {
+      if (stopping.aborted) return { kind: "leave" };
       this.o.logger.error({ chat: chat.id, ...errorFields(err) }, "answering a chat message failed");
       return { kind: "ack", reply: this.reply(chat, { text: "Sorry — something went wrong while answering; please try again.", files: [], richMessages: [], ended: "error", toolCalls: 0 }, started) };
     }

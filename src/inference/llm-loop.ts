@@ -104,6 +104,9 @@ export async function runToolLoop(messages: ChatMessage[], o: LoopOptions): Prom
   let limit = Math.min(o.maxIterations ?? 8, cap);
   let toolCalls = 0;
   for (let iteration = 1; iteration <= limit; iteration++) {
+    if (o.signal?.aborted) {
+      return { text: "Sorry — answering took too long and was stopped. Please try again.", iterations: iteration - 1, toolCalls, ended: "limit" };
+    }
     let turn: ModelTurn;
     try {
       turn = await o.model.complete(messages, offeredTools(o.registry, active), o.signal);

@@ -46,6 +46,8 @@ export interface InboundChat {
   sentAtMs: number;
   /** After this the gateway has told the user it gave up: no answer is wanted. */
   deadlineMs: number;
+  /** The gateway stream shard of the gateway that holds this chat: its gateway-pinned calls go there. */
+  gatewayShard?: string;
 }
 
 export type ChatEnd = "answer" | "limit" | "llm_error" | "expired" | "error";
@@ -84,6 +86,7 @@ const inboundBody = z.object({
   history: z.array(z.object({ role: z.enum(["user", "assistant"]), text: short(MAX_CHAT_TEXT) })).max(MAX_HISTORY),
   sent_at_ms: z.number().int().positive(),
   deadline_ms: z.number().int().positive(),
+  gateway_shard: id.optional(),
 });
 
 const answerBody = z.object({
@@ -100,8 +103,8 @@ const answerBody = z.object({
   duration_ms: z.number().nonnegative(),
 });
 
-/** Bigger than any valid message; a body past it is refused before parsing. */
-const MAX_INBOUND_BYTES = (MAX_HISTORY + 1) * MAX_CHAT_TEXT * 4 + 64 * 1024;
+/** Bigger than any valid message (JSON escapes a UTF-16 unit in at most 6 bytes); a body past it is refused before parsing. */
+const MAX_INBOUND_BYTES = (MAX_HISTORY + 1) * MAX_CHAT_TEXT * 6 + 64 * 1024;
 
 export function encodeInbound(m: InboundChat): EntryFields {
   if (m.text.length > MAX_CHAT_TEXT) throw new WireFormatError("PAYLOAD_TOO_LARGE", `A chat message can be at most ${MAX_CHAT_TEXT} characters; this one has ${m.text.length}.`);
@@ -117,6 +120,7 @@ export function encodeInbound(m: InboundChat): EntryFields {
       history: m.history.slice(-MAX_HISTORY),
       sent_at_ms: m.sentAtMs,
       deadline_ms: m.deadlineMs,
+      ...(m.gatewayShard !== undefined ? { gateway_shard: m.gatewayShard } : {}),
     }),
   };
 }
@@ -138,6 +142,7 @@ export function decodeInbound(fields: EntryFields): Decoded<InboundChat> {
       history: b.history,
       sentAtMs: b.sent_at_ms,
       deadlineMs: b.deadline_ms,
+      ...(b.gateway_shard !== undefined ? { gatewayShard: b.gateway_shard } : {}),
     },
   };
 }
