@@ -16,6 +16,9 @@ import { HttpChatAdapter } from "../src/gateway/http-adapter.js";
 import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "../src/gateway/platform.js";
 import { ChatResponder } from "../src/inference/chat-responder.js";
 import { ChatService } from "../src/inference/chat-service.js";
+import { ProxyPlatformAdapter } from "../src/inference/proxy-adapter.js";
+import { ToolsClient } from "../src/inference/tools-client.js";
+import { createGatewayService } from "../src/gateway/service.js";
 import { LOOP_TOOLS } from "../src/inference/llm-loop.js";
 import { decodeAnswer, decodeInbound, encodeAnswer, encodeInbound, type InboundChat } from "../src/redis/chat-wire.js";
 import { closeRedis } from "../src/redis/client.js";
@@ -212,6 +215,50 @@ test("gateway and inference over Redis: an answer comes back with its file; no i
   } finally {
     await service.stop();
     await bridge.stop();
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+test("with two gateways, a chat's gateway-pinned call runs on the gateway (shard) that holds the chat", { timeout: 30_000 }, async () => {
+  const k = testKeys();
+  const logger = new RecordingLogger();
+  const redis = await connect();
+  const config = staticConfig(defineConfig({ namespace: k.namespace, toolsServiceMode: "remote", backgroundThreshold: 0 }));
+  const gatewayTools = () => new ToolRegistry({ config, logger }).register(...exampleTools.filter((t) => t.name === "discord_react"));
+  const mine = new RecordingPlatform();
+  const other = new RecordingPlatform();
+  const options = { redis, redisUrl: REDIS_URL, keys: k, config, logger, worker: { blockMs: 100 } };
+  // Gateway A holds the chat and serves shard "gw-a"; gateway B serves the shared stream.
+  const a = createGatewayService({ ...options, registry: gatewayTools(), workerId: "gw-a", adapter: mine, shard: "gw-a" });
+  const b = createGatewayService({ ...options, registry: gatewayTools(), workerId: "gw-b", adapter: other });
+  const bridge = new ChatBridge({ redis, redisUrl: REDIS_URL, keys: k, config, logger, gatewayId: "gw-a", platform: mine, shard: "gw-a" });
+  const client = new ToolsClient({ redis, redisUrl: REDIS_URL, keys: k, workerId: "inf-1", logger });
+  const inference = new ChatService({
+    redis,
+    redisUrl: REDIS_URL,
+    keys: k,
+    logger,
+    workerId: "inf-1",
+    // The inference side knows the tool (as from a catalog) but never runs it: gateway-pinned calls are delegated.
+    responder: new ChatResponder({ registry: gatewayTools(), config, logger, disclosedTools: () => ["discord_react"] }),
+    adapterFor: (platform, shard) => new ProxyPlatformAdapter(platform, () => client, k, config, shard),
+    worker: { blockMs: 100 },
+  });
+  try {
+    await Promise.all([a.start(), b.start(), client.start()]);
+    await bridge.start();
+    await inference.start();
+    mine.user?.({ identity, text: '/discord_react {"emoji":"👍"}' });
+    await eventually(() => assert.equal(mine.sent.length, 1), 5000);
+    assert.equal(mine.sent[0]?.message.text, "discord_react → Reacted with 👍 on test.");
+    assert.deepEqual(mine.reactions, ["m1:👍"]);
+    assert.deepEqual(other.reactions, []);
+  } finally {
+    await inference.stop();
+    await bridge.stop();
+    await client.stop();
+    await Promise.all([a.stop(), b.stop()]);
     await dropNamespace(redis, k);
     await closeRedis(redis);
   }
