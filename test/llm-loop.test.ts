@@ -19,14 +19,14 @@ before(async () => {
 
 after(() => llm.close());
 
-function setup(active: string[]) {
+function setup(active: string[], timeoutMs = 5000) {
   script.length = 0;
   received.length = 0;
   const logger = new RecordingLogger();
   const registry = new ToolRegistry({ config: staticConfig(defineConfig({ backgroundThreshold: 0 })), logger }).register(...exampleTools, ...LOOP_TOOLS);
   registry.setPermissions(examplePermissions);
   const ctx = new ToolContext({ platform: "test", userId: "alice" });
-  const model = openAIModel({ baseURL, apiKey: "test-key", model: "scripted", maxRetries: 0, timeoutMs: 5000 });
+  const model = openAIModel({ baseURL, apiKey: "test-key", model: "scripted", maxRetries: 0, timeoutMs });
   const run = (text: string, extra: { maxIterations?: number } = {}) =>
     runToolLoop([{ role: "user", content: text }], { model, registry, logger, userId: "alice", ctx, activeTools: active, ...extra });
   return { run, ctx, logger };
@@ -116,4 +116,13 @@ test("LLM errors and rate limits give the user a clear answer", async () => {
   script.push({ status: 429 });
   assert.equal((await run("hello")).text, "Sorry — the language model is rate-limited right now. Please try again in a moment.");
   assert.equal(logger.at("error").length, 2);
+});
+
+test("a model that does not answer in time gives the user a clear answer, not a hang", async () => {
+  const { run } = setup(["echo"], 300);
+  script.push({ delayMs: 5000, content: "too late" });
+  // The model would answer after 5 s; the client's 300 ms timeout ends the wait, and the user hears why.
+  const out = await run("hello");
+  assert.equal(out.ended, "llm_error");
+  assert.equal(out.text, "Sorry — the language model did not answer in time. Please try again.");
 });
