@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { closeRedis, type RedisClient } from "../src/redis/client.js";
 import type { Keys } from "../src/redis/keys.js";
 import { writeSession } from "../src/redis/session.js";
-import { xaddArgs } from "../src/redis/streams.js";
+import { ensureGroup, xaddArgs } from "../src/redis/streams.js";
 import { decodeReply, encodeRequest, type ToolReply } from "../src/redis/wire.js";
 import { eventually } from "./helpers.js";
 import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "./redis-helpers.js";
@@ -15,6 +15,8 @@ const FIXTURE = fileURLToPath(new URL("./fixtures/counting-tools.js", import.met
 /** Writes a session record and publishes a slow_side_effect request by hand, as a caller would. */
 async function publishSideEffect(redis: RedisClient, k: Keys, o: { traceId: string; correlationId: string; replyTo: string; key: string; ms: number; userId: string }): Promise<void> {
   await writeSession(redis, k, o.traceId, { userId: o.userId, guildId: "", channelId: "", platform: "test" }, 120);
+  // A caller makes its reply stream before publishing: workers never create one (NOMKSTREAM).
+  await ensureGroup(redis, o.replyTo, k.group(o.replyTo), "$");
   const fields = encodeRequest({
     type: "tool_exec",
     toolName: "slow_side_effect",

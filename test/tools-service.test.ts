@@ -10,7 +10,7 @@ import { closeRedis, type RedisClient } from "../src/redis/client.js";
 import { cancelRequest } from "../src/redis/idempotency.js";
 import type { Keys } from "../src/redis/keys.js";
 import { writeSession } from "../src/redis/session.js";
-import { xaddArgs } from "../src/redis/streams.js";
+import { ensureGroup, xaddArgs } from "../src/redis/streams.js";
 import { decodeReply, encodeRequest, type ToolReply, type ToolRequest } from "../src/redis/wire.js";
 import { ToolsService } from "../src/tools/service.js";
 import { RecordingLogger, eventually } from "./helpers.js";
@@ -115,6 +115,9 @@ function request(f: Fleet, over: Partial<ToolRequest> = {}): ToolRequest {
 }
 
 async function publish(f: Fleet, fields: Record<string, string | Buffer>): Promise<void> {
+  // A caller makes its reply stream before publishing: workers never create one (NOMKSTREAM).
+  const byHand = f.keys.toolsReplyStream("by-hand");
+  await ensureGroup(f.redis, byHand, f.keys.group(byHand), "$");
   await f.redis.sendCommand(xaddArgs(f.keys.toolsStream, fields, 10_000));
 }
 

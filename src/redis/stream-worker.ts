@@ -33,6 +33,12 @@ export interface Outbound {
   fields: EntryFields;
   /** Expire the target stream this long after the write (a reply stream whose reader died). */
   ttlSeconds?: number;
+  /**
+   * Write only if the stream exists (`NOMKSTREAM`): a caller's reply stream is
+   * made and kept alive (TTL) by the caller; once it is gone, so is anyone to
+   * read a reply, and writing would leave a stream without a TTL.
+   */
+  onlyIfExists?: boolean;
 }
 
 /** What to do with an entry once handled. */
@@ -295,7 +301,15 @@ export class StreamWorker {
     await this.commit(entry.id, disposition, entry);
   }
 
-  /** Reply, extra commands, dead-letter copy and ack in one MULTI; retried while Redis is away. */
+  /**
+   * Extra commands, reply and ack in one round trip, in that order; retried
+   * while Redis is away. A pipeline, not a MULTI: if only a prefix runs (the
+   * connection drops), the entry stays pending and its redelivery finds the
+   * stored reply (the handler's commands) and sends it again, so order is all
+   * that matters, and MULTI/EXEC would cost two more commands per call. A
+   * dead letter's copy and ack do go in a MULTI: a half-done one would copy
+   * it twice.
+   */
   private async commit(id: string, disposition: Exclude<Disposition, { kind: "leave" }>, entry?: DeliveredEntry): Promise<void> {
     const commands: Arg[][] = [];
     if (disposition.kind === "ack") commands.push(...(disposition.commands ?? []));
@@ -307,15 +321,15 @@ export class StreamWorker {
     }
     const reply = disposition.reply;
     if (reply) {
-      commands.push(xaddArgs(reply.stream, reply.fields, this.o.maxLen));
+      commands.push(xaddArgs(reply.stream, reply.fields, this.o.maxLen, reply.onlyIfExists ?? false));
       if (reply.ttlSeconds !== undefined) commands.push(["EXPIRE", reply.stream, String(reply.ttlSeconds)]);
     }
     commands.push(["XACK", this.o.stream, this.group, id]);
     for (let attempt = 0; ; attempt++) {
       try {
-        const tx = this.redis.multi();
-        for (const args of commands) tx.addCommand(args);
-        await tx.exec();
+        const batch = this.redis.multi();
+        for (const args of commands) batch.addCommand(args);
+        await (disposition.kind === "dead" ? batch.exec() : batch.execAsPipeline());
         break;
       } catch (err) {
         if (attempt >= SLOW_COMMIT_RETRIES) throw err;

@@ -15,9 +15,9 @@ export interface StreamEntry {
 type Arg = string | Buffer;
 type RawEntry = [Buffer | string, (Buffer | string)[] | null];
 
-/** `XADD stream MAXLEN ~ maxLen * field value …` */
-export function xaddArgs(stream: string, fields: EntryFields, maxLen: number): Arg[] {
-  const args: Arg[] = ["XADD", stream, "MAXLEN", "~", String(maxLen), "*"];
+/** `XADD stream [NOMKSTREAM] MAXLEN ~ maxLen * field value …`; with `onlyIfExists`, a missing stream is not created. */
+export function xaddArgs(stream: string, fields: EntryFields, maxLen: number, onlyIfExists = false): Arg[] {
+  const args: Arg[] = onlyIfExists ? ["XADD", stream, "NOMKSTREAM", "MAXLEN", "~", String(maxLen), "*"] : ["XADD", stream, "MAXLEN", "~", String(maxLen), "*"];
   for (const [name, value] of Object.entries(fields)) args.push(name, value);
   return args;
 }

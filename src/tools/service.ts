@@ -26,7 +26,11 @@ import {
 /** Files kept with a stored reply for duplicate deliveries, at most. */
 export const MAX_KEPT_FILE_BYTES = 1024 * 1024;
 
-/** A caller that died leaves no one to delete its reply stream: each reply re-arms this expiry (the caller's own refresh matches it). */
+/**
+ * A reader's reply (or answer) stream expires this long after its owner last
+ * refreshed it: an owner that died leaves no one to delete it. Replies are
+ * written only to a stream that exists (NOMKSTREAM), so none outlives it.
+ */
 export const REPLY_STREAM_TTL_SECONDS = 600;
 
 export interface ToolsServiceOptions {
@@ -155,7 +159,7 @@ export class ToolsService {
     if (Date.now() > req.deadlineMs) {
       // A late duplicate of a request that did run still gets its real reply.
       const state = await readRequestState(this.o.redis, this.o.keys, req.idemKey);
-      if (state?.state === "done") return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply, ttlSeconds: REPLY_STREAM_TTL_SECONDS } };
+      if (state?.state === "done") return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply, onlyIfExists: true } };
       return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
     }
     const current = this.hashes.get(req.toolName);
@@ -179,7 +183,7 @@ export class ToolsService {
       const fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       return {
         kind: "ack",
-        reply: { stream: req.replyTo, fields, ttlSeconds: REPLY_STREAM_TTL_SECONDS },
+        reply: { stream: req.replyTo, fields, onlyIfExists: true },
         commands: [storeReplyArgs(this.o.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.o.replyTtlSeconds ?? 120)],
       };
     } finally {
@@ -229,7 +233,7 @@ export class ToolsService {
     if (state === null) return { kind: "leave" }; // the claim just expired: retry after the lease
     switch (state.state) {
       case "done":
-        return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply, ttlSeconds: REPLY_STREAM_TTL_SECONDS } };
+        return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply, onlyIfExists: true } };
       case "cancelled":
         this.o.logger.info({ worker: this.o.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
         return { kind: "ack" };
@@ -271,7 +275,7 @@ export class ToolsService {
   }
 
   private outbound(stream: string, reply: ToolReply): Outbound {
-    return { stream, fields: encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES), ttlSeconds: REPLY_STREAM_TTL_SECONDS };
+    return { stream, fields: encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES), onlyIfExists: true };
   }
 
   private isOurReplyStream(stream: string): boolean {
