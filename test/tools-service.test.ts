@@ -231,6 +231,30 @@ describe("tools service", () => {
     await eventually(async () => assert.equal(await pendingCount(f), 0));
   });
 
+  test("a tool annotated idempotent is neither claimed nor stored: a duplicate just runs again", async () => {
+    const req = request(f, { toolName: "echo", toolArgs: { text: "twice" } });
+    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+    const fields = encodeRequest(req);
+    await publish(f, fields);
+    await publish(f, fields);
+    const got = await eventually(async () => {
+      const mine = (await replies(f)).filter((r) => r.correlationId === req.correlationId);
+      assert.equal(mine.length, 2);
+      return mine;
+    }, 15_000);
+    assert.deepEqual(got.map((r) => r.result), ["twice", "twice"]);
+    assert.equal(await f.redis.exists(f.keys.idempotency(req.idemKey)), 0, "no claim or stored reply for a repeat-safe tool");
+    // The identity check still applies: no session record, no run.
+    const anonymous = request(f, { toolName: "echo", toolArgs: { text: "who?" } });
+    await publish(f, encodeRequest(anonymous));
+    const refused = await eventually(async () => {
+      const r = (await replies(f)).find((x) => x.correlationId === anonymous.correlationId);
+      assert.ok(r);
+      return r;
+    }, 15_000);
+    assert.equal(refused.error?.code, "UNAUTHENTICATED");
+  });
+
   test("an expired request is not run", async () => {
     const before = f.counter.runs;
     const req = request(f, { toolName: "count_me", toolArgs: {}, deadlineMs: Date.now() - 1 });

@@ -74,6 +74,8 @@ export class ToolsService {
   private readonly claimMs: number;
   private catalog: Catalog;
   private readonly hashes = new Map<string, string>();
+  /** Tools annotated idempotent or read-only: running one twice is harmless, so it needs no claim. */
+  private readonly repeatSafe = new Set<string>();
   /** Idempotency keys of requests running here, by entry id, so their claims are extended with the lease. */
   private readonly running = new Map<string, string>();
 
@@ -139,6 +141,8 @@ export class ToolsService {
     const catalog = buildCatalog(this.o.registry.listTools(), this.o.registry.getPermissions());
     this.hashes.clear();
     for (const tool of catalog.tools) this.hashes.set(tool.name, tool.schemaHash);
+    this.repeatSafe.clear();
+    for (const tool of this.o.registry.listTools()) if (tool.annotations.idempotent || tool.annotations.readOnly) this.repeatSafe.add(tool.name);
     return catalog;
   }
 
@@ -166,15 +170,25 @@ export class ToolsService {
     if (req.schemaHash && current !== undefined && current !== req.schemaHash) {
       return refuse(wireError("CATALOG_STALE", `The caller's description of tool '${req.toolName}' is out of date; reload the catalog and call again.`));
     }
-    // The session read and the idempotency claim share one round trip (a pipeline: neither needs the other's atomicity).
-    const [sessionRaw, claim] = await this.o.redis
-      .multi()
-      .addCommand(sessionReadArgs(this.o.keys, req.ctx.traceId))
-      .addCommand(claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.claimMs))
-      .execAsPipeline();
-    if ((claim as unknown) !== "OK") return this.alreadyClaimed(req);
+    // A tool that is safe to run twice (annotated idempotent or read-only) needs no claim and no stored
+    // reply: a redelivery just runs it again. That is two commands fewer per call. Every other tool is
+    // claimed first; the session read and the claim share one round trip (a pipeline: neither needs
+    // the other's atomicity).
+    const repeatSafe = this.repeatSafe.has(req.toolName);
+    let sessionRaw: unknown;
+    if (repeatSafe) {
+      sessionRaw = await this.o.redis.sendCommand(sessionReadArgs(this.o.keys, req.ctx.traceId));
+    } else {
+      const [raw, claim] = await this.o.redis
+        .multi()
+        .addCommand(sessionReadArgs(this.o.keys, req.ctx.traceId))
+        .addCommand(claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.claimMs))
+        .execAsPipeline();
+      if ((claim as unknown) !== "OK") return this.alreadyClaimed(req);
+      sessionRaw = raw;
+      this.running.set(entry.id, req.idemKey);
+    }
     const session = parseSession(typeof sessionRaw === "string" ? sessionRaw : null, req.ctx.traceId);
-    this.running.set(entry.id, req.idemKey);
     try {
       // A refusal is this request's outcome too: stored like a result, so a duplicate gets the same.
       const reply = session.ok
@@ -184,7 +198,7 @@ export class ToolsService {
       return {
         kind: "ack",
         reply: { stream: req.replyTo, fields, onlyIfExists: true },
-        commands: [storeReplyArgs(this.o.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.o.replyTtlSeconds ?? 120)],
+        ...(repeatSafe ? {} : { commands: [storeReplyArgs(this.o.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.o.replyTtlSeconds ?? 120)] }),
       };
     } finally {
       this.running.delete(entry.id);
