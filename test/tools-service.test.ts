@@ -255,6 +255,21 @@ describe("tools service", () => {
     assert.equal(refused.error?.code, "UNAUTHENTICATED");
   });
 
+  test("a reply whose stream is missing (Redis restarted, or the caller died) re-creates it with a TTL", async () => {
+    const stream = f.keys.toolsReplyStream("gone-caller");
+    const req = request(f, { toolName: "echo", toolArgs: { text: "anyone?" }, replyTo: stream });
+    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+    await f.redis.sendCommand(xaddArgs(f.keys.toolsStream, encodeRequest(req), 10_000));
+    const got = await eventually(async () => {
+      const r = (await replies(f, stream)).find((x) => x.correlationId === req.correlationId);
+      assert.ok(r);
+      return r;
+    }, 15_000);
+    assert.equal(got.result, "anyone?");
+    const ttl = await f.redis.ttl(stream);
+    assert.ok(ttl > 0 && ttl <= 600, `the re-created stream expires (ttl ${ttl})`);
+  });
+
   test("an expired request is not run", async () => {
     const before = f.counter.runs;
     const req = request(f, { toolName: "count_me", toolArgs: {}, deadlineMs: Date.now() - 1 });

@@ -4,6 +4,7 @@ import { decodeInbound, encodeAnswer, type ChatAnswer, type InboundChat } from "
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
+import { REPLY_STREAM_TTL_SECONDS } from "../tools/service.js";
 import type { ChatResponder } from "./chat-responder.js";
 
 export interface ChatServiceOptions {
@@ -91,8 +92,7 @@ export class ChatService {
 
   private reply(chat: InboundChat, a: Omit<ChatAnswer, "inReplyTo" | "channelId" | "workerId" | "durationMs">, started: number): Outbound {
     const answer: ChatAnswer = { ...a, inReplyTo: chat.id, channelId: chat.identity.channelId, workerId: this.o.workerId, durationMs: performance.now() - started };
-    // The gateway makes and refreshes its answer stream; a gone gateway's is not re-created.
-    return { stream: chat.replyTo, fields: encodeAnswer(answer), onlyIfExists: true };
+    return { stream: chat.replyTo, fields: encodeAnswer(answer), ttlSeconds: REPLY_STREAM_TTL_SECONDS };
   }
 
   private failureReply(entry: DeliveredEntry, text: string): Outbound | null {

@@ -31,14 +31,15 @@ export interface DeliveredEntry {
 export interface Outbound {
   stream: string;
   fields: EntryFields;
-  /** Expire the target stream this long after the write (a reply stream whose reader died). */
-  ttlSeconds?: number;
   /**
-   * Write only if the stream exists (`NOMKSTREAM`): a caller's reply stream is
-   * made and kept alive (TTL) by the caller; once it is gone, so is anyone to
-   * read a reply, and writing would leave a stream without a TTL.
+   * The target is a reader's reply stream, which its reader makes and keeps
+   * alive (TTL): the reply is added only if the stream exists (NOMKSTREAM),
+   * which needs no TTL command. If it is missing (Redis restarted empty and
+   * the reader has not re-made it yet, or the reader died), it is created
+   * with this TTL, so a reader that comes back finds the reply and a dead
+   * reader's stream does not outlive it.
    */
-  onlyIfExists?: boolean;
+  ttlSeconds?: number;
 }
 
 /** What to do with an entry once handled. */
@@ -320,24 +321,34 @@ export class StreamWorker {
       this.logger.warn({ service: this.o.service, entryId: id, reason: disposition.reason }, "entry dead-lettered");
     }
     const reply = disposition.reply;
-    if (reply) {
-      commands.push(xaddArgs(reply.stream, reply.fields, this.o.maxLen, reply.onlyIfExists ?? false));
-      if (reply.ttlSeconds !== undefined) commands.push(["EXPIRE", reply.stream, String(reply.ttlSeconds)]);
-    }
+    const replyAt = commands.length;
+    if (reply) commands.push(xaddArgs(reply.stream, reply.fields, this.o.maxLen, reply.ttlSeconds !== undefined));
     commands.push(["XACK", this.o.stream, this.group, id]);
+    let results: unknown[] = [];
     for (let attempt = 0; ; attempt++) {
       try {
         const batch = this.redis.multi();
         for (const args of commands) batch.addCommand(args);
-        await (disposition.kind === "dead" ? batch.exec() : batch.execAsPipeline());
+        results = await (disposition.kind === "dead" ? batch.exec() : batch.execAsPipeline());
         break;
       } catch (err) {
         if (attempt >= SLOW_COMMIT_RETRIES) throw err;
         await sleep(Math.min(50 * 2 ** attempt, 500));
       }
     }
+    if (reply?.ttlSeconds !== undefined && results[replyAt] === null) await this.recreateAndReply(reply, reply.ttlSeconds);
     if (disposition.kind === "dead") this.deadLettered++;
     else this.processed++;
+  }
+
+  /** The rare path of a reply whose stream was missing: create it, with its TTL, and add the reply. */
+  private async recreateAndReply(reply: Outbound, ttlSeconds: number): Promise<void> {
+    try {
+      await this.redis.multi().addCommand(xaddArgs(reply.stream, reply.fields, this.o.maxLen)).addCommand(["EXPIRE", reply.stream, String(ttlSeconds)]).exec();
+    } catch (err) {
+      // The entry is acked already: its caller times out, as it would had the reply been lost with Redis.
+      this.logger.warn({ service: this.o.service, stream: reply.stream, ...errorFields(err) }, "could not re-create a missing reply stream; that reply is lost");
+    }
   }
 
   // ── lifecycle helpers ───────────────────────────────────────────────────
