@@ -442,8 +442,10 @@ test("after 100k calls, stream lengths and key counts stay bounded", { timeout: 
     const lane = async (): Promise<void> => {
       while (next < total) {
         next++;
-        // Distinct trace ids, as distinct chat turns would have: one session record each.
-        const reply = await f.client.call({ ...call("echo", { text: "x".repeat(100) }, "alice", 2000), traceId: `bulk-${next}` });
+        // Distinct trace ids, as distinct chat turns would have: one session record each. Half the calls
+        // go to a tool that is claimed and whose reply is stored (inject_tool), half to one that is not (echo).
+        const tool = next % 2 === 0 ? call("inject_tool", { tool: "echo" }, "alice", 2000) : call("echo", { text: "x".repeat(100) }, "alice", 2000);
+        const reply = await f.client.call({ ...tool, traceId: `bulk-${next}` });
         assert.equal(reply.status, "ok");
         done++;
         if (done === 10_000 || done === total) await sample(done);
@@ -463,7 +465,6 @@ test("after 100k calls, stream lengths and key counts stay bounded", { timeout: 
     // reclaims expired keys lazily and by sampling, so up to about a third more may linger.
     const rate = total / seconds;
     assert.ok(at100k.keys <= rate * (2 + 5 + 1) * 1.5 + 100, `keys: ${at10k.keys} at 10k, ${at100k.keys} at 100k, at ${Math.round(rate)} calls/s`);
-    assert.ok(at100k.keys < total / 2, "far fewer keys than calls");
     // Once the TTLs run out, only the fixed keys are left.
     await eventually(async () => {
       const left = await namespaceKeys(f.redis, f.keys);

@@ -124,37 +124,24 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
   const start = (name: string, kind: ServiceKind, args: string[]): void => {
     members.push(spawnMember(name, kind, ["--worker-id", `${fleetId}-${name}`, ...args], env, out));
   };
-  for (let i = 1; i <= o.toolsWorkers; i++) start(`tools-${i}`, "tools", toolsArg);
-  start("gateway", "gateway", ["--adapter", "http", "--host", o.host, "--port", String(o.port), ...toolsArg]);
-  start("inference", "inference", []);
-
   let stopping = false;
-  let started = false;
   const stopAll = async (): Promise<void> => {
     stopping = true;
     await Promise.all(members.map((m) => stopMember(m, out)));
   };
-  // A member that dies: tools workers are a pool (the rest carry on); without a gateway or an inference worker there is no fleet.
-  const failed = new Promise<string>((resolve) => {
-    for (const m of members) {
-      void m.exit.then(({ code, signal }) => {
-        if (stopping) return;
-        const left = members.filter((x) => x.kind === "tools" && !x.exited).length;
-        const how = signal ? `signal ${signal}` : `code ${code}`;
-        if (started && m.kind === "tools" && left > 0) {
-          out(`[up] ${m.name} exited (${how}); ${left} of ${o.toolsWorkers} tools workers left, the fleet carries on`);
-          return;
-        }
-        resolve(`${m.name} exited (${how})`);
-      });
-    }
-  });
-
+  // Tools workers first: they publish the catalog the inference worker loads, and serve what the gateway needs.
+  const startup = async (): Promise<ReadyMessage[]> => {
+    for (let i = 1; i <= o.toolsWorkers; i++) start(`tools-${i}`, "tools", toolsArg);
+    await Promise.all(members.map((m) => m.ready));
+    if (stopping) throw new Error("stopped while starting"); // a signal or the timeout came first: start nothing more
+    start("gateway", "gateway", ["--adapter", "http", "--host", o.host, "--port", String(o.port), ...toolsArg]);
+    start("inference", "inference", []);
+    return Promise.all(members.map((m) => m.ready));
+  };
   let readies: ReadyMessage[];
   try {
     readies = await Promise.race([
-      Promise.all(members.map((m) => m.ready)),
-      failed.then((why) => Promise.reject(new Error(why))),
+      startup(),
       stopSignal.then((signal) => Promise.reject(new Error(`${signal} while starting`))),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the fleet was not ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS).unref()),
     ]);
@@ -163,7 +150,21 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
     await stopAll();
     return 1;
   }
-  started = true;
+  // From here a member that dies: tools workers are a pool (the rest carry on); without a gateway or an inference worker there is no fleet.
+  const failed = new Promise<string>((resolve) => {
+    for (const m of members) {
+      void m.exit.then(({ code, signal }) => {
+        if (stopping) return;
+        const left = members.filter((x) => x.kind === "tools" && !x.exited).length;
+        const how = signal ? `signal ${signal}` : `code ${code}`;
+        if (m.kind === "tools" && left > 0) {
+          out(`[up] ${m.name} exited (${how}); ${left} of ${o.toolsWorkers} tools workers left, the fleet carries on`);
+          return;
+        }
+        resolve(`${m.name} exited (${how})`);
+      });
+    }
+  });
   const chatUrl = readies.find((r) => r.kind === "gateway")?.url ?? "";
   out(`\nfleet ready: ${members.length} processes (pids ${readies.map((r) => r.pid).join(", ")})`);
   out(`  chat: ${chatUrl}`);

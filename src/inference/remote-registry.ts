@@ -116,8 +116,10 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const client = new ToolsClient({ redis, redisUrl, keys: this.o.keys, workerId: this.o.workerId, logger: this.o.logger });
     await client.start();
     this.client = client;
-    await this.reloadCatalog();
+    // Subscribe before the first load: a catalog published in between (a tools worker starting
+    // alongside) would otherwise be missed until the next change.
     this.watch = await watchCatalog(redis, this.o.keys, { url: redisUrl, logger: this.o.logger, onChange: () => this.reloadCatalog().then(() => undefined) });
+    await this.reloadCatalog();
   }
 
   /** Ends the loops, fails pending calls, waits for shadow mirrors; leaves no open handle of its own. */
