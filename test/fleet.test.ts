@@ -7,7 +7,7 @@ import { WebChatClient } from "../src/cli/web-client.js";
 import { closeRedis } from "../src/redis/client.js";
 import { startScriptedLLM } from "./fixtures/scripted-llm.js";
 import { eventually } from "./helpers.js";
-import { CLI, REDIS_URL, connect, dropNamespace, exited, startFleet, testKeys } from "./redis-helpers.js";
+import { CLI, REDIS_URL, connect, dropNamespace, exited, startFleet, startToolsProcess, testKeys } from "./redis-helpers.js";
 
 const run = promisify(execFile);
 
@@ -130,5 +130,46 @@ test("toolfleet up --exit-after-walkthrough: every call routed to its tier and p
   } finally {
     await dropNamespace(redis, k);
     await closeRedis(redis);
+  }
+});
+
+test("an inference worker killed mid-answer: another answers the chat after the lease", { timeout: 90_000 }, async () => {
+  const k = testKeys();
+  let requests = 0;
+  // The first model request hangs long enough to kill the worker that made it; the retry answers at once.
+  const llm = await startScriptedLLM(() => (++requests === 1 ? { delayMs: 20_000, content: "never seen" } : { content: "answered by the survivor" }));
+  const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, TOOLFLEET_TOOLS_SERVICE_MODE: "remote", TOOLFLEET_LLM_API_KEY: "test-key", TOOLFLEET_LLM_BASE_URL: llm.baseURL };
+  const redis = await connect();
+  const procs = [
+    await startToolsProcess(["--worker-id", "tools-1"], env),
+    await startToolsProcess(["--worker-id", "gw-1", "--adapter", "http", "--port", "0"], env, "gateway"),
+    await startToolsProcess(["--worker-id", "inf-a", "--lease-ms", "1000"], env, "inference"),
+    await startToolsProcess(["--worker-id", "inf-b", "--lease-ms", "1000"], env, "inference"),
+  ];
+  try {
+    const url = /web chat at (\S+),/.exec(procs[1]?.output() ?? "")?.[1] ?? "";
+    const chat = await WebChatClient.open(url);
+    try {
+      const asked = chat.ask("hello?", 30_000);
+      // Whichever inference worker took the message is the one whose model request hangs: kill it.
+      const busy = await eventually(async () => {
+        const s = await fleetStatus(redis, k);
+        const w = s.workers.find((x) => x.service === "inference" && x.inFlight === 1);
+        assert.ok(w);
+        return w;
+      }, 10_000, 100);
+      process.kill(busy.pid, "SIGKILL");
+      const { answer } = await asked;
+      assert.equal(answer.text, "answered by the survivor");
+      assert.equal(requests, 2);
+    } finally {
+      chat.close();
+    }
+  } finally {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
+    await Promise.all(procs.map((p) => exited(p)));
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+    await llm.close();
   }
 });

@@ -107,8 +107,8 @@ async function spawnCli<T>(args: string[], env: NodeJS.ProcessEnv, ready: (outpu
   return { child: Object.assign(child, { output: () => output }), value };
 }
 
-/** A `toolfleet tools` (or `gateway`) child process; resolves once it says it is ready. */
-export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv = {}, kind: "tools" | "gateway" = "tools"): Promise<CliChild> {
+/** A `toolfleet tools` (or `gateway`, or `inference`) child process; resolves once it says it is ready. */
+export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv = {}, kind: "tools" | "gateway" | "inference" = "tools"): Promise<CliChild> {
   return (await spawnCli([kind, ...args], env, (out) => (out.includes(" ready: ") ? true : undefined), 15_000)).child;
 }
 
