@@ -11,8 +11,7 @@ import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import type { ChatPlatform } from "../gateway/platform.js";
 import { createGatewayService } from "../gateway/service.js";
 import { ChatResponder, describeModel } from "../inference/chat-responder.js";
-import { ChatService } from "../inference/chat-service.js";
-import { LOOP_TOOLS } from "../inference/llm-loop.js";
+import { CHAT_CONCURRENCY, ChatService } from "../inference/chat-service.js";
 import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../inference/remote-registry.js";
 import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
@@ -21,7 +20,7 @@ import { RedisTaskStore } from "../redis/task-store.js";
 import { ToolsService } from "../tools/service.js";
 import { loadPermissionsFile, loadToolModule } from "./load-tools.js";
 import { registryFor } from "./local.js";
-import { untilStopSignal, untilSupervisorStops } from "./signals.js";
+import { untilStopSignal } from "./signals.js";
 
 export const SERVE_USAGE = `toolfleet tools [options]       start a tools-service worker
 toolfleet gateway [options]     start a gateway: a chat platform adapter, and execute_tool for gateway-pinned tools
@@ -46,7 +45,6 @@ export type ServiceKind = "tools" | "gateway" | "inference";
 export interface ReadyMessage {
   type: "ready";
   kind: ServiceKind;
-  workerId: string;
   pid: number;
   /** The gateway's web chat, when it runs the http adapter. */
   url?: string;
@@ -59,7 +57,8 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
   return n;
 }
 
-function port(text: string | undefined): number {
+/** A `--port` value: 0-65535, 0 picking a free port. */
+export function port(text: string | undefined): number {
   if (text === undefined) return 8787;
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--port: expected 0-65535, got '${text}'`);
@@ -102,7 +101,8 @@ export async function runService(kind: ServiceKind, argv: string[]): Promise<num
   if (kind !== "gateway" && (values.adapter ?? values.host ?? values.port ?? values.shard) !== undefined) throw new Error("--adapter, --host, --port and --shard are gateway options");
   // Under `toolfleet up`, the supervisor decides when to stop; one that goes away before this worker is ready ends it.
   const supervised = process.env.TOOLFLEET_SUPERVISED === "1" && process.connected;
-  if (supervised) process.once("disconnect", () => process.exit(1));
+  const goneBeforeReady = (): void => process.exit(1); // nothing served yet: nothing to finish
+  if (supervised) process.once("disconnect", goneBeforeReady);
   const logger = createLogger(`toolfleet.${kind}`);
   const config = new LiveConfig(logger).watch();
   if (kind === "inference" && config.get().toolsServiceMode === "in_process") {
@@ -124,13 +124,13 @@ export async function runService(kind: ServiceKind, argv: string[]): Promise<num
     throw err;
   }
   console.log(`${kind} worker ${workerId} ready: ${running.description} on ${redactRedisUrl(url)} (namespace ${config.get().namespace})`);
-  const ready: ReadyMessage = { type: "ready", kind, workerId, pid: process.pid, ...(running.url ? { url: running.url } : {}) };
+  const ready: ReadyMessage = { type: "ready", kind, pid: process.pid, ...(running.url ? { url: running.url } : {}) };
   if (supervised) {
-    process.removeAllListeners("disconnect");
+    process.off("disconnect", goneBeforeReady);
     if (process.connected) process.send?.(ready);
   }
 
-  await (supervised ? untilSupervisorStops : untilStopSignal)(logger, `${kind} worker ${workerId}`);
+  await untilStopSignal(logger, `${kind} worker ${workerId}`, { supervised });
   try {
     await running.stop();
   } catch (err) {
@@ -169,13 +169,10 @@ async function startToolsOrGateway(kind: "tools" | "gateway", s: Setup): Promise
   const service = createGatewayService({ ...options, adapter: platform, ...(shard !== undefined ? { shard } : {}) });
   await startOrUndo(service);
   const bridge = new ChatBridge({ redis: s.redis, redisUrl: s.url, keys: s.keys, config: s.config, logger: s.logger, gatewayId: s.workerId, platform, ...(shard !== undefined ? { shard } : {}) });
-  try {
-    await bridge.start();
-  } catch (err) {
-    await bridge.stop().catch((e: unknown) => s.logger.warn({ ...errorFields(e) }, "cleaning up after a failed chat start"));
+  await startOrUndo(bridge).catch(async (err: unknown) => {
     await service.stop();
     throw err;
-  }
+  });
   const url = platform instanceof HttpChatAdapter ? platform.url : undefined;
   return {
     description: `${platform.platform} chat${url ? ` at ${url}` : ""}, ${registry.size} tools for execute_tool`,
@@ -205,8 +202,8 @@ async function startInference(s: Setup): Promise<Running> {
   // The inference tier shows the model the published catalog; it imports tool handlers only when asked to (--tools).
   const module = s.values.tools ? await loadToolModule(s.values.tools) : { tools: [], permissions: {} };
   if (s.values.permissions) module.permissions = loadPermissionsFile(s.values.permissions);
-  const local = new ToolRegistry({ config: s.config, logger: s.logger });
-  local.register(...module.tools.filter((t) => !LOOP_TOOLS.some((l) => l.name === t.name)), ...LOOP_TOOLS);
+  // The loop's own tools (extend_tool_loop, call_subagent) are the loop's: they need no registration.
+  const local = new ToolRegistry({ config: s.config, logger: s.logger }).register(...module.tools);
   local.setPermissions(module.permissions);
   const registry = new RemoteToolRegistry({ redis: s.redis, redisUrl: s.url, keys: s.keys, config: s.config, local, workerId: s.workerId, logger: s.logger });
   await startOrUndo(registry);
@@ -221,15 +218,12 @@ async function startInference(s: Setup): Promise<Running> {
     workerId: s.workerId,
     responder,
     adapterFor,
-    worker: { concurrency: positiveInt("concurrency", s.values.concurrency, 8), leaseMs: positiveInt("lease-ms", s.values["lease-ms"], 30_000) },
+    worker: { concurrency: positiveInt("concurrency", s.values.concurrency, CHAT_CONCURRENCY), leaseMs: positiveInt("lease-ms", s.values["lease-ms"], 30_000) },
   });
-  try {
-    await chat.start();
-  } catch (err) {
-    await chat.stop().catch((e: unknown) => s.logger.warn({ ...errorFields(e) }, "cleaning up after a failed chat start"));
+  await startOrUndo(chat).catch(async (err: unknown) => {
     await registry.stop();
     throw err;
-  }
+  });
   return {
     description: `${registry.size} tools in the catalog, ${describeModel(s.config)}`,
     stop: async () => {

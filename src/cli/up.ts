@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -8,17 +7,16 @@ import { LiveConfig, type ConfigSource } from "../config/live.js";
 import { redactRedisUrl } from "../config/schema.js";
 import { createLogger, errorFields, type Logger } from "../core/log.js";
 import { ToolRegistry } from "../core/registry.js";
-import { ChatHistory } from "../gateway/chat-history.js";
+import { ChatBridge } from "../gateway/chat-bridge.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import { ChatResponder, describeModel } from "../inference/chat-responder.js";
-import { LOOP_TOOLS } from "../inference/llm-loop.js";
 import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../inference/remote-registry.js";
 import { closeRedis, connectRedis, probeRedis, type RedisClient } from "../redis/client.js";
 import { keys } from "../redis/keys.js";
 import { loadToolModule } from "./load-tools.js";
 import { registryFor } from "./local.js";
-import type { ReadyMessage, ServiceKind } from "./serve.js";
+import { port, type ReadyMessage, type ServiceKind } from "./serve.js";
 import { untilStopSignal } from "./signals.js";
 import { runWalkthrough } from "./walkthrough.js";
 
@@ -64,11 +62,9 @@ function parse(argv: string[]): { o: Options; inProcess: boolean } {
   });
   const workers = Number(values["tools-workers"] ?? 2);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`--tools-workers: expected 1-64, got '${values["tools-workers"]}'`);
-  const port = Number(values.port ?? 8787);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: expected 0-65535, got '${values.port}'`);
   const exitAfter = values["exit-after-walkthrough"] ?? false;
   return {
-    o: { toolsWorkers: workers, host: values.host ?? "127.0.0.1", port, tools: values.tools, walkthrough: (values.walkthrough ?? false) || exitAfter, exitAfter },
+    o: { toolsWorkers: workers, host: values.host ?? "127.0.0.1", port: port(values.port), tools: values.tools, walkthrough: (values.walkthrough ?? false) || exitAfter, exitAfter },
     inProcess: values["in-process"] ?? false,
   };
 }
@@ -97,7 +93,6 @@ interface Member {
   proc: ChildProcess;
   ready: Promise<ReadyMessage>;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  exited: boolean;
 }
 
 async function runDistributed(o: Options, config: ConfigSource, logger: Logger, out: (line: string) => void): Promise<number> {
@@ -155,7 +150,7 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
     for (const m of members) {
       void m.exit.then(({ code, signal }) => {
         if (stopping) return;
-        const left = members.filter((x) => x.kind === "tools" && !x.exited).length;
+        const left = members.filter((x) => x.kind === "tools" && !hasExited(x.proc)).length;
         const how = signal ? `signal ${signal}` : `code ${code}`;
         if (m.kind === "tools" && left > 0) {
           out(`[up] ${m.name} exited (${how}); ${left} of ${o.toolsWorkers} tools workers left, the fleet carries on`);
@@ -197,7 +192,6 @@ function spawnMember(name: string, kind: ServiceKind, args: string[], env: NodeJ
     name,
     kind,
     proc,
-    exited: false,
     ready: new Promise<ReadyMessage>((resolve, reject) => {
       proc.on("message", (msg: Partial<ReadyMessage>) => {
         if (msg.type === "ready") resolve(msg as ReadyMessage);
@@ -205,10 +199,7 @@ function spawnMember(name: string, kind: ServiceKind, args: string[], env: NodeJ
       proc.once("exit", () => reject(new Error(`${name} exited before it was ready`)));
     }),
     exit: new Promise((resolve) => {
-      proc.once("exit", (code, signal) => {
-        member.exited = true;
-        resolve({ code, signal });
-      });
+      proc.once("exit", (code, signal) => resolve({ code, signal }));
     }),
   };
   member.ready.catch(() => undefined); // reported through the race in runDistributed
@@ -216,8 +207,10 @@ function spawnMember(name: string, kind: ServiceKind, args: string[], env: NodeJ
   return member;
 }
 
+const hasExited = (proc: ChildProcess): boolean => proc.exitCode !== null || proc.signalCode !== null;
+
 async function stopMember(m: Member, out: (line: string) => void): Promise<void> {
-  if (m.exited) return;
+  if (hasExited(m.proc)) return;
   m.proc.kill("SIGTERM");
   const timer = setTimeout(() => {
     out(`[up] ${m.name} did not stop within ${STOP_TIMEOUT_MS / 1000} s; killing it`);
@@ -267,27 +260,12 @@ async function walkDistributed(config: ConfigSource, logger: Logger, fleetId: st
 async function runInProcess(o: Options, config: ConfigSource, logger: Logger, out: (line: string) => void, why: string): Promise<number> {
   out(`toolfleet up: ${why}, so the whole fleet runs in this one process (in_process mode, no Redis): web chat, tool loop and every tool here.`);
   const local: ConfigSource = { get: () => ({ ...config.get(), toolsServiceMode: "in_process" }) };
-  const module = await loadToolModule(o.tools);
-  const registry = registryFor(module, local, logger);
-  registry.register(...LOOP_TOOLS.filter((t) => !registry.toolNames().has(t.name)));
-  const platform = new HttpChatAdapter({ logger, host: o.host, port: o.port });
+  const registry = registryFor(await loadToolModule(o.tools), local, logger);
+  const platform = new HttpChatAdapter({ logger, host: o.host, port: o.port, ...(config.get().webSecret ? { secret: config.get().webSecret } : {}) });
   const responder = new ChatResponder({ registry, config: local, logger });
-  const history = new ChatHistory();
-  await platform.start((message) => {
-    const { channelId, messageId } = message.identity;
-    const turn = { id: `chat-${randomUUID()}`, identity: message.identity, text: message.text, history: history.of(channelId) };
-    responder
-      .answer(turn, platform)
-      .then((reply) => {
-        history.add(channelId, message.text, reply.text);
-        return platform.send(channelId, { text: reply.text, files: reply.files, richMessages: reply.richMessages, inReplyTo: messageId });
-      })
-      .catch((err: unknown) => {
-        logger.error({ chat: turn.id, ...errorFields(err) }, "answering a chat message failed");
-        return platform.send(channelId, { text: "Sorry — something went wrong while answering; please try again.", files: [], richMessages: [], inReplyTo: messageId });
-      })
-      .catch((err: unknown) => logger.error({ chat: turn.id, ...errorFields(err) }, "could not tell the user about a failure"));
-  });
+  // The gateway's chat path, with the inference tier's answer in place of the chat stream.
+  const bridge = new ChatBridge({ config: local, logger, platform, respond: (chat, signal) => responder.answer(chat, platform, signal) });
+  await bridge.start();
   out(`\nfleet ready: 1 process (pid ${process.pid})`);
   out(`  chat: ${platform.url}`);
   out(`  model: ${describeModel(config)}`);
@@ -303,7 +281,7 @@ async function runInProcess(o: Options, config: ConfigSource, logger: Logger, ou
     if (!o.exitAfter) out(`\nThe fleet keeps running: chat at ${platform.url} · Ctrl-C stops it.`);
   }
   if (!o.exitAfter) await untilStopSignal(logger, "fleet");
-  await platform.stop();
+  await bridge.stop();
   await registry.close();
   out("[up] fleet stopped");
   return ok ? 0 : 1;

@@ -4,8 +4,10 @@ import { decodeInbound, encodeAnswer, type ChatAnswer, type InboundChat } from "
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
-import { REPLY_STREAM_TTL_SECONDS } from "../tools/service.js";
 import type { ChatResponder } from "./chat-responder.js";
+
+/** Chats one inference worker answers at once, by default. */
+export const CHAT_CONCURRENCY = 8;
 
 export interface ChatServiceOptions {
   redis: RedisClient;
@@ -39,7 +41,7 @@ export class ChatService {
       service: "inference",
       stream: o.keys.chatStream,
       consumer: o.workerId,
-      concurrency: 8,
+      concurrency: CHAT_CONCURRENCY,
       leaseMs: 30_000,
       maxDeliveries: 3,
       ...o.worker,
@@ -48,10 +50,6 @@ export class ChatService {
         deadLetterReply: (entry, reason) => this.failureReply(entry, `Sorry — this message could not be answered (${reason}).`),
       },
     });
-  }
-
-  get healthy(): boolean {
-    return this.worker.healthy;
   }
 
   start(): Promise<void> {
@@ -92,7 +90,7 @@ export class ChatService {
 
   private reply(chat: InboundChat, a: Omit<ChatAnswer, "inReplyTo" | "channelId" | "workerId" | "durationMs">, started: number): Outbound {
     const answer: ChatAnswer = { ...a, inReplyTo: chat.id, channelId: chat.identity.channelId, workerId: this.o.workerId, durationMs: performance.now() - started };
-    return { stream: chat.replyTo, fields: encodeAnswer(answer), ttlSeconds: REPLY_STREAM_TTL_SECONDS };
+    return { stream: chat.replyTo, fields: encodeAnswer(answer) };
   }
 
   private failureReply(entry: DeliveredEntry, text: string): Outbound | null {

@@ -68,8 +68,8 @@ export interface LoopResult {
   text: string;
   iterations: number;
   toolCalls: number;
-  /** Why it ended: the model answered, the iteration limit, or an LLM failure. */
-  ended: "answer" | "limit" | "llm_error";
+  /** Why it ended: the model answered, the iteration limit, the caller's signal, or an LLM failure. */
+  ended: "answer" | "limit" | "stopped" | "llm_error";
 }
 
 /** The loop's own inference-pinned tools; the loop runs them itself (they steer the loop). */
@@ -105,7 +105,7 @@ export async function runToolLoop(messages: ChatMessage[], o: LoopOptions): Prom
   let toolCalls = 0;
   for (let iteration = 1; iteration <= limit; iteration++) {
     if (o.signal?.aborted) {
-      return { text: "Sorry — answering took too long and was stopped. Please try again.", iterations: iteration - 1, toolCalls, ended: "limit" };
+      return { text: "Sorry — answering took too long and was stopped. Please try again.", iterations: iteration - 1, toolCalls, ended: "stopped" };
     }
     let turn: ModelTurn;
     try {

@@ -1,12 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { errorFields, type Logger } from "../core/log.js";
-import { repeatEvery } from "../core/repeat.js";
-import { within } from "../core/within.js";
-import { BlockingReader } from "../redis/blocking-reader.js";
+import type { Logger } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { sessionWriteArgs, type SessionIdentity } from "../redis/session.js";
-import { ensureGroup, xaddArgs, type StreamEntry } from "../redis/streams.js";
+import { ReplyInbox } from "../redis/reply-inbox.js";
+import { xaddArgs, type StreamEntry } from "../redis/streams.js";
 import { ID_PATTERN } from "../redis/keys.js";
 import { DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, errorReply, type ToolReply, type ToolRequest, type WireContext } from "../redis/wire.js";
 import type { JsonValue, ToolContext } from "../core/context.js";
@@ -60,12 +58,6 @@ export function wireContextOf(ctx: ToolContext): Omit<WireContext, "traceId"> {
   };
 }
 
-/** How long stop() waits for Redis to take its last clean-up command. */
-const STOP_CLEANUP_MS = 1000;
-
-/** Read replies are deleted in batches gathered over this long. */
-const DELETE_BATCH_MS = 50;
-
 // A worker reads the session record when it starts a request, which it does
 // only before the deadline: the record need not outlive it by much.
 const SESSION_MARGIN_SECONDS = 5;
@@ -98,31 +90,21 @@ interface Pending {
 export class ToolsClient {
   readonly replyStream: string;
   private readonly pending = new Map<string, Pending>();
-  private readonly reader: BlockingReader;
-  private stopRefresh: (() => void) | undefined;
-  private readonly toDelete: string[] = [];
-  private deleteTimer: NodeJS.Timeout | undefined;
+  private readonly inbox: ReplyInbox;
   private started = false;
 
   constructor(private readonly o: ToolsClientOptions) {
     this.replyStream = o.keys.toolsReplyStream(o.workerId);
-    this.reader = new BlockingReader({
+    this.inbox = new ReplyInbox({
       redis: o.redis,
       redisUrl: o.redisUrl,
+      keys: o.keys,
       logger: o.logger,
-      name: `reply-${o.workerId}`,
       stream: this.replyStream,
-      group: o.keys.group(this.replyStream),
       consumer: o.workerId,
-      // Why `0`, not `$`: the group is lost when Redis restarts empty (or the
-      // stream expires), and workers may write replies to the new stream before
-      // this reader notices; `$` skipped those, so calls the worker had answered
-      // timed out. Every entry here is an unread reply (read ones are XDELed),
-      // and one nobody waits for is dropped as late.
-      groupStart: "0",
+      onEntries: (entries) => this.deliver(entries),
+      ...(o.replyStreamTtlSeconds ? { ttlSeconds: o.replyStreamTtlSeconds } : {}),
       ...(o.blockMs ? { blockMs: o.blockMs } : {}),
-      // Nobody else reads this stream and a reply matters only to a live caller: no pending list to grow.
-      noAck: true,
     });
   }
 
@@ -131,37 +113,22 @@ export class ToolsClient {
   }
 
   get healthy(): boolean {
-    return this.started && this.reader.progressing;
+    return this.started && this.inbox.healthy;
   }
 
   async start(): Promise<void> {
     if (this.started) return;
-    await ensureGroup(this.o.redis, this.replyStream, this.o.keys.group(this.replyStream), "$");
-    await this.touchReplyStream();
-    await this.reader.open();
+    await this.inbox.start();
     this.started = true;
-    this.reader.start({ room: () => Promise.resolve(this.started ? 64 : 0), onEntries: (entries) => this.deliver(entries) });
-    const ttl = this.o.replyStreamTtlSeconds ?? 600;
-    this.stopRefresh = repeatEvery(Math.max(1, ttl / 3) * 1000, () => this.touchReplyStream(), (err) =>
-      this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not refresh the reply stream's TTL"),
-    );
   }
 
   /** Ends the reader, fails every pending call, and deletes the reply stream. */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    this.stopRefresh?.();
-    clearTimeout(this.deleteTimer);
-    this.toDelete.length = 0; // the stream itself is deleted below
     for (const p of this.pending.values()) p.reject(new ToolCallError("STOPPED", "The tools client stopped before the reply arrived.", p.idemKey));
     this.pending.clear();
-    await this.reader.stop();
-    try {
-      await within(this.o.redis.del(this.replyStream), STOP_CLEANUP_MS, "deleting the reply stream");
-    } catch (err) {
-      this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not delete the reply stream; its TTL will");
-    }
+    await this.inbox.stop();
   }
 
   /** Publishes a call and resolves with its reply; rejects with a ToolCallError when none comes in time. */
@@ -224,7 +191,6 @@ export class ToolsClient {
   }
 
   private deliver(entries: StreamEntry[]): void {
-    this.forget(entries);
     for (const entry of entries) {
       if (!entry.fields) continue;
       const decoded = decodeReply(entry.fields, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
@@ -247,31 +213,5 @@ export class ToolsClient {
       this.pending.delete(decoded.value.correlationId);
       waiting.resolve(decoded.value);
     }
-  }
-
-  /**
-   * Read with NOACK, an entry is only weight once read: delete it. Replies
-   * that carried files go at once; small ones are gathered and deleted
-   * together a moment later (a syscall per reply costs more than the reply).
-   */
-  private forget(entries: StreamEntry[]): void {
-    for (const entry of entries) this.toDelete.push(entry.id);
-    const heavy = entries.some((e) => e.fields !== null && Object.keys(e.fields).length > 1);
-    if (heavy) this.flushDeletes();
-    else this.deleteTimer ??= setTimeout(() => this.flushDeletes(), DELETE_BATCH_MS).unref();
-  }
-
-  private flushDeletes(): void {
-    clearTimeout(this.deleteTimer);
-    this.deleteTimer = undefined;
-    if (this.toDelete.length === 0) return;
-    const ids = this.toDelete.splice(0);
-    this.o.redis.sendCommand(["XDEL", this.replyStream, ...ids]).catch((err: unknown) =>
-      this.o.logger.warn({ stream: this.replyStream, ...errorFields(err) }, "could not delete read replies; MAXLEN trimming will"),
-    );
-  }
-
-  private async touchReplyStream(): Promise<void> {
-    await this.o.redis.expire(this.replyStream, this.o.replyStreamTtlSeconds ?? 600);
   }
 }

@@ -50,7 +50,7 @@ export interface InboundChat {
   gatewayShard?: string;
 }
 
-export type ChatEnd = "answer" | "limit" | "llm_error" | "expired" | "error";
+export type ChatEnd = "answer" | "limit" | "stopped" | "llm_error" | "expired" | "error";
 
 /** The answer to one InboundChat, with what the tools of its loop sent. */
 export interface ChatAnswer {
@@ -97,7 +97,7 @@ const answerBody = z.object({
   text: z.string(),
   files: z.array(fileMeta).max(MAX_REPLY_FILES),
   rich_messages: z.array(z.record(z.string(), z.json())).max(1000),
-  ended: z.enum(["answer", "limit", "llm_error", "expired", "error"]),
+  ended: z.enum(["answer", "limit", "stopped", "llm_error", "expired", "error"]),
   tool_calls: z.number().int().nonnegative(),
   worker_id: z.string().max(200),
   duration_ms: z.number().nonnegative(),

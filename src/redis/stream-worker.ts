@@ -15,6 +15,7 @@ import {
   xaddArgs,
   type StreamEntry,
 } from "./streams.js";
+import { REPLY_STREAM_TTL_SECONDS } from "./reply-inbox.js";
 import type { EntryFields } from "./wire.js";
 
 type Arg = string | Buffer;
@@ -27,19 +28,17 @@ export interface DeliveredEntry {
   deliveries: number;
 }
 
-/** A stream entry to add in the same round trip as the ack. */
+/**
+ * A reply to add in the same round trip as the ack. Its stream is a reader's
+ * reply stream (see ReplyInbox), which that reader makes and keeps alive: the
+ * reply is added only if the stream exists (NOMKSTREAM, no TTL command); if
+ * it is missing (Redis restarted empty and the reader has not re-made it yet,
+ * or the reader died), it is re-created with the reply-stream TTL, so a
+ * reader that comes back finds it and a dead reader's stream expires.
+ */
 export interface Outbound {
   stream: string;
   fields: EntryFields;
-  /**
-   * The target is a reader's reply stream, which its reader makes and keeps
-   * alive (TTL): the reply is added only if the stream exists (NOMKSTREAM),
-   * which needs no TTL command. If it is missing (Redis restarted empty and
-   * the reader has not re-made it yet, or the reader died), it is created
-   * with this TTL, so a reader that comes back finds the reply and a dead
-   * reader's stream does not outlive it.
-   */
-  ttlSeconds?: number;
 }
 
 /** What to do with an entry once handled. */
@@ -322,7 +321,7 @@ export class StreamWorker {
     }
     const reply = disposition.reply;
     const replyAt = commands.length;
-    if (reply) commands.push(xaddArgs(reply.stream, reply.fields, this.o.maxLen, reply.ttlSeconds !== undefined));
+    if (reply) commands.push(xaddArgs(reply.stream, reply.fields, this.o.maxLen, true));
     commands.push(["XACK", this.o.stream, this.group, id]);
     let results: unknown[] = [];
     for (let attempt = 0; ; attempt++) {
@@ -336,15 +335,15 @@ export class StreamWorker {
         await sleep(Math.min(50 * 2 ** attempt, 500));
       }
     }
-    if (reply?.ttlSeconds !== undefined && results[replyAt] === null) await this.recreateAndReply(reply, reply.ttlSeconds);
+    if (reply && results[replyAt] === null) await this.recreateAndReply(reply);
     if (disposition.kind === "dead") this.deadLettered++;
     else this.processed++;
   }
 
   /** The rare path of a reply whose stream was missing: create it, with its TTL, and add the reply. */
-  private async recreateAndReply(reply: Outbound, ttlSeconds: number): Promise<void> {
+  private async recreateAndReply(reply: Outbound): Promise<void> {
     try {
-      await this.redis.multi().addCommand(xaddArgs(reply.stream, reply.fields, this.o.maxLen)).addCommand(["EXPIRE", reply.stream, String(ttlSeconds)]).exec();
+      await this.redis.multi().addCommand(xaddArgs(reply.stream, reply.fields, this.o.maxLen)).addCommand(["EXPIRE", reply.stream, String(REPLY_STREAM_TTL_SECONDS)]).exec();
     } catch (err) {
       // The entry is acked already: its caller times out, as it would had the reply been lost with Redis.
       this.logger.warn({ service: this.o.service, stream: reply.stream, ...errorFields(err) }, "could not re-create a missing reply stream; that reply is lost");

@@ -26,12 +26,6 @@ import {
 /** Files kept with a stored reply for duplicate deliveries, at most. */
 export const MAX_KEPT_FILE_BYTES = 1024 * 1024;
 
-/**
- * A reader's reply (or answer) stream expires this long after its owner last
- * refreshed it: an owner that died leaves no one to delete it. A reply that
- * finds its stream missing re-creates it with this TTL (see Outbound).
- */
-export const REPLY_STREAM_TTL_SECONDS = 600;
 
 export interface ToolsServiceOptions {
   redis: RedisClient;
@@ -163,7 +157,7 @@ export class ToolsService {
     if (Date.now() > req.deadlineMs) {
       // A late duplicate of a request that did run still gets its real reply.
       const state = await readRequestState(this.o.redis, this.o.keys, req.idemKey);
-      if (state?.state === "done") return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply, ttlSeconds: REPLY_STREAM_TTL_SECONDS } };
+      if (state?.state === "done") return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
       return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
     }
     const current = this.hashes.get(req.toolName);
@@ -197,7 +191,7 @@ export class ToolsService {
       const fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       return {
         kind: "ack",
-        reply: { stream: req.replyTo, fields, ttlSeconds: REPLY_STREAM_TTL_SECONDS },
+        reply: { stream: req.replyTo, fields },
         ...(repeatSafe ? {} : { commands: [storeReplyArgs(this.o.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.o.replyTtlSeconds ?? 120)] }),
       };
     } finally {
@@ -247,7 +241,7 @@ export class ToolsService {
     if (state === null) return { kind: "leave" }; // the claim just expired: retry after the lease
     switch (state.state) {
       case "done":
-        return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply, ttlSeconds: REPLY_STREAM_TTL_SECONDS } };
+        return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
       case "cancelled":
         this.o.logger.info({ worker: this.o.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
         return { kind: "ack" };
@@ -289,7 +283,7 @@ export class ToolsService {
   }
 
   private outbound(stream: string, reply: ToolReply): Outbound {
-    return { stream, fields: encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES), ttlSeconds: REPLY_STREAM_TTL_SECONDS };
+    return { stream, fields: encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES) };
   }
 
   private isOurReplyStream(stream: string): boolean {
