@@ -60,7 +60,8 @@ export async function runWalkthrough(o: WalkthroughOptions): Promise<void> {
     const { messageId, answer } = await client.ask(WALKTHROUGH_CHAT);
     const ms = performance.now() - started;
     for (const [i, text] of answer.text.split("\n").entries()) o.out(`  ${i === 0 ? "bot>" : "    "} ${text}`);
-    for (const f of answer.files) o.out(`       [file] ${f.name} ${f.contentType} ${f.size} bytes at ${new URL(f.url, o.chatUrl).href}`);
+    // (Its URL is this walk-through's own: files are served only to the user they were sent to.)
+    for (const f of answer.files) o.out(`       [file] ${f.name} ${f.contentType} ${f.size} bytes`);
     const reactions = client.reactions.filter((r) => r.messageId === messageId).map((r) => r.emoji);
     if (reactions.length > 0) o.out(`       [reaction on your message] ${reactions.join(" ")}`);
     o.out(`  answered in ${ms.toFixed(1)} ms: ${o.chatPath}`);
