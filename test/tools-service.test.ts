@@ -121,6 +121,19 @@ async function publish(f: Fleet, fields: Record<string, string | Buffer>): Promi
   await f.redis.sendCommand(xaddArgs(f.keys.toolsStream, fields, 10_000));
 }
 
+/** Publishes one request twice (as a redelivery would), with alice's session record, and returns its two replies. */
+async function deliveredTwice(f: Fleet, req: ToolRequest): Promise<ToolReply[]> {
+  await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+  const fields = encodeRequest(req);
+  await publish(f, fields);
+  await publish(f, fields);
+  return eventually(async () => {
+    const mine = (await replies(f)).filter((r) => r.correlationId === req.correlationId);
+    assert.equal(mine.length, 2);
+    return mine;
+  }, 15_000);
+}
+
 /** Replies on a hand-made reply stream, read without a group. */
 async function replies(f: Fleet, stream = f.keys.toolsReplyStream("by-hand")): Promise<ToolReply[]> {
   const raw = await f.redis.sendCommand<unknown[]>(["XRANGE", stream, "-", "+"]);
@@ -217,15 +230,7 @@ describe("tools service", () => {
   test("the same request delivered twice runs once, and both deliveries get the stored reply", async () => {
     const before = f.counter.runs;
     const req = request(f, { toolName: "count_me", toolArgs: { ms: 50 } });
-    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
-    const fields = encodeRequest(req);
-    await publish(f, fields);
-    await publish(f, fields);
-    const got = await eventually(async () => {
-      const mine = (await replies(f)).filter((r) => r.correlationId === req.correlationId);
-      assert.equal(mine.length, 2);
-      return mine;
-    }, 15_000);
+    const got = await deliveredTwice(f, req);
     assert.equal(f.counter.runs, before + 1);
     assert.equal(got[0]?.result, got[1]?.result, JSON.stringify(got));
     await eventually(async () => assert.equal(await pendingCount(f), 0));
@@ -233,15 +238,7 @@ describe("tools service", () => {
 
   test("a tool annotated idempotent is neither claimed nor stored: a duplicate just runs again", async () => {
     const req = request(f, { toolName: "echo", toolArgs: { text: "twice" } });
-    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
-    const fields = encodeRequest(req);
-    await publish(f, fields);
-    await publish(f, fields);
-    const got = await eventually(async () => {
-      const mine = (await replies(f)).filter((r) => r.correlationId === req.correlationId);
-      assert.equal(mine.length, 2);
-      return mine;
-    }, 15_000);
+    const got = await deliveredTwice(f, req);
     assert.deepEqual(got.map((r) => r.result), ["twice", "twice"]);
     assert.equal(await f.redis.exists(f.keys.idempotency(req.idemKey)), 0, "no claim or stored reply for a repeat-safe tool");
     // The identity check still applies: no session record, no run.
