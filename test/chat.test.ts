@@ -52,8 +52,8 @@ class RecordingPlatform implements ChatPlatform {
   }
 }
 
-function localResponder(logger = new RecordingLogger()): ChatResponder {
-  const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
+function localResponder(logger = new RecordingLogger(), chatCommands = true): ChatResponder {
+  const config = staticConfig(defineConfig({ backgroundThreshold: 0, chatCommands }));
   const registry = new ToolRegistry({ config, logger }).register(...exampleTools, ...LOOP_TOOLS);
   registry.setPermissions(examplePermissions);
   return new ChatResponder({ registry, config, logger });
@@ -91,6 +91,10 @@ test("slash commands run through the loop without an LLM; unknown tools and bad 
   const noLlm = await ask("what can you do?");
   assert.match(noLlm.text, /^No LLM is configured, so I only run slash commands\..*set TOOLFLEET_LLM_API_KEY/);
   assert.equal(noLlm.ended, "answer");
+  // With slash commands off (a public bot), a command is just text for the model; here there is none.
+  const off = await localResponder(new RecordingLogger(), false).answer({ id: "chat-t", identity, text: '/echo {"text":"hi"}', history: [] }, platform);
+  assert.equal(off.toolCalls, 0);
+  assert.match(off.text, /slash commands are off \(TOOLFLEET_CHAT_COMMANDS\)/);
 });
 
 test("the HTTP adapter: a signed cookie is the identity; forged cookies, other users' files and bad bodies are refused", async () => {

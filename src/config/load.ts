@@ -25,6 +25,7 @@ export const ENV_VARS: Readonly<Record<keyof RawConfig, readonly [name: string, 
   llmTimeout: ["TOOLFLEET_LLM_TIMEOUT", "number"],
   llmMaxIterations: ["TOOLFLEET_LLM_MAX_ITERATIONS", "number"],
   chatTimeout: ["TOOLFLEET_CHAT_TIMEOUT", "number"],
+  chatCommands: ["TOOLFLEET_CHAT_COMMANDS", "boolean"],
   webSecret: ["TOOLFLEET_WEB_SECRET", "string"],
 };
 

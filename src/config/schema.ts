@@ -46,6 +46,8 @@ export interface Config {
   readonly llmMaxIterations: number;
   /** Seconds a chat message may wait for its answer before the gateway tells the user it failed. @defaultValue 300 */
   readonly chatTimeout: number;
+  /** Chat messages starting with `/` run tools directly (`/echo {"text":"hi"}`); off for a public bot with an LLM. @defaultValue true */
+  readonly chatCommands: boolean;
   /** Signs the web chat's user cookies; gateways behind one load balancer share it. Empty: random per process. Never logged. @defaultValue "" */
   readonly webSecret: string;
 }
@@ -87,6 +89,7 @@ export const rawConfigSchema = z
     llmTimeout: seconds("> 0").positive("a number of seconds > 0"),
     llmMaxIterations: z.number("an integer from 1 to 32").int("an integer from 1 to 32").min(1, "an integer from 1 to 32").max(32, "an integer from 1 to 32"),
     chatTimeout: seconds("> 0").positive("a number of seconds > 0"),
+    chatCommands: z.boolean("true or false"),
     webSecret: z.string("a secret of at least 16 characters").refine((v) => v === "" || v.length >= 16, "a secret of at least 16 characters"),
   })
   .partial()
@@ -114,6 +117,7 @@ export const DEFAULTS: Required<RawConfig> = {
   llmTimeout: 60,
   llmMaxIterations: 8,
   chatTimeout: 300,
+  chatCommands: true,
   webSecret: "",
 };
 

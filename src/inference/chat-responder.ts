@@ -38,7 +38,7 @@ export interface ChatResponderOptions {
 export function configuredModel(config: ConfigSource): ChatModel {
   const c = config.get();
   const llm = c.llmApiKey ? openAIModel({ baseURL: c.llmBaseUrl, apiKey: c.llmApiKey, model: c.llmModel, timeoutMs: c.llmTimeout * 1000 }) : null;
-  return withCommands(llm);
+  return withCommands(llm, c.chatCommands);
 }
 
 /** One line saying which model answers, for ready lines (never the key). */
@@ -54,11 +54,7 @@ export function describeModel(config: ConfigSource): string {
  * what the tools sent comes back with the text.
  */
 export class ChatResponder {
-  private readonly model: ChatModel;
-
-  constructor(private readonly o: ChatResponderOptions) {
-    this.model = o.model ?? configuredModel(o.config);
-  }
+  constructor(private readonly o: ChatResponderOptions) {}
 
   async answer(turn: ChatTurn, adapter: PlatformAdapter | null, signal?: AbortSignal): Promise<ChatReply> {
     const ctx = new ToolContext({ ...turn.identity, observabilityRequestId: turn.id, adapter, ...(signal ? { signal } : {}) });
@@ -69,7 +65,8 @@ export class ChatResponder {
     ];
     const disclosed = this.o.disclosedTools?.(turn.identity) ?? [...this.o.registry.toolNames(), ...LOOP_TOOLS.map((t) => t.name)];
     const result = await runToolLoop(messages, {
-      model: this.model,
+      // Built per message from the live config, so a changed key, model or switch applies to the next one.
+      model: this.o.model ?? configuredModel(this.o.config),
       registry: this.o.registry,
       logger: this.o.logger,
       userId: turn.identity.userId,

@@ -9,16 +9,17 @@ const COMMAND = /^\/([A-Za-z0-9_-]{1,64})\s*([\s\S]*)$/;
  * the same loop, routing and tiers as a model's calls would be; the answer
  * lists what each tool returned. Any other message goes to `llm`, or, with no
  * LLM configured, gets an answer saying how to set one up. This is how the
- * fleet works, and is shown working, without an API key.
+ * fleet works, and is shown working, without an API key. With `commands`
+ * off, every message goes to the LLM.
  */
-export function withCommands(llm: ChatModel | null): ChatModel {
+export function withCommands(llm: ChatModel | null, commands = true): ChatModel {
   let callCount = 0;
   return {
     complete(messages, tools, signal): Promise<ModelTurn> {
       const at = lastUserText(messages);
       const text = at === -1 ? "" : (messages[at]?.content as string);
-      if (!text.trimStart().startsWith("/")) {
-        return llm ? llm.complete(messages, tools, signal) : Promise.resolve({ content: noModel(tools), toolCalls: [] });
+      if (!commands || !text.trimStart().startsWith("/")) {
+        return llm ? llm.complete(messages, tools, signal) : Promise.resolve({ content: noModel(tools, commands), toolCalls: [] });
       }
       const after = messages.slice(at + 1);
       if (after.some((m) => m.role === "tool")) return Promise.resolve({ content: summary(after), toolCalls: [] });
@@ -61,6 +62,7 @@ function help(tools: OpenAITool[]): string {
   return `Run a tool with /name {json args}, several separated by ';'. Tools: ${names.join(", ")}.`;
 }
 
-function noModel(tools: OpenAITool[]): string {
+function noModel(tools: OpenAITool[], commands: boolean): string {
+  if (!commands) return "No LLM is configured, and slash commands are off (TOOLFLEET_CHAT_COMMANDS), so I cannot answer. An operator needs to set TOOLFLEET_LLM_API_KEY.";
   return `No LLM is configured, so I only run slash commands. ${help(tools)} For live chat, set TOOLFLEET_LLM_API_KEY (an OpenRouter key by default; TOOLFLEET_LLM_BASE_URL and TOOLFLEET_LLM_MODEL pick another OpenAI-compatible API).`;
 }
