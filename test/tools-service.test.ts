@@ -134,6 +134,15 @@ async function deliveredTwice(f: Fleet, req: ToolRequest): Promise<ToolReply[]> 
   }, 15_000);
 }
 
+/** Waits for the reply to one request on a hand-made reply stream. */
+function replyTo(f: Fleet, correlationId: string, stream?: string): Promise<ToolReply> {
+  return eventually(async () => {
+    const got = (await replies(f, stream)).find((r) => r.correlationId === correlationId);
+    assert.ok(got, `no reply to ${correlationId} yet`);
+    return got;
+  }, 15_000);
+}
+
 /** Replies on a hand-made reply stream, read without a group. */
 async function replies(f: Fleet, stream = f.keys.toolsReplyStream("by-hand")): Promise<ToolReply[]> {
   const raw = await f.redis.sendCommand<unknown[]>(["XRANGE", stream, "-", "+"]);
@@ -204,11 +213,7 @@ describe("tools service", () => {
     const honest = request(f, { toolName: "admin_stats", toolArgs: {}, userId: "nobody", ctx: { ...wireCtx("nobody"), traceId: "trace-admin" } });
     await writeSession(f.redis, f.keys, "trace-admin", identity("admin"), 30);
     await publish(f, encodeRequest(honest));
-    const ok = await eventually(async () => {
-      const got = (await replies(f)).find((r) => r.correlationId === honest.correlationId);
-      assert.ok(got);
-      return got;
-    });
+    const ok = await replyTo(f, honest.correlationId);
     assert.equal(ok.outcome, "ok");
     assert.match(ok.result, /"pid":\d+/);
   });
@@ -216,11 +221,7 @@ describe("tools service", () => {
   test("without a session record the request is refused", async () => {
     const orphan = request(f, { ctx: { ...wireCtx(), traceId: "trace-without-session" } });
     await publish(f, encodeRequest(orphan));
-    const reply = await eventually(async () => {
-      const got = (await replies(f)).find((r) => r.correlationId === orphan.correlationId);
-      assert.ok(got);
-      return got;
-    });
+    const reply = await replyTo(f, orphan.correlationId);
     assert.equal(reply.status, "error");
     assert.equal(reply.error?.code, "UNAUTHENTICATED");
     assert.equal(reply.error?.message, "Request refused: no session record for trace 'trace-without-session' (missing or expired).");
@@ -244,11 +245,7 @@ describe("tools service", () => {
     // The identity check still applies: no session record, no run.
     const anonymous = request(f, { toolName: "echo", toolArgs: { text: "who?" } });
     await publish(f, encodeRequest(anonymous));
-    const refused = await eventually(async () => {
-      const r = (await replies(f)).find((x) => x.correlationId === anonymous.correlationId);
-      assert.ok(r);
-      return r;
-    }, 15_000);
+    const refused = await replyTo(f, anonymous.correlationId);
     assert.equal(refused.error?.code, "UNAUTHENTICATED");
   });
 
@@ -257,11 +254,7 @@ describe("tools service", () => {
     const req = request(f, { toolName: "echo", toolArgs: { text: "anyone?" }, replyTo: stream });
     await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
     await f.redis.sendCommand(xaddArgs(f.keys.toolsStream, encodeRequest(req), 10_000));
-    const got = await eventually(async () => {
-      const r = (await replies(f, stream)).find((x) => x.correlationId === req.correlationId);
-      assert.ok(r);
-      return r;
-    }, 15_000);
+    const got = await replyTo(f, req.correlationId, stream);
     assert.equal(got.result, "anyone?");
     const ttl = await f.redis.ttl(stream);
     assert.ok(ttl > 0 && ttl <= 600, `the re-created stream expires (ttl ${ttl})`);
@@ -272,11 +265,7 @@ describe("tools service", () => {
     const req = request(f, { toolName: "count_me", toolArgs: {}, deadlineMs: Date.now() - 1 });
     await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
     await publish(f, encodeRequest(req));
-    const reply = await eventually(async () => {
-      const got = (await replies(f)).find((r) => r.correlationId === req.correlationId);
-      assert.ok(got);
-      return got;
-    });
+    const reply = await replyTo(f, req.correlationId);
     assert.equal(reply.status, "EXPIRED");
     assert.equal(reply.error?.code, "EXPIRED");
     assert.equal(f.counter.runs, before);
@@ -363,11 +352,7 @@ test("an entry delivered more than the limit is dead-lettered with an error repl
     await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
     await f.redis.sendCommand(["SET", f.keys.idempotency(req.idemKey), JSON.stringify({ state: "running", worker: "ghost", at: Date.now() }), "PX", "60000"]);
     await publish(f, encodeRequest(req));
-    const reply = await eventually(async () => {
-      const got = (await replies(f)).find((r) => r.correlationId === req.correlationId);
-      assert.ok(got);
-      return got;
-    }, 10_000);
+    const reply = await replyTo(f, req.correlationId);
     assert.equal(reply.error?.code, "DEAD_LETTER");
     assert.match(reply.error?.message ?? "", /delivered 3 times \(limit 2\)/);
     assert.equal(f.counter.runs, 0);
