@@ -14,7 +14,7 @@ const FIXTURE = fileURLToPath(new URL("./fixtures/counting-tools.js", import.met
 
 /** Writes a session record and publishes a slow_side_effect request by hand, as a caller would. */
 async function publishSideEffect(redis: RedisClient, k: Keys, o: { traceId: string; correlationId: string; replyTo: string; key: string; ms: number; userId: string }): Promise<void> {
-  await writeSession(redis, k, o.traceId, { userId: o.userId, guildId: "", channelId: "", platform: "test" }, 120);
+  const sessionTag = await writeSession(redis, k, o.traceId, { userId: o.userId, guildId: "", channelId: "", platform: "test" }, 120);
   // A caller makes its reply stream before publishing: workers never create one (NOMKSTREAM).
   await ensureGroup(redis, o.replyTo, k.group(o.replyTo), "$");
   const fields = encodeRequest({
@@ -27,6 +27,7 @@ async function publishSideEffect(redis: RedisClient, k: Keys, o: { traceId: stri
     replyTo: o.replyTo,
     schemaHash: "",
     deadlineMs: Date.now() + 60_000,
+    sessionTag,
     ctx: { platform: "test", channelId: "", userId: o.userId, userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null, traceId: o.traceId },
   });
   await redis.sendCommand(xaddArgs(k.toolsStream, fields, 1000));

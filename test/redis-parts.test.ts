@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { z } from "zod";
 import { calculator, echo, exampleTools } from "../examples/tools.js";
@@ -7,7 +7,7 @@ import { defineTool } from "../src/index.js";
 import { buildCatalog, CatalogError, loadCatalog, publishCatalog, toolSchemaHash, watchCatalog } from "../src/redis/catalog.js";
 import { closeRedis, type RedisClient } from "../src/redis/client.js";
 import { keys } from "../src/redis/keys.js";
-import { readSession, writeSession } from "../src/redis/session.js";
+import { readSession, sessionRecord, writeSession } from "../src/redis/session.js";
 import { ensureGroup, readGroup, xaddArgs } from "../src/redis/streams.js";
 import { RedisTaskStore } from "../src/redis/task-store.js";
 import {
@@ -30,13 +30,14 @@ test("keys: the names of DESIGN §2, from the namespace", () => {
   assert.equal(k.group(k.toolsReplyStream("inf-1")), "sg:stream:tools:reply:inf-1:grp");
   assert.equal(k.catalog, "sg:tools:catalog");
   assert.equal(k.catalogChanged, "sg:tools:catalog:changed");
-  assert.equal(k.toolSession("trace-9"), "sg:tool_session:trace-9");
+  assert.equal(k.toolSession("trace-9", "0123456789abcdef"), "sg:tool_session:trace-9:0123456789abcdef");
   assert.equal(k.idempotency("t:c"), "sg:tools:idem:t:c");
   assert.equal(k.deadLetter(k.toolsStream), "sg:stream:tools:dead");
   assert.equal(k.gatewayStream(), "sg:stream:gateway");
   assert.equal(keys("prod").catalog, "prod:tools:catalog");
   assert.throws(() => keys("a b"), /invalid key namespace/);
-  assert.throws(() => k.toolSession("x*"), /invalid trace id/);
+  assert.throws(() => k.toolSession("x*", "0123456789abcdef"), /invalid trace id/);
+  assert.throws(() => k.toolSession("x", "0123456789ABCDEF"), /invalid session tag/);
   assert.throws(() => k.toolsReplyStream("a".repeat(129)), /invalid worker id/);
 });
 
@@ -51,6 +52,7 @@ function sampleRequest(over: Partial<ToolRequest> = {}): ToolRequest {
     replyTo: "sg:stream:tools:reply:w1",
     schemaHash: "ab".repeat(32),
     deadlineMs: 1_900_000_000_000,
+    sessionTag: "0123456789abcdef",
     ctx: {
       platform: "discord",
       channelId: "c",
@@ -230,15 +232,28 @@ describe("session records", () => {
     const redis = await connect();
     const k = testKeys();
     try {
-      await writeSession(redis, k, "tr-1", { userId: "u1", guildId: "g", channelId: "c", platform: "discord" }, 30);
-      assert.deepEqual(await readSession(redis, k, "tr-1"), { ok: true, identity: { userId: "u1", guildId: "g", channelId: "c", platform: "discord" } });
-      const ttl = await redis.ttl(k.toolSession("tr-1"));
+      const u1 = { userId: "u1", guildId: "g", channelId: "c", platform: "discord" };
+      const tag = await writeSession(redis, k, "tr-1", u1, 30);
+      assert.equal(tag, sessionRecord(u1).tag);
+      assert.deepEqual(await readSession(redis, k, "tr-1", tag), { ok: true, identity: u1 });
+      const ttl = await redis.ttl(k.toolSession("tr-1", tag));
       assert.ok(ttl > 25 && ttl <= 30, String(ttl));
-      assert.deepEqual(await readSession(redis, k, "tr-2"), { ok: false, reason: "no session record for trace 'tr-2' (missing or expired)" });
-      await redis.set(k.toolSession("tr-3"), JSON.stringify({ user_id: 5 }));
-      assert.deepEqual(await readSession(redis, k, "tr-3"), { ok: false, reason: "the session record for trace 'tr-3' is malformed (user_id: Invalid input: expected string, received number)" });
-      await writeSession(redis, k, "tr-4", { userId: "u", guildId: "", channelId: "", platform: "" }, 1);
-      await eventually(async () => assert.equal((await readSession(redis, k, "tr-4")).ok, false), 3000, 100);
+      // Another identity under the same trace is another record: neither overwrites the other.
+      const u2 = { ...u1, userId: "u2" };
+      const tag2 = await writeSession(redis, k, "tr-1", u2, 30);
+      assert.notEqual(tag2, tag);
+      assert.deepEqual(await readSession(redis, k, "tr-1", tag2), { ok: true, identity: u2 });
+      assert.deepEqual(await readSession(redis, k, "tr-1", tag), { ok: true, identity: u1 });
+      assert.deepEqual(await readSession(redis, k, "tr-2", tag), { ok: false, reason: "no session record for trace 'tr-2' (missing or expired)" });
+      // A key holding something other than what its tag names is not trusted, even when it parses.
+      await redis.set(k.toolSession("tr-3", tag), sessionRecord(u2).json);
+      assert.deepEqual(await readSession(redis, k, "tr-3", tag), { ok: false, reason: "the session record for trace 'tr-3' does not match its key" });
+      const bad = { json: JSON.stringify({ user_id: 5 }), tag: "" };
+      bad.tag = createHash("sha256").update(bad.json).digest("hex").slice(0, 16);
+      await redis.set(k.toolSession("tr-3", bad.tag), bad.json);
+      assert.deepEqual(await readSession(redis, k, "tr-3", bad.tag), { ok: false, reason: "the session record for trace 'tr-3' is malformed (user_id: Invalid input: expected string, received number)" });
+      const shortTag = await writeSession(redis, k, "tr-4", { userId: "u", guildId: "", channelId: "", platform: "" }, 1);
+      await eventually(async () => assert.equal((await readSession(redis, k, "tr-4", shortTag)).ok, false), 3000, 100);
     } finally {
       await dropNamespace(redis, k);
       await closeRedis(redis);

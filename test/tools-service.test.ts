@@ -5,11 +5,11 @@ import { z } from "zod";
 import { loadToolModule } from "../src/cli/load-tools.js";
 import { registryFor } from "../src/cli/local.js";
 import { defineConfig, defineTool, staticConfig } from "../src/index.js";
-import { ToolsClient, type ToolCall } from "../src/inference/tools-client.js";
+import { SESSION_REUSE_SECONDS, ToolsClient, type ToolCall } from "../src/inference/tools-client.js";
 import { closeRedis, type RedisClient } from "../src/redis/client.js";
 import { cancelRequest } from "../src/redis/idempotency.js";
 import type { Keys } from "../src/redis/keys.js";
-import { writeSession } from "../src/redis/session.js";
+import { sessionRecord, writeSession } from "../src/redis/session.js";
 import { ensureGroup, xaddArgs } from "../src/redis/streams.js";
 import { decodeReply, encodeRequest, type ToolReply, type ToolRequest } from "../src/redis/wire.js";
 import { ToolsService } from "../src/tools/service.js";
@@ -30,6 +30,15 @@ function countingTool(counter: { runs: number }) {
   });
 }
 
+/** Who the worker says the caller is: the identity it took from the session record. */
+const whoami = defineTool({
+  name: "whoami",
+  description: "Returns the user id the call runs as.",
+  parameters: z.object({}),
+  annotations: { readOnly: true },
+  handler: (_args, ctx) => ctx.userId,
+});
+
 interface Fleet {
   redis: RedisClient;
   keys: Keys;
@@ -47,7 +56,7 @@ async function fleet(options: { workerId?: string; leaseMs?: number; maxDeliveri
   const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
   const counter = { runs: 0 };
   const module = await loadToolModule();
-  const registry = registryFor({ tools: [...module.tools, countingTool(counter)], permissions: module.permissions }, config, logger);
+  const registry = registryFor({ tools: [...module.tools, countingTool(counter), whoami], permissions: module.permissions }, config, logger);
   const service = new ToolsService({
     redis,
     redisUrl: REDIS_URL,
@@ -109,6 +118,8 @@ function request(f: Fleet, over: Partial<ToolRequest> = {}): ToolRequest {
     replyTo: f.keys.toolsReplyStream("by-hand"),
     schemaHash: "",
     deadlineMs: Date.now() + 5000,
+    // Names alice's record, which the tests write.
+    sessionTag: sessionRecord(identity("alice")).tag,
     ...over,
     ctx: { ...wireCtx(), traceId, ...over.ctx },
   };
@@ -210,7 +221,7 @@ describe("tools service", () => {
     assert.equal(denied?.outcome, "denied");
 
     // The reverse: the record says admin, so admin's tool runs whatever the envelope says.
-    const honest = request(f, { toolName: "admin_stats", toolArgs: {}, userId: "nobody", ctx: { ...wireCtx("nobody"), traceId: "trace-admin" } });
+    const honest = request(f, { toolName: "admin_stats", toolArgs: {}, userId: "nobody", sessionTag: sessionRecord(identity("admin")).tag, ctx: { ...wireCtx("nobody"), traceId: "trace-admin" } });
     await writeSession(f.redis, f.keys, "trace-admin", identity("admin"), 30);
     await publish(f, encodeRequest(honest));
     const ok = await replyTo(f, honest.correlationId);
@@ -226,6 +237,47 @@ describe("tools service", () => {
     assert.equal(reply.error?.code, "UNAUTHENTICATED");
     assert.equal(reply.error?.message, "Request refused: no session record for trace 'trace-without-session' (missing or expired).");
     assert.equal(reply.result, "");
+  });
+
+  test("the calls of one trace share one session record: written once, read once, each user's kept apart", async () => {
+    const traceId = "turn-shared";
+    const inTrace = (tool: string, args: ToolCall["toolArgs"], user = "alice"): ToolCall => ({ ...call(tool, args, user), traceId });
+    assert.equal((await f.client.call(inTrace("whoami", {}))).result, "alice");
+    const aliceKey = f.keys.toolSession(traceId, sessionRecord(identity("alice")).tag);
+    const ttl = await f.redis.ttl(aliceKey);
+    // The call's 5 s + 5 s margin + the reuse time of a shared trace's record.
+    assert.ok(ttl > 15 && ttl <= 5 + 5 + SESSION_REUSE_SECONDS, `ttl ${ttl}`);
+    // Had the next calls written it again, the TTL would be back to about 20 s.
+    await f.redis.expire(aliceKey, 1000);
+    assert.equal((await f.client.call(inTrace("whoami", {}))).result, "alice");
+    assert.match((await f.client.call(inTrace("count_me", {}))).result, /^run \d+$/);
+    assert.ok((await f.redis.ttl(aliceKey)) > 900, "the record was not written again");
+
+    // The worker keeps what it read until the record's own expiry: deleted under it, the record still serves
+    // (and the caller, which wrote it, does not write it again).
+    await f.redis.del(aliceKey);
+    assert.equal((await f.client.call(inTrace("whoami", {}))).result, "alice");
+    assert.equal(await f.redis.exists(aliceKey), 0);
+
+    // Two users under one trace id, interleaved: each call runs as its own user.
+    const mixed = await Promise.all(Array.from({ length: 20 }, (_, i) => f.client.call(inTrace("whoami", {}, i % 2 ? "bob" : "alice"))));
+    assert.deepEqual(mixed.map((r) => r.result), Array.from({ length: 20 }, (_, i) => (i % 2 ? "bob" : "alice")));
+  });
+
+  test("a session record the caller wrote but Redis lost is written again and the call retried once", async () => {
+    const traceId = "turn-lost";
+    // A stale call writes the record, and is refused before the worker reads it: the worker never saw it.
+    const stale = await f.client.call({ ...call("whoami", {}), schemaHash: "0".repeat(64), traceId });
+    assert.equal(stale.status, "CATALOG_STALE");
+    const key = f.keys.toolSession(traceId, sessionRecord(identity("alice")).tag);
+    assert.equal(await f.redis.exists(key), 1);
+    await f.redis.del(key); // as an eviction or a restart would
+    const warningsBefore = f.logger.at("warn").length;
+    const reply = await f.client.call({ ...call("whoami", {}), traceId });
+    assert.equal(reply.status, "ok", JSON.stringify(reply.error));
+    assert.equal(reply.result, "alice");
+    assert.equal(await f.redis.exists(key), 1, "written again");
+    assert.deepEqual(f.logger.at("warn").slice(warningsBefore).map((r) => r.msg), ["session record missing; writing it again and retrying the call"]);
   });
 
   test("the same request delivered twice runs once, and both deliveries get the stored reply", async () => {
@@ -442,16 +494,17 @@ test("after 100k calls, stream lengths and key counts stay bounded", { timeout: 
     assert.ok(at100k.requestLen <= 1000 + 100, `request stream ${at100k.requestLen}`);
     // Read replies are deleted in batches every 50 ms: what is left is at most that long of replies.
     assert.ok(at100k.replyLen <= 1000, `reply stream ${at100k.replyLen}`);
-    // Session records (call timeout 2 s + 5 s margin) and stored replies (1 s) live seconds:
-    // the count tracks the call rate times those TTLs, not the total number of calls. Redis
-    // reclaims expired keys lazily and by sampling, so up to about a third more may linger.
+    // Session records (call timeout 2 s + 5 s margin + the reuse time of a shared trace's record)
+    // and stored replies (1 s) live seconds: the count tracks the call rate times those TTLs, not the
+    // total number of calls. Redis reclaims expired keys lazily and by sampling, so up to about a
+    // third more may linger.
     const rate = total / seconds;
-    assert.ok(at100k.keys <= rate * (2 + 5 + 1) * 1.5 + 100, `keys: ${at10k.keys} at 10k, ${at100k.keys} at 100k, at ${Math.round(rate)} calls/s`);
+    assert.ok(at100k.keys <= rate * (2 + 5 + SESSION_REUSE_SECONDS + 1) * 1.5 + 100, `keys: ${at10k.keys} at 10k, ${at100k.keys} at 100k, at ${Math.round(rate)} calls/s`);
     // Once the TTLs run out, only the fixed keys are left.
     await eventually(async () => {
       const left = await namespaceKeys(f.redis, f.keys);
-      assert.ok(left.length <= 6, left.join(" "));
-    }, 15_000, 500);
+      assert.ok(left.length <= 6, `${left.length} keys left: ${left.slice(0, 5).join(" ")} …`);
+    }, (2 + 5 + SESSION_REUSE_SECONDS) * 1000 + 10_000, 500);
   } finally {
     await f.stop();
   }

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
-import { sessionWriteArgs, type SessionIdentity } from "../redis/session.js";
+import { WrittenSessions, sessionRecord, sessionWriteArgs, type SessionIdentity } from "../redis/session.js";
 import { ReplyInbox } from "../redis/reply-inbox.js";
 import { xaddArgs, type StreamEntry } from "../redis/streams.js";
 import { ID_PATTERN } from "../redis/keys.js";
@@ -61,6 +61,13 @@ export function wireContextOf(ctx: ToolContext): Omit<WireContext, "traceId"> {
 // A worker reads the session record when it starts a request, which it does
 // only before the deadline: the record need not outlive it by much.
 const SESSION_MARGIN_SECONDS = 5;
+/**
+ * A trace's record is written to live this much longer than its call needs, so
+ * the next calls of the trace (a chat turn's) find it and need not write it: a
+ * trace's record is written at most once per this many seconds. It is also how
+ * much longer records of shared traces stay in Redis.
+ */
+export const SESSION_REUSE_SECONDS = 10;
 
 /** Why a call has no reply. */
 export class ToolCallError extends Error {
@@ -91,6 +98,7 @@ export class ToolsClient {
   readonly replyStream: string;
   private readonly pending = new Map<string, Pending>();
   private readonly inbox: ReplyInbox;
+  private readonly sessions = new WrittenSessions();
   private started = false;
 
   constructor(private readonly o: ToolsClientOptions) {
@@ -119,13 +127,18 @@ export class ToolsClient {
   async start(): Promise<void> {
     if (this.started) return;
     await this.inbox.start();
+    this.o.redis.on("ready", this.forgetSessions);
     this.started = true;
   }
+
+  // A reconnect may be to a Redis that restarted empty: write every session record again.
+  private readonly forgetSessions = (): void => this.sessions.clear();
 
   /** Ends the reader, fails every pending call, and deletes the reply stream. */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    this.o.redis.off("ready", this.forgetSessions);
     for (const p of this.pending.values()) p.reject(new ToolCallError("STOPPED", "The tools client stopped before the reply arrived.", p.idemKey));
     this.pending.clear();
     await this.inbox.stop();
@@ -134,9 +147,28 @@ export class ToolsClient {
   /** Publishes a call and resolves with its reply; rejects with a ToolCallError when none comes in time. */
   async call(call: ToolCall): Promise<ToolReply> {
     if (!this.started) throw new Error("ToolsClient.call() before start()");
+    const started = Date.now();
+    const first = await this.send(call, false);
+    if (first.sessionWritten || first.reply.status !== "error" || first.reply.error?.code !== "UNAUTHENTICATED") return first.reply;
+    // This caller took the trace's record to be there and it was not (Redis lost it: an eviction, a restart
+    // not yet noticed). The tool did not run: write the record and ask once more, within the same time.
+    this.o.logger.warn({ traceId: first.traceId, tool: call.toolName }, "session record missing; writing it again and retrying the call");
+    this.sessions.forget(first.traceId);
+    const left = call.timeoutMs - (Date.now() - started);
+    return left > 0 ? (await this.send({ ...call, timeoutMs: left }, true)).reply : first.reply;
+  }
+
+  private async send(call: ToolCall, writeSession: boolean): Promise<{ reply: ToolReply; traceId: string; sessionWritten: boolean }> {
     const correlationId = randomUUID();
     // A trace id that cannot name a key (too long, odd characters) is replaced, not trusted to fail later.
     const traceId = call.traceId && ID_PATTERN.test(call.traceId) ? call.traceId : correlationId;
+    // A trace of its own (no trace id given) is written for this call only; a shared one is written
+    // once for the calls that follow, then again when a call would outlive it.
+    const oneOff = traceId === correlationId;
+    const neededSeconds = call.timeoutMs / 1000 + SESSION_MARGIN_SECONDS;
+    const session = oneOff ? { rec: sessionRecord(call.identity), write: true } : this.sessions.plan(traceId, call.identity, neededSeconds * 1000);
+    const sessionWritten = session.write || writeSession;
+    const ttlSeconds = oneOff ? neededSeconds : neededSeconds + SESSION_REUSE_SECONDS;
     const request: ToolRequest = {
       type: "tool_exec",
       toolName: call.toolName,
@@ -147,6 +179,7 @@ export class ToolsClient {
       replyTo: this.replyStream,
       schemaHash: call.schemaHash,
       deadlineMs: Math.ceil(Date.now() + call.timeoutMs),
+      sessionTag: session.rec.tag,
       ctx: { ...call.ctx, traceId },
     };
     const fields = encodeRequest(request, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
@@ -162,19 +195,18 @@ export class ToolsClient {
         call.timeoutMs,
       );
     });
+    const publish = this.o.redis.multi();
+    // The session record and the request in one round trip, in that order on one connection:
+    // the record exists before any worker can read the request (no MULTI needed for that).
+    if (sessionWritten) publish.addCommand(sessionWriteArgs(this.o.keys, traceId, session.rec, ttlSeconds));
+    publish.addCommand(xaddArgs(call.stream ?? this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000));
     try {
       try {
-        // The session record and the request in one round trip, in that order on one connection:
-        // the record exists before any worker can read the request (no MULTI needed for that).
         // Why the race: while Redis is away the publish waits in node-redis's offline queue, and the call's
         // deadline covers that wait too; it also observes the timeout, which otherwise rejected unhandled
         // (ending the process) when it fired before the publish returned.
         await Promise.race([
-          this.o.redis
-            .multi()
-            .addCommand(sessionWriteArgs(this.o.keys, traceId, call.identity, call.timeoutMs / 1000 + SESSION_MARGIN_SECONDS))
-            .addCommand(xaddArgs(call.stream ?? this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000))
-            .execAsPipeline(),
+          publish.execAsPipeline(),
           timeout,
           // stop() rejects the reply: a publish stuck in the offline queue must not hold the call.
           reply.then(() => undefined),
@@ -183,7 +215,8 @@ export class ToolsClient {
         if (err instanceof ToolCallError) throw err; // the TIMEOUT, or STOPPED
         throw new ToolCallError("PUBLISH_FAILED", `Could not publish the request: ${(err as Error).message}`, request.idemKey, { cause: err });
       }
-      return await Promise.race([reply, timeout]);
+      if (sessionWritten && !oneOff) this.sessions.wrote(traceId, session.rec, ttlSeconds);
+      return { reply: await Promise.race([reply, timeout]), traceId, sessionWritten };
     } finally {
       clearTimeout(timer);
       this.pending.delete(correlationId);

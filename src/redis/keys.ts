@@ -24,7 +24,8 @@ export interface Keys {
   readonly chatReplyPrefix: string;
   readonly catalog: string;
   readonly catalogChanged: string;
-  toolSession(traceId: string): string;
+  /** A session record: named by its trace id and the tag (hash) of its content. */
+  toolSession(traceId: string, tag: string): string;
   idempotency(idemKey: string): string;
   /** Heartbeat record of one worker of a service (`tools`, `gateway`, …). */
   heartbeat(service: string, workerId: string): string;
@@ -45,6 +46,14 @@ function id(kind: string, value: string): string {
   return value;
 }
 
+/** A session record's tag: 16 lowercase hex digits, the first 64 bits of the record's SHA-256. */
+export const SESSION_TAG_PATTERN = /^[0-9a-f]{16}$/;
+
+function sessionTag(value: string): string {
+  if (!SESSION_TAG_PATTERN.test(value)) throw new Error(`invalid session tag ${JSON.stringify(value)}: use 16 lowercase hex digits`);
+  return value;
+}
+
 export function keys(namespace = "sg"): Keys {
   if (!NAMESPACE.test(namespace)) throw new Error(`invalid key namespace ${JSON.stringify(namespace)}`);
   const ns = namespace;
@@ -62,7 +71,7 @@ export function keys(namespace = "sg"): Keys {
     chatReplyPrefix: `${ns}:stream:chat:reply:`,
     catalog: `${ns}:tools:catalog`,
     catalogChanged: `${ns}:tools:catalog:changed`,
-    toolSession: (traceId: string) => `${ns}:tool_session:${id("trace id", traceId)}`,
+    toolSession: (traceId: string, tag: string) => `${ns}:tool_session:${id("trace id", traceId)}:${sessionTag(tag)}`,
     idempotency: (idemKey: string) => `${ns}:tools:idem:${id("idempotency key", idemKey)}`,
     heartbeat: (service: string, workerId: string) => `${ns}:worker:${id("service", service)}:${id("worker id", workerId)}`,
     heartbeatPrefix: (service: string) => `${ns}:worker:${id("service", service)}:`,

@@ -3,7 +3,7 @@ import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core
 import type { OutcomeKind } from "../core/registry.js";
 import { TOOL_NAME_PATTERN } from "../core/tool.js";
 import { compileValidator, type ArgIssue, type JsonSchema } from "../core/validate.js";
-import { ID_PATTERN } from "./keys.js";
+import { ID_PATTERN, SESSION_TAG_PATTERN } from "./keys.js";
 
 /**
  * The tool-exec wire format (docs/protocol.md is its specification).
@@ -74,6 +74,8 @@ export interface ToolRequest {
   schemaHash: string;
   /** Absolute deadline, Unix epoch milliseconds: past it the caller has given up. */
   deadlineMs: number;
+  /** Names, with `ctx.traceId`, the session record that holds the caller's identity. */
+  sessionTag: string;
   ctx: WireContext;
 }
 
@@ -138,6 +140,7 @@ const requestBody = z.object({
   reply_to: compositeId,
   schema_hash: text(128),
   deadline_ms: z.number().int().positive(),
+  session_tag: z.string().regex(SESSION_TAG_PATTERN, "16 lowercase hex digits"),
   ctx: wireContext,
 });
 
@@ -190,6 +193,7 @@ export function encodeRequest(req: ToolRequest, maxBytes = DEFAULT_MAX_REQUEST_B
     reply_to: req.replyTo,
     schema_hash: req.schemaHash,
     deadline_ms: req.deadlineMs,
+    session_tag: req.sessionTag,
     ctx: {
       platform: req.ctx.platform,
       channel_id: req.ctx.channelId,
@@ -245,6 +249,7 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
       replyTo: b.reply_to,
       schemaHash: b.schema_hash,
       deadlineMs: b.deadline_ms,
+      sessionTag: b.session_tag,
       ctx: {
         platform: c.platform ?? "",
         channelId: c.channel_id ?? "",

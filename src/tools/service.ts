@@ -6,7 +6,7 @@ import { buildCatalog, publishCatalog, type Catalog } from "../redis/catalog.js"
 import type { RedisClient } from "../redis/client.js";
 import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs } from "../redis/idempotency.js";
 import type { Keys } from "../redis/keys.js";
-import { parseSession, sessionReadArgs, type SessionIdentity } from "../redis/session.js";
+import { SessionCache, parseSession, sessionReadArgs, type SessionIdentity, type SessionLookup } from "../redis/session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
 import {
   DEFAULT_MAX_REPLY_BYTES,
@@ -72,6 +72,7 @@ export class ToolsService {
   private readonly repeatSafe = new Set<string>();
   /** Idempotency keys of requests running here, by entry id, so their claims are extended with the lease. */
   private readonly running = new Map<string, string>();
+  private readonly sessions = new SessionCache();
 
   constructor(options: ToolsServiceOptions) {
     this.o = options;
@@ -165,24 +166,26 @@ export class ToolsService {
       return refuse(wireError("CATALOG_STALE", `The caller's description of tool '${req.toolName}' is out of date; reload the catalog and call again.`));
     }
     // A tool that is safe to run twice (annotated idempotent or read-only) needs no claim and no stored
-    // reply: a redelivery just runs it again. That is two commands fewer per call. Every other tool is
-    // claimed first; the session read and the claim share one round trip (a pipeline: neither needs
-    // the other's atomicity).
+    // reply: a redelivery just runs it again. Every other tool is claimed first. The session record is
+    // read unless this worker has it already (an earlier call of the same trace); the read and the
+    // claim share one round trip (a pipeline: neither needs the other's atomicity).
     const repeatSafe = this.repeatSafe.has(req.toolName);
-    let sessionRaw: unknown;
-    if (repeatSafe) {
-      sessionRaw = await this.o.redis.sendCommand(sessionReadArgs(this.o.keys, req.ctx.traceId));
-    } else {
-      const [raw, claim] = await this.o.redis
-        .multi()
-        .addCommand(sessionReadArgs(this.o.keys, req.ctx.traceId))
-        .addCommand(claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.claimMs))
-        .execAsPipeline();
-      if ((claim as unknown) !== "OK") return this.alreadyClaimed(req);
-      sessionRaw = raw;
+    const sessionKey = this.o.keys.toolSession(req.ctx.traceId, req.sessionTag);
+    const known = this.sessions.get(sessionKey);
+    // A trace of one call (its id is the correlation id) is not read again: its record is not kept.
+    const toKeep = req.ctx.traceId !== req.correlationId;
+    const commands = [...(known ? [] : sessionReadArgs(sessionKey, toKeep)), ...(repeatSafe ? [] : [claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.claimMs)])];
+    let results: unknown[] = [];
+    if (commands.length > 0) {
+      const round = this.o.redis.multi();
+      for (const args of commands) round.addCommand(args);
+      results = await round.execAsPipeline();
+    }
+    if (!repeatSafe) {
+      if (results[results.length - 1] !== "OK") return this.alreadyClaimed(req);
       this.running.set(entry.id, req.idemKey);
     }
-    const session = parseSession(typeof sessionRaw === "string" ? sessionRaw : null, req.ctx.traceId);
+    const session: SessionLookup = known ? { ok: true, identity: known } : this.sessionRead(req, sessionKey, toKeep, results);
     try {
       // A refusal is this request's outcome too: stored like a result, so a duplicate gets the same.
       const reply = session.ok
@@ -197,6 +200,13 @@ export class ToolsService {
     } finally {
       this.running.delete(entry.id);
     }
+  }
+
+  /** The session record from the replies of `sessionReadArgs` (GET, then PTTL when it is to be kept). */
+  private sessionRead(req: ToolRequest, key: string, toKeep: boolean, replies: unknown[]): SessionLookup {
+    const session = parseSession(typeof replies[0] === "string" ? replies[0] : null, req.ctx.traceId, req.sessionTag);
+    if (session.ok && toKeep) this.sessions.keep(key, session.identity, replies[1]);
+    return session;
   }
 
   private async run(req: ToolRequest, identity: SessionIdentity, stopping: AbortSignal): Promise<ToolReply> {
