@@ -84,8 +84,8 @@ export class ToolCallError extends Error {
 }
 
 interface Pending {
-  resolve(reply: ToolReply): void;
-  reject(err: ToolCallError): void;
+  /** Ends the call with its reply or why it has none; only the first outcome counts. */
+  settle(outcome: ToolReply | ToolCallError): void;
   idemKey: string;
 }
 
@@ -139,8 +139,7 @@ export class ToolsClient {
     if (!this.started) return;
     this.started = false;
     this.o.redis.off("ready", this.forgetSessions);
-    for (const p of this.pending.values()) p.reject(new ToolCallError("STOPPED", "The tools client stopped before the reply arrived.", p.idemKey));
-    this.pending.clear();
+    for (const p of [...this.pending.values()]) p.settle(new ToolCallError("STOPPED", "The tools client stopped before the reply arrived.", p.idemKey));
     await this.inbox.stop();
   }
 
@@ -158,7 +157,7 @@ export class ToolsClient {
     return left > 0 ? (await this.send({ ...call, timeoutMs: left }, true)).reply : first.reply;
   }
 
-  private async send(call: ToolCall, writeSession: boolean): Promise<{ reply: ToolReply; traceId: string; sessionWritten: boolean }> {
+  private send(call: ToolCall, writeSession: boolean): Promise<{ reply: ToolReply; traceId: string; sessionWritten: boolean }> {
     const correlationId = randomUUID();
     // A trace id that cannot name a key (too long, odd characters) is replaced, not trusted to fail later.
     const traceId = call.traceId && ID_PATTERN.test(call.traceId) ? call.traceId : correlationId;
@@ -183,44 +182,30 @@ export class ToolsClient {
       ctx: { ...call.ctx, traceId },
     };
     const fields = encodeRequest(request, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
-    const reply = new Promise<ToolReply>((resolve, reject) => {
-      this.pending.set(correlationId, { resolve, reject, idemKey: request.idemKey });
-    });
-    // stop() may reject it while the publish is still waiting: the race below reports it then.
-    reply.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ToolCallError("TIMEOUT", `No reply within ${call.timeoutMs} ms.`, request.idemKey)),
-        call.timeoutMs,
-      );
-    });
     const publish = this.o.redis.multi();
     // The session record and the request in one round trip, in that order on one connection:
     // the record exists before any worker can read the request (no MULTI needed for that).
     if (sessionWritten) publish.addCommand(sessionWriteArgs(this.o.keys, traceId, session.rec, ttlSeconds));
     publish.addCommand(xaddArgs(call.stream ?? this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000));
-    try {
-      try {
-        // Why the race: while Redis is away the publish waits in node-redis's offline queue, and the call's
-        // deadline covers that wait too; it also observes the timeout, which otherwise rejected unhandled
-        // (ending the process) when it fired before the publish returned.
-        await Promise.race([
-          publish.execAsPipeline(),
-          timeout,
-          // stop() rejects the reply: a publish stuck in the offline queue must not hold the call.
-          reply.then(() => undefined),
-        ]);
-      } catch (err) {
-        if (err instanceof ToolCallError) throw err; // the TIMEOUT, or STOPPED
-        throw new ToolCallError("PUBLISH_FAILED", `Could not publish the request: ${(err as Error).message}`, request.idemKey, { cause: err });
-      }
-      if (sessionWritten && !oneOff) this.sessions.wrote(traceId, session.rec, ttlSeconds);
-      return { reply: await Promise.race([reply, timeout]), traceId, sessionWritten };
-    } finally {
-      clearTimeout(timer);
-      this.pending.delete(correlationId);
-    }
+    // One promise per call, ended by whichever comes first: the reply, the timeout, a failed publish,
+    // or stop(). The timeout also covers a publish waiting in node-redis's offline queue while Redis
+    // is away, and stop() ends such a call too.
+    return new Promise((resolve, reject) => {
+      const settle = (outcome: ToolReply | ToolCallError): void => {
+        if (!this.pending.delete(correlationId)) return;
+        clearTimeout(timer);
+        if (outcome instanceof ToolCallError) reject(outcome);
+        else resolve({ reply: outcome, traceId, sessionWritten });
+      };
+      const timer = setTimeout(() => settle(new ToolCallError("TIMEOUT", `No reply within ${call.timeoutMs} ms.`, request.idemKey)), call.timeoutMs);
+      this.pending.set(correlationId, { settle, idemKey: request.idemKey });
+      publish.execAsPipeline().then(
+        () => {
+          if (sessionWritten && !oneOff) this.sessions.wrote(traceId, session.rec, ttlSeconds);
+        },
+        (err: unknown) => settle(new ToolCallError("PUBLISH_FAILED", `Could not publish the request: ${(err as Error).message}`, request.idemKey, { cause: err })),
+      );
+    });
   }
 
   private deliver(entries: StreamEntry[]): void {
@@ -230,11 +215,7 @@ export class ToolsClient {
       if (!decoded.ok) {
         this.o.logger.warn({ stream: this.replyStream, entryId: entry.id, error: decoded.error }, "malformed reply dropped");
         // When it says whose it is, that caller learns now instead of at its timeout.
-        const owner = decoded.correlationId ? this.pending.get(decoded.correlationId) : undefined;
-        if (owner && decoded.correlationId) {
-          this.pending.delete(decoded.correlationId);
-          owner.resolve({ ...errorReply(decoded.correlationId, "", decoded.error) });
-        }
+        if (decoded.correlationId) this.pending.get(decoded.correlationId)?.settle(errorReply(decoded.correlationId, "", decoded.error));
         continue;
       }
       const waiting = this.pending.get(decoded.value.correlationId);
@@ -243,8 +224,7 @@ export class ToolsClient {
         this.o.logger.debug({ correlationId: decoded.value.correlationId }, "late or duplicate reply dropped");
         continue;
       }
-      this.pending.delete(decoded.value.correlationId);
-      waiting.resolve(decoded.value);
+      waiting.settle(decoded.value);
     }
   }
 }
