@@ -40,8 +40,8 @@ export function median(values: readonly number[]): number {
 
 const round = (n: number, digits = 3): number => Number(n.toFixed(digits));
 
-/** Sequential calls, one at a time, after a warm-up. */
-export async function sequential(subject: Subject, calls = 2000, warmup = 300): Promise<Latency> {
+/** The time of each of `calls` sequential calls, one at a time, after a warm-up, in ms. */
+export async function sequentialTimes(subject: Subject, calls: number, warmup = 300): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await subject.call();
   const times: number[] = [];
   for (let i = 0; i < calls; i++) {
@@ -49,14 +49,23 @@ export async function sequential(subject: Subject, calls = 2000, warmup = 300): 
     await subject.call();
     times.push(performance.now() - t0);
   }
-  times.sort((a, b) => a - b);
-  return { calls, p50Ms: round(percentile(times, 50)), p90Ms: round(percentile(times, 90)), p99Ms: round(percentile(times, 99)) };
+  return times;
+}
+
+export function latencyOf(times: readonly number[]): Latency {
+  const sorted = [...times].sort((a, b) => a - b);
+  return { calls: sorted.length, p50Ms: round(percentile(sorted, 50)), p90Ms: round(percentile(sorted, 90)), p99Ms: round(percentile(sorted, 99)) };
+}
+
+/** Sequential calls, one at a time, after a warm-up. */
+export async function sequential(subject: Subject, calls = 2000, warmup = 300): Promise<Latency> {
+  return latencyOf(await sequentialTimes(subject, calls, warmup));
 }
 
 /** `inFlight` closed loops for `seconds`: calls per second and the latency under that load. */
-export async function throughput(subject: Subject, inFlight = 64, seconds = 5): Promise<Throughput> {
+export async function throughput(subject: Subject, inFlight = 64, seconds = 5, warmupMs = 500): Promise<Throughput> {
   // A short warm-up at the same concurrency, so connection pools and JIT are settled.
-  const warmUntil = performance.now() + 500;
+  const warmUntil = performance.now() + warmupMs;
   await Promise.all(Array.from({ length: inFlight }, async () => {
     while (performance.now() < warmUntil) await subject.call();
   }));

@@ -3,8 +3,13 @@
 // Writes docs/bench-results.json and prints a summary; docs/benchmarks.md
 // carries the figures of a run with its command.
 //
-//   ROUNDS=2 (passes over the remote subjects, order reversed each pass)
-//   SEQ_CALLS=2000 TP_SECONDS=5 BIG_CALLS=100000
+// The remote subjects all run at once and are measured in turns: ROUNDS rounds,
+// each giving every subject a slice of sequential calls and a slice of
+// throughput, in an order reversed every round. A shared machine's speed drifts
+// over minutes; slices a few seconds apart see the same machine, so each
+// round's ratio to the floor is a fair one, and the median of those is reported.
+//
+//   ROUNDS=6 SEQ_CALLS=2400 TP_SECONDS=6 (totals over the rounds) BIG_CALLS=100000
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -13,60 +18,74 @@ import { z } from "zod";
 import { defineTool } from "../src/index.js";
 import { buildCatalog, publishCatalog } from "../src/redis/catalog.js";
 import { startFloor } from "./floor.js";
-import { median, percentile, sequential, throughput, type Latency, type Subject, type Throughput } from "./harness.js";
+import { latencyOf, median, percentile, sequentialTimes, throughput, type Subject } from "./harness.js";
 import { measureInProcess } from "./inprocess-lib.js";
 import { start as startBullmq } from "./peers/bullmq.js";
 import { start as startMcp } from "./peers/mcp.js";
 import { start as startMoleculer } from "./peers/moleculer.js";
 import { echoSubject, startFleet } from "./toolfleet.js";
 
-const ROUNDS = Number(process.env.ROUNDS ?? 2);
-const SEQ_CALLS = Number(process.env.SEQ_CALLS ?? 2000);
-const TP_SECONDS = Number(process.env.TP_SECONDS ?? 5);
+const ROUNDS = Number(process.env.ROUNDS ?? 6);
+const SEQ_CALLS = Number(process.env.SEQ_CALLS ?? 2400);
+const TP_SECONDS = Number(process.env.TP_SECONDS ?? 6);
 const BIG_CALLS = Number(process.env.BIG_CALLS ?? 100_000);
 const log = (line: string): void => console.error(`[bench] ${line}`);
 
+/** One round's slice of one subject. */
+interface Slice {
+  p50Ms: number;
+  calls: number;
+  seconds: number;
+  callsPerSecond: number;
+}
+
 interface Row {
   name: string;
-  sequential: Latency[];
-  throughput: Throughput[];
+  /** Every sequential call's time, over all rounds. */
+  times: number[];
+  slices: Slice[];
 }
 
 const starters: [string, () => Promise<Subject>][] = [
   ["floor", () => startFloor()],
-  ["toolfleet", async () => echoSubject(await startFleet(1))],
+  ["toolfleet", async () => echoSubject(await startFleet(1), "turn")],
+  ["toolfleetNewTrace", async () => echoSubject(await startFleet(1), "call")],
   ["bullmq", startBullmq],
   ["moleculer", startMoleculer],
   ["mcp", startMcp],
 ];
 
 async function remoteSubjects(): Promise<Record<string, Row>> {
-  const rows: Record<string, Row> = {};
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? starters : [...starters].reverse();
-    for (const [key, start] of order) {
-      const subject = await start();
-      try {
-        log(`${subject.name}: sequential`);
-        const seq = await sequential(subject, SEQ_CALLS, 300);
-        log(`${subject.name}: throughput, 64 in flight`);
-        const tp = await throughput(subject, 64, TP_SECONDS);
-        const row = (rows[key] ??= { name: subject.name, sequential: [], throughput: [] });
-        row.sequential.push(seq);
-        row.throughput.push(tp);
-        log(`${subject.name}: p50 ${seq.p50Ms} ms, ${tp.callsPerSecond} calls/s`);
-      } finally {
-        await subject.close();
+  const subjects: [string, Subject][] = [];
+  try {
+    for (const [key, start] of starters) subjects.push([key, await start()]);
+    for (const [, subject] of subjects) {
+      log(`${subject.name}: warm-up`);
+      await sequentialTimes(subject, 0, 300);
+      await throughput(subject, 64, 0.5, 0);
+    }
+    const rows: Record<string, Row> = {};
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? subjects : [...subjects].reverse();
+      for (const [key, subject] of order) {
+        const times = await sequentialTimes(subject, Math.ceil(SEQ_CALLS / ROUNDS), 50);
+        const tp = await throughput(subject, 64, TP_SECONDS / ROUNDS, 200);
+        const row = (rows[key] ??= { name: subject.name, times: [], slices: [] });
+        row.times.push(...times);
+        row.slices.push({ p50Ms: latencyOf(times).p50Ms, calls: tp.calls, seconds: tp.seconds, callsPerSecond: tp.callsPerSecond });
+        log(`round ${round + 1}/${ROUNDS} ${subject.name}: p50 ${row.slices.at(-1)?.p50Ms} ms, ${tp.callsPerSecond} calls/s`);
       }
     }
+    return rows;
+  } finally {
+    for (const [, subject] of subjects) await subject.close();
   }
-  return rows;
 }
 
 async function workerScaling(): Promise<{ workers: number; callsPerSecond: number }[]> {
   const out: { workers: number; callsPerSecond: number }[] = [];
   for (const workers of [1, 2, 4]) {
-    const subject = echoSubject(await startFleet(workers), `toolfleet, ${workers} workers`);
+    const subject = echoSubject(await startFleet(workers), "turn", `toolfleet, ${workers} workers`);
     try {
       out.push({ workers, callsPerSecond: (await throughput(subject, 64, TP_SECONDS)).callsPerSecond });
       log(`${workers} workers: ${out.at(-1)?.callsPerSecond} calls/s`);
@@ -197,19 +216,30 @@ const files = await fileRoundTrips();
 const propagation = await catalogPropagation();
 const resources = await cpuAndMemory();
 
+const floorRow = remote.floor;
+const ratio = (a: number, b: number | undefined): number => (b ? Number((a / b).toFixed(2)) : NaN);
 const summary = Object.fromEntries(
-  Object.entries(remote).map(([key, row]) => [
-    key,
-    {
-      name: row.name,
-      p50Ms: median(row.sequential.map((s) => s.p50Ms)),
-      p90Ms: median(row.sequential.map((s) => s.p90Ms)),
-      p99Ms: median(row.sequential.map((s) => s.p99Ms)),
-      callsPerSecond: Math.round(median(row.throughput.map((t) => t.callsPerSecond))),
-    },
-  ]),
+  Object.entries(remote).map(([key, row]) => {
+    const calls = row.slices.reduce((n, s) => n + s.calls, 0);
+    const seconds = row.slices.reduce((n, s) => n + s.seconds, 0);
+    return [
+      key,
+      {
+        name: row.name,
+        ...latencyOf(row.times),
+        callsPerSecond: Math.round(calls / seconds),
+        throughputSeconds: Number(seconds.toFixed(1)),
+        // Each round against the floor's slice of the same round; the median of those.
+        ratioToFloor: {
+          p50: Number(median(row.slices.map((s, i) => ratio(s.p50Ms, floorRow?.slices[i]?.p50Ms))).toFixed(2)),
+          throughput: Number(median(row.slices.map((s, i) => ratio(s.callsPerSecond, floorRow?.slices[i]?.callsPerSecond))).toFixed(2)),
+          p50ByRound: row.slices.map((s, i) => ratio(s.p50Ms, floorRow?.slices[i]?.p50Ms)),
+          throughputByRound: row.slices.map((s, i) => ratio(s.callsPerSecond, floorRow?.slices[i]?.callsPerSecond)),
+        },
+      },
+    ];
+  }),
 );
-const floor = summary.floor;
 const versions = (name: string): string => {
   try {
     return (JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), "utf8")) as { version: string }).version;
@@ -227,14 +257,8 @@ const result = {
   settings: { rounds: ROUNDS, sequentialCalls: SEQ_CALLS, throughputSeconds: TP_SECONDS, inFlight: 64 },
   inProcess,
   remote: summary,
-  ratiosToFloor: Object.fromEntries(
-    Object.entries(summary).map(([key, s]) => [
-      key,
-      { p50: floor ? Number((s.p50Ms / floor.p50Ms).toFixed(2)) : null, throughput: floor ? Number((s.callsPerSecond / floor.callsPerSecond).toFixed(2)) : null },
-    ]),
-  ),
   toolfleet: { workerScaling: scaling, fileRoundTrips: files, catalogPropagation: propagation, ...resources },
-  raw: remote,
+  raw: Object.fromEntries(Object.entries(remote).map(([key, row]) => [key, row.slices])),
 };
 writeFileSync(new URL("../../docs/bench-results.json", import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
 console.log(JSON.stringify({ ...result, raw: undefined }, null, 2));

@@ -67,13 +67,20 @@ export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"
   };
 }
 
-/** A remote `echo` of 100 bytes through the RemoteToolRegistry. */
-export function echoSubject(fleet: Fleet, name = "toolfleet remote echo"): Subject {
+/**
+ * A remote `echo` of 100 bytes through the RemoteToolRegistry. `trace` says
+ * whose calls these are: `turn`, the calls of one chat turn (the context
+ * carries the turn's id, as every call from the LLM loop does: its session
+ * record is written and read once); `call`, each call a trace of its own (no
+ * id: a session record written and read per call, the cold path).
+ */
+export function echoSubject(fleet: Fleet, trace: "turn" | "call" = "turn", name = `toolfleet remote echo, ${trace === "turn" ? "in a chat turn" : "a new trace each call"}`): Subject {
   const text = "x".repeat(100);
+  const ctx = trace === "turn" ? new ToolContext({ ...fleet.ctx.identity(), observabilityRequestId: `bench-turn-${process.pid}` }) : fleet.ctx;
   return {
     name,
     call: async () => {
-      const out = await fleet.registry.execute("echo", { text }, { userId: "u1", ctx: fleet.ctx });
+      const out = await fleet.registry.execute("echo", { text }, { userId: "u1", ctx });
       if (out.route !== "remote" || out.text !== text) throw new Error(`unexpected: ${out.route} ${out.text.slice(0, 80)}`);
     },
     close: () => fleet.close(),
