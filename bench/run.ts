@@ -188,8 +188,11 @@ async function cpuAndMemory(): Promise<{ cpuUsPerCall: { caller: number; worker:
         }),
       );
     };
+    // A full collection in both processes first: resident size otherwise follows V8's heap sizing,
+    // which swings by tens of MiB between two reads of the same idle worker.
     const settle = async (): Promise<void> => {
       global.gc?.();
+      process.kill(workerPid, "SIGUSR2");
       await sleep(500);
     };
     await runTo(10_000);

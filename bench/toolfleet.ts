@@ -8,7 +8,7 @@ import { RemoteToolRegistry } from "../src/inference/remote-registry.js";
 import { closeRedis, connectRedis, type RedisClient } from "../src/redis/client.js";
 import type { Subject } from "./harness.js";
 
-const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const WORKER = fileURLToPath(new URL("./gc-worker.js", import.meta.url));
 
 export interface Fleet {
   keys: Keys;
@@ -22,7 +22,7 @@ export interface Fleet {
 }
 
 async function startWorker(namespace: string, url: string, id: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...(process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean), CLI, "tools", "--worker-id", id, "--concurrency", "64"], {
+  const child = spawn(process.execPath, ["--expose-gc", ...(process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean), WORKER, "tools", "--worker-id", id, "--concurrency", "64"], {
     env: { ...process.env, TOOLFLEET_NAMESPACE: namespace, TOOLFLEET_REDIS_URL: url, TOOLFLEET_LOG_LEVEL: "warn", TOOLFLEET_BACKGROUND_THRESHOLD: "0" },
     stdio: ["ignore", "pipe", "inherit"],
   });
