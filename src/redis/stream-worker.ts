@@ -43,7 +43,7 @@ export interface Outbound {
 
 /** What to do with an entry once handled. */
 export type Disposition =
-  /** Ack it; send the reply (if any) and run the extra commands in the same MULTI. */
+  /** Ack it, after the extra commands and the reply (if any), sent in that order. */
   | { kind: "ack"; reply?: Outbound | null; commands?: Arg[][] }
   /** Leave it pending: someone else owns it, or it should be retried after the lease. */
   | { kind: "leave" }
@@ -109,7 +109,7 @@ const ABANDON_AFTER_ABORT_MS = 2000;
 /**
  * The request side of a Redis Streams RPC: reads a stream in a consumer
  * group, runs entries concurrently through a handler, sends each reply and
- * ack in one MULTI, reclaims entries abandoned by dead workers, and
+ * then its ack (acks batched per turn of the event loop), reclaims entries abandoned by dead workers, and
  * dead-letters poison. Used by the tools service and the gateway.
  */
 export class StreamWorker {
@@ -120,6 +120,7 @@ export class StreamWorker {
   private readonly keys: Keys;
   private readonly group: string;
   private readonly reader: BlockingReader;
+  private readonly acks: AckBatch;
   private running = false;
   private readonly inFlight = new Map<string, Promise<void>>();
   private slotFreed: (() => void) | undefined;
@@ -152,6 +153,7 @@ export class StreamWorker {
     this.handler = options.handler;
     this.keys = options.keys;
     this.group = options.keys.group(options.stream);
+    this.acks = new AckBatch(options.redis, options.stream, this.group);
     this.reader = new BlockingReader({
       redis: options.redis,
       redisUrl: options.redisUrl,
@@ -302,13 +304,15 @@ export class StreamWorker {
   }
 
   /**
-   * Extra commands, reply and ack in one round trip, in that order; retried
-   * while Redis is away. A pipeline, not a MULTI: if only a prefix runs (the
-   * connection drops), the entry stays pending and its redelivery finds the
-   * stored reply (the handler's commands) and sends it again, so order is all
-   * that matters, and MULTI/EXEC would cost two more commands per call. A
-   * dead letter's copy and ack do go in a MULTI: a half-done one would copy
-   * it twice.
+   * Extra commands, then the reply, then the ack, in that order on one
+   * connection; retried while Redis is away. Not a MULTI: if only a prefix
+   * runs (the connection drops), the entry stays pending and its redelivery
+   * finds the stored reply (the handler's commands) and sends it again, so
+   * order is all that matters, and MULTI/EXEC would cost two more commands per
+   * call. The ack goes out with those of every entry committed in the same
+   * turn of the event loop, in one `XACK` (see `AckBatch`); the reply does not
+   * wait for it. A dead letter's copy and ack do go in a MULTI: a half-done one
+   * would copy it twice.
    */
   private async commit(id: string, disposition: Exclude<Disposition, { kind: "leave" }>, entry?: DeliveredEntry): Promise<void> {
     const commands: Arg[][] = [];
@@ -322,13 +326,17 @@ export class StreamWorker {
     const reply = disposition.reply;
     const replyAt = commands.length;
     if (reply) commands.push(xaddArgs(reply.stream, reply.fields, this.o.maxLen, true));
-    commands.push(["XACK", this.o.stream, this.group, id]);
     let results: unknown[] = [];
     for (let attempt = 0; ; attempt++) {
       try {
-        const batch = this.redis.multi();
-        for (const args of commands) batch.addCommand(args);
-        results = await (disposition.kind === "dead" ? batch.exec() : batch.execAsPipeline());
+        if (disposition.kind === "dead") {
+          const batch = this.redis.multi();
+          for (const args of commands) batch.addCommand(args);
+          batch.addCommand(["XACK", this.o.stream, this.group, id]);
+          results = await batch.exec();
+        } else {
+          results = await Promise.all([...commands.map((args) => this.redis.sendCommand(args)), this.acks.add(id)]);
+        }
         break;
       } catch (err) {
         if (attempt >= SLOW_COMMIT_RETRIES) throw err;
@@ -406,6 +414,43 @@ export class StreamWorker {
     } catch (err) {
       this.logger.warn({ service: this.o.service, worker: this.o.consumer, ...errorFields(err) }, "could not clean up the worker's group membership");
     }
+  }
+}
+
+/**
+ * Acks gathered over one turn of the event loop and sent as one `XACK`: under
+ * load a read brings many entries, and their handlers finish together. Each
+ * `add` settles when its `XACK` does. Sent after the commands issued before
+ * it on the same connection, so an entry is never acked before its reply.
+ */
+class AckBatch {
+  private ids: string[] = [];
+  private waiting: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly stream: string,
+    private readonly group: string,
+  ) {}
+
+  add(id: string): Promise<void> {
+    if (this.ids.length === 0) setImmediate(() => this.flush());
+    this.ids.push(id);
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  private flush(): void {
+    const { ids, waiting } = this;
+    this.ids = [];
+    this.waiting = [];
+    this.redis.sendCommand(["XACK", this.stream, this.group, ...ids]).then(
+      () => {
+        for (const w of waiting) w.resolve();
+      },
+      (err: unknown) => {
+        for (const w of waiting) w.reject(err);
+      },
+    );
   }
 }
 
