@@ -182,11 +182,12 @@ export class ToolsClient {
       ctx: { ...call.ctx, traceId },
     };
     const fields = encodeRequest(request, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
-    const publish = this.o.redis.multi();
+    const xadd = xaddArgs(call.stream ?? this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000);
     // The session record and the request in one round trip, in that order on one connection:
     // the record exists before any worker can read the request (no MULTI needed for that).
-    if (sessionWritten) publish.addCommand(sessionWriteArgs(this.o.keys, traceId, session.rec, ttlSeconds));
-    publish.addCommand(xaddArgs(call.stream ?? this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000));
+    const publish = sessionWritten
+      ? this.o.redis.multi().addCommand(sessionWriteArgs(this.o.keys, traceId, session.rec, ttlSeconds)).addCommand(xadd).execAsPipeline()
+      : this.o.redis.sendCommand(xadd);
     // One promise per call, ended by whichever comes first: the reply, the timeout, a failed publish,
     // or stop(). The timeout also covers a publish waiting in node-redis's offline queue while Redis
     // is away, and stop() ends such a call too.
@@ -199,7 +200,7 @@ export class ToolsClient {
       };
       const timer = setTimeout(() => settle(new ToolCallError("TIMEOUT", `No reply within ${call.timeoutMs} ms.`, request.idemKey)), call.timeoutMs);
       this.pending.set(correlationId, { settle, idemKey: request.idemKey });
-      publish.execAsPipeline().then(
+      publish.then(
         () => {
           if (sessionWritten && !oneOff) this.sessions.wrote(traceId, session.rec, ttlSeconds);
         },
