@@ -3,13 +3,15 @@
 // Writes docs/bench-results.json and prints a summary; docs/benchmarks.md
 // carries the figures of a run with its command.
 //
-// The remote subjects all run at once and are measured in turns: ROUNDS rounds,
-// each giving every subject a slice of sequential calls and a slice of
-// throughput, in an order reversed every round. A shared machine's speed drifts
-// over minutes; slices a few seconds apart see the same machine, so each
-// round's ratio to the floor is a fair one, and the median of those is reported.
+// The remote subjects are measured in ROUNDS rounds; in each, every subject in
+// turn is started alone, warmed up, given its share of the sequential calls and
+// of the throughput time, and stopped, in an order reversed every round. A
+// shared machine's speed drifts over minutes: each round's ratio to the floor
+// compares runs seconds apart, and the median of those ratios is reported.
+// (Running every subject at once and interleaving short slices was tried: it
+// slowed some systems more than others, toolfleet's throughput by a fifth.)
 //
-//   ROUNDS=6 SEQ_CALLS=2400 TP_SECONDS=6 (totals over the rounds) BIG_CALLS=100000
+//   ROUNDS=4 SEQ_CALLS=2400 TP_SECONDS=8 (totals over the rounds) BIG_CALLS=100000
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -25,9 +27,9 @@ import { start as startMcp } from "./peers/mcp.js";
 import { start as startMoleculer } from "./peers/moleculer.js";
 import { echoSubject, startFleet } from "./toolfleet.js";
 
-const ROUNDS = Number(process.env.ROUNDS ?? 6);
+const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const SEQ_CALLS = Number(process.env.SEQ_CALLS ?? 2400);
-const TP_SECONDS = Number(process.env.TP_SECONDS ?? 6);
+const TP_SECONDS = Number(process.env.TP_SECONDS ?? 8);
 const BIG_CALLS = Number(process.env.BIG_CALLS ?? 100_000);
 const log = (line: string): void => console.error(`[bench] ${line}`);
 
@@ -56,30 +58,24 @@ const starters: [string, () => Promise<Subject>][] = [
 ];
 
 async function remoteSubjects(): Promise<Record<string, Row>> {
-  const subjects: [string, Subject][] = [];
-  try {
-    for (const [key, start] of starters) subjects.push([key, await start()]);
-    for (const [, subject] of subjects) {
-      log(`${subject.name}: warm-up`);
-      await sequentialTimes(subject, 0, 300);
-      await throughput(subject, 64, 0.5, 0);
-    }
-    const rows: Record<string, Row> = {};
-    for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? subjects : [...subjects].reverse();
-      for (const [key, subject] of order) {
-        const times = await sequentialTimes(subject, Math.ceil(SEQ_CALLS / ROUNDS), 50);
-        const tp = await throughput(subject, 64, TP_SECONDS / ROUNDS, 200);
+  const rows: Record<string, Row> = {};
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? starters : [...starters].reverse();
+    for (const [key, start] of order) {
+      const subject = await start();
+      try {
+        const times = await sequentialTimes(subject, Math.ceil(SEQ_CALLS / ROUNDS), 300);
+        const tp = await throughput(subject, 64, TP_SECONDS / ROUNDS, 500);
         const row = (rows[key] ??= { name: subject.name, times: [], slices: [] });
         row.times.push(...times);
         row.slices.push({ p50Ms: latencyOf(times).p50Ms, calls: tp.calls, seconds: tp.seconds, callsPerSecond: tp.callsPerSecond });
         log(`round ${round + 1}/${ROUNDS} ${subject.name}: p50 ${row.slices.at(-1)?.p50Ms} ms, ${tp.callsPerSecond} calls/s`);
+      } finally {
+        await subject.close();
       }
     }
-    return rows;
-  } finally {
-    for (const [, subject] of subjects) await subject.close();
   }
+  return rows;
 }
 
 async function workerScaling(): Promise<{ workers: number; callsPerSecond: number }[]> {
