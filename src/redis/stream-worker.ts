@@ -418,8 +418,8 @@ export class StreamWorker {
 }
 
 /**
- * Acks gathered over one turn of the event loop and sent as one `XACK`: under
- * load a read brings many entries, and their handlers finish together. Each
+ * Acks gathered while the entries' handlers finish and sent as one `XACK`
+ * (or a few): under load a read brings many entries, and they finish together. Each
  * `add` settles when its `XACK` does. Sent after the commands issued before
  * it on the same connection, so an entry is never acked before its reply.
  */
@@ -434,7 +434,9 @@ class AckBatch {
   ) {}
 
   add(id: string): Promise<void> {
-    if (this.ids.length === 0) setImmediate(() => this.flush());
+    // A microtask, not setImmediate: it runs before node-redis writes what this turn queued, so the
+    // XACK leaves in the same write as the replies (one syscall a call when calls come one at a time).
+    if (this.ids.length === 0) queueMicrotask(() => this.flush());
     this.ids.push(id);
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
