@@ -223,20 +223,22 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
   const parsed = parseBody(fields, maxBytes);
   if (!parsed.ok) return parsed;
   const raw = parsed.value as Record<string, unknown>;
-  // Salvage where to answer before full validation, so even a bad request gets a reply.
-  const hints = {
+  // A bad request still gets a reply where it says, validly, where to send one and under which id.
+  const refused = (error: WireError): Decoded<ToolRequest> => ({
+    ok: false,
+    error,
     ...(typeof raw.correlation_id === "string" && ID_PATTERN.test(raw.correlation_id) ? { correlationId: raw.correlation_id } : {}),
     ...(typeof raw.reply_to === "string" && COMPOSITE_ID.test(raw.reply_to) ? { replyTo: raw.reply_to } : {}),
-  };
+  });
   if (raw.v !== PROTOCOL_VERSION) {
-    return { ok: false, error: wireError("UNSUPPORTED_VERSION", `protocol version ${JSON.stringify(raw.v)} is not supported (this worker speaks ${PROTOCOL_VERSION})`), ...hints };
+    return refused(wireError("UNSUPPORTED_VERSION", `protocol version ${JSON.stringify(raw.v)} is not supported (this worker speaks ${PROTOCOL_VERSION})`));
   }
   const checked = checkRequestBody(raw);
-  if (!checked.ok) return { ok: false, error: wireError("INVALID_REQUEST", `invalid request: ${listIssues(checked.issues)}`), ...hints };
+  if (!checked.ok) return refused(wireError("INVALID_REQUEST", `invalid request: ${listIssues(checked.issues)}`));
   const b = raw as z.input<typeof requestBody>;
   // The key is derived, never chosen: otherwise a request could name another's key and be sent its stored reply.
   if (b.idem_key !== `${b.ctx.trace_id}:${b.correlation_id}`) {
-    return { ok: false, error: wireError("INVALID_REQUEST", "invalid request: idem_key must be <ctx.trace_id>:<correlation_id>"), ...hints };
+    return refused(wireError("INVALID_REQUEST", "invalid request: idem_key must be <ctx.trace_id>:<correlation_id>"));
   }
   const c = b.ctx;
   return {
