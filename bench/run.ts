@@ -157,8 +157,15 @@ function procRssMiB(pid: number): number {
   return Number((Number(/(\d+)/.exec(line)?.[1] ?? NaN) / 1024).toFixed(1));
 }
 
-/** CPU per call (caller and worker), then RSS of both after 10k and after BIG_CALLS calls. */
-async function cpuAndMemory(): Promise<{ cpuUsPerCall: { caller: number; worker: number }; rssMiB: { caller10k: number; caller100k: number; worker10k: number; worker100k: number } }> {
+interface Memory {
+  caller10k: number;
+  caller100k: number;
+  worker10k: number;
+  worker100k: number;
+}
+
+/** CPU per call (caller and worker), then the RSS and the heap in use of both after 10k and after BIG_CALLS calls, each read after a full collection. */
+async function cpuAndMemory(): Promise<{ cpuUsPerCall: { caller: number; worker: number }; rssMiB: Memory; heapUsedMiB: Memory }> {
   const fleet = await startFleet(1);
   const subject = echoSubject(fleet);
   const workerPid = fleet.workers[0]?.pid ?? 0;
@@ -185,22 +192,24 @@ async function cpuAndMemory(): Promise<{ cpuUsPerCall: { caller: number; worker:
       );
     };
     // A full collection in both processes first: resident size otherwise follows V8's heap sizing,
-    // which swings by tens of MiB between two reads of the same idle worker.
-    const settle = async (): Promise<void> => {
+    // which swings by tens of MiB between two reads of the same idle worker. The heap in use after
+    // it is the figure that shows whether anything is kept per call.
+    const mib = (bytes: number): number => Number((bytes / 1024 / 1024).toFixed(1));
+    const read = async (): Promise<{ rss: [number, number]; heap: [number, number] }> => {
       global.gc?.();
-      process.kill(workerPid, "SIGUSR2");
+      const workerHeap = (await fleet.heapAfterGc[0]?.()) ?? NaN;
       await sleep(500);
+      return { rss: [mib(process.memoryUsage().rss), procRssMiB(workerPid)], heap: [mib(process.memoryUsage().heapUsed), mib(workerHeap)] };
     };
     await runTo(10_000);
-    await settle();
-    const caller10k = Number((process.memoryUsage().rss / 1024 / 1024).toFixed(1));
-    const worker10k = procRssMiB(workerPid);
+    const at10k = await read();
     await runTo(BIG_CALLS);
-    await settle();
-    const caller100k = Number((process.memoryUsage().rss / 1024 / 1024).toFixed(1));
-    const worker100k = procRssMiB(workerPid);
-    log(`rss: caller ${caller10k} → ${caller100k} MiB, worker ${worker10k} → ${worker100k} MiB`);
-    return { cpuUsPerCall, rssMiB: { caller10k, caller100k, worker10k, worker100k } };
+    const atBig = await read();
+    const rssMiB = { caller10k: at10k.rss[0], caller100k: atBig.rss[0], worker10k: at10k.rss[1], worker100k: atBig.rss[1] };
+    const heapUsedMiB = { caller10k: at10k.heap[0], caller100k: atBig.heap[0], worker10k: at10k.heap[1], worker100k: atBig.heap[1] };
+    log(`rss: caller ${rssMiB.caller10k} → ${rssMiB.caller100k} MiB, worker ${rssMiB.worker10k} → ${rssMiB.worker100k} MiB`);
+    log(`heap used: caller ${heapUsedMiB.caller10k} → ${heapUsedMiB.caller100k} MiB, worker ${heapUsedMiB.worker10k} → ${heapUsedMiB.worker100k} MiB`);
+    return { cpuUsPerCall, rssMiB, heapUsedMiB };
   } finally {
     await subject.close();
   }

@@ -14,6 +14,8 @@ export interface Fleet {
   keys: Keys;
   redis: RedisClient;
   workers: ChildProcess[];
+  /** Per worker: collect garbage there and read its heap in use (bytes). */
+  heapAfterGc: (() => Promise<number>)[];
   registry: RemoteToolRegistry;
   ctx: ToolContext;
   /** A RemoteToolRegistry of its own on this fleet (for propagation measurements). */
@@ -21,23 +23,42 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
-async function startWorker(namespace: string, url: string, id: string): Promise<ChildProcess> {
+interface Worker {
+  child: ChildProcess;
+  /** Collects garbage in the worker and resolves with its heap in use, in bytes. */
+  heapAfterGc: () => Promise<number>;
+}
+
+async function startWorker(namespace: string, url: string, id: string): Promise<Worker> {
   const child = spawn(process.execPath, ["--expose-gc", ...(process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean), WORKER, "tools", "--worker-id", id, "--concurrency", "64"], {
     env: { ...process.env, TOOLFLEET_NAMESPACE: namespace, TOOLFLEET_REDIS_URL: url, TOOLFLEET_LOG_LEVEL: "warn", TOOLFLEET_BACKGROUND_THRESHOLD: "0" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const heaps: ((bytes: number) => void)[] = [];
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+    for (const m of out.matchAll(/bench-heap-used-bytes (\d+)\n/g)) heaps.shift()?.(Number(m[1]));
+    out = out.replace(/bench-heap-used-bytes \d+\n/g, "");
+  });
   while (!out.includes(" ready: ")) {
     if (child.exitCode !== null) throw new Error(`tools worker exited: ${out}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  return child;
+  return {
+    child,
+    heapAfterGc: () =>
+      new Promise((resolve) => {
+        heaps.push(resolve);
+        child.kill("SIGUSR2");
+      }),
+  };
 }
 
 export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"): Promise<Fleet> {
   const k = keys(`bench-${process.pid}-${Date.now()}`);
-  const procs = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker(k.namespace, url, `bench-w${i}`)));
+  const started = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker(k.namespace, url, `bench-w${i}`)));
+  const procs = started.map((w) => w.child);
   const redis = await connectRedis({ url, logger: silentLogger, name: "bench-caller" });
   const config = staticConfig(defineConfig({ toolsServiceMode: "remote", namespace: k.namespace, toolsExecTimeout: 30, backgroundThreshold: 0 }));
   const registries: RemoteToolRegistry[] = [];
@@ -52,6 +73,7 @@ export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"
     keys: k,
     redis,
     workers: procs,
+    heapAfterGc: started.map((w) => w.heapAfterGc),
     registry,
     ctx: new ToolContext({ platform: "bench", userId: "u1", userName: "u1", channelId: "c", guildId: "g", messageId: "m" }),
     addRegistry,
