@@ -174,7 +174,8 @@ export class ToolsService {
     const known = this.sessions.get(sessionKey);
     // A trace of one call (its id is the correlation id) is not read again: its record is not kept.
     const toKeep = req.ctx.traceId !== req.correlationId;
-    const commands = [...(known ? [] : sessionReadArgs(sessionKey, toKeep)), ...(repeatSafe ? [] : [claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.claimMs)])];
+    const commands = known ? [] : sessionReadArgs(sessionKey, toKeep);
+    if (!repeatSafe) commands.push(claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.claimMs));
     let results: unknown[] = [];
     if (commands.length > 0) {
       const round = this.o.redis.multi();
