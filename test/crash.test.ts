@@ -23,12 +23,13 @@ async function publishSideEffect(redis: RedisClient, k: Keys, o: { traceId: stri
     toolArgs: { ms: o.ms, key: o.key },
     userId: o.userId,
     correlationId: o.correlationId,
+    traceId: o.traceId,
     idemKey: `${o.traceId}:${o.correlationId}`,
     replyTo: o.replyTo,
     schemaHash: "",
     deadlineMs: Date.now() + 60_000,
     sessionTag,
-    ctx: { platform: "test", channelId: "", userId: o.userId, userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null, traceId: o.traceId },
+    ctx: { platform: "test", channelId: "", userId: o.userId, userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null },
   });
   await redis.sendCommand(xaddArgs(k.toolsStream, fields, 1000));
 }

@@ -48,6 +48,7 @@ function sampleRequest(over: Partial<ToolRequest> = {}): ToolRequest {
     toolArgs: { text: "héllo ✓", nested: { list: [1, null, true] } },
     userId: "u1",
     correlationId: "corr-1",
+    traceId: "trace-1",
     idemKey: "trace-1:corr-1",
     replyTo: "sg:stream:tools:reply:w1",
     schemaHash: "ab".repeat(32),
@@ -63,7 +64,6 @@ function sampleRequest(over: Partial<ToolRequest> = {}): ToolRequest {
       observabilityRequestId: "obs",
       disclosedSkillIds: ["s1"],
       roomContext: { topic: "x" },
-      traceId: "trace-1",
     },
     ...over,
   };

@@ -107,13 +107,14 @@ function call(toolName: string, toolArgs: ToolCall["toolArgs"], userId = "alice"
 /** A request written by hand, as an attacker or a buggy caller could. */
 function request(f: Fleet, over: Partial<ToolRequest> = {}): ToolRequest {
   const correlationId = over.correlationId ?? `c${Math.random().toString(36).slice(2)}`;
-  const traceId = over.ctx?.traceId ?? `t${Math.random().toString(36).slice(2)}`;
+  const traceId = over.traceId ?? `t${Math.random().toString(36).slice(2)}`;
   return {
     type: "tool_exec",
     toolName: "echo",
     toolArgs: { text: "x" },
     userId: "alice",
     correlationId,
+    traceId,
     idemKey: `${traceId}:${correlationId}`,
     replyTo: f.keys.toolsReplyStream("by-hand"),
     schemaHash: "",
@@ -121,7 +122,7 @@ function request(f: Fleet, over: Partial<ToolRequest> = {}): ToolRequest {
     // Names alice's record, which the tests write.
     sessionTag: sessionRecord(identity("alice")).tag,
     ...over,
-    ctx: { ...wireCtx(), traceId, ...over.ctx },
+    ctx: { ...wireCtx(), ...over.ctx },
   };
 }
 
@@ -134,7 +135,7 @@ async function publish(f: Fleet, fields: Record<string, string | Buffer>): Promi
 
 /** Publishes one request twice (as a redelivery would), with alice's session record, and returns its two replies. */
 async function deliveredTwice(f: Fleet, req: ToolRequest): Promise<ToolReply[]> {
-  await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+  await writeSession(f.redis, f.keys, req.traceId, identity("alice"), 30);
   const fields = encodeRequest(req);
   await publish(f, fields);
   await publish(f, fields);
@@ -209,7 +210,7 @@ describe("tools service", () => {
 
   test("identity comes from the session record: a forged user id in the envelope gains nothing", async () => {
     // The session says alice; the envelope claims admin for a tool only admin may run.
-    const forged = request(f, { toolName: "admin_stats", toolArgs: {}, userId: "admin", ctx: { ...wireCtx("admin"), traceId: "trace-forged" } });
+    const forged = request(f, { toolName: "admin_stats", toolArgs: {}, userId: "admin", traceId: "trace-forged", ctx: wireCtx("admin") });
     await writeSession(f.redis, f.keys, "trace-forged", identity("alice"), 30);
     await publish(f, encodeRequest(forged));
     const [denied] = await eventually(async () => {
@@ -221,7 +222,7 @@ describe("tools service", () => {
     assert.equal(denied?.outcome, "denied");
 
     // The reverse: the record says admin, so admin's tool runs whatever the envelope says.
-    const honest = request(f, { toolName: "admin_stats", toolArgs: {}, userId: "nobody", sessionTag: sessionRecord(identity("admin")).tag, ctx: { ...wireCtx("nobody"), traceId: "trace-admin" } });
+    const honest = request(f, { toolName: "admin_stats", toolArgs: {}, userId: "nobody", sessionTag: sessionRecord(identity("admin")).tag, traceId: "trace-admin", ctx: wireCtx("nobody") });
     await writeSession(f.redis, f.keys, "trace-admin", identity("admin"), 30);
     await publish(f, encodeRequest(honest));
     const ok = await replyTo(f, honest.correlationId);
@@ -230,7 +231,7 @@ describe("tools service", () => {
   });
 
   test("without a session record the request is refused", async () => {
-    const orphan = request(f, { ctx: { ...wireCtx(), traceId: "trace-without-session" } });
+    const orphan = request(f, { traceId: "trace-without-session" });
     await publish(f, encodeRequest(orphan));
     const reply = await replyTo(f, orphan.correlationId);
     assert.equal(reply.status, "error");
@@ -304,7 +305,7 @@ describe("tools service", () => {
   test("a reply whose stream is missing (Redis restarted, or the caller died) re-creates it with a TTL", async () => {
     const stream = f.keys.toolsReplyStream("gone-caller");
     const req = request(f, { toolName: "echo", toolArgs: { text: "anyone?" }, replyTo: stream });
-    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+    await writeSession(f.redis, f.keys, req.traceId, identity("alice"), 30);
     await f.redis.sendCommand(xaddArgs(f.keys.toolsStream, encodeRequest(req), 10_000));
     const got = await replyTo(f, req.correlationId, stream);
     assert.equal(got.result, "anyone?");
@@ -315,7 +316,7 @@ describe("tools service", () => {
   test("an expired request is not run", async () => {
     const before = f.counter.runs;
     const req = request(f, { toolName: "count_me", toolArgs: {}, deadlineMs: Date.now() - 1 });
-    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+    await writeSession(f.redis, f.keys, req.traceId, identity("alice"), 30);
     await publish(f, encodeRequest(req));
     const reply = await replyTo(f, req.correlationId);
     assert.equal(reply.status, "EXPIRED");
@@ -339,7 +340,7 @@ describe("tools service", () => {
   test("a request its caller cancelled before any worker claimed it is skipped", async () => {
     const before = f.counter.runs;
     const req = request(f, { toolName: "count_me", toolArgs: {} });
-    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+    await writeSession(f.redis, f.keys, req.traceId, identity("alice"), 30);
     assert.equal(await cancelRequest(f.redis, f.keys, req.idemKey, 60), true);
     await publish(f, encodeRequest(req));
     await eventually(async () => assert.equal(await pendingCount(f), 0));
@@ -361,7 +362,7 @@ describe("tools service", () => {
       { body: JSON.stringify({ ...JSON.parse(encodeRequest(good).body as string), v: 99 }) },
       { body: JSON.stringify({ v: 1, type: "tool_exec", pad: "x".repeat(1024 * 1024 + 10) }) },
       // A reply stream outside the namespace would let a request write anywhere: refused, no reply.
-      { body: encodeRequest({ ...good, correlationId: "corr-escape", idemKey: `${good.ctx.traceId}:corr-escape`, replyTo: "victim:stream" }).body as string },
+      { body: encodeRequest({ ...good, correlationId: "corr-escape", idemKey: `${good.traceId}:corr-escape`, replyTo: "victim:stream" }).body as string },
       // An idempotency key that is not <trace>:<correlation> could name another request's stored reply.
       { body: encodeRequest({ ...good, correlationId: "corr-steal", idemKey: "someone-else:corr-1" }).body as string },
     ];
@@ -401,7 +402,7 @@ test("an entry delivered more than the limit is dead-lettered with an error repl
   try {
     // Claimed by a worker that then "died": it never replies and never acks.
     const req = request(f, { toolName: "count_me", toolArgs: {} });
-    await writeSession(f.redis, f.keys, req.ctx.traceId, identity("alice"), 30);
+    await writeSession(f.redis, f.keys, req.traceId, identity("alice"), 30);
     await f.redis.sendCommand(["SET", f.keys.idempotency(req.idemKey), JSON.stringify({ state: "running", worker: "ghost", at: Date.now() }), "PX", "60000"]);
     await publish(f, encodeRequest(req));
     const reply = await replyTo(f, req.correlationId);

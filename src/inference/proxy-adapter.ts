@@ -32,7 +32,7 @@ export class ProxyPlatformAdapter implements PlatformAdapter {
       // Gateway tools are pinned by name and not in the tools catalog: no staleness check.
       schemaHash: "",
       ctx: wireContextOf(ctx),
-      ...(ctx.observabilityRequestId ? { traceId: ctx.observabilityRequestId } : {}),
+      traceId: ctx.observabilityRequestId,
       identity: ctx.identity(),
       timeoutMs: this.config.get().toolsExecTimeout * 1000,
     });

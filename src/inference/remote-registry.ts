@@ -295,7 +295,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       userId,
       schemaHash: this.byName.get(name)?.schemaHash ?? "",
       ctx: ctx ? wireContextOf(ctx) : { platform: "", channelId: "", userId, userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null },
-      ...(ctx?.observabilityRequestId ? { traceId: ctx.observabilityRequestId } : {}),
+      traceId: ctx?.observabilityRequestId,
       // The identity this tier authenticated: the context's when there is one.
       identity: ctx ? ctx.identity() : { userId, guildId: "", channelId: "", platform: "" },
       timeoutMs: (options.timeoutMs ?? this.o.config.get().toolsExecTimeout * 1000),

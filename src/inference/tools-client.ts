@@ -32,10 +32,9 @@ export interface ToolCall {
   userId: string;
   /** The caller's catalog hash of this tool, or "" when it has none. */
   schemaHash: string;
-  /** The context without the trace id; `traceId` below. */
-  ctx: Omit<WireContext, "traceId">;
-  /** Ties the call to its request; defaults to the correlation id. */
-  traceId?: string;
+  ctx: WireContext;
+  /** Ties the call to its request; when missing or empty, the correlation id. */
+  traceId?: string | undefined;
   /** The authenticated identity, written to the session record. */
   identity: SessionIdentity;
   timeoutMs: number;
@@ -43,8 +42,8 @@ export interface ToolCall {
   stream?: string;
 }
 
-/** A context as it crosses the wire (the trace id is added per call). */
-export function wireContextOf(ctx: ToolContext): Omit<WireContext, "traceId"> {
+/** A context as it crosses the wire. */
+export function wireContextOf(ctx: ToolContext): WireContext {
   return {
     platform: ctx.platform,
     channelId: ctx.channelId,
@@ -174,12 +173,13 @@ export class ToolsClient {
       toolArgs: call.toolArgs,
       userId: call.userId,
       correlationId,
+      traceId,
       idemKey: `${traceId}:${correlationId}`,
       replyTo: this.replyStream,
       schemaHash: call.schemaHash,
       deadlineMs: Math.ceil(Date.now() + call.timeoutMs),
       sessionTag: session.rec.tag,
-      ctx: { ...call.ctx, traceId },
+      ctx: call.ctx,
     };
     const fields = encodeRequest(request, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     const xadd = xaddArgs(call.stream ?? this.o.keys.toolsStream, fields, this.o.maxLen ?? 100_000);

