@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate, setTimeout as sleep } from "node:timers/promises";
 import { errorFields, type Logger } from "../core/log.js";
 import { within } from "../core/within.js";
 import { duplicateConnection, type RedisClient } from "./client.js";
@@ -109,7 +109,17 @@ export class BlockingReader {
         );
         this.lastProgressAt = Date.now();
         backoff = 0;
-        if (entries.length > 0) handlers.onEntries(entries);
+        if (entries.length > 0) {
+          handlers.onEntries(entries);
+          // Read again only after what these entries set off has been written: node-redis writes a
+          // turn's commands in a setImmediate, and a read sent first would go ahead of a reply (on a
+          // worker) or of the next request (on a caller), and Redis would serve it first. Two turns:
+          // after one, building the read still ran before the reply's write. Measured on one
+          // worker, sequential calls: p50 0.38 → 0.31 ms (medians of six runs); throughput unchanged
+          // within noise.
+          await setImmediate();
+          await setImmediate();
+        }
       } catch (err) {
         if (!this.running) break;
         if (isNoGroupError(err)) {
