@@ -62,25 +62,38 @@ export async function sequential(subject: Subject, calls = 2000, warmup = 300): 
   return latencyOf(await sequentialTimes(subject, calls, warmup));
 }
 
-/** `inFlight` closed loops for `seconds`: calls per second and the latency under that load. */
-export async function throughput(subject: Subject, inFlight = 64, seconds = 5, warmupMs = 500): Promise<Throughput> {
-  // A short warm-up at the same concurrency, so connection pools and JIT are settled.
-  const warmUntil = performance.now() + warmupMs;
-  await Promise.all(Array.from({ length: inFlight }, async () => {
-    while (performance.now() < warmUntil) await subject.call();
-  }));
-  const times: number[] = [];
-  const until = performance.now() + seconds * 1000;
-  const started = performance.now();
+/** `inFlight` closed loops calling the subject until `ms` have passed; each call's time goes to `record`. */
+async function closedLoops(subject: Subject, inFlight: number, ms: number, record?: (ms: number) => void): Promise<void> {
+  const until = performance.now() + ms;
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
       while (performance.now() < until) {
         const t0 = performance.now();
         await subject.call();
-        times.push(performance.now() - t0);
+        record?.(performance.now() - t0);
       }
     }),
   );
+}
+
+/**
+ * Brings a freshly started subject to its steady state before anything is
+ * measured: `calls` sequential calls, then `ms` at `inFlight` in flight, so
+ * JIT compilation (of a new worker process too), pools and batching have
+ * settled. The same for every system.
+ */
+export async function warmUp(subject: Subject, calls = 300, inFlight = 64, ms = 500): Promise<void> {
+  for (let i = 0; i < calls; i++) await subject.call();
+  await closedLoops(subject, inFlight, ms);
+}
+
+/** `inFlight` closed loops for `seconds`: calls per second and the latency under that load. */
+export async function throughput(subject: Subject, inFlight = 64, seconds = 5, warmupMs = 500): Promise<Throughput> {
+  // A short warm-up at the same concurrency, so connection pools and JIT are settled.
+  await closedLoops(subject, inFlight, warmupMs);
+  const times: number[] = [];
+  const started = performance.now();
+  await closedLoops(subject, inFlight, seconds * 1000, (ms) => times.push(ms));
   const elapsed = (performance.now() - started) / 1000;
   times.sort((a, b) => a - b);
   return {

@@ -4,8 +4,10 @@
 // carries the figures of a run with its command.
 //
 // The remote subjects are measured in ROUNDS rounds; in each, every subject in
-// turn is started alone, warmed up, given its share of the sequential calls and
-// of the throughput time, and stopped, in an order reversed every round. A
+// turn is started alone, warmed up (300 sequential calls, then 0.5 s at 64 in
+// flight: a new worker process runs its first thousands of calls through the
+// JIT), given its share of the sequential calls and of the throughput time,
+// and stopped, in an order reversed every round. A
 // shared machine's speed drifts over minutes: each round's ratio to the floor
 // compares runs seconds apart, and the median of those ratios is reported.
 // (Running every subject at once and interleaving short slices was tried: it
@@ -20,7 +22,7 @@ import { z } from "zod";
 import { defineTool } from "../src/index.js";
 import { buildCatalog, publishCatalog } from "../src/redis/catalog.js";
 import { startFloor } from "./floor.js";
-import { latencyOf, median, percentile, sequentialTimes, throughput, type Subject } from "./harness.js";
+import { latencyOf, median, percentile, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 import { measureInProcess } from "./inprocess-lib.js";
 import { start as startBullmq } from "./peers/bullmq.js";
 import { start as startMcp } from "./peers/mcp.js";
@@ -64,7 +66,9 @@ async function remoteSubjects(): Promise<Record<string, Row>> {
     for (const [key, start] of order) {
       const subject = await start();
       try {
-        const times = await sequentialTimes(subject, Math.ceil(SEQ_CALLS / ROUNDS), 300);
+        // Every system is measured warm: a new worker's first thousands of calls run through the JIT.
+        await warmUp(subject);
+        const times = await sequentialTimes(subject, Math.ceil(SEQ_CALLS / ROUNDS), 100);
         const tp = await throughput(subject, 64, TP_SECONDS / ROUNDS, 500);
         const row = (rows[key] ??= { name: subject.name, times: [], slices: [] });
         row.times.push(...times);
