@@ -1,9 +1,13 @@
 // The floor's worker: the least a Redis Streams RPC can do. Reads requests in
 // batches on a dedicated connection and answers each with reply XADD + XACK
 // in one round trip. No validation, no identity, no idempotency.
+// `ordered`: the next read is sent right after the replies are written (two
+// event-loop turns later) instead of after their round trip, as toolfleet does.
 import { createClient, RESP_TYPES } from "redis";
 
-const [url = "redis://127.0.0.1:6379", prefix = "floor"] = process.argv.slice(2);
+const [url = "redis://127.0.0.1:6379", prefix = "floor", mode = "naive"] = process.argv.slice(2);
+const ordered = mode === "ordered";
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 const stream = `${prefix}:req`;
 const group = `${stream}:grp`;
 const redis = createClient({ url });
@@ -25,7 +29,7 @@ while (running) {
   );
   if (!reply) continue;
   const entries = Object.values(reply)[0] ?? [];
-  await Promise.all(
+  const replies = Promise.all(
     entries.map(([id, fields]) => {
       // fields: [to, <reply stream>, id, <correlation>, payload, <bytes>]
       const to = fields[1]?.toString() ?? "";
@@ -36,6 +40,11 @@ while (running) {
         .exec();
     }),
   );
+  if (ordered) {
+    replies.catch((err: unknown) => console.error("floor worker reply failed", err));
+    await turn();
+    await turn();
+  } else await replies;
 }
 reader.destroy();
 await redis.del([stream]);

@@ -7,9 +7,16 @@ import { fileURLToPath } from "node:url";
 import { createClient, RESP_TYPES } from "redis";
 import type { Subject } from "./harness.js";
 
-export async function startFloor(url = "redis://127.0.0.1:6379"): Promise<Subject> {
+/**
+ * `naive`: each side sends its next blocking read as soon as the last one is
+ * handled (the worker after its replies' round trip): the floor the targets
+ * are set against. `ordered`: each side first writes what the read set off
+ * (the caller its next request, the worker its replies), as toolfleet does: a
+ * lower floor, shown beside it.
+ */
+export async function startFloor(url = "redis://127.0.0.1:6379", mode: "naive" | "ordered" = "naive"): Promise<Subject> {
   const prefix = `floor-${process.pid}-${Date.now()}`;
-  const worker = fork(fileURLToPath(new URL("./floor-worker.js", import.meta.url)), [url, prefix]);
+  const worker = fork(fileURLToPath(new URL("./floor-worker.js", import.meta.url)), [url, prefix, mode]);
   await once(worker, "message");
   const redis = createClient({ url });
   redis.on("error", (err: unknown) => console.error("floor caller redis error", err));
@@ -33,12 +40,16 @@ export async function startFloor(url = "redis://127.0.0.1:6379"): Promise<Subjec
         pending.get(id)?.();
         pending.delete(id);
       }
+      if (mode === "ordered") {
+        await new Promise((resolve) => setImmediate(resolve));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     }
   })();
   const payload = "x".repeat(100);
   let next = 0;
   return {
-    name: "floor (hand-written streams RPC)",
+    name: mode === "naive" ? "floor (hand-written streams RPC)" : "floor, writes before reads",
     call: () => {
       const id = String(next++);
       const done = new Promise<void>((resolve) => pending.set(id, resolve));

@@ -52,6 +52,7 @@ interface Row {
 
 const starters: [string, () => Promise<Subject>][] = [
   ["floor", () => startFloor()],
+  ["floorOrdered", () => startFloor(undefined, "ordered")],
   ["toolfleet", async () => echoSubject(await startFleet(1), "turn")],
   ["toolfleetNewTrace", async () => echoSubject(await startFleet(1), "call")],
   ["bullmq", startBullmq],
