@@ -8,9 +8,8 @@
 //
 //   BLOCKS=20 CALLS=200 (calls per block)
 import { cpus } from "node:os";
-import { performance } from "node:perf_hooks";
 import { startFloor } from "./floor.js";
-import { median, warmUp, type Subject } from "./harness.js";
+import { median, sequentialTimes, warmUp, type Subject } from "./harness.js";
 import { start as startMoleculer } from "./peers/moleculer.js";
 import { echoSubject, startFleet } from "./toolfleet.js";
 
@@ -24,16 +23,6 @@ const subjects: Record<string, Subject> = {
   moleculer: await startMoleculer(),
 };
 
-async function blockP50(subject: Subject): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < CALLS; i++) {
-    const t0 = performance.now();
-    await subject.call();
-    times.push(performance.now() - t0);
-  }
-  return median(times);
-}
-
 try {
   for (const subject of Object.values(subjects)) await warmUp(subject);
   const keys = Object.keys(subjects);
@@ -41,7 +30,7 @@ try {
   for (let block = 0; block < BLOCKS; block++) {
     for (const key of block % 2 === 0 ? keys : [...keys].reverse()) {
       const subject = subjects[key];
-      if (subject) (p50s[key] ??= []).push(await blockP50(subject));
+      if (subject) (p50s[key] ??= []).push(median(await sequentialTimes(subject, CALLS, 0)));
     }
   }
   const lowest = p50s.floorOrdered ?? [];
