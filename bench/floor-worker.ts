@@ -4,10 +4,10 @@
 // `ordered`: the next read is sent right after the replies are written (two
 // event-loop turns later) instead of after their round trip, as toolfleet does.
 import { createClient, RESP_TYPES } from "redis";
+import { afterWrites } from "./harness.js";
 
 const [url = "redis://127.0.0.1:6379", prefix = "floor", mode = "naive"] = process.argv.slice(2);
 const ordered = mode === "ordered";
-const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 const stream = `${prefix}:req`;
 const group = `${stream}:grp`;
 const redis = createClient({ url });
@@ -42,8 +42,7 @@ while (running) {
   );
   if (ordered) {
     replies.catch((err: unknown) => console.error("floor worker reply failed", err));
-    await turn();
-    await turn();
+    await afterWrites();
   } else await replies;
 }
 reader.destroy();

@@ -5,7 +5,7 @@ import { fork } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { createClient, RESP_TYPES } from "redis";
-import type { Subject } from "./harness.js";
+import { afterWrites, type Subject } from "./harness.js";
 
 /**
  * `naive`: each side sends its next blocking read as soon as the last one is
@@ -40,10 +40,7 @@ export async function startFloor(url = "redis://127.0.0.1:6379", mode: "naive" |
         pending.get(id)?.();
         pending.delete(id);
       }
-      if (mode === "ordered") {
-        await new Promise((resolve) => setImmediate(resolve));
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      if (mode === "ordered") await afterWrites();
     }
   })();
   const payload = "x".repeat(100);

@@ -62,6 +62,16 @@ export async function sequential(subject: Subject, calls = 2000, warmup = 300): 
   return latencyOf(await sequentialTimes(subject, calls, warmup));
 }
 
+/**
+ * Resolves two event-loop turns from now, after node-redis has written what
+ * this turn queued (it writes in a setImmediate): the "writes before reads"
+ * order of the ordered floor, as toolfleet's read loop does it.
+ */
+export async function afterWrites(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
 /** `inFlight` closed loops calling the subject until `ms` have passed; each call's time goes to `record`. */
 async function closedLoops(subject: Subject, inFlight: number, ms: number, record?: (ms: number) => void): Promise<void> {
   const until = performance.now() + ms;

@@ -235,6 +235,8 @@ const summary = Object.fromEntries(
   Object.entries(remote).map(([key, row]) => {
     const calls = row.slices.reduce((n, s) => n + s.calls, 0);
     const seconds = row.slices.reduce((n, s) => n + s.seconds, 0);
+    const p50ByRound = row.slices.map((s, i) => ratio(s.p50Ms, floorRow?.slices[i]?.p50Ms));
+    const throughputByRound = row.slices.map((s, i) => ratio(s.callsPerSecond, floorRow?.slices[i]?.callsPerSecond));
     return [
       key,
       {
@@ -243,12 +245,7 @@ const summary = Object.fromEntries(
         callsPerSecond: Math.round(calls / seconds),
         throughputSeconds: Number(seconds.toFixed(1)),
         // Each round against the floor's slice of the same round; the median of those.
-        ratioToFloor: {
-          p50: Number(median(row.slices.map((s, i) => ratio(s.p50Ms, floorRow?.slices[i]?.p50Ms))).toFixed(2)),
-          throughput: Number(median(row.slices.map((s, i) => ratio(s.callsPerSecond, floorRow?.slices[i]?.callsPerSecond))).toFixed(2)),
-          p50ByRound: row.slices.map((s, i) => ratio(s.p50Ms, floorRow?.slices[i]?.p50Ms)),
-          throughputByRound: row.slices.map((s, i) => ratio(s.callsPerSecond, floorRow?.slices[i]?.callsPerSecond)),
-        },
+        ratioToFloor: { p50: Number(median(p50ByRound).toFixed(2)), throughput: Number(median(throughputByRound).toFixed(2)), p50ByRound, throughputByRound },
       },
     ];
   }),
