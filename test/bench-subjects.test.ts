@@ -1,0 +1,54 @@
+// The benchmark's subjects against the real Redis: each must make real calls
+// and leave nothing behind. No timing is asserted here (speed targets live in
+// `npm run bench`); this only keeps the benchmark runnable.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { startFloor } from "../bench/floor.js";
+import { latencyOf, sequentialTimes, throughput, warmUp } from "../bench/harness.js";
+import { echoSubject, startFleet } from "../bench/toolfleet.js";
+import { connect, REDIS_URL } from "./redis-helpers.js";
+
+async function keysMatching(pattern: string): Promise<string[]> {
+  const redis = await connect();
+  try {
+    const found: string[] = [];
+    for await (const batch of redis.scanIterator({ MATCH: pattern, COUNT: 1000 })) found.push(...batch);
+    return found;
+  } finally {
+    redis.destroy();
+  }
+}
+
+for (const mode of ["naive", "ordered"] as const) {
+  test(`the ${mode} floor answers sequential and concurrent calls and deletes its streams`, { timeout: 30_000 }, async () => {
+    const floor = await startFloor(REDIS_URL, mode);
+    try {
+      const latency = latencyOf(await sequentialTimes(floor, 50, 10));
+      assert.equal(latency.calls, 50);
+      assert.ok(latency.p50Ms > 0 && latency.p50Ms <= latency.p99Ms);
+      const load = await throughput(floor, 8, 0.3, 50);
+      assert.ok(load.calls > 0, "calls completed under load");
+    } finally {
+      await floor.close();
+    }
+    assert.deepEqual(await keysMatching(`floor-${process.pid}-*`), []);
+  });
+}
+
+test("toolfleet's subjects call echo remotely (in a turn and with a new trace each call) and the fleet cleans up", { timeout: 60_000 }, async () => {
+  const fleet = await startFleet(1, REDIS_URL);
+  const namespace = fleet.keys.namespace;
+  try {
+    // The subject itself throws unless the call went remote and came back with the same text.
+    const turn = echoSubject(fleet, "turn");
+    await warmUp(turn, 20, 8, 200);
+    assert.equal(latencyOf(await sequentialTimes(turn, 30, 0)).calls, 30);
+    const perCall = echoSubject(fleet, "call");
+    assert.ok((await throughput(perCall, 8, 0.3, 50)).calls > 0);
+    const heap = await fleet.heapAfterGc[0]?.();
+    assert.ok(typeof heap === "number" && heap > 0, "the worker reports its heap after a collection");
+  } finally {
+    await fleet.close();
+  }
+  assert.deepEqual(await keysMatching(`${namespace}:*`), []);
+});
