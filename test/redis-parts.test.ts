@@ -7,7 +7,7 @@ import { defineTool } from "../src/index.js";
 import { buildCatalog, CatalogError, loadCatalog, publishCatalog, toolSchemaHash, watchCatalog } from "../src/redis/catalog.js";
 import { closeRedis, type RedisClient } from "../src/redis/client.js";
 import { keys } from "../src/redis/keys.js";
-import { readSession, sessionRecord, writeSession } from "../src/redis/session.js";
+import { WrittenSessions, readSession, sessionRecord, writeSession } from "../src/redis/session.js";
 import { ensureGroup, readGroup, xaddArgs } from "../src/redis/streams.js";
 import { RedisTaskStore } from "../src/redis/task-store.js";
 import {
@@ -258,6 +258,21 @@ describe("session records", () => {
       await dropNamespace(redis, k);
       await closeRedis(redis);
     }
+  });
+  test("a caller writes a trace's record again only for another identity or a call that would outlive it", () => {
+    const written = new WrittenSessions();
+    const alice = { userId: "alice", guildId: "g", channelId: "c", platform: "discord" };
+    const first = written.plan("turn-1", alice, 10_000);
+    assert.deepEqual(first, { rec: sessionRecord(alice), write: true });
+    written.wrote("turn-1", alice, first.rec, 20); // Redis keeps it 20 s; the caller counts on 19
+    assert.deepEqual(written.plan("turn-1", { ...alice }, 10_000), { rec: first.rec, write: false });
+    assert.equal(written.plan("turn-1", alice, 19_500).write, true, "a call needing it past its expiry writes it again");
+    for (const other of [{ ...alice, userId: "bob" }, { ...alice, guildId: "h" }, { ...alice, channelId: "d" }, { ...alice, platform: "slack" }]) {
+      assert.deepEqual(written.plan("turn-1", other, 1000), { rec: sessionRecord(other), write: true });
+    }
+    assert.equal(written.plan("turn-2", alice, 1000).write, true, "another trace");
+    written.forget("turn-1");
+    assert.equal(written.plan("turn-1", alice, 1000).write, true, "forgotten");
   });
 });
 

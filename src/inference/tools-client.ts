@@ -202,7 +202,7 @@ export class ToolsClient {
       this.pending.set(correlationId, { settle, idemKey: request.idemKey });
       publish.then(
         () => {
-          if (sessionWritten && !oneOff) this.sessions.wrote(traceId, session.rec, ttlSeconds);
+          if (sessionWritten && !oneOff) this.sessions.wrote(traceId, call.identity, session.rec, ttlSeconds);
         },
         (err: unknown) => settle(new ToolCallError("PUBLISH_FAILED", `Could not publish the request: ${(err as Error).message}`, request.idemKey, { cause: err })),
       );

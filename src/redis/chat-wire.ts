@@ -170,7 +170,7 @@ export function encodeAnswer(a: ChatAnswer, maxBytes = DEFAULT_MAX_REPLY_BYTES):
     worker_id: a.workerId,
     duration_ms: Math.round(a.durationMs * 1000) / 1000,
   });
-  return { [BODY_FIELD]: body, ...fileFields(a.files) };
+  return fileFields(a.files, { [BODY_FIELD]: body });
 }
 
 export function decodeAnswer(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_BYTES): Decoded<ChatAnswer> {

@@ -130,19 +130,22 @@ export class SessionCache {
  * would outlive it, or names another identity.
  */
 export class WrittenSessions {
-  private readonly written = new LRUCache<string, SessionRecord>({ max: CACHED_RECORDS });
+  private readonly written = new LRUCache<string, { rec: SessionRecord; identity: SessionIdentity; until: number }>({ max: CACHED_RECORDS });
 
   /** The record of this identity under this trace, and whether a call that needs it `forMs` more must write it. */
   plan(traceId: string, identity: SessionIdentity, forMs: number): { rec: SessionRecord; write: boolean } {
     const known = this.written.get(traceId);
-    const json = identityJson(identity);
-    if (known === undefined || known.json !== json) return { rec: { json, tag: tagOf(json) }, write: true };
-    return { rec: known, write: this.written.getRemainingTTL(traceId) < forMs };
+    // Fields compared, not the record's JSON: every call of a turn comes here, and building the
+    // JSON to compare cost more than the rest of planning (about 7 µs of a sequential call's 45).
+    if (known === undefined || !sameIdentity(known.identity, identity)) return { rec: sessionRecord(identity), write: true };
+    return { rec: known.rec, write: known.until - performance.now() < forMs };
   }
 
-  wrote(traceId: string, rec: SessionRecord, ttlSeconds: number): void {
+  wrote(traceId: string, identity: SessionIdentity, rec: SessionRecord, ttlSeconds: number): void {
+    const { userId, guildId, channelId, platform } = identity;
     // A second short of the TTL Redis was given: the command's own travel time is not counted there.
-    this.written.set(traceId, rec, { ttl: Math.max(1, ttlSeconds * 1000 - 1000) });
+    const until = performance.now() + Math.max(1, ttlSeconds * 1000 - 1000);
+    this.written.set(traceId, { rec, identity: { userId, guildId, channelId, platform }, until });
   }
 
   forget(traceId: string): void {
@@ -153,4 +156,8 @@ export class WrittenSessions {
   clear(): void {
     this.written.clear();
   }
+}
+
+function sameIdentity(a: SessionIdentity, b: SessionIdentity): boolean {
+  return a.userId === b.userId && a.guildId === b.guildId && a.channelId === b.channelId && a.platform === b.platform;
 }

@@ -309,7 +309,8 @@ export function encodeReply(reply: ToolReply, maxBytes = DEFAULT_MAX_REPLY_BYTES
     // The caller must still hear back: an error reply in place of one it could not decode.
     return { [BODY_FIELD]: replyBodyJson({ ...errorReply(reply.correlationId, reply.workerId, problem), durationMs: reply.durationMs }) };
   }
-  return { [BODY_FIELD]: body, ...fileFields(reply.writeBack.sentFiles) };
+  // Files written into the object, not spread into it: a spread after a property takes V8's slow path.
+  return fileFields(reply.writeBack.sentFiles, { [BODY_FIELD]: body });
 }
 
 /** The body's description of files sent as `file.N` fields. */
@@ -317,9 +318,8 @@ export function fileMetas(files: readonly SentFile[]): z.infer<typeof fileMeta>[
   return files.map((f, i) => ({ name: f.name, content_type: f.contentType, size: f.data.byteLength, field: fileField(i) }));
 }
 
-/** Each file's bytes as they are, in its own `file.N` field (no base64 copy). */
-export function fileFields(files: readonly SentFile[]): EntryFields {
-  const fields: EntryFields = {};
+/** Each file's bytes as they are, in its own `file.N` field (no base64 copy), added to `fields`. */
+export function fileFields(files: readonly SentFile[], fields: EntryFields = {}): EntryFields {
   files.forEach((f, i) => {
     fields[fileField(i)] = Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength);
   });
