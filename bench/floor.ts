@@ -47,6 +47,7 @@ export async function startFloor(url = "redis://127.0.0.1:6379", mode: "naive" |
   let next = 0;
   return {
     name: mode === "naive" ? "floor (hand-written streams RPC)" : "floor, writes before reads",
+    workerPids: worker.pid === undefined ? [] : [worker.pid],
     call: () => {
       const id = String(next++);
       const done = new Promise<void>((resolve) => pending.set(id, resolve));

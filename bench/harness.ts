@@ -6,6 +6,8 @@ export interface Subject {
   name: string;
   call(): Promise<unknown>;
   close(): Promise<void>;
+  /** The processes that serve its calls (workers, servers), for per-process CPU figures. */
+  workerPids?: number[];
 }
 
 export interface Latency {

@@ -101,6 +101,7 @@ export function echoSubject(fleet: Fleet, trace: "turn" | "call" = "turn", name 
   const ctx = trace === "turn" ? new ToolContext({ ...fleet.ctx.identity(), observabilityRequestId: `bench-turn-${process.pid}` }) : fleet.ctx;
   return {
     name,
+    workerPids: fleet.workers.flatMap((w) => (w.pid === undefined ? [] : [w.pid])),
     call: async () => {
       const out = await fleet.registry.execute("echo", { text }, { userId: "u1", ctx });
       if (out.route !== "remote" || out.text !== text) throw new Error(`unexpected: ${out.route} ${out.text.slice(0, 80)}`);

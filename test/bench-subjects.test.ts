@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { startFloor } from "../bench/floor.js";
 import { latencyOf, sequentialTimes, throughput, warmUp } from "../bench/harness.js";
+import { usageOf } from "../bench/seq-cpu.js";
+import { measureStages } from "../bench/stages.js";
 import { echoSubject, startFleet } from "../bench/toolfleet.js";
 import { connect, REDIS_URL } from "./redis-helpers.js";
 
@@ -51,4 +53,27 @@ test("toolfleet's subjects call echo remotely (in a turn and with a new trace ea
     await fleet.close();
   }
   assert.deepEqual(await keysMatching(`${namespace}:*`), []);
+});
+
+test("bench:stages finds every mark's place in the build and reports each step of the caller and the worker", { timeout: 60_000 }, async () => {
+  const reports = await measureStages(100);
+  assert.equal(reports.length, 2, "one report from the caller, one from the worker");
+  for (const report of reports) {
+    const steps = report.steps.map((s) => s.step);
+    assert.equal(steps.at(-1), "total");
+    assert.ok(steps[0]?.startsWith("read → "), steps.join(", "));
+    assert.ok(steps.at(-2)?.endsWith(" → XADD"), steps.join(", "));
+    // Every mark of that process was passed on the way: the marks sit on the path a call takes.
+    assert.ok(steps.length >= 8, steps.join(", "));
+    for (const s of report.steps) assert.ok(s.calls >= 50 && s.medianUs >= 0, JSON.stringify(s));
+  }
+});
+
+test("bench:seq-cpu reads a process's CPU time, writes and wake-ups from /proc", () => {
+  const before = usageOf(process.pid);
+  const spin = performance.now() + 20;
+  while (performance.now() < spin);
+  const after = usageOf(process.pid);
+  assert.ok(after.cpuNs - before.cpuNs >= 10e6, `${after.cpuNs - before.cpuNs} ns for 20 ms of spinning`);
+  assert.ok(after.writes >= before.writes && after.wakeups >= before.wakeups);
 });

@@ -55,6 +55,7 @@ export async function start(): Promise<Subject> {
   const params: EchoParams = { text: "x".repeat(100) };
   return {
     name: "moleculer",
+    workerPids: child.pid === undefined ? [] : [child.pid],
     call: () => broker.call<string, EchoParams>("bench.echo", params),
     async close() {
       await broker.stop();

@@ -1,0 +1,110 @@
+// npm run bench:seq-cpu — where a sequential call's time goes, by process:
+// for each system, the CPU time per call of the caller (this process), its
+// worker and Redis, with the write syscalls and the wake-ups (voluntary
+// context switches) per call. The systems are started at once and measured
+// in alternating rounds; figures are medians over the rounds. A sequential
+// call is CPU work passed from process to process, so what each process
+// spends per call is most of its latency.
+//
+// Linux only (it reads /proc), with Redis on this machine.
+//
+//   ROUNDS=6 CALLS=2000 (per system per round)
+import { readdirSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import { createClient } from "redis";
+import { startFloor } from "./floor.js";
+import { median, sequentialTimes, warmUp, type Subject } from "./harness.js";
+import { start as startMoleculer } from "./peers/moleculer.js";
+import { echoSubject, startFleet } from "./toolfleet.js";
+
+const ROUNDS = Number(process.env.ROUNDS ?? 6);
+const CALLS = Number(process.env.CALLS ?? 2000);
+const REDIS_URL = "redis://127.0.0.1:6379";
+
+/** What a process has used so far, summed over its threads. */
+interface Usage {
+  cpuNs: number;
+  writes: number;
+  wakeups: number;
+}
+
+export function usageOf(pid: number): Usage {
+  let cpuNs = 0;
+  let wakeups = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    // schedstat: time on CPU (ns), time waiting to run, timeslices.
+    cpuNs += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
+    wakeups += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${task}/status`, "utf8"))?.[1]);
+  }
+  const writes = Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1]);
+  if (![cpuNs, wakeups, writes].every(Number.isFinite)) throw new Error(`could not read /proc/${pid}`);
+  return { cpuNs, writes, wakeups };
+}
+
+const sum = (pids: readonly number[]): Usage =>
+  pids.map(usageOf).reduce((a, b) => ({ cpuNs: a.cpuNs + b.cpuNs, writes: a.writes + b.writes, wakeups: a.wakeups + b.wakeups }), { cpuNs: 0, writes: 0, wakeups: 0 });
+
+async function redisPid(): Promise<number> {
+  const client = createClient({ url: REDIS_URL });
+  await client.connect();
+  try {
+    const pid = Number(/process_id:(\d+)/.exec(await client.info("server"))?.[1]);
+    if (!Number.isInteger(pid) || !readdirSync("/proc").includes(String(pid))) throw new Error("Redis at 127.0.0.1:6379 is not a process on this machine");
+    return pid;
+  } finally {
+    await client.close();
+  }
+}
+
+type Role = "caller" | "worker" | "redis";
+const ROLES: Role[] = ["caller", "worker", "redis"];
+type Figures = Record<"p50Us" | `${Role}${"CpuUs" | "Writes" | "Wakeups"}`, number[]>;
+
+/** Every system at once, in alternating rounds; prints the medians as JSON. */
+async function main(): Promise<void> {
+  const redis = await redisPid();
+  const subjects: Record<string, Subject> = {
+    floorOrdered: await startFloor(REDIS_URL, "ordered"),
+    floor: await startFloor(REDIS_URL),
+    toolfleet: echoSubject(await startFleet(1, REDIS_URL), "turn"),
+    moleculer: await startMoleculer(),
+  };
+  const figures: Record<string, Partial<Figures>> = {};
+  try {
+    for (const subject of Object.values(subjects)) await warmUp(subject);
+    const names = Object.keys(subjects);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const name of round % 2 === 0 ? names : [...names].reverse()) {
+        const subject = subjects[name];
+        if (!subject) continue;
+        const pids: Record<Role, number[]> = { caller: [process.pid], worker: subject.workerPids ?? [], redis: [redis] };
+        const before = Object.fromEntries(ROLES.map((r) => [r, sum(pids[r])])) as Record<Role, Usage>;
+        const times = await sequentialTimes(subject, CALLS, 0);
+        const f = (figures[name] ??= {});
+        (f.p50Us ??= []).push(median(times) * 1000);
+        for (const role of ROLES) {
+          const after = sum(pids[role]);
+          (f[`${role}CpuUs`] ??= []).push((after.cpuNs - before[role].cpuNs) / CALLS / 1000);
+          (f[`${role}Writes`] ??= []).push((after.writes - before[role].writes) / CALLS);
+          (f[`${role}Wakeups`] ??= []).push((after.wakeups - before[role].wakeups) / CALLS);
+        }
+      }
+    }
+  } finally {
+    for (const subject of Object.values(subjects)) await subject.close();
+  }
+
+  const results = Object.fromEntries(
+    Object.entries(figures).map(([name, f]) => [name, Object.fromEntries(Object.entries(f).map(([k, v]) => [k, Number(median(v).toFixed(k.endsWith("Us") ? 1 : 2))]))]),
+  );
+  console.log(
+    JSON.stringify(
+      { command: "npm run bench:seq-cpu", date: new Date().toISOString(), machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version }, rounds: ROUNDS, callsPerRound: CALLS, perCall: results },
+      null,
+      2,
+    ),
+  );
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
