@@ -10,7 +10,7 @@ const [url = "redis://127.0.0.1:6379", prefix = "floor", mode = "naive"] = proce
 const ordered = mode === "ordered";
 const stream = `${prefix}:req`;
 const group = `${stream}:grp`;
-const redis = createClient({ url });
+const redis = createClient({ url, commandOptions: { timeout: 0 } }); // as toolfleet sets it; see floor.ts
 redis.on("error", (err: unknown) => console.error("floor worker redis error", err));
 await redis.connect();
 const reader = redis.duplicate();
