@@ -6,20 +6,25 @@
 // call is CPU work passed from process to process, so what each process
 // spends per call is most of its latency.
 //
+// With IN_FLIGHT=64 the same figures under load: closed loops for SECONDS
+// per system per round instead of sequential calls.
+//
 // Linux only (it reads /proc), with Redis on this machine.
 //
-//   ROUNDS=6 CALLS=2000 (per system per round)
+//   ROUNDS=6 CALLS=2000 (per system per round) IN_FLIGHT=1 SECONDS=2
 import { readdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { createClient } from "redis";
 import { startFloor } from "./floor.js";
-import { median, sequentialTimes, warmUp, type Subject } from "./harness.js";
+import { median, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 import { start as startMoleculer } from "./peers/moleculer.js";
 import { echoSubject, startFleet } from "./toolfleet.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 6);
 const CALLS = Number(process.env.CALLS ?? 2000);
+const IN_FLIGHT = Number(process.env.IN_FLIGHT ?? 1);
+const SECONDS = Number(process.env.SECONDS ?? 2);
 const REDIS_URL = "redis://127.0.0.1:6379";
 
 /** What a process has used so far, summed over its threads. */
@@ -80,14 +85,20 @@ async function main(): Promise<void> {
         if (!subject) continue;
         const pids: Record<Role, number[]> = { caller: [process.pid], worker: subject.workerPids ?? [], redis: [redis] };
         const before = Object.fromEntries(ROLES.map((r) => [r, sum(pids[r])])) as Record<Role, Usage>;
-        const times = await sequentialTimes(subject, CALLS, 0);
+        let calls = CALLS;
+        let p50Ms: number;
+        if (IN_FLIGHT > 1) {
+          const load = await throughput(subject, IN_FLIGHT, SECONDS, 0);
+          calls = load.calls;
+          p50Ms = load.p50Ms;
+        } else p50Ms = median(await sequentialTimes(subject, CALLS, 0));
         const f = (figures[name] ??= {});
-        (f.p50Us ??= []).push(median(times) * 1000);
+        (f.p50Us ??= []).push(p50Ms * 1000);
         for (const role of ROLES) {
           const after = sum(pids[role]);
-          (f[`${role}CpuUs`] ??= []).push((after.cpuNs - before[role].cpuNs) / CALLS / 1000);
-          (f[`${role}Writes`] ??= []).push((after.writes - before[role].writes) / CALLS);
-          (f[`${role}Wakeups`] ??= []).push((after.wakeups - before[role].wakeups) / CALLS);
+          (f[`${role}CpuUs`] ??= []).push((after.cpuNs - before[role].cpuNs) / calls / 1000);
+          (f[`${role}Writes`] ??= []).push((after.writes - before[role].writes) / calls);
+          (f[`${role}Wakeups`] ??= []).push((after.wakeups - before[role].wakeups) / calls);
         }
       }
     }
@@ -100,7 +111,7 @@ async function main(): Promise<void> {
   );
   console.log(
     JSON.stringify(
-      { command: "npm run bench:seq-cpu", date: new Date().toISOString(), machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version }, rounds: ROUNDS, callsPerRound: CALLS, perCall: results },
+      { command: "npm run bench:seq-cpu", date: new Date().toISOString(), machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version }, rounds: ROUNDS, ...(IN_FLIGHT > 1 ? { inFlight: IN_FLIGHT, secondsPerRound: SECONDS } : { callsPerRound: CALLS }), perCall: results },
       null,
       2,
     ),
