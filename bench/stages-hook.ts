@@ -8,11 +8,13 @@
 import { writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { median } from "./harness.js";
 
 type SendCommand = (this: unknown, args: readonly unknown[], options?: unknown) => Promise<unknown>;
 
 const out = process.env.STAGES_OUT;
-const prefix = process.env.STAGES_KEY_PREFIX ?? "bench-";
+/** The benchmark fleet's keys (bench/toolfleet.ts): its reads are the calls' reads. */
+const prefix = "bench-";
 if (out) {
   // The same module instance the instrumented code loads (CommonJS modules are cached by real path).
   const { RedisClient } = createRequire(import.meta.url)("@redis/client") as { RedisClient: { prototype: { sendCommand: SendCommand } } };
@@ -51,7 +53,6 @@ if (out) {
       for (let i = 1; i < m.length; i++) add(`${m[i - 1]?.[0]} → ${m[i]?.[0]}`, ((m[i]?.[1] ?? NaN) - (m[i - 1]?.[1] ?? NaN)) * 1000);
       add("total", ((m[m.length - 1]?.[1] ?? NaN) - (m[0]?.[1] ?? NaN)) * 1000);
     }
-    const median = (v: number[]): number => [...v].sort((a, b) => a - b)[v.length >> 1] ?? NaN;
     // The steps most calls take, in the order first seen; rarer paths (two entries in one read) left out.
     const main = [...steps].filter(([, v]) => v.length >= measured.length / 2).map(([step, v]) => ({ step, medianUs: Number(median(v).toFixed(1)), calls: v.length }));
     writeFileSync(join(out, `${process.pid}.json`), JSON.stringify({ process: process.argv[1], steps: main }));
