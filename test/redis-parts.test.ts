@@ -20,8 +20,10 @@ import {
   type ToolReply,
   type ToolRequest,
 } from "../src/redis/wire.js";
+import { ToolCallError, ToolsClient } from "../src/inference/tools-client.js";
+import { ID_PATTERN } from "../src/redis/keys.js";
 import { RecordingLogger, eventually } from "./helpers.js";
-import { REDIS_URL, connect, dropNamespace, testKeys } from "./redis-helpers.js";
+import { REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "./redis-helpers.js";
 
 test("keys: the names of DESIGN §2, from the namespace", () => {
   const k = keys();
@@ -111,6 +113,15 @@ describe("wire format", () => {
     assert.equal(!notJson.ok && notJson.error.code, "INVALID_REQUEST");
     const huge = decodeRequest({ body: "x".repeat(100) }, 10);
     assert.equal(!huge.ok && huge.error.code, "PAYLOAD_TOO_LARGE");
+  });
+
+  test("a field's length limit counts UTF-16 code units, as the zod schema does", () => {
+    // user_name allows 200: 100 emoji are 200 code units (but only 100 code points).
+    const at = (userName: string) => decodeRequest(encodeRequest(sampleRequest({ ctx: { ...sampleRequest().ctx, userName } })));
+    assert.equal(at("😀".repeat(100)).ok, true);
+    const over = at("😀".repeat(100) + "x");
+    assert.equal(!over.ok && over.error.code, "INVALID_REQUEST");
+    assert.match(!over.ok ? over.error.message : "", /ctx\.user_name/);
   });
 
   test("a reply over the limit becomes an error reply the caller can still read", () => {
@@ -306,5 +317,45 @@ describe("Redis task store", () => {
   test("a namespace key builder refuses ids that could escape it", () => {
     const k = keys(`ns${randomBytes(2).toString("hex")}`);
     assert.throws(() => k.task("a b"), /invalid task id/);
+  });
+});
+
+describe("tools client", () => {
+  test("with no worker, each call times out at its own deadline (a short one after a long one is not held up) with distinct short ids", async () => {
+    const redis = await connect();
+    const k = testKeys();
+    const client = new ToolsClient({ redis, redisUrl: REDIS_URL, keys: k, workerId: "caller", logger: new RecordingLogger(), blockMs: 100 });
+    try {
+      await client.start();
+      const long = client.call(echoCall("long", 5000));
+      const longSettled = long.then(
+        () => "replied",
+        (err: unknown) => (err instanceof ToolCallError ? err.code : "other"),
+      );
+      const short = await client.call(echoCall("short", 150)).then(
+        () => assert.fail("no worker: no reply"),
+        (err: unknown) => err,
+      );
+      assert.ok(short instanceof ToolCallError);
+      assert.equal(short.code, "TIMEOUT");
+      assert.equal(short.message, "No reply within 150 ms.");
+      // The long call is still waiting when the short one has timed out.
+      assert.equal(client.pendingCount, 1);
+      // stop() ends it at once rather than at its deadline.
+      await client.stop();
+      assert.equal(await longSettled, "STOPPED");
+      assert.equal(client.pendingCount, 0);
+      // Both requests are in the stream, each under its own correlation id, which names a key.
+      const entries = await redis.sendCommand<[string, string[]][]>(["XRANGE", k.toolsStream, "-", "+"]);
+      const ids = entries.map(([, fields]) => (JSON.parse(fields[1] ?? "{}") as { correlation_id: string }).correlation_id);
+      assert.equal(ids.length, 2);
+      assert.notEqual(ids[0], ids[1]);
+      for (const id of ids) assert.match(id, ID_PATTERN);
+      assert.ok(ids.every((id) => id.length < 36), `shorter than a UUID: ${ids.join(", ")}`);
+    } finally {
+      await client.stop();
+      await dropNamespace(redis, k);
+      await closeRedis(redis);
+    }
   });
 });

@@ -171,8 +171,8 @@ const replyBody = z.object({
 // from zod's own JSON Schema output (measured: 0.6 µs against 6.4 µs per request).
 // Defaults are not applied by Ajv: the decoders fill them in.
 const jsonSchemaOf = (schema: z.ZodType): JsonSchema => z.toJSONSchema(schema, { io: "input", unrepresentable: "any", target: "draft-7" });
-const checkRequestBody = compileValidator(jsonSchemaOf(requestBody));
-const checkReplyBody = compileValidator(jsonSchemaOf(replyBody));
+const checkRequestBody = compileValidator(jsonSchemaOf(requestBody), { lengthInCodeUnits: true });
+const checkReplyBody = compileValidator(jsonSchemaOf(replyBody), { lengthInCodeUnits: true });
 const COMPOSITE_ID = /^[A-Za-z0-9_.:@-]{1,257}$/;
 
 function listIssues(issues: readonly ArgIssue[]): string {
