@@ -210,8 +210,8 @@ export function encodeRequest(req: ToolRequest, maxBytes = DEFAULT_MAX_REQUEST_B
       trace_id: req.traceId,
     },
   });
-  const size = Buffer.byteLength(body);
-  if (size > maxBytes) {
+  const size = utf8SizeIfOver(body, maxBytes);
+  if (size !== null) {
     throw new WireFormatError(
       "PAYLOAD_TOO_LARGE",
       `The request for tool '${req.toolName}' is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} limit; send less data in the arguments.`,
@@ -304,7 +304,7 @@ export const MAX_REPLY_FILES = 100;
  */
 export function encodeReply(reply: ToolReply, maxBytes = DEFAULT_MAX_REPLY_BYTES): EntryFields {
   const body = replyBodyJson(reply);
-  const problem = replyProblem(reply, Buffer.byteLength(body), maxBytes);
+  const problem = replyProblem(reply, body, maxBytes);
   if (problem) {
     // The caller must still hear back: an error reply in place of one it could not decode.
     return { [BODY_FIELD]: replyBodyJson({ ...errorReply(reply.correlationId, reply.workerId, problem), durationMs: reply.durationMs }) };
@@ -338,14 +338,15 @@ export function filesFromFields(fields: EntryFields, metas: readonly z.infer<typ
 }
 
 /** What would make a reply undeliverable or undecodable by the caller, checked before sending it. */
-function replyProblem(reply: ToolReply, bodyBytes: number, maxBytes: number): WireError | null {
+function replyProblem(reply: ToolReply, body: string, maxBytes: number): WireError | null {
   const files = reply.writeBack.sentFiles;
   if (files.length > MAX_REPLY_FILES) return wireError("PAYLOAD_TOO_LARGE", `The tool sent ${files.length} files; at most ${MAX_REPLY_FILES} can be returned.`);
   const bad = files.find((f) => !f.name || !f.contentType || f.name.length > 255 || f.contentType.length > 255);
   if (bad) return wireError("INTERNAL", `The tool sent a file without a valid name and content type (${JSON.stringify(bad.name)}, ${JSON.stringify(bad.contentType)}).`);
-  const size = bodyBytes + files.reduce((n, f) => n + f.data.byteLength, 0);
-  if (size > maxBytes) return wireError("PAYLOAD_TOO_LARGE", `The result of this tool call is ${formatBytes(size)}, over the ${formatBytes(maxBytes)} reply limit, so it was not sent.`);
-  return null;
+  const filesBytes = files.reduce((n, f) => n + f.data.byteLength, 0);
+  const bodyBytes = utf8SizeIfOver(body, maxBytes - filesBytes);
+  if (bodyBytes === null) return null;
+  return wireError("PAYLOAD_TOO_LARGE", `The result of this tool call is ${formatBytes(bodyBytes + filesBytes)}, over the ${formatBytes(maxBytes)} reply limit, so it was not sent.`);
 }
 
 export function decodeReply(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_BYTES): Decoded<ToolReply> {
@@ -393,6 +394,18 @@ export function errorReply(correlationId: string, workerId: string, error: WireE
 }
 
 // ── helpers ───────────────────────────────────────────────────────────────
+
+/**
+ * A text's size in UTF-8 bytes when that is over `maxBytes`, else null. A
+ * text of at most a third of the limit in code units cannot be over (a code
+ * unit is at most 3 bytes), so most need no pass: Buffer.byteLength flattens
+ * the rope JSON.stringify returns, a copy of the whole body per call.
+ */
+function utf8SizeIfOver(text: string, maxBytes: number): number | null {
+  if (text.length * 3 <= maxBytes) return null;
+  const size = Buffer.byteLength(text);
+  return size > maxBytes ? size : null;
+}
 
 /** The entry's JSON body object, size-checked; never throws. */
 export function parseBody(fields: EntryFields, maxBytes: number): Decoded<unknown> {
