@@ -33,7 +33,7 @@ const MARKS: { file: string; anchor: string; label: string; after?: boolean }[] 
   { file: "src/inference/tools-client.js", anchor: "waiting.settle(decoded.value);", label: "reply decoded" },
   { file: "src/inference/tools-client.js", anchor: "waiting.settle(decoded.value);", label: "call settled", after: true },
   { file: "bench/toolfleet.js", anchor: "const out = await fleet.registry.execute(", label: "next call" },
-  { file: "src/inference/tools-client.js", anchor: "const correlationId = randomUUID();", label: "request building" },
+  { file: "src/inference/tools-client.js", anchor: "const correlationId = `${this.idPrefix}.${(this.sent++).toString(36)}`;", label: "request building" },
   { file: "src/inference/tools-client.js", anchor: "const fields = encodeRequest(", label: "request built" },
   { file: "src/inference/tools-client.js", anchor: "const fields = encodeRequest(", label: "request encoded", after: true },
 ];
