@@ -17,13 +17,13 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { defineTool } from "../src/index.js";
 import { buildCatalog, publishCatalog } from "../src/redis/catalog.js";
 import { startFloor } from "./floor.js";
 import { latencyOf, median, percentile, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 import { measureInProcess } from "./inprocess-lib.js";
+import { cpuAndMemoryInOwnProcess } from "./memory.js";
 import { start as startBullmq } from "./peers/bullmq.js";
 import { start as startMcp } from "./peers/mcp.js";
 import { start as startMoleculer } from "./peers/moleculer.js";
@@ -32,7 +32,6 @@ import { echoSubject, startFleet } from "./toolfleet.js";
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const SEQ_CALLS = Number(process.env.SEQ_CALLS ?? 2400);
 const TP_SECONDS = Number(process.env.TP_SECONDS ?? 8);
-const BIG_CALLS = Number(process.env.BIG_CALLS ?? 100_000);
 const log = (line: string): void => console.error(`[bench] ${line}`);
 
 /** One round's slice of one subject. */
@@ -151,75 +150,6 @@ async function catalogPropagation(): Promise<{ registries: number; changes: numb
   }
 }
 
-function procCpuMs(pid: number): number {
-  // utime + stime, in clock ticks (100 per second on Linux).
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-function procRssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:")) ?? "";
-  return Number((Number(/(\d+)/.exec(line)?.[1] ?? NaN) / 1024).toFixed(1));
-}
-
-interface Memory {
-  caller10k: number;
-  caller100k: number;
-  worker10k: number;
-  worker100k: number;
-}
-
-/** CPU per call (caller and worker), then the RSS and the heap in use of both after 10k and after BIG_CALLS calls, each read after a full collection. */
-async function cpuAndMemory(): Promise<{ cpuUsPerCall: { caller: number; worker: number }; rssMiB: Memory; heapUsedMiB: Memory }> {
-  const fleet = await startFleet(1);
-  const subject = echoSubject(fleet);
-  const workerPid = fleet.workers[0]?.pid ?? 0;
-  try {
-    const calls = 5000;
-    for (let i = 0; i < 500; i++) await subject.call();
-    const c0 = process.cpuUsage();
-    const w0 = procCpuMs(workerPid);
-    for (let i = 0; i < calls; i++) await subject.call();
-    const c1 = process.cpuUsage(c0);
-    const w1 = procCpuMs(workerPid);
-    const cpuUsPerCall = { caller: Number(((c1.user + c1.system) / calls).toFixed(1)), worker: Number((((w1 - w0) * 1000) / calls).toFixed(1)) };
-    log(`cpu per call: caller ${cpuUsPerCall.caller} µs, worker ${cpuUsPerCall.worker} µs`);
-
-    let done = calls + 500;
-    const runTo = async (target: number): Promise<void> => {
-      await Promise.all(
-        Array.from({ length: 64 }, async () => {
-          while (done < target) {
-            done++;
-            await subject.call();
-          }
-        }),
-      );
-    };
-    // A full collection in both processes first: resident size otherwise follows V8's heap sizing,
-    // which swings by tens of MiB between two reads of the same idle worker. The heap in use after
-    // it is the figure that shows whether anything is kept per call.
-    const mib = (bytes: number): number => Number((bytes / 1024 / 1024).toFixed(1));
-    const read = async (): Promise<{ rss: [number, number]; heap: [number, number] }> => {
-      global.gc?.();
-      const workerHeap = (await fleet.heapAfterGc[0]?.()) ?? NaN;
-      await sleep(500);
-      return { rss: [mib(process.memoryUsage().rss), procRssMiB(workerPid)], heap: [mib(process.memoryUsage().heapUsed), mib(workerHeap)] };
-    };
-    await runTo(10_000);
-    const at10k = await read();
-    await runTo(BIG_CALLS);
-    const atBig = await read();
-    const rssMiB = { caller10k: at10k.rss[0], caller100k: atBig.rss[0], worker10k: at10k.rss[1], worker100k: atBig.rss[1] };
-    const heapUsedMiB = { caller10k: at10k.heap[0], caller100k: atBig.heap[0], worker10k: at10k.heap[1], worker100k: atBig.heap[1] };
-    log(`rss: caller ${rssMiB.caller10k} → ${rssMiB.caller100k} MiB, worker ${rssMiB.worker10k} → ${rssMiB.worker100k} MiB`);
-    log(`heap used: caller ${heapUsedMiB.caller10k} → ${heapUsedMiB.caller100k} MiB, worker ${heapUsedMiB.worker10k} → ${heapUsedMiB.worker100k} MiB`);
-    return { cpuUsPerCall, rssMiB, heapUsedMiB };
-  } finally {
-    await subject.close();
-  }
-}
-
 const started = Date.now();
 log("in-process overhead");
 const inProcess = await measureInProcess();
@@ -227,7 +157,7 @@ const remote = await remoteSubjects();
 const scaling = await workerScaling();
 const files = await fileRoundTrips();
 const propagation = await catalogPropagation();
-const resources = await cpuAndMemory();
+const resources = await cpuAndMemoryInOwnProcess();
 
 const floorRow = remote.floor;
 const ratio = (a: number, b: number | undefined): number => (b ? Number((a / b).toFixed(2)) : NaN);

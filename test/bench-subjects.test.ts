@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { startFloor } from "../bench/floor.js";
 import { latencyOf, sequentialTimes, throughput, warmUp } from "../bench/harness.js";
 import { usageOf } from "../bench/seq-cpu.js";
+import { cpuAndMemoryInOwnProcess } from "../bench/memory.js";
 import { measureStages } from "../bench/stages.js";
 import { echoSubject, startFleet } from "../bench/toolfleet.js";
 import { connect, REDIS_URL } from "./redis-helpers.js";
@@ -76,4 +77,13 @@ test("bench:seq-cpu reads a process's CPU time, writes and wake-ups from /proc",
   const after = usageOf(process.pid);
   assert.ok(after.cpuNs - before.cpuNs >= 10e6, `${after.cpuNs - before.cpuNs} ns for 20 ms of spinning`);
   assert.ok(after.writes >= before.writes && after.wakeups >= before.wakeups);
+});
+
+test("the CPU and memory measurement runs in a caller process of its own and reports both processes", { timeout: 90_000 }, async () => {
+  // 11k calls instead of 100k: this only checks that it runs and reads real figures.
+  const r = await cpuAndMemoryInOwnProcess(11_000);
+  assert.ok(r.cpuUsPerCall.caller > 0 && r.cpuUsPerCall.worker > 0);
+  for (const m of [r.rssMiB, r.heapUsedMiB]) {
+    for (const v of [m.caller10k, m.caller100k, m.worker10k, m.worker100k]) assert.ok(Number.isFinite(v) && v > 0);
+  }
 });
