@@ -233,9 +233,12 @@ export class ToolsClient {
 
   /** Times out every call past its deadline and arms the timer for the earliest of the rest. */
   private readonly expire = (): void => {
+    // The timer fired for `armedFor`: by Node's timer clock (whole milliseconds) that deadline has
+    // come, though performance.now() may read a fraction of a millisecond before it. Counting it
+    // due keeps a timeout on time, not one re-armed millisecond late.
+    const now = Math.max(performance.now(), this.armedFor);
     this.deadlineTimer = undefined;
     this.armedFor = Infinity;
-    const now = performance.now();
     let next = Infinity;
     for (const p of [...this.pending.values()]) {
       if (p.deadline <= now) p.settle(new ToolCallError("TIMEOUT", `No reply within ${p.timeoutMs} ms.`, p.idemKey));
