@@ -12,6 +12,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { echoSubject, startFleet } from "./toolfleet.js";
 
 const BIG_CALLS = Number(process.env.BIG_CALLS ?? 100_000);
+// The first reading is taken after 10k calls.
+if (!Number.isInteger(BIG_CALLS) || BIG_CALLS <= 10_000) throw new Error(`BIG_CALLS must be a whole number over 10000, got ${process.env.BIG_CALLS}`);
 const log = (line: string): void => console.error(`[bench] ${line}`);
 
 export interface Resources {
@@ -97,7 +99,7 @@ export async function cpuAndMemoryInOwnProcess(bigCalls = BIG_CALLS): Promise<Re
   });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => child.on("error", reject).on("exit", resolve));
+  const code = await new Promise<number | null>((resolve, reject) => child.on("error", reject).on("close", resolve));
   if (code !== 0) throw new Error(`the memory measurement exited with ${code}: ${out}`);
   return JSON.parse(out) as Resources;
 }
