@@ -39,6 +39,7 @@ export {
 } from "./core/tool.js";
 export { formatArgIssues, type ArgIssue, type ArgsValidator, type JsonSchema } from "./core/validate.js";
 export {
+  MAX_CALL_TIMEOUT_MS,
   ToolRegistry,
   gatewayUnavailable,
   isAllowedBy,

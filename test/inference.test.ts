@@ -8,6 +8,7 @@ import { echo, injectTool, sendImage, discordReact } from "../examples/tools.js"
 import {
   ToolContext,
   ToolRegistry,
+  ToolfleetError,
   defineConfig,
   defineTool,
   type ConfigSource,
@@ -17,6 +18,7 @@ import {
 import { createGatewayService } from "../src/gateway/service.js";
 import { ProxyPlatformAdapter } from "../src/inference/proxy-adapter.js";
 import { RemoteToolRegistry, staleTwice, unavailable } from "../src/inference/remote-registry.js";
+import { wireContextOf } from "../src/inference/tools-client.js";
 import { buildCatalog, publishCatalog } from "../src/redis/catalog.js";
 import { closeRedis, type RedisClient } from "../src/redis/client.js";
 import type { Keys } from "../src/redis/keys.js";
@@ -236,6 +238,31 @@ describe("remote failures", () => {
       await s.tools.publishCatalog();
       await eventually(() => assert.ok(s.registry.toolNames().size > 1));
       assert.match(await s.registry.call("where", {}, { userId: "alice", ctx: s.ctx() }), /^tools ran where/);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("a per-call timeout that is not a usable number of milliseconds is refused, nothing published, nothing run", async () => {
+    const s = await setup();
+    try {
+      const client = s.registry.toolsClient;
+      assert.ok(client);
+      for (const bad of [3e9, Number.NaN, -1]) {
+        await assert.rejects(
+          s.registry.execute("side_effect", {}, { userId: "alice", ctx: s.ctx(), timeoutMs: bad }),
+          (err: unknown) => err instanceof ToolfleetError && err.code === "CALL_OPTIONS_INVALID" && err.message.startsWith("RemoteToolRegistry.execute(): timeoutMs must be"),
+        );
+        // The client refuses it too, when called directly.
+        await assert.rejects(
+          client.call({ toolName: "echo", toolArgs: { text: "x" }, userId: "alice", schemaHash: "", ctx: wireContextOf(s.ctx()), identity: s.ctx().identity(), timeoutMs: bad }),
+          (err: unknown) => err instanceof ToolfleetError && err.code === "CALL_OPTIONS_INVALID" && err.message.startsWith("ToolsClient.call(): timeoutMs must be"),
+        );
+      }
+      assert.equal(client.pendingCount, 0);
+      assert.equal(await s.redis.exists(s.keys.toolsStream), 1, "the tools service made the stream");
+      assert.equal(await s.redis.xLen(s.keys.toolsStream), 0, "nothing was published");
+      assert.equal(s.counts.size, 0, "nothing ran anywhere");
     } finally {
       await s.stop();
     }

@@ -11,6 +11,7 @@ const EXPECTED = [
   "GATEWAY_PINNED_TOOLS",
   "INFERENCE_PINNED_TOOLS",
   "LiveConfig",
+  "MAX_CALL_TIMEOUT_MS",
   "MemoryTaskStore",
   "PROTOCOL_VERSION",
   "RedisTaskStore",

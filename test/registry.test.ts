@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import { z } from "zod";
 import { adminStats, calculator, discordReact, echo, examplePermissions, exampleTools, injectTool, sendImage, slowTask } from "../examples/tools.js";
 import {
+  MAX_CALL_TIMEOUT_MS,
   ToolContext,
   ToolRegistry,
   ToolfleetError,
@@ -196,6 +197,35 @@ describe("call", () => {
     // The configured timeout applies when no per-call one is given.
     const cfgReg = registry({ toolsExecTimeout: 0.05 });
     assert.equal(await cfgReg.call("slow_task", { seconds: 5 }), "Tool 'slow_task' timed out after 0.05s.");
+  });
+
+  test("a per-call timeout that is not a usable number of milliseconds is refused before the handler runs", async () => {
+    let ran = 0;
+    const reg = new ToolRegistry({ config: staticConfig(defineConfig({ backgroundThreshold: 0 })), logger: new RecordingLogger() });
+    reg.register(
+      defineTool({
+        name: "counts",
+        description: "",
+        parameters: z.object({}),
+        handler: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          return String(++ran);
+        },
+      }),
+    );
+    // Past Node's timer limit (2^31-1 ms) a timer fires after 1 ms: such a call used to time out at once.
+    for (const bad of [MAX_CALL_TIMEOUT_MS + 1, 3e9, Number.NaN, 0, -5, Number.POSITIVE_INFINITY]) {
+      await assert.rejects(
+        reg.execute("counts", {}, { timeoutMs: bad }),
+        (err: unknown) =>
+          err instanceof ToolfleetError &&
+          err.code === "CALL_OPTIONS_INVALID" &&
+          err.message === `ToolRegistry.execute(): timeoutMs must be a number of milliseconds > 0 and at most 2000000000, got ${String(bad)}`,
+      );
+    }
+    assert.equal(ran, 0);
+    // The longest allowed timeout is a real wait, not an instant timeout.
+    assert.equal(await reg.call("counts", {}, { timeoutMs: MAX_CALL_TIMEOUT_MS }), "1");
   });
 
   test("a caller's signal aborts the call's signal", async () => {

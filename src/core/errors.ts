@@ -8,7 +8,8 @@ export type ToolfleetErrorCode =
   | "PIN_SETS_OVERLAP"
   | "TOOL_NAME_INVALID"
   | "TOOL_DEFINITION_INVALID"
-  | "TOOL_DUPLICATE";
+  | "TOOL_DUPLICATE"
+  | "CALL_OPTIONS_INVALID";
 
 export class ToolfleetError extends Error {
   override readonly name = "ToolfleetError";

@@ -42,7 +42,7 @@ export interface CallOptions {
   ctx?: ToolContext | null;
   /** An inner call of a compound tool. Never offloaded: the outer tool needs its result. */
   nested?: boolean;
-  /** Overrides `toolsExecTimeout` for this call. */
+  /** Overrides `toolsExecTimeout` for this call: milliseconds, > 0 and at most `MAX_CALL_TIMEOUT_MS`. */
   timeoutMs?: number;
   /** May this call become a background task? @defaultValue true */
   background?: boolean;
@@ -69,6 +69,20 @@ export interface ToolRegistryOptions {
   logger?: Logger;
   /** Background offload; null turns it off. @defaultValue an in-memory TaskManager */
   taskManager?: TaskManager | null;
+}
+
+/**
+ * The longest a call may wait: 2,000,000 s, as `toolsExecTimeout` allows. Node's timers
+ * hold at most 2^31-1 ms; a longer delay fires after 1 ms, which would time a call out at once.
+ */
+export const MAX_CALL_TIMEOUT_MS = 2_000_000_000;
+
+/** A call's timeout, checked: throws a ToolfleetError naming `where` for one that is not a usable number of milliseconds. */
+export function checkedTimeoutMs(timeoutMs: number, where: string): number {
+  if (typeof timeoutMs !== "number" || !(timeoutMs > 0 && timeoutMs <= MAX_CALL_TIMEOUT_MS)) {
+    throw new ToolfleetError("CALL_OPTIONS_INVALID", `${where}: timeoutMs must be a number of milliseconds > 0 and at most ${MAX_CALL_TIMEOUT_MS}, got ${String(timeoutMs)}`);
+  }
+  return timeoutMs;
 }
 
 export function permissionDenied(userId: string, toolName: string): string {
@@ -187,9 +201,10 @@ export class ToolRegistry implements ToolRegistryLike {
       durationMs: performance.now() - started,
     });
     const { userId, ctx } = options;
+    const cfg = this.config.get();
+    const timeoutMs = options.timeoutMs === undefined ? cfg.toolsExecTimeout * 1000 : checkedTimeoutMs(options.timeoutMs, "ToolRegistry.execute()");
     if (userId && !this.isAllowed(name, userId)) return outcome("denied", permissionDenied(userId, name));
 
-    const cfg = this.config.get();
     if (cfg.gatewayPinned.has(name) && ctx?.adapter?.ownsPlatformClient !== true) {
       return this.delegateToGateway(name, args, ctx ?? null, outcome);
     }
@@ -220,7 +235,6 @@ export class ToolRegistry implements ToolRegistryLike {
           text: call.aborted ? cancelled(name, call.signal.reason) : this.failure(name, err),
         }),
       );
-      const timeoutMs = options.timeoutMs ?? cfg.toolsExecTimeout * 1000;
       const offloadMs = !options.nested && options.background !== false && !def.noBackground && this.taskManager ? cfg.backgroundThreshold * 1000 : 0;
       const waited = await this.await(settled, call, timeoutMs, offloadMs, name, userId ?? baseCtx.userId);
       if (waited.kind === "background") {

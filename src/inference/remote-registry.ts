@@ -3,6 +3,7 @@ import type { ConfigSource } from "../config/live.js";
 import type { JsonValue } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import {
+  checkedTimeoutMs,
   isAllowedBy,
   openAITool,
   permissionDenied,
@@ -240,6 +241,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const done = (text: string, route: Route): RemoteOutcome => ({ text, route, durationMs: performance.now() - started });
     const cfg = this.o.config.get();
     const { userId, nested } = options;
+    if (options.timeoutMs !== undefined) checkedTimeoutMs(options.timeoutMs, "RemoteToolRegistry.execute()");
 
     // 2. Permission fast-fail from the catalog (UX only: the tools service re-checks).
     if (userId && !this.isAllowed(name, userId)) return done(permissionDenied(userId, name), "local");

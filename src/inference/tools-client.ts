@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../core/log.js";
+import { checkedTimeoutMs } from "../core/registry.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { WrittenSessions, sessionRecord, sessionWriteArgs, type SessionIdentity } from "../redis/session.js";
@@ -159,6 +160,7 @@ export class ToolsClient {
   /** Publishes a call and resolves with its reply; rejects with a ToolCallError when none comes in time. */
   async call(call: ToolCall): Promise<ToolReply> {
     if (!this.started) throw new Error("ToolsClient.call() before start()");
+    checkedTimeoutMs(call.timeoutMs, "ToolsClient.call()");
     const started = Date.now();
     const first = await this.send(call, false);
     if (first.sessionWritten || first.reply.status !== "error" || first.reply.error?.code !== "UNAUTHENTICATED") return first.reply;
