@@ -4,6 +4,7 @@ import { errorFields, type Logger } from "../core/log.js";
 import { repeatEvery } from "../core/repeat.js";
 import { within } from "../core/within.js";
 import { BlockingReader } from "./blocking-reader.js";
+import { MultiErrorReply } from "redis";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
 import {
@@ -108,9 +109,9 @@ const ABANDON_AFTER_ABORT_MS = 2000;
 
 /**
  * The request side of a Redis Streams RPC: reads a stream in a consumer
- * group, runs entries concurrently through a handler, sends each reply and
- * then its ack (acks batched per turn of the event loop), reclaims entries abandoned by dead workers, and
- * dead-letters poison. Used by the tools service and the gateway.
+ * group, runs entries concurrently through a handler, sends each reply and,
+ * once Redis has taken it, its ack (batched with the next write), reclaims
+ * entries abandoned by dead workers, and dead-letters poison. Used by the tools service and the gateway.
  */
 export class StreamWorker {
   private readonly o: Required<Omit<StreamWorkerOptions, "handler" | "redis" | "logger" | "keys">>;
@@ -123,7 +124,8 @@ export class StreamWorker {
   private readonly acks: AckBatch;
   private running = false;
   private readonly inFlight = new Map<string, Promise<void>>();
-  private slotFreed: (() => void) | undefined;
+  /** Woken, all of them, whenever an entry ends or the worker stops; each checks for a slot again. */
+  private slotWaiters: (() => void)[] = [];
   private readonly stopping = new AbortController();
   private stoppers: (() => void)[] = [];
   private stopLeases: (() => void) | undefined;
@@ -153,7 +155,9 @@ export class StreamWorker {
     this.handler = options.handler;
     this.keys = options.keys;
     this.group = options.keys.group(options.stream);
-    this.acks = new AckBatch(options.redis, options.stream, this.group);
+    this.acks = new AckBatch(options.redis, options.stream, this.group, (err, ids) =>
+      this.logger.warn({ service: this.o.service, entries: ids.length, ...errorFields(err) }, "could not ack replied entries; they are redelivered after the lease and answered again"),
+    );
     this.reader = new BlockingReader({
       redis: options.redis,
       redisUrl: options.redisUrl,
@@ -189,8 +193,14 @@ export class StreamWorker {
     await this.drainOwnPending();
     this.reader.start({
       room: async () => {
-        await this.waitForSlot();
-        return this.running ? this.o.concurrency - this.inFlight.size : 0;
+        // Never 0 while running: the reader takes 0 as "stop". A reclaim may run more than
+        // `concurrency` entries for a moment (a read already waiting brings what it was sized for).
+        for (;;) {
+          await this.waitForSlot();
+          if (!this.running) return 0;
+          const free = this.o.concurrency - this.inFlight.size;
+          if (free > 0) return free;
+        }
       },
       onEntries: (entries) => {
         for (const entry of entries) this.dispatch(entry, 1);
@@ -217,7 +227,7 @@ export class StreamWorker {
     // or a long call still running here would be reclaimed and run twice.
     for (const stop of this.stoppers) stop();
     this.stoppers = [];
-    this.slotFreed?.();
+    this.wakeSlotWaiters();
     // A read already sent returns within blockMs; what it brings is ours and is run.
     await this.reader.stop();
     const drained = await Promise.race([
@@ -231,6 +241,7 @@ export class StreamWorker {
       await Promise.race([Promise.allSettled(this.inFlight.values()), sleep(ABANDON_AFTER_ABORT_MS, undefined, { ref: false })]);
     }
     this.stopLeases?.();
+    await this.acks.drain();
     await this.leaveGroup();
   }
 
@@ -254,12 +265,15 @@ export class StreamWorker {
 
   private async claimAbandoned(): Promise<void> {
     const free = this.o.concurrency - this.inFlight.size;
-    if (free <= 0) return;
+    if (free <= 0 || !this.running) return;
     const { next, entries } = await autoClaim(this.redis, this.o.stream, this.group, this.o.consumer, this.o.leaseMs, this.claimCursor, free);
     this.claimCursor = next;
     const fresh = entries.filter((e) => !this.inFlight.has(e.id));
     if (fresh.length === 0) return;
     const counts = await deliveryCounts(this.redis, this.o.stream, this.group, this.o.consumer, fresh.map((e) => e.id));
+    // Stopped meanwhile: stop() no longer waits for new work. What was claimed stays pending, and
+    // another worker reclaims it after the lease.
+    if (!this.running) return;
     this.logger.info({ service: this.o.service, worker: this.o.consumer, entries: fresh.length }, "reclaimed abandoned entries");
     for (const entry of fresh) this.dispatch(entry, counts.get(entry.id) ?? 2);
   }
@@ -281,7 +295,7 @@ export class StreamWorker {
       )
       .finally(() => {
         this.inFlight.delete(entry.id);
-        this.slotFreed?.();
+        this.wakeSlotWaiters();
       });
     this.inFlight.set(entry.id, work);
   }
@@ -304,15 +318,17 @@ export class StreamWorker {
   }
 
   /**
-   * Extra commands, then the reply, then the ack, in that order on one
-   * connection; retried while Redis is away. Not a MULTI: if only a prefix
-   * runs (the connection drops), the entry stays pending and its redelivery
-   * finds the stored reply (the handler's commands) and sends it again, so
-   * order is all that matters, and MULTI/EXEC would cost two more commands per
-   * call. The ack goes out with those of every entry committed in the same
-   * turn of the event loop, in one `XACK` (see `AckBatch`); the reply does not
-   * wait for it. A dead letter's copy and ack do go in a MULTI: a half-done one
-   * would copy it twice.
+   * Extra commands and the reply, and once Redis has taken all of them, the
+   * ack; retried while Redis is away or refuses them. Not a MULTI: if only a
+   * prefix runs (the connection drops), the entry stays pending and its
+   * redelivery finds the stored reply (the handler's commands) and sends it
+   * again, so order is all that matters, and MULTI/EXEC would cost two more
+   * commands per call. The ack waits for the replies to those commands: Redis
+   * may refuse the reply (out of memory, a key of another type) and still take
+   * an `XACK`, and an entry acked without its reply is lost. The ack goes out
+   * with the next entry's commands, in one `XACK` with every other ack waiting
+   * (see `AckBatch`): no write of its own. A dead letter's copy and ack do go
+   * in a MULTI: a half-done one would copy it twice.
    */
   private async commit(id: string, disposition: Exclude<Disposition, { kind: "leave" }>, entry?: DeliveredEntry): Promise<void> {
     const commands: Arg[][] = [];
@@ -326,48 +342,77 @@ export class StreamWorker {
     const reply = disposition.reply;
     const replyAt = commands.length;
     if (reply) commands.push(xaddArgs(reply.stream, reply.fields, this.o.maxLen, true));
-    let results: unknown[] = [];
     for (let attempt = 0; ; attempt++) {
       try {
-        if (disposition.kind === "dead") {
-          const batch = this.redis.multi();
-          for (const args of commands) batch.addCommand(args);
-          batch.addCommand(["XACK", this.o.stream, this.group, id]);
-          results = await batch.exec();
-        } else {
-          results = await Promise.all([...commands.map((args) => this.redis.sendCommand(args)), this.acks.add(id)]);
+        if (disposition.kind === "dead") await this.commitDeadLetter(id, commands, reply, replyAt);
+        else {
+          const sent = commands.map((args) => this.redis.sendCommand(args));
+          // Acks waiting for a write go out with this one.
+          this.acks.flush();
+          const results = await Promise.all(sent);
+          if (reply && results[replyAt] === null) await this.recreateAndReply(reply);
+          this.acks.add(id);
         }
         break;
       } catch (err) {
-        if (attempt >= SLOW_COMMIT_RETRIES) throw err;
+        // Past stop()'s deadline nobody waits for this entry: it stays pending for another worker.
+        if (attempt >= SLOW_COMMIT_RETRIES || this.stopping.signal.aborted) throw err;
+        // Debug: an outage fails every entry in flight at once (the connection's own line says so),
+        // and one that never goes through is logged as an error when it is given up.
+        if (attempt === 0) this.logger.debug({ service: this.o.service, entryId: id, ...errorFields(err) }, "commit failed; retrying, the entry not acked");
         await sleep(Math.min(50 * 2 ** attempt, 500));
       }
     }
-    if (reply && results[replyAt] === null) await this.recreateAndReply(reply);
     if (disposition.kind === "dead") this.deadLettered++;
     else this.processed++;
   }
 
+  /** The copy, the error reply and the ack in one MULTI; a MULTI that ran is never sent again. */
+  private async commitDeadLetter(id: string, commands: Arg[][], reply: Outbound | null | undefined, replyAt: number): Promise<void> {
+    const batch = this.redis.multi();
+    for (const args of commands) batch.addCommand(args);
+    batch.addCommand(["XACK", this.o.stream, this.group, id]);
+    let results: unknown[];
+    try {
+      results = await batch.exec();
+    } catch (err) {
+      // It ran, and some of its commands failed (a reply "stream" that is a key of another type):
+      // Redis does not undo the rest, so sending it again would copy the entry again.
+      if (!(err instanceof MultiErrorReply)) throw err;
+      this.logger.warn(
+        { service: this.o.service, entryId: id, failed: [...err.errors()].map((e) => e.message) },
+        "dead letter stored, but part of its transaction failed; not sent again",
+      );
+      return;
+    }
+    if (!reply || results[replyAt] !== null) return;
+    try {
+      await this.recreateAndReply(reply);
+    } catch (err) {
+      // The entry is kept in the dead-letter stream and acked: only the error reply is lost.
+      this.logger.warn({ service: this.o.service, stream: reply.stream, ...errorFields(err) }, "could not re-create a missing reply stream; the dead letter's error reply is lost");
+    }
+  }
+
   /** The rare path of a reply whose stream was missing: create it, with its TTL, and add the reply. */
   private async recreateAndReply(reply: Outbound): Promise<void> {
-    try {
-      await this.redis.multi().addCommand(xaddArgs(reply.stream, reply.fields, this.o.maxLen)).addCommand(["EXPIRE", reply.stream, String(REPLY_STREAM_TTL_SECONDS)]).exec();
-    } catch (err) {
-      // The entry is acked already: its caller times out, as it would had the reply been lost with Redis.
-      this.logger.warn({ service: this.o.service, stream: reply.stream, ...errorFields(err) }, "could not re-create a missing reply stream; that reply is lost");
-    }
+    await this.redis.multi().addCommand(xaddArgs(reply.stream, reply.fields, this.o.maxLen)).addCommand(["EXPIRE", reply.stream, String(REPLY_STREAM_TTL_SECONDS)]).exec();
   }
 
   // ── lifecycle helpers ───────────────────────────────────────────────────
 
+  /** Resolves once fewer than `concurrency` entries are in flight, or the worker stops. */
   private waitForSlot(): Promise<void> {
     if (this.inFlight.size < this.o.concurrency || !this.running) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.slotFreed = () => {
-        this.slotFreed = undefined;
-        resolve();
-      };
-    });
+    // Checked again on waking: another waiter (the reader, a drain) may have taken the slot first.
+    return new Promise<void>((resolve) => this.slotWaiters.push(resolve)).then(() => this.waitForSlot());
+  }
+
+  private wakeSlotWaiters(): void {
+    if (this.slotWaiters.length === 0) return;
+    const waiters = this.slotWaiters;
+    this.slotWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   private every(ms: number, fn: () => Promise<void>): void {
@@ -417,42 +462,52 @@ export class StreamWorker {
   }
 }
 
+/** How long an ack may wait for the next write to go out with; then it goes alone. */
+const ACK_DELAY_MS = 5;
+
 /**
- * Acks gathered while the entries' handlers finish and sent as one `XACK`
- * (or a few): under load a read brings many entries, and they finish together. Each
- * `add` settles when its `XACK` does. Sent after the commands issued before
- * it on the same connection, so an entry is never acked before its reply.
+ * Acks of entries whose replies Redis has taken, sent together as one `XACK`.
+ * An ack goes out with the next entry's commands (`flush()` at each commit),
+ * so calls that come one at a time cost one write each, not two; with no next
+ * entry, after `ACK_DELAY_MS`. A failed `XACK` is logged: its entries stay
+ * pending, are redelivered after the lease, and answered from the stored reply.
  */
 class AckBatch {
   private ids: string[] = [];
-  private waiting: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly sending = new Set<Promise<void>>();
 
   constructor(
     private readonly redis: RedisClient,
     private readonly stream: string,
     private readonly group: string,
+    private readonly onError: (err: unknown, ids: readonly string[]) => void,
   ) {}
 
-  add(id: string): Promise<void> {
-    // A microtask, not setImmediate: it runs before node-redis writes what this turn queued, so the
-    // XACK leaves in the same write as the replies (one syscall a call when calls come one at a time).
-    if (this.ids.length === 0) queueMicrotask(() => this.flush());
+  add(id: string): void {
     this.ids.push(id);
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    this.timer ??= setTimeout(() => this.flush(), ACK_DELAY_MS);
   }
 
-  private flush(): void {
-    const { ids, waiting } = this;
+  /** Sends the acks gathered so far, in this turn's write. */
+  flush(): void {
+    if (this.ids.length === 0) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const ids = this.ids;
     this.ids = [];
-    this.waiting = [];
-    this.redis.sendCommand(["XACK", this.stream, this.group, ...ids]).then(
-      () => {
-        for (const w of waiting) w.resolve();
-      },
-      (err: unknown) => {
-        for (const w of waiting) w.reject(err);
-      },
+    const sent: Promise<void> = this.redis.sendCommand(["XACK", this.stream, this.group, ...ids]).then(
+      () => undefined,
+      (err: unknown) => this.onError(err, ids),
     );
+    this.sending.add(sent);
+    void sent.finally(() => this.sending.delete(sent));
+  }
+
+  /** Sends what is gathered and waits for every XACK sent; for stop(). */
+  async drain(): Promise<void> {
+    this.flush();
+    await Promise.all(this.sending);
   }
 }
 

@@ -1,0 +1,139 @@
+// The stream engine's delivery edges, against the real Redis: what happens
+// when a reclaim and a read overlap, when Redis refuses a reply, when the
+// process itself stalls, and when an inbox is restarted.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { closeRedis, type RedisClient } from "../src/redis/client.js";
+import type { Keys } from "../src/redis/keys.js";
+import { StreamWorker, type Disposition, type EntryHandler } from "../src/redis/stream-worker.js";
+import { ensureGroup } from "../src/redis/streams.js";
+import { RecordingLogger, eventually } from "./helpers.js";
+import { REDIS_URL, connect, dropNamespace, testKeys } from "./redis-helpers.js";
+
+/** A handler whose entries finish when the test says so, or at once once `hold` is off. */
+class GatedHandler implements EntryHandler {
+  hold = true;
+  readonly handled: string[] = [];
+  private readonly gates: (() => void)[] = [];
+  constructor(private readonly disposition: (id: string) => Disposition = () => ({ kind: "ack" })) {}
+
+  get waiting(): number {
+    return this.gates.length;
+  }
+
+  handle(entry: { id: string }): Promise<Disposition> {
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        this.handled.push(entry.id);
+        resolve(this.disposition(entry.id));
+      };
+      if (this.hold) this.gates.push(finish);
+      else finish();
+    });
+  }
+
+  release(): void {
+    this.gates.shift()?.();
+  }
+
+  releaseAll(): void {
+    this.hold = false;
+    while (this.gates.length > 0) this.release();
+  }
+
+  deadLetterReply(): null {
+    return null;
+  }
+}
+
+async function withWorker(
+  handler: EntryHandler,
+  options: { concurrency?: number; leaseMs?: number; claimEveryMs?: number; blockMs?: number },
+  body: (w: { worker: StreamWorker; redis: RedisClient; keys: Keys; logger: RecordingLogger; stream: string }) => Promise<void>,
+): Promise<void> {
+  const redis = await connect();
+  const k = testKeys();
+  const logger = new RecordingLogger();
+  const stream = k.toolsStream;
+  const worker = new StreamWorker({ redis, redisUrl: REDIS_URL, logger, keys: k, service: "tools", stream, consumer: "w1", handler, heartbeatMs: 1000, ...options });
+  try {
+    await body({ worker, redis, keys: k, logger, stream });
+  } finally {
+    if (handler instanceof GatedHandler) handler.releaseAll();
+    await worker.stop(2000);
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+}
+
+const pending = async (redis: RedisClient, stream: string, group: string): Promise<number> =>
+  Number((await redis.sendCommand<unknown[]>(["XPENDING", stream, group]))[0]);
+
+test("a reclaim that overlaps a waiting read never stops the read loop", async () => {
+  const handler = new GatedHandler();
+  await withWorker(handler, { concurrency: 2, leaseMs: 200, claimEveryMs: 100, blockMs: 2000 }, async ({ worker, redis, keys, stream }) => {
+    // A consumer that died holding two entries.
+    const group = keys.group(stream);
+    await ensureGroup(redis, stream, group);
+    for (const n of [1, 2]) await redis.sendCommand(["XADD", stream, "*", "n", `ghost-${n}`]);
+    await redis.sendCommand(["XREADGROUP", "GROUP", group, "ghost", "COUNT", "2", "STREAMS", stream, ">"]);
+    await worker.start();
+    // The reclaim takes both while the worker's read (sized for two) waits in Redis …
+    await eventually(() => assert.equal(handler.waiting, 2), 3000);
+    // … which then brings one more: three in flight, one over the limit, for a moment.
+    await redis.sendCommand(["XADD", stream, "*", "n", "new-1"]);
+    await eventually(() => assert.equal(handler.waiting, 3), 3000);
+    await sleep(50); // the read loop now waits for room
+    handler.release(); // two in flight: still no room
+    await sleep(50);
+    handler.releaseAll();
+    // The loop is still reading: later entries are handled.
+    for (const n of [2, 3, 4]) await redis.sendCommand(["XADD", stream, "*", "n", `new-${n}`]);
+    await eventually(() => assert.equal(handler.handled.length, 6), 5000);
+    assert.equal(worker.healthy, true);
+    await eventually(async () => assert.equal(await pending(redis, stream, group), 0));
+  });
+});
+
+test("an entry whose reply Redis refuses is not acked, and is acked once the reply goes in", async () => {
+  let replyStream = "";
+  const handler = new GatedHandler(() => ({ kind: "ack", reply: { stream: replyStream, fields: { body: "the reply" } } }));
+  handler.hold = false;
+  await withWorker(handler, { blockMs: 200 }, async ({ worker, redis, keys, stream }) => {
+    const group = keys.group(stream);
+    replyStream = keys.toolsReplyStream("caller");
+    // The reply "stream" is a plain string: XADD fails with WRONGTYPE, while an XACK would still go through.
+    await redis.set(replyStream, "not a stream");
+    await worker.start();
+    await redis.sendCommand(["XADD", stream, "*", "n", "1"]);
+    await eventually(() => assert.equal(handler.handled.length, 1), 3000);
+    await sleep(150); // a few commit attempts, all refused
+    assert.equal(await pending(redis, stream, group), 1, "not acked while its reply is refused");
+    // The caller's stream comes back: the next attempt delivers the reply, then acks.
+    await redis.del(replyStream);
+    await ensureGroup(redis, replyStream, keys.group(replyStream), "$");
+    await eventually(async () => assert.equal(await pending(redis, stream, group), 0), 5000);
+    const replies = await redis.sendCommand<[string, string[]][]>(["XRANGE", replyStream, "-", "+"]);
+    assert.ok(replies.length >= 1);
+    assert.deepEqual(replies[0]?.[1], ["body", "the reply"]);
+  });
+});
+
+test("a dead letter whose reply stream is of another type is copied once and acked, not sent again", async () => {
+  let replyStream = "";
+  const poison: EntryHandler = {
+    handle: () => Promise.resolve({ kind: "dead", reason: "poison", reply: { stream: replyStream, fields: { body: "refused" } } }),
+    deadLetterReply: () => null,
+  };
+  await withWorker(poison, { blockMs: 200 }, async ({ worker, redis, keys, stream, logger }) => {
+    replyStream = keys.toolsReplyStream("evil");
+    await redis.set(replyStream, "not a stream");
+    await worker.start();
+    await redis.sendCommand(["XADD", stream, "*", "n", "1"]);
+    await eventually(() => assert.ok(logger.at("warn").some((r) => r.msg === "dead letter stored, but part of its transaction failed; not sent again")), 3000);
+    await sleep(300); // time for retries, had there been any
+    assert.equal(await redis.xLen(keys.deadLetter(stream)), 1, "one copy");
+    assert.equal(await pending(redis, stream, keys.group(stream)), 0, "acked");
+  });
+});
