@@ -1,4 +1,4 @@
-import { setImmediate, setTimeout as sleep } from "node:timers/promises";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { errorFields, type Logger } from "../core/log.js";
 import { within } from "../core/within.js";
 import { duplicateConnection, type RedisClient } from "./client.js";
@@ -117,8 +117,8 @@ export class BlockingReader {
           // after one, building the read still ran before the reply's write. Measured on one
           // worker, sequential calls: p50 0.38 → 0.31 ms (medians of six runs); throughput unchanged
           // within noise.
-          await setImmediate();
-          await setImmediate();
+          await nextTurn();
+          await nextTurn();
         }
       } catch (err) {
         if (!this.running) break;
@@ -143,17 +143,25 @@ export class BlockingReader {
    */
   private async watched<T>(read: Promise<T>): Promise<T> {
     let stalled = false;
+    let settled = false;
     const timer = setTimeout(() => {
-      stalled = true;
-      this.o.logger.warn({ reader: this.o.name, stream: this.o.stream }, "blocking read stalled; replacing its connection");
-      this.connection?.destroy();
-      this.connection = undefined;
+      // Timers run before I/O in a turn of the event loop. After a stall of this process's own (a
+      // long synchronous task), the reply may be waiting in the socket: destroying the connection
+      // now would drop it, and entries read with NOACK are gone. Give up only after the I/O phase.
+      setImmediate(() => {
+        if (settled) return;
+        stalled = true;
+        this.o.logger.warn({ reader: this.o.name, stream: this.o.stream }, "blocking read stalled; replacing its connection");
+        this.connection?.destroy();
+        this.connection = undefined;
+      });
     }, this.stallMs);
     try {
       return await read;
     } catch (err) {
       throw stalled ? new StalledReadError(this.stallMs, err) : err;
     } finally {
+      settled = true;
       clearTimeout(timer);
     }
   }
