@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { BlockingReader } from "../src/redis/blocking-reader.js";
 import { closeRedis, type RedisClient } from "../src/redis/client.js";
 import type { Keys } from "../src/redis/keys.js";
+import { ReplyInbox } from "../src/redis/reply-inbox.js";
 import { StreamWorker, type Disposition, type EntryHandler } from "../src/redis/stream-worker.js";
 import { ensureGroup, type StreamEntry } from "../src/redis/streams.js";
 import { RecordingLogger, eventually } from "./helpers.js";
@@ -173,6 +174,29 @@ test("after a stall of the process itself, a reply already in the socket is deli
     assert.ok(!logger.at("warn").some((r) => r.msg === "blocking read stalled; replacing its connection"), "the connection was kept");
   } finally {
     await reader.stop();
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+test("a reply inbox stopped and started again still deletes what it has read", async () => {
+  const redis = await connect();
+  const k = testKeys();
+  const stream = k.toolsReplyStream("restarts");
+  const got: StreamEntry[] = [];
+  const inbox = new ReplyInbox({ redis, redisUrl: REDIS_URL, keys: k, logger: new RecordingLogger(), stream, consumer: "restarts", blockMs: 200, onEntries: (e) => got.push(...e) });
+  try {
+    await inbox.start();
+    await redis.sendCommand(["XADD", stream, "*", "body", "first"]);
+    await eventually(() => assert.equal(got.length, 1), 3000);
+    // Stopped before its batched delete ran, then started again.
+    await inbox.stop();
+    await inbox.start();
+    for (let i = 0; i < 5; i++) await redis.sendCommand(["XADD", stream, "*", "body", `again-${i}`]);
+    await eventually(() => assert.equal(got.length, 6), 3000);
+    await eventually(async () => assert.equal(await redis.xLen(stream), 0), 2000);
+  } finally {
+    await inbox.stop();
     await dropNamespace(redis, k);
     await closeRedis(redis);
   }

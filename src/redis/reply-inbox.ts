@@ -97,6 +97,7 @@ export class ReplyInbox {
     this.started = false;
     this.stopRefresh?.();
     clearTimeout(this.deleteTimer);
+    this.deleteTimer = undefined; // or a restarted inbox would never schedule its deletes again
     this.toDelete.length = 0; // the stream itself is deleted below
     await this.reader.stop();
     try {
