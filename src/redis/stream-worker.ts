@@ -241,7 +241,12 @@ export class StreamWorker {
       await Promise.race([Promise.allSettled(this.inFlight.values()), sleep(ABANDON_AFTER_ABORT_MS, undefined, { ref: false })]);
     }
     this.stopLeases?.();
-    await this.acks.drain();
+    try {
+      // Bounded: with Redis away the acks wait for a reconnect that may not come.
+      await within(this.acks.drain(), 2000, "sending the last acks");
+    } catch (err) {
+      this.logger.warn({ service: this.o.service, worker: this.o.consumer, ...errorFields(err) }, "last acks not confirmed; their entries may be redelivered and answered again");
+    }
     await this.leaveGroup();
   }
 
