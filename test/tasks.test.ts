@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { slowTask } from "../examples/tools.js";
-import { MemoryTaskStore, ToolContext, ToolRegistry, defineConfig, defineTool, staticConfig, taskTools, type RawConfig } from "../src/index.js";
+import { MemoryTaskStore, TaskManager, ToolContext, ToolRegistry, defineConfig, defineTool, staticConfig, taskTools, type RawConfig, type TaskRecord } from "../src/index.js";
 import { RecordingLogger, eventually } from "./helpers.js";
 
 function registry(cfg: RawConfig): ToolRegistry {
@@ -137,5 +137,86 @@ test("task tools show a user only their own tasks, an empty user id included", a
   const anonymous = new ToolContext();
   assert.equal(await reg.call("get_task_result", { task_id: taskId }, { ctx: anonymous }), `No task with id '${taskId}'.`);
   assert.deepEqual(JSON.parse(await reg.call("list_tasks", {}, { ctx: anonymous })), []);
+  await reg.close();
+});
+
+test("a store that fails the first write of a task still gets its time limit and its outcome", async () => {
+  /** Fails the first put (a Redis blip), then works. */
+  class FlakyStore extends MemoryTaskStore {
+    failed = false;
+    override put(record: TaskRecord, ttlSeconds: number): Promise<void> {
+      if (!this.failed) {
+        this.failed = true;
+        return Promise.reject(new Error("connection lost"));
+      }
+      return super.put(record, ttlSeconds);
+    }
+  }
+  const logger = new RecordingLogger();
+  const config = staticConfig(defineConfig({ backgroundThreshold: 0.05, taskTimeout: 0.3 }));
+  const manager = new TaskManager({ config, logger, store: new FlakyStore() });
+  const reg = new ToolRegistry({ config, logger, taskManager: manager });
+  let aborted = false;
+  reg.register(
+    defineTool({
+      name: "waits",
+      description: "",
+      parameters: z.object({}),
+      handler: (_a, ctx) =>
+        new Promise<string>((resolve) =>
+          ctx.signal.addEventListener("abort", () => {
+            aborted = true;
+            resolve("stopped");
+          }),
+        ),
+    }),
+  );
+  const { taskId } = await reg.execute("waits", {});
+  assert.ok(taskId);
+  await eventually(() => assert.equal(aborted, true), 3000);
+  // Stopped by its time limit, and its outcome stored though the first record never was.
+  await eventually(async () => assert.equal((await manager.getTaskResult(taskId))?.result, "stopped"), 3000);
+  assert.equal(manager.runningCount, 0);
+  assert.ok(logger.at("error").some((r) => r.msg === "background task record could not be written; its outcome is stored when it ends"));
+  await reg.close();
+});
+
+test("close() leaves no timer behind for a task deaf to its abort", async () => {
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+  const reg = registry({ taskTimeout: 600 });
+  reg.register(defineTool({ name: "deaf", description: "", parameters: z.object({}), handler: () => new Promise<string>(() => undefined) }));
+  const before = timers();
+  const { taskId } = await reg.execute("deaf", {});
+  assert.ok(taskId);
+  assert.ok(timers() > before, "the task's time limit is armed");
+  await reg.close();
+  assert.equal(timers(), before, "close() leaves nothing that keeps the process alive");
+});
+
+test("a background task's handler that first asks for its signal late does not follow the caller's signal", async () => {
+  const reg = registry({ taskTimeout: 60 });
+  const caller = new AbortController();
+  let signal: AbortSignal | undefined;
+  reg.register(
+    defineTool({
+      name: "late_signal",
+      description: "",
+      parameters: z.object({}),
+      handler: async (_a, ctx) => {
+        await sleep(150); // past the threshold: now a background task
+        signal = ctx.signal;
+        await sleep(100);
+        return signal.aborted ? "aborted" : "finished";
+      },
+    }),
+  );
+  const { taskId, kind } = await reg.execute("late_signal", {}, { ctx: new ToolContext({ userId: "u", signal: caller.signal }) });
+  assert.equal(kind, "background");
+  assert.ok(taskId);
+  await eventually(() => assert.ok(signal), 2000);
+  // The chat that started it ends: the task, handed to the task manager, has limits of its own.
+  caller.abort(new Error("chat turn over"));
+  await eventually(async () => assert.equal((await reg.taskManager?.getTaskResult(taskId))?.status, "done"), 3000);
+  assert.equal((await reg.taskManager?.getTaskResult(taskId))?.result, "finished");
   await reg.close();
 });

@@ -30,6 +30,20 @@ function countingTool(counter: { runs: number }) {
   });
 }
 
+/** A tool that runs (counted) and then sends a rich message JSON cannot encode. */
+function unencodableTool(counter: { runs: number }) {
+  return defineTool({
+    name: "unencodable",
+    description: "Runs, then writes back what cannot be sent.",
+    parameters: z.object({}),
+    handler: (_args, ctx) => {
+      counter.runs++;
+      ctx.sendRichMessage({ amount: 10n } as unknown as Record<string, never>);
+      return "ran";
+    },
+  });
+}
+
 /** Who the worker says the caller is: the identity it took from the session record. */
 const whoami = defineTool({
   name: "whoami",
@@ -56,7 +70,7 @@ async function fleet(options: { workerId?: string; leaseMs?: number; maxDeliveri
   const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
   const counter = { runs: 0 };
   const module = await loadToolModule();
-  const registry = registryFor({ tools: [...module.tools, countingTool(counter), whoami], permissions: module.permissions }, config, logger);
+  const registry = registryFor({ tools: [...module.tools, countingTool(counter), unencodableTool(counter), whoami], permissions: module.permissions }, config, logger);
   const service = new ToolsService({
     redis,
     redisUrl: REDIS_URL,
@@ -288,6 +302,31 @@ describe("tools service", () => {
     assert.equal(f.counter.runs, before + 1);
     assert.equal(got[0]?.result, got[1]?.result, JSON.stringify(got));
     await eventually(async () => assert.equal(await pendingCount(f), 0));
+  });
+
+  test("a call that fails after its claim (a write-back that cannot be encoded) is answered with an error and never run again", async () => {
+    const before = f.counter.runs;
+    const req = request(f, { toolName: "unencodable", toolArgs: {} });
+    const got = await deliveredTwice(f, req);
+    assert.equal(f.counter.runs, before + 1, "ran once: the redelivery got the stored error");
+    for (const reply of got) {
+      assert.equal(reply.status, "error");
+      assert.equal(reply.error?.code, "INTERNAL");
+      assert.match(reply.error?.message ?? "", /^Tool 'unencodable' failed on the tools service after it started, and is not run again: .*BigInt/);
+    }
+    await eventually(async () => assert.equal(await pendingCount(f), 0));
+    assert.ok(f.logger.at("error").some((r) => r.msg === "call failed after it started; answering with an error, not running it again"));
+  });
+
+  test("a trace id of 128 characters, the longest an id may be, still gets its call claimed and run", async () => {
+    const before = f.counter.runs;
+    const req = request(f, { toolName: "count_me", toolArgs: {}, traceId: "t".repeat(128) });
+    await writeSession(f.redis, f.keys, req.traceId, identity("alice"), 30);
+    await publish(f, encodeRequest(req));
+    const reply = await replyTo(f, req.correlationId);
+    assert.equal(reply.status, "ok", JSON.stringify(reply));
+    assert.equal(f.counter.runs, before + 1);
+    assert.equal(await f.redis.exists(f.keys.idempotency(req.idemKey)), 1, "its reply is stored under the long key");
   });
 
   test("a tool annotated idempotent is neither claimed nor stored: a duplicate just runs again", async () => {

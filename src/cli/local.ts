@@ -10,12 +10,16 @@ import { loadToolModule, type ToolModule } from "./load-tools.js";
  * the module has its own). Task results go to `taskStore` (default: memory).
  */
 export function registryFor(module: ToolModule, config: ConfigSource, logger: Logger, taskStore?: TaskStore): ToolRegistry {
-  const taskManager = new TaskManager({ config, logger, ...(taskStore ? { store: taskStore } : {}) });
-  const registry = new ToolRegistry({ config, logger, taskManager });
+  const registry = new ToolRegistry({ config, logger, taskManager: taskManagerFor(config, logger, taskStore) });
   const own = new Set(module.tools.map((t) => t.name));
   registry.register(...module.tools, ...taskTools(() => registry.taskManager).filter((t) => !own.has(t.name)));
   registry.setPermissions(module.permissions);
   return registry;
+}
+
+/** Background tasks, their records in `taskStore` (default: memory). */
+export function taskManagerFor(config: ConfigSource, logger: Logger, taskStore?: TaskStore): TaskManager {
+  return new TaskManager({ config, logger, ...(taskStore ? { store: taskStore } : {}) });
 }
 
 /** The registry the CLI runs by default: the example tools. */

@@ -5,6 +5,7 @@ import { redactRedisUrl } from "../config/schema.js";
 import type { PlatformAdapter } from "../core/context.js";
 import { createLogger, errorFields, type Logger } from "../core/log.js";
 import { ToolRegistry } from "../core/registry.js";
+import type { TaskStore } from "../core/tasks.js";
 import { ChatBridge } from "../gateway/chat-bridge.js";
 import { ConsoleAdapter } from "../gateway/console-adapter.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
@@ -19,7 +20,7 @@ import { keys, type Keys } from "../redis/keys.js";
 import { RedisTaskStore } from "../redis/task-store.js";
 import { ToolsService } from "../tools/service.js";
 import { loadPermissionsFile, loadToolModule } from "./load-tools.js";
-import { registryFor } from "./local.js";
+import { registryFor, taskManagerFor } from "./local.js";
 import { untilStopSignal } from "./signals.js";
 
 export const SERVE_USAGE = `toolfleet tools [options]       start a tools-service worker
@@ -147,7 +148,7 @@ export async function runService(kind: ServiceKind, argv: string[]): Promise<num
 async function startToolsOrGateway(kind: "tools" | "gateway", s: Setup): Promise<Running> {
   const module = await loadToolModule(s.values.tools);
   if (s.values.permissions) module.permissions = loadPermissionsFile(s.values.permissions);
-  const registry = registryFor(module, s.config, s.logger, s.config.get().taskStore === "redis" ? new RedisTaskStore(s.redis, s.keys) : undefined);
+  const registry = registryFor(module, s.config, s.logger, taskStoreOf(s));
   const options = {
     redis: s.redis,
     redisUrl: s.url,
@@ -185,6 +186,11 @@ async function startToolsOrGateway(kind: "tools" | "gateway", s: Setup): Promise
   };
 }
 
+/** Where background tasks are kept: Redis when `taskStore` says so, so any worker can answer for them. */
+function taskStoreOf(s: Setup): TaskStore | undefined {
+  return s.config.get().taskStore === "redis" ? new RedisTaskStore(s.redis, s.keys) : undefined;
+}
+
 function gatewayPlatform(s: Setup): ChatPlatform {
   const kind = s.values.adapter ?? "console";
   if (kind === "console") {
@@ -203,7 +209,9 @@ async function startInference(s: Setup): Promise<Running> {
   const module = s.values.tools ? await loadToolModule(s.values.tools) : { tools: [], permissions: {} };
   if (s.values.permissions) module.permissions = loadPermissionsFile(s.values.permissions);
   // The loop's own tools (extend_tool_loop, call_subagent) are the loop's: they need no registration.
-  const local = new ToolRegistry({ config: s.config, logger: s.logger }).register(...module.tools);
+  // Its background tasks (long inference-pinned tools) go to the same store as the tools service's,
+  // where get_task_result, which runs there, looks for them.
+  const local = new ToolRegistry({ config: s.config, logger: s.logger, taskManager: taskManagerFor(s.config, s.logger, taskStoreOf(s)) }).register(...module.tools);
   local.setPermissions(module.permissions);
   const registry = new RemoteToolRegistry({ redis: s.redis, redisUrl: s.url, keys: s.keys, config: s.config, local, workerId: s.workerId, logger: s.logger });
   await startOrUndo(registry);
@@ -229,6 +237,7 @@ async function startInference(s: Setup): Promise<Running> {
     stop: async () => {
       await chat.stop();
       await registry.stop();
+      await local.close();
     },
   };
 }

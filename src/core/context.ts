@@ -189,6 +189,7 @@ export class CallSignal {
   private controller: AbortController | undefined;
   private reason: unknown;
   private abortedEarly = false;
+  private detached = false;
   private readonly onParentAbort = (): void => this.abort(this.parent.reason);
 
   constructor(private readonly parent: AbortSignal) {}
@@ -197,6 +198,8 @@ export class CallSignal {
     if (!this.controller) {
       this.controller = new AbortController();
       if (this.abortedEarly) this.controller.abort(this.reason);
+      // Made after detach() (a background task's handler asking late): the parent no longer applies.
+      else if (this.detached) return this.controller.signal;
       else if (this.parent.aborted) this.controller.abort(this.parent.reason);
       else this.parent.addEventListener("abort", this.onParentAbort, { once: true });
     }
@@ -204,7 +207,7 @@ export class CallSignal {
   }
 
   get aborted(): boolean {
-    return this.abortedEarly || this.parent.aborted || (this.controller?.signal.aborted ?? false);
+    return this.abortedEarly || (!this.detached && this.parent.aborted) || (this.controller?.signal.aborted ?? false);
   }
 
   abort(reason: unknown): void {
@@ -217,6 +220,7 @@ export class CallSignal {
 
   /** Stops following the parent; the call is over (or handed to a background task with its own limits). */
   detach(): void {
+    this.detached = true;
     if (this.controller) this.parent.removeEventListener("abort", this.onParentAbort);
   }
 }

@@ -86,7 +86,7 @@ export class TaskManager {
   readonly store: TaskStore;
   private readonly config: ConfigSource;
   private readonly logger: Logger;
-  private readonly running = new Map<string, { abort: Abortable; done: Promise<void> }>();
+  private readonly running = new Map<string, { abort: Abortable; done: Promise<void>; stopTimers: () => void }>();
 
   constructor(options: TaskManagerOptions) {
     this.config = options.config;
@@ -122,21 +122,26 @@ export class TaskManager {
         deadline = setTimeout(() => resolve({ ok: false, text: `Tool '${tool}' was cancelled: ${reason.message}` }), GIVE_UP_AFTER_ABORT_MS);
       }, cfg.taskTimeout * 1000);
     });
-    const done = this.store
-      .put(base, runningTtl)
-      .then(() => Promise.race([outcome, givenUp]))
-      .then(({ ok, text }) =>
-        this.store.put(
-          { ...base, status: ok ? "done" : "error", result: text, finishedAt: Date.now() },
-          this.config.get().taskResultTtl,
-        ),
-      )
+    // The time limit holds whether or not the first record is written: a store that fails
+    // once must not leave the handler running unlimited and uncounted.
+    const written = this.store.put(base, runningTtl).then(
+      () => true,
+      (err: unknown) => {
+        this.logger.error({ taskId: id, tool, ...errorFields(err) }, "background task record could not be written; its outcome is stored when it ends");
+        return false;
+      },
+    );
+    const done = Promise.race([outcome, givenUp])
+      .then(async ({ ok, text }) => {
+        await written; // the final record must land after the first, not be overwritten by it
+        await this.store.put({ ...base, status: ok ? "done" : "error", result: text, finishedAt: Date.now() }, this.config.get().taskResultTtl);
+      })
       .catch((err: unknown) => this.logger.error({ taskId: id, tool, ...errorFields(err) }, "background task result could not be stored"))
       .finally(() => {
         clearTimeout(deadline);
         this.running.delete(id);
       });
-    this.running.set(id, { abort, done });
+    this.running.set(id, { abort, done, stopTimers: () => clearTimeout(deadline) });
     return id;
   }
 
@@ -153,6 +158,8 @@ export class TaskManager {
     const tasks = [...this.running.values()];
     for (const task of tasks) task.abort.abort(new Error("task manager closed"));
     await Promise.race([Promise.all(tasks.map((t) => t.done)), new Promise((r) => setTimeout(r, GIVE_UP_AFTER_ABORT_MS).unref())]);
+    // A handler deaf to its abort is left to itself: its time limit would keep the process alive.
+    for (const task of this.running.values()) task.stopTimers();
     await this.store.close?.();
   }
 }

@@ -46,6 +46,14 @@ function id(kind: string, value: string): string {
   return value;
 }
 
+/** An idempotency key: `<traceId>:<correlationId>`, two ids, so up to 257 characters. */
+export const IDEM_KEY_PATTERN = /^[A-Za-z0-9_.:@-]{1,257}$/;
+
+function idemKey(value: string): string {
+  if (!IDEM_KEY_PATTERN.test(value)) throw new Error(`invalid idempotency key ${JSON.stringify(value)}: use 1-257 of letters, digits and _ . : @ -`);
+  return value;
+}
+
 /** A session record's tag: 16 lowercase hex digits, the first 64 bits of the record's SHA-256. */
 export const SESSION_TAG_PATTERN = /^[0-9a-f]{16}$/;
 
@@ -72,7 +80,7 @@ export function keys(namespace = "sg"): Keys {
     catalog: `${ns}:tools:catalog`,
     catalogChanged: `${ns}:tools:catalog:changed`,
     toolSession: (traceId: string, tag: string) => `${ns}:tool_session:${id("trace id", traceId)}:${sessionTag(tag)}`,
-    idempotency: (idemKey: string) => `${ns}:tools:idem:${id("idempotency key", idemKey)}`,
+    idempotency: (key: string) => `${ns}:tools:idem:${idemKey(key)}`,
     heartbeat: (service: string, workerId: string) => `${ns}:worker:${id("service", service)}:${id("worker id", workerId)}`,
     heartbeatPrefix: (service: string) => `${ns}:worker:${id("service", service)}:`,
     task: (taskId: string) => `${ns}:task:${id("task id", taskId)}`,

@@ -188,11 +188,21 @@ export class ToolsService {
     }
     const session: SessionLookup = known ? { ok: true, identity: known } : this.sessionRead(req, sessionKey, toKeep, results);
     try {
-      // A refusal is this request's outcome too: stored like a result, so a duplicate gets the same.
-      const reply = session.ok
-        ? await this.run(req, session.identity, stopping)
-        : errorReply(req.correlationId, this.o.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
-      const fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
+      let reply: ToolReply;
+      let fields: EntryFields;
+      try {
+        // A refusal is this request's outcome too: stored like a result, so a duplicate gets the same.
+        reply = session.ok
+          ? await this.run(req, session.identity, stopping)
+          : errorReply(req.correlationId, this.o.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
+        fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
+      } catch (err) {
+        // The claim is ours and the tool may have run (a write-back that cannot be encoded, say). An error
+        // stored as the outcome ends it here: left to throw, the claim would lapse and a redelivery run it again.
+        this.o.logger.error({ worker: this.o.workerId, tool: req.toolName, idemKey: req.idemKey, ...errorFields(err) }, "call failed after it started; answering with an error, not running it again");
+        reply = errorReply(req.correlationId, this.o.workerId, wireError("INTERNAL", `Tool '${req.toolName}' failed on the tools service after it started, and is not run again: ${err instanceof Error ? err.message : String(err)}`));
+        fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
+      }
       const done: Disposition = { kind: "ack", reply: { stream: req.replyTo, fields } };
       if (!repeatSafe) done.commands = [storeReplyArgs(this.o.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.o.replyTtlSeconds ?? 120)];
       return done;
