@@ -41,6 +41,15 @@ test("environment variables are parsed by kind", () => {
   assert.equal(cfg.namespace, "prod");
 });
 
+test("a variable that is empty or only blanks counts as unset, not as 0 or an empty list", () => {
+  const cfg = loadConfig({ env: { TOOLFLEET_BACKGROUND_THRESHOLD: " ", TOOLFLEET_GATEWAY_PINNED: "  ", TOOLFLEET_TOOLS_EXEC_TIMEOUT: "\t", TOOLFLEET_TOOLS_SERVICE_MODE: "" } });
+  const defaults = loadConfig({ env: {} });
+  assert.equal(cfg.backgroundThreshold, defaults.backgroundThreshold);
+  assert.equal(cfg.gatewayPinned.size, 28);
+  assert.equal(cfg.toolsExecTimeout, 120);
+  assert.equal(cfg.toolsServiceMode, "in_process");
+});
+
 test("a bad value fails at startup naming the setting, its source, what was expected and what was found", () => {
   const cases: [Record<string, string>, RegExp][] = [
     [{ TOOLFLEET_TOOLS_EXEC_TIMEOUT: "soon" }, /toolsExecTimeout \(from TOOLFLEET_TOOLS_EXEC_TIMEOUT\): expected a number of seconds > 0, got "soon"/],

@@ -285,6 +285,47 @@ describe("remote failures", () => {
     }
   });
 
+  test("the cancel marker of a request outlives the request's own deadline, not the configured timeout", async () => {
+    const s = await setup({ toolsExecTimeout: 1 });
+    try {
+      await s.tools.stop();
+      // A call with a longer timeout of its own, failed early by the registry's stop (STOPPED).
+      const pending = s.registry.execute("side_effect", {}, { userId: "alice", ctx: s.ctx(), timeoutMs: 120_000 });
+      await eventually(async () => assert.equal(await s.redis.xLen(s.keys.toolsStream), 1));
+      await s.registry.stop();
+      const out = await pending;
+      assert.equal(out.route, "fallback");
+      const [entry] = await s.redis.sendCommand<[string, string[]][]>(["XRANGE", s.keys.toolsStream, "-", "+"]);
+      const idemKey = (JSON.parse(entry?.[1][1] ?? "{}") as { idem_key: string }).idem_key;
+      const ttlMs = await s.redis.pTTL(s.keys.idempotency(idemKey));
+      // Past the request's deadline (120 s from when it was sent), so no worker can still claim and run it.
+      assert.ok(ttlMs > 120_000, `cancel marker lives ${ttlMs} ms`);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("the catalog speaks for its tools' permissions; local rules stay for tools it does not have", async () => {
+    const s = await setup();
+    const logger = new RecordingLogger();
+    const localOnly = defineTool({ name: "local_thing", description: "Not in the catalog.", parameters: z.object({}), handler: () => "local" });
+    const local = new ToolRegistry({ config: s.config, logger }).register(echo, localOnly);
+    // Locally, echo (open in the catalog) and local_thing (not in it) are for admins only.
+    local.setPermissions({ echo: ["admin"], local_thing: ["admin"] });
+    const registry = new RemoteToolRegistry({ redis: s.redis, redisUrl: REDIS_URL, keys: s.keys, config: s.config, local, workerId: `perm-${s.keys.namespace}`, logger });
+    try {
+      await registry.start();
+      const echoed = await registry.execute("echo", { text: "open" }, { userId: "bob", ctx: s.ctx("bob") });
+      assert.equal(echoed.text, "open");
+      assert.equal(echoed.route, "remote");
+      assert.equal(registry.isAllowed("local_thing", "bob"), false, "a local rule for a tool outside the catalog stays");
+      assert.equal(registry.isAllowed("local_thing", "admin"), true);
+    } finally {
+      await registry.stop();
+      await s.stop();
+    }
+  });
+
   test("no worker: a request cancelled before anyone claimed it falls back locally, once; a worker arriving later skips it", async () => {
     const s = await setup({ toolsExecTimeout: 0.3 });
     try {

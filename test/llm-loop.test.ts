@@ -99,6 +99,21 @@ test("call_subagent runs a nested loop and returns its answer; extend_tool_loop 
   assert.ok(received[1]?.messages.some((m) => m.role === "tool" && m.content === "The tool loop now allows 4 turns (was 2)."));
 });
 
+test("a subagent cannot start another subagent, and is not offered one", async () => {
+  const { run } = setup(["call_subagent", "echo"]);
+  script.push(
+    { calls: [{ name: "call_subagent", args: { task: "go deeper" } }] },
+    { calls: [{ name: "call_subagent", args: { task: "deeper still" } }] }, // the inner loop tries to nest
+    { content: "inner gave up nesting" },
+    { content: "outer answer" },
+  );
+  const out = await run("delegate");
+  assert.equal(out.text, "outer answer");
+  assert.deepEqual(received[1]?.tools?.map((t) => t.function.name), ["echo"], "the inner loop is offered no call_subagent");
+  assert.ok(received[2]?.messages.some((m) => m.role === "tool" && m.content === "Refused: 'call_subagent' cannot be called from inside a subagent; do the task with the other tools."));
+  assert.equal(received.length, 4, "no third level");
+});
+
 test("the iteration limit ends a loop that never answers", async () => {
   const { run } = setup(["echo"]);
   for (let i = 0; i < 3; i++) script.push({ calls: [{ name: "echo", args: { text: `t${i}` } }] });

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { loadToolModule } from "../src/cli/load-tools.js";
 import { registryFor } from "../src/cli/local.js";
-import { defineConfig, staticConfig } from "../src/index.js";
+import { ToolRegistry, defineConfig, staticConfig } from "../src/index.js";
+import { RemoteToolRegistry } from "../src/inference/remote-registry.js";
 import { ToolsClient } from "../src/inference/tools-client.js";
 import { closeRedis, connectRedis } from "../src/redis/client.js";
 import { ToolsService } from "../src/tools/service.js";
@@ -67,6 +68,54 @@ test("stopping the caller while a publish waits for a dead Redis fails the call 
     assert.equal(client.pendingCount, 0);
   } finally {
     redis.destroy();
+    await own.stop();
+  }
+});
+
+test("a RemoteToolRegistry's stop() ends while Redis answers nobody", { timeout: 60_000 }, async () => {
+  const own = await OwnRedis.start();
+  const logger = new RecordingLogger();
+  const redis = await connectRedis({ url: own.url, logger, name: "inference" });
+  const control = await connectRedis({ url: own.url, logger, name: "control" });
+  const config = staticConfig(defineConfig({ toolsServiceMode: "remote", backgroundThreshold: 0 }));
+  const registry = new RemoteToolRegistry({ redis, redisUrl: own.url, keys: testKeys(), config, local: new ToolRegistry({ config, logger }), workerId: "paused", logger });
+  try {
+    await registry.start();
+    // Redis stops answering everyone (the sockets stay open) for longer than stop() may take.
+    const pausedUntil = Date.now() + 20_000;
+    await control.sendCommand(["CLIENT", "PAUSE", "20000", "ALL"]);
+    await registry.stop();
+    assert.ok(Date.now() < pausedUntil, "stop() returned while Redis was still paused");
+    assert.equal(registry.toolsClient, undefined);
+  } finally {
+    redis.destroy();
+    control.destroy();
+    await own.stop();
+  }
+});
+
+test("a catalog subscription Redis refuses fails start() and leaves no connection open", { timeout: 30_000 }, async () => {
+  const own = await OwnRedis.start();
+  const logger = new RecordingLogger();
+  const admin = await connectRedis({ url: own.url, logger, name: "admin" });
+  // A user that may use every key and command, but no pub/sub channel.
+  await admin.sendCommand(["ACL", "SETUSER", "nochannels", "on", ">pw", "~*", "resetchannels", "+@all"]);
+  const url = `redis://nochannels:pw@127.0.0.1:${own.port}`;
+  const redis = await connectRedis({ url, logger, name: "inference" });
+  const config = staticConfig(defineConfig({ toolsServiceMode: "remote", backgroundThreshold: 0 }));
+  const registry = new RemoteToolRegistry({ redis, redisUrl: url, keys: testKeys(), config, local: new ToolRegistry({ config, logger }), workerId: "refused", logger });
+  try {
+    await assert.rejects(registry.start(), /NOPERM/);
+    assert.equal(registry.toolsClient, undefined, "half started is not started");
+    await eventually(async () => {
+      const clients = await admin.sendCommand<string>(["CLIENT", "LIST"]);
+      assert.doesNotMatch(clients, /name=catalog-watch/);
+      assert.doesNotMatch(clients, /name=reply-refused/);
+    }, 3000);
+  } finally {
+    await registry.stop();
+    await closeRedis(redis);
+    await closeRedis(admin);
     await own.stop();
   }
 });

@@ -86,9 +86,10 @@ function readConfigFile(file: string): Record<string, unknown> {
 function readEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, [name, kind]] of Object.entries(ENV_VARS)) {
-    const text = env[name];
+    // Blank counts as unset, as empty does: Number(" ") is 0, and " " would read as an empty list.
+    const text = env[name]?.trim();
     if (text === undefined || text === "") continue;
-    out[key] = parseEnvText(text.trim(), kind);
+    out[key] = parseEnvText(text, kind);
   }
   return out;
 }

@@ -1,5 +1,6 @@
 import type { PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
+import { MAX_CALL_TIMEOUT_MS } from "../core/registry.js";
 import { decodeInbound, encodeAnswer, type ChatAnswer, type InboundChat } from "../redis/chat-wire.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
@@ -75,7 +76,8 @@ export class ChatService {
     }
     // The loop ends at the chat's deadline (the user has been told to retry: no more tool calls for it),
     // or when this worker's stop gives up waiting.
-    const signal = AbortSignal.any([stopping, AbortSignal.timeout(Math.max(1, chat.deadlineMs - Date.now()))]);
+    // Bounded like any call's wait: past Node's timer limit a timeout fires at once.
+    const signal = AbortSignal.any([stopping, AbortSignal.timeout(Math.min(MAX_CALL_TIMEOUT_MS, Math.max(1, chat.deadlineMs - Date.now())))]);
     try {
       const answer = await this.o.responder.answer(chat, this.o.adapterFor(chat.identity.platform, chat.gatewayShard), signal);
       // Stopped mid-answer: leave it pending, for another worker to answer after the lease.

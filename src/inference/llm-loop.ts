@@ -144,9 +144,12 @@ export async function runToolLoop(messages: ChatMessage[], o: LoopOptions): Prom
           return `The tool loop now allows ${limit} turns (was ${before}).`;
         }
         if (call.name === "call_subagent") {
+          // One level only: a subagent that could start subagents would nest until the chat's deadline.
+          if (o.nested) return "Refused: 'call_subagent' cannot be called from inside a subagent; do the task with the other tools.";
           const task = z.object({ task: z.string().min(1) }).safeParse(args);
           if (!task.success) return "Invalid arguments for tool 'call_subagent': task must be a non-empty string.";
-          const inner = await runToolLoop([{ role: "user", content: task.data.task }], { ...o, nested: true, activeTools: active, maxIterations: Math.min(4, cap) });
+          const innerTools = [...active].filter((name) => name !== "call_subagent");
+          const inner = await runToolLoop([{ role: "user", content: task.data.task }], { ...o, nested: true, activeTools: innerTools, maxIterations: Math.min(4, cap) });
           return inner.text;
         }
         return o.registry.call(call.name, args, { userId: o.userId, ctx: o.ctx, nested: o.nested ?? false });

@@ -117,21 +117,31 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const client = new ToolsClient({ redis, redisUrl, keys: this.o.keys, workerId: this.o.workerId, logger: this.o.logger });
     await client.start();
     this.client = client;
-    // Subscribe before the first load: a catalog published in between (a tools worker starting
-    // alongside) would otherwise be missed until the next change.
-    this.watch = await watchCatalog(redis, this.o.keys, { url: redisUrl, logger: this.o.logger, onChange: () => this.reloadCatalog().then(() => undefined) });
+    try {
+      // Subscribe before the first load: a catalog published in between (a tools worker starting
+      // alongside) would otherwise be missed until the next change.
+      this.watch = await watchCatalog(redis, this.o.keys, { url: redisUrl, logger: this.o.logger, onChange: () => this.reloadCatalog().then(() => undefined) });
+    } catch (err) {
+      // Half started is not started: a later start() must try again, and nothing may stay open.
+      await this.stop();
+      throw err;
+    }
     await this.reloadCatalog();
   }
 
   /** Ends the loops, fails pending calls, waits for shadow mirrors; leaves no open handle of its own. */
   async stop(): Promise<void> {
-    await this.watch?.close();
+    const watch = this.watch;
     this.watch = undefined;
-    // Stopping the client first fails the mirrors' pending calls at once, instead of at their timeouts.
     const client = this.client;
     this.client = undefined;
-    await client?.stop();
-    await Promise.allSettled([...this.mirrors]);
+    try {
+      await watch?.close();
+    } finally {
+      // Stopping the client fails the mirrors' pending calls at once, instead of at their timeouts.
+      await client?.stop();
+      await Promise.allSettled([...this.mirrors]);
+    }
   }
 
   /** Loads the published catalog; true when there is one. A corrupt one is logged and the last good one kept. */
@@ -151,6 +161,8 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       this.byName = new Map();
       this.repeat = new Set();
       this.listing = undefined;
+      // The gone catalog's rules go with it.
+      this.applyPermissions({});
       return false;
     }
     this.catalog = catalog;
@@ -267,25 +279,31 @@ export class RemoteToolRegistry implements ToolRegistryLike {
 
   private async remote(name: string, args: unknown, options: CallOptions, done: (text: string, route: Route) => RemoteOutcome): Promise<RemoteOutcome> {
     const ctx = options.ctx ?? null;
+    // Read once: a live reload must not give the cancel marker below a shorter life than the request's.
+    const timeoutMs = this.timeoutOf(options);
     let reply: ToolReply;
     try {
-      reply = await this.send(name, args, options);
+      reply = await this.send(name, args, options, timeoutMs);
       if (reply.status === "CATALOG_STALE") {
         // Reload and retry once; a second stale answer is an error, never a loop.
         this.stats.staleRetries++;
         await this.reloadCatalog();
-        reply = await this.send(name, args, options);
+        reply = await this.send(name, args, options, timeoutMs);
         if (reply.status === "CATALOG_STALE") return done(staleTwice(name), "remote");
       }
     } catch (err) {
-      return this.fallback(name, args, options, err, done);
+      return this.fallback(name, args, options, timeoutMs, err, done);
     }
     if (reply.status !== "ok") return done(reply.error?.message ?? `Tool '${name}' failed on the tools service (${reply.status}).`, "remote");
     ctx?.mergeWriteBack(reply.writeBack);
     return done(reply.result, "remote");
   }
 
-  private send(name: string, args: unknown, options: CallOptions): Promise<ToolReply> {
+  private timeoutOf(options: CallOptions): number {
+    return options.timeoutMs ?? this.o.config.get().toolsExecTimeout * 1000;
+  }
+
+  private send(name: string, args: unknown, options: CallOptions, timeoutMs: number): Promise<ToolReply> {
     const client = this.client;
     if (!client) throw new Error("the remote path is not started (start() was called in in_process mode, or not at all)");
     this.stats.remoteCalls++;
@@ -300,7 +318,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       traceId: ctx?.observabilityRequestId,
       // The identity this tier authenticated: the context's when there is one.
       identity: ctx ? ctx.identity() : { userId, guildId: "", channelId: "", platform: "" },
-      timeoutMs: (options.timeoutMs ?? this.o.config.get().toolsExecTimeout * 1000),
+      timeoutMs,
     });
   }
 
@@ -314,6 +332,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     name: string,
     args: unknown,
     options: CallOptions,
+    timeoutMs: number,
     err: unknown,
     done: (text: string, route: Route) => RemoteOutcome,
   ): Promise<RemoteOutcome> {
@@ -326,7 +345,9 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const safe = this.retrySafe(name);
     if (!safe && !neverStarted && err instanceof ToolCallError && this.o.redis) {
       try {
-        neverStarted = await cancelRequest(this.o.redis, this.o.keys, err.idemKey, this.o.config.get().toolsExecTimeout + 60);
+        // The marker outlives the request's deadline (its timeout from when it was sent), so no worker
+        // can claim the request after it expires and run it as well as the fallback.
+        neverStarted = await cancelRequest(this.o.redis, this.o.keys, err.idemKey, timeoutMs / 1000 + 60);
       } catch (cancelErr) {
         this.o.logger.warn({ tool: name, ...errorFields(cancelErr) }, "could not cancel the request, so it may still run: no local fallback");
       }
@@ -346,7 +367,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     if (!this.retrySafe(name) || !this.client) return;
     this.stats.shadowMirrored++;
     // The mirror's write-back is dropped: the model sees only the local call's.
-    const run = this.send(name, args, options)
+    const run = this.send(name, args, options, this.timeoutOf(options))
       .then((reply) => {
         const remoteText = reply.status === "ok" ? reply.result : `(${reply.status}) ${reply.error?.message ?? ""}`;
         if (remoteText === localText) this.stats.shadowMatches++;
@@ -370,8 +391,11 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   }
 
   private applyPermissions(permissions: Permissions): void {
-    // The catalog speaks for its tools; the local registry keeps its own rules for the rest.
-    const merged = { ...this.localPermissions, ...permissions };
+    // The catalog speaks for its tools (one it gives no entry is open to all, as on the tools service);
+    // the local registry keeps its own rules for the rest.
+    const merged: Record<string, readonly string[]> = {};
+    for (const [tool, users] of Object.entries(this.localPermissions)) if (!this.byName.has(tool)) merged[tool] = users;
+    Object.assign(merged, permissions);
     this.permissions = toPermissionMap(merged);
     this.o.local.setPermissions(merged);
   }

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import stringify from "safe-stable-stringify";
 import { z } from "zod";
 import { parseJson } from "../core/json.js";
+import { within } from "../core/within.js";
 import { errorFields, type Logger } from "../core/log.js";
 import type { Permissions } from "../core/registry.js";
 import { TOOL_NAME_PATTERN, type ToolAnnotations, type ToolDefinition } from "../core/tool.js";
@@ -131,12 +132,24 @@ export async function watchCatalog(
     connectedOnce = true;
   });
   connectedOnce = subscriber.isReady;
-  await subscriber.subscribe(keys.catalogChanged, () => run("notice"));
+  try {
+    await subscriber.subscribe(keys.catalogChanged, () => run("notice"));
+  } catch (err) {
+    // Refused (an ACL without the channel, say): the connection would stay open with no one to close it.
+    subscriber.destroy();
+    throw err;
+  }
   return {
     close: async () => {
       subscriber.removeAllListeners("ready");
-      if (subscriber.isReady) await subscriber.unsubscribe(keys.catalogChanged);
-      subscriber.destroy();
+      try {
+        // Bounded: a Redis that stops answering must not hold stop() up; the connection goes either way.
+        if (subscriber.isReady) await within(subscriber.unsubscribe(keys.catalogChanged), 1000, "unsubscribing from catalog changes");
+      } catch (err) {
+        options.logger.warn({ ...errorFields(err) }, "could not unsubscribe from catalog changes; closing the connection anyway");
+      } finally {
+        subscriber.destroy();
+      }
     },
   };
 }
