@@ -24,9 +24,10 @@ const MARKS: { file: string; anchor: string; label: string; after?: boolean }[] 
   { file: "src/redis/wire.js", anchor: "const checked = checkRequestBody(raw);", label: "request JSON parsed" },
   { file: "src/redis/wire.js", anchor: "const checked = checkRequestBody(raw);", label: "request validated", after: true },
   { file: "src/tools/service.js", anchor: "// A reply stream outside our namespace would let a request write anywhere.", label: "request decoded" },
-  { file: "src/tools/service.js", anchor: "const reply = session.ok", label: "identity known" },
-  { file: "src/tools/service.js", anchor: "const fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);", label: "tool ran" },
-  { file: "src/tools/service.js", anchor: "const fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);", label: "reply encoded", after: true },
+  { file: "src/tools/service.js", anchor: "reply = session.ok", label: "identity known" },
+  // The encode in the try block (the one in the catch makes an error reply), and the first line after both.
+  { file: "src/tools/service.js", anchor: "fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);\n            }\n            catch (err) {", label: "tool ran" },
+  { file: "src/tools/service.js", anchor: 'const done = { kind: "ack", reply: { stream: req.replyTo, fields } };', label: "reply encoded" },
   { file: "src/redis/stream-worker.js", anchor: "await this.commit(entry.id, disposition, entry);", label: "handled" },
   // caller
   { file: "src/inference/tools-client.js", anchor: "deliver(entries) {", label: "delivering", after: true },
