@@ -46,11 +46,11 @@ function id(kind: string, value: string): string {
   return value;
 }
 
-/** An idempotency key: `<traceId>:<correlationId>`, two ids, so up to 257 characters. */
-export const IDEM_KEY_PATTERN = /^[A-Za-z0-9_.:@-]{1,257}$/;
+/** Two ids joined by `:` (an idempotency key is `<traceId>:<correlationId>`), so up to 257 characters. */
+export const COMPOSITE_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,257}$/;
 
 function idemKey(value: string): string {
-  if (!IDEM_KEY_PATTERN.test(value)) throw new Error(`invalid idempotency key ${JSON.stringify(value)}: use 1-257 of letters, digits and _ . : @ -`);
+  if (!COMPOSITE_ID_PATTERN.test(value)) throw new Error(`invalid idempotency key ${JSON.stringify(value)}: use 1-257 of letters, digits and _ . : @ -`);
   return value;
 }
 

@@ -3,7 +3,7 @@ import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core
 import type { OutcomeKind } from "../core/registry.js";
 import { TOOL_NAME_PATTERN } from "../core/tool.js";
 import { compileValidator, type ArgIssue, type JsonSchema } from "../core/validate.js";
-import { ID_PATTERN, IDEM_KEY_PATTERN, SESSION_TAG_PATTERN } from "./keys.js";
+import { ID_PATTERN, COMPOSITE_ID_PATTERN, SESSION_TAG_PATTERN } from "./keys.js";
 
 /**
  * The tool-exec wire format (docs/protocol.md is its specification).
@@ -113,7 +113,7 @@ export type Decoded<T> =
 
 // One id as the key builder allows it; a composite (the idempotency key is trace:correlation) up to two of them.
 const id = z.string().regex(ID_PATTERN, "1-128 of letters, digits and _ . : @ -");
-const compositeId = z.string().regex(IDEM_KEY_PATTERN, "1-257 of letters, digits and _ . : @ -");
+const compositeId = z.string().regex(COMPOSITE_ID_PATTERN, "1-257 of letters, digits and _ . : @ -");
 const text = (max: number) => z.string().max(max);
 // Any value: a body is parsed from JSON text, so whatever it holds is JSON already, and checking
 // that again (a recursive schema over every argument) cost the worker about a microsecond a call.
@@ -228,7 +228,7 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
     ok: false,
     error,
     ...(typeof raw.correlation_id === "string" && ID_PATTERN.test(raw.correlation_id) ? { correlationId: raw.correlation_id } : {}),
-    ...(typeof raw.reply_to === "string" && IDEM_KEY_PATTERN.test(raw.reply_to) ? { replyTo: raw.reply_to } : {}),
+    ...(typeof raw.reply_to === "string" && COMPOSITE_ID_PATTERN.test(raw.reply_to) ? { replyTo: raw.reply_to } : {}),
   });
   if (raw.v !== PROTOCOL_VERSION) {
     return refused(wireError("UNSUPPORTED_VERSION", `protocol version ${JSON.stringify(raw.v)} is not supported (this worker speaks ${PROTOCOL_VERSION})`));
