@@ -19,7 +19,7 @@ import { cpus, totalmem } from "node:os";
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { defineTool } from "../src/index.js";
-import { buildCatalog, publishCatalog } from "../src/redis/catalog.js";
+import { buildCatalog, publishCatalog } from "../src/tool-exec/catalog.js";
 import { startFloor } from "./floor.js";
 import { latencyOf, median, percentile, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 import { measureInProcess } from "./inprocess-lib.js";

@@ -21,22 +21,22 @@ const MARKS: { file: string; anchor: string; label: string; after?: boolean }[] 
   { file: "src/redis/blocking-reader.js", anchor: "this.lastProgressAt = Date.now();\n                backoff = 0;", label: "entries parsed" },
   // worker
   { file: "src/redis/stream-worker.js", anchor: "async process(raw, deliveries) {", label: "handling", after: true },
-  { file: "src/redis/wire.js", anchor: "const checked = checkRequestBody(raw);", label: "request JSON parsed" },
-  { file: "src/redis/wire.js", anchor: "const checked = checkRequestBody(raw);", label: "request validated", after: true },
-  { file: "src/tools/service.js", anchor: "// A reply stream outside our namespace would let a request write anywhere.", label: "request decoded" },
-  { file: "src/tools/service.js", anchor: "reply = session.ok", label: "identity known" },
+  { file: "src/tool-exec/codec.js", anchor: "const checked = checkRequestBody(raw);", label: "request JSON parsed" },
+  { file: "src/tool-exec/codec.js", anchor: "const checked = checkRequestBody(raw);", label: "request validated", after: true },
+  { file: "src/tool-exec/server.js", anchor: "// A reply stream outside our namespace would let a request write anywhere.", label: "request decoded" },
+  { file: "src/tool-exec/server.js", anchor: "reply = session.ok", label: "identity known" },
   // The encode in the try block (the one in the catch makes an error reply), and the first line after both.
-  { file: "src/tools/service.js", anchor: "fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);\n            }\n            catch (err) {", label: "tool ran" },
-  { file: "src/tools/service.js", anchor: 'const done = { kind: "ack", reply: { stream: req.replyTo, fields } };', label: "reply encoded" },
+  { file: "src/tool-exec/server.js", anchor: "fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);\n            }\n            catch (err) {", label: "tool ran" },
+  { file: "src/tool-exec/server.js", anchor: 'const done = { kind: "ack", reply: { stream: req.replyTo, fields } };', label: "reply encoded" },
   { file: "src/redis/stream-worker.js", anchor: "await this.commit(entry.id, disposition, entry);", label: "handled" },
   // caller
-  { file: "src/inference/tools-client.js", anchor: "deliver(entries) {", label: "delivering", after: true },
-  { file: "src/inference/tools-client.js", anchor: "waiting.settle(decoded.value);", label: "reply decoded" },
-  { file: "src/inference/tools-client.js", anchor: "waiting.settle(decoded.value);", label: "call settled", after: true },
+  { file: "src/tool-exec/client.js", anchor: "deliver(entries) {", label: "delivering", after: true },
+  { file: "src/tool-exec/client.js", anchor: "waiting.settle(decoded.value);", label: "reply decoded" },
+  { file: "src/tool-exec/client.js", anchor: "waiting.settle(decoded.value);", label: "call settled", after: true },
   { file: "bench/toolfleet.js", anchor: "const out = await fleet.registry.execute(", label: "next call" },
-  { file: "src/inference/tools-client.js", anchor: "const correlationId = `${this.idPrefix}.${(this.sent++).toString(36)}`;", label: "request building" },
-  { file: "src/inference/tools-client.js", anchor: "const fields = encodeRequest(", label: "request built" },
-  { file: "src/inference/tools-client.js", anchor: "const fields = encodeRequest(", label: "request encoded", after: true },
+  { file: "src/tool-exec/client.js", anchor: "const correlationId = `${this.idPrefix}.${(this.sent++).toString(36)}`;", label: "request building" },
+  { file: "src/tool-exec/client.js", anchor: "const fields = encodeRequest(", label: "request built" },
+  { file: "src/tool-exec/client.js", anchor: "const fields = encodeRequest(", label: "request encoded", after: true },
 ];
 
 /** Writes the marks into a copy of the build; throws when an anchor is gone (the code changed: update MARKS). */

@@ -1,5 +1,5 @@
 // The public surface, named one by one (a test pins it): nothing internal leaks.
-export { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS } from "./pins.js";
+export { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS } from "./core/pins.js";
 export {
   DEFAULTS,
   TOOLS_SERVICE_MODES,
@@ -79,23 +79,23 @@ export {
   type WireError,
   type WireErrorCode,
   type WriteBack,
-} from "./redis/wire.js";
-export { buildCatalog, loadCatalog, publishCatalog, toolSchemaHash, watchCatalog, CatalogError, type Catalog, type CatalogTool, type CatalogWatch } from "./redis/catalog.js";
-export { readSession, writeSession, type SessionIdentity, type SessionLookup } from "./redis/session.js";
-export { cancelRequest } from "./redis/idempotency.js";
-export { RedisTaskStore } from "./redis/task-store.js";
+} from "./tool-exec/codec.js";
+export { buildCatalog, loadCatalog, publishCatalog, toolSchemaHash, watchCatalog, CatalogError, type Catalog, type CatalogTool, type CatalogWatch } from "./tool-exec/catalog.js";
+export { readSession, writeSession, type SessionIdentity, type SessionLookup } from "./tool-exec/session.js";
+export { cancelRequest } from "./tool-exec/idempotency.js";
+export { RedisTaskStore } from "./tool-exec/task-store.js";
 export { StreamWorker, type DeliveredEntry, type Disposition, type EntryHandler, type Heartbeat, type Outbound, type StreamWorkerOptions } from "./redis/stream-worker.js";
-export { ToolsService, type ToolsServiceOptions } from "./tools/service.js";
-export { ToolsClient, ToolCallError, type ToolCall, type ToolsClientOptions } from "./inference/tools-client.js";
+export { ToolsService, type ToolsServiceOptions } from "./tool-exec/server.js";
+export { ToolsClient, ToolCallError, type ToolCall, type ToolsClientOptions } from "./tool-exec/client.js";
 export { RemoteToolRegistry, staleTwice, unavailable, type RemoteOutcome, type RemoteRegistryStats, type RemoteToolRegistryOptions, type Route } from "./inference/remote-registry.js";
 export { ProxyPlatformAdapter } from "./inference/proxy-adapter.js";
 export { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage, type ChatModel, type LoopOptions, type LoopResult, type ModelTurn, type OpenAIModelOptions } from "./inference/llm-loop.js";
-export { createGatewayService, type GatewayServiceOptions } from "./gateway/service.js";
+export { createGatewayService, type GatewayServiceOptions } from "./gateway/tool-server.js";
 export { ConsoleAdapter } from "./gateway/console-adapter.js";
 export { isChatPlatform, type ChatPlatform, type IncomingMessage, type OutgoingMessage } from "./gateway/platform.js";
 export { HttpChatAdapter, type HttpAdapterOptions } from "./gateway/http-adapter.js";
-export { ChatBridge, type ChatBridgeOptions } from "./gateway/chat-bridge.js";
-export { ChatService, type ChatServiceOptions } from "./inference/chat-service.js";
+export { ChatBridge, type ChatBridgeOptions } from "./gateway/bridge.js";
+export { ChatService, type ChatServiceOptions } from "./inference/chat-consumer.js";
 export { ChatResponder, type ChatResponderOptions, type ChatReply, type ChatTurn } from "./inference/chat-responder.js";
 export { withCommands } from "./inference/command-model.js";
-export type { ChatAnswer, HistoryTurn, InboundChat } from "./redis/chat-wire.js";
+export type { ChatAnswer, HistoryTurn, InboundChat } from "./chat/codec.js";

@@ -4,9 +4,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { closeRedis, type RedisClient } from "../src/redis/client.js";
 import type { Keys } from "../src/redis/keys.js";
-import { writeSession } from "../src/redis/session.js";
+import { writeSession } from "../src/tool-exec/session.js";
 import { ensureGroup, xaddArgs } from "../src/redis/streams.js";
-import { decodeReply, encodeRequest, type ToolReply } from "../src/redis/wire.js";
+import { decodeReply, encodeRequest, type ToolReply } from "../src/tool-exec/codec.js";
 import { eventually } from "./helpers.js";
 import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "./redis-helpers.js";
 

@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { sendImage } from "../examples/tools.js";
-import { registryFor } from "../src/cli/local.js";
+import { registryFor } from "../src/fleet/local.js";
 import { ToolContext, defineConfig, staticConfig } from "../src/index.js";
 import { ProxyPlatformAdapter } from "../src/inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../src/inference/remote-registry.js";

@@ -15,14 +15,14 @@ import {
   type RawConfig,
   type ToolDefinition,
 } from "../src/index.js";
-import { createGatewayService } from "../src/gateway/service.js";
+import { createGatewayService } from "../src/gateway/tool-server.js";
 import { ProxyPlatformAdapter } from "../src/inference/proxy-adapter.js";
 import { RemoteToolRegistry, staleTwice, unavailable } from "../src/inference/remote-registry.js";
-import { wireContextOf } from "../src/inference/tools-client.js";
-import { buildCatalog, publishCatalog } from "../src/redis/catalog.js";
+import { wireContextOf } from "../src/tool-exec/client.js";
+import { buildCatalog, publishCatalog } from "../src/tool-exec/catalog.js";
 import { closeRedis, type RedisClient } from "../src/redis/client.js";
 import type { Keys } from "../src/redis/keys.js";
-import { ToolsService } from "../src/tools/service.js";
+import { ToolsService } from "../src/tool-exec/server.js";
 import { RecordingLogger, eventually } from "./helpers.js";
 import { REDIS_URL, connect, dropNamespace, testKeys } from "./redis-helpers.js";
 

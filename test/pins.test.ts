@@ -27,7 +27,7 @@ test("the default pin sets are disjoint", () => {
 });
 
 test("the pin module imports nothing", () => {
-  const source = readFileSync(new URL("../../src/pins.ts", import.meta.url), "utf8");
+  const source = readFileSync(new URL("../../src/core/pins.ts", import.meta.url), "utf8");
   assert.doesNotMatch(source, /^\s*import\s/m);
   assert.doesNotMatch(source, /require\(/);
 });

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ToolContext } from "../src/index.js";
-import { wireContextOf, type ToolCall } from "../src/inference/tools-client.js";
+import { wireContextOf, type ToolCall } from "../src/tool-exec/client.js";
 import { connectRedis, type RedisClient } from "../src/redis/client.js";
 import { keys, type Keys } from "../src/redis/keys.js";
 import { eventually, RecordingLogger } from "./helpers.js";

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadToolModule } from "../src/cli/load-tools.js";
-import { registryFor } from "../src/cli/local.js";
-import { ToolCallError, ToolsClient, type ToolCall } from "../src/inference/tools-client.js";
+import { loadToolModule } from "../src/fleet/load-tools.js";
+import { registryFor } from "../src/fleet/local.js";
+import { ToolCallError, ToolsClient, type ToolCall } from "../src/tool-exec/client.js";
 import { defineConfig, staticConfig } from "../src/index.js";
 import { closeRedis, connectRedis, type RedisClient } from "../src/redis/client.js";
-import { ToolsService } from "../src/tools/service.js";
+import { ToolsService } from "../src/tool-exec/server.js";
 import { RecordingLogger } from "./helpers.js";
 import { OwnRedis, echoCall, testKeys } from "./redis-helpers.js";
 

@@ -2,17 +2,17 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { loadToolModule } from "../src/cli/load-tools.js";
-import { registryFor } from "../src/cli/local.js";
+import { loadToolModule } from "../src/fleet/load-tools.js";
+import { registryFor } from "../src/fleet/local.js";
 import { defineConfig, defineTool, staticConfig } from "../src/index.js";
-import { SESSION_REUSE_SECONDS, ToolsClient, type ToolCall } from "../src/inference/tools-client.js";
+import { SESSION_REUSE_SECONDS, ToolsClient, type ToolCall } from "../src/tool-exec/client.js";
 import { closeRedis, type RedisClient } from "../src/redis/client.js";
-import { cancelRequest } from "../src/redis/idempotency.js";
+import { cancelRequest } from "../src/tool-exec/idempotency.js";
 import type { Keys } from "../src/redis/keys.js";
-import { sessionRecord, writeSession } from "../src/redis/session.js";
+import { sessionRecord, writeSession } from "../src/tool-exec/session.js";
 import { ensureGroup, xaddArgs } from "../src/redis/streams.js";
-import { decodeReply, encodeRequest, type ToolReply, type ToolRequest } from "../src/redis/wire.js";
-import { ToolsService } from "../src/tools/service.js";
+import { decodeReply, encodeRequest, type ToolReply, type ToolRequest } from "../src/tool-exec/codec.js";
+import { ToolsService } from "../src/tool-exec/server.js";
 import { RecordingLogger, eventually } from "./helpers.js";
 import { REDIS_URL, connect, dropNamespace, namespaceKeys, testKeys } from "./redis-helpers.js";
 
@@ -458,7 +458,7 @@ test("a graceful stop under load loses nothing", async () => {
   const a = await fleet({ workerId: "w-a" });
   const logger = new RecordingLogger();
   // A second worker on the same namespace takes over what A does not start.
-  const { ToolsService: Service } = await import("../src/tools/service.js");
+  const { ToolsService: Service } = await import("../src/tool-exec/server.js");
   const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
   const module = await loadToolModule();
   const b = new Service({

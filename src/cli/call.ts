@@ -8,7 +8,7 @@ import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../inference/remote-registry.js";
 import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
 import { keys } from "../redis/keys.js";
-import { exampleRegistry } from "./local.js";
+import { exampleRegistry } from "../fleet/local.js";
 
 export const CALL_USAGE = "usage: toolfleet call <tool> '<json args>' [--user ID] [--mode in_process|remote|shadow]";
 

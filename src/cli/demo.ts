@@ -4,7 +4,7 @@ import { defineConfig } from "../config/schema.js";
 import { ToolContext, type PlatformAdapter } from "../core/context.js";
 import type { Logger } from "../core/log.js";
 import type { CallOutcome } from "../core/registry.js";
-import { exampleRegistry } from "./local.js";
+import { exampleRegistry } from "../fleet/local.js";
 
 interface Step {
   title: string;

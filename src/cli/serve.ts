@@ -6,21 +6,21 @@ import type { PlatformAdapter } from "../core/context.js";
 import { createLogger, errorFields, type Logger } from "../core/log.js";
 import { ToolRegistry } from "../core/registry.js";
 import type { TaskStore } from "../core/tasks.js";
-import { ChatBridge } from "../gateway/chat-bridge.js";
+import { ChatBridge } from "../gateway/bridge.js";
 import { ConsoleAdapter } from "../gateway/console-adapter.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import type { ChatPlatform } from "../gateway/platform.js";
-import { createGatewayService } from "../gateway/service.js";
+import { createGatewayService } from "../gateway/tool-server.js";
 import { ChatResponder, describeModel } from "../inference/chat-responder.js";
-import { CHAT_CONCURRENCY, ChatService } from "../inference/chat-service.js";
+import { CHAT_CONCURRENCY, ChatService } from "../inference/chat-consumer.js";
 import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../inference/remote-registry.js";
 import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
 import { keys, type Keys } from "../redis/keys.js";
-import { RedisTaskStore } from "../redis/task-store.js";
-import { ToolsService } from "../tools/service.js";
-import { loadPermissionsFile, loadToolModule } from "./load-tools.js";
-import { registryFor, taskManagerFor } from "./local.js";
+import { RedisTaskStore } from "../tool-exec/task-store.js";
+import { ToolsService } from "../tool-exec/server.js";
+import { loadPermissionsFile, loadToolModule } from "../fleet/load-tools.js";
+import { registryFor, taskManagerFor } from "../fleet/local.js";
 import { untilStopSignal } from "./signals.js";
 
 export const SERVE_USAGE = `toolfleet tools [options]       start a tools-service worker

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { LiveConfig } from "../config/live.js";
 import { parseJson } from "../core/json.js";
 import { createLogger } from "../core/log.js";
-import { loadCatalog } from "../redis/catalog.js";
+import { loadCatalog } from "../tool-exec/catalog.js";
 import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
 import { keys, type Keys } from "../redis/keys.js";
 

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ToolfleetError } from "../core/errors.js";
 import { TOOL_NAME_PATTERN } from "../core/tool.js";
-import { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS } from "../pins.js";
+import { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS } from "../core/pins.js";
 
 export const TOOLS_SERVICE_MODES = ["in_process", "remote", "shadow"] as const;
 export type ToolsServiceMode = (typeof TOOLS_SERVICE_MODES)[number];

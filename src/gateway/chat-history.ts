@@ -1,4 +1,4 @@
-import { MAX_CHAT_TEXT, MAX_HISTORY, type HistoryTurn } from "../redis/chat-wire.js";
+import { MAX_CHAT_TEXT, MAX_HISTORY, type HistoryTurn } from "../chat/codec.js";
 
 /**
  * Recent turns per channel, sent with each message to the stateless inference

@@ -3,7 +3,7 @@ import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import type { Readable } from "node:stream";
-import { formatBytes } from "../redis/wire.js";
+import { formatBytes } from "../tool-exec/codec.js";
 import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "./platform.js";
 
 export interface ConsoleAdapterOptions {

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage as HttpRequest, type Server, type Se
 import type { AddressInfo } from "node:net";
 import type { RichMessage, SentFile } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
-import { MAX_CHAT_TEXT } from "../redis/chat-wire.js";
+import { MAX_CHAT_TEXT } from "../chat/codec.js";
 import { CHAT_PAGE } from "./chat-page.js";
 import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "./platform.js";
 

@@ -2,7 +2,7 @@ import type { ConfigSource } from "../config/live.js";
 import { ToolContext, type PlatformAdapter, type RichMessage, type SentFile, type ToolCallIdentity } from "../core/context.js";
 import type { Logger } from "../core/log.js";
 import type { ToolRegistryLike } from "../core/registry.js";
-import type { ChatEnd, HistoryTurn } from "../redis/chat-wire.js";
+import type { ChatEnd, HistoryTurn } from "../chat/codec.js";
 import { withCommands } from "./command-model.js";
 import { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage, type ChatModel } from "./llm-loop.js";
 

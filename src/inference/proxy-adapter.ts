@@ -1,7 +1,7 @@
 import type { ConfigSource } from "../config/live.js";
 import type { ExecuteToolParams, GatewayOperation, JsonValue, PlatformAdapter, ToolContext } from "../core/context.js";
 import type { Keys } from "../redis/keys.js";
-import { wireContextOf, type ToolsClient } from "./tools-client.js";
+import { wireContextOf, type ToolsClient } from "../tool-exec/client.js";
 
 /**
  * The platform as an inference worker sees it: it owns no client, so each

@@ -16,12 +16,12 @@ import {
 } from "../core/registry.js";
 import type { TaskManager } from "../core/tasks.js";
 import { defineTool, type ToolDefinition } from "../core/tool.js";
-import { loadCatalog, watchCatalog, type Catalog, type CatalogTool, type CatalogWatch } from "../redis/catalog.js";
+import { loadCatalog, watchCatalog, type Catalog, type CatalogTool, type CatalogWatch } from "../tool-exec/catalog.js";
 import type { RedisClient } from "../redis/client.js";
-import { cancelRequest } from "../redis/idempotency.js";
+import { cancelRequest } from "../tool-exec/idempotency.js";
 import type { Keys } from "../redis/keys.js";
-import { WireFormatError, type ToolReply } from "../redis/wire.js";
-import { ToolCallError, ToolsClient, wireContextOf } from "./tools-client.js";
+import { WireFormatError, type ToolReply } from "../tool-exec/codec.js";
+import { ToolCallError, ToolsClient, wireContextOf } from "../tool-exec/client.js";
 
 /** Where a call went, as `execute()` reports it. */
 export type Route = "local" | "gateway" | "remote" | "fallback" | "shadow";

@@ -17,7 +17,7 @@ import {
   type StreamEntry,
 } from "./streams.js";
 import { REPLY_STREAM_TTL_SECONDS } from "./reply-inbox.js";
-import type { EntryFields } from "./wire.js";
+import type { EntryFields } from "../tool-exec/codec.js";
 
 type Arg = string | Buffer;
 

@@ -1,5 +1,5 @@
 import { AS_BUFFERS, type RedisClient } from "./client.js";
-import type { EntryFields } from "./wire.js";
+import type { EntryFields } from "../tool-exec/codec.js";
 
 /**
  * The stream commands toolfleet uses, as typed functions over raw commands.

@@ -2,11 +2,11 @@ import type { ConfigSource } from "../config/live.js";
 import { ToolContext, type PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { permissionDenied, type ToolRegistry } from "../core/registry.js";
-import { buildCatalog, publishCatalog, type Catalog } from "../redis/catalog.js";
+import { buildCatalog, publishCatalog, type Catalog } from "./catalog.js";
 import type { RedisClient } from "../redis/client.js";
-import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs } from "../redis/idempotency.js";
+import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs } from "./idempotency.js";
 import type { Keys } from "../redis/keys.js";
-import { SessionCache, parseSession, sessionReadArgs, type SessionIdentity, type SessionLookup } from "../redis/session.js";
+import { SessionCache, parseSession, sessionReadArgs, type SessionIdentity, type SessionLookup } from "./session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
 import {
   DEFAULT_MAX_REPLY_BYTES,
@@ -21,7 +21,7 @@ import {
   type ToolReply,
   type ToolRequest,
   type WireError,
-} from "../redis/wire.js";
+} from "./codec.js";
 
 /** Files kept with a stored reply for duplicate deliveries, at most. */
 export const MAX_KEPT_FILE_BYTES = 1024 * 1024;

@@ -7,8 +7,8 @@ import { errorFields, type Logger } from "../core/log.js";
 import type { Permissions } from "../core/registry.js";
 import { TOOL_NAME_PATTERN, type ToolAnnotations, type ToolDefinition } from "../core/tool.js";
 import type { JsonSchema } from "../core/validate.js";
-import { duplicateConnection, type RedisClient } from "./client.js";
-import type { Keys } from "./keys.js";
+import { duplicateConnection, type RedisClient } from "../redis/client.js";
+import type { Keys } from "../redis/keys.js";
 
 export const CATALOG_VERSION = 1;
 

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core/context.js";
-import { ID_PATTERN } from "./keys.js";
+import { ID_PATTERN } from "../redis/keys.js";
 import {
   BODY_FIELD,
   DEFAULT_MAX_REPLY_BYTES,
@@ -17,7 +17,7 @@ import {
   wireError,
   type Decoded,
   type EntryFields,
-} from "./wire.js";
+} from "../tool-exec/codec.js";
 
 /** Longest chat message text taken from a user. */
 export const MAX_CHAT_TEXT = 16_000;

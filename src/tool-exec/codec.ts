@@ -3,7 +3,7 @@ import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core
 import type { OutcomeKind } from "../core/registry.js";
 import { TOOL_NAME_PATTERN } from "../core/tool.js";
 import { compileValidator, type ArgIssue, type JsonSchema } from "../core/validate.js";
-import { ID_PATTERN, COMPOSITE_ID_PATTERN, SESSION_TAG_PATTERN } from "./keys.js";
+import { ID_PATTERN, COMPOSITE_ID_PATTERN, SESSION_TAG_PATTERN } from "../redis/keys.js";
 
 /**
  * The tool-exec wire format (docs/protocol.md is its specification).

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { ConfigSource } from "../config/live.js";
 import { errorFields, type Logger } from "../core/log.js";
-import { decodeAnswer, encodeInbound, type ChatAnswer, type InboundChat } from "../redis/chat-wire.js";
+import { decodeAnswer, encodeInbound, type ChatAnswer, type InboundChat } from "../chat/codec.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { ReplyInbox } from "../redis/reply-inbox.js";
 import { xaddArgs, type StreamEntry } from "../redis/streams.js";
-import type { EntryFields } from "../redis/wire.js";
+import type { EntryFields } from "../tool-exec/codec.js";
 import { ChatHistory } from "./chat-history.js";
 import type { ChatPlatform, IncomingMessage } from "./platform.js";
 

@@ -1,7 +1,7 @@
 import type { PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { MAX_CALL_TIMEOUT_MS } from "../core/registry.js";
-import { decodeInbound, encodeAnswer, type ChatAnswer, type InboundChat } from "../redis/chat-wire.js";
+import { decodeInbound, encodeAnswer, type ChatAnswer, type InboundChat } from "../chat/codec.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";

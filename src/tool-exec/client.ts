@@ -3,11 +3,11 @@ import type { Logger } from "../core/log.js";
 import { checkedTimeoutMs } from "../core/registry.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
-import { WrittenSessions, sessionRecord, sessionWriteArgs, type SessionIdentity } from "../redis/session.js";
+import { WrittenSessions, sessionRecord, sessionWriteArgs, type SessionIdentity } from "./session.js";
 import { ReplyInbox } from "../redis/reply-inbox.js";
 import { xaddArgs, type StreamEntry } from "../redis/streams.js";
 import { ID_PATTERN } from "../redis/keys.js";
-import { DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, errorReply, type ToolReply, type ToolRequest, type WireContext } from "../redis/wire.js";
+import { DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, errorReply, type ToolReply, type ToolRequest, type WireContext } from "./codec.js";
 import type { JsonValue, ToolContext } from "../core/context.js";
 
 export interface ToolsClientOptions {

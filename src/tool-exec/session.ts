@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { z } from "zod";
 import { parseJson } from "../core/json.js";
-import type { RedisClient } from "./client.js";
-import type { Keys } from "./keys.js";
+import type { RedisClient } from "../redis/client.js";
+import type { Keys } from "../redis/keys.js";
 
 /**
  * The authenticated identity of a request, written by the caller under the

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { parseJson } from "../core/json.js";
-import type { RedisClient } from "./client.js";
-import type { Keys } from "./keys.js";
-import { BODY_FIELD, type EntryFields } from "./wire.js";
+import type { RedisClient } from "../redis/client.js";
+import type { Keys } from "../redis/keys.js";
+import { BODY_FIELD, type EntryFields } from "./codec.js";
 
 /**
  * The execution state of one request under `sg:tools:idem:<key>` (DESIGN §4):

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { parseJson } from "../core/json.js";
 import type { TaskRecord, TaskStore } from "../core/tasks.js";
-import type { RedisClient } from "./client.js";
-import type { Keys } from "./keys.js";
+import type { RedisClient } from "../redis/client.js";
+import type { Keys } from "../redis/keys.js";
 
 const record = z.object({
   id: z.string(),

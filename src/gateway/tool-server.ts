@@ -1,5 +1,5 @@
 import type { PlatformAdapter } from "../core/context.js";
-import { ToolsService, type ToolsServiceOptions } from "../tools/service.js";
+import { ToolsService, type ToolsServiceOptions } from "../tool-exec/server.js";
 
 export interface GatewayServiceOptions extends Omit<ToolsServiceOptions, "stream" | "service" | "publishesCatalog" | "adapter"> {
   /** The live platform adapter; it owns the platform client, so gateway-pinned tools run right here. */
