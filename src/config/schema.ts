@@ -2,12 +2,13 @@ import { z } from "zod";
 import { ToolfleetError } from "../core/errors.js";
 import { TOOL_NAME_PATTERN } from "../core/tool.js";
 import { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS } from "../core/pins.js";
+import { CORE_DEFAULTS, type CoreSettings } from "../core/settings.js";
 
 export const TOOLS_SERVICE_MODES = ["in_process", "remote", "shadow"] as const;
 export type ToolsServiceMode = (typeof TOOLS_SERVICE_MODES)[number];
 
 /** The resolved, validated configuration every tier reads. */
-export interface Config {
+export interface Config extends CoreSettings {
   /** Where non-pinned tools run. @defaultValue "in_process" */
   readonly toolsServiceMode: ToolsServiceMode;
   /** Tools always run on the local registry, whatever the mode. @defaultValue empty */
@@ -100,17 +101,17 @@ export type RawConfig = z.infer<typeof rawConfigSchema>;
 export const DEFAULTS: Required<RawConfig> = {
   toolsServiceMode: "in_process",
   toolsForceInProcess: [],
-  toolsExecTimeout: 120,
+  toolsExecTimeout: CORE_DEFAULTS.toolsExecTimeout,
   toolsLocalFallback: true,
   redisUrl: "redis://127.0.0.1:6379",
   namespace: "sg",
   gatewayPinned: [...GATEWAY_PINNED_TOOLS],
   inferencePinned: [...INFERENCE_PINNED_TOOLS],
-  backgroundThreshold: 30,
+  backgroundThreshold: CORE_DEFAULTS.backgroundThreshold,
   taskStore: "memory",
-  taskMaxRunning: 32,
-  taskResultTtl: 3600,
-  taskTimeout: 900,
+  taskMaxRunning: CORE_DEFAULTS.taskMaxRunning,
+  taskResultTtl: CORE_DEFAULTS.taskResultTtl,
+  taskTimeout: CORE_DEFAULTS.taskTimeout,
   llmBaseUrl: "https://openrouter.ai/api/v1",
   llmModel: "openai/gpt-4o-mini",
   llmApiKey: "",

@@ -1,10 +1,10 @@
 import { performance } from "node:perf_hooks";
-import { staticConfig, type ConfigSource } from "../config/live.js";
 import { ToolfleetError } from "./errors.js";
 import { CallSignal, ToolContext } from "./context.js";
 import { createLogger, errorFields, type Logger } from "./log.js";
 import { TaskManager } from "./tasks.js";
 import type { ToolDefinition } from "./tool.js";
+import { defaultSettings, type SettingsSource } from "./settings.js";
 import { formatArgIssues, type JsonSchema } from "./validate.js";
 
 /** A tool as the OpenAI chat API takes it. */
@@ -64,8 +64,8 @@ export interface ToolRegistryLike {
 }
 
 export interface ToolRegistryOptions {
-  /** @defaultValue the defaults of `defineConfig()` */
-  config?: ConfigSource;
+  /** Any config source (`LiveConfig`, `staticConfig()`). @defaultValue the defaults of `defineConfig()` */
+  config?: SettingsSource;
   logger?: Logger;
   /** Background offload; null turns it off. @defaultValue an in-memory TaskManager */
   taskManager?: TaskManager | null;
@@ -116,11 +116,11 @@ export class ToolRegistry implements ToolRegistryLike {
   private readonly tools = new Map<string, ToolDefinition>();
   private readonly openAITools = new Map<string, OpenAITool>();
   private permissions = new Map<string, ReadonlySet<string>>();
-  private readonly config: ConfigSource;
+  private readonly config: SettingsSource;
   private readonly logger: Logger;
 
   constructor(options: ToolRegistryOptions = {}) {
-    this.config = options.config ?? staticConfig();
+    this.config = options.config ?? defaultSettings;
     this.logger = options.logger ?? createLogger("toolfleet.registry");
     this.taskManager =
       options.taskManager === undefined ? new TaskManager({ config: this.config, logger: this.logger }) : options.taskManager;

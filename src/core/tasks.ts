@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { ConfigSource } from "../config/live.js";
+import type { SettingsSource } from "./settings.js";
 import { errorFields, type Logger } from "./log.js";
 
 export type TaskStatus = "running" | "done" | "error";
@@ -71,7 +71,7 @@ export interface Abortable {
 }
 
 export interface TaskManagerOptions {
-  config: ConfigSource;
+  config: SettingsSource;
   logger: Logger;
   /** @defaultValue a MemoryTaskStore */
   store?: TaskStore;
@@ -84,7 +84,7 @@ export interface TaskManagerOptions {
  */
 export class TaskManager {
   readonly store: TaskStore;
-  private readonly config: ConfigSource;
+  private readonly config: SettingsSource;
   private readonly logger: Logger;
   private readonly running = new Map<string, { abort: Abortable; done: Promise<void>; stopTimers: () => void }>();
 
