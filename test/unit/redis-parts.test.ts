@@ -2,14 +2,14 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { z } from "zod";
-import { calculator, echo, exampleTools } from "../examples/tools.js";
-import { defineTool } from "../src/index.js";
-import { buildCatalog, CatalogError, loadCatalog, publishCatalog, toolSchemaHash, watchCatalog } from "../src/tool-exec/catalog.js";
-import { closeRedis, type RedisClient } from "../src/redis/client.js";
-import { keys } from "../src/redis/keys.js";
-import { WrittenSessions, readSession, sessionRecord, writeSession } from "../src/tool-exec/session.js";
-import { ensureGroup, readGroup, xaddArgs } from "../src/redis/streams.js";
-import { RedisTaskStore } from "../src/tool-exec/task-store.js";
+import { calculator, echo, exampleTools } from "../../examples/tools.js";
+import { defineTool } from "../../src/index.js";
+import { buildCatalog, CatalogError, loadCatalog, publishCatalog, toolSchemaHash, watchCatalog } from "../../src/tool-exec/catalog.js";
+import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { keys } from "../../src/redis/keys.js";
+import { WrittenSessions, readSession, sessionRecord, writeSession } from "../../src/tool-exec/session.js";
+import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
+import { RedisTaskStore } from "../../src/tool-exec/task-store.js";
 import {
   DEFAULT_MAX_REQUEST_BYTES,
   WireFormatError,
@@ -19,11 +19,11 @@ import {
   encodeRequest,
   type ToolReply,
   type ToolRequest,
-} from "../src/tool-exec/codec.js";
-import { ToolCallError, ToolsClient } from "../src/tool-exec/client.js";
-import { ID_PATTERN } from "../src/redis/keys.js";
-import { RecordingLogger, eventually } from "./helpers.js";
-import { REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "./redis-helpers.js";
+} from "../../src/tool-exec/codec.js";
+import { ToolCallError, ToolsClient } from "../../src/tool-exec/client.js";
+import { ID_PATTERN } from "../../src/redis/keys.js";
+import { RecordingLogger, eventually } from "../support/helpers.js";
+import { REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "../support/redis-helpers.js";
 
 test("keys: the names of DESIGN §2, from the namespace", () => {
   const k = keys();

@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { closeRedis, type RedisClient } from "../src/redis/client.js";
-import type { Keys } from "../src/redis/keys.js";
-import { writeSession } from "../src/tool-exec/session.js";
-import { ensureGroup, xaddArgs } from "../src/redis/streams.js";
-import { decodeReply, encodeRequest, type ToolReply } from "../src/tool-exec/codec.js";
-import { eventually } from "./helpers.js";
-import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "./redis-helpers.js";
+import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import type { Keys } from "../../src/redis/keys.js";
+import { writeSession } from "../../src/tool-exec/session.js";
+import { ensureGroup, xaddArgs } from "../../src/redis/streams.js";
+import { decodeReply, encodeRequest, type ToolReply } from "../../src/tool-exec/codec.js";
+import { eventually } from "../support/helpers.js";
+import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "../support/redis-helpers.js";
 
-const FIXTURE = fileURLToPath(new URL("./fixtures/counting-tools.js", import.meta.url));
+const FIXTURE = fileURLToPath(new URL("../support/fixtures/counting-tools.js", import.meta.url));
 
 /** Writes a session record and publishes a slow_side_effect request by hand, as a caller would. */
 async function publishSideEffect(redis: RedisClient, k: Keys, o: { traceId: string; correlationId: string; replyTo: string; key: string; ms: number; userId: string }): Promise<void> {

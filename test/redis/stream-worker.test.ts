@@ -5,14 +5,14 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BlockingReader } from "../src/redis/blocking-reader.js";
-import { closeRedis, type RedisClient } from "../src/redis/client.js";
-import type { Keys } from "../src/redis/keys.js";
-import { ReplyInbox } from "../src/redis/reply-inbox.js";
-import { StreamWorker, type Disposition, type EntryHandler } from "../src/redis/stream-worker.js";
-import { ensureGroup, type StreamEntry } from "../src/redis/streams.js";
-import { RecordingLogger, eventually } from "./helpers.js";
-import { REDIS_URL, connect, dropNamespace, testKeys } from "./redis-helpers.js";
+import { BlockingReader } from "../../src/redis/blocking-reader.js";
+import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import type { Keys } from "../../src/redis/keys.js";
+import { ReplyInbox } from "../../src/redis/reply-inbox.js";
+import { StreamWorker, type Disposition, type EntryHandler } from "../../src/redis/stream-worker.js";
+import { ensureGroup, type StreamEntry } from "../../src/redis/streams.js";
+import { RecordingLogger, eventually } from "../support/helpers.js";
+import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
 
 /** A handler whose entries finish when the test says so, or at once once `hold` is off. */
 class GatedHandler implements EntryHandler {
