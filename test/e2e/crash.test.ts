@@ -99,7 +99,7 @@ test("a worker killed mid-call: another completes it, the side effect happens on
 test("`toolfleet tools` stops cleanly on SIGTERM and on SIGINT, finishing the call in flight", { timeout: 60_000 }, async () => {
   const k = testKeys();
   const redis = await connect();
-  const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_TEST_REDIS_URL: REDIS_URL };
+  const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, TOOLFLEET_TEST_REDIS_URL: REDIS_URL };
   try {
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       const worker = await startToolsProcess(["--worker-id", `sig-${signal}`, "--tools", FIXTURE], env);

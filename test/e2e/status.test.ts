@@ -50,7 +50,7 @@ test("status shows live workers from their heartbeats, and a killed worker as go
 
 test("catalog says so when none is published", async () => {
   const k = testKeys();
-  await assert.rejects(run(process.execPath, [CLI, "catalog"], { env: { ...process.env, TOOLFLEET_NAMESPACE: k.namespace } }), (err: unknown) => {
+  await assert.rejects(run(process.execPath, [CLI, "catalog"], { env: { ...process.env, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL } }), (err: unknown) => {
     const e = err as { code: number; stderr: string };
     return e.code === 1 && /no catalog published at .*:tools:catalog/.test(e.stderr);
   });
