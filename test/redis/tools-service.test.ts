@@ -2,19 +2,19 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { loadToolModule } from "../src/fleet/load-tools.js";
-import { registryFor } from "../src/fleet/local.js";
-import { defineConfig, defineTool, staticConfig } from "../src/index.js";
-import { SESSION_REUSE_SECONDS, ToolsClient, type ToolCall } from "../src/tool-exec/client.js";
-import { closeRedis, type RedisClient } from "../src/redis/client.js";
-import { cancelRequest } from "../src/tool-exec/idempotency.js";
-import type { Keys } from "../src/redis/keys.js";
-import { sessionRecord, writeSession } from "../src/tool-exec/session.js";
-import { ensureGroup, xaddArgs } from "../src/redis/streams.js";
-import { decodeReply, encodeRequest, type ToolReply, type ToolRequest } from "../src/tool-exec/codec.js";
-import { ToolsService } from "../src/tool-exec/server.js";
-import { RecordingLogger, eventually } from "./helpers.js";
-import { REDIS_URL, connect, dropNamespace, namespaceKeys, testKeys } from "./redis-helpers.js";
+import { loadToolModule } from "../../src/fleet/load-tools.js";
+import { registryFor } from "../../src/fleet/local.js";
+import { defineConfig, defineTool, staticConfig } from "../../src/index.js";
+import { SESSION_REUSE_SECONDS, ToolsClient, type ToolCall } from "../../src/tool-exec/client.js";
+import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { cancelRequest } from "../../src/tool-exec/idempotency.js";
+import type { Keys } from "../../src/redis/keys.js";
+import { sessionRecord, writeSession } from "../../src/tool-exec/session.js";
+import { ensureGroup, xaddArgs } from "../../src/redis/streams.js";
+import { decodeReply, encodeRequest, type ToolReply, type ToolRequest } from "../../src/tool-exec/codec.js";
+import { ToolsService } from "../../src/tool-exec/server.js";
+import { RecordingLogger, eventually } from "../support/helpers.js";
+import { REDIS_URL, connect, dropNamespace, namespaceKeys, testKeys } from "../support/redis-helpers.js";
 
 /** A tool whose runs are counted, to prove what ran once. */
 function countingTool(counter: { runs: number }) {
@@ -209,8 +209,8 @@ describe("tools service", () => {
     assert.equal(file?.name, "gradient.png");
     assert.equal(file?.contentType, "image/png");
     // The same tool run locally draws the same bytes: the remote copy must be identical.
-    const { sendImage } = await import("../examples/tools.js");
-    const { ToolContext } = await import("../src/index.js");
+    const { sendImage } = await import("../../examples/tools.js");
+    const { ToolContext } = await import("../../src/index.js");
     const local = new ToolContext();
     await (sendImage.handler as (a: unknown, c: InstanceType<typeof ToolContext>) => unknown)({ width: 300, height: 200 }, local);
     assert.ok(Buffer.from(local.sentFiles[0]?.data ?? []).equals(Buffer.from(file?.data ?? [])));
@@ -458,7 +458,7 @@ test("a graceful stop under load loses nothing", async () => {
   const a = await fleet({ workerId: "w-a" });
   const logger = new RecordingLogger();
   // A second worker on the same namespace takes over what A does not start.
-  const { ToolsService: Service } = await import("../src/tool-exec/server.js");
+  const { ToolsService: Service } = await import("../../src/tool-exec/server.js");
   const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
   const module = await loadToolModule();
   const b = new Service({

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { examplePermissions, exampleTools } from "../examples/tools.js";
-import { ToolContext, ToolRegistry, defineConfig, staticConfig } from "../src/index.js";
-import { LOOP_TOOLS, openAIModel, runToolLoop } from "../src/inference/llm-loop.js";
-import { startScriptedLLM, type Received, type Scripted, type ScriptedLLM } from "./fixtures/scripted-llm.js";
-import { RecordingLogger } from "./helpers.js";
+import { examplePermissions, exampleTools } from "../../examples/tools.js";
+import { ToolContext, ToolRegistry, defineConfig, staticConfig } from "../../src/index.js";
+import { LOOP_TOOLS, openAIModel, runToolLoop } from "../../src/inference/llm-loop.js";
+import { startScriptedLLM, type Received, type Scripted, type ScriptedLLM } from "../support/fixtures/scripted-llm.js";
+import { RecordingLogger } from "../support/helpers.js";
 
 const script: Scripted[] = [];
 let llm: ScriptedLLM;

@@ -75,6 +75,6 @@ const EXPECTED = [
 ];
 
 test("the public surface is exactly the named exports", async () => {
-  const api = await import("../src/index.js");
+  const api = await import("../../src/index.js");
   assert.deepEqual(Object.keys(api).sort(), [...EXPECTED].sort());
 });

@@ -1,4 +1,4 @@
-import type { Logger } from "../src/index.js";
+import type { Logger } from "../../src/index.js";
 
 export interface LogRecord {
   level: "debug" | "info" | "warn" | "error";

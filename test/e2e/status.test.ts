@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { fleetStatus, type FleetStatus } from "../src/cli/status.js";
-import { closeRedis } from "../src/redis/client.js";
-import { eventually } from "./helpers.js";
-import { CLI, REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "./redis-helpers.js";
+import { fleetStatus, type FleetStatus } from "../../src/cli/status.js";
+import { closeRedis } from "../../src/redis/client.js";
+import { eventually } from "../support/helpers.js";
+import { CLI, REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "../support/redis-helpers.js";
 
 const run = promisify(execFile);
 
@@ -50,7 +50,7 @@ test("status shows live workers from their heartbeats, and a killed worker as go
 
 test("catalog says so when none is published", async () => {
   const k = testKeys();
-  await assert.rejects(run(process.execPath, [CLI, "catalog"], { env: { ...process.env, TOOLFLEET_NAMESPACE: k.namespace } }), (err: unknown) => {
+  await assert.rejects(run(process.execPath, [CLI, "catalog"], { env: { ...process.env, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL } }), (err: unknown) => {
     const e = err as { code: number; stderr: string };
     return e.code === 1 && /no catalog published at .*:tools:catalog/.test(e.stderr);
   });

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { slowTask } from "../examples/tools.js";
-import { MemoryTaskStore, TaskManager, ToolContext, ToolRegistry, defineConfig, defineTool, staticConfig, taskTools, type RawConfig, type TaskRecord } from "../src/index.js";
-import { RecordingLogger, eventually } from "./helpers.js";
+import { slowTask } from "../../examples/tools.js";
+import { MemoryTaskStore, TaskManager, ToolContext, ToolRegistry, defineConfig, defineTool, staticConfig, taskTools, type RawConfig, type TaskRecord } from "../../src/index.js";
+import { RecordingLogger, eventually } from "../support/helpers.js";
 
 function registry(cfg: RawConfig): ToolRegistry {
   const reg = new ToolRegistry({ config: staticConfig(defineConfig({ backgroundThreshold: 0.05, ...cfg })), logger: new RecordingLogger() });

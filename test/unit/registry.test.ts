@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { z } from "zod";
-import { adminStats, calculator, discordReact, echo, examplePermissions, exampleTools, injectTool, sendImage, slowTask } from "../examples/tools.js";
+import { adminStats, calculator, discordReact, echo, examplePermissions, exampleTools, injectTool, sendImage, slowTask } from "../../examples/tools.js";
 import {
   MAX_CALL_TIMEOUT_MS,
   ToolContext,
@@ -11,8 +11,8 @@ import {
   defineTool,
   staticConfig,
   type PlatformAdapter,
-} from "../src/index.js";
-import { RecordingLogger } from "./helpers.js";
+} from "../../src/index.js";
+import { RecordingLogger } from "../support/helpers.js";
 
 function registry(options: { logger?: RecordingLogger; backgroundThreshold?: number; toolsExecTimeout?: number } = {}): ToolRegistry {
   const config = staticConfig(

@@ -5,16 +5,16 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ToolContext } from "../src/index.js";
-import { wireContextOf, type ToolCall } from "../src/tool-exec/client.js";
-import { connectRedis, type RedisClient } from "../src/redis/client.js";
-import { keys, type Keys } from "../src/redis/keys.js";
+import { ToolContext } from "../../src/index.js";
+import { wireContextOf, type ToolCall } from "../../src/tool-exec/client.js";
+import { connectRedis, type RedisClient } from "../../src/redis/client.js";
+import { keys, type Keys } from "../../src/redis/keys.js";
 import { eventually, RecordingLogger } from "./helpers.js";
 
 /** The shared test Redis (present on every machine of this project; .ci/run starts it). */
 export const REDIS_URL = process.env.TOOLFLEET_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
-export const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
 /** A namespace of its own for each test, so tests never see each other's keys. */
 export function testKeys(): Keys {

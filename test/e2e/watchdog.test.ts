@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { loadToolModule } from "../src/fleet/load-tools.js";
-import { registryFor } from "../src/fleet/local.js";
-import { ToolRegistry, defineConfig, staticConfig } from "../src/index.js";
-import { RemoteToolRegistry } from "../src/inference/remote-registry.js";
-import { ToolsClient } from "../src/tool-exec/client.js";
-import { closeRedis, connectRedis } from "../src/redis/client.js";
-import { ToolsService } from "../src/tool-exec/server.js";
-import { RecordingLogger, eventually } from "./helpers.js";
-import { OwnRedis, echoCall, testKeys } from "./redis-helpers.js";
+import { loadToolModule } from "../../src/fleet/load-tools.js";
+import { registryFor } from "../../src/fleet/local.js";
+import { ToolRegistry, defineConfig, staticConfig } from "../../src/index.js";
+import { RemoteToolRegistry } from "../../src/inference/remote-registry.js";
+import { ToolsClient } from "../../src/tool-exec/client.js";
+import { closeRedis, connectRedis } from "../../src/redis/client.js";
+import { ToolsService } from "../../src/tool-exec/server.js";
+import { RecordingLogger, eventually } from "../support/helpers.js";
+import { OwnRedis, echoCall, testKeys } from "../support/redis-helpers.js";
 
 test("a blocking read that never returns is replaced, and the worker serves again", { timeout: 60_000 }, async () => {
   const own = await OwnRedis.start();

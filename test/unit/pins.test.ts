@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS, ToolfleetError, assertDisjointPins, defineConfig, loadConfig } from "../src/index.js";
+import { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS, ToolfleetError, assertDisjointPins, defineConfig, loadConfig } from "../../src/index.js";
 
 test("the pin sets hold exactly the seed's 28 gateway and 7 inference names", () => {
   assert.equal(GATEWAY_PINNED_TOOLS.size, 28);
@@ -27,7 +27,7 @@ test("the default pin sets are disjoint", () => {
 });
 
 test("the pin module imports nothing", () => {
-  const source = readFileSync(new URL("../../src/core/pins.ts", import.meta.url), "utf8");
+  const source = readFileSync(new URL("../../../src/core/pins.ts", import.meta.url), "utf8");
   assert.doesNotMatch(source, /^\s*import\s/m);
   assert.doesNotMatch(source, /require\(/);
 });

@@ -2,14 +2,14 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { sendImage } from "../examples/tools.js";
-import { registryFor } from "../src/fleet/local.js";
-import { ToolContext, defineConfig, staticConfig } from "../src/index.js";
-import { ProxyPlatformAdapter } from "../src/inference/proxy-adapter.js";
-import { RemoteToolRegistry } from "../src/inference/remote-registry.js";
-import { closeRedis } from "../src/redis/client.js";
-import { RecordingLogger, eventually } from "./helpers.js";
-import { CLI, REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "./redis-helpers.js";
+import { sendImage } from "../../examples/tools.js";
+import { registryFor } from "../../src/fleet/local.js";
+import { ToolContext, defineConfig, staticConfig } from "../../src/index.js";
+import { ProxyPlatformAdapter } from "../../src/inference/proxy-adapter.js";
+import { RemoteToolRegistry } from "../../src/inference/remote-registry.js";
+import { closeRedis } from "../../src/redis/client.js";
+import { RecordingLogger, eventually } from "../support/helpers.js";
+import { CLI, REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "../support/redis-helpers.js";
 
 const run = promisify(execFile);
 

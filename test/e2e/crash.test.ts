@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { closeRedis, type RedisClient } from "../src/redis/client.js";
-import type { Keys } from "../src/redis/keys.js";
-import { writeSession } from "../src/tool-exec/session.js";
-import { ensureGroup, xaddArgs } from "../src/redis/streams.js";
-import { decodeReply, encodeRequest, type ToolReply } from "../src/tool-exec/codec.js";
-import { eventually } from "./helpers.js";
-import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "./redis-helpers.js";
+import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import type { Keys } from "../../src/redis/keys.js";
+import { writeSession } from "../../src/tool-exec/session.js";
+import { ensureGroup, xaddArgs } from "../../src/redis/streams.js";
+import { decodeReply, encodeRequest, type ToolReply } from "../../src/tool-exec/codec.js";
+import { eventually } from "../support/helpers.js";
+import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "../support/redis-helpers.js";
 
-const FIXTURE = fileURLToPath(new URL("./fixtures/counting-tools.js", import.meta.url));
+const FIXTURE = fileURLToPath(new URL("../support/fixtures/counting-tools.js", import.meta.url));
 
 /** Writes a session record and publishes a slow_side_effect request by hand, as a caller would. */
 async function publishSideEffect(redis: RedisClient, k: Keys, o: { traceId: string; correlationId: string; replyTo: string; key: string; ms: number; userId: string }): Promise<void> {
@@ -99,7 +99,7 @@ test("a worker killed mid-call: another completes it, the side effect happens on
 test("`toolfleet tools` stops cleanly on SIGTERM and on SIGINT, finishing the call in flight", { timeout: 60_000 }, async () => {
   const k = testKeys();
   const redis = await connect();
-  const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_TEST_REDIS_URL: REDIS_URL };
+  const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, TOOLFLEET_TEST_REDIS_URL: REDIS_URL };
   try {
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       const worker = await startToolsProcess(["--worker-id", `sig-${signal}`, "--tools", FIXTURE], env);

@@ -3,13 +3,13 @@
 // `npm run bench`); this only keeps the benchmark runnable.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { startFloor } from "../bench/floor.js";
-import { latencyOf, sequentialTimes, throughput, warmUp } from "../bench/harness.js";
-import { usageOf } from "../bench/seq-cpu.js";
-import { cpuAndMemoryInOwnProcess } from "../bench/memory.js";
-import { measureStages } from "../bench/stages.js";
-import { echoSubject, startFleet } from "../bench/toolfleet.js";
-import { connect, REDIS_URL } from "./redis-helpers.js";
+import { startFloor } from "../../bench/floor.js";
+import { latencyOf, sequentialTimes, throughput, warmUp } from "../../bench/harness.js";
+import { usageOf } from "../../bench/seq-cpu.js";
+import { cpuAndMemoryInOwnProcess } from "../../bench/memory.js";
+import { measureStages } from "../../bench/stages.js";
+import { echoSubject, startFleet } from "../../bench/toolfleet.js";
+import { connect, REDIS_URL } from "../support/redis-helpers.js";
 
 async function keysMatching(pattern: string): Promise<string[]> {
   const redis = await connect();

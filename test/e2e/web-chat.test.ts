@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { chromium } from "playwright-core";
-import { closeRedis } from "../src/redis/client.js";
-import { REDIS_URL, connect, dropNamespace, exited, startFleet, testKeys } from "./redis-helpers.js";
+import { closeRedis } from "../../src/redis/client.js";
+import { REDIS_URL, connect, dropNamespace, exited, startFleet, testKeys } from "../support/redis-helpers.js";
 
 /** The parts of an <img> element the test reads (no DOM types in this project). */
 interface Img {

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadToolModule } from "../src/fleet/load-tools.js";
-import { registryFor } from "../src/fleet/local.js";
-import { ToolCallError, ToolsClient, type ToolCall } from "../src/tool-exec/client.js";
-import { defineConfig, staticConfig } from "../src/index.js";
-import { closeRedis, connectRedis, type RedisClient } from "../src/redis/client.js";
-import { ToolsService } from "../src/tool-exec/server.js";
-import { RecordingLogger } from "./helpers.js";
-import { OwnRedis, echoCall, testKeys } from "./redis-helpers.js";
+import { loadToolModule } from "../../src/fleet/load-tools.js";
+import { registryFor } from "../../src/fleet/local.js";
+import { ToolCallError, ToolsClient, type ToolCall } from "../../src/tool-exec/client.js";
+import { defineConfig, staticConfig } from "../../src/index.js";
+import { closeRedis, connectRedis, type RedisClient } from "../../src/redis/client.js";
+import { ToolsService } from "../../src/tool-exec/server.js";
+import { RecordingLogger } from "../support/helpers.js";
+import { OwnRedis, echoCall, testKeys } from "../support/redis-helpers.js";
 
 // Requirement: Redis restarted under load — every in-flight call resolves (a
 // result or a clear error) within its timeout, no read loop hangs, and the

@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { exampleTools } from "../../examples/tools.js";
+import { buildCatalog, CatalogError, loadCatalog, publishCatalog } from "../../src/tool-exec/catalog.js";
+import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { readSession, sessionRecord, writeSession } from "../../src/tool-exec/session.js";
+import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
+import { RedisTaskStore } from "../../src/tool-exec/task-store.js";
+import { decodeReply, encodeReply } from "../../src/tool-exec/codec.js";
+import { ToolCallError, ToolsClient } from "../../src/tool-exec/client.js";
+import { ID_PATTERN } from "../../src/redis/keys.js";
+import { RecordingLogger, eventually } from "../support/helpers.js";
+import { REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "../support/redis-helpers.js";
+import { sampleReply } from "../support/wire-samples.js";
+
+describe("wire format", () => {
+  test("a 10 MiB file round-trips byte-identical through Redis", async () => {
+    const redis = await connect();
+    const k = testKeys();
+    try {
+      const data = randomBytes(10 * 1024 * 1024);
+      const stream = k.toolsReplyStream("bin");
+      await ensureGroup(redis, stream, k.group(stream), "0");
+      await redis.sendCommand(xaddArgs(stream, encodeReply(sampleReply(data)), 10));
+      const [entry] = await readGroup(redis, { group: k.group(stream), consumer: "c", stream, id: ">", count: 1 });
+      assert.ok(entry?.fields);
+      const decoded = decodeReply(entry.fields);
+      assert.ok(decoded.ok);
+      const file = decoded.value.writeBack.sentFiles[0];
+      assert.equal(file?.data.byteLength, data.byteLength);
+      assert.ok(Buffer.from(file?.data ?? []).equals(data));
+      assert.deepEqual(decoded.value.writeBack.injectedTools, ["calculator"]);
+      assert.deepEqual(decoded.value.writeBack.sentRichMessages, [{ kind: "embed", n: 1 }]);
+    } finally {
+      await dropNamespace(redis, k);
+      await closeRedis(redis);
+    }
+  });
+});
+
+describe("catalog", () => {
+  describe("in Redis", () => {
+    let redis: RedisClient;
+    const k = testKeys();
+    before(async () => {
+      redis = await connect();
+    });
+    after(async () => {
+      await dropNamespace(redis, k);
+      await closeRedis(redis);
+    });
+
+    test("publish then load gives the same document; none published is null; corrupt is a clear error", async () => {
+      assert.equal(await loadCatalog(redis, k), null);
+      const catalog = buildCatalog(exampleTools, { admin_stats: ["admin"] });
+      await publishCatalog(redis, k, catalog);
+      assert.deepEqual(await loadCatalog(redis, k), catalog);
+      await redis.set(k.catalog, "{not json");
+      await assert.rejects(loadCatalog(redis, k), (err: unknown) => err instanceof CatalogError && /is invalid: not JSON/.test(err.message));
+      await redis.set(k.catalog, JSON.stringify({ ...catalog, tools: [{ name: "bad name" }] }));
+      await assert.rejects(loadCatalog(redis, k), /is invalid: tools\.0/);
+    });
+  });
+});
+
+describe("session records", () => {
+  test("written with a TTL, read back; missing and malformed ones are refusals with reasons", async () => {
+    const redis = await connect();
+    const k = testKeys();
+    try {
+      const u1 = { userId: "u1", guildId: "g", channelId: "c", platform: "discord" };
+      const tag = await writeSession(redis, k, "tr-1", u1, 30);
+      assert.equal(tag, sessionRecord(u1).tag);
+      assert.deepEqual(await readSession(redis, k, "tr-1", tag), { ok: true, identity: u1 });
+      const ttl = await redis.ttl(k.toolSession("tr-1", tag));
+      assert.ok(ttl > 25 && ttl <= 30, String(ttl));
+      // Another identity under the same trace is another record: neither overwrites the other.
+      const u2 = { ...u1, userId: "u2" };
+      const tag2 = await writeSession(redis, k, "tr-1", u2, 30);
+      assert.notEqual(tag2, tag);
+      assert.deepEqual(await readSession(redis, k, "tr-1", tag2), { ok: true, identity: u2 });
+      assert.deepEqual(await readSession(redis, k, "tr-1", tag), { ok: true, identity: u1 });
+      assert.deepEqual(await readSession(redis, k, "tr-2", tag), { ok: false, reason: "no session record for trace 'tr-2' (missing or expired)" });
+      // A key holding something other than what its tag names is not trusted, even when it parses.
+      await redis.set(k.toolSession("tr-3", tag), sessionRecord(u2).json);
+      assert.deepEqual(await readSession(redis, k, "tr-3", tag), { ok: false, reason: "the session record for trace 'tr-3' does not match its key" });
+      const bad = { json: JSON.stringify({ user_id: 5 }), tag: "" };
+      bad.tag = createHash("sha256").update(bad.json).digest("hex").slice(0, 16);
+      await redis.set(k.toolSession("tr-3", bad.tag), bad.json);
+      assert.deepEqual(await readSession(redis, k, "tr-3", bad.tag), { ok: false, reason: "the session record for trace 'tr-3' is malformed (user_id: Invalid input: expected string, received number)" });
+      const shortTag = await writeSession(redis, k, "tr-4", { userId: "u", guildId: "", channelId: "", platform: "" }, 1);
+      await eventually(async () => assert.equal((await readSession(redis, k, "tr-4", shortTag)).ok, false), 3000, 100);
+    } finally {
+      await dropNamespace(redis, k);
+      await closeRedis(redis);
+    }
+  });
+});
+
+describe("Redis task store", () => {
+  test("any process can read a task another stored; records expire; listing is per user, newest first", async () => {
+    const redis = await connect();
+    const other = await connect();
+    const k = testKeys();
+    try {
+      const writer = new RedisTaskStore(redis, k);
+      const reader = new RedisTaskStore(other, k);
+      const now = Date.now();
+      await writer.put({ id: "t1", tool: "slow_task", userId: "alice", status: "running", startedAt: now - 3000 }, 60);
+      await writer.put({ id: "t2", tool: "echo", userId: "bob", status: "done", result: "ok", startedAt: now - 2000, finishedAt: now - 1999 }, 60);
+      await writer.put({ id: "t3", tool: "echo", userId: "alice", status: "error", result: "boom", startedAt: now - 1000, finishedAt: now - 999 }, 1);
+      assert.equal((await reader.get("t2"))?.result, "ok");
+      assert.deepEqual((await reader.list()).map((t) => t.id), ["t3", "t2", "t1"]);
+      assert.deepEqual((await reader.list("alice")).map((t) => t.id), ["t3", "t1"]);
+      await eventually(async () => assert.equal(await reader.get("t3"), null), 3000, 100);
+      assert.deepEqual((await reader.list("alice")).map((t) => t.id), ["t1"]);
+      assert.equal(await redis.zScore(k.taskIndex, "t3"), null, "expired ids are pruned from the index");
+      assert.ok((await redis.ttl(k.taskIndex)) > 0);
+      assert.equal(await reader.get("missing"), null);
+    } finally {
+      await dropNamespace(redis, k);
+      await closeRedis(redis);
+      await closeRedis(other);
+    }
+  });
+});
+
+describe("tools client", () => {
+  test("with no worker, each call times out at its own deadline (a short one after a long one is not held up) with distinct short ids", async () => {
+    const redis = await connect();
+    const k = testKeys();
+    const client = new ToolsClient({ redis, redisUrl: REDIS_URL, keys: k, workerId: "caller", logger: new RecordingLogger(), blockMs: 100 });
+    try {
+      await client.start();
+      const long = client.call(echoCall("long", 5000));
+      const longSettled = long.then(
+        () => "replied",
+        (err: unknown) => (err instanceof ToolCallError ? err.code : "other"),
+      );
+      const short = await client.call(echoCall("short", 150)).then(
+        () => assert.fail("no worker: no reply"),
+        (err: unknown) => err,
+      );
+      assert.ok(short instanceof ToolCallError);
+      assert.equal(short.code, "TIMEOUT");
+      assert.equal(short.message, "No reply within 150 ms.");
+      // The long call is still waiting when the short one has timed out.
+      assert.equal(client.pendingCount, 1);
+      // stop() ends it at once rather than at its deadline.
+      await client.stop();
+      assert.equal(await longSettled, "STOPPED");
+      assert.equal(client.pendingCount, 0);
+      // Both requests are in the stream, each under its own correlation id, which names a key.
+      const entries = await redis.sendCommand<[string, string[]][]>(["XRANGE", k.toolsStream, "-", "+"]);
+      const ids = entries.map(([, fields]) => (JSON.parse(fields[1] ?? "{}") as { correlation_id: string }).correlation_id);
+      assert.equal(ids.length, 2);
+      assert.notEqual(ids[0], ids[1]);
+      for (const id of ids) assert.match(id, ID_PATTERN);
+      assert.ok(ids.every((id) => id.length < 36), `shorter than a UUID: ${ids.join(", ")}`);
+    } finally {
+      await client.stop();
+      await dropNamespace(redis, k);
+      await closeRedis(redis);
+    }
+  });
+});

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, test } from "node:test";
+import { z } from "zod";
+import { calculator, echo, exampleTools } from "../../examples/tools.js";
+import { defineTool } from "../../src/index.js";
+import { buildCatalog, toolSchemaHash } from "../../src/tool-exec/catalog.js";
+import { keys } from "../../src/redis/keys.js";
+import { WrittenSessions, sessionRecord } from "../../src/tool-exec/session.js";
+import { DEFAULT_MAX_REQUEST_BYTES, WireFormatError, decodeReply, decodeRequest, encodeReply, encodeRequest } from "../../src/tool-exec/codec.js";
+import { sampleReply, sampleRequest } from "../support/wire-samples.js";
+
+test("keys: the names of DESIGN §2, from the namespace", () => {
+  const k = keys();
+  assert.equal(k.toolsStream, "sg:stream:tools");
+  assert.equal(k.toolsReplyStream("inf-1"), "sg:stream:tools:reply:inf-1");
+  assert.equal(k.group(k.toolsReplyStream("inf-1")), "sg:stream:tools:reply:inf-1:grp");
+  assert.equal(k.catalog, "sg:tools:catalog");
+  assert.equal(k.catalogChanged, "sg:tools:catalog:changed");
+  assert.equal(k.toolSession("trace-9", "0123456789abcdef"), "sg:tool_session:trace-9:0123456789abcdef");
+  assert.equal(k.idempotency("t:c"), "sg:tools:idem:t:c");
+  assert.equal(k.deadLetter(k.toolsStream), "sg:stream:tools:dead");
+  assert.equal(k.gatewayStream(), "sg:stream:gateway");
+  assert.equal(keys("prod").catalog, "prod:tools:catalog");
+  assert.throws(() => keys("a b"), /invalid key namespace/);
+  assert.throws(() => k.toolSession("x*", "0123456789abcdef"), /invalid trace id/);
+  assert.throws(() => k.toolSession("x", "0123456789ABCDEF"), /invalid session tag/);
+  assert.throws(() => k.toolsReplyStream("a".repeat(129)), /invalid worker id/);
+});
+
+describe("wire format", () => {
+  test("a request round-trips through encode and decode", () => {
+    const req = sampleRequest();
+    const decoded = decodeRequest(encodeRequest(req));
+    assert.ok(decoded.ok);
+    assert.deepEqual(decoded.value, req);
+  });
+
+  test("a request over the size limit is refused with a clear error", () => {
+    const big = sampleRequest({ toolArgs: { text: "x".repeat(DEFAULT_MAX_REQUEST_BYTES) } });
+    assert.throws(
+      () => encodeRequest(big),
+      (err: unknown) => err instanceof WireFormatError && err.code === "PAYLOAD_TOO_LARGE" && /The request for tool 'echo' is 1\.0 MiB, over the 1\.0 MiB limit/.test(err.message),
+    );
+  });
+
+  test("decoding names what is wrong, and salvages where to reply", () => {
+    const bad = decodeRequest({ body: JSON.stringify({ v: 1, type: "tool_exec", correlation_id: "c9", reply_to: "sg:stream:tools:reply:w", tool_name: "no spaces allowed" }) });
+    assert.equal(bad.ok, false);
+    if (bad.ok) return;
+    assert.equal(bad.error.code, "INVALID_REQUEST");
+    assert.match(bad.error.message, /tool_name/);
+    assert.equal(bad.correlationId, "c9");
+    assert.equal(bad.replyTo, "sg:stream:tools:reply:w");
+    const version = decodeRequest({ body: JSON.stringify({ v: 2 }) });
+    assert.equal(!version.ok && version.error.code, "UNSUPPORTED_VERSION");
+    const notJson = decodeRequest({ body: "{" });
+    assert.equal(!notJson.ok && notJson.error.code, "INVALID_REQUEST");
+    const huge = decodeRequest({ body: "x".repeat(100) }, 10);
+    assert.equal(!huge.ok && huge.error.code, "PAYLOAD_TOO_LARGE");
+  });
+
+  test("a field's length limit counts UTF-16 code units, as the zod schema does", () => {
+    // user_name allows 200: 100 emoji are 200 code units (but only 100 code points).
+    const at = (userName: string) => decodeRequest(encodeRequest(sampleRequest({ ctx: { ...sampleRequest().ctx, userName } })));
+    assert.equal(at("😀".repeat(100)).ok, true);
+    const over = at("😀".repeat(100) + "x");
+    assert.equal(!over.ok && over.error.code, "INVALID_REQUEST");
+    assert.match(!over.ok ? over.error.message : "", /ctx\.user_name/);
+  });
+
+  test("a reply over the limit becomes an error reply the caller can still read", () => {
+    const fields = encodeReply(sampleReply(new Uint8Array(2048)), 1024);
+    assert.deepEqual(Object.keys(fields), ["body"]);
+    const decoded = decodeReply(fields);
+    assert.ok(decoded.ok);
+    assert.equal(decoded.value.status, "error");
+    assert.equal(decoded.value.error?.code, "PAYLOAD_TOO_LARGE");
+    // Even a limit smaller than the error reply itself ends (no recursion).
+    assert.equal(decodeReply(encodeReply(sampleReply(new Uint8Array(10)), 5)).ok, true);
+    const nameless = encodeReply({ ...sampleReply(new Uint8Array(1)), writeBack: { sentFiles: [{ name: "", contentType: "x", data: new Uint8Array(1) }], injectedTools: null, sentRichMessages: [] } });
+    const decodedNameless = decodeReply(nameless);
+    assert.equal(decodedNameless.ok && decodedNameless.value.error?.code, "INTERNAL");
+  });
+});
+
+describe("catalog", () => {
+  test("the same tools give the same hashes, in any order", () => {
+    const a = buildCatalog(exampleTools, { admin_stats: ["b", "a"] }, 1);
+    const b = buildCatalog([...exampleTools].reverse(), { admin_stats: ["a", "b"] }, 2);
+    assert.equal(a.schemaHash, b.schemaHash);
+    assert.deepEqual(a.tools, b.tools);
+    assert.match(a.schemaHash, /^[0-9a-f]{64}$/);
+    assert.deepEqual(a.permissions, { admin_stats: ["a", "b"] });
+    const tool = a.tools.find((t) => t.name === "echo");
+    assert.deepEqual(tool?.annotations, { readOnly: true, idempotent: true });
+    assert.equal(tool?.allowRepeat, true);
+  });
+
+  test("a schema written in another key order hashes the same; a changed tool changes only its own hash", () => {
+    const one = defineTool({ name: "t", description: "d", parameters: { type: "object", properties: { a: { type: "string" }, b: { type: "number" } } }, handler: () => "" });
+    const two = defineTool({ name: "t", description: "d", parameters: { properties: { b: { type: "number" }, a: { type: "string" } }, type: "object" }, handler: () => "" });
+    assert.equal(toolSchemaHash(one), toolSchemaHash(two));
+    const changedEcho = defineTool({ ...echo, parameters: z.object({ text: z.string(), extra: z.boolean() }), handler: () => "" });
+    const before = buildCatalog([echo, calculator], {});
+    const afterChange = buildCatalog([changedEcho, calculator], {});
+    assert.notEqual(before.schemaHash, afterChange.schemaHash);
+    assert.notEqual(before.tools[1]?.schemaHash, afterChange.tools[1]?.schemaHash);
+    assert.equal(before.tools[0]?.schemaHash, afterChange.tools[0]?.schemaHash, "calculator's hash is untouched");
+    assert.notEqual(buildCatalog([echo], { echo: ["x"] }).schemaHash, buildCatalog([echo], {}).schemaHash);
+  });
+});
+
+describe("session records", () => {
+  test("a caller writes a trace's record again only for another identity or a call that would outlive it", () => {
+    const written = new WrittenSessions();
+    const alice = { userId: "alice", guildId: "g", channelId: "c", platform: "discord" };
+    const first = written.plan("turn-1", alice, 10_000);
+    assert.deepEqual(first, { rec: sessionRecord(alice), write: true });
+    written.wrote("turn-1", alice, first.rec, 20); // Redis keeps it 20 s; the caller counts on 19
+    assert.deepEqual(written.plan("turn-1", { ...alice }, 10_000), { rec: first.rec, write: false });
+    assert.equal(written.plan("turn-1", alice, 19_500).write, true, "a call needing it past its expiry writes it again");
+    for (const other of [{ ...alice, userId: "bob" }, { ...alice, guildId: "h" }, { ...alice, channelId: "d" }, { ...alice, platform: "slack" }]) {
+      assert.deepEqual(written.plan("turn-1", other, 1000), { rec: sessionRecord(other), write: true });
+    }
+    assert.equal(written.plan("turn-2", alice, 1000).write, true, "another trace");
+    written.forget("turn-1");
+    assert.equal(written.plan("turn-1", alice, 1000).write, true, "forgotten");
+  });
+});
+
+describe("Redis task store", () => {
+  test("a namespace key builder refuses ids that could escape it", () => {
+    const k = keys(`ns${randomBytes(2).toString("hex")}`);
+    assert.throws(() => k.task("a b"), /invalid task id/);
+  });
+});
