@@ -2,7 +2,9 @@
 // and leave nothing behind. No timing is asserted here (speed targets live in
 // `npm run bench`); this only keeps the benchmark runnable.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { startFloor } from "../../bench/floor.js";
 import { latencyOf, sequentialTimes, throughput, warmUp } from "../../bench/harness.js";
 import { usageOf } from "../../bench/seq-cpu.js";
@@ -85,5 +87,15 @@ test("the CPU and memory measurement runs in a caller process of its own and rep
   assert.ok(r.cpuUsPerCall.caller > 0 && r.cpuUsPerCall.worker > 0);
   for (const m of [r.rssMiB, r.heapUsedMiB]) {
     for (const v of [m.caller10k, m.caller100k, m.worker10k, m.worker100k]) assert.ok(Number.isFinite(v) && v > 0);
+  }
+});
+
+test("bench:compare refuses, exit 2, without a BASELINE or with one whose dist/ is not built", () => {
+  const script = fileURLToPath(new URL("../../bench/compare-builds.js", import.meta.url));
+  for (const [baseline, said] of [["", /BASELINE is not set/], ["/nonexistent-checkout", /nonexistent-checkout\/dist\/bench\/toolfleet\.js does not exist.*npm run build/]] as const) {
+    const run = spawnSync(process.execPath, [script], { env: { ...process.env, BASELINE: baseline }, encoding: "utf8", timeout: 10_000 });
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr, said);
+    assert.equal(run.stdout, "");
   }
 });
