@@ -26,15 +26,15 @@ const MARKS: { file: string; anchor: string; label: string; after?: boolean }[] 
   { file: "src/tool-exec/server.js", anchor: "// A reply stream outside our namespace would let a request write anywhere.", label: "request decoded" },
   { file: "src/tool-exec/server.js", anchor: "reply = session.ok", label: "identity known" },
   // The encode in the try block (the one in the catch makes an error reply), and the first line after both.
-  { file: "src/tool-exec/server.js", anchor: "fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);\n            }\n            catch (err) {", label: "tool ran" },
+  { file: "src/tool-exec/server.js", anchor: "fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);\n            }\n            catch (err) {", label: "tool ran" },
   { file: "src/tool-exec/server.js", anchor: 'const done = { kind: "ack", reply: { stream: req.replyTo, fields } };', label: "reply encoded" },
   { file: "src/redis/stream-worker.js", anchor: "await this.commit(entry.id, disposition, entry);", label: "handled" },
   // caller
-  { file: "src/tool-exec/client.js", anchor: "deliver(entries) {", label: "delivering", after: true },
-  { file: "src/tool-exec/client.js", anchor: "waiting.settle(decoded.value);", label: "reply decoded" },
-  { file: "src/tool-exec/client.js", anchor: "waiting.settle(decoded.value);", label: "call settled", after: true },
+  { file: "src/redis/rpc-client.js", anchor: "deliver(entries) {", label: "delivering", after: true },
+  { file: "src/redis/rpc-client.js", anchor: "waiting.settle(decoded.value);", label: "reply decoded" },
+  { file: "src/redis/rpc-client.js", anchor: "waiting.settle(decoded.value);", label: "call settled", after: true },
   { file: "bench/toolfleet.js", anchor: "const out = await fleet.registry.execute(", label: "next call" },
-  { file: "src/tool-exec/client.js", anchor: "const correlationId = `${this.idPrefix}.${(this.sent++).toString(36)}`;", label: "request building" },
+  { file: "src/tool-exec/client.js", anchor: "const correlationId = this.rpc.nextCorrelationId();", label: "request building" },
   { file: "src/tool-exec/client.js", anchor: "const fields = encodeRequest(", label: "request built" },
   { file: "src/tool-exec/client.js", anchor: "const fields = encodeRequest(", label: "request encoded", after: true },
 ];

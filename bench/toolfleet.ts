@@ -3,10 +3,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { ToolContext, ToolRegistry, defineConfig, keys, silentLogger, staticConfig, type Keys } from "../src/index.js";
+import { ToolContext, ToolRegistry, defineConfig, silentLogger, staticConfig } from "../src/index.js";
 import { RemoteToolRegistry } from "../src/inference/remote-registry.js";
 import { closeRedis, connectRedis, type RedisClient } from "../src/redis/client.js";
 import type { Subject } from "./harness.js";
+import { keys, type Keys } from "../src/protocol.js";
 
 const WORKER = fileURLToPath(new URL("./gc-worker.js", import.meta.url));
 

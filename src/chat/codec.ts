@@ -1,23 +1,8 @@
 import { z } from "zod";
 import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core/context.js";
 import { ID_PATTERN } from "../redis/keys.js";
-import {
-  BODY_FIELD,
-  DEFAULT_MAX_REPLY_BYTES,
-  MAX_REPLY_FILES,
-  PROTOCOL_VERSION,
-  WireFormatError,
-  describe,
-  fileFields,
-  fileMeta,
-  fileMetas,
-  filesFromFields,
-  formatBytes,
-  parseBody,
-  wireError,
-  type Decoded,
-  type EntryFields,
-} from "../tool-exec/codec.js";
+import { BODY_FIELD, DEFAULT_MAX_REPLY_BYTES, MAX_REPLY_FILES, PROTOCOL_VERSION, describe, fileFields, fileMeta, fileMetas, filesFromFields, formatBytes, parseBody, type Decoded, type EntryFields } from "../redis/entry-codec.js";
+import { ToolfleetError, wireError } from "../core/errors.js";
 
 /** Longest chat message text taken from a user. */
 export const MAX_CHAT_TEXT = 16_000;
@@ -52,16 +37,20 @@ export interface InboundChat {
 
 export type ChatEnd = "answer" | "limit" | "stopped" | "llm_error" | "expired" | "error";
 
-/** The answer to one InboundChat, with what the tools of its loop sent. */
-export interface ChatAnswer {
-  /** The InboundChat's id. */
-  inReplyTo: string;
-  channelId: string;
+/** How the inference tier answered a message: the text, and what the tools of its loop sent. */
+export interface ChatReply {
   text: string;
   files: SentFile[];
   richMessages: RichMessage[];
   ended: ChatEnd;
   toolCalls: number;
+}
+
+/** A ChatReply on its way back to the gateway that asked. */
+export interface ChatAnswer extends ChatReply {
+  /** The InboundChat's id. */
+  inReplyTo: string;
+  channelId: string;
   workerId: string;
   durationMs: number;
 }
@@ -107,7 +96,7 @@ const answerBody = z.object({
 const MAX_INBOUND_BYTES = (MAX_HISTORY + 1) * MAX_CHAT_TEXT * 6 + 64 * 1024;
 
 export function encodeInbound(m: InboundChat): EntryFields {
-  if (m.text.length > MAX_CHAT_TEXT) throw new WireFormatError("PAYLOAD_TOO_LARGE", `A chat message can be at most ${MAX_CHAT_TEXT} characters; this one has ${m.text.length}.`);
+  if (m.text.length > MAX_CHAT_TEXT) throw new ToolfleetError("PAYLOAD_TOO_LARGE", `A chat message can be at most ${MAX_CHAT_TEXT} characters; this one has ${m.text.length}.`);
   const i = m.identity;
   return {
     [BODY_FIELD]: JSON.stringify({

@@ -3,8 +3,8 @@ import { staticConfig } from "../config/live.js";
 import { defineConfig } from "../config/schema.js";
 import { ToolContext, type PlatformAdapter } from "../core/context.js";
 import type { Logger } from "../core/log.js";
-import type { CallOutcome } from "../core/registry.js";
 import { exampleRegistry } from "../fleet/local.js";
+import { type CallOutcome } from "../core/outcome.js";
 
 interface Step {
   title: string;
@@ -30,9 +30,9 @@ export async function runDemo(logger: Logger, out: (line: string) => void = cons
     platform: "console",
     delegateToGateway: (_op, params, ctx) => {
       const remoteCtx = new ToolContext({ ...params.toolCtx, adapter: gatewayAdapter });
-      return gateway.call(params.toolName, params.toolArgs, { userId: params.toolCtx.userId, ctx: remoteCtx }).then((text) => {
+      return gateway.execute(params.toolName, params.toolArgs, { userId: params.toolCtx.userId, ctx: remoteCtx }).then(({ text, kind }) => {
         ctx.mergeWriteBack(remoteCtx);
-        return text;
+        return { text, kind };
       });
     },
   };

@@ -1,80 +1,12 @@
 import { parseArgs } from "node:util";
-import { z } from "zod";
 import { LiveConfig } from "../config/live.js";
-import { parseJson } from "../core/json.js";
 import { createLogger } from "../core/log.js";
+import { fleetStatus, type FleetStatus } from "../fleet/status.js";
+import { closeRedis, connectRedis } from "../redis/client.js";
+import { keys } from "../redis/keys.js";
 import { loadCatalog } from "../tool-exec/catalog.js";
-import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
-import { keys, type Keys } from "../redis/keys.js";
 
-const heartbeatSchema = z.object({
-  service: z.string(),
-  workerId: z.string(),
-  pid: z.number(),
-  host: z.string(),
-  startedAt: z.number(),
-  lastProgressAt: z.number(),
-  inFlight: z.number(),
-  processed: z.number(),
-  deadLettered: z.number(),
-  healthy: z.boolean(),
-});
-
-export interface WorkerStatus extends z.infer<typeof heartbeatSchema> {
-  /** Milliseconds since its read loop last made progress. */
-  sinceProgressMs: number;
-}
-
-export interface StreamStatus {
-  stream: string;
-  length: number;
-  /** Delivered to a worker and not yet acknowledged. */
-  pending: number;
-  deadLettered: number;
-}
-
-export interface FleetStatus {
-  namespace: string;
-  /** Workers with a live heartbeat; a dead worker's heartbeat expires within seconds. */
-  workers: WorkerStatus[];
-  /** Heartbeat records that could not be read (reported, not hidden). */
-  unreadable: string[];
-  streams: StreamStatus[];
-}
-
-/** What an operator needs to see: live workers from their heartbeats, and the request streams' backlog. */
-export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now()): Promise<FleetStatus> {
-  const workers: WorkerStatus[] = [];
-  const unreadable: string[] = [];
-  for (const service of ["gateway", "inference", "tools"]) {
-    const found: string[] = [];
-    for await (const batch of redis.scanIterator({ MATCH: `${k.heartbeatPrefix(service)}*`, COUNT: 1000 })) found.push(...batch);
-    for (const key of found.sort()) {
-      const raw = await redis.get(key);
-      if (raw === null) continue; // expired between SCAN and GET: that worker is gone
-      const beat = parseJson(heartbeatSchema, raw);
-      if (beat.ok) workers.push({ ...beat.value, sinceProgressMs: Math.max(0, now - beat.value.lastProgressAt) });
-      else unreadable.push(`${key}: ${beat.reason}`);
-    }
-  }
-  const streams: StreamStatus[] = [];
-  for (const stream of [k.chatStream, k.toolsStream, k.gatewayStream()]) {
-    const length = Number(await redis.sendCommand(["XLEN", stream]));
-    let pending = 0;
-    try {
-      const summary = await redis.sendCommand<unknown[]>(["XPENDING", stream, k.group(stream)]);
-      pending = Number(summary[0] ?? 0);
-    } catch (err) {
-      // NOGROUP: no worker has ever read this stream, so nothing is pending.
-      if (!(err instanceof Error && err.message.startsWith("NOGROUP"))) throw err;
-    }
-    const deadLettered = Number(await redis.sendCommand(["XLEN", k.deadLetter(stream)]));
-    streams.push({ stream, length, pending, deadLettered });
-  }
-  return { namespace: k.namespace, workers, unreadable, streams };
-}
-
-export function formatStatus(status: FleetStatus): string {
+function formatStatus(status: FleetStatus): string {
   const lines = [`namespace ${status.namespace}`, "", "workers:"];
   if (status.workers.length === 0) lines.push("  (none alive)");
   for (const w of status.workers) {

@@ -5,17 +5,14 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { LiveConfig, type ConfigSource } from "../config/live.js";
 import { redactRedisUrl } from "../config/schema.js";
+import { ToolfleetError } from "../core/errors.js";
 import { createLogger, errorFields, type Logger } from "../core/log.js";
-import { ToolRegistry } from "../core/registry.js";
-import { ChatBridge } from "../gateway/bridge.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
-import { ChatResponder, describeModel } from "../inference/chat-responder.js";
-import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
-import { RemoteToolRegistry } from "../inference/remote-registry.js";
-import { closeRedis, connectRedis, probeRedis, type RedisClient } from "../redis/client.js";
-import { keys } from "../redis/keys.js";
+import { describeModel } from "../inference/chat-responder.js";
+import { probeRedis } from "../redis/client.js";
 import { loadToolModule } from "../fleet/load-tools.js";
-import { registryFor } from "../fleet/local.js";
+import { createCaller } from "../fleet/caller.js";
+import { createInProcessFleet } from "../fleet/in-process.js";
 import { port, type ReadyMessage, type ServiceKind } from "./serve.js";
 import { untilStopSignal } from "./signals.js";
 import { runWalkthrough } from "./walkthrough.js";
@@ -47,7 +44,7 @@ interface Options {
   exitAfter: boolean;
 }
 
-function parse(argv: string[]): { o: Options; inProcess: boolean } {
+function parse(argv: string[]): { options: Options; inProcess: boolean } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -61,25 +58,25 @@ function parse(argv: string[]): { o: Options; inProcess: boolean } {
     },
   });
   const workers = Number(values["tools-workers"] ?? 2);
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`--tools-workers: expected 1-64, got '${values["tools-workers"]}'`);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new ToolfleetError("USAGE", `--tools-workers: expected 1-64, got '${values["tools-workers"]}'`);
   const exitAfter = values["exit-after-walkthrough"] ?? false;
   return {
-    o: { toolsWorkers: workers, host: values.host ?? "127.0.0.1", port: port(values.port), tools: values.tools, walkthrough: (values.walkthrough ?? false) || exitAfter, exitAfter },
+    options: { toolsWorkers: workers, host: values.host ?? "127.0.0.1", port: port(values.port), tools: values.tools, walkthrough: (values.walkthrough ?? false) || exitAfter, exitAfter },
     inProcess: values["in-process"] ?? false,
   };
 }
 
 /** `toolfleet up`: the fleet, distributed when Redis answers, else in this one process (saying so). */
 export async function runUp(argv: string[], out: (line: string) => void = console.log): Promise<number> {
-  const { o, inProcess } = parse(argv);
+  const { options, inProcess } = parse(argv);
   const logger = createLogger("toolfleet.up", process.env.TOOLFLEET_LOG_LEVEL ?? "warn");
   const config = new LiveConfig(logger);
   try {
     const url = config.get().redisUrl;
-    if (inProcess) return await runInProcess(o, config, logger, out, "--in-process was given");
+    if (inProcess) return await runInProcess(options, config, logger, out, "--in-process was given");
     const down = await probeRedis(url);
-    if (down !== null) return await runInProcess(o, config, logger, out, `Redis at ${redactRedisUrl(url)} does not answer (${down})`);
-    return await runDistributed(o, config, logger, out);
+    if (down !== null) return await runInProcess(options, config, logger, out, `Redis at ${redactRedisUrl(url)} does not answer (${down})`);
+    return await runDistributed(options, config, logger, out);
   } finally {
     config.close();
   }
@@ -95,7 +92,7 @@ interface Member {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-async function runDistributed(o: Options, config: ConfigSource, logger: Logger, out: (line: string) => void): Promise<number> {
+async function runDistributed(options: Options, config: ConfigSource, logger: Logger, out: (line: string) => void): Promise<number> {
   const c = config.get();
   const fleetId = `up-${hostname().replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}-${process.pid}`;
   const env: NodeJS.ProcessEnv = {
@@ -113,8 +110,8 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
     signalled = true;
     return signal;
   });
-  const toolsArg = o.tools ? ["--tools", o.tools] : [];
-  out(`toolfleet up: a distributed fleet on ${redactRedisUrl(c.redisUrl)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${o.toolsWorkers} tools workers`);
+  const toolsArg = options.tools ? ["--tools", options.tools] : [];
+  out(`toolfleet up: a distributed fleet on ${redactRedisUrl(c.redisUrl)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${options.toolsWorkers} tools workers`);
   const members: Member[] = [];
   const start = (name: string, kind: ServiceKind, args: string[]): void => {
     members.push(spawnMember(name, kind, ["--worker-id", `${fleetId}-${name}`, ...args], env, out));
@@ -126,10 +123,10 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
   };
   // Tools workers first: they publish the catalog the inference worker loads, and serve what the gateway needs.
   const startup = async (): Promise<ReadyMessage[]> => {
-    for (let i = 1; i <= o.toolsWorkers; i++) start(`tools-${i}`, "tools", toolsArg);
+    for (let i = 1; i <= options.toolsWorkers; i++) start(`tools-${i}`, "tools", toolsArg);
     await Promise.all(members.map((m) => m.ready));
     if (stopping) throw new Error("stopped while starting"); // a signal or the timeout came first: start nothing more
-    start("gateway", "gateway", ["--adapter", "http", "--host", o.host, "--port", String(o.port), ...toolsArg]);
+    start("gateway", "gateway", ["--adapter", "http", "--host", options.host, "--port", String(options.port), ...toolsArg]);
     start("inference", "inference", []);
     return Promise.all(members.map((m) => m.ready));
   };
@@ -153,7 +150,7 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
         const left = members.filter((x) => x.kind === "tools" && !hasExited(x.proc)).length;
         const how = signal ? `signal ${signal}` : `code ${code}`;
         if (m.kind === "tools" && left > 0) {
-          out(`[up] ${m.name} exited (${how}); ${left} of ${o.toolsWorkers} tools workers left, the fleet carries on`);
+          out(`[up] ${m.name} exited (${how}); ${left} of ${options.toolsWorkers} tools workers left, the fleet carries on`);
           return;
         }
         resolve(`${m.name} exited (${how})`);
@@ -166,9 +163,9 @@ async function runDistributed(o: Options, config: ConfigSource, logger: Logger, 
   out(`  model: ${describeModel(config)}`);
   out("  see it: npx toolfleet status · stop it: Ctrl-C");
 
-  if (o.walkthrough) {
+  if (options.walkthrough) {
     const ok = await Promise.race([walkDistributed(config, logger, fleetId, chatUrl, out), stopSignal.then(() => false)]);
-    if (o.exitAfter || signalled) {
+    if (options.exitAfter || signalled) {
       await stopAll();
       out("[up] fleet stopped");
       return ok || signalled ? 0 : 1;
@@ -221,68 +218,47 @@ async function stopMember(m: Member, out: (line: string) => void): Promise<void>
 }
 
 async function walkDistributed(config: ConfigSource, logger: Logger, fleetId: string, chatUrl: string, out: (line: string) => void): Promise<boolean> {
-  const c = config.get();
-  const k = keys(c.namespace);
-  let redis: RedisClient;
-  try {
-    redis = await connectRedis({ url: c.redisUrl, logger, name: `${fleetId}-walkthrough` });
-  } catch (err) {
-    out(`[up] the walk-through could not connect to Redis: ${err instanceof Error ? err.message : String(err)}`);
-    return false;
-  }
   const remoteConfig: ConfigSource = { get: () => ({ ...config.get(), toolsServiceMode: "remote" }) };
-  const registry = new RemoteToolRegistry({
-    redis,
-    redisUrl: c.redisUrl,
-    keys: k,
-    config: remoteConfig,
-    local: new ToolRegistry({ config: remoteConfig, logger }),
-    workerId: `${fleetId}-walkthrough`,
-    logger,
-  });
+  const caller = createCaller({ config: remoteConfig, logger, workerId: `${fleetId}-walkthrough` });
   try {
-    await registry.start();
-    const adapter = new ProxyPlatformAdapter("web", () => registry.toolsClient, k, remoteConfig);
-    await runWalkthrough({ execute: (name, args, options) => registry.execute(name, args, options), adapter, chatUrl, out, chatPath: "web chat → gateway → chat stream → inference (tool loop → tools service, gateway, in process) → gateway → web chat" });
+    await caller.start();
+    const { registry } = caller;
+    await runWalkthrough({ execute: (name, args, options) => registry.execute(name, args, options), adapter: caller.gatewayAdapter("web"), chatUrl, out, chatPath: "web chat → gateway → chat stream → inference (tool loop → tools service, gateway, in process) → gateway → web chat" });
     return true;
   } catch (err) {
     out(`[up] the walk-through failed: ${err instanceof Error ? err.message : String(err)}`);
     logger.error({ ...errorFields(err) }, "walk-through failed");
     return false;
   } finally {
-    await registry.stop();
-    await closeRedis(redis);
+    await caller.stop();
   }
 }
 
 // ── one process ───────────────────────────────────────────────────────────
 
-async function runInProcess(o: Options, config: ConfigSource, logger: Logger, out: (line: string) => void, why: string): Promise<number> {
+async function runInProcess(options: Options, config: ConfigSource, logger: Logger, out: (line: string) => void, why: string): Promise<number> {
   out(`toolfleet up: ${why}, so the whole fleet runs in this one process (in_process mode, no Redis): web chat, tool loop and every tool here.`);
-  const local: ConfigSource = { get: () => ({ ...config.get(), toolsServiceMode: "in_process" }) };
-  const registry = registryFor(await loadToolModule(o.tools), local, logger);
-  const platform = new HttpChatAdapter({ logger, host: o.host, port: o.port, ...(config.get().webSecret ? { secret: config.get().webSecret } : {}) });
-  const responder = new ChatResponder({ registry, config: local, logger });
-  // The gateway's chat path, with the inference tier's answer in place of the chat stream.
-  const bridge = new ChatBridge({ config: local, logger, platform, respond: (chat, signal) => responder.answer(chat, platform, signal) });
-  await bridge.start();
+  const module = await loadToolModule(options.tools);
+  const platform = new HttpChatAdapter({ logger, host: options.host, port: options.port, ...(config.get().webSecret ? { secret: config.get().webSecret } : {}) });
+  const fleet = createInProcessFleet({ config, logger, platform, tools: module.tools, permissions: module.permissions });
+  const { registry } = fleet;
+  await fleet.start();
   out(`\nfleet ready: 1 process (pid ${process.pid})`);
   out(`  chat: ${platform.url}`);
   out(`  model: ${describeModel(config)}`);
   out("  stop it: Ctrl-C");
   let ok = true;
-  if (o.walkthrough) {
+  if (options.walkthrough) {
     try {
       await runWalkthrough({ execute: (name, args, options) => registry.execute(name, args, options), adapter: platform, chatUrl: platform.url, out, chatPath: "web chat → tool loop → every tool in this process → web chat" });
     } catch (err) {
       ok = false;
       out(`[up] the walk-through failed: ${err instanceof Error ? err.message : String(err)}`);
     }
-    if (!o.exitAfter) out(`\nThe fleet keeps running: chat at ${platform.url} · Ctrl-C stops it.`);
+    if (!options.exitAfter) out(`\nThe fleet keeps running: chat at ${platform.url} · Ctrl-C stops it.`);
   }
-  if (!o.exitAfter) await untilStopSignal(logger, "fleet");
-  await bridge.stop();
-  await registry.close();
+  if (!options.exitAfter) await untilStopSignal(logger, "fleet");
+  await fleet.stop();
   out("[up] fleet stopped");
   return ok ? 0 : 1;
 }

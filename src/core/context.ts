@@ -1,3 +1,5 @@
+import type { OutcomeKind } from "./outcome.js";
+
 /** Any value JSON can carry. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -30,6 +32,12 @@ export interface ExecuteToolParams {
   toolCtx: ToolCallIdentity;
 }
 
+/** A gateway's answer to `execute_tool`. */
+export interface GatewayAnswer {
+  text: string;
+  kind: OutcomeKind;
+}
+
 /**
  * The chat platform as a tool sees it. On the gateway the adapter owns the live
  * client (`ownsPlatformClient`), so gateway-pinned tools run right there; on
@@ -39,7 +47,8 @@ export interface ExecuteToolParams {
 export interface PlatformAdapter {
   readonly platform: string;
   readonly ownsPlatformClient?: boolean;
-  delegateToGateway?(operation: GatewayOperation, params: ExecuteToolParams, ctx: ToolContext): Promise<string>;
+  /** Resolves with what the gateway answered: its text, or its text and how the call ended. */
+  delegateToGateway?(operation: GatewayOperation, params: ExecuteToolParams, ctx: ToolContext): Promise<string | GatewayAnswer>;
 }
 
 export interface ToolContextInit {
@@ -110,10 +119,6 @@ export class ToolContext implements ToolCallIdentity {
     return this.call ? this.call.signal : this.baseSignal;
   }
 
-  set signal(signal: AbortSignal) {
-    this.baseSignal = signal;
-  }
-
   /** Files tools sent during the turn, in order. */
   get sentFiles(): SentFile[] {
     return this.writeBack.sentFiles;
@@ -127,10 +132,6 @@ export class ToolContext implements ToolCallIdentity {
   /** Names of tools injected into the active tool list; null until a tool injects one. */
   get injectedTools(): string[] | null {
     return this.writeBack.injectedTools;
-  }
-
-  set injectedTools(tools: string[] | null) {
-    this.writeBack.injectedTools = tools;
   }
 
   /** Adds a tool to the active list for the rest of the loop. */
@@ -168,7 +169,7 @@ export class ToolContext implements ToolCallIdentity {
    * A view of this context for one call: the same write-back, the identity
    * and adapter as they are now, and the call's own signal. (Not
    * `Object.create(this)`: that turns every context into a prototype, which
-   * measured 5 µs a call on a tools worker, where each call has a fresh context.)
+   * costs V8 dearly on a tools worker, where each call has a fresh context.)
    */
   forCall(call: CallSignal): ToolContext {
     const view = new ToolContext(this);

@@ -1,9 +1,11 @@
 import { performance } from "node:perf_hooks";
 import { ToolfleetError } from "./errors.js";
+import { checkedTimeoutMs } from "./timeout.js";
 import { CallSignal, ToolContext } from "./context.js";
 import { createLogger, errorFields, type Logger } from "./log.js";
 import { TaskManager } from "./tasks.js";
 import type { ToolDefinition } from "./tool.js";
+import { gatewayUnavailable, permissionDenied, type CallOutcome, type OutcomeKind, type Route } from "./outcome.js";
 import { defaultSettings, type SettingsSource } from "./settings.js";
 import { formatArgIssues, type JsonSchema } from "./validate.js";
 
@@ -15,26 +17,6 @@ export interface OpenAITool {
 
 /** Who may run which tool: no entry → everyone; `"*"` → everyone; else the listed user ids. */
 export type Permissions = Readonly<Record<string, readonly string[]>>;
-
-export type OutcomeKind =
-  | "ok"
-  | "error"
-  | "timeout"
-  | "background"
-  | "denied"
-  | "unknown_tool"
-  | "invalid_args"
-  | "gateway_unavailable";
-
-/** A finished call, as a value: what the model sees (`text`) and what happened. */
-export interface CallOutcome {
-  kind: OutcomeKind;
-  text: string;
-  /** `local`: ran here; `gateway`: delegated through the context's adapter. */
-  route: "local" | "gateway";
-  durationMs: number;
-  taskId?: string;
-}
 
 export interface CallOptions {
   /** The caller's user id; checked against the permissions when given. */
@@ -69,28 +51,6 @@ export interface ToolRegistryOptions {
   logger?: Logger;
   /** Background offload; null turns it off. @defaultValue an in-memory TaskManager */
   taskManager?: TaskManager | null;
-}
-
-/**
- * The longest a call may wait: 2,000,000 s, as `toolsExecTimeout` allows. Node's timers
- * hold at most 2^31-1 ms; a longer delay fires after 1 ms, which would time a call out at once.
- */
-export const MAX_CALL_TIMEOUT_MS = 2_000_000_000;
-
-/** A call's timeout, checked: throws a ToolfleetError naming `where` for one that is not a usable number of milliseconds. */
-export function checkedTimeoutMs(timeoutMs: number, where: string): number {
-  if (typeof timeoutMs !== "number" || !(timeoutMs > 0 && timeoutMs <= MAX_CALL_TIMEOUT_MS)) {
-    throw new ToolfleetError("CALL_OPTIONS_INVALID", `${where}: timeoutMs must be a number of milliseconds > 0 and at most ${MAX_CALL_TIMEOUT_MS}, got ${String(timeoutMs)}`);
-  }
-  return timeoutMs;
-}
-
-export function permissionDenied(userId: string, toolName: string): string {
-  return `Permission denied: user '${userId}' is not allowed to run tool '${toolName}'.`;
-}
-
-export function gatewayUnavailable(toolName: string): string {
-  return `Tool '${toolName}' requires the gateway client, which is unavailable.`;
 }
 
 export function openAITool(def: Pick<ToolDefinition, "name" | "description" | "parameters">): OpenAITool {
@@ -194,7 +154,7 @@ export class ToolRegistry implements ToolRegistryLike {
   /** Runs a call and reports how it went, as a value. */
   async execute(name: string, args: unknown, options: CallOptions = {}): Promise<CallOutcome> {
     const started = performance.now();
-    const outcome = (kind: OutcomeKind, text: string, route: CallOutcome["route"] = "local"): CallOutcome => ({
+    const outcome = (kind: OutcomeKind, text: string, route: Route = "local"): CallOutcome => ({
       kind,
       text,
       route,
@@ -229,11 +189,9 @@ export class ToolRegistry implements ToolRegistryLike {
       }
       const settled = Promise.resolve(result).then(
         (value) => this.render(name, value),
-        (err: unknown) => ({
-          ok: false,
+        (err: unknown) =>
           // A handler that gave up because its signal fired was cancelled, not broken.
-          text: call.aborted ? cancelled(name, call.signal.reason) : this.failure(name, err),
-        }),
+          call.aborted ? { ok: false, cancelled: true, text: cancelled(name, call.signal.reason) } : { ok: false, text: this.failure(name, err) },
       );
       const offloadMs = !options.nested && options.background !== false && !def.noBackground && this.taskManager ? cfg.backgroundThreshold * 1000 : 0;
       const waited = await this.await(settled, call, timeoutMs, offloadMs, name, userId ?? baseCtx.userId);
@@ -252,13 +210,13 @@ export class ToolRegistry implements ToolRegistryLike {
    * manager (the task manager adopts it and the model gets a task id).
    */
   private await(
-    settled: Promise<{ ok: boolean; text: string }>,
+    settled: Promise<{ ok: boolean; text: string; cancelled?: boolean }>,
     call: CallSignal,
     timeoutMs: number,
     offloadMs: number,
     name: string,
     userId: string,
-  ): Promise<{ kind: "ok" | "error" | "timeout" | "background"; text: string; taskId?: string }> {
+  ): Promise<{ kind: "ok" | "error" | "cancelled" | "timeout" | "background"; text: string; taskId?: string }> {
     return new Promise((resolve) => {
       let done = false;
       const finish = (): boolean => {
@@ -288,8 +246,8 @@ export class ToolRegistry implements ToolRegistryLike {
               });
             }, offloadMs)
           : undefined;
-      void settled.then(({ ok, text }) => {
-        if (finish()) resolve({ kind: ok ? "ok" : "error", text });
+      void settled.then(({ ok, text, cancelled }) => {
+        if (finish()) resolve({ kind: ok ? "ok" : cancelled ? "cancelled" : "error", text });
       });
     });
   }
@@ -298,13 +256,14 @@ export class ToolRegistry implements ToolRegistryLike {
     name: string,
     args: unknown,
     ctx: ToolContext | null,
-    outcome: (kind: OutcomeKind, text: string, route: CallOutcome["route"]) => CallOutcome,
+    outcome: (kind: OutcomeKind, text: string, route: Route) => CallOutcome,
   ): Promise<CallOutcome> {
     const adapter = ctx?.adapter;
-    if (!ctx || !adapter?.delegateToGateway) return outcome("gateway_unavailable", gatewayUnavailable(name), "gateway");
+    if (!ctx || !adapter?.delegateToGateway) return outcome("unavailable", gatewayUnavailable(name), "gateway");
     try {
-      const text = await adapter.delegateToGateway("execute_tool", { toolName: name, toolArgs: args, toolCtx: ctx.identity() }, ctx);
-      return outcome("ok", text, "gateway");
+      const answer = await adapter.delegateToGateway("execute_tool", { toolName: name, toolArgs: args, toolCtx: ctx.identity() }, ctx);
+      // A plain string is an answer that ran; a gateway over Redis also says how it ended.
+      return typeof answer === "string" ? outcome("ok", answer, "gateway") : outcome(answer.kind, answer.text, "gateway");
     } catch (err) {
       return outcome("error", this.failure(name, err), "gateway");
     }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { TaskManager } from "./tasks.js";
 import { defineTool, type ToolDefinition } from "./tool.js";
+import { ToolfleetError } from "./errors.js";
 
 /**
  * The tools through which the model reads back background tasks. They take
@@ -9,7 +10,7 @@ import { defineTool, type ToolDefinition } from "./tool.js";
 export function taskTools(taskManager: () => TaskManager | null): ToolDefinition[] {
   const manager = (): TaskManager => {
     const tm = taskManager();
-    if (!tm) throw new Error("background tasks are not enabled on this registry");
+    if (!tm) throw new ToolfleetError("NOT_STARTED", "background tasks are not enabled on this registry");
     return tm;
   };
   return [

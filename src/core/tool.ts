@@ -98,11 +98,11 @@ function compileParameters(
       // The model sees what it must send (the input side), without the dialect tag.
       const schema = z.toJSONSchema(parameters, { target: "draft-7", io: "input" }) as JsonSchema;
       delete schema.$schema;
-      if (schema.type !== "object") throw new Error("a zod parameters schema must be z.object(...)");
+      if (schema.type !== "object") throw new ToolfleetError("TOOL_DEFINITION_INVALID", "a zod parameters schema must be z.object(...)");
       return { schema, validate: compileValidator(parameters) };
     }
     if (parameters === null || typeof parameters !== "object" || parameters.type !== "object") {
-      throw new Error('a JSON Schema for parameters must have type "object"');
+      throw new ToolfleetError("TOOL_DEFINITION_INVALID", 'a JSON Schema for parameters must have type "object"');
     }
     return { schema: parameters, validate: compileValidator(parameters) };
   } catch (err) {

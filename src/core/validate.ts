@@ -19,8 +19,8 @@ export type ArgsValidator = (args: unknown) => ValidationResult;
 // allErrors so the model hears about every bad field at once, not one per retry.
 const ajv = new Ajv({ allErrors: true, strict: false });
 // For schemas made from zod (the wire bodies): string lengths in UTF-16 code units, as zod counts
-// them, instead of JSON Schema's code points, which Ajv counts by walking every string (measured:
-// 0.75 µs of a tools worker's ~30 µs per call). Ajv 8 calls the option deprecated but keeps it
+// them, instead of JSON Schema's code points, which Ajv counts by walking every string (a
+// measurable share of a worker's call: docs/benchmarks.md). Ajv 8 calls the option deprecated but keeps it
 // (a test pins the behaviour); its logger is off so the notice is not printed by every process.
 const ajvCodeUnits = new Ajv({ allErrors: true, strict: false, unicode: false, logger: false });
 

@@ -4,6 +4,7 @@ import { pathToFileURL } from "node:url";
 import { z } from "zod";
 import type { Permissions } from "../core/registry.js";
 import { TOOL_NAME_PATTERN, type ToolDefinition } from "../core/tool.js";
+import { ToolfleetError } from "../core/errors.js";
 
 export interface ToolModule {
   tools: ToolDefinition[];
@@ -23,15 +24,15 @@ export async function loadToolModule(path?: string): Promise<ToolModule> {
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`cannot load the tools module ${path ?? url}: ${(err as Error).message}`, { cause: err });
+    throw new ToolfleetError("TOOL_MODULE_INVALID", `cannot load the tools module ${path ?? url}: ${(err as Error).message}`, { cause: err });
   }
   const tools = mod.tools ?? mod.exampleTools ?? mod.default;
   if (!Array.isArray(tools) || !tools.every(isToolDefinition)) {
-    throw new Error(`the tools module ${path ?? url} must export 'tools' (or a default export): an array of defineTool(...) results`);
+    throw new ToolfleetError("TOOL_MODULE_INVALID", `the tools module ${path ?? url} must export 'tools' (or a default export): an array of defineTool(...) results`);
   }
   const rawPermissions = mod.permissions ?? mod.examplePermissions ?? {};
   const permissions = permissionsSchema.safeParse(rawPermissions);
-  if (!permissions.success) throw new Error(`the 'permissions' export of ${path ?? url} must map tool names to arrays of user ids`);
+  if (!permissions.success) throw new ToolfleetError("TOOL_MODULE_INVALID", `the 'permissions' export of ${path ?? url} must map tool names to arrays of user ids`);
   return { tools, permissions: permissions.data };
 }
 
@@ -41,12 +42,12 @@ export function loadPermissionsFile(file: string): Permissions {
   try {
     data = JSON.parse(readFileSync(file, "utf8"));
   } catch (err) {
-    throw new Error(`cannot read the permissions file ${file}: ${(err as Error).message}`, { cause: err });
+    throw new ToolfleetError("CONFIG_INVALID", `cannot read the permissions file ${file}: ${(err as Error).message}`, { cause: err });
   }
   const checked = permissionsSchema.safeParse(data);
   if (!checked.success) {
     const issue = checked.error.issues[0];
-    throw new Error(`the permissions file ${file} is invalid at '${issue?.path.join(".") ?? ""}': expected ${issue?.message ?? "?"}`);
+    throw new ToolfleetError("CONFIG_INVALID", `the permissions file ${file} is invalid at '${issue?.path.join(".") ?? ""}': expected ${issue?.message ?? "?"}`);
   }
   return checked.data;
 }

@@ -1,17 +1,13 @@
 import { randomUUID } from "node:crypto";
+import { ChatClient, InProcessChat, type ChatTransport } from "../chat/client.js";
+import type { ChatReply, InboundChat } from "../chat/codec.js";
 import type { ConfigSource } from "../config/live.js";
+import { isToolfleetError } from "../core/errors.js";
 import { errorFields, type Logger } from "../core/log.js";
-import { decodeAnswer, encodeInbound, type ChatAnswer, type InboundChat } from "../chat/codec.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
-import { ReplyInbox } from "../redis/reply-inbox.js";
-import { xaddArgs, type StreamEntry } from "../redis/streams.js";
-import type { EntryFields } from "../tool-exec/codec.js";
 import { ChatHistory } from "./chat-history.js";
 import type { ChatPlatform, IncomingMessage } from "./platform.js";
-
-/** An answer as the inference side produces it. */
-export type ChatOutcome = Pick<ChatAnswer, "text" | "files" | "richMessages" | "ended">;
 
 interface Common {
   config: ConfigSource;
@@ -32,19 +28,10 @@ export interface ChatBridgeOverRedis extends Common {
 
 /** One process: messages are answered right here (the in-process fleet). */
 export interface ChatBridgeInProcess extends Common {
-  respond(chat: InboundChat, signal: AbortSignal): Promise<ChatOutcome>;
+  respond(chat: InboundChat, signal: AbortSignal): Promise<ChatReply>;
 }
 
 export type ChatBridgeOptions = ChatBridgeOverRedis | ChatBridgeInProcess;
-
-interface Waiting {
-  channelId: string;
-  platformMessageId: string;
-  text: string;
-  timer: NodeJS.Timeout;
-}
-
-const CHAT_STREAM_MAXLEN = 10_000;
 
 /**
  * The gateway's chat path: each message the platform receives goes to the
@@ -53,138 +40,89 @@ const CHAT_STREAM_MAXLEN = 10_000;
  * with no answer by `chatTimeout` gets a clear apology, never silence.
  */
 export class ChatBridge {
-  private readonly inbox: ReplyInbox | undefined;
-  private readonly replyStream: string;
-  private readonly waiting = new Map<string, Waiting>();
+  private readonly transport: ChatTransport;
   private readonly history = new ChatHistory();
   private started = false;
 
-  constructor(private readonly o: ChatBridgeOptions) {
-    if ("respond" in o) {
-      this.replyStream = "in-process";
-      return;
-    }
-    this.replyStream = o.keys.chatReplyStream(o.gatewayId);
-    this.inbox = new ReplyInbox({
-      redis: o.redis,
-      redisUrl: o.redisUrl,
-      keys: o.keys,
-      logger: o.logger,
-      stream: this.replyStream,
-      consumer: o.gatewayId,
-      onEntries: (entries) => this.deliver(entries),
-    });
+  constructor(private readonly options: ChatBridgeOptions) {
+    this.transport =
+      "respond" in options
+        ? new InProcessChat((chat, signal) => options.respond(chat, signal))
+        : new ChatClient({ redis: options.redis, redisUrl: options.redisUrl, keys: options.keys, logger: options.logger, gatewayId: options.gatewayId });
   }
 
   async start(): Promise<void> {
     if (this.started) return;
-    await this.inbox?.start();
+    await this.transport.start();
     this.started = true;
-    await this.o.platform.start((message) => this.forward(message));
+    await this.options.platform.start((message) => this.forward(message));
   }
 
+  /** Stops taking messages; answers still on their way are dropped (their users are gone with the platform). */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    await this.o.platform.stop();
-    for (const w of this.waiting.values()) clearTimeout(w.timer);
-    this.waiting.clear();
-    await this.inbox?.stop();
+    await this.options.platform.stop();
+    await this.transport.stop();
   }
 
   /** Sends one message to the inference tier; failures are told to the user, not thrown. */
   forward(message: IncomingMessage): void {
     const { channelId, messageId } = message.identity;
-    const timeoutMs = this.o.config.get().chatTimeout * 1000;
+    const seconds = this.options.config.get().chatTimeout;
     const now = Date.now();
     const chat: InboundChat = {
       id: `chat-${randomUUID()}`,
-      replyTo: this.replyStream,
+      replyTo: this.transport.replyTo,
       identity: message.identity,
       text: message.text,
       history: this.history.of(channelId),
       sentAtMs: now,
-      deadlineMs: now + timeoutMs,
-      ...("shard" in this.o && this.o.shard !== undefined ? { gatewayShard: this.o.shard } : {}),
+      deadlineMs: now + seconds * 1000,
+      ...("shard" in this.options && this.options.shard !== undefined ? { gatewayShard: this.options.shard } : {}),
     };
-    let fields: EntryFields;
+    let asked: Promise<ChatReply>;
     try {
-      fields = encodeInbound(chat);
+      asked = this.transport.ask(chat, seconds * 1000);
     } catch (err) {
-      this.o.logger.warn({ chat: chat.id, channelId, ...errorFields(err) }, "chat message refused");
+      this.options.logger.warn({ chat: chat.id, channelId, ...errorFields(err) }, "chat message refused");
       this.tell(channelId, messageId, `Sorry — ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    const timer = setTimeout(() => this.giveUp(chat.id), timeoutMs);
-    this.waiting.set(chat.id, { channelId, platformMessageId: messageId, text: message.text, timer });
-    if ("respond" in this.o) {
-      this.o.respond(chat, AbortSignal.timeout(timeoutMs)).then(
-        (outcome) => this.answer({ ...outcome, inReplyTo: chat.id }),
-        (err: unknown) => this.failed(chat.id, err, "Sorry — something went wrong while answering; please try again."),
-      );
-      return;
-    }
-    this.o.redis
-      .sendCommand(xaddArgs(this.o.keys.chatStream, fields, CHAT_STREAM_MAXLEN))
-      .catch((err: unknown) => this.failed(chat.id, err, "Sorry — the bot cannot be reached right now (its message queue is unavailable). Please try again shortly."));
-  }
-
-  private deliver(entries: StreamEntry[]): void {
-    for (const entry of entries) {
-      if (!entry.fields) continue;
-      const decoded = decodeAnswer(entry.fields);
-      if (!decoded.ok) {
-        this.o.logger.warn({ stream: this.replyStream, entryId: entry.id, error: decoded.error }, "malformed chat answer dropped");
-        continue;
-      }
-      this.answer(decoded.value);
-    }
-  }
-
-  private answer(a: ChatOutcome & { inReplyTo: string }): void {
-    const w = this.waiting.get(a.inReplyTo);
-    if (!w) {
-      // Its timeout already apologised (or a redelivered duplicate): a second message now would confuse.
-      this.o.logger.warn({ chat: a.inReplyTo }, "late or duplicate chat answer dropped");
-      return;
-    }
-    // An inference worker that found it past its deadline (clocks differ, or the timer is late): the same apology.
-    if (a.ended === "expired") return this.giveUp(a.inReplyTo);
-    clearTimeout(w.timer);
-    this.waiting.delete(a.inReplyTo);
-    this.history.add(w.channelId, w.text, a.text);
-    this.o.platform.send(w.channelId, { text: a.text, files: a.files, richMessages: a.richMessages, inReplyTo: w.platformMessageId }).catch((err: unknown) =>
-      this.o.logger.error({ chat: a.inReplyTo, channelId: w.channelId, ...errorFields(err) }, "could not deliver an answer to the platform"),
+    asked.then(
+      (reply) => {
+        if (!this.started) return;
+        // An inference worker that found it past its deadline (clocks differ, or the timer is late): the same apology.
+        if (reply.ended === "expired") return this.giveUp(chat.id, channelId, messageId, seconds);
+        this.history.add(channelId, message.text, reply.text);
+        this.options.platform.send(channelId, { text: reply.text, files: reply.files, richMessages: reply.richMessages, inReplyTo: messageId }).catch((err: unknown) =>
+          this.options.logger.error({ chat: chat.id, channelId, ...errorFields(err) }, "could not deliver an answer to the platform"),
+        );
+      },
+      (err: unknown) => {
+        if (isToolfleetError(err, "STOPPED") || !this.started) return;
+        if (isToolfleetError(err, "TIMEOUT")) return this.giveUp(chat.id, channelId, messageId, seconds);
+        this.options.logger.error({ chat: chat.id, channelId, ...errorFields(err) }, "a chat message could not be answered");
+        this.tell(
+          channelId,
+          messageId,
+          isToolfleetError(err, "PUBLISH_FAILED")
+            ? "Sorry — the bot cannot be reached right now (its message queue is unavailable). Please try again shortly."
+            : "Sorry — something went wrong while answering; please try again.",
+        );
+      },
     );
   }
 
   /** The message's time is up: the user hears so, once. */
-  private giveUp(id: string): void {
-    const w = this.end(id);
-    if (!w) return;
-    const seconds = this.o.config.get().chatTimeout;
-    this.o.logger.warn({ chat: id, channelId: w.channelId, seconds }, "no answer to a chat message in time");
-    this.tell(w.channelId, w.platformMessageId, `Sorry — no answer came back within ${seconds} s. The inference tier may be down or busy; please try again.`);
-  }
-
-  private failed(id: string, err: unknown, text: string): void {
-    const w = this.end(id);
-    if (!w) return;
-    this.o.logger.error({ chat: id, channelId: w.channelId, ...errorFields(err) }, "a chat message could not be answered");
-    this.tell(w.channelId, w.platformMessageId, text);
-  }
-
-  private end(id: string): Waiting | undefined {
-    const w = this.waiting.get(id);
-    if (!w) return undefined;
-    clearTimeout(w.timer);
-    this.waiting.delete(id);
-    return w;
+  private giveUp(id: string, channelId: string, messageId: string, seconds: number): void {
+    this.options.logger.warn({ chat: id, channelId, seconds }, "no answer to a chat message in time");
+    this.tell(channelId, messageId, `Sorry — no answer came back within ${seconds} s. The inference tier may be down or busy; please try again.`);
   }
 
   private tell(channelId: string, messageId: string, text: string): void {
-    this.o.platform.send(channelId, { text, files: [], richMessages: [], inReplyTo: messageId }).catch((err: unknown) =>
-      this.o.logger.error({ channelId, ...errorFields(err) }, "could not tell the user about a failure"),
+    this.options.platform.send(channelId, { text, files: [], richMessages: [], inReplyTo: messageId }).catch((err: unknown) =>
+      this.options.logger.error({ channelId, ...errorFields(err) }, "could not tell the user about a failure"),
     );
   }
 }

@@ -3,8 +3,8 @@ import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import type { Readable } from "node:stream";
-import { formatBytes } from "../tool-exec/codec.js";
 import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "./platform.js";
+import { formatBytes } from "../redis/entry-codec.js";
 
 export interface ConsoleAdapterOptions {
   /** @defaultValue process.stdin */
@@ -32,15 +32,15 @@ export class ConsoleAdapter implements ChatPlatform {
   private lines: Interface | undefined;
   private count = 0;
 
-  constructor(private readonly o: ConsoleAdapterOptions = {}) {
-    this.out = o.output ?? ((line) => console.log(line));
-    this.userId = o.userId ?? (safeUserName() || "console-user");
-    this.filesDir = o.filesDir;
+  constructor(private readonly options: ConsoleAdapterOptions = {}) {
+    this.out = options.output ?? ((line) => console.log(line));
+    this.userId = options.userId ?? (safeUserName() || "console-user");
+    this.filesDir = options.filesDir;
   }
 
   start(onMessage: (message: IncomingMessage) => void): Promise<void> {
     if (this.lines) return Promise.resolve();
-    this.lines = createInterface({ input: this.o.input ?? process.stdin, terminal: false });
+    this.lines = createInterface({ input: this.options.input ?? process.stdin, terminal: false });
     this.lines.on("line", (line) => {
       const text = line.trim();
       if (!text) return;

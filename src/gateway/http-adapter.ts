@@ -6,6 +6,7 @@ import { errorFields, type Logger } from "../core/log.js";
 import { MAX_CHAT_TEXT } from "../chat/codec.js";
 import { CHAT_PAGE } from "./chat-page.js";
 import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "./platform.js";
+import { ToolfleetError } from "../core/errors.js";
 
 export interface HttpAdapterOptions {
   logger: Logger;
@@ -64,13 +65,13 @@ export class HttpChatAdapter implements ChatPlatform {
   private keepalive: NodeJS.Timeout | undefined;
   private address: AddressInfo | undefined;
 
-  constructor(private readonly o: HttpAdapterOptions) {
-    this.secret = o.secret ? Buffer.from(o.secret) : randomBytes(32);
+  constructor(private readonly options: HttpAdapterOptions) {
+    this.secret = options.secret ? Buffer.from(options.secret) : randomBytes(32);
   }
 
   /** The chat page's address, once started. */
   get url(): string {
-    if (!this.address) throw new Error("the HTTP adapter is not started");
+    if (!this.address) throw new ToolfleetError("NOT_STARTED", "the HTTP adapter is not started");
     const host = this.address.family === "IPv6" ? `[${this.address.address}]` : this.address.address;
     return `http://${host}:${this.address.port}/`;
   }
@@ -80,16 +81,16 @@ export class HttpChatAdapter implements ChatPlatform {
     this.onMessage = onMessage;
     const server = createServer((req, res) => {
       this.route(req, res).catch((err: unknown) => {
-        this.o.logger.error({ method: req.method, url: req.url, ...errorFields(err) }, "web chat request failed");
+        this.options.logger.error({ method: req.method, url: req.url, ...errorFields(err) }, "web chat request failed");
         if (!res.headersSent) json(res, 500, { error: "internal error" });
         else res.end();
       });
     });
-    const host = this.o.host ?? "127.0.0.1";
-    const port = this.o.port ?? 8787;
+    const host = this.options.host ?? "127.0.0.1";
+    const port = this.options.port ?? 8787;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err: NodeJS.ErrnoException) =>
-        reject(err.code === "EADDRINUSE" ? new Error(`port ${port} on ${host} is in use: pass another --port (0 picks a free one)`) : err),
+        reject(err.code === "EADDRINUSE" ? new ToolfleetError("ADDRESS_IN_USE", `port ${port} on ${host} is in use: pass another --port (0 picks a free one)`) : err),
       );
       server.listen(port, host, () => resolve());
     });
@@ -130,7 +131,7 @@ export class HttpChatAdapter implements ChatPlatform {
 
   private async route(req: HttpRequest, res: ServerResponse): Promise<void> {
     // Served on loopback, only a loopback Host: a web page elsewhere cannot reach this chat by DNS rebinding.
-    if (LOOPBACK.has(this.o.host ?? "127.0.0.1") && !isLoopbackHost(req.headers.host)) return json(res, 421, { error: "this chat answers only on localhost" });
+    if (LOOPBACK.has(this.options.host ?? "127.0.0.1") && !isLoopbackHost(req.headers.host)) return json(res, 421, { error: "this chat answers only on localhost" });
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (req.method === "GET" && path === "/") {
       const user = this.userOf(req) ?? this.newUser(res);
@@ -230,8 +231,8 @@ export class HttpChatAdapter implements ChatPlatform {
     const id = randomBytes(12).toString("base64url");
     this.files.set(id, { channelId, file });
     this.fileBytes += file.data.byteLength;
-    const maxFiles = this.o.maxFiles ?? 200;
-    const maxBytes = this.o.maxFileBytes ?? 64 * 1024 * 1024;
+    const maxFiles = this.options.maxFiles ?? 200;
+    const maxBytes = this.options.maxFileBytes ?? 64 * 1024 * 1024;
     for (const [key, old] of this.files) {
       if (this.files.size <= maxFiles && this.fileBytes <= maxBytes) break;
       if (key === id) break; // the newest stays, even alone over the byte cap

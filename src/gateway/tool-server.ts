@@ -1,7 +1,8 @@
 import type { PlatformAdapter } from "../core/context.js";
-import { ToolsService, type ToolsServiceOptions } from "../tool-exec/server.js";
+import { ToolExecServer, type ToolExecServerOptions } from "../tool-exec/server.js";
+import { ToolfleetError } from "../core/errors.js";
 
-export interface GatewayServiceOptions extends Omit<ToolsServiceOptions, "stream" | "service" | "publishesCatalog" | "adapter"> {
+export interface GatewayToolServerOptions extends Omit<ToolExecServerOptions, "stream" | "service" | "publishesCatalog" | "adapter"> {
   /** The live platform adapter; it owns the platform client, so gateway-pinned tools run right here. */
   adapter: PlatformAdapter;
   /** Serve one shard's stream (`sg:stream:gateway:<shard>`) instead of the shared one. */
@@ -14,12 +15,12 @@ export interface GatewayServiceOptions extends Omit<ToolsServiceOptions, "stream
  * dead letters), on the gateway stream, with the live adapter on every call's
  * context. It publishes no catalog: the tools service does.
  */
-export function createGatewayService(options: GatewayServiceOptions): ToolsService {
+export function createGatewayToolServer(options: GatewayToolServerOptions): ToolExecServer {
   if (!options.adapter.ownsPlatformClient) {
-    throw new Error("a gateway's adapter must own the platform client (ownsPlatformClient: true)");
+    throw new ToolfleetError("CONFIG_INVALID", "a gateway's adapter must own the platform client (ownsPlatformClient: true)");
   }
   const { shard, ...rest } = options;
-  return new ToolsService({
+  return new ToolExecServer({
     ...rest,
     stream: options.keys.gatewayStream(shard),
     service: "gateway",

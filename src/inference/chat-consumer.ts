@@ -1,16 +1,16 @@
 import type { PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
-import { MAX_CALL_TIMEOUT_MS } from "../core/registry.js";
 import { decodeInbound, encodeAnswer, type ChatAnswer, type InboundChat } from "../chat/codec.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
 import type { ChatResponder } from "./chat-responder.js";
+import { MAX_CALL_TIMEOUT_MS } from "../core/timeout.js";
 
 /** Chats one inference worker answers at once, by default. */
 export const CHAT_CONCURRENCY = 8;
 
-export interface ChatServiceOptions {
+export interface ChatConsumerOptions {
   redis: RedisClient;
   redisUrl: string;
   keys: Keys;
@@ -30,22 +30,22 @@ export interface ChatServiceOptions {
  * in the same round trip as the ack. A worker that dies mid-answer leaves the
  * message pending; another one answers it after the lease.
  */
-export class ChatService {
+export class ChatConsumer {
   private readonly worker: StreamWorker;
 
-  constructor(private readonly o: ChatServiceOptions) {
+  constructor(private readonly options: ChatConsumerOptions) {
     this.worker = new StreamWorker({
-      redis: o.redis,
-      redisUrl: o.redisUrl,
-      logger: o.logger,
-      keys: o.keys,
+      redis: options.redis,
+      redisUrl: options.redisUrl,
+      logger: options.logger,
+      keys: options.keys,
       service: "inference",
-      stream: o.keys.chatStream,
-      consumer: o.workerId,
+      stream: options.keys.chatStream,
+      consumer: options.workerId,
       concurrency: CHAT_CONCURRENCY,
       leaseMs: 30_000,
       maxDeliveries: 3,
-      ...o.worker,
+      ...options.worker,
       handler: {
         handle: (entry, stopping) => this.handle(entry, stopping),
         deadLetterReply: (entry, reason) => this.failureReply(entry, `Sorry — this message could not be answered (${reason}).`),
@@ -67,11 +67,11 @@ export class ChatService {
     if (!decoded.ok) return { kind: "dead", reason: decoded.error.message };
     const chat = decoded.value;
     // Answers go only to gateways' answer streams, never to a key the message names at will.
-    if (!chat.replyTo.startsWith(this.o.keys.chatReplyPrefix)) return { kind: "dead", reason: `reply_to '${chat.replyTo}' is not a gateway answer stream` };
+    if (!chat.replyTo.startsWith(this.options.keys.chatReplyPrefix)) return { kind: "dead", reason: `reply_to '${chat.replyTo}' is not a gateway answer stream` };
     const started = performance.now();
     if (Date.now() > chat.deadlineMs) {
       // The gateway already told the user it gave up; an answer now would only confuse.
-      this.o.logger.warn({ chat: chat.id, waitedMs: Date.now() - chat.sentAtMs }, "chat message expired before an inference worker took it");
+      this.options.logger.warn({ chat: chat.id, waitedMs: Date.now() - chat.sentAtMs }, "chat message expired before an inference worker took it");
       return { kind: "ack", reply: this.reply(chat, { text: "", files: [], richMessages: [], ended: "expired", toolCalls: 0 }, started) };
     }
     // The loop ends at the chat's deadline (the user has been told to retry: no more tool calls for it),
@@ -79,25 +79,25 @@ export class ChatService {
     // Bounded like any call's wait: past Node's timer limit a timeout fires at once.
     const signal = AbortSignal.any([stopping, AbortSignal.timeout(Math.min(MAX_CALL_TIMEOUT_MS, Math.max(1, chat.deadlineMs - Date.now())))]);
     try {
-      const answer = await this.o.responder.answer(chat, this.o.adapterFor(chat.identity.platform, chat.gatewayShard), signal);
+      const answer = await this.options.responder.answer(chat, this.options.adapterFor(chat.identity.platform, chat.gatewayShard), signal);
       // Stopped mid-answer: leave it pending, for another worker to answer after the lease.
       if (stopping.aborted) return { kind: "leave" };
       return { kind: "ack", reply: this.reply(chat, answer, started) };
     } catch (err) {
       if (stopping.aborted) return { kind: "leave" };
-      this.o.logger.error({ chat: chat.id, ...errorFields(err) }, "answering a chat message failed");
+      this.options.logger.error({ chat: chat.id, ...errorFields(err) }, "answering a chat message failed");
       return { kind: "ack", reply: this.reply(chat, { text: "Sorry — something went wrong while answering; please try again.", files: [], richMessages: [], ended: "error", toolCalls: 0 }, started) };
     }
   }
 
   private reply(chat: InboundChat, a: Omit<ChatAnswer, "inReplyTo" | "channelId" | "workerId" | "durationMs">, started: number): Outbound {
-    const answer: ChatAnswer = { ...a, inReplyTo: chat.id, channelId: chat.identity.channelId, workerId: this.o.workerId, durationMs: performance.now() - started };
+    const answer: ChatAnswer = { ...a, inReplyTo: chat.id, channelId: chat.identity.channelId, workerId: this.options.workerId, durationMs: performance.now() - started };
     return { stream: chat.replyTo, fields: encodeAnswer(answer) };
   }
 
   private failureReply(entry: DeliveredEntry, text: string): Outbound | null {
     const decoded = decodeInbound(entry.fields);
-    if (!decoded.ok || !decoded.value.replyTo.startsWith(this.o.keys.chatReplyPrefix)) return null;
+    if (!decoded.ok || !decoded.value.replyTo.startsWith(this.options.keys.chatReplyPrefix)) return null;
     return this.reply(decoded.value, { text, files: [], richMessages: [], ended: "error", toolCalls: 0 }, performance.now());
   }
 }

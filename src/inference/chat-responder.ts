@@ -1,8 +1,8 @@
 import type { ConfigSource } from "../config/live.js";
-import { ToolContext, type PlatformAdapter, type RichMessage, type SentFile, type ToolCallIdentity } from "../core/context.js";
+import { ToolContext, type PlatformAdapter, type ToolCallIdentity } from "../core/context.js";
 import type { Logger } from "../core/log.js";
 import type { ToolRegistryLike } from "../core/registry.js";
-import type { ChatEnd, HistoryTurn } from "../chat/codec.js";
+import type { ChatReply, HistoryTurn } from "../chat/codec.js";
 import { withCommands } from "./command-model.js";
 import { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage, type ChatModel } from "./llm-loop.js";
 
@@ -12,14 +12,6 @@ export interface ChatTurn {
   identity: ToolCallIdentity;
   text: string;
   history: readonly HistoryTurn[];
-}
-
-export interface ChatReply {
-  text: string;
-  files: SentFile[];
-  richMessages: RichMessage[];
-  ended: ChatEnd;
-  toolCalls: number;
 }
 
 export interface ChatResponderOptions {
@@ -35,7 +27,7 @@ export interface ChatResponderOptions {
 }
 
 /** The configured model: the LLM when a key is set, behind slash commands either way. */
-export function configuredModel(config: ConfigSource): ChatModel {
+function configuredModel(config: ConfigSource): ChatModel {
   const c = config.get();
   const llm = c.llmApiKey ? openAIModel({ baseURL: c.llmBaseUrl, apiKey: c.llmApiKey, model: c.llmModel, timeoutMs: c.llmTimeout * 1000 }) : null;
   return withCommands(llm, c.chatCommands);
@@ -54,25 +46,25 @@ export function describeModel(config: ConfigSource): string {
  * what the tools sent comes back with the text.
  */
 export class ChatResponder {
-  constructor(private readonly o: ChatResponderOptions) {}
+  constructor(private readonly options: ChatResponderOptions) {}
 
   async answer(turn: ChatTurn, adapter: PlatformAdapter | null, signal?: AbortSignal): Promise<ChatReply> {
     const ctx = new ToolContext({ ...turn.identity, observabilityRequestId: turn.id, adapter, ...(signal ? { signal } : {}) });
     const messages: ChatMessage[] = [
-      { role: "system", content: this.o.systemPrompt?.(turn.identity) ?? defaultPrompt(turn.identity) },
+      { role: "system", content: this.options.systemPrompt?.(turn.identity) ?? defaultPrompt(turn.identity) },
       ...turn.history.map((h): ChatMessage => ({ role: h.role, content: h.text })),
       { role: "user", content: turn.text },
     ];
-    const disclosed = this.o.disclosedTools?.(turn.identity) ?? [...this.o.registry.toolNames(), ...LOOP_TOOLS.map((t) => t.name)];
+    const disclosed = this.options.disclosedTools?.(turn.identity) ?? [...this.options.registry.toolNames(), ...LOOP_TOOLS.map((t) => t.name)];
     const result = await runToolLoop(messages, {
       // Built per message from the live config, so a changed key, model or switch applies to the next one.
-      model: this.o.model ?? configuredModel(this.o.config),
-      registry: this.o.registry,
-      logger: this.o.logger,
+      model: this.options.model ?? configuredModel(this.options.config),
+      registry: this.options.registry,
+      logger: this.options.logger,
       userId: turn.identity.userId,
       ctx,
       activeTools: disclosed,
-      maxIterations: this.o.config.get().llmMaxIterations,
+      maxIterations: this.options.config.get().llmMaxIterations,
       ...(signal ? { signal } : {}),
     });
     return { text: result.text, files: ctx.sentFiles, richMessages: ctx.sentRichMessages, ended: result.ended, toolCalls: result.toolCalls };

@@ -1,4 +1,4 @@
-import OpenAI from "openai";
+import type OpenAI from "openai";
 import stringify from "safe-stable-stringify";
 import { z } from "zod";
 import type { ToolContext } from "../core/context.js";
@@ -30,13 +30,21 @@ export interface OpenAIModelOptions {
   maxRetries?: number;
 }
 
+// The `openai` client, loaded at the first completion: a process that never talks to an LLM
+// (a tools worker, a gateway) never loads it.
+let openaiModule: typeof import("openai") | undefined;
+
 /** An OpenAI-compatible chat endpoint (OpenRouter by default) through the `openai` client. */
-export function openAIModel(o: OpenAIModelOptions): ChatModel {
-  const client = new OpenAI({ baseURL: o.baseURL ?? "https://openrouter.ai/api/v1", apiKey: o.apiKey, timeout: o.timeoutMs ?? 60_000, maxRetries: o.maxRetries ?? 2 });
+export function openAIModel(options: OpenAIModelOptions): ChatModel {
+  let client: OpenAI | undefined;
   return {
     async complete(messages, tools, signal) {
+      if (!client) {
+        openaiModule ??= await import("openai");
+        client = new openaiModule.default({ baseURL: options.baseURL ?? "https://openrouter.ai/api/v1", apiKey: options.apiKey, timeout: options.timeoutMs ?? 60_000, maxRetries: options.maxRetries ?? 2 });
+      }
       const res = await client.chat.completions.create(
-        { model: o.model, messages, ...(tools.length > 0 ? { tools } : {}) },
+        { model: options.model, messages, ...(tools.length > 0 ? { tools } : {}) },
         signal ? { signal } : {},
       );
       const message = res.choices[0]?.message;
@@ -96,22 +104,22 @@ export const LOOP_TOOLS: readonly ToolDefinition[] = [
  * injected tools, until it answers or the iteration limit is reached. An LLM
  * failure ends the loop with a clear answer, never a hang.
  */
-export async function runToolLoop(messages: ChatMessage[], o: LoopOptions): Promise<LoopResult> {
-  const active = new Set(o.activeTools);
-  const repeatable = o.registry.repeatAllowedTools();
+export async function runToolLoop(messages: ChatMessage[], options: LoopOptions): Promise<LoopResult> {
+  const active = new Set(options.activeTools);
+  const repeatable = options.registry.repeatAllowedTools();
   const seen = new Set<string>();
-  const cap = o.hardIterationCap ?? 32;
-  let limit = Math.min(o.maxIterations ?? 8, cap);
+  const cap = options.hardIterationCap ?? 32;
+  let limit = Math.min(options.maxIterations ?? 8, cap);
   let toolCalls = 0;
   for (let iteration = 1; iteration <= limit; iteration++) {
-    if (o.signal?.aborted) {
+    if (options.signal?.aborted) {
       return { text: "Sorry — answering took too long and was stopped. Please try again.", iterations: iteration - 1, toolCalls, ended: "stopped" };
     }
     let turn: ModelTurn;
     try {
-      turn = await o.model.complete(messages, offeredTools(o.registry, active), o.signal);
+      turn = await options.model.complete(messages, offeredTools(options.registry, active), options.signal);
     } catch (err) {
-      o.logger.error({ iteration, ...errorFields(err) }, "LLM call failed");
+      options.logger.error({ iteration, ...errorFields(err) }, "LLM call failed");
       return { text: llmFailure(err), iterations: iteration, toolCalls, ended: "llm_error" };
     }
     if (turn.toolCalls.length === 0) return { text: turn.content ?? "", iterations: iteration, toolCalls, ended: "answer" };
@@ -120,7 +128,7 @@ export async function runToolLoop(messages: ChatMessage[], o: LoopOptions): Prom
       content: turn.content,
       tool_calls: turn.toolCalls.map((c) => ({ id: c.id, type: "function" as const, function: { name: c.name, arguments: c.arguments } })),
     });
-    const filesBefore = o.ctx.sentFiles.length;
+    const filesBefore = options.ctx.sentFiles.length;
     const results = await Promise.all(
       turn.toolCalls.map(async (call) => {
         toolCalls++;
@@ -145,18 +153,18 @@ export async function runToolLoop(messages: ChatMessage[], o: LoopOptions): Prom
         }
         if (call.name === "call_subagent") {
           // One level only: a subagent that could start subagents would nest until the chat's deadline.
-          if (o.nested) return "Refused: 'call_subagent' cannot be called from inside a subagent; do the task with the other tools.";
+          if (options.nested) return "Refused: 'call_subagent' cannot be called from inside a subagent; do the task with the other tools.";
           const task = z.object({ task: z.string().min(1) }).safeParse(args);
           if (!task.success) return "Invalid arguments for tool 'call_subagent': task must be a non-empty string.";
           const innerTools = [...active].filter((name) => name !== "call_subagent");
-          const inner = await runToolLoop([{ role: "user", content: task.data.task }], { ...o, nested: true, activeTools: innerTools, maxIterations: Math.min(4, cap) });
+          const inner = await runToolLoop([{ role: "user", content: task.data.task }], { ...options, nested: true, activeTools: innerTools, maxIterations: Math.min(4, cap) });
           return inner.text;
         }
-        return o.registry.call(call.name, args, { userId: o.userId, ctx: o.ctx, nested: o.nested ?? false });
+        return options.registry.call(call.name, args, { userId: options.userId, ctx: options.ctx, nested: options.nested ?? false });
       }),
     );
     turn.toolCalls.forEach((call, i) => messages.push({ role: "tool", tool_call_id: call.id, content: results[i] ?? "" }));
-    const newFiles = o.ctx.sentFiles.slice(filesBefore);
+    const newFiles = options.ctx.sentFiles.slice(filesBefore);
     if (newFiles.length > 0) {
       // The model sees what its tools sent: images as image parts, other files named.
       messages.push({
@@ -168,7 +176,7 @@ export async function runToolLoop(messages: ChatMessage[], o: LoopOptions): Prom
         ),
       });
     }
-    for (const name of o.ctx.injectedTools ?? []) active.add(name);
+    for (const name of options.ctx.injectedTools ?? []) active.add(name);
   }
   return { text: `I stopped after ${limit} rounds of tool calls without a final answer. Ask me to continue if you want me to keep going.`, iterations: limit, toolCalls, ended: "limit" };
 }
@@ -182,6 +190,9 @@ function offeredTools(registry: ToolRegistryLike, active: ReadonlySet<string>): 
 }
 
 function llmFailure(err: unknown): string {
+  // An error of the client's own kinds can only come once the client is loaded.
+  const OpenAI = openaiModule?.default;
+  if (!OpenAI) return "Sorry — the language model could not be reached. Please try again.";
   if (err instanceof OpenAI.RateLimitError) return "Sorry — the language model is rate-limited right now. Please try again in a moment.";
   if (err instanceof OpenAI.APIConnectionTimeoutError) return "Sorry — the language model did not answer in time. Please try again.";
   if (err instanceof OpenAI.AuthenticationError) return "Sorry — the language model refused our credentials; an operator needs to check the API key.";

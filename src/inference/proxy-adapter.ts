@@ -1,7 +1,8 @@
 import type { ConfigSource } from "../config/live.js";
-import type { ExecuteToolParams, GatewayOperation, JsonValue, PlatformAdapter, ToolContext } from "../core/context.js";
+import type { ExecuteToolParams, GatewayAnswer, GatewayOperation, JsonValue, PlatformAdapter, ToolContext } from "../core/context.js";
 import type { Keys } from "../redis/keys.js";
 import { wireContextOf, type ToolsClient } from "../tool-exec/client.js";
+import { ToolfleetError } from "../core/errors.js";
 
 /**
  * The platform as an inference worker sees it: it owns no client, so each
@@ -20,10 +21,10 @@ export class ProxyPlatformAdapter implements PlatformAdapter {
     private readonly shard?: string,
   ) {}
 
-  async delegateToGateway(operation: GatewayOperation, params: ExecuteToolParams, ctx: ToolContext): Promise<string> {
-    if (operation !== "execute_tool") throw new Error(`gateway operation '${operation}' is not supported`);
+  async delegateToGateway(operation: GatewayOperation, params: ExecuteToolParams, ctx: ToolContext): Promise<GatewayAnswer> {
+    if (operation !== "execute_tool") throw new ToolfleetError("GATEWAY_UNAVAILABLE", `gateway operation '${operation}' is not supported`);
     const client = this.client();
-    if (!client) throw new Error("the gateway is unreachable: this worker's Redis path is not started");
+    if (!client) throw new ToolfleetError("GATEWAY_UNAVAILABLE", "the gateway is unreachable: this worker's Redis path is not started");
     const reply = await client.call({
       stream: this.keys.gatewayStream(this.shard),
       toolName: params.toolName,
@@ -36,8 +37,8 @@ export class ProxyPlatformAdapter implements PlatformAdapter {
       identity: ctx.identity(),
       timeoutMs: this.config.get().toolsExecTimeout * 1000,
     });
-    if (reply.status !== "ok") throw new Error(reply.error?.message ?? `the gateway answered ${reply.status}`);
+    if (reply.status !== "ok") throw reply.error ? ToolfleetError.fromWire(reply.error) : new ToolfleetError("INTERNAL", `the gateway answered ${reply.status}`);
     ctx.mergeWriteBack(reply.writeBack);
-    return reply.result;
+    return { text: reply.result, kind: reply.outcome ?? "ok" };
   }
 }

@@ -2,35 +2,18 @@ import { performance } from "node:perf_hooks";
 import type { ConfigSource } from "../config/live.js";
 import type { JsonValue } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
-import {
-  checkedTimeoutMs,
-  isAllowedBy,
-  openAITool,
-  permissionDenied,
-  toPermissionMap,
-  type CallOptions,
-  type OpenAITool,
-  type Permissions,
-  type ToolRegistry,
-  type ToolRegistryLike,
-} from "../core/registry.js";
+import { isAllowedBy, openAITool, toPermissionMap, type CallOptions, type OpenAITool, type Permissions, type ToolRegistry, type ToolRegistryLike } from "../core/registry.js";
 import type { TaskManager } from "../core/tasks.js";
 import { defineTool, type ToolDefinition } from "../core/tool.js";
 import { loadCatalog, watchCatalog, type Catalog, type CatalogTool, type CatalogWatch } from "../tool-exec/catalog.js";
 import type { RedisClient } from "../redis/client.js";
 import { cancelRequest } from "../tool-exec/idempotency.js";
 import type { Keys } from "../redis/keys.js";
-import { WireFormatError, type ToolReply } from "../tool-exec/codec.js";
-import { ToolCallError, ToolsClient, wireContextOf } from "../tool-exec/client.js";
-
-/** Where a call went, as `execute()` reports it. */
-export type Route = "local" | "gateway" | "remote" | "fallback" | "shadow";
-
-export interface RemoteOutcome {
-  text: string;
-  route: Route;
-  durationMs: number;
-}
+import { type ToolReply } from "../tool-exec/codec.js";
+import { ToolsClient, wireContextOf } from "../tool-exec/client.js";
+import { ToolfleetError, isToolfleetError } from "../core/errors.js";
+import { checkedTimeoutMs } from "../core/timeout.js";
+import { permissionDenied, staleTwice, unavailable, type CallOutcome, type OutcomeKind, type Route } from "../core/outcome.js";
 
 /** Counters an operator can read (and a test can assert on). */
 export interface RemoteRegistryStats {
@@ -58,18 +41,10 @@ export interface RemoteToolRegistryOptions {
   logger: Logger;
 }
 
-export function unavailable(name: string): string {
-  return `Tool '${name}' is temporarily unavailable (tools service error). Try again.`;
-}
-
-export function staleTwice(name: string): string {
-  return `Tool '${name}' could not run: the tools service still disagrees about its parameters after a catalog reload. Try again shortly.`;
-}
-
 /**
  * The inference tier's registry: a drop-in for the local ToolRegistry that
  * shows the model the published catalog and routes each call to the tier
- * that runs it (DESIGN §1): gateway-pinned tools to the gateway, inference-
+ * that runs it (docs/architecture.md, "Routing"): gateway-pinned tools to the gateway, inference-
  * pinned ones (and nested calls, and `in_process` mode) to the local
  * registry, everything else to the tools service over Redis.
  */
@@ -84,7 +59,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     shadowMismatches: 0,
     catalogReloads: 0,
   };
-  private readonly o: RemoteToolRegistryOptions;
+  private readonly options: RemoteToolRegistryOptions;
   private catalog: Catalog | null = null;
   private byName = new Map<string, CatalogTool>();
   private permissions = new Map<string, ReadonlySet<string>>();
@@ -97,7 +72,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   private readonly localPermissions: Permissions;
 
   constructor(options: RemoteToolRegistryOptions) {
-    this.o = options;
+    this.options = options;
     this.localPermissions = options.local.getPermissions();
   }
 
@@ -111,16 +86,16 @@ export class RemoteToolRegistry implements ToolRegistryLike {
    * catalog, open the reply stream and its reader, and watch for catalog changes.
    */
   async start(): Promise<void> {
-    if (this.o.config.get().toolsServiceMode === "in_process" || this.client) return;
-    const { redis, redisUrl } = this.o;
-    if (!redis || !redisUrl) throw new Error(`RemoteToolRegistry: mode '${this.o.config.get().toolsServiceMode}' needs a Redis connection`);
-    const client = new ToolsClient({ redis, redisUrl, keys: this.o.keys, workerId: this.o.workerId, logger: this.o.logger });
+    if (this.options.config.get().toolsServiceMode === "in_process" || this.client) return;
+    const { redis, redisUrl } = this.options;
+    if (!redis || !redisUrl) throw new ToolfleetError("CONFIG_INVALID", `RemoteToolRegistry: mode '${this.options.config.get().toolsServiceMode}' needs a Redis connection`);
+    const client = new ToolsClient({ redis, redisUrl, keys: this.options.keys, workerId: this.options.workerId, logger: this.options.logger });
     await client.start();
     this.client = client;
     try {
       // Subscribe before the first load: a catalog published in between (a tools worker starting
       // alongside) would otherwise be missed until the next change.
-      this.watch = await watchCatalog(redis, this.o.keys, { url: redisUrl, logger: this.o.logger, onChange: () => this.reloadCatalog().then(() => undefined) });
+      this.watch = await watchCatalog(redis, this.options.keys, { url: redisUrl, logger: this.options.logger, onChange: () => this.reloadCatalog().then(() => undefined) });
     } catch (err) {
       // Half started is not started: a later start() must try again, and nothing may stay open.
       await this.stop();
@@ -146,17 +121,17 @@ export class RemoteToolRegistry implements ToolRegistryLike {
 
   /** Loads the published catalog; true when there is one. A corrupt one is logged and the last good one kept. */
   async reloadCatalog(): Promise<boolean> {
-    if (!this.o.redis) return false;
+    if (!this.options.redis) return false;
     let catalog: Catalog | null;
     try {
-      catalog = await loadCatalog(this.o.redis, this.o.keys);
+      catalog = await loadCatalog(this.options.redis, this.options.keys);
     } catch (err) {
-      this.o.logger.error({ ...errorFields(err) }, "catalog could not be loaded; keeping the previous one");
+      this.options.logger.error({ ...errorFields(err) }, "catalog could not be loaded; keeping the previous one");
       return this.catalog !== null;
     }
     this.stats.catalogReloads++;
     if (!catalog) {
-      this.o.logger.warn({ key: this.o.keys.catalog }, "no tool catalog published yet; using the local registry's tools");
+      this.options.logger.warn({ key: this.options.keys.catalog }, "no tool catalog published yet; using the local registry's tools");
       this.catalog = null;
       this.byName = new Map();
       this.repeat = new Set();
@@ -170,18 +145,18 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     this.repeat = new Set(catalog.tools.filter((t) => t.allowRepeat).map((t) => t.name));
     this.listing = undefined;
     this.applyPermissions(catalog.permissions);
-    this.o.logger.info({ tools: catalog.tools.length, schemaHash: catalog.schemaHash }, "tool catalog loaded");
+    this.options.logger.info({ tools: catalog.tools.length, schemaHash: catalog.schemaHash }, "tool catalog loaded");
     return true;
   }
 
   // ── read surface ──────────────────────────────────────────────────────────
 
   getOpenAITools(): OpenAITool[] {
-    return this.catalog ? [...this.byName.values()].map(openAITool) : this.o.local.getOpenAITools();
+    return this.catalog ? [...this.byName.values()].map(openAITool) : this.options.local.getOpenAITools();
   }
 
   getOpenAIToolsByNames(names: Iterable<string>): OpenAITool[] {
-    if (!this.catalog) return this.o.local.getOpenAIToolsByNames(names);
+    if (!this.catalog) return this.options.local.getOpenAIToolsByNames(names);
     const out: OpenAITool[] = [];
     for (const name of new Set(names)) {
       const tool = this.byName.get(name);
@@ -191,16 +166,16 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   }
 
   toolNames(): ReadonlySet<string> {
-    return this.catalog ? new Set(this.byName.keys()) : this.o.local.toolNames();
+    return this.catalog ? new Set(this.byName.keys()) : this.options.local.toolNames();
   }
 
   repeatAllowedTools(): ReadonlySet<string> {
-    return this.catalog ? this.repeat : this.o.local.repeatAllowedTools();
+    return this.catalog ? this.repeat : this.options.local.repeatAllowedTools();
   }
 
   /** With a catalog: definitions whose handlers refuse to run here (the tools run remotely; use call()). */
   listTools(): readonly ToolDefinition[] {
-    if (!this.catalog) return this.o.local.listTools();
+    if (!this.catalog) return this.options.local.listTools();
     this.listing ??= [...this.byName.values()].map((t) =>
       defineTool({
         name: t.name,
@@ -210,7 +185,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
         noBackground: t.noBackground,
         annotations: t.annotations,
         handler: () => {
-          throw new Error(`Tool '${t.name}' runs remotely; use RemoteToolRegistry.call().`);
+          throw new ToolfleetError("NOT_STARTED", `Tool '${t.name}' runs remotely; use RemoteToolRegistry.call().`);
         },
       }),
     );
@@ -222,23 +197,19 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   }
 
   isAllowed(toolName: string, userId: string): boolean {
-    return this.catalog ? isAllowedBy(this.permissions, toolName, userId) : this.o.local.isAllowed(toolName, userId);
+    return this.catalog ? isAllowedBy(this.permissions, toolName, userId) : this.options.local.isAllowed(toolName, userId);
   }
 
   get hasTools(): boolean {
-    return this.catalog ? this.byName.size > 0 : this.o.local.hasTools;
+    return this.catalog ? this.byName.size > 0 : this.options.local.hasTools;
   }
 
   get size(): number {
-    return this.catalog ? this.byName.size : this.o.local.size;
+    return this.catalog ? this.byName.size : this.options.local.size;
   }
 
   get taskManager(): TaskManager | null {
-    return this.o.local.taskManager;
-  }
-
-  set taskManager(manager: TaskManager | null) {
-    this.o.local.taskManager = manager;
+    return this.options.local.taskManager;
   }
 
   // ── routing ───────────────────────────────────────────────────────────────
@@ -247,37 +218,34 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     return (await this.execute(name, args, options)).text;
   }
 
-  /** Routes a call (DESIGN §1) and reports where it went. */
-  async execute(name: string, args: unknown, options: CallOptions = {}): Promise<RemoteOutcome> {
-    const started = performance.now();
-    const done = (text: string, route: Route): RemoteOutcome => ({ text, route, durationMs: performance.now() - started });
-    const cfg = this.o.config.get();
-    const { userId, nested } = options;
-    if (options.timeoutMs !== undefined) checkedTimeoutMs(options.timeoutMs, "RemoteToolRegistry.execute()");
-
-    // 2. Permission fast-fail from the catalog (UX only: the tools service re-checks).
-    if (userId && !this.isAllowed(name, userId)) return done(permissionDenied(userId, name), "local");
-    // 3. Nested calls and in_process mode: the local registry, which delegates gateway-pinned tools itself.
-    if (nested || cfg.toolsServiceMode === "in_process") {
-      const outcome = await this.o.local.execute(name, args, options);
-      return done(outcome.text, outcome.route);
-    }
-    // 4. Gateway-pinned: delegated through the context's adapter (the local registry holds that one rule).
-    if (cfg.gatewayPinned.has(name)) return done((await this.o.local.execute(name, args, options)).text, "gateway");
-    // 5. Inference-pinned, or forced local.
-    if (cfg.inferencePinned.has(name) || cfg.toolsForceInProcess.has(name)) {
-      return done(await this.o.local.call(name, args, options), "local");
-    }
-    // 6. Everything else: the tools service (shadow: local answers, some tools mirrored).
+  /**
+   * Routes a call by the fixed precedence of docs/architecture.md ("Routing")
+   * and reports how it ended and where it ran.
+   */
+  async execute(name: string, args: unknown, options: CallOptions = {}): Promise<CallOutcome> {
+    const cfg = this.options.config.get();
+    // Nested calls and in_process mode: the local registry, which also delegates gateway-pinned tools
+    // through the context's adapter, and checks the permission and options itself.
+    if (options.nested || cfg.toolsServiceMode === "in_process") return this.options.local.execute(name, args, options);
+    if (cfg.gatewayPinned.has(name)) return { ...(await this.options.local.execute(name, args, options)), route: "gateway" };
+    // Inference-pinned, or forced local.
+    if (cfg.inferencePinned.has(name) || cfg.toolsForceInProcess.has(name)) return this.options.local.execute(name, args, options);
+    // Everything else: the tools service (shadow: the local registry answers, some tools mirrored).
     if (cfg.toolsServiceMode === "shadow") {
-      const text = await this.o.local.call(name, args, options);
-      this.mirror(name, args, options, text);
-      return done(text, "shadow");
+      const outcome = await this.options.local.execute(name, args, options);
+      if (outcome.kind !== "denied") this.mirror(name, args, options, outcome.text);
+      return { ...outcome, route: "shadow" };
     }
-    return this.remote(name, args, options, done);
+    return this.remote(name, args, options);
   }
 
-  private async remote(name: string, args: unknown, options: CallOptions, done: (text: string, route: Route) => RemoteOutcome): Promise<RemoteOutcome> {
+  private async remote(name: string, args: unknown, options: CallOptions): Promise<CallOutcome> {
+    const started = performance.now();
+    const done = (kind: OutcomeKind, text: string, route: Route = "remote"): CallOutcome => ({ kind, text, route, durationMs: performance.now() - started });
+    if (options.timeoutMs !== undefined) checkedTimeoutMs(options.timeoutMs, "RemoteToolRegistry.execute()");
+    // Permission fast-fail from the catalog (UX only: the tools service checks again, authoritatively).
+    const { userId } = options;
+    if (userId && !this.isAllowed(name, userId)) return done("denied", permissionDenied(userId, name), "local");
     const ctx = options.ctx ?? null;
     // Read once: a live reload must not give the cancel marker below a shorter life than the request's.
     const timeoutMs = this.timeoutOf(options);
@@ -289,23 +257,24 @@ export class RemoteToolRegistry implements ToolRegistryLike {
         this.stats.staleRetries++;
         await this.reloadCatalog();
         reply = await this.send(name, args, options, timeoutMs);
-        if (reply.status === "CATALOG_STALE") return done(staleTwice(name), "remote");
+        if (reply.status === "CATALOG_STALE") return done("unavailable", staleTwice(name));
       }
     } catch (err) {
-      return this.fallback(name, args, options, timeoutMs, err, done);
+      const fallback = await this.fallback(name, args, options, timeoutMs, err);
+      return fallback ?? done(isToolfleetError(err, "PAYLOAD_TOO_LARGE") ? "error" : "unavailable", isToolfleetError(err, "PAYLOAD_TOO_LARGE") ? err.message : unavailable(name));
     }
-    if (reply.status !== "ok") return done(reply.error?.message ?? `Tool '${name}' failed on the tools service (${reply.status}).`, "remote");
+    if (reply.status !== "ok") return done(failureKind(reply), reply.error?.message ?? `Tool '${name}' failed on the tools service (${reply.status}).`);
     ctx?.mergeWriteBack(reply.writeBack);
-    return done(reply.result, "remote");
+    return done(reply.outcome ?? "ok", reply.result);
   }
 
   private timeoutOf(options: CallOptions): number {
-    return options.timeoutMs ?? this.o.config.get().toolsExecTimeout * 1000;
+    return options.timeoutMs ?? this.options.config.get().toolsExecTimeout * 1000;
   }
 
   private send(name: string, args: unknown, options: CallOptions, timeoutMs: number): Promise<ToolReply> {
     const client = this.client;
-    if (!client) throw new Error("the remote path is not started (start() was called in in_process mode, or not at all)");
+    if (!client) throw new ToolfleetError("NOT_STARTED", "the remote path is not started (start() was called in in_process mode, or not at all)");
     this.stats.remoteCalls++;
     const ctx = options.ctx ?? null;
     const userId = options.userId ?? ctx?.userId ?? "";
@@ -326,40 +295,31 @@ export class RemoteToolRegistry implements ToolRegistryLike {
    * After a remote failure, run locally only when that cannot run the tool
    * twice: the tool is idempotent or read-only, or the request provably never
    * started (its idempotency key is claimed as cancelled before any worker
-   * claimed it).
+   * claimed it). Null when no fallback may run.
    */
-  private async fallback(
-    name: string,
-    args: unknown,
-    options: CallOptions,
-    timeoutMs: number,
-    err: unknown,
-    done: (text: string, route: Route) => RemoteOutcome,
-  ): Promise<RemoteOutcome> {
-    this.o.logger.warn({ tool: name, ...errorFields(err) }, "remote tool call failed");
+  private async fallback(name: string, args: unknown, options: CallOptions, timeoutMs: number, err: unknown): Promise<CallOutcome | null> {
+    this.options.logger.warn({ tool: name, ...errorFields(err) }, "remote tool call failed");
+    if (!this.options.config.get().toolsLocalFallback || !this.options.local.toolNames().has(name)) return null;
     // Failures before anything was published (no remote path, arguments too large for the wire) never started.
-    let neverStarted = !(err instanceof ToolCallError);
-    if (!this.o.config.get().toolsLocalFallback || !this.o.local.toolNames().has(name)) {
-      return done(err instanceof WireFormatError ? err.message : unavailable(name), "remote");
-    }
+    let neverStarted = !isNoReply(err);
     const safe = this.retrySafe(name);
-    if (!safe && !neverStarted && err instanceof ToolCallError && this.o.redis) {
+    if (!safe && !neverStarted && isNoReply(err) && err.idemKey && this.options.redis) {
       try {
         // The marker outlives the request's deadline (its timeout from when it was sent), so no worker
         // can claim the request after it expires and run it as well as the fallback.
-        neverStarted = await cancelRequest(this.o.redis, this.o.keys, err.idemKey, timeoutMs / 1000 + 60);
+        neverStarted = await cancelRequest(this.options.redis, this.options.keys, err.idemKey, timeoutMs / 1000 + 60);
       } catch (cancelErr) {
-        this.o.logger.warn({ tool: name, ...errorFields(cancelErr) }, "could not cancel the request, so it may still run: no local fallback");
+        this.options.logger.warn({ tool: name, ...errorFields(cancelErr) }, "could not cancel the request, so it may still run: no local fallback");
       }
     }
     if (!safe && !neverStarted) {
       this.stats.fallbacksRefused++;
-      this.o.logger.warn({ tool: name }, "no local fallback: the tools service may already have run this call");
-      return done(unavailable(name), "remote");
+      this.options.logger.warn({ tool: name }, "no local fallback: the tools service may already have run this call");
+      return null;
     }
     this.stats.fallbacks++;
-    this.o.logger.info({ tool: name, reason: safe ? "idempotent or read-only" : "request cancelled before it started" }, "falling back to in-process execution");
-    return done(await this.o.local.call(name, args, options), "fallback");
+    this.options.logger.info({ tool: name, reason: safe ? "idempotent or read-only" : "request cancelled before it started" }, "falling back to in-process execution");
+    return { ...(await this.options.local.execute(name, args, options)), route: "fallback" };
   }
 
   /** Shadow mode: read-only and idempotent tools also run remotely, and the two results are compared. */
@@ -373,12 +333,12 @@ export class RemoteToolRegistry implements ToolRegistryLike {
         if (remoteText === localText) this.stats.shadowMatches++;
         else {
           this.stats.shadowMismatches++;
-          this.o.logger.warn({ tool: name, local: localText, remote: remoteText }, "shadow mismatch between local and remote results");
+          this.options.logger.warn({ tool: name, local: localText, remote: remoteText }, "shadow mismatch between local and remote results");
         }
       })
       .catch((err: unknown) => {
         this.stats.shadowMismatches++;
-        this.o.logger.warn({ tool: name, local: localText, ...errorFields(err) }, "shadow call failed");
+        this.options.logger.warn({ tool: name, local: localText, ...errorFields(err) }, "shadow call failed");
       })
       .finally(() => this.mirrors.delete(run));
     this.mirrors.add(run);
@@ -386,7 +346,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
 
   /** Safe to run again after a failure, or to mirror: annotated idempotent or read-only. */
   private retrySafe(name: string): boolean {
-    const annotations = this.byName.get(name)?.annotations ?? this.o.local.get(name)?.annotations;
+    const annotations = this.byName.get(name)?.annotations ?? this.options.local.get(name)?.annotations;
     return annotations?.idempotent === true || annotations?.readOnly === true;
   }
 
@@ -397,6 +357,25 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     for (const [tool, users] of Object.entries(this.localPermissions)) if (!this.byName.has(tool)) merged[tool] = users;
     Object.assign(merged, permissions);
     this.permissions = toPermissionMap(merged);
-    this.o.local.setPermissions(merged);
+    this.options.local.setPermissions(merged);
   }
+}
+
+/** The kind of a reply that is not `ok`: the worker refused or could not finish the request. */
+function failureKind(reply: ToolReply): OutcomeKind {
+  switch (reply.error?.code) {
+    case "UNAUTHENTICATED":
+      return "denied";
+    case "EXPIRED":
+      return "timeout";
+    case "CATALOG_STALE":
+      return "unavailable";
+    default:
+      return "error";
+  }
+}
+
+/** A request that was sent and got no reply: it may have run. */
+function isNoReply(err: unknown): err is ToolfleetError {
+  return isToolfleetError(err, "TIMEOUT", "STOPPED", "PUBLISH_FAILED");
 }

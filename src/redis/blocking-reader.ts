@@ -45,9 +45,9 @@ export class BlockingReader {
   private readonly blockMs: number;
   private readonly graceMs: number;
 
-  constructor(private readonly o: BlockingReaderOptions) {
-    this.blockMs = o.blockMs ?? 1000;
-    this.graceMs = o.watchdogGraceMs ?? 2000;
+  constructor(private readonly options: BlockingReaderOptions) {
+    this.blockMs = options.blockMs ?? 1000;
+    this.graceMs = options.watchdogGraceMs ?? 2000;
   }
 
   /** Longest time a healthy loop goes without progress. */
@@ -67,7 +67,7 @@ export class BlockingReader {
   /** A one-off read without blocking (e.g. this consumer's own pending entries, id `0`). */
   async readOnce(id: string, count: number): Promise<StreamEntry[]> {
     await this.open();
-    return readGroup(this.connectionOrThrow(), { group: this.o.group, consumer: this.o.consumer, stream: this.o.stream, id, count });
+    return readGroup(this.connectionOrThrow(), { group: this.options.group, consumer: this.options.consumer, stream: this.options.stream, id, count });
   }
 
   start(handlers: ConsumeHandlers): void {
@@ -84,7 +84,7 @@ export class BlockingReader {
       await within(this.done, this.stallMs + 1000, "the read loop");
     } catch (err) {
       // Stuck reconnecting to a Redis that is away: leave it; it drops what it opens once it sees it is stopped.
-      this.o.logger.warn({ reader: this.o.name, ...errorFields(err) }, "read loop did not end in time; leaving it");
+      this.options.logger.warn({ reader: this.options.name, ...errorFields(err) }, "read loop did not end in time; leaving it");
     }
     this.connection?.destroy();
     this.connection = undefined;
@@ -98,13 +98,13 @@ export class BlockingReader {
       try {
         const entries = await this.watched(
           readGroup(this.connectionOrThrow(), {
-            group: this.o.group,
-            consumer: this.o.consumer,
-            stream: this.o.stream,
+            group: this.options.group,
+            consumer: this.options.consumer,
+            stream: this.options.stream,
             id: ">",
             count,
             blockMs: this.blockMs,
-            ...(this.o.noAck ? { noAck: true } : {}),
+            ...(this.options.noAck ? { noAck: true } : {}),
           }),
         );
         this.lastProgressAt = Date.now();
@@ -114,9 +114,8 @@ export class BlockingReader {
           // Read again only after what these entries set off has been written: node-redis writes a
           // turn's commands in a setImmediate, and a read sent first would go ahead of a reply (on a
           // worker) or of the next request (on a caller), and Redis would serve it first. Two turns:
-          // after one, building the read still ran before the reply's write. Measured on one
-          // worker, sequential calls: p50 0.38 → 0.31 ms (medians of six runs); throughput unchanged
-          // within noise.
+          // after one, building the read still ran before the reply's write (docs/benchmarks.md,
+          // "Choices in the code, measured").
           await nextTurn();
           await nextTurn();
         }
@@ -128,7 +127,7 @@ export class BlockingReader {
           continue;
         }
         backoff = Math.min(Math.max(50, backoff * 2), 1000);
-        this.o.logger.warn({ reader: this.o.name, stream: this.o.stream, retryInMs: backoff, ...errorFields(err) }, "stream read failed");
+        this.options.logger.warn({ reader: this.options.name, stream: this.options.stream, retryInMs: backoff, ...errorFields(err) }, "stream read failed");
         await sleep(backoff);
         if (!this.connection) await this.reconnect();
       }
@@ -151,7 +150,7 @@ export class BlockingReader {
       setImmediate(() => {
         if (settled) return;
         stalled = true;
-        this.o.logger.warn({ reader: this.o.name, stream: this.o.stream }, "blocking read stalled; replacing its connection");
+        this.options.logger.warn({ reader: this.options.name, stream: this.options.stream }, "blocking read stalled; replacing its connection");
         this.connection?.destroy();
         this.connection = undefined;
       });
@@ -172,12 +171,12 @@ export class BlockingReader {
       if (this.running) this.connection = connection;
       else connection.destroy(); // stopped while connecting
     } catch (err) {
-      this.o.logger.warn({ reader: this.o.name, ...errorFields(err) }, "could not open a new blocking connection; will retry");
+      this.options.logger.warn({ reader: this.options.name, ...errorFields(err) }, "could not open a new blocking connection; will retry");
     }
   }
 
   private connect(): Promise<RedisClient> {
-    return duplicateConnection(this.o.redis, { url: this.o.redisUrl, logger: this.o.logger, name: this.o.name });
+    return duplicateConnection(this.options.redis, { url: this.options.redisUrl, logger: this.options.logger, name: this.options.name });
   }
 
   private connectionOrThrow(): RedisClient {
@@ -187,10 +186,10 @@ export class BlockingReader {
 
   private async recreateGroup(): Promise<void> {
     try {
-      await ensureGroup(this.o.redis, this.o.stream, this.o.group, this.o.groupStart);
-      this.o.logger.warn({ reader: this.o.name, stream: this.o.stream }, "consumer group was missing; recreated it");
+      await ensureGroup(this.options.redis, this.options.stream, this.options.group, this.options.groupStart);
+      this.options.logger.warn({ reader: this.options.name, stream: this.options.stream }, "consumer group was missing; recreated it");
     } catch (err) {
-      this.o.logger.warn({ reader: this.o.name, stream: this.o.stream, ...errorFields(err) }, "could not recreate the consumer group");
+      this.options.logger.warn({ reader: this.options.name, stream: this.options.stream, ...errorFields(err) }, "could not recreate the consumer group");
       await sleep(100);
     }
   }

@@ -1,6 +1,7 @@
+import { ToolfleetError } from "../core/errors.js";
 /**
  * Every Redis key toolfleet uses, built in this one place from the namespace
- * (DESIGN §2). Nothing else in the code spells a key.
+ * (docs/protocol.md lists them). Nothing else in the code spells a key.
  */
 export interface Keys {
   readonly namespace: string;
@@ -42,7 +43,7 @@ export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 const ID = ID_PATTERN;
 
 function id(kind: string, value: string): string {
-  if (!ID.test(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}: use 1-128 of letters, digits and _ . : @ -`);
+  if (!ID.test(value)) throw new ToolfleetError("ID_INVALID", `invalid ${kind} ${JSON.stringify(value)}: use 1-128 of letters, digits and _ . : @ -`);
   return value;
 }
 
@@ -50,7 +51,7 @@ function id(kind: string, value: string): string {
 export const COMPOSITE_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,257}$/;
 
 function idemKey(value: string): string {
-  if (!COMPOSITE_ID_PATTERN.test(value)) throw new Error(`invalid idempotency key ${JSON.stringify(value)}: use 1-257 of letters, digits and _ . : @ -`);
+  if (!COMPOSITE_ID_PATTERN.test(value)) throw new ToolfleetError("ID_INVALID", `invalid idempotency key ${JSON.stringify(value)}: use 1-257 of letters, digits and _ . : @ -`);
   return value;
 }
 
@@ -58,12 +59,12 @@ function idemKey(value: string): string {
 export const SESSION_TAG_PATTERN = /^[0-9a-f]{16}$/;
 
 function sessionTag(value: string): string {
-  if (!SESSION_TAG_PATTERN.test(value)) throw new Error(`invalid session tag ${JSON.stringify(value)}: use 16 lowercase hex digits`);
+  if (!SESSION_TAG_PATTERN.test(value)) throw new ToolfleetError("ID_INVALID", `invalid session tag ${JSON.stringify(value)}: use 16 lowercase hex digits`);
   return value;
 }
 
 export function keys(namespace = "sg"): Keys {
-  if (!NAMESPACE.test(namespace)) throw new Error(`invalid key namespace ${JSON.stringify(namespace)}`);
+  if (!NAMESPACE.test(namespace)) throw new ToolfleetError("ID_INVALID", `invalid key namespace ${JSON.stringify(namespace)}`);
   const ns = namespace;
   const toolsStream = `${ns}:stream:tools`;
   return Object.freeze({

@@ -48,22 +48,22 @@ export class ReplyInbox {
   private stopRefresh: (() => void) | undefined;
   private started = false;
 
-  constructor(private readonly o: ReplyInboxOptions) {
-    this.ttl = o.ttlSeconds ?? REPLY_STREAM_TTL_SECONDS;
+  constructor(private readonly options: ReplyInboxOptions) {
+    this.ttl = options.ttlSeconds ?? REPLY_STREAM_TTL_SECONDS;
     this.reader = new BlockingReader({
-      redis: o.redis,
-      redisUrl: o.redisUrl,
-      logger: o.logger,
-      name: `reply-${o.consumer}`,
-      stream: o.stream,
-      group: o.keys.group(o.stream),
-      consumer: o.consumer,
+      redis: options.redis,
+      redisUrl: options.redisUrl,
+      logger: options.logger,
+      name: `reply-${options.consumer}`,
+      stream: options.stream,
+      group: options.keys.group(options.stream),
+      consumer: options.consumer,
       // Why `0`, not `$`: the group is lost when Redis restarts empty (or the
       // stream expires), and workers may write replies to the new stream before
       // this reader notices; `$` skipped those. Every entry here is unread (read
       // ones are deleted), and one nobody waits for is dropped by the owner.
       groupStart: "0",
-      ...(o.blockMs ? { blockMs: o.blockMs } : {}),
+      ...(options.blockMs ? { blockMs: options.blockMs } : {}),
       // Nobody else reads this stream and a reply matters only to a live owner: no pending list to grow.
       noAck: true,
     });
@@ -75,7 +75,7 @@ export class ReplyInbox {
 
   async start(): Promise<void> {
     if (this.started) return;
-    await ensureGroup(this.o.redis, this.o.stream, this.o.keys.group(this.o.stream), "$");
+    await ensureGroup(this.options.redis, this.options.stream, this.options.keys.group(this.options.stream), "$");
     await this.touch();
     await this.reader.open();
     this.started = true;
@@ -83,11 +83,11 @@ export class ReplyInbox {
       room: () => Promise.resolve(this.started ? 64 : 0),
       onEntries: (entries) => {
         this.forget(entries);
-        this.o.onEntries(entries);
+        this.options.onEntries(entries);
       },
     });
     this.stopRefresh = repeatEvery(Math.max(1, this.ttl / 3) * 1000, () => this.touch(), (err) =>
-      this.o.logger.warn({ stream: this.o.stream, ...errorFields(err) }, "could not refresh the reply stream's TTL"),
+      this.options.logger.warn({ stream: this.options.stream, ...errorFields(err) }, "could not refresh the reply stream's TTL"),
     );
   }
 
@@ -101,9 +101,9 @@ export class ReplyInbox {
     this.toDelete.length = 0; // the stream itself is deleted below
     await this.reader.stop();
     try {
-      await within(this.o.redis.del(this.o.stream), STOP_CLEANUP_MS, "deleting the reply stream");
+      await within(this.options.redis.del(this.options.stream), STOP_CLEANUP_MS, "deleting the reply stream");
     } catch (err) {
-      this.o.logger.warn({ stream: this.o.stream, ...errorFields(err) }, "could not delete the reply stream; its TTL will");
+      this.options.logger.warn({ stream: this.options.stream, ...errorFields(err) }, "could not delete the reply stream; its TTL will");
     }
   }
 
@@ -124,12 +124,12 @@ export class ReplyInbox {
     this.deleteTimer = undefined;
     if (this.toDelete.length === 0) return;
     const ids = this.toDelete.splice(0);
-    this.o.redis.sendCommand(["XDEL", this.o.stream, ...ids]).catch((err: unknown) =>
-      this.o.logger.warn({ stream: this.o.stream, ...errorFields(err) }, "could not delete read replies; MAXLEN trimming will"),
+    this.options.redis.sendCommand(["XDEL", this.options.stream, ...ids]).catch((err: unknown) =>
+      this.options.logger.warn({ stream: this.options.stream, ...errorFields(err) }, "could not delete read replies; MAXLEN trimming will"),
     );
   }
 
   private async touch(): Promise<void> {
-    await this.o.redis.expire(this.o.stream, this.ttl);
+    await this.options.redis.expire(this.options.stream, this.ttl);
   }
 }

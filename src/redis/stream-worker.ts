@@ -17,7 +17,8 @@ import {
   type StreamEntry,
 } from "./streams.js";
 import { REPLY_STREAM_TTL_SECONDS } from "./reply-inbox.js";
-import type { EntryFields } from "../tool-exec/codec.js";
+import { type EntryFields } from "./entry-codec.js";
+import { ToolfleetError } from "../core/errors.js";
 
 type Arg = string | Buffer;
 
@@ -111,10 +112,10 @@ const ABANDON_AFTER_ABORT_MS = 2000;
  * The request side of a Redis Streams RPC: reads a stream in a consumer
  * group, runs entries concurrently through a handler, sends each reply and,
  * once Redis has taken it, its ack (batched with the next write), reclaims
- * entries abandoned by dead workers, and dead-letters poison. Used by the tools service and the gateway.
+ * entries abandoned by dead workers, and dead-letters poison. Used by the tool-exec server (tools workers, gateways) and the chat consumer.
  */
 export class StreamWorker {
-  private readonly o: Required<Omit<StreamWorkerOptions, "handler" | "redis" | "logger" | "keys">>;
+  private readonly options: Required<Omit<StreamWorkerOptions, "handler" | "redis" | "logger" | "keys">>;
   private readonly redis: RedisClient;
   private readonly logger: Logger;
   private readonly handler: EntryHandler;
@@ -136,7 +137,7 @@ export class StreamWorker {
 
   constructor(options: StreamWorkerOptions) {
     const leaseMs = options.leaseMs ?? 30_000;
-    this.o = {
+    this.options = {
       redisUrl: options.redisUrl,
       service: options.service,
       stream: options.stream,
@@ -156,7 +157,7 @@ export class StreamWorker {
     this.keys = options.keys;
     this.group = options.keys.group(options.stream);
     this.acks = new AckBatch(options.redis, options.stream, this.group, (err, ids) =>
-      this.logger.warn({ service: this.o.service, entries: ids.length, ...errorFields(err) }, "could not ack replied entries; they are redelivered after the lease and answered again"),
+      this.logger.warn({ service: this.options.service, entries: ids.length, ...errorFields(err) }, "could not ack replied entries; they are redelivered after the lease and answered again"),
     );
     this.reader = new BlockingReader({
       redis: options.redis,
@@ -167,13 +168,13 @@ export class StreamWorker {
       group: this.group,
       consumer: options.consumer,
       groupStart: "0",
-      blockMs: this.o.blockMs,
-      watchdogGraceMs: this.o.watchdogGraceMs,
+      blockMs: this.options.blockMs,
+      watchdogGraceMs: this.options.watchdogGraceMs,
     });
   }
 
   get consumer(): string {
-    return this.o.consumer;
+    return this.options.consumer;
   }
 
   get inFlightCount(): number {
@@ -187,7 +188,7 @@ export class StreamWorker {
 
   async start(): Promise<void> {
     if (this.running) return;
-    await ensureGroup(this.redis, this.o.stream, this.group);
+    await ensureGroup(this.redis, this.options.stream, this.group);
     await this.reader.open();
     this.running = true;
     await this.drainOwnPending();
@@ -198,7 +199,7 @@ export class StreamWorker {
         for (;;) {
           await this.waitForSlot();
           if (!this.running) return 0;
-          const free = this.o.concurrency - this.inFlight.size;
+          const free = this.options.concurrency - this.inFlight.size;
           if (free > 0) return free;
         }
       },
@@ -207,11 +208,11 @@ export class StreamWorker {
       },
     });
     // Apart from the rest: stop() keeps lease extension going until in-flight work is done.
-    this.stopLeases = repeatEvery(Math.max(50, this.o.leaseMs / 3), () => this.extendLeases(), (err) =>
-      this.logger.warn({ service: this.o.service, worker: this.o.consumer, ...errorFields(err) }, "lease extension failed"),
+    this.stopLeases = repeatEvery(Math.max(50, this.options.leaseMs / 3), () => this.extendLeases(), (err) =>
+      this.logger.warn({ service: this.options.service, worker: this.options.consumer, ...errorFields(err) }, "lease extension failed"),
     );
-    this.every(this.o.claimEveryMs, () => this.claimAbandoned());
-    this.every(this.o.heartbeatMs, () => this.beat());
+    this.every(this.options.claimEveryMs, () => this.claimAbandoned());
+    this.every(this.options.heartbeatMs, () => this.beat());
     await this.beat();
   }
 
@@ -235,7 +236,7 @@ export class StreamWorker {
       sleep(timeoutMs, false, { ref: false }),
     ]);
     if (!drained) {
-      this.logger.warn({ service: this.o.service, worker: this.o.consumer, inFlight: this.inFlight.size }, "stop timed out; abandoning in-flight entries to other workers");
+      this.logger.warn({ service: this.options.service, worker: this.options.consumer, inFlight: this.inFlight.size }, "stop timed out; abandoning in-flight entries to other workers");
       this.stopping.abort(new Error("worker stopping"));
       // A handler deaf to the abort is not waited for long: its entry stays pending and is reclaimed.
       await Promise.race([Promise.allSettled(this.inFlight.values()), sleep(ABANDON_AFTER_ABORT_MS, undefined, { ref: false })]);
@@ -245,7 +246,7 @@ export class StreamWorker {
       // Bounded: with Redis away the acks wait for a reconnect that may not come.
       await within(this.acks.drain(), 2000, "sending the last acks");
     } catch (err) {
-      this.logger.warn({ service: this.o.service, worker: this.o.consumer, ...errorFields(err) }, "last acks not confirmed; their entries may be redelivered and answered again");
+      this.logger.warn({ service: this.options.service, worker: this.options.consumer, ...errorFields(err) }, "last acks not confirmed; their entries may be redelivered and answered again");
     }
     await this.leaveGroup();
   }
@@ -258,35 +259,35 @@ export class StreamWorker {
     for (;;) {
       const entries = await this.reader.readOnce(after, 100);
       if (entries.length === 0) return;
-      const counts = await deliveryCounts(this.redis, this.o.stream, this.group, this.o.consumer, entries.map((e) => e.id));
+      const counts = await deliveryCounts(this.redis, this.options.stream, this.group, this.options.consumer, entries.map((e) => e.id));
       for (const entry of entries) {
         await this.waitForSlot();
         this.dispatch(entry, counts.get(entry.id) ?? 1);
       }
       after = entries[entries.length - 1]?.id ?? after;
-      this.logger.info({ service: this.o.service, worker: this.o.consumer, entries: entries.length }, "resumed own pending entries");
+      this.logger.info({ service: this.options.service, worker: this.options.consumer, entries: entries.length }, "resumed own pending entries");
     }
   }
 
   private async claimAbandoned(): Promise<void> {
-    const free = this.o.concurrency - this.inFlight.size;
+    const free = this.options.concurrency - this.inFlight.size;
     if (free <= 0 || !this.running) return;
-    const { next, entries } = await autoClaim(this.redis, this.o.stream, this.group, this.o.consumer, this.o.leaseMs, this.claimCursor, free);
+    const { next, entries } = await autoClaim(this.redis, this.options.stream, this.group, this.options.consumer, this.options.leaseMs, this.claimCursor, free);
     this.claimCursor = next;
     const fresh = entries.filter((e) => !this.inFlight.has(e.id));
     if (fresh.length === 0) return;
-    const counts = await deliveryCounts(this.redis, this.o.stream, this.group, this.o.consumer, fresh.map((e) => e.id));
+    const counts = await deliveryCounts(this.redis, this.options.stream, this.group, this.options.consumer, fresh.map((e) => e.id));
     // Stopped meanwhile: stop() no longer waits for new work. What was claimed stays pending, and
     // another worker reclaims it after the lease.
     if (!this.running) return;
-    this.logger.info({ service: this.o.service, worker: this.o.consumer, entries: fresh.length }, "reclaimed abandoned entries");
+    this.logger.info({ service: this.options.service, worker: this.options.consumer, entries: fresh.length }, "reclaimed abandoned entries");
     for (const entry of fresh) this.dispatch(entry, counts.get(entry.id) ?? 2);
   }
 
   private async extendLeases(): Promise<void> {
     const ids = [...this.inFlight.keys()];
     if (ids.length === 0) return;
-    await touchPending(this.redis, this.o.stream, this.group, this.o.consumer, ids);
+    await touchPending(this.redis, this.options.stream, this.group, this.options.consumer, ids);
     await this.handler.extendLeases?.(ids);
   }
 
@@ -296,7 +297,7 @@ export class StreamWorker {
     if (this.inFlight.has(entry.id)) return;
     const work = this.process(entry, deliveries)
       .catch((err: unknown) =>
-        this.logger.error({ service: this.o.service, worker: this.o.consumer, entryId: entry.id, ...errorFields(err) }, "entry left pending after an error; it will be retried"),
+        this.logger.error({ service: this.options.service, worker: this.options.consumer, entryId: entry.id, ...errorFields(err) }, "entry left pending after an error; it will be retried"),
       )
       .finally(() => {
         this.inFlight.delete(entry.id);
@@ -312,8 +313,8 @@ export class StreamWorker {
       return;
     }
     const entry: DeliveredEntry = { id: raw.id, fields: raw.fields, deliveries };
-    if (deliveries > this.o.maxDeliveries) {
-      const reason = `delivered ${deliveries} times (limit ${this.o.maxDeliveries})`;
+    if (deliveries > this.options.maxDeliveries) {
+      const reason = `delivered ${deliveries} times (limit ${this.options.maxDeliveries})`;
       await this.commit(entry.id, { kind: "dead", reason, reply: this.handler.deadLetterReply(entry, reason) }, entry);
       return;
     }
@@ -339,14 +340,14 @@ export class StreamWorker {
     const commands: Arg[][] = [];
     if (disposition.kind === "ack") commands.push(...(disposition.commands ?? []));
     if (disposition.kind === "dead" && entry) {
-      const copy: EntryFields = { stream: this.o.stream, entry_id: id, reason: disposition.reason, deliveries: String(entry.deliveries), worker: this.o.consumer, at: String(Date.now()) };
+      const copy: EntryFields = { stream: this.options.stream, entry_id: id, reason: disposition.reason, deliveries: String(entry.deliveries), worker: this.options.consumer, at: String(Date.now()) };
       for (const [name, value] of Object.entries(entry.fields)) copy[`field.${name}`] = value;
-      commands.push(xaddArgs(this.keys.deadLetter(this.o.stream), copy, this.o.maxLen));
-      this.logger.warn({ service: this.o.service, entryId: id, reason: disposition.reason }, "entry dead-lettered");
+      commands.push(xaddArgs(this.keys.deadLetter(this.options.stream), copy, this.options.maxLen));
+      this.logger.warn({ service: this.options.service, entryId: id, reason: disposition.reason }, "entry dead-lettered");
     }
     const reply = disposition.reply;
     const replyAt = commands.length;
-    if (reply) commands.push(xaddArgs(reply.stream, reply.fields, this.o.maxLen, true));
+    if (reply) commands.push(xaddArgs(reply.stream, reply.fields, this.options.maxLen, true));
     for (let attempt = 0; ; attempt++) {
       try {
         if (disposition.kind === "dead") await this.commitDeadLetter(id, commands, reply, replyAt);
@@ -364,7 +365,7 @@ export class StreamWorker {
         if (attempt >= SLOW_COMMIT_RETRIES || this.stopping.signal.aborted) throw err;
         // Debug: an outage fails every entry in flight at once (the connection's own line says so),
         // and one that never goes through is logged as an error when it is given up.
-        if (attempt === 0) this.logger.debug({ service: this.o.service, entryId: id, ...errorFields(err) }, "commit failed; retrying, the entry not acked");
+        if (attempt === 0) this.logger.debug({ service: this.options.service, entryId: id, ...errorFields(err) }, "commit failed; retrying, the entry not acked");
         await sleep(Math.min(50 * 2 ** attempt, 500));
       }
     }
@@ -376,7 +377,7 @@ export class StreamWorker {
   private async commitDeadLetter(id: string, commands: Arg[][], reply: Outbound | null | undefined, replyAt: number): Promise<void> {
     const batch = this.redis.multi();
     for (const args of commands) batch.addCommand(args);
-    batch.addCommand(["XACK", this.o.stream, this.group, id]);
+    batch.addCommand(["XACK", this.options.stream, this.group, id]);
     let results: unknown[];
     try {
       results = await batch.exec();
@@ -385,7 +386,7 @@ export class StreamWorker {
       // Redis does not undo the rest, so sending it again would copy the entry again.
       if (!(err instanceof MultiErrorReply)) throw err;
       this.logger.warn(
-        { service: this.o.service, entryId: id, failed: [...err.errors()].map((e) => e.message) },
+        { service: this.options.service, entryId: id, failed: [...err.errors()].map((e) => e.message) },
         "dead letter stored, but part of its transaction failed; not sent again",
       );
       return;
@@ -395,20 +396,20 @@ export class StreamWorker {
       await this.recreateAndReply(reply);
     } catch (err) {
       // The entry is kept in the dead-letter stream and acked: only the error reply is lost.
-      this.logger.warn({ service: this.o.service, stream: reply.stream, ...errorFields(err) }, "could not re-create a missing reply stream; the dead letter's error reply is lost");
+      this.logger.warn({ service: this.options.service, stream: reply.stream, ...errorFields(err) }, "could not re-create a missing reply stream; the dead letter's error reply is lost");
     }
   }
 
   /** The rare path of a reply whose stream was missing: create it, with its TTL, and add the reply. */
   private async recreateAndReply(reply: Outbound): Promise<void> {
-    await this.redis.multi().addCommand(xaddArgs(reply.stream, reply.fields, this.o.maxLen)).addCommand(["EXPIRE", reply.stream, String(REPLY_STREAM_TTL_SECONDS)]).exec();
+    await this.redis.multi().addCommand(xaddArgs(reply.stream, reply.fields, this.options.maxLen)).addCommand(["EXPIRE", reply.stream, String(REPLY_STREAM_TTL_SECONDS)]).exec();
   }
 
   // ── lifecycle helpers ───────────────────────────────────────────────────
 
   /** Resolves once fewer than `concurrency` entries are in flight, or the worker stops. */
   private waitForSlot(): Promise<void> {
-    if (this.inFlight.size < this.o.concurrency || !this.running) return Promise.resolve();
+    if (this.inFlight.size < this.options.concurrency || !this.running) return Promise.resolve();
     // Checked again on waking: another waiter (the reader, a drain) may have taken the slot first.
     return new Promise<void>((resolve) => this.slotWaiters.push(resolve)).then(() => this.waitForSlot());
   }
@@ -422,14 +423,14 @@ export class StreamWorker {
 
   private every(ms: number, fn: () => Promise<void>): void {
     this.stoppers.push(
-      repeatEvery(ms, fn, (err) => this.logger.warn({ service: this.o.service, worker: this.o.consumer, task: fn.name, ...errorFields(err) }, "periodic stream task failed")),
+      repeatEvery(ms, fn, (err) => this.logger.warn({ service: this.options.service, worker: this.options.consumer, task: fn.name, ...errorFields(err) }, "periodic stream task failed")),
     );
   }
 
   heartbeat(): Heartbeat {
     return {
-      service: this.o.service,
-      workerId: this.o.consumer,
+      service: this.options.service,
+      workerId: this.options.consumer,
       pid: process.pid,
       host: hostname(),
       startedAt: this.startedAt,
@@ -442,8 +443,8 @@ export class StreamWorker {
   }
 
   private async beat(): Promise<void> {
-    await this.redis.set(this.keys.heartbeat(this.o.service, this.o.consumer), JSON.stringify(this.heartbeat()), {
-      expiration: { type: "PX", value: this.o.heartbeatMs * 3 },
+    await this.redis.set(this.keys.heartbeat(this.options.service, this.options.consumer), JSON.stringify(this.heartbeat()), {
+      expiration: { type: "PX", value: this.options.heartbeatMs * 3 },
     });
   }
 
@@ -453,16 +454,16 @@ export class StreamWorker {
       // Bounded: a stop during an outage must end; the heartbeat expires and the consumer can be removed later.
       await within(
         (async () => {
-          await this.redis.del(this.keys.heartbeat(this.o.service, this.o.consumer));
-          if ((await consumerPending(this.redis, this.o.stream, this.group, this.o.consumer)) === 0) {
-            await this.redis.sendCommand(["XGROUP", "DELCONSUMER", this.o.stream, this.group, this.o.consumer]);
+          await this.redis.del(this.keys.heartbeat(this.options.service, this.options.consumer));
+          if ((await consumerPending(this.redis, this.options.stream, this.group, this.options.consumer)) === 0) {
+            await this.redis.sendCommand(["XGROUP", "DELCONSUMER", this.options.stream, this.group, this.options.consumer]);
           }
         })(),
         2000,
         "leaving the consumer group",
       );
     } catch (err) {
-      this.logger.warn({ service: this.o.service, worker: this.o.consumer, ...errorFields(err) }, "could not clean up the worker's group membership");
+      this.logger.warn({ service: this.options.service, worker: this.options.consumer, ...errorFields(err) }, "could not clean up the worker's group membership");
     }
   }
 }
@@ -517,6 +518,6 @@ class AckBatch {
 }
 
 function positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`StreamWorker option ${name}: expected a number > 0, got ${value}`);
+  if (!Number.isFinite(value) || value <= 0) throw new ToolfleetError("CONFIG_INVALID", `StreamWorker option ${name}: expected a number > 0, got ${value}`);
   return value;
 }

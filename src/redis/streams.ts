@@ -1,5 +1,6 @@
 import { AS_BUFFERS, type RedisClient } from "./client.js";
-import type { EntryFields } from "../tool-exec/codec.js";
+import { type EntryFields } from "./entry-codec.js";
+import { ToolfleetError } from "../core/errors.js";
 
 /**
  * The stream commands toolfleet uses, as typed functions over raw commands.
@@ -49,11 +50,11 @@ export interface ReadGroupOptions {
   noAck?: boolean;
 }
 
-export async function readGroup(client: RedisClient, o: ReadGroupOptions): Promise<StreamEntry[]> {
-  const args = ["XREADGROUP", "GROUP", o.group, o.consumer, "COUNT", String(o.count)];
-  if (o.blockMs !== undefined) args.push("BLOCK", String(o.blockMs));
-  if (o.noAck) args.push("NOACK");
-  args.push("STREAMS", o.stream, o.id);
+export async function readGroup(client: RedisClient, options: ReadGroupOptions): Promise<StreamEntry[]> {
+  const args = ["XREADGROUP", "GROUP", options.group, options.consumer, "COUNT", String(options.count)];
+  if (options.blockMs !== undefined) args.push("BLOCK", String(options.blockMs));
+  if (options.noAck) args.push("NOACK");
+  args.push("STREAMS", options.stream, options.id);
   const reply = await client.sendCommand<unknown>(args, { typeMapping: AS_BUFFERS });
   const out: StreamEntry[] = [];
   for (const entries of entriesByStream(reply)) {
@@ -127,7 +128,7 @@ export async function consumerPending(client: RedisClient, stream: string, group
   return asArray(reply, "XPENDING reply").length;
 }
 
-export function compareIds(a: string, b: string): number {
+function compareIds(a: string, b: string): number {
   const [am = "0", as = "0"] = a.split("-");
   const [bm = "0", bs = "0"] = b.split("-");
   const ms = BigInt(am) - BigInt(bm);
@@ -143,7 +144,7 @@ function entriesByStream(reply: unknown): unknown[] {
   if (Array.isArray(reply)) return reply.map((s) => asArray(s, "XREADGROUP stream")[1]);
   if (reply instanceof Map) return [...(reply as Map<unknown, unknown>).values()];
   if (typeof reply === "object") return Object.values(reply);
-  throw new Error(`unexpected XREADGROUP reply from Redis: ${typeof reply}`);
+  throw new ToolfleetError("REDIS_REPLY_INVALID", `unexpected XREADGROUP reply from Redis: ${typeof reply}`);
 }
 
 function parseEntry(raw: unknown): StreamEntry {
@@ -159,12 +160,12 @@ function parseEntry(raw: unknown): StreamEntry {
 }
 
 function asArray(value: unknown, what: string): unknown[] {
-  if (!Array.isArray(value)) throw new Error(`unexpected ${what} from Redis: ${typeof value}`);
+  if (!Array.isArray(value)) throw new ToolfleetError("REDIS_REPLY_INVALID", `unexpected ${what} from Redis: ${typeof value}`);
   return value;
 }
 
 function text(value: unknown): string {
   if (typeof value === "string") return value;
   if (Buffer.isBuffer(value)) return value.toString("utf8");
-  throw new Error(`unexpected value from Redis: ${typeof value}`);
+  throw new ToolfleetError("REDIS_REPLY_INVALID", `unexpected value from Redis: ${typeof value}`);
 }

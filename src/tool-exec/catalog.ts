@@ -9,8 +9,9 @@ import { TOOL_NAME_PATTERN, type ToolAnnotations, type ToolDefinition } from "..
 import type { JsonSchema } from "../core/validate.js";
 import { duplicateConnection, type RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
+import { ToolfleetError } from "../core/errors.js";
 
-export const CATALOG_VERSION = 1;
+const CATALOG_VERSION = 1;
 
 /** One tool as the catalog describes it: everything but the handler. */
 export interface CatalogTool {
@@ -40,7 +41,7 @@ const sha256 = (text: string): string => createHash("sha256").update(text).diges
 // whatever order their schemas were written in.
 function canonical(value: unknown): string {
   const text = stringify(value);
-  if (text === undefined) throw new Error("catalog value cannot be serialised");
+  if (text === undefined) throw new ToolfleetError("CATALOG_INVALID", "catalog value cannot be serialised");
   return text;
 }
 
@@ -92,16 +93,12 @@ export async function publishCatalog(redis: RedisClient, keys: Keys, catalog: Ca
   await redis.multi().set(keys.catalog, JSON.stringify(catalog)).publish(keys.catalogChanged, catalog.schemaHash).exec();
 }
 
-export class CatalogError extends Error {
-  override readonly name = "CatalogError";
-}
-
-/** The published catalog, validated; null when none is published. A corrupt one throws a CatalogError. */
+/** The published catalog, validated; null when none is published. A corrupt one throws a ToolfleetError (CATALOG_INVALID). */
 export async function loadCatalog(redis: RedisClient, keys: Keys): Promise<Catalog | null> {
   const raw = await redis.get(keys.catalog);
   if (raw === null) return null;
   const parsed = parseJson(catalogSchema, raw);
-  if (!parsed.ok) throw new CatalogError(`the catalog at ${keys.catalog} is invalid: ${parsed.reason}`);
+  if (!parsed.ok) throw new ToolfleetError("CATALOG_INVALID", `the catalog at ${keys.catalog} is invalid: ${parsed.reason}`);
   return parsed.value;
 }
 

@@ -2,10 +2,11 @@ import { z } from "zod";
 import { parseJson } from "../core/json.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
-import { BODY_FIELD, type EntryFields } from "./codec.js";
+import { BODY_FIELD, type EntryFields } from "../redis/entry-codec.js";
+import { ToolfleetError } from "../core/errors.js";
 
 /**
- * The execution state of one request under `sg:tools:idem:<key>` (DESIGN §4):
+ * The execution state of one request under `sg:tools:idem:<key>` (docs/protocol.md, delivery):
  * claimed with SET NX before the handler runs, replaced by the stored reply
  * after, or claimed first by the caller as "cancelled" so no worker starts it.
  */
@@ -34,7 +35,7 @@ export async function cancelRequest(redis: RedisClient, keys: Keys, idemKey: str
   return reply === "OK";
 }
 
-/** The SET that stores a finished request's reply, to run in the MULTI that sends it. */
+/** The SET that stores a finished request's reply, pipelined with the XADD that sends it (the ack waits for both). */
 export function storeReplyArgs(keys: Keys, idemKey: string, reply: EntryFields, ttlSeconds: number): string[] {
   const files: Record<string, string> = {};
   let body = "";
@@ -55,7 +56,7 @@ export async function readRequestState(redis: RedisClient, keys: Keys, idemKey: 
   const raw = await redis.get(keys.idempotency(idemKey));
   if (raw === null) return null;
   const parsed = parseJson(stored, raw);
-  if (!parsed.ok) throw new Error(`malformed idempotency record for '${idemKey}': ${parsed.reason}`);
+  if (!parsed.ok) throw new ToolfleetError("RECORD_INVALID", `malformed idempotency record for '${idemKey}': ${parsed.reason}`);
   const s = parsed.value;
   if (s.state !== "done") return s;
   const reply: EntryFields = { [BODY_FIELD]: s.body };

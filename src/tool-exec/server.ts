@@ -1,33 +1,23 @@
 import type { ConfigSource } from "../config/live.js";
 import { ToolContext, type PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
-import { permissionDenied, type ToolRegistry } from "../core/registry.js";
+import { type ToolRegistry } from "../core/registry.js";
 import { buildCatalog, publishCatalog, type Catalog } from "./catalog.js";
 import type { RedisClient } from "../redis/client.js";
 import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs } from "./idempotency.js";
 import type { Keys } from "../redis/keys.js";
 import { SessionCache, parseSession, sessionReadArgs, type SessionIdentity, type SessionLookup } from "./session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
-import {
-  DEFAULT_MAX_REPLY_BYTES,
-  DEFAULT_MAX_REQUEST_BYTES,
-  decodeRequest,
-  encodeReply,
-  emptyWriteBack,
-  errorReply,
-  formatBytes,
-  wireError,
-  type EntryFields,
-  type ToolReply,
-  type ToolRequest,
-  type WireError,
-} from "./codec.js";
+import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, emptyWriteBack, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
+import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis/entry-codec.js";
+import { wireError, type WireError } from "../core/errors.js";
+import { permissionDenied } from "../core/outcome.js";
 
 /** Files kept with a stored reply for duplicate deliveries, at most. */
-export const MAX_KEPT_FILE_BYTES = 1024 * 1024;
+const MAX_KEPT_FILE_BYTES = 1024 * 1024;
 
 
-export interface ToolsServiceOptions {
+export interface ToolExecServerOptions {
   redis: RedisClient;
   redisUrl: string;
   keys: Keys;
@@ -62,9 +52,9 @@ export interface ToolsServiceOptions {
  * permission with it; claim the idempotency key so it runs once; run it
  * through the registry; reply with the result and the write-back.
  */
-export class ToolsService {
+export class ToolExecServer {
   readonly worker: StreamWorker;
-  private readonly o: ToolsServiceOptions;
+  private readonly options: ToolExecServerOptions;
   private readonly claimMs: number;
   private catalog: Catalog;
   private readonly hashes = new Map<string, string>();
@@ -74,8 +64,8 @@ export class ToolsService {
   private readonly running = new Map<string, string>();
   private readonly sessions = new SessionCache();
 
-  constructor(options: ToolsServiceOptions) {
-    this.o = options;
+  constructor(options: ToolExecServerOptions) {
+    this.options = options;
     // A claim lives a little less than the entry's lease: when a dead worker's entry becomes
     // reclaimable, its claim is already gone, so the reclaiming worker runs it at once.
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
@@ -98,54 +88,54 @@ export class ToolsService {
   }
 
   get workerId(): string {
-    return this.o.workerId;
+    return this.options.workerId;
   }
 
   /** Publishes the catalog (when it does), then starts taking requests. */
   async start(): Promise<void> {
-    if (this.o.publishesCatalog !== false) {
+    if (this.options.publishesCatalog !== false) {
       await this.publishCatalog();
       // A Redis that restarted empty has lost the catalog: publish it again on every reconnect.
-      this.o.redis.on("ready", this.republish);
+      this.options.redis.on("ready", this.republish);
     }
     await this.worker.start();
-    this.o.logger.info(
-      { service: this.o.service ?? "tools", worker: this.o.workerId, tools: this.catalog.tools.length, schemaHash: this.catalog.schemaHash },
+    this.options.logger.info(
+      { service: this.options.service ?? "tools", worker: this.options.workerId, tools: this.catalog.tools.length, schemaHash: this.catalog.schemaHash },
       "service started",
     );
   }
 
   async stop(timeoutMs?: number): Promise<void> {
-    this.o.redis.off("ready", this.republish);
+    this.options.redis.off("ready", this.republish);
     await this.worker.stop(timeoutMs);
-    await this.o.registry.close();
+    await this.options.registry.close();
   }
 
   /** Rebuilds and republishes the catalog; call it after changing the registry's tools or permissions. */
   async publishCatalog(): Promise<Catalog> {
     this.catalog = this.rebuildCatalog();
-    await publishCatalog(this.o.redis, this.o.keys, this.catalog);
+    await publishCatalog(this.options.redis, this.options.keys, this.catalog);
     return this.catalog;
   }
 
   private readonly republish = (): void => {
-    this.publishCatalog().catch((err: unknown) => this.o.logger.error({ worker: this.o.workerId, ...errorFields(err) }, "could not republish the catalog after a reconnect"));
+    this.publishCatalog().catch((err: unknown) => this.options.logger.error({ worker: this.options.workerId, ...errorFields(err) }, "could not republish the catalog after a reconnect"));
   };
 
   private rebuildCatalog(): Catalog {
-    const catalog = buildCatalog(this.o.registry.listTools(), this.o.registry.getPermissions());
+    const catalog = buildCatalog(this.options.registry.listTools(), this.options.registry.getPermissions());
     this.hashes.clear();
     for (const tool of catalog.tools) this.hashes.set(tool.name, tool.schemaHash);
     this.repeatSafe.clear();
-    for (const tool of this.o.registry.listTools()) if (tool.annotations.idempotent || tool.annotations.readOnly) this.repeatSafe.add(tool.name);
+    for (const tool of this.options.registry.listTools()) if (tool.annotations.idempotent || tool.annotations.readOnly) this.repeatSafe.add(tool.name);
     return catalog;
   }
 
   private async handle(entry: DeliveredEntry, stopping: AbortSignal): Promise<Disposition> {
-    const decoded = decodeRequest(entry.fields, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+    const decoded = decodeRequest(entry.fields, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     if (!decoded.ok) {
       const replyTo = decoded.replyTo && this.isOurReplyStream(decoded.replyTo) ? decoded.replyTo : undefined;
-      const reply = replyTo && decoded.correlationId ? this.outbound(replyTo, errorReply(decoded.correlationId, this.o.workerId, decoded.error)) : null;
+      const reply = replyTo && decoded.correlationId ? this.outbound(replyTo, errorReply(decoded.correlationId, this.options.workerId, decoded.error)) : null;
       return { kind: "dead", reason: `${decoded.error.code}: ${decoded.error.message}`, reply };
     }
     const req = decoded.value;
@@ -153,11 +143,11 @@ export class ToolsService {
     if (!this.isOurReplyStream(req.replyTo)) {
       return { kind: "dead", reason: `INVALID_REQUEST: reply stream '${req.replyTo}' is not a reply stream of this namespace`, reply: null };
     }
-    const refuse = (error: WireError): Disposition => ({ kind: "ack", reply: this.outbound(req.replyTo, errorReply(req.correlationId, this.o.workerId, error)) });
+    const refuse = (error: WireError): Disposition => ({ kind: "ack", reply: this.outbound(req.replyTo, errorReply(req.correlationId, this.options.workerId, error)) });
 
     if (Date.now() > req.deadlineMs) {
       // A late duplicate of a request that did run still gets its real reply.
-      const state = await readRequestState(this.o.redis, this.o.keys, req.idemKey);
+      const state = await readRequestState(this.options.redis, this.options.keys, req.idemKey);
       if (state?.state === "done") return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
       return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
     }
@@ -170,15 +160,15 @@ export class ToolsService {
     // read unless this worker has it already (an earlier call of the same trace); the read and the
     // claim share one round trip (a pipeline: neither needs the other's atomicity).
     const repeatSafe = this.repeatSafe.has(req.toolName);
-    const sessionKey = this.o.keys.toolSession(req.traceId, req.sessionTag);
+    const sessionKey = this.options.keys.toolSession(req.traceId, req.sessionTag);
     const known = this.sessions.get(sessionKey);
     // A trace of one call (its id is the correlation id) is not read again: its record is not kept.
     const toKeep = req.traceId !== req.correlationId;
     const commands = known ? [] : sessionReadArgs(sessionKey, toKeep);
-    if (!repeatSafe) commands.push(claimArgs(this.o.keys, req.idemKey, this.o.workerId, this.claimMs));
+    if (!repeatSafe) commands.push(claimArgs(this.options.keys, req.idemKey, this.options.workerId, this.claimMs));
     let results: unknown[] = [];
     if (commands.length > 0) {
-      const round = this.o.redis.multi();
+      const round = this.options.redis.multi();
       for (const args of commands) round.addCommand(args);
       results = await round.execAsPipeline();
     }
@@ -194,17 +184,17 @@ export class ToolsService {
         // A refusal is this request's outcome too: stored like a result, so a duplicate gets the same.
         reply = session.ok
           ? await this.run(req, session.identity, stopping)
-          : errorReply(req.correlationId, this.o.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
-        fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
+          : errorReply(req.correlationId, this.options.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
+        fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       } catch (err) {
         // The claim is ours and the tool may have run (a write-back that cannot be encoded, say). An error
         // stored as the outcome ends it here: left to throw, the claim would lapse and a redelivery run it again.
-        this.o.logger.error({ worker: this.o.workerId, tool: req.toolName, idemKey: req.idemKey, ...errorFields(err) }, "call failed after it started; answering with an error, not running it again");
-        reply = errorReply(req.correlationId, this.o.workerId, wireError("INTERNAL", `Tool '${req.toolName}' failed on the tools service after it started, and is not run again: ${err instanceof Error ? err.message : String(err)}`));
-        fields = encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
+        this.options.logger.error({ worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey, ...errorFields(err) }, "call failed after it started; answering with an error, not running it again");
+        reply = errorReply(req.correlationId, this.options.workerId, wireError("INTERNAL", `Tool '${req.toolName}' failed on the tools service after it started, and is not run again: ${err instanceof Error ? err.message : String(err)}`));
+        fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       }
       const done: Disposition = { kind: "ack", reply: { stream: req.replyTo, fields } };
-      if (!repeatSafe) done.commands = [storeReplyArgs(this.o.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.o.replyTtlSeconds ?? 120)];
+      if (!repeatSafe) done.commands = [storeReplyArgs(this.options.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.options.replyTtlSeconds ?? 120)];
       return done;
     } finally {
       this.running.delete(entry.id);
@@ -233,20 +223,20 @@ export class ToolsService {
       roomContext: req.ctx.roomContext,
       // A worker past its stop timeout aborts what still runs: the call answers that it was cancelled.
       signal: stopping,
-      adapter: this.o.adapter ?? null,
+      adapter: this.options.adapter ?? null,
     });
     // The authoritative permission check, with the session's identity: an empty user id is not a free pass.
-    if (!this.o.registry.isAllowed(req.toolName, identity.userId)) {
-      return { correlationId: req.correlationId, workerId: this.o.workerId, status: "ok", result: permissionDenied(identity.userId, req.toolName), outcome: "denied", writeBack: emptyWriteBack(), durationMs: performance.now() - started };
+    if (!this.options.registry.isAllowed(req.toolName, identity.userId)) {
+      return { correlationId: req.correlationId, workerId: this.options.workerId, status: "ok", result: permissionDenied(identity.userId, req.toolName), outcome: "denied", writeBack: emptyWriteBack(), durationMs: performance.now() - started };
     }
-    const cfg = this.o.config.get();
+    const cfg = this.options.config.get();
     const timeoutMs = Math.max(1, Math.min(req.deadlineMs - Date.now(), cfg.toolsExecTimeout * 1000));
     // A task id is only worth giving out when any worker can answer for it later: with a Redis task store.
-    const outcome = await this.o.registry.execute(req.toolName, req.toolArgs, { userId: identity.userId, ctx, timeoutMs, background: cfg.taskStore === "redis" });
-    // Literal objects, no spreads: V8 builds `{ ...a, b }` through a slow path (about 1.5 µs a call here).
+    const outcome = await this.options.registry.execute(req.toolName, req.toolArgs, { userId: identity.userId, ctx, timeoutMs, background: cfg.taskStore === "redis" });
+    // Literal objects, no spreads: V8 builds `{ ...a, b }` through a slow path (docs/benchmarks.md).
     return {
       correlationId: req.correlationId,
-      workerId: this.o.workerId,
+      workerId: this.options.workerId,
       status: "ok",
       result: outcome.text,
       outcome: outcome.kind,
@@ -257,13 +247,13 @@ export class ToolsService {
 
   /** Another delivery of a request someone already claimed: re-send its reply, skip it, or leave it to its owner. */
   private async alreadyClaimed(req: ToolRequest): Promise<Disposition> {
-    const state = await readRequestState(this.o.redis, this.o.keys, req.idemKey);
+    const state = await readRequestState(this.options.redis, this.options.keys, req.idemKey);
     if (state === null) return { kind: "leave" }; // the claim just expired: retry after the lease
     switch (state.state) {
       case "done":
         return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
       case "cancelled":
-        this.o.logger.info({ worker: this.o.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
+        this.options.logger.info({ worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
         return { kind: "ack" };
       case "running":
         return { kind: "leave" };
@@ -279,35 +269,35 @@ export class ToolsService {
     const fileBytes = reply.writeBack.sentFiles.reduce((n, f) => n + f.data.byteLength, 0);
     if (fileBytes <= MAX_KEPT_FILE_BYTES) return fields;
     const message = `This request already ran and its reply (with ${formatBytes(fileBytes)} of files) was delivered; the files are too large to keep for a repeated delivery.`;
-    return encodeReply({ ...errorReply(reply.correlationId, this.o.workerId, wireError("INTERNAL", message)), durationMs: reply.durationMs });
+    return encodeReply({ ...errorReply(reply.correlationId, this.options.workerId, wireError("INTERNAL", message)), durationMs: reply.durationMs });
   }
 
   private deadLetterReply(entry: DeliveredEntry, reason: string): Outbound | null {
-    const decoded = decodeRequest(entry.fields, this.o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+    const decoded = decodeRequest(entry.fields, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     const replyTo = decoded.ok ? decoded.value.replyTo : decoded.replyTo;
     const correlationId = decoded.ok ? decoded.value.correlationId : decoded.correlationId;
     if (!replyTo || !correlationId || !this.isOurReplyStream(replyTo)) return null;
-    return this.outbound(replyTo, errorReply(correlationId, this.o.workerId, wireError("DEAD_LETTER", `The request could not be completed: ${reason}.`)));
+    return this.outbound(replyTo, errorReply(correlationId, this.options.workerId, wireError("DEAD_LETTER", `The request could not be completed: ${reason}.`)));
   }
 
   private async extendClaims(ids: readonly string[]): Promise<void> {
-    const tx = this.o.redis.multi();
+    const tx = this.options.redis.multi();
     let any = false;
     for (const id of ids) {
       const idemKey = this.running.get(id);
       if (!idemKey) continue;
-      tx.addCommand(extendClaimArgs(this.o.keys, idemKey, this.claimMs));
+      tx.addCommand(extendClaimArgs(this.options.keys, idemKey, this.claimMs));
       any = true;
     }
     if (any) await tx.execAsPipeline();
   }
 
   private outbound(stream: string, reply: ToolReply): Outbound {
-    return { stream, fields: encodeReply(reply, this.o.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES) };
+    return { stream, fields: encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES) };
   }
 
   private isOurReplyStream(stream: string): boolean {
-    return stream.startsWith(this.o.keys.toolsReplyPrefix) && stream.length > this.o.keys.toolsReplyPrefix.length;
+    return stream.startsWith(this.options.keys.toolsReplyPrefix) && stream.length > this.options.keys.toolsReplyPrefix.length;
   }
 }
 

@@ -136,7 +136,7 @@ export class WrittenSessions {
   plan(traceId: string, identity: SessionIdentity, forMs: number): { rec: SessionRecord; write: boolean } {
     const known = this.written.get(traceId);
     // Fields compared, not the record's JSON: every call of a turn comes here, and building the
-    // JSON to compare cost more than the rest of planning (about 7 µs of a sequential call's 45).
+    // JSON to compare cost more than the rest of planning (docs/benchmarks.md).
     if (known === undefined || !sameIdentity(known.identity, identity)) return { rec: sessionRecord(identity), write: true };
     return { rec: known.rec, write: known.until - performance.now() < forMs };
   }

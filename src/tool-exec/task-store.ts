@@ -3,6 +3,7 @@ import { parseJson } from "../core/json.js";
 import type { TaskRecord, TaskStore } from "../core/tasks.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
+import { ToolfleetError } from "../core/errors.js";
 
 const record = z.object({
   id: z.string(),
@@ -68,6 +69,6 @@ export class RedisTaskStore implements TaskStore {
 
 function parse(raw: string, id: string): TaskRecord {
   const parsed = parseJson(record, raw);
-  if (!parsed.ok) throw new Error(`malformed task record for task '${id}': ${parsed.reason}`);
+  if (!parsed.ok) throw new ToolfleetError("RECORD_INVALID", `malformed task record for task '${id}': ${parsed.reason}`);
   return parsed.value;
 }

@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { fleetStatus, type FleetStatus } from "../../src/cli/status.js";
 import { WebChatClient } from "../../src/cli/web-client.js";
 import { closeRedis } from "../../src/redis/client.js";
 import { startScriptedLLM } from "../support/fixtures/scripted-llm.js";
 import { eventually } from "../support/helpers.js";
 import { CLI, REDIS_URL, connect, dropNamespace, exited, startFleet, startToolsProcess, testKeys } from "../support/redis-helpers.js";
+import { fleetStatus, type FleetStatus } from "../../src/fleet/status.js";
 
 const run = promisify(execFile);
 

@@ -3,12 +3,13 @@ import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadToolModule } from "../../src/fleet/load-tools.js";
 import { registryFor } from "../../src/fleet/local.js";
-import { ToolCallError, ToolsClient, type ToolCall } from "../../src/tool-exec/client.js";
+import { ToolsClient, type ToolCall } from "../../src/tool-exec/client.js";
 import { defineConfig, staticConfig } from "../../src/index.js";
 import { closeRedis, connectRedis, type RedisClient } from "../../src/redis/client.js";
-import { ToolsService } from "../../src/tool-exec/server.js";
+import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger } from "../support/helpers.js";
 import { OwnRedis, echoCall, testKeys } from "../support/redis-helpers.js";
+import { ToolfleetError } from "../../src/core/errors.js";
 
 // Requirement: Redis restarted under load — every in-flight call resolves (a
 // result or a clear error) within its timeout, no read loop hangs, and the
@@ -33,7 +34,7 @@ interface CallRecord {
   loop: number;
   startedAt: number;
   endedAt?: number;
-  /** `ok`, `reply:<code>` (an error reply), `ToolCallError:<code>`, `wrong-result` or `error:<name>`. */
+  /** `ok`, `reply:<code>` (an error reply), `ToolfleetError:<code>` (no reply: TIMEOUT, STOPPED, PUBLISH_FAILED), `wrong-result` or `error:<name>`. */
   outcome?: string;
   message?: string;
 }
@@ -47,7 +48,7 @@ test("Redis restarted empty under load: every call settles in time, read loops r
   const logger = new RecordingLogger();
   let redis: RedisClient | undefined;
   let callerRedis: RedisClient | undefined;
-  let service: ToolsService | undefined;
+  let service: ToolExecServer | undefined;
   let client: ToolsClient | undefined;
   let loadOn = true;
   let loops: Promise<void>[] = [];
@@ -56,7 +57,7 @@ test("Redis restarted empty under load: every call settles in time, read loops r
     const k = testKeys();
     const config = staticConfig(defineConfig({ toolsExecTimeout: 3 }));
     const registry = registryFor(await loadToolModule(), config, logger);
-    service = new ToolsService({
+    service = new ToolExecServer({
       redis,
       redisUrl: own.url,
       keys: k,
@@ -89,7 +90,7 @@ test("Redis restarted empty under load: every call settles in time, read loops r
           rec.outcome = "ok";
         }
       } catch (err) {
-        rec.outcome = err instanceof ToolCallError ? `ToolCallError:${err.code}` : `error:${err instanceof Error ? err.name : typeof err}`;
+        rec.outcome = err instanceof ToolfleetError ? `ToolfleetError:${err.code}` : `error:${err instanceof Error ? err.name : typeof err}`;
         rec.message = err instanceof Error ? err.message : String(err);
       }
       rec.endedAt = Date.now();
@@ -158,7 +159,7 @@ test("Redis restarted empty under load: every call settles in time, read loops r
     const maxDuration = Math.max(...calls.map((c) => (c.endedAt ?? 0) - c.startedAt));
     t.diagnostic(`longest call: ${maxDuration} ms`);
     for (const c of calls) {
-      assert.ok(c.outcome === "ok" || c.outcome?.startsWith("ToolCallError:") || c.outcome?.startsWith("reply:"), `unclear outcome ${c.outcome}: ${c.message}`);
+      assert.ok(c.outcome === "ok" || c.outcome?.startsWith("ToolfleetError:") || c.outcome?.startsWith("reply:"), `unclear outcome ${c.outcome}: ${c.message}`);
       if (c.outcome !== "ok") assert.ok((c.message ?? "").trim().length > 10, `an error without a clear message: ${c.outcome}`);
     }
     assert.ok(calls.some((c) => c.outcome === "ok" && c.startedAt >= cameBackAt), "calls succeed again after the restart");
@@ -217,7 +218,7 @@ test("a call made while Redis is down for longer than its timeout settles at its
     const early = await Promise.race([settled, sleep(1000 + SETTLE_SLACK_MS, undefined, { ref: false })]);
     await own.up();
     const outcome = early ?? (await settled);
-    assert.ok(outcome.err instanceof ToolCallError && outcome.err.code === "TIMEOUT", `expected a TIMEOUT, got ${String(outcome.err)}`);
+    assert.ok(outcome.err instanceof ToolfleetError && outcome.err.code === "TIMEOUT", `expected a TIMEOUT, got ${String(outcome.err)}`);
     assert.ok(outcome.at - startedAt <= 1000 + SETTLE_SLACK_MS, `settled ${outcome.at - startedAt} ms after it started (timeout 1000 ms)`);
   } finally {
     await client?.stop();

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { fleetStatus, type FleetStatus } from "../../src/cli/status.js";
 import { closeRedis } from "../../src/redis/client.js";
 import { eventually } from "../support/helpers.js";
 import { CLI, REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "../support/redis-helpers.js";
+import { fleetStatus, type FleetStatus } from "../../src/fleet/status.js";
 
 const run = promisify(execFile);
 

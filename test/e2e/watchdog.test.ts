@@ -6,7 +6,7 @@ import { ToolRegistry, defineConfig, staticConfig } from "../../src/index.js";
 import { RemoteToolRegistry } from "../../src/inference/remote-registry.js";
 import { ToolsClient } from "../../src/tool-exec/client.js";
 import { closeRedis, connectRedis } from "../../src/redis/client.js";
-import { ToolsService } from "../../src/tool-exec/server.js";
+import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { OwnRedis, echoCall, testKeys } from "../support/redis-helpers.js";
 
@@ -17,7 +17,7 @@ test("a blocking read that never returns is replaced, and the worker serves agai
   const control = await connectRedis({ url: own.url, logger, name: "control" });
   const k = testKeys();
   const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
-  const service = new ToolsService({
+  const service = new ToolExecServer({
     redis,
     redisUrl: own.url,
     keys: k,

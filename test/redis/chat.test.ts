@@ -6,16 +6,16 @@ import { defineConfig } from "../../src/config/schema.js";
 import { ToolRegistry } from "../../src/core/registry.js";
 import { ChatBridge } from "../../src/gateway/bridge.js";
 import { ChatResponder } from "../../src/inference/chat-responder.js";
-import { ChatService } from "../../src/inference/chat-consumer.js";
+import { ChatConsumer } from "../../src/inference/chat-consumer.js";
 import { ProxyPlatformAdapter } from "../../src/inference/proxy-adapter.js";
 import { ToolsClient } from "../../src/tool-exec/client.js";
-import { createGatewayService } from "../../src/gateway/tool-server.js";
+import { createGatewayToolServer } from "../../src/gateway/tool-server.js";
 import { encodeInbound } from "../../src/chat/codec.js";
 import { closeRedis } from "../../src/redis/client.js";
-import { BODY_FIELD } from "../../src/tool-exec/codec.js";
 import { RecordingPlatform, identity, localResponder } from "../support/chat.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
+import { BODY_FIELD } from "../../src/redis/entry-codec.js";
 
 test("gateway and inference over Redis: an answer comes back with its file; no inference worker means a clear apology; poison is dead-lettered", { timeout: 30_000 }, async () => {
   const k = testKeys();
@@ -24,7 +24,7 @@ test("gateway and inference over Redis: an answer comes back with its file; no i
   const config = staticConfig(defineConfig({ namespace: k.namespace, chatTimeout: 0.5 }));
   const platform = new RecordingPlatform();
   const bridge = new ChatBridge({ redis, redisUrl: REDIS_URL, keys: k, config, logger, gatewayId: "g1", platform });
-  const service = new ChatService({ redis, redisUrl: REDIS_URL, keys: k, logger, workerId: "i1", responder: localResponder(logger), adapterFor: () => platform, worker: { blockMs: 100 } });
+  const service = new ChatConsumer({ redis, redisUrl: REDIS_URL, keys: k, logger, workerId: "i1", responder: localResponder(logger), adapterFor: () => platform, worker: { blockMs: 100 } });
   try {
     await bridge.start();
     // No inference worker yet: the user hears so at the chat timeout, not never.
@@ -69,11 +69,11 @@ test("with two gateways, a chat's gateway-pinned call runs on the gateway (shard
   const other = new RecordingPlatform();
   const options = { redis, redisUrl: REDIS_URL, keys: k, config, logger, worker: { blockMs: 100 } };
   // Gateway A holds the chat and serves shard "gw-a"; gateway B serves the shared stream.
-  const a = createGatewayService({ ...options, registry: gatewayTools(), workerId: "gw-a", adapter: mine, shard: "gw-a" });
-  const b = createGatewayService({ ...options, registry: gatewayTools(), workerId: "gw-b", adapter: other });
+  const a = createGatewayToolServer({ ...options, registry: gatewayTools(), workerId: "gw-a", adapter: mine, shard: "gw-a" });
+  const b = createGatewayToolServer({ ...options, registry: gatewayTools(), workerId: "gw-b", adapter: other });
   const bridge = new ChatBridge({ redis, redisUrl: REDIS_URL, keys: k, config, logger, gatewayId: "gw-a", platform: mine, shard: "gw-a" });
   const client = new ToolsClient({ redis, redisUrl: REDIS_URL, keys: k, workerId: "inf-1", logger });
-  const inference = new ChatService({
+  const inference = new ChatConsumer({
     redis,
     redisUrl: REDIS_URL,
     keys: k,

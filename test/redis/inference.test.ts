@@ -13,16 +13,17 @@ import {
   type RawConfig,
   type ToolDefinition,
 } from "../../src/index.js";
-import { createGatewayService } from "../../src/gateway/tool-server.js";
+import { createGatewayToolServer } from "../../src/gateway/tool-server.js";
 import { ProxyPlatformAdapter } from "../../src/inference/proxy-adapter.js";
-import { RemoteToolRegistry, staleTwice, unavailable } from "../../src/inference/remote-registry.js";
+import { RemoteToolRegistry } from "../../src/inference/remote-registry.js";
 import { wireContextOf } from "../../src/tool-exec/client.js";
 import { buildCatalog, publishCatalog } from "../../src/tool-exec/catalog.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
-import { ToolsService } from "../../src/tool-exec/server.js";
+import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
+import { staleTwice, unavailable } from "../../src/core/outcome.js";
 
 /** Tools that say where they ran, and count it. */
 function tier(label: string, counts: Map<string, number>): ToolDefinition[] {
@@ -64,8 +65,8 @@ interface Setup {
   config: MutableConfig;
   counts: Map<string, number>;
   logger: RecordingLogger;
-  tools: ToolsService;
-  gateway: ToolsService;
+  tools: ToolExecServer;
+  gateway: ToolExecServer;
   registry: RemoteToolRegistry;
   local: ToolRegistry;
   ctx(userId?: string, withAdapter?: boolean): ToolContext;
@@ -82,9 +83,9 @@ async function setup(raw: RawConfig = {}): Promise<Setup> {
   const perms = { side_effect: ["alice", "bob"] };
   const toolsRegistry = new ToolRegistry({ config, logger }).register(...tier("tools", counts), echo, sendImage, injectTool);
   toolsRegistry.setPermissions(perms);
-  const tools = new ToolsService({ redis, redisUrl: REDIS_URL, keys: k, registry: toolsRegistry, config, logger, workerId: "tw", worker: { blockMs: 200 } });
+  const tools = new ToolExecServer({ redis, redisUrl: REDIS_URL, keys: k, registry: toolsRegistry, config, logger, workerId: "tw", worker: { blockMs: 200 } });
   const gatewayRegistry = new ToolRegistry({ config, logger }).register(...tier("gateway", counts));
-  const gateway = createGatewayService({ redis, redisUrl: REDIS_URL, keys: k, registry: gatewayRegistry, config, logger, workerId: "gw", adapter: { platform: "discord", ownsPlatformClient: true }, worker: { blockMs: 200 } });
+  const gateway = createGatewayToolServer({ redis, redisUrl: REDIS_URL, keys: k, registry: gatewayRegistry, config, logger, workerId: "gw", adapter: { platform: "discord", ownsPlatformClient: true }, worker: { blockMs: 200 } });
   await tools.start();
   await gateway.start();
   const local = new ToolRegistry({ config, logger }).register(...tier("local", counts), echo);
@@ -336,7 +337,7 @@ describe("remote failures", () => {
       const where = await s.registry.execute("where", {}, { userId: "alice", ctx: s.ctx() });
       assert.equal(where.route, "fallback");
       // A worker now starts and finds the cancelled request: it does not run it.
-      const late = new ToolsService({
+      const late = new ToolExecServer({
         redis: s.redis,
         redisUrl: REDIS_URL,
         keys: s.keys,

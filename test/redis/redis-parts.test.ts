@@ -2,17 +2,18 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { exampleTools } from "../../examples/tools.js";
-import { buildCatalog, CatalogError, loadCatalog, publishCatalog } from "../../src/tool-exec/catalog.js";
+import { buildCatalog, loadCatalog, publishCatalog } from "../../src/tool-exec/catalog.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import { readSession, sessionRecord, writeSession } from "../../src/tool-exec/session.js";
 import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
 import { RedisTaskStore } from "../../src/tool-exec/task-store.js";
 import { decodeReply, encodeReply } from "../../src/tool-exec/codec.js";
-import { ToolCallError, ToolsClient } from "../../src/tool-exec/client.js";
+import { ToolsClient } from "../../src/tool-exec/client.js";
 import { ID_PATTERN } from "../../src/redis/keys.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "../support/redis-helpers.js";
 import { sampleReply } from "../support/wire-samples.js";
+import { ToolfleetError } from "../../src/core/errors.js";
 
 describe("wire format", () => {
   test("a 10 MiB file round-trips byte-identical through Redis", async () => {
@@ -57,7 +58,7 @@ describe("catalog", () => {
       await publishCatalog(redis, k, catalog);
       assert.deepEqual(await loadCatalog(redis, k), catalog);
       await redis.set(k.catalog, "{not json");
-      await assert.rejects(loadCatalog(redis, k), (err: unknown) => err instanceof CatalogError && /is invalid: not JSON/.test(err.message));
+      await assert.rejects(loadCatalog(redis, k), (err: unknown) => err instanceof ToolfleetError && err.code === "CATALOG_INVALID" && /is invalid: not JSON/.test(err.message));
       await redis.set(k.catalog, JSON.stringify({ ...catalog, tools: [{ name: "bad name" }] }));
       await assert.rejects(loadCatalog(redis, k), /is invalid: tools\.0/);
     });
@@ -136,13 +137,13 @@ describe("tools client", () => {
       const long = client.call(echoCall("long", 5000));
       const longSettled = long.then(
         () => "replied",
-        (err: unknown) => (err instanceof ToolCallError ? err.code : "other"),
+        (err: unknown) => (err instanceof ToolfleetError ? err.code : "other"),
       );
       const short = await client.call(echoCall("short", 150)).then(
         () => assert.fail("no worker: no reply"),
         (err: unknown) => err,
       );
-      assert.ok(short instanceof ToolCallError);
+      assert.ok(short instanceof ToolfleetError);
       assert.equal(short.code, "TIMEOUT");
       assert.equal(short.message, "No reply within 150 ms.");
       // The long call is still waiting when the short one has timed out.

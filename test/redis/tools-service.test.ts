@@ -12,7 +12,7 @@ import type { Keys } from "../../src/redis/keys.js";
 import { sessionRecord, writeSession } from "../../src/tool-exec/session.js";
 import { ensureGroup, xaddArgs } from "../../src/redis/streams.js";
 import { decodeReply, encodeRequest, type ToolReply, type ToolRequest } from "../../src/tool-exec/codec.js";
-import { ToolsService } from "../../src/tool-exec/server.js";
+import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, namespaceKeys, testKeys } from "../support/redis-helpers.js";
 
@@ -57,7 +57,7 @@ interface Fleet {
   redis: RedisClient;
   keys: Keys;
   logger: RecordingLogger;
-  service: ToolsService;
+  service: ToolExecServer;
   client: ToolsClient;
   counter: { runs: number };
   stop(): Promise<void>;
@@ -71,7 +71,7 @@ async function fleet(options: { workerId?: string; leaseMs?: number; maxDeliveri
   const counter = { runs: 0 };
   const module = await loadToolModule();
   const registry = registryFor({ tools: [...module.tools, countingTool(counter), unencodableTool(counter), whoami], permissions: module.permissions }, config, logger);
-  const service = new ToolsService({
+  const service = new ToolExecServer({
     redis,
     redisUrl: REDIS_URL,
     keys: k,
@@ -458,7 +458,7 @@ test("a graceful stop under load loses nothing", async () => {
   const a = await fleet({ workerId: "w-a" });
   const logger = new RecordingLogger();
   // A second worker on the same namespace takes over what A does not start.
-  const { ToolsService: Service } = await import("../../src/tool-exec/server.js");
+  const { ToolExecServer: Service } = await import("../../src/tool-exec/server.js");
   const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
   const module = await loadToolModule();
   const b = new Service({

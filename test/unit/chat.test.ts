@@ -10,9 +10,9 @@ import { ConsoleAdapter } from "../../src/gateway/console-adapter.js";
 import { HttpChatAdapter } from "../../src/gateway/http-adapter.js";
 import type { IncomingMessage } from "../../src/gateway/platform.js";
 import { decodeAnswer, decodeInbound, encodeAnswer, encodeInbound, type InboundChat } from "../../src/chat/codec.js";
-import { BODY_FIELD } from "../../src/tool-exec/codec.js";
 import { RecordingPlatform, identity, localResponder } from "../support/chat.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
+import { BODY_FIELD } from "../../src/redis/entry-codec.js";
 
 test("chat wire: a message is validated at the boundary, and an answer too big to carry goes without its files, saying so", () => {
   const m: InboundChat = { id: "chat-1", replyTo: "sg:stream:chat:reply:g1", identity, text: "hi", history: [{ role: "user", text: "before" }], sentAtMs: 1, deadlineMs: 2, gatewayShard: "gw-2" };

@@ -3,8 +3,9 @@ import { mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { LiveConfig, ToolfleetError, defineConfig, loadConfig, redactRedisUrl } from "../../src/index.js";
+import { LiveConfig, ToolfleetError, defineConfig, loadConfig } from "../../src/index.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
+import { redactRedisUrl } from "../../src/protocol.js";
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), "toolfleet-config-"));
 

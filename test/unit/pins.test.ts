@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS, ToolfleetError, assertDisjointPins, defineConfig, loadConfig } from "../../src/index.js";
+import { GATEWAY_PINNED_TOOLS, INFERENCE_PINNED_TOOLS, ToolfleetError, defineConfig, loadConfig } from "../../src/index.js";
+import { assertDisjointPins } from "../../src/protocol.js";
 
 test("the pin sets hold exactly the seed's 28 gateway and 7 inference names", () => {
   assert.equal(GATEWAY_PINNED_TOOLS.size, 28);

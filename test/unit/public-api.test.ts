@@ -2,79 +2,114 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 // The package's public surface, pinned: a change here is a change to what users may import.
-const EXPECTED = [
-  "CONFIG_FILE_VAR",
-  "CallSignal",
-  "CatalogError",
+// The root holds what an application uses; `toolfleet/protocol` the pieces below the fleet API.
+const ROOT = [
+  "ConsoleAdapter",
   "DEFAULTS",
-  "ENV_VARS",
   "GATEWAY_PINNED_TOOLS",
+  "HttpChatAdapter",
   "INFERENCE_PINNED_TOOLS",
   "LiveConfig",
-  "MAX_CALL_TIMEOUT_MS",
   "MemoryTaskStore",
-  "PROTOCOL_VERSION",
-  "RedisTaskStore",
-  "StreamWorker",
-  "TOOLS_SERVICE_MODES",
+  "RemoteToolRegistry",
   "TOOL_NAME_PATTERN",
   "TaskManager",
-  "ToolCallError",
   "ToolContext",
   "ToolRegistry",
   "ToolfleetError",
+  "createCaller",
+  "createGateway",
+  "createInProcessFleet",
+  "createInferenceWorker",
+  "createLogger",
+  "createToolsWorker",
+  "defineConfig",
+  "defineTool",
+  "isChatPlatform",
+  "loadConfig",
+  "openAIModel",
+  "silentLogger",
+  "staticConfig",
+  "taskTools",
+  "withCommands",
+];
+
+const PROTOCOL = [
+  "BODY_FIELD",
+  "CONFIG_FILE_VAR",
+  "CallSignal",
+  "ChatBridge",
+  "ChatClient",
+  "ChatConsumer",
+  "ChatResponder",
+  "ENV_VARS",
+  "InProcessChat",
+  "LOOP_TOOLS",
+  "MAX_CALL_TIMEOUT_MS",
+  "OUTCOME_KINDS",
+  "PROTOCOL_VERSION",
+  "ProxyPlatformAdapter",
+  "RedisTaskStore",
+  "RpcClient",
+  "StreamWorker",
+  "TOOLS_SERVICE_MODES",
+  "ToolExecServer",
   "ToolsClient",
-  "ToolsService",
   "WIRE_ERROR_CODES",
-  "WireFormatError",
   "assertDisjointPins",
   "assertToolName",
   "buildCatalog",
   "cancelRequest",
   "closeRedis",
   "connectRedis",
-  "createLogger",
+  "createGatewayToolServer",
+  "decodeAnswer",
+  "decodeInbound",
   "decodeReply",
   "decodeRequest",
-  "defineConfig",
-  "defineTool",
+  "encodeAnswer",
+  "encodeInbound",
   "encodeReply",
   "encodeRequest",
   "formatArgIssues",
   "gatewayUnavailable",
   "isAllowedBy",
+  "isFailure",
+  "isToolfleetError",
   "keys",
   "loadCatalog",
-  "loadConfig",
   "openAITool",
   "permissionDenied",
   "publishCatalog",
   "readSession",
   "redactRedisUrl",
-  "silentLogger",
-  "staticConfig",
-  "taskTools",
-  "toolSchemaHash",
-  "watchCatalog",
-  "writeSession",
-  "RemoteToolRegistry",
-  "staleTwice",
-  "unavailable",
-  "ProxyPlatformAdapter",
-  "LOOP_TOOLS",
-  "openAIModel",
   "runToolLoop",
-  "createGatewayService",
-  "ConsoleAdapter",
-  "isChatPlatform",
-  "HttpChatAdapter",
-  "ChatBridge",
-  "ChatService",
-  "ChatResponder",
-  "withCommands",
+  "staleTwice",
+  "toolSchemaHash",
+  "unavailable",
+  "watchCatalog",
+  "wireError",
+  "writeSession",
 ];
 
-test("the public surface is exactly the named exports", async () => {
+test("the root export is exactly the application's surface", async () => {
   const api = await import("../../src/index.js");
-  assert.deepEqual(Object.keys(api).sort(), [...EXPECTED].sort());
+  assert.deepEqual(Object.keys(api).sort(), [...ROOT].sort());
+});
+
+test("toolfleet/protocol is exactly the protocol surface, and shares nothing with the root", async () => {
+  const api = await import("../../src/protocol.js");
+  assert.deepEqual(Object.keys(api).sort(), [...PROTOCOL].sort());
+  assert.deepEqual(
+    PROTOCOL.filter((name) => ROOT.includes(name)),
+    [],
+  );
+});
+
+test("package.json exports the root and the protocol subpath, and nothing else", async () => {
+  const { readFileSync } = await import("node:fs");
+  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { exports: Record<string, { types: string; default: string }> };
+  assert.deepEqual(Object.keys(pkg.exports).sort(), [".", "./protocol"]);
+  assert.equal(pkg.exports["."]?.default, "./dist/src/index.js");
+  assert.equal(pkg.exports["./protocol"]?.default, "./dist/src/protocol.js");
 });

@@ -7,8 +7,9 @@ import { defineTool } from "../../src/index.js";
 import { buildCatalog, toolSchemaHash } from "../../src/tool-exec/catalog.js";
 import { keys } from "../../src/redis/keys.js";
 import { WrittenSessions, sessionRecord } from "../../src/tool-exec/session.js";
-import { DEFAULT_MAX_REQUEST_BYTES, WireFormatError, decodeReply, decodeRequest, encodeReply, encodeRequest } from "../../src/tool-exec/codec.js";
+import { DEFAULT_MAX_REQUEST_BYTES, decodeReply, decodeRequest, encodeReply, encodeRequest } from "../../src/tool-exec/codec.js";
 import { sampleReply, sampleRequest } from "../support/wire-samples.js";
+import { ToolfleetError } from "../../src/core/errors.js";
 
 test("keys: the names of DESIGN §2, from the namespace", () => {
   const k = keys();
@@ -40,7 +41,7 @@ describe("wire format", () => {
     const big = sampleRequest({ toolArgs: { text: "x".repeat(DEFAULT_MAX_REQUEST_BYTES) } });
     assert.throws(
       () => encodeRequest(big),
-      (err: unknown) => err instanceof WireFormatError && err.code === "PAYLOAD_TOO_LARGE" && /The request for tool 'echo' is 1\.0 MiB, over the 1\.0 MiB limit/.test(err.message),
+      (err: unknown) => err instanceof ToolfleetError && err.code === "PAYLOAD_TOO_LARGE" && /The request for tool 'echo' is 1\.0 MiB, over the 1\.0 MiB limit/.test(err.message),
     );
   });
 

@@ -2,17 +2,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { z } from "zod";
 import { adminStats, calculator, discordReact, echo, examplePermissions, exampleTools, injectTool, sendImage, slowTask } from "../../examples/tools.js";
-import {
-  MAX_CALL_TIMEOUT_MS,
-  ToolContext,
-  ToolRegistry,
-  ToolfleetError,
-  defineConfig,
-  defineTool,
-  staticConfig,
-  type PlatformAdapter,
-} from "../../src/index.js";
+import { ToolContext, ToolRegistry, ToolfleetError, defineConfig, defineTool, staticConfig, type PlatformAdapter } from "../../src/index.js";
 import { RecordingLogger } from "../support/helpers.js";
+import { MAX_CALL_TIMEOUT_MS } from "../../src/protocol.js";
 
 function registry(options: { logger?: RecordingLogger; backgroundThreshold?: number; toolsExecTimeout?: number } = {}): ToolRegistry {
   const config = staticConfig(

@@ -1,0 +1,62 @@
+import type { PlatformAdapter } from "../core/context.js";
+import { ToolRegistry } from "../core/registry.js";
+import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
+import { RemoteToolRegistry } from "../inference/remote-registry.js";
+import { Lifecycle, closeRedis, connectMember, resolveMember, startInOrder, type FleetMember, type MemberOptions } from "./common.js";
+
+export interface CallerOptions extends MemberOptions {
+  /** The registry for what runs here: inference-pinned tools, fallbacks, `in_process` mode. @defaultValue an empty one */
+  local?: ToolRegistry;
+}
+
+export interface Caller extends FleetMember {
+  /** Routes calls to their tier; exists once started. */
+  readonly registry: RemoteToolRegistry;
+  /** The platform as seen from here, for a call's context: its gateway-pinned calls go to the gateway. */
+  gatewayAdapter(platform: string): PlatformAdapter;
+}
+
+/**
+ * Makes calls into the fleet without serving anything (a script, the CLI, a
+ * walk-through): the inference tier's routing, with no chat consumer. In
+ * `in_process` mode it opens no Redis connection.
+ */
+export function createCaller(options: CallerOptions): Caller {
+  const member = resolveMember("call", options);
+  const life = new Lifecycle("caller");
+  const local = options.local ?? new ToolRegistry({ config: member.config, logger: member.logger });
+  let registry: RemoteToolRegistry | undefined;
+  const make = (redis?: Parameters<typeof closeRedis>[0]): RemoteToolRegistry =>
+    (registry = new RemoteToolRegistry({ ...(redis ? { redis, redisUrl: member.redisUrl } : {}), keys: member.keys, config: member.config, local, workerId: member.workerId, logger: member.logger }));
+  const inProcess = (): boolean => member.config.get().toolsServiceMode === "in_process";
+  return {
+    workerId: member.workerId,
+    redisUrl: member.redisUrl,
+    get description() {
+      return `${registry?.size ?? 0} tools`;
+    },
+    url: undefined,
+    get registry() {
+      return life.need(registry, "registry");
+    },
+    gatewayAdapter(platform) {
+      const remote = life.need(registry, "registry");
+      return new ProxyPlatformAdapter(platform, () => remote.toolsClient, member.keys, member.config);
+    },
+    start: () =>
+      life.start(() =>
+        inProcess()
+          ? startInOrder(() => Promise.resolve(undefined), () => local.close(), () => [make()], member.logger)
+          : startInOrder(
+              () => connectMember(member, "call"),
+              async (redis) => {
+                await local.close();
+                await closeRedis(redis);
+              },
+              (redis) => [make(redis)],
+              member.logger,
+            ),
+      ),
+    stop: () => life.stop(),
+  };
+}

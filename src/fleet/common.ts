@@ -1,0 +1,153 @@
+import { hostname } from "node:os";
+import { staticConfig, type ConfigSource } from "../config/live.js";
+import { ToolfleetError } from "../core/errors.js";
+import { createLogger, errorFields, type Logger } from "../core/log.js";
+import type { Permissions } from "../core/registry.js";
+import type { TaskStore } from "../core/tasks.js";
+import type { ToolDefinition } from "../core/tool.js";
+import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
+import { keys, type Keys } from "../redis/keys.js";
+import { RedisTaskStore } from "../tool-exec/task-store.js";
+
+/** What every fleet member is given. */
+export interface MemberOptions {
+  /** @defaultValue the defaults of `defineConfig()` (a `LiveConfig` reloads on change) */
+  config?: ConfigSource;
+  /** @defaultValue a pino logger named for the member */
+  logger?: Logger;
+  /** @defaultValue `config.redisUrl` */
+  redisUrl?: string;
+  /** This member's stable id: names its consumer, reply stream and heartbeat. @defaultValue `<kind>-<host>-<pid>` */
+  workerId?: string;
+}
+
+/** Tools a member runs itself, and who may run them. */
+export interface ToolSet {
+  /** @defaultValue none */
+  tools?: readonly ToolDefinition[];
+  /** Tool name → user ids (`"*"`: everyone). @defaultValue none: every tool open to all */
+  permissions?: Permissions;
+}
+
+/** A started or startable part of the fleet. */
+export interface FleetMember {
+  /** Its stable id in the fleet. */
+  readonly workerId: string;
+  /** The Redis it works on (may hold a password: redact before printing). */
+  readonly redisUrl: string;
+  /** One line saying what it serves, for ready lines. */
+  readonly description: string;
+  /** The web chat's address, when the member serves one. */
+  readonly url: string | undefined;
+  /** Connects and starts serving; a failed start leaves nothing open. */
+  start(): Promise<void>;
+  /** Stops taking work, lets what runs finish (bounded), and closes every connection. */
+  stop(): Promise<void>;
+}
+
+/** The member's settings with defaults applied, once. */
+export interface Resolved {
+  config: ConfigSource;
+  logger: Logger;
+  redisUrl: string;
+  workerId: string;
+  keys: Keys;
+}
+
+export function resolveMember(kind: string, options: MemberOptions): Resolved {
+  const config = options.config ?? staticConfig();
+  const workerId = options.workerId ?? `${kind}-${hostname()}-${process.pid}`;
+  const k = keys(config.get().namespace);
+  k.heartbeat(kind, workerId); // refuses a worker id that cannot name a key, before anything is opened
+  return { config, logger: options.logger ?? createLogger(`toolfleet.${kind}`), redisUrl: options.redisUrl ?? config.get().redisUrl, workerId, keys: k };
+}
+
+export function connectMember(r: Resolved, kind: string): Promise<RedisClient> {
+  return connectRedis({ url: r.redisUrl, logger: r.logger, name: `${kind}-${r.workerId}` });
+}
+
+/** Where background tasks are kept: Redis when `taskStore` says so, so any worker can answer for them. */
+export function taskStoreFor(r: Resolved, redis: RedisClient): TaskStore | undefined {
+  return r.config.get().taskStore === "redis" ? new RedisTaskStore(redis, r.keys) : undefined;
+}
+
+/** A part that starts and stops. */
+export interface Part {
+  start(): Promise<void>;
+  stop(): Promise<unknown>;
+}
+
+/**
+ * Starts `parts` in order on a connection made by `open`; on a failure, stops
+ * what started (in reverse) and closes the connection, then rethrows. Returns
+ * the stop that undoes it all.
+ */
+export async function startInOrder<C>(open: () => Promise<C>, close: (c: C) => Promise<void>, parts: (c: C) => Part[], logger: Logger): Promise<() => Promise<void>> {
+  const connection = await open();
+  const started: Part[] = [];
+  const stopAll = async (): Promise<void> => {
+    let first: unknown;
+    for (const part of started.reverse()) {
+      try {
+        await part.stop();
+      } catch (err) {
+        first ??= err;
+        logger.error({ ...errorFields(err) }, "a part of the fleet member did not stop cleanly");
+      }
+    }
+    started.length = 0;
+    await close(connection);
+    if (first !== undefined) throw first instanceof Error ? first : new ToolfleetError("INTERNAL", "a part of the fleet member did not stop cleanly", { cause: first });
+  };
+  try {
+    for (const part of parts(connection)) {
+      started.push(part);
+      await part.start();
+    }
+  } catch (err) {
+    // The start's own error is the one reported; the undo's failures are logged by stopAll.
+    await stopAll().catch(() => undefined);
+    throw err;
+  }
+  return stopAll;
+}
+
+/** Lets a member start once, and stop only what started. */
+export class Lifecycle {
+  private stopper: (() => Promise<void>) | undefined;
+  private starting: Promise<void> | undefined;
+
+  constructor(private readonly what: string) {}
+
+  get started(): boolean {
+    return this.stopper !== undefined;
+  }
+
+  start(run: () => Promise<() => Promise<void>>): Promise<void> {
+    this.starting ??= run().then(
+      (stop) => {
+        this.stopper = stop;
+      },
+      (err: unknown) => {
+        this.starting = undefined;
+        throw err;
+      },
+    );
+    return this.starting;
+  }
+
+  async stop(): Promise<void> {
+    const stop = this.stopper;
+    this.stopper = undefined;
+    this.starting = undefined;
+    await stop?.();
+  }
+
+  /** The value, once started; a clear error before. */
+  need<T>(value: T | undefined, name: string): T {
+    if (value === undefined) throw new ToolfleetError("NOT_STARTED", `${this.what}: ${name} exists once start() has resolved`);
+    return value;
+  }
+}
+
+export { closeRedis };

@@ -1,0 +1,79 @@
+import type { ToolRegistry } from "../core/registry.js";
+import { ChatBridge } from "../gateway/bridge.js";
+import { HttpChatAdapter } from "../gateway/http-adapter.js";
+import type { ChatPlatform } from "../gateway/platform.js";
+import { createGatewayToolServer } from "../gateway/tool-server.js";
+import { Lifecycle, closeRedis, connectMember, resolveMember, startInOrder, taskStoreFor, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
+import { registryFor } from "./local.js";
+
+export interface GatewayOptions extends MemberOptions, ToolSet {
+  /** The live chat platform: its users' messages go to the inference tier, and it runs the gateway-pinned tools. */
+  platform: ChatPlatform;
+  /**
+   * Serve one shard's stream (`<ns>:stream:gateway:<shard>`) instead of the shared one; with several
+   * gateways, give each its own, so a chat's gateway-pinned calls come back to it. @defaultValue the shared stream
+   */
+  shard?: string;
+  /** Gateway-pinned calls run at once. @defaultValue 16 */
+  concurrency?: number;
+  /** @defaultValue 30000 */
+  leaseMs?: number;
+}
+
+export interface Gateway extends FleetMember {
+  readonly registry: ToolRegistry;
+}
+
+/**
+ * A gateway: holds the chat platform, forwards each message to the inference
+ * tier and delivers the answers, and serves `execute_tool` for the
+ * gateway-pinned tools (`tools`) on the gateway stream, with the live
+ * platform on every call's context.
+ */
+export function createGateway(options: GatewayOptions): Gateway {
+  const member = resolveMember("gateway", options);
+  // Refuses a shard that cannot name a key, before anything is opened.
+  member.keys.gatewayStream(options.shard);
+  const { platform, shard } = options;
+  const life = new Lifecycle("gateway");
+  let registry: ToolRegistry | undefined;
+  const url = (): string | undefined => (platform instanceof HttpChatAdapter && life.started ? platform.url : undefined);
+  return {
+    workerId: member.workerId,
+    redisUrl: member.redisUrl,
+    get description() {
+      const at = url();
+      return `${platform.platform} chat${at ? ` at ${at}` : ""}, ${registry?.size ?? 0} tools for execute_tool`;
+    },
+    get url() {
+      return url();
+    },
+    get registry() {
+      return life.need(registry, "registry");
+    },
+    start: () =>
+      life.start(() =>
+        startInOrder(
+          () => connectMember(member, "gateway"),
+          closeRedis,
+          (redis) => {
+            registry = registryFor({ tools: [...(options.tools ?? [])], permissions: options.permissions ?? {} }, member.config, member.logger, taskStoreFor(member, redis));
+            const common = { redis, redisUrl: member.redisUrl, keys: member.keys, config: member.config, logger: member.logger };
+            const server = createGatewayToolServer({
+              ...common,
+              registry,
+              workerId: member.workerId,
+              worker: { concurrency: options.concurrency ?? 16, leaseMs: options.leaseMs ?? 30_000 },
+              adapter: platform,
+              ...(shard !== undefined ? { shard } : {}),
+            });
+            const bridge = new ChatBridge({ ...common, gatewayId: member.workerId, platform, ...(shard !== undefined ? { shard } : {}) });
+            // Stopped in reverse: no new chats first, then the gateway-pinned calls in flight finish.
+            return [server, bridge];
+          },
+          member.logger,
+        ),
+      ),
+    stop: () => life.stop(),
+  };
+}

@@ -1,0 +1,60 @@
+import type { ToolRegistry } from "../core/registry.js";
+import { ToolExecServer } from "../tool-exec/server.js";
+import { Lifecycle, closeRedis, connectMember, resolveMember, startInOrder, taskStoreFor, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
+import { registryFor } from "./local.js";
+
+export interface ToolsWorkerOptions extends MemberOptions, ToolSet {
+  /** Calls run at once. @defaultValue 16 */
+  concurrency?: number;
+  /** Idle time after which a dead worker's calls are taken over, in ms. @defaultValue 30000 */
+  leaseMs?: number;
+}
+
+export interface ToolsWorker extends FleetMember {
+  /** The registry that runs the calls (the tools, the task tools); exists once started. */
+  readonly registry: ToolRegistry;
+}
+
+/**
+ * A tools worker: publishes the catalog of its tools and runs the calls the
+ * inference tier sends to the tools stream. Start as many as the load needs.
+ */
+export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
+  const member = resolveMember("tools", options);
+  const life = new Lifecycle("tools worker");
+  let registry: ToolRegistry | undefined;
+  return {
+    workerId: member.workerId,
+    redisUrl: member.redisUrl,
+    get description() {
+      return `${registry?.size ?? options.tools?.length ?? 0} tools`;
+    },
+    url: undefined,
+    get registry() {
+      return life.need(registry, "registry");
+    },
+    start: () =>
+      life.start(() =>
+        startInOrder(
+          () => connectMember(member, "tools"),
+          closeRedis,
+          (redis) => {
+            registry = registryFor({ tools: [...(options.tools ?? [])], permissions: options.permissions ?? {} }, member.config, member.logger, taskStoreFor(member, redis));
+            const server = new ToolExecServer({
+              redis,
+              redisUrl: member.redisUrl,
+              keys: member.keys,
+              registry,
+              config: member.config,
+              logger: member.logger,
+              workerId: member.workerId,
+              worker: { concurrency: options.concurrency ?? 16, leaseMs: options.leaseMs ?? 30_000 },
+            });
+            return [server];
+          },
+          member.logger,
+        ),
+      ),
+    stop: () => life.stop(),
+  };
+}

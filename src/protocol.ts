@@ -1,0 +1,32 @@
+// `toolfleet/protocol`: the pieces below the fleet API, for a worker written
+// by hand, a test, a benchmark or a tool: the wire (docs/protocol.md), the
+// Redis keys, the stream engines and the RPC clients and servers.
+export { WIRE_ERROR_CODES, isToolfleetError, wireError, type LocalErrorCode, type WireError } from "./core/errors.js";
+export { OUTCOME_KINDS, gatewayUnavailable, isFailure, permissionDenied, staleTwice, unavailable } from "./core/outcome.js";
+export { MAX_CALL_TIMEOUT_MS } from "./core/timeout.js";
+export { CallSignal, type ExecuteToolParams, type GatewayOperation } from "./core/context.js";
+export { isAllowedBy, openAITool } from "./core/registry.js";
+export { formatArgIssues, type ArgIssue, type ArgsValidator, type JsonSchema } from "./core/validate.js";
+export { assertToolName } from "./core/tool.js";
+export { TOOLS_SERVICE_MODES, assertDisjointPins, redactRedisUrl } from "./config/schema.js";
+export { CONFIG_FILE_VAR, ENV_VARS, type LoadOptions } from "./config/load.js";
+export { keys, type Keys } from "./redis/keys.js";
+export { closeRedis, connectRedis, type ConnectOptions, type RedisClient } from "./redis/client.js";
+export { BODY_FIELD, PROTOCOL_VERSION, type EntryFields } from "./redis/entry-codec.js";
+export { StreamWorker, type DeliveredEntry, type Disposition, type EntryHandler, type Heartbeat, type Outbound, type StreamWorkerOptions } from "./redis/stream-worker.js";
+export { RpcClient, type RpcClientOptions } from "./redis/rpc-client.js";
+export { decodeReply, decodeRequest, encodeReply, encodeRequest, type ReplyStatus, type ToolReply, type ToolRequest, type WireContext, type WriteBack } from "./tool-exec/codec.js";
+export { buildCatalog, loadCatalog, publishCatalog, toolSchemaHash, watchCatalog, type Catalog, type CatalogTool, type CatalogWatch } from "./tool-exec/catalog.js";
+export { readSession, writeSession, type SessionIdentity, type SessionLookup } from "./tool-exec/session.js";
+export { cancelRequest } from "./tool-exec/idempotency.js";
+export { RedisTaskStore } from "./tool-exec/task-store.js";
+export { ToolExecServer, type ToolExecServerOptions } from "./tool-exec/server.js";
+export { ToolsClient, type ToolCall, type ToolsClientOptions } from "./tool-exec/client.js";
+export { decodeAnswer, decodeInbound, encodeAnswer, encodeInbound, type ChatAnswer, type ChatEnd, type ChatReply, type HistoryTurn, type InboundChat } from "./chat/codec.js";
+export { ChatClient, InProcessChat, type ChatTransport } from "./chat/client.js";
+export { ChatBridge, type ChatBridgeOptions } from "./gateway/bridge.js";
+export { createGatewayToolServer, type GatewayToolServerOptions } from "./gateway/tool-server.js";
+export { ProxyPlatformAdapter } from "./inference/proxy-adapter.js";
+export { ChatConsumer, type ChatConsumerOptions } from "./inference/chat-consumer.js";
+export { ChatResponder, type ChatResponderOptions, type ChatTurn } from "./inference/chat-responder.js";
+export { LOOP_TOOLS, runToolLoop, type ChatMessage, type LoopOptions, type LoopResult, type ModelTurn } from "./inference/llm-loop.js";
