@@ -98,7 +98,12 @@ const result = {
   // Below 1 for p50 and above 1 for throughput: this build is the faster.
   ratio: { p50: fixed(median(p50ByRound)), throughput: fixed(median(throughputByRound)), p50ByRound, throughputByRound },
 };
-for (const b of [result.current, result.baseline]) log(`${b === result.current ? "current " : "baseline"} ${b.commit} (${b.root}): p50 ${b.p50Ms} ms, ${b.callsPerSecond} calls/s (medians of ${ROUNDS} rounds)`);
+for (const b of [result.current, result.baseline])
+  log(
+    `${b === result.current ? "current " : "baseline"} ${b.commit} (${b.root}): p50 ${b.p50Ms} ms, ${b.callsPerSecond} calls/s (medians of ${ROUNDS} rounds)`,
+  );
 const range = (v: number[]): string => `${Math.min(...v)}–${Math.max(...v)}`;
-log(`current ÷ baseline (median of per-round ratios): p50 ${result.ratio.p50} (rounds ${range(p50ByRound)}), throughput ${result.ratio.throughput} (rounds ${range(throughputByRound)})`);
+log(
+  `current ÷ baseline (median of per-round ratios): p50 ${result.ratio.p50} (rounds ${range(p50ByRound)}), throughput ${result.ratio.throughput} (rounds ${range(throughputByRound)})`,
+);
 console.log(JSON.stringify(result, null, 2));

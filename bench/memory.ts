@@ -29,7 +29,10 @@ function procCpuMs(pid: number): number {
 }
 
 function procRssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:")) ?? "";
+  const line =
+    readFileSync(`/proc/${pid}/status`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("VmRSS:")) ?? "";
   return Number((Number(/(\d+)/.exec(line)?.[1] ?? NaN) / 1024).toFixed(1));
 }
 

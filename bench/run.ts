@@ -193,7 +193,12 @@ const result = {
   date: new Date().toISOString(),
   durationSeconds: Math.round((Date.now() - started) / 1000),
   machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-  versions: { redis: versions("redis"), bullmq: versions("bullmq"), moleculer: versions("moleculer"), "@modelcontextprotocol/sdk": versions("@modelcontextprotocol/sdk") },
+  versions: {
+    redis: versions("redis"),
+    bullmq: versions("bullmq"),
+    moleculer: versions("moleculer"),
+    "@modelcontextprotocol/sdk": versions("@modelcontextprotocol/sdk"),
+  },
   settings: { rounds: ROUNDS, sequentialCalls: SEQ_CALLS, throughputSeconds: TP_SECONDS, inFlight: 64 },
   inProcess,
   remote: summary,

@@ -48,7 +48,9 @@ export function usageOf(pid: number): Usage {
 }
 
 const sum = (pids: readonly number[]): Usage =>
-  pids.map(usageOf).reduce((a, b) => ({ cpuNs: a.cpuNs + b.cpuNs, writes: a.writes + b.writes, wakeups: a.wakeups + b.wakeups }), { cpuNs: 0, writes: 0, wakeups: 0 });
+  pids
+    .map(usageOf)
+    .reduce((a, b) => ({ cpuNs: a.cpuNs + b.cpuNs, writes: a.writes + b.writes, wakeups: a.wakeups + b.wakeups }), { cpuNs: 0, writes: 0, wakeups: 0 });
 
 async function redisPid(): Promise<number> {
   const client = createClient({ url: REDIS_URL });
@@ -107,11 +109,21 @@ async function main(): Promise<void> {
   }
 
   const results = Object.fromEntries(
-    Object.entries(figures).map(([name, f]) => [name, Object.fromEntries(Object.entries(f).map(([k, v]) => [k, Number(median(v).toFixed(k.endsWith("Us") ? 1 : 2))]))]),
+    Object.entries(figures).map(([name, f]) => [
+      name,
+      Object.fromEntries(Object.entries(f).map(([k, v]) => [k, Number(median(v).toFixed(k.endsWith("Us") ? 1 : 2))])),
+    ]),
   );
   console.log(
     JSON.stringify(
-      { command: "npm run bench:seq-cpu", date: new Date().toISOString(), machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version }, rounds: ROUNDS, ...(IN_FLIGHT > 1 ? { inFlight: IN_FLIGHT, secondsPerRound: SECONDS } : { callsPerRound: CALLS }), perCall: results },
+      {
+        command: "npm run bench:seq-cpu",
+        date: new Date().toISOString(),
+        machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version },
+        rounds: ROUNDS,
+        ...(IN_FLIGHT > 1 ? { inFlight: IN_FLIGHT, secondsPerRound: SECONDS } : { callsPerRound: CALLS }),
+        perCall: results,
+      },
       null,
       2,
     ),

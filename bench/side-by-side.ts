@@ -50,7 +50,14 @@ try {
   );
   console.log(
     JSON.stringify(
-      { command: "npm run bench:side-by-side", date: new Date().toISOString(), machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version }, blocks: BLOCKS, callsPerBlock: CALLS, results },
+      {
+        command: "npm run bench:side-by-side",
+        date: new Date().toISOString(),
+        machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version },
+        blocks: BLOCKS,
+        callsPerBlock: CALLS,
+        results,
+      },
       null,
       2,
     ),

@@ -54,7 +54,9 @@ if (out) {
       add("total", ((m[m.length - 1]?.[1] ?? NaN) - (m[0]?.[1] ?? NaN)) * 1000);
     }
     // The steps most calls take, in the order first seen; rarer paths (two entries in one read) left out.
-    const main = [...steps].filter(([, v]) => v.length >= measured.length / 2).map(([step, v]) => ({ step, medianUs: Number(median(v).toFixed(1)), calls: v.length }));
+    const main = [...steps]
+      .filter(([, v]) => v.length >= measured.length / 2)
+      .map(([step, v]) => ({ step, medianUs: Number(median(v).toFixed(1)), calls: v.length }));
     writeFileSync(join(out, `${process.pid}.json`), JSON.stringify({ process: process.argv[1], steps: main }));
   });
 }

@@ -26,7 +26,11 @@ const MARKS: { file: string; anchor: string; label: string; after?: boolean }[] 
   { file: "src/tool-exec/server.js", anchor: "// A reply stream outside our namespace would let a request write anywhere.", label: "request decoded" },
   { file: "src/tool-exec/server.js", anchor: "reply = session.ok", label: "identity known" },
   // The encode in the try block (the one in the catch makes an error reply), and the first line after both.
-  { file: "src/tool-exec/server.js", anchor: "fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);\n            }\n            catch (err) {", label: "tool ran" },
+  {
+    file: "src/tool-exec/server.js",
+    anchor: "fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);\n            }\n            catch (err) {",
+    label: "tool ran",
+  },
   { file: "src/tool-exec/server.js", anchor: 'const done = { kind: "ack", reply: { stream: req.replyTo, fields } };', label: "reply encoded" },
   { file: "src/redis/stream-worker.js", anchor: "await this.commit(entry.id, disposition, entry);", label: "handled" },
   // caller
@@ -45,11 +49,15 @@ export function instrument(copy: string): void {
     const path = join(copy, file);
     const text = readFileSync(path, "utf8");
     const at = text.indexOf(anchor);
-    if (at < 0 || text.indexOf(anchor, at + 1) >= 0) throw new Error(`bench:stages: '${anchor}' is not in ${file} exactly once; update MARKS in bench/stages.ts`);
+    if (at < 0 || text.indexOf(anchor, at + 1) >= 0)
+      throw new Error(`bench:stages: '${anchor}' is not in ${file} exactly once; update MARKS in bench/stages.ts`);
     const lineStart = text.lastIndexOf("\n", at) + 1;
     const lineEnd = text.indexOf("\n", at + anchor.length);
     const mark = `globalThis.__stage?.(${JSON.stringify(label)});\n`;
-    writeFileSync(path, after ? `${text.slice(0, lineEnd + 1)}${mark}${text.slice(lineEnd + 1)}` : `${text.slice(0, lineStart)}${mark}${text.slice(lineStart)}`);
+    writeFileSync(
+      path,
+      after ? `${text.slice(0, lineEnd + 1)}${mark}${text.slice(lineEnd + 1)}` : `${text.slice(0, lineStart)}${mark}${text.slice(lineStart)}`,
+    );
   }
 }
 

@@ -31,10 +31,14 @@ interface Worker {
 }
 
 async function startWorker(namespace: string, url: string, id: string): Promise<Worker> {
-  const child = spawn(process.execPath, ["--expose-gc", ...(process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean), WORKER, "tools", "--worker-id", id, "--concurrency", "64"], {
-    env: { ...process.env, TOOLFLEET_NAMESPACE: namespace, TOOLFLEET_REDIS_URL: url, TOOLFLEET_LOG_LEVEL: "warn", TOOLFLEET_BACKGROUND_THRESHOLD: "0" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--expose-gc", ...(process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean), WORKER, "tools", "--worker-id", id, "--concurrency", "64"],
+    {
+      env: { ...process.env, TOOLFLEET_NAMESPACE: namespace, TOOLFLEET_REDIS_URL: url, TOOLFLEET_LOG_LEVEL: "warn", TOOLFLEET_BACKGROUND_THRESHOLD: "0" },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   let out = "";
   const heaps: ((bytes: number) => void)[] = [];
   child.stdout.on("data", (d: Buffer) => {
@@ -64,7 +68,15 @@ export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"
   const config = staticConfig(defineConfig({ toolsServiceMode: "remote", namespace: k.namespace, toolsExecTimeout: 30, backgroundThreshold: 0 }));
   const registries: RemoteToolRegistry[] = [];
   const addRegistry = async (id: string): Promise<RemoteToolRegistry> => {
-    const r = new RemoteToolRegistry({ redis, redisUrl: url, keys: k, config, local: new ToolRegistry({ config, logger: silentLogger, taskManager: null }), workerId: id, logger: silentLogger });
+    const r = new RemoteToolRegistry({
+      redis,
+      redisUrl: url,
+      keys: k,
+      config,
+      local: new ToolRegistry({ config, logger: silentLogger, taskManager: null }),
+      workerId: id,
+      logger: silentLogger,
+    });
     await r.start();
     registries.push(r);
     return r;
@@ -97,7 +109,11 @@ export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"
  * record is written and read once); `call`, each call a trace of its own (no
  * id: a session record written and read per call, the cold path).
  */
-export function echoSubject(fleet: Fleet, trace: "turn" | "call" = "turn", name = `toolfleet remote echo, ${trace === "turn" ? "in a chat turn" : "a new trace each call"}`): Subject {
+export function echoSubject(
+  fleet: Fleet,
+  trace: "turn" | "call" = "turn",
+  name = `toolfleet remote echo, ${trace === "turn" ? "in a chat turn" : "a new trace each call"}`,
+): Subject {
   const text = "x".repeat(100);
   const ctx = trace === "turn" ? new ToolContext({ ...fleet.ctx.identity(), observabilityRequestId: `bench-turn-${process.pid}` }) : fleet.ctx;
   return {

@@ -72,11 +72,7 @@ export const sendImage = defineTool({
     height: z.number().int().min(1).max(2048).default(64),
   }),
   handler: ({ width, height }, ctx) => {
-    const data = encodePng(width, height, (x, y) => [
-      Math.round((255 * x) / Math.max(1, width - 1)),
-      Math.round((255 * y) / Math.max(1, height - 1)),
-      160,
-    ]);
+    const data = encodePng(width, height, (x, y) => [Math.round((255 * x) / Math.max(1, width - 1)), Math.round((255 * y) / Math.max(1, height - 1)), 160]);
     ctx.sendFile({ name: "gradient.png", contentType: "image/png", data });
     return `Sent gradient.png (${width}x${height}, ${data.length} bytes).`;
   },
@@ -86,7 +82,13 @@ export const sendImage = defineTool({
 export const makeFile = defineTool({
   name: "make_file",
   description: "Send a binary file of the given size in bytes.",
-  parameters: z.object({ bytes: z.number().int().min(0).max(32 * 1024 * 1024) }),
+  parameters: z.object({
+    bytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(32 * 1024 * 1024),
+  }),
   annotations: { readOnly: true, idempotent: true },
   handler: ({ bytes }, ctx) => {
     const pattern = Buffer.from(Array.from({ length: 251 }, (_, i) => i));
@@ -142,17 +144,7 @@ export const discordReact = defineTool({
   },
 });
 
-export const exampleTools: readonly ToolDefinition[] = [
-  echo,
-  calculator,
-  currentTime,
-  sendImage,
-  makeFile,
-  injectTool,
-  slowTask,
-  adminStats,
-  discordReact,
-];
+export const exampleTools: readonly ToolDefinition[] = [echo, calculator, currentTime, sendImage, makeFile, injectTool, slowTask, adminStats, discordReact];
 
 /** `admin_stats` is for the user `admin` only; everything else is open. */
 export const examplePermissions: Permissions = { admin_stats: ["admin"] };

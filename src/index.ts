@@ -2,8 +2,26 @@
 // assemble a fleet. Protocol pieces (codecs, keys, stream engines, the RPC
 // clients) are under `toolfleet/protocol`. A test pins this list, and another
 // checks that importing it loads no LLM client.
-export { defineTool, TOOL_NAME_PATTERN, type JsonSchemaToolSpec, type ToolAnnotations, type ToolDefinition, type ToolHandler, type ToolResult, type ZodToolSpec } from "./core/tool.js";
-export { ToolContext, type GatewayAnswer, type JsonValue, type PlatformAdapter, type RichMessage, type SentFile, type ToolCallIdentity, type ToolContextInit } from "./core/context.js";
+export {
+  defineTool,
+  TOOL_NAME_PATTERN,
+  type JsonSchemaToolSpec,
+  type ToolAnnotations,
+  type ToolDefinition,
+  type ToolHandler,
+  type ToolResult,
+  type ZodToolSpec,
+} from "./core/tool.js";
+export {
+  ToolContext,
+  type GatewayAnswer,
+  type JsonValue,
+  type PlatformAdapter,
+  type RichMessage,
+  type SentFile,
+  type ToolCallIdentity,
+  type ToolContextInit,
+} from "./core/context.js";
 export { ToolRegistry, type CallOptions, type OpenAITool, type Permissions, type ToolRegistryLike, type ToolRegistryOptions } from "./core/registry.js";
 export { type CallOutcome, type OutcomeKind, type Route } from "./core/outcome.js";
 export { MemoryTaskStore, TaskManager, type TaskRecord, type TaskStatus, type TaskStore } from "./core/tasks.js";

@@ -13,16 +13,53 @@ export { CONFIG_FILE_VAR, ENV_VARS, type LoadOptions } from "./config/load.js";
 export { keys, type Keys } from "./redis/keys.js";
 export { closeRedis, connectRedis, type ConnectOptions, type RedisClient } from "./redis/client.js";
 export { BODY_FIELD, PROTOCOL_VERSION, type EntryFields } from "./redis/entry-codec.js";
-export { StreamWorker, type DeliveredEntry, type Disposition, type EntryHandler, type Heartbeat, type Outbound, type StreamWorkerOptions } from "./redis/stream-worker.js";
+export {
+  StreamWorker,
+  type DeliveredEntry,
+  type Disposition,
+  type EntryHandler,
+  type Heartbeat,
+  type Outbound,
+  type StreamWorkerOptions,
+} from "./redis/stream-worker.js";
 export { RpcClient, type RpcClientOptions } from "./redis/rpc-client.js";
-export { decodeReply, decodeRequest, encodeReply, encodeRequest, type ReplyStatus, type ToolReply, type ToolRequest, type WireContext, type WriteBack } from "./tool-exec/codec.js";
-export { buildCatalog, loadCatalog, publishCatalog, toolSchemaHash, watchCatalog, type Catalog, type CatalogTool, type CatalogWatch } from "./tool-exec/catalog.js";
+export {
+  decodeReply,
+  decodeRequest,
+  encodeReply,
+  encodeRequest,
+  type ReplyStatus,
+  type ToolReply,
+  type ToolRequest,
+  type WireContext,
+  type WriteBack,
+} from "./tool-exec/codec.js";
+export {
+  buildCatalog,
+  loadCatalog,
+  publishCatalog,
+  toolSchemaHash,
+  watchCatalog,
+  type Catalog,
+  type CatalogTool,
+  type CatalogWatch,
+} from "./tool-exec/catalog.js";
 export { readSession, writeSession, type SessionIdentity, type SessionLookup } from "./tool-exec/session.js";
 export { cancelRequest } from "./tool-exec/idempotency.js";
 export { RedisTaskStore } from "./tool-exec/task-store.js";
 export { ToolExecServer, type ToolExecServerOptions } from "./tool-exec/server.js";
 export { ToolsClient, type ToolCall, type ToolsClientOptions } from "./tool-exec/client.js";
-export { decodeAnswer, decodeInbound, encodeAnswer, encodeInbound, type ChatAnswer, type ChatEnd, type ChatReply, type HistoryTurn, type InboundChat } from "./chat/codec.js";
+export {
+  decodeAnswer,
+  decodeInbound,
+  encodeAnswer,
+  encodeInbound,
+  type ChatAnswer,
+  type ChatEnd,
+  type ChatReply,
+  type HistoryTurn,
+  type InboundChat,
+} from "./chat/codec.js";
 export { ChatClient, InProcessChat, type ChatTransport } from "./chat/client.js";
 export { ChatBridge, type ChatBridgeOptions } from "./gateway/bridge.js";
 export { createGatewayToolServer, type GatewayToolServerOptions } from "./gateway/tool-server.js";

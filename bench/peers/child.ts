@@ -13,8 +13,7 @@ export interface ReadyMessage {
   port?: number;
 }
 
-const isReady = (m: unknown): m is ReadyMessage =>
-  typeof m === "object" && m !== null && (m as { ready?: unknown }).ready === true;
+const isReady = (m: unknown): m is ReadyMessage => typeof m === "object" && m !== null && (m as { ready?: unknown }).ready === true;
 
 // ---- parent side ----
 

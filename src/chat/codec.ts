@@ -1,7 +1,21 @@
 import { z } from "zod";
 import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core/context.js";
 import { ID_PATTERN } from "../redis/keys.js";
-import { BODY_FIELD, DEFAULT_MAX_REPLY_BYTES, MAX_REPLY_FILES, PROTOCOL_VERSION, describe, fileFields, fileMeta, fileMetas, filesFromFields, formatBytes, parseBody, type Decoded, type EntryFields } from "../redis/entry-codec.js";
+import {
+  BODY_FIELD,
+  DEFAULT_MAX_REPLY_BYTES,
+  MAX_REPLY_FILES,
+  PROTOCOL_VERSION,
+  describe,
+  fileFields,
+  fileMeta,
+  fileMetas,
+  filesFromFields,
+  formatBytes,
+  parseBody,
+  type Decoded,
+  type EntryFields,
+} from "../redis/entry-codec.js";
 import { ToolfleetError, wireError } from "../core/errors.js";
 
 /** Longest chat message text taken from a user. */
@@ -96,7 +110,8 @@ const answerBody = z.object({
 const MAX_INBOUND_BYTES = (MAX_HISTORY + 1) * MAX_CHAT_TEXT * 6 + 64 * 1024;
 
 export function encodeInbound(m: InboundChat): EntryFields {
-  if (m.text.length > MAX_CHAT_TEXT) throw new ToolfleetError("PAYLOAD_TOO_LARGE", `A chat message can be at most ${MAX_CHAT_TEXT} characters; this one has ${m.text.length}.`);
+  if (m.text.length > MAX_CHAT_TEXT)
+    throw new ToolfleetError("PAYLOAD_TOO_LARGE", `A chat message can be at most ${MAX_CHAT_TEXT} characters; this one has ${m.text.length}.`);
   const i = m.identity;
   return {
     [BODY_FIELD]: JSON.stringify({

@@ -70,7 +70,7 @@ export async function runDemo(logger: Logger, out: (line: string) => void = cons
     out(line({ title: "background result", tool: "get_task_result", args: { task_id: taskId }, user: "alice" }, fetched));
   }
   await Promise.all([registry.close(), gateway.close()]);
-  out("\nTry one call yourself:  npx toolfleet call calculator '{\"a\":2,\"op\":\"power\",\"b\":10}' --user alice");
+  out('\nTry one call yourself:  npx toolfleet call calculator \'{"a":2,"op":"power","b":10}\' --user alice');
 }
 
 function line(step: Step, outcome: CallOutcome): string {
@@ -83,4 +83,3 @@ export function formatCall(title: string, tool: string, route: string, durationM
   const shown = result.length > 120 ? `${result.slice(0, 117)}...` : result;
   return `• ${title.padEnd(28)} ${tool.padEnd(16)} route=${route.padEnd(16)} ${durationMs.toFixed(2).padStart(8)} ms  ${shown}`;
 }
-

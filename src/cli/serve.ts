@@ -73,7 +73,8 @@ export async function runService(kind: ServiceKind, argv: string[]): Promise<num
       shard: { type: "string" },
     },
   });
-  if (kind !== "gateway" && (values.adapter ?? values.host ?? values.port ?? values.shard) !== undefined) throw new ToolfleetError("USAGE", "--adapter, --host, --port and --shard are gateway options");
+  if (kind !== "gateway" && (values.adapter ?? values.host ?? values.port ?? values.shard) !== undefined)
+    throw new ToolfleetError("USAGE", "--adapter, --host, --port and --shard are gateway options");
   // Under `toolfleet up`, the supervisor decides when to stop; one that goes away before this worker is ready ends it.
   const supervised = process.env.TOOLFLEET_SUPERVISED === "1" && process.connected;
   const goneBeforeReady = (): void => process.exit(1); // nothing served yet: nothing to finish
@@ -98,7 +99,12 @@ export async function runService(kind: ServiceKind, argv: string[]): Promise<num
       kind === "tools"
         ? createToolsWorker({ ...common, ...toolSet })
         : kind === "gateway"
-          ? createGateway({ ...common, ...toolSet, platform: gatewayPlatform(values, config, logger), ...(values.shard !== undefined ? { shard: values.shard } : {}) })
+          ? createGateway({
+              ...common,
+              ...toolSet,
+              platform: gatewayPlatform(values, config, logger),
+              ...(values.shard !== undefined ? { shard: values.shard } : {}),
+            })
           : createInferenceWorker({ ...common, ...toolSet });
     await member.start();
   } catch (err) {

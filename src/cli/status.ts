@@ -43,7 +43,13 @@ export async function runInspect(kind: "status" | "catalog", argv: string[]): Pr
     else {
       console.log(`catalog ${catalog.schemaHash.slice(0, 12)}  published ${new Date(catalog.publishedAt).toISOString()}  ${catalog.tools.length} tools`);
       for (const t of catalog.tools) {
-        const flags = [t.allowRepeat && "repeat", t.noBackground && "no-background", t.annotations.readOnly && "read-only", t.annotations.idempotent && "idempotent", t.annotations.destructive && "destructive"].filter(Boolean);
+        const flags = [
+          t.allowRepeat && "repeat",
+          t.noBackground && "no-background",
+          t.annotations.readOnly && "read-only",
+          t.annotations.idempotent && "idempotent",
+          t.annotations.destructive && "destructive",
+        ].filter(Boolean);
         const who = catalog.permissions[t.name];
         console.log(`  ${t.name.padEnd(24)} ${t.schemaHash.slice(0, 12)}  ${flags.join(",").padEnd(30)} ${who ? `users: ${who.join(",")}` : "everyone"}`);
       }

@@ -58,10 +58,18 @@ function parse(argv: string[]): { options: Options; inProcess: boolean } {
     },
   });
   const workers = Number(values["tools-workers"] ?? 2);
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new ToolfleetError("USAGE", `--tools-workers: expected 1-64, got '${values["tools-workers"]}'`);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+    throw new ToolfleetError("USAGE", `--tools-workers: expected 1-64, got '${values["tools-workers"]}'`);
   const exitAfter = values["exit-after-walkthrough"] ?? false;
   return {
-    options: { toolsWorkers: workers, host: values.host ?? "127.0.0.1", port: port(values.port), tools: values.tools, walkthrough: (values.walkthrough ?? false) || exitAfter, exitAfter },
+    options: {
+      toolsWorkers: workers,
+      host: values.host ?? "127.0.0.1",
+      port: port(values.port),
+      tools: values.tools,
+      walkthrough: (values.walkthrough ?? false) || exitAfter,
+      exitAfter,
+    },
     inProcess: values["in-process"] ?? false,
   };
 }
@@ -94,7 +102,9 @@ interface Member {
 
 async function runDistributed(options: Options, config: ConfigSource, logger: Logger, out: (line: string) => void): Promise<number> {
   const c = config.get();
-  const fleetId = `up-${hostname().replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 40)}-${process.pid}`;
+  const fleetId = `up-${hostname()
+    .replace(/[^A-Za-z0-9_.-]/g, "_")
+    .slice(0, 40)}-${process.pid}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     // A fleet sends tools to its tools workers, and its task results must be readable from any worker.
@@ -111,7 +121,9 @@ async function runDistributed(options: Options, config: ConfigSource, logger: Lo
     return signal;
   });
   const toolsArg = options.tools ? ["--tools", options.tools] : [];
-  out(`toolfleet up: a distributed fleet on ${redactRedisUrl(c.redisUrl)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${options.toolsWorkers} tools workers`);
+  out(
+    `toolfleet up: a distributed fleet on ${redactRedisUrl(c.redisUrl)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${options.toolsWorkers} tools workers`,
+  );
   const members: Member[] = [];
   const start = (name: string, kind: ServiceKind, args: string[]): void => {
     members.push(spawnMember(name, kind, ["--worker-id", `${fleetId}-${name}`, ...args], env, out));
@@ -135,7 +147,9 @@ async function runDistributed(options: Options, config: ConfigSource, logger: Lo
     readies = await Promise.race([
       startup(),
       stopSignal.then((signal) => Promise.reject(new Error(`${signal} while starting`))),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the fleet was not ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS).unref()),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`the fleet was not ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS).unref(),
+      ),
     ]);
   } catch (err) {
     out(`[up] could not start the fleet: ${(err as Error).message}; stopping it`);
@@ -223,7 +237,13 @@ async function walkDistributed(config: ConfigSource, logger: Logger, fleetId: st
   try {
     await caller.start();
     const { registry } = caller;
-    await runWalkthrough({ execute: (name, args, options) => registry.execute(name, args, options), adapter: caller.gatewayAdapter("web"), chatUrl, out, chatPath: "web chat → gateway → chat stream → inference (tool loop → tools service, gateway, in process) → gateway → web chat" });
+    await runWalkthrough({
+      execute: (name, args, options) => registry.execute(name, args, options),
+      adapter: caller.gatewayAdapter("web"),
+      chatUrl,
+      out,
+      chatPath: "web chat → gateway → chat stream → inference (tool loop → tools service, gateway, in process) → gateway → web chat",
+    });
     return true;
   } catch (err) {
     out(`[up] the walk-through failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -239,7 +259,12 @@ async function walkDistributed(config: ConfigSource, logger: Logger, fleetId: st
 async function runInProcess(options: Options, config: ConfigSource, logger: Logger, out: (line: string) => void, why: string): Promise<number> {
   out(`toolfleet up: ${why}, so the whole fleet runs in this one process (in_process mode, no Redis): web chat, tool loop and every tool here.`);
   const module = await loadToolModule(options.tools);
-  const platform = new HttpChatAdapter({ logger, host: options.host, port: options.port, ...(config.get().webSecret ? { secret: config.get().webSecret } : {}) });
+  const platform = new HttpChatAdapter({
+    logger,
+    host: options.host,
+    port: options.port,
+    ...(config.get().webSecret ? { secret: config.get().webSecret } : {}),
+  });
   const fleet = createInProcessFleet({ config, logger, platform, tools: module.tools, permissions: module.permissions });
   const { registry } = fleet;
   await fleet.start();
@@ -250,7 +275,13 @@ async function runInProcess(options: Options, config: ConfigSource, logger: Logg
   let ok = true;
   if (options.walkthrough) {
     try {
-      await runWalkthrough({ execute: (name, args, options) => registry.execute(name, args, options), adapter: platform, chatUrl: platform.url, out, chatPath: "web chat → tool loop → every tool in this process → web chat" });
+      await runWalkthrough({
+        execute: (name, args, options) => registry.execute(name, args, options),
+        adapter: platform,
+        chatUrl: platform.url,
+        out,
+        chatPath: "web chat → tool loop → every tool in this process → web chat",
+      });
     } catch (err) {
       ok = false;
       out(`[up] the walk-through failed: ${err instanceof Error ? err.message : String(err)}`);

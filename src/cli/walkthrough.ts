@@ -17,7 +17,8 @@ export interface WalkthroughOptions {
 }
 
 /** The message the walk-through sends through the chat: one tool of each tier in one turn. */
-const WALKTHROUGH_CHAT = '/echo {"text":"through every tier"}; /discord_react {"emoji":"🚀"}; /extend_tool_loop {"turns":2}; /send_image {"width":16,"height":16}';
+const WALKTHROUGH_CHAT =
+  '/echo {"text":"through every tier"}; /discord_react {"emoji":"🚀"}; /extend_tool_loop {"turns":2}; /send_image {"width":16,"height":16}';
 
 /**
  * Shows the fleet working with no LLM key: example calls routed by the
@@ -28,7 +29,14 @@ const WALKTHROUGH_CHAT = '/echo {"text":"through every tier"}; /discord_react {"
  */
 export async function runWalkthrough(options: WalkthroughOptions): Promise<void> {
   const ctx = (): ToolContext =>
-    new ToolContext({ platform: options.adapter.platform, channelId: "walkthrough", userId: "alice", userName: "alice", messageId: "walk-1", adapter: options.adapter });
+    new ToolContext({
+      platform: options.adapter.platform,
+      channelId: "walkthrough",
+      userId: "alice",
+      userName: "alice",
+      messageId: "walk-1",
+      adapter: options.adapter,
+    });
   const fileCtx = ctx();
   const steps: { title: string; tool: string; args: unknown; user?: string; ctx?: ToolContext }[] = [
     { title: "tools service", tool: "echo", args: { text: "hello, fleet" } },

@@ -139,10 +139,7 @@ export function resolveConfig(raw: RawConfig): Config {
 export function assertDisjointPins(gateway: ReadonlySet<string>, inference: ReadonlySet<string>): void {
   const overlap = [...gateway].filter((name) => inference.has(name)).sort();
   if (overlap.length > 0) {
-    throw new ToolfleetError(
-      "PIN_SETS_OVERLAP",
-      `Invalid config: a tool cannot be both gateway-pinned and inference-pinned: ${overlap.join(", ")}`,
-    );
+    throw new ToolfleetError("PIN_SETS_OVERLAP", `Invalid config: a tool cannot be both gateway-pinned and inference-pinned: ${overlap.join(", ")}`);
   }
 }
 
@@ -150,7 +147,10 @@ export function assertDisjointPins(gateway: ReadonlySet<string>, inference: Read
 export function defineConfig(raw: RawConfig = {}): Config {
   const parsed = rawConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ToolfleetError("CONFIG_INVALID", describeIssues(parsed.error, () => "code", raw));
+    throw new ToolfleetError(
+      "CONFIG_INVALID",
+      describeIssues(parsed.error, () => "code", raw),
+    );
   }
   return resolveConfig(parsed.data);
 }

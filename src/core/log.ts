@@ -19,9 +19,7 @@ const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "sil
  */
 export function createLogger(name = "toolfleet", level = process.env.TOOLFLEET_LOG_LEVEL ?? "info"): Logger {
   if (!LEVELS.has(level)) {
-    throw new Error(
-      `TOOLFLEET_LOG_LEVEL: expected one of ${[...LEVELS].join(", ")}, got '${level}'`,
-    );
+    throw new Error(`TOOLFLEET_LOG_LEVEL: expected one of ${[...LEVELS].join(", ")}, got '${level}'`);
   }
   return pino({ name, level }, destination({ fd: 2, sync: true }));
 }

@@ -82,8 +82,7 @@ export class ToolRegistry implements ToolRegistryLike {
   constructor(options: ToolRegistryOptions = {}) {
     this.config = options.config ?? defaultSettings;
     this.logger = options.logger ?? createLogger("toolfleet.registry");
-    this.taskManager =
-      options.taskManager === undefined ? new TaskManager({ config: this.config, logger: this.logger }) : options.taskManager;
+    this.taskManager = options.taskManager === undefined ? new TaskManager({ config: this.config, logger: this.logger }) : options.taskManager;
   }
 
   register(...defs: ToolDefinition[]): this {

@@ -59,10 +59,7 @@ export const TOOL_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function assertToolName(name: unknown): asserts name is string {
   if (typeof name !== "string" || !TOOL_NAME_PATTERN.test(name)) {
-    throw new ToolfleetError(
-      "TOOL_NAME_INVALID",
-      `Invalid tool name ${JSON.stringify(name)}: use 1-64 characters of letters, digits, '_' and '-'.`,
-    );
+    throw new ToolfleetError("TOOL_NAME_INVALID", `Invalid tool name ${JSON.stringify(name)}: use 1-64 characters of letters, digits, '_' and '-'.`);
   }
 }
 
@@ -89,10 +86,7 @@ export function defineTool(spec: ZodToolSpec<z.ZodType> | JsonSchemaToolSpec): T
   });
 }
 
-function compileParameters(
-  name: string,
-  parameters: z.ZodType | JsonSchema,
-): { schema: JsonSchema; validate: ArgsValidator } {
+function compileParameters(name: string, parameters: z.ZodType | JsonSchema): { schema: JsonSchema; validate: ArgsValidator } {
   try {
     if (parameters instanceof z.ZodType) {
       // The model sees what it must send (the input side), without the dialect tag.
@@ -106,10 +100,8 @@ function compileParameters(
     }
     return { schema: parameters, validate: compileValidator(parameters) };
   } catch (err) {
-    throw new ToolfleetError(
-      "TOOL_DEFINITION_INVALID",
-      `Tool '${name}': invalid parameters schema: ${err instanceof Error ? err.message : String(err)}`,
-      { cause: err },
-    );
+    throw new ToolfleetError("TOOL_DEFINITION_INVALID", `Tool '${name}': invalid parameters schema: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
   }
 }

@@ -27,7 +27,14 @@ export function createCaller(options: CallerOptions): Caller {
   const local = options.local ?? new ToolRegistry({ config: member.config, logger: member.logger });
   let registry: RemoteToolRegistry | undefined;
   const make = (redis?: Parameters<typeof closeRedis>[0]): RemoteToolRegistry =>
-    (registry = new RemoteToolRegistry({ ...(redis ? { redis, redisUrl: member.redisUrl } : {}), keys: member.keys, config: member.config, local, workerId: member.workerId, logger: member.logger }));
+    (registry = new RemoteToolRegistry({
+      ...(redis ? { redis, redisUrl: member.redisUrl } : {}),
+      keys: member.keys,
+      config: member.config,
+      local,
+      workerId: member.workerId,
+      logger: member.logger,
+    }));
   const inProcess = (): boolean => member.config.get().toolsServiceMode === "in_process";
   return {
     workerId: member.workerId,
@@ -46,7 +53,12 @@ export function createCaller(options: CallerOptions): Caller {
     start: () =>
       life.start(() =>
         inProcess()
-          ? startInOrder(() => Promise.resolve(undefined), () => local.close(), () => [make()], member.logger)
+          ? startInOrder(
+              () => Promise.resolve(undefined),
+              () => local.close(),
+              () => [make()],
+              member.logger,
+            )
           : startInOrder(
               () => connectMember(member, "call"),
               async (redis) => {

@@ -82,7 +82,12 @@ export interface Part {
  * what started (in reverse) and closes the connection, then rethrows. Returns
  * the stop that undoes it all.
  */
-export async function startInOrder<C>(open: () => Promise<C>, close: (c: C) => Promise<void>, parts: (c: C) => Part[], logger: Logger): Promise<() => Promise<void>> {
+export async function startInOrder<C>(
+  open: () => Promise<C>,
+  close: (c: C) => Promise<void>,
+  parts: (c: C) => Part[],
+  logger: Logger,
+): Promise<() => Promise<void>> {
   const connection = await open();
   const started: Part[] = [];
   const stopAll = async (): Promise<void> => {
@@ -97,7 +102,8 @@ export async function startInOrder<C>(open: () => Promise<C>, close: (c: C) => P
     }
     started.length = 0;
     await close(connection);
-    if (first !== undefined) throw first instanceof Error ? first : new ToolfleetError("INTERNAL", "a part of the fleet member did not stop cleanly", { cause: first });
+    if (first !== undefined)
+      throw first instanceof Error ? first : new ToolfleetError("INTERNAL", "a part of the fleet member did not stop cleanly", { cause: first });
   };
   try {
     for (const part of parts(connection)) {

@@ -3,7 +3,17 @@ import { ChatBridge } from "../gateway/bridge.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import type { ChatPlatform } from "../gateway/platform.js";
 import { createGatewayToolServer } from "../gateway/tool-server.js";
-import { Lifecycle, closeRedis, connectMember, resolveMember, startInOrder, taskStoreFor, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
+import {
+  Lifecycle,
+  closeRedis,
+  connectMember,
+  resolveMember,
+  startInOrder,
+  taskStoreFor,
+  type FleetMember,
+  type MemberOptions,
+  type ToolSet,
+} from "./common.js";
 import { registryFor } from "./local.js";
 
 export interface GatewayOptions extends MemberOptions, ToolSet {
@@ -57,7 +67,12 @@ export function createGateway(options: GatewayOptions): Gateway {
           () => connectMember(member, "gateway"),
           closeRedis,
           (redis) => {
-            registry = registryFor({ tools: [...(options.tools ?? [])], permissions: options.permissions ?? {} }, member.config, member.logger, taskStoreFor(member, redis));
+            registry = registryFor(
+              { tools: [...(options.tools ?? [])], permissions: options.permissions ?? {} },
+              member.config,
+              member.logger,
+              taskStoreFor(member, redis),
+            );
             const common = { redis, redisUrl: member.redisUrl, keys: member.keys, config: member.config, logger: member.logger };
             const server = createGatewayToolServer({
               ...common,

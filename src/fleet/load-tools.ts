@@ -28,11 +28,15 @@ export async function loadToolModule(path?: string): Promise<ToolModule> {
   }
   const tools = mod.tools ?? mod.exampleTools ?? mod.default;
   if (!Array.isArray(tools) || !tools.every(isToolDefinition)) {
-    throw new ToolfleetError("TOOL_MODULE_INVALID", `the tools module ${path ?? url} must export 'tools' (or a default export): an array of defineTool(...) results`);
+    throw new ToolfleetError(
+      "TOOL_MODULE_INVALID",
+      `the tools module ${path ?? url} must export 'tools' (or a default export): an array of defineTool(...) results`,
+    );
   }
   const rawPermissions = mod.permissions ?? mod.examplePermissions ?? {};
   const permissions = permissionsSchema.safeParse(rawPermissions);
-  if (!permissions.success) throw new ToolfleetError("TOOL_MODULE_INVALID", `the 'permissions' export of ${path ?? url} must map tool names to arrays of user ids`);
+  if (!permissions.success)
+    throw new ToolfleetError("TOOL_MODULE_INVALID", `the 'permissions' export of ${path ?? url} must map tool names to arrays of user ids`);
   return { tools, permissions: permissions.data };
 }
 
@@ -47,7 +51,10 @@ export function loadPermissionsFile(file: string): Permissions {
   const checked = permissionsSchema.safeParse(data);
   if (!checked.success) {
     const issue = checked.error.issues[0];
-    throw new ToolfleetError("CONFIG_INVALID", `the permissions file ${file} is invalid at '${issue?.path.join(".") ?? ""}': expected ${issue?.message ?? "?"}`);
+    throw new ToolfleetError(
+      "CONFIG_INVALID",
+      `the permissions file ${file} is invalid at '${issue?.path.join(".") ?? ""}': expected ${issue?.message ?? "?"}`,
+    );
   }
   return checked.data;
 }

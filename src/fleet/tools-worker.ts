@@ -1,6 +1,16 @@
 import type { ToolRegistry } from "../core/registry.js";
 import { ToolExecServer } from "../tool-exec/server.js";
-import { Lifecycle, closeRedis, connectMember, resolveMember, startInOrder, taskStoreFor, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
+import {
+  Lifecycle,
+  closeRedis,
+  connectMember,
+  resolveMember,
+  startInOrder,
+  taskStoreFor,
+  type FleetMember,
+  type MemberOptions,
+  type ToolSet,
+} from "./common.js";
 import { registryFor } from "./local.js";
 
 export interface ToolsWorkerOptions extends MemberOptions, ToolSet {
@@ -39,7 +49,12 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
           () => connectMember(member, "tools"),
           closeRedis,
           (redis) => {
-            registry = registryFor({ tools: [...(options.tools ?? [])], permissions: options.permissions ?? {} }, member.config, member.logger, taskStoreFor(member, redis));
+            registry = registryFor(
+              { tools: [...(options.tools ?? [])], permissions: options.permissions ?? {} },
+              member.config,
+              member.logger,
+              taskStoreFor(member, redis),
+            );
             const server = new ToolExecServer({
               redis,
               redisUrl: member.redisUrl,

@@ -95,9 +95,9 @@ export class ChatBridge {
         // An inference worker that found it past its deadline (clocks differ, or the timer is late): the same apology.
         if (reply.ended === "expired") return this.giveUp(chat.id, channelId, messageId, seconds);
         this.history.add(channelId, message.text, reply.text);
-        this.options.platform.send(channelId, { text: reply.text, files: reply.files, richMessages: reply.richMessages, inReplyTo: messageId }).catch((err: unknown) =>
-          this.options.logger.error({ chat: chat.id, channelId, ...errorFields(err) }, "could not deliver an answer to the platform"),
-        );
+        this.options.platform
+          .send(channelId, { text: reply.text, files: reply.files, richMessages: reply.richMessages, inReplyTo: messageId })
+          .catch((err: unknown) => this.options.logger.error({ chat: chat.id, channelId, ...errorFields(err) }, "could not deliver an answer to the platform"));
       },
       (err: unknown) => {
         if (isToolfleetError(err, "STOPPED") || !this.started) return;
@@ -121,8 +121,8 @@ export class ChatBridge {
   }
 
   private tell(channelId: string, messageId: string, text: string): void {
-    this.options.platform.send(channelId, { text, files: [], richMessages: [], inReplyTo: messageId }).catch((err: unknown) =>
-      this.options.logger.error({ channelId, ...errorFields(err) }, "could not tell the user about a failure"),
-    );
+    this.options.platform
+      .send(channelId, { text, files: [], richMessages: [], inReplyTo: messageId })
+      .catch((err: unknown) => this.options.logger.error({ channelId, ...errorFields(err) }, "could not tell the user about a failure"));
   }
 }

@@ -90,7 +90,9 @@ export class HttpChatAdapter implements ChatPlatform {
     const port = this.options.port ?? 8787;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err: NodeJS.ErrnoException) =>
-        reject(err.code === "EADDRINUSE" ? new ToolfleetError("ADDRESS_IN_USE", `port ${port} on ${host} is in use: pass another --port (0 picks a free one)`) : err),
+        reject(
+          err.code === "EADDRINUSE" ? new ToolfleetError("ADDRESS_IN_USE", `port ${port} on ${host} is in use: pass another --port (0 picks a free one)`) : err,
+        ),
       );
       server.listen(port, host, () => resolve());
     });
@@ -131,7 +133,8 @@ export class HttpChatAdapter implements ChatPlatform {
 
   private async route(req: HttpRequest, res: ServerResponse): Promise<void> {
     // Served on loopback, only a loopback Host: a web page elsewhere cannot reach this chat by DNS rebinding.
-    if (LOOPBACK.has(this.options.host ?? "127.0.0.1") && !isLoopbackHost(req.headers.host)) return json(res, 421, { error: "this chat answers only on localhost" });
+    if (LOOPBACK.has(this.options.host ?? "127.0.0.1") && !isLoopbackHost(req.headers.host))
+      return json(res, 421, { error: "this chat answers only on localhost" });
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (req.method === "GET" && path === "/") {
       const user = this.userOf(req) ?? this.newUser(res);
@@ -159,7 +162,7 @@ export class HttpChatAdapter implements ChatPlatform {
       // The client gets told what is wrong with its body.
       return json(res, 400, { error: "the body is not JSON" });
     }
-    if (typeof text !== "string" || text.trim() === "") return json(res, 400, { error: "expected {\"text\": \"a non-empty message\"}" });
+    if (typeof text !== "string" || text.trim() === "") return json(res, 400, { error: 'expected {"text": "a non-empty message"}' });
     if (text.length > MAX_CHAT_TEXT) return json(res, 400, { error: `a message can be at most ${MAX_CHAT_TEXT} characters` });
     const messageId = `web-${Date.now().toString(36)}-${++this.messageCount}`;
     json(res, 202, { messageId });
@@ -256,7 +259,10 @@ export class HttpChatAdapter implements ChatPlatform {
 
   /** The user of a validly signed cookie, else undefined. */
   private userOf(req: HttpRequest): string | undefined {
-    const cookie = (req.headers.cookie ?? "").split(";").map((c) => c.trim()).find((c) => c.startsWith(`${COOKIE}=`));
+    const cookie = (req.headers.cookie ?? "")
+      .split(";")
+      .map((c) => c.trim())
+      .find((c) => c.startsWith(`${COOKIE}=`));
     const value = cookie?.slice(COOKIE.length + 1) ?? "";
     const dot = value.lastIndexOf(".");
     if (dot <= 0) return undefined;

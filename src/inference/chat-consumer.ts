@@ -67,7 +67,8 @@ export class ChatConsumer {
     if (!decoded.ok) return { kind: "dead", reason: decoded.error.message };
     const chat = decoded.value;
     // Answers go only to gateways' answer streams, never to a key the message names at will.
-    if (!chat.replyTo.startsWith(this.options.keys.chatReplyPrefix)) return { kind: "dead", reason: `reply_to '${chat.replyTo}' is not a gateway answer stream` };
+    if (!chat.replyTo.startsWith(this.options.keys.chatReplyPrefix))
+      return { kind: "dead", reason: `reply_to '${chat.replyTo}' is not a gateway answer stream` };
     const started = performance.now();
     if (Date.now() > chat.deadlineMs) {
       // The gateway already told the user it gave up; an answer now would only confuse.
@@ -86,12 +87,25 @@ export class ChatConsumer {
     } catch (err) {
       if (stopping.aborted) return { kind: "leave" };
       this.options.logger.error({ chat: chat.id, ...errorFields(err) }, "answering a chat message failed");
-      return { kind: "ack", reply: this.reply(chat, { text: "Sorry — something went wrong while answering; please try again.", files: [], richMessages: [], ended: "error", toolCalls: 0 }, started) };
+      return {
+        kind: "ack",
+        reply: this.reply(
+          chat,
+          { text: "Sorry — something went wrong while answering; please try again.", files: [], richMessages: [], ended: "error", toolCalls: 0 },
+          started,
+        ),
+      };
     }
   }
 
   private reply(chat: InboundChat, a: Omit<ChatAnswer, "inReplyTo" | "channelId" | "workerId" | "durationMs">, started: number): Outbound {
-    const answer: ChatAnswer = { ...a, inReplyTo: chat.id, channelId: chat.identity.channelId, workerId: this.options.workerId, durationMs: performance.now() - started };
+    const answer: ChatAnswer = {
+      ...a,
+      inReplyTo: chat.id,
+      channelId: chat.identity.channelId,
+      workerId: this.options.workerId,
+      durationMs: performance.now() - started,
+    };
     return { stream: chat.replyTo, fields: encodeAnswer(answer) };
   }
 

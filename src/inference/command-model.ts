@@ -27,7 +27,8 @@ export function withCommands(llm: ChatModel | null, commands = true): ChatModel 
       const toolCalls: ModelTurn["toolCalls"] = [];
       for (const part of text.trim().split(/\n|;\s*(?=\/)/)) {
         const command = COMMAND.exec(part.trim());
-        if (!command) return Promise.resolve({ content: `I could not read '${part.trim()}' as a command: write /tool_name {"json":"arguments"}.`, toolCalls: [] });
+        if (!command)
+          return Promise.resolve({ content: `I could not read '${part.trim()}' as a command: write /tool_name {"json":"arguments"}.`, toolCalls: [] });
         const [, name = "", args = ""] = command;
         if (name === "help") return Promise.resolve({ content: help(tools), toolCalls: [] });
         if (!offered.has(name)) return Promise.resolve({ content: `There is no tool '${name}' here. ${help(tools)}`, toolCalls: [] });
@@ -63,6 +64,7 @@ function help(tools: OpenAITool[]): string {
 }
 
 function noModel(tools: OpenAITool[], commands: boolean): string {
-  if (!commands) return "No LLM is configured, and slash commands are off (TOOLFLEET_CHAT_COMMANDS), so I cannot answer. An operator needs to set TOOLFLEET_LLM_API_KEY.";
+  if (!commands)
+    return "No LLM is configured, and slash commands are off (TOOLFLEET_CHAT_COMMANDS), so I cannot answer. An operator needs to set TOOLFLEET_LLM_API_KEY.";
   return `No LLM is configured, so I only run slash commands. ${help(tools)} For live chat, set TOOLFLEET_LLM_API_KEY (an OpenRouter key by default; TOOLFLEET_LLM_BASE_URL and TOOLFLEET_LLM_MODEL pick another OpenAI-compatible API).`;
 }

@@ -41,15 +41,19 @@ export function openAIModel(options: OpenAIModelOptions): ChatModel {
     async complete(messages, tools, signal) {
       if (!client) {
         openaiModule ??= await import("openai");
-        client = new openaiModule.default({ baseURL: options.baseURL ?? "https://openrouter.ai/api/v1", apiKey: options.apiKey, timeout: options.timeoutMs ?? 60_000, maxRetries: options.maxRetries ?? 2 });
+        client = new openaiModule.default({
+          baseURL: options.baseURL ?? "https://openrouter.ai/api/v1",
+          apiKey: options.apiKey,
+          timeout: options.timeoutMs ?? 60_000,
+          maxRetries: options.maxRetries ?? 2,
+        });
       }
-      const res = await client.chat.completions.create(
-        { model: options.model, messages, ...(tools.length > 0 ? { tools } : {}) },
-        signal ? { signal } : {},
-      );
+      const res = await client.chat.completions.create({ model: options.model, messages, ...(tools.length > 0 ? { tools } : {}) }, signal ? { signal } : {});
       const message = res.choices[0]?.message;
       if (!message) throw new Error("the model returned no choice");
-      const toolCalls = (message.tool_calls ?? []).flatMap((c) => (c.type === "function" ? [{ id: c.id, name: c.function.name, arguments: c.function.arguments }] : []));
+      const toolCalls = (message.tool_calls ?? []).flatMap((c) =>
+        c.type === "function" ? [{ id: c.id, name: c.function.name, arguments: c.function.arguments }] : [],
+      );
       return { content: message.content ?? null, toolCalls };
     },
   };
@@ -157,7 +161,12 @@ export async function runToolLoop(messages: ChatMessage[], options: LoopOptions)
           const task = z.object({ task: z.string().min(1) }).safeParse(args);
           if (!task.success) return "Invalid arguments for tool 'call_subagent': task must be a non-empty string.";
           const innerTools = [...active].filter((name) => name !== "call_subagent");
-          const inner = await runToolLoop([{ role: "user", content: task.data.task }], { ...options, nested: true, activeTools: innerTools, maxIterations: Math.min(4, cap) });
+          const inner = await runToolLoop([{ role: "user", content: task.data.task }], {
+            ...options,
+            nested: true,
+            activeTools: innerTools,
+            maxIterations: Math.min(4, cap),
+          });
           return inner.text;
         }
         return options.registry.call(call.name, args, { userId: options.userId, ctx: options.ctx, nested: options.nested ?? false });
@@ -178,7 +187,12 @@ export async function runToolLoop(messages: ChatMessage[], options: LoopOptions)
     }
     for (const name of options.ctx.injectedTools ?? []) active.add(name);
   }
-  return { text: `I stopped after ${limit} rounds of tool calls without a final answer. Ask me to continue if you want me to keep going.`, iterations: limit, toolCalls, ended: "limit" };
+  return {
+    text: `I stopped after ${limit} rounds of tool calls without a final answer. Ask me to continue if you want me to keep going.`,
+    iterations: limit,
+    toolCalls,
+    ended: "limit",
+  };
 }
 
 /** The active tools' definitions; the loop's own tools are offered even when the registry (a catalog) does not list them. */

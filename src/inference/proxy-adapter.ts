@@ -37,7 +37,8 @@ export class ProxyPlatformAdapter implements PlatformAdapter {
       identity: ctx.identity(),
       timeoutMs: this.config.get().toolsExecTimeout * 1000,
     });
-    if (reply.status !== "ok") throw reply.error ? ToolfleetError.fromWire(reply.error) : new ToolfleetError("INTERNAL", `the gateway answered ${reply.status}`);
+    if (reply.status !== "ok")
+      throw reply.error ? ToolfleetError.fromWire(reply.error) : new ToolfleetError("INTERNAL", `the gateway answered ${reply.status}`);
     ctx.mergeWriteBack(reply.writeBack);
     return { text: reply.result, kind: reply.outcome ?? "ok" };
   }

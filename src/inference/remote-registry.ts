@@ -2,7 +2,16 @@ import { performance } from "node:perf_hooks";
 import type { ConfigSource } from "../config/live.js";
 import type { JsonValue } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
-import { isAllowedBy, openAITool, toPermissionMap, type CallOptions, type OpenAITool, type Permissions, type ToolRegistry, type ToolRegistryLike } from "../core/registry.js";
+import {
+  isAllowedBy,
+  openAITool,
+  toPermissionMap,
+  type CallOptions,
+  type OpenAITool,
+  type Permissions,
+  type ToolRegistry,
+  type ToolRegistryLike,
+} from "../core/registry.js";
 import type { TaskManager } from "../core/tasks.js";
 import { defineTool, type ToolDefinition } from "../core/tool.js";
 import { loadCatalog, watchCatalog, type Catalog, type CatalogTool, type CatalogWatch } from "../tool-exec/catalog.js";
@@ -88,14 +97,19 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   async start(): Promise<void> {
     if (this.options.config.get().toolsServiceMode === "in_process" || this.client) return;
     const { redis, redisUrl } = this.options;
-    if (!redis || !redisUrl) throw new ToolfleetError("CONFIG_INVALID", `RemoteToolRegistry: mode '${this.options.config.get().toolsServiceMode}' needs a Redis connection`);
+    if (!redis || !redisUrl)
+      throw new ToolfleetError("CONFIG_INVALID", `RemoteToolRegistry: mode '${this.options.config.get().toolsServiceMode}' needs a Redis connection`);
     const client = new ToolsClient({ redis, redisUrl, keys: this.options.keys, workerId: this.options.workerId, logger: this.options.logger });
     await client.start();
     this.client = client;
     try {
       // Subscribe before the first load: a catalog published in between (a tools worker starting
       // alongside) would otherwise be missed until the next change.
-      this.watch = await watchCatalog(redis, this.options.keys, { url: redisUrl, logger: this.options.logger, onChange: () => this.reloadCatalog().then(() => undefined) });
+      this.watch = await watchCatalog(redis, this.options.keys, {
+        url: redisUrl,
+        logger: this.options.logger,
+        onChange: () => this.reloadCatalog().then(() => undefined),
+      });
     } catch (err) {
       // Half started is not started: a later start() must try again, and nothing may stay open.
       await this.stop();
@@ -261,7 +275,10 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       }
     } catch (err) {
       const fallback = await this.fallback(name, args, options, timeoutMs, err);
-      return fallback ?? done(isToolfleetError(err, "PAYLOAD_TOO_LARGE") ? "error" : "unavailable", isToolfleetError(err, "PAYLOAD_TOO_LARGE") ? err.message : unavailable(name));
+      return (
+        fallback ??
+        done(isToolfleetError(err, "PAYLOAD_TOO_LARGE") ? "error" : "unavailable", isToolfleetError(err, "PAYLOAD_TOO_LARGE") ? err.message : unavailable(name))
+      );
     }
     if (reply.status !== "ok") return done(failureKind(reply), reply.error?.message ?? `Tool '${name}' failed on the tools service (${reply.status}).`);
     ctx?.mergeWriteBack(reply.writeBack);
@@ -283,7 +300,19 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       toolArgs: args as JsonValue,
       userId,
       schemaHash: this.byName.get(name)?.schemaHash ?? "",
-      ctx: ctx ? wireContextOf(ctx) : { platform: "", channelId: "", userId, userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null },
+      ctx: ctx
+        ? wireContextOf(ctx)
+        : {
+            platform: "",
+            channelId: "",
+            userId,
+            userName: "",
+            guildId: "",
+            messageId: "",
+            observabilityRequestId: "",
+            disclosedSkillIds: [],
+            roomContext: null,
+          },
       traceId: ctx?.observabilityRequestId,
       // The identity this tier authenticated: the context's when there is one.
       identity: ctx ? ctx.identity() : { userId, guildId: "", channelId: "", platform: "" },
@@ -318,7 +347,10 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       return null;
     }
     this.stats.fallbacks++;
-    this.options.logger.info({ tool: name, reason: safe ? "idempotent or read-only" : "request cancelled before it started" }, "falling back to in-process execution");
+    this.options.logger.info(
+      { tool: name, reason: safe ? "idempotent or read-only" : "request cancelled before it started" },
+      "falling back to in-process execution",
+    );
     return { ...(await this.options.local.execute(name, args, options)), route: "fallback" };
   }
 

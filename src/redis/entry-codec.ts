@@ -20,12 +20,15 @@ export const MAX_REPLY_FILES = 100;
 /** Stream entry fields: names to bytes (or text). */
 export type EntryFields = Record<string, Buffer | string>;
 
-export type Decoded<T> =
-  | { ok: true; value: T }
-  | { ok: false; error: WireError; correlationId?: string; replyTo?: string };
+export type Decoded<T> = { ok: true; value: T } | { ok: false; error: WireError; correlationId?: string; replyTo?: string };
 
 /** How a body names a file whose bytes are in another field. */
-export const fileMeta = z.object({ name: z.string().max(255).min(1), content_type: z.string().max(255).min(1), size: z.number().int().nonnegative(), field: z.string() });
+export const fileMeta = z.object({
+  name: z.string().max(255).min(1),
+  content_type: z.string().max(255).min(1),
+  size: z.number().int().nonnegative(),
+  field: z.string(),
+});
 export type FileMeta = z.infer<typeof fileMeta>;
 
 /** The body's description of files sent as `file.N` fields. */

@@ -51,7 +51,8 @@ function id(kind: string, value: string): string {
 export const COMPOSITE_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,257}$/;
 
 function idemKey(value: string): string {
-  if (!COMPOSITE_ID_PATTERN.test(value)) throw new ToolfleetError("ID_INVALID", `invalid idempotency key ${JSON.stringify(value)}: use 1-257 of letters, digits and _ . : @ -`);
+  if (!COMPOSITE_ID_PATTERN.test(value))
+    throw new ToolfleetError("ID_INVALID", `invalid idempotency key ${JSON.stringify(value)}: use 1-257 of letters, digits and _ . : @ -`);
   return value;
 }
 

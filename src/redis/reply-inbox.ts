@@ -86,8 +86,10 @@ export class ReplyInbox {
         this.options.onEntries(entries);
       },
     });
-    this.stopRefresh = repeatEvery(Math.max(1, this.ttl / 3) * 1000, () => this.touch(), (err) =>
-      this.options.logger.warn({ stream: this.options.stream, ...errorFields(err) }, "could not refresh the reply stream's TTL"),
+    this.stopRefresh = repeatEvery(
+      Math.max(1, this.ttl / 3) * 1000,
+      () => this.touch(),
+      (err) => this.options.logger.warn({ stream: this.options.stream, ...errorFields(err) }, "could not refresh the reply stream's TTL"),
     );
   }
 
@@ -124,9 +126,11 @@ export class ReplyInbox {
     this.deleteTimer = undefined;
     if (this.toDelete.length === 0) return;
     const ids = this.toDelete.splice(0);
-    this.options.redis.sendCommand(["XDEL", this.options.stream, ...ids]).catch((err: unknown) =>
-      this.options.logger.warn({ stream: this.options.stream, ...errorFields(err) }, "could not delete read replies; MAXLEN trimming will"),
-    );
+    this.options.redis
+      .sendCommand(["XDEL", this.options.stream, ...ids])
+      .catch((err: unknown) =>
+        this.options.logger.warn({ stream: this.options.stream, ...errorFields(err) }, "could not delete read replies; MAXLEN trimming will"),
+      );
   }
 
   private async touch(): Promise<void> {

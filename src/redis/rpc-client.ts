@@ -165,9 +165,13 @@ export class RpcClient<Reply> {
       if (!entry.fields) continue;
       const decoded = this.options.decode(entry.fields);
       if (!decoded.ok) {
-        this.options.logger.warn({ stream: this.options.replyStream, entryId: entry.id, error: decoded.error }, `malformed reply dropped (${this.options.name})`);
+        this.options.logger.warn(
+          { stream: this.options.replyStream, entryId: entry.id, error: decoded.error },
+          `malformed reply dropped (${this.options.name})`,
+        );
         // When it says whose it is, that caller learns now instead of at its timeout.
-        if (decoded.correlationId && this.options.malformed) this.pending.get(decoded.correlationId)?.settle(this.options.malformed(decoded.correlationId, decoded.error));
+        if (decoded.correlationId && this.options.malformed)
+          this.pending.get(decoded.correlationId)?.settle(this.options.malformed(decoded.correlationId, decoded.error));
         continue;
       }
       const correlationId = this.options.correlationOf(decoded.value);

@@ -7,15 +7,7 @@ import { BlockingReader } from "./blocking-reader.js";
 import { MultiErrorReply } from "redis";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
-import {
-  autoClaim,
-  consumerPending,
-  deliveryCounts,
-  ensureGroup,
-  touchPending,
-  xaddArgs,
-  type StreamEntry,
-} from "./streams.js";
+import { autoClaim, consumerPending, deliveryCounts, ensureGroup, touchPending, xaddArgs, type StreamEntry } from "./streams.js";
 import { REPLY_STREAM_TTL_SECONDS } from "./reply-inbox.js";
 import { type EntryFields } from "./entry-codec.js";
 import { ToolfleetError } from "../core/errors.js";
@@ -157,7 +149,10 @@ export class StreamWorker {
     this.keys = options.keys;
     this.group = options.keys.group(options.stream);
     this.acks = new AckBatch(options.redis, options.stream, this.group, (err, ids) =>
-      this.logger.warn({ service: this.options.service, entries: ids.length, ...errorFields(err) }, "could not ack replied entries; they are redelivered after the lease and answered again"),
+      this.logger.warn(
+        { service: this.options.service, entries: ids.length, ...errorFields(err) },
+        "could not ack replied entries; they are redelivered after the lease and answered again",
+      ),
     );
     this.reader = new BlockingReader({
       redis: options.redis,
@@ -208,8 +203,10 @@ export class StreamWorker {
       },
     });
     // Apart from the rest: stop() keeps lease extension going until in-flight work is done.
-    this.stopLeases = repeatEvery(Math.max(50, this.options.leaseMs / 3), () => this.extendLeases(), (err) =>
-      this.logger.warn({ service: this.options.service, worker: this.options.consumer, ...errorFields(err) }, "lease extension failed"),
+    this.stopLeases = repeatEvery(
+      Math.max(50, this.options.leaseMs / 3),
+      () => this.extendLeases(),
+      (err) => this.logger.warn({ service: this.options.service, worker: this.options.consumer, ...errorFields(err) }, "lease extension failed"),
     );
     this.every(this.options.claimEveryMs, () => this.claimAbandoned());
     this.every(this.options.heartbeatMs, () => this.beat());
@@ -231,12 +228,12 @@ export class StreamWorker {
     this.wakeSlotWaiters();
     // A read already sent returns within blockMs; what it brings is ours and is run.
     await this.reader.stop();
-    const drained = await Promise.race([
-      Promise.allSettled(this.inFlight.values()).then(() => true),
-      sleep(timeoutMs, false, { ref: false }),
-    ]);
+    const drained = await Promise.race([Promise.allSettled(this.inFlight.values()).then(() => true), sleep(timeoutMs, false, { ref: false })]);
     if (!drained) {
-      this.logger.warn({ service: this.options.service, worker: this.options.consumer, inFlight: this.inFlight.size }, "stop timed out; abandoning in-flight entries to other workers");
+      this.logger.warn(
+        { service: this.options.service, worker: this.options.consumer, inFlight: this.inFlight.size },
+        "stop timed out; abandoning in-flight entries to other workers",
+      );
       this.stopping.abort(new Error("worker stopping"));
       // A handler deaf to the abort is not waited for long: its entry stays pending and is reclaimed.
       await Promise.race([Promise.allSettled(this.inFlight.values()), sleep(ABANDON_AFTER_ABORT_MS, undefined, { ref: false })]);
@@ -246,7 +243,10 @@ export class StreamWorker {
       // Bounded: with Redis away the acks wait for a reconnect that may not come.
       await within(this.acks.drain(), 2000, "sending the last acks");
     } catch (err) {
-      this.logger.warn({ service: this.options.service, worker: this.options.consumer, ...errorFields(err) }, "last acks not confirmed; their entries may be redelivered and answered again");
+      this.logger.warn(
+        { service: this.options.service, worker: this.options.consumer, ...errorFields(err) },
+        "last acks not confirmed; their entries may be redelivered and answered again",
+      );
     }
     await this.leaveGroup();
   }
@@ -259,7 +259,13 @@ export class StreamWorker {
     for (;;) {
       const entries = await this.reader.readOnce(after, 100);
       if (entries.length === 0) return;
-      const counts = await deliveryCounts(this.redis, this.options.stream, this.group, this.options.consumer, entries.map((e) => e.id));
+      const counts = await deliveryCounts(
+        this.redis,
+        this.options.stream,
+        this.group,
+        this.options.consumer,
+        entries.map((e) => e.id),
+      );
       for (const entry of entries) {
         await this.waitForSlot();
         this.dispatch(entry, counts.get(entry.id) ?? 1);
@@ -276,7 +282,13 @@ export class StreamWorker {
     this.claimCursor = next;
     const fresh = entries.filter((e) => !this.inFlight.has(e.id));
     if (fresh.length === 0) return;
-    const counts = await deliveryCounts(this.redis, this.options.stream, this.group, this.options.consumer, fresh.map((e) => e.id));
+    const counts = await deliveryCounts(
+      this.redis,
+      this.options.stream,
+      this.group,
+      this.options.consumer,
+      fresh.map((e) => e.id),
+    );
     // Stopped meanwhile: stop() no longer waits for new work. What was claimed stays pending, and
     // another worker reclaims it after the lease.
     if (!this.running) return;
@@ -297,7 +309,10 @@ export class StreamWorker {
     if (this.inFlight.has(entry.id)) return;
     const work = this.process(entry, deliveries)
       .catch((err: unknown) =>
-        this.logger.error({ service: this.options.service, worker: this.options.consumer, entryId: entry.id, ...errorFields(err) }, "entry left pending after an error; it will be retried"),
+        this.logger.error(
+          { service: this.options.service, worker: this.options.consumer, entryId: entry.id, ...errorFields(err) },
+          "entry left pending after an error; it will be retried",
+        ),
       )
       .finally(() => {
         this.inFlight.delete(entry.id);
@@ -340,7 +355,14 @@ export class StreamWorker {
     const commands: Arg[][] = [];
     if (disposition.kind === "ack") commands.push(...(disposition.commands ?? []));
     if (disposition.kind === "dead" && entry) {
-      const copy: EntryFields = { stream: this.options.stream, entry_id: id, reason: disposition.reason, deliveries: String(entry.deliveries), worker: this.options.consumer, at: String(Date.now()) };
+      const copy: EntryFields = {
+        stream: this.options.stream,
+        entry_id: id,
+        reason: disposition.reason,
+        deliveries: String(entry.deliveries),
+        worker: this.options.consumer,
+        at: String(Date.now()),
+      };
       for (const [name, value] of Object.entries(entry.fields)) copy[`field.${name}`] = value;
       commands.push(xaddArgs(this.keys.deadLetter(this.options.stream), copy, this.options.maxLen));
       this.logger.warn({ service: this.options.service, entryId: id, reason: disposition.reason }, "entry dead-lettered");
@@ -365,7 +387,8 @@ export class StreamWorker {
         if (attempt >= SLOW_COMMIT_RETRIES || this.stopping.signal.aborted) throw err;
         // Debug: an outage fails every entry in flight at once (the connection's own line says so),
         // and one that never goes through is logged as an error when it is given up.
-        if (attempt === 0) this.logger.debug({ service: this.options.service, entryId: id, ...errorFields(err) }, "commit failed; retrying, the entry not acked");
+        if (attempt === 0)
+          this.logger.debug({ service: this.options.service, entryId: id, ...errorFields(err) }, "commit failed; retrying, the entry not acked");
         await sleep(Math.min(50 * 2 ** attempt, 500));
       }
     }
@@ -396,13 +419,20 @@ export class StreamWorker {
       await this.recreateAndReply(reply);
     } catch (err) {
       // The entry is kept in the dead-letter stream and acked: only the error reply is lost.
-      this.logger.warn({ service: this.options.service, stream: reply.stream, ...errorFields(err) }, "could not re-create a missing reply stream; the dead letter's error reply is lost");
+      this.logger.warn(
+        { service: this.options.service, stream: reply.stream, ...errorFields(err) },
+        "could not re-create a missing reply stream; the dead letter's error reply is lost",
+      );
     }
   }
 
   /** The rare path of a reply whose stream was missing: create it, with its TTL, and add the reply. */
   private async recreateAndReply(reply: Outbound): Promise<void> {
-    await this.redis.multi().addCommand(xaddArgs(reply.stream, reply.fields, this.options.maxLen)).addCommand(["EXPIRE", reply.stream, String(REPLY_STREAM_TTL_SECONDS)]).exec();
+    await this.redis
+      .multi()
+      .addCommand(xaddArgs(reply.stream, reply.fields, this.options.maxLen))
+      .addCommand(["EXPIRE", reply.stream, String(REPLY_STREAM_TTL_SECONDS)])
+      .exec();
   }
 
   // ── lifecycle helpers ───────────────────────────────────────────────────
@@ -423,7 +453,9 @@ export class StreamWorker {
 
   private every(ms: number, fn: () => Promise<void>): void {
     this.stoppers.push(
-      repeatEvery(ms, fn, (err) => this.logger.warn({ service: this.options.service, worker: this.options.consumer, task: fn.name, ...errorFields(err) }, "periodic stream task failed")),
+      repeatEvery(ms, fn, (err) =>
+        this.logger.warn({ service: this.options.service, worker: this.options.consumer, task: fn.name, ...errorFields(err) }, "periodic stream task failed"),
+      ),
     );
   }
 
@@ -463,7 +495,10 @@ export class StreamWorker {
         "leaving the consumer group",
       );
     } catch (err) {
-      this.logger.warn({ service: this.options.service, worker: this.options.consumer, ...errorFields(err) }, "could not clean up the worker's group membership");
+      this.logger.warn(
+        { service: this.options.service, worker: this.options.consumer, ...errorFields(err) },
+        "could not clean up the worker's group membership",
+      );
     }
   }
 }

@@ -169,7 +169,11 @@ export class ToolsClient {
     // The session record and the request in one round trip, in that order on one connection:
     // the record exists before any worker can read the request (no MULTI needed for that).
     const publish = sessionWritten
-      ? this.options.redis.multi().addCommand(sessionWriteArgs(this.options.keys, traceId, session.rec, ttlSeconds)).addCommand(xadd).execAsPipeline()
+      ? this.options.redis
+          .multi()
+          .addCommand(sessionWriteArgs(this.options.keys, traceId, session.rec, ttlSeconds))
+          .addCommand(xadd)
+          .execAsPipeline()
       : this.options.redis.sendCommand(xadd);
     const published = publish.then(() => {
       if (sessionWritten && !oneOff) this.sessions.wrote(traceId, call.identity, session.rec, ttlSeconds);

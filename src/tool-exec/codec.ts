@@ -282,11 +282,18 @@ function replyProblem(reply: ToolReply, body: string, maxBytes: number): WireErr
   const files = reply.writeBack.sentFiles;
   if (files.length > MAX_REPLY_FILES) return wireError("PAYLOAD_TOO_LARGE", `The tool sent ${files.length} files; at most ${MAX_REPLY_FILES} can be returned.`);
   const bad = files.find((f) => !f.name || !f.contentType || f.name.length > 255 || f.contentType.length > 255);
-  if (bad) return wireError("INTERNAL", `The tool sent a file without a valid name and content type (${JSON.stringify(bad.name)}, ${JSON.stringify(bad.contentType)}).`);
+  if (bad)
+    return wireError(
+      "INTERNAL",
+      `The tool sent a file without a valid name and content type (${JSON.stringify(bad.name)}, ${JSON.stringify(bad.contentType)}).`,
+    );
   const filesBytes = files.reduce((n, f) => n + f.data.byteLength, 0);
   const bodyBytes = utf8SizeIfOver(body, maxBytes - filesBytes);
   if (bodyBytes === null) return null;
-  return wireError("PAYLOAD_TOO_LARGE", `The result of this tool call is ${formatBytes(bodyBytes + filesBytes)}, over the ${formatBytes(maxBytes)} reply limit, so it was not sent.`);
+  return wireError(
+    "PAYLOAD_TOO_LARGE",
+    `The result of this tool call is ${formatBytes(bodyBytes + filesBytes)}, over the ${formatBytes(maxBytes)} reply limit, so it was not sent.`,
+  );
 }
 
 export function decodeReply(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_BYTES): Decoded<ToolReply> {
@@ -329,4 +336,3 @@ export function errorReply(correlationId: string, workerId: string, error: WireE
     durationMs: 0,
   };
 }
-

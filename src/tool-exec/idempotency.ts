@@ -10,10 +10,7 @@ import { ToolfleetError } from "../core/errors.js";
  * claimed with SET NX before the handler runs, replaced by the stored reply
  * after, or claimed first by the caller as "cancelled" so no worker starts it.
  */
-export type IdemState =
-  | { state: "running"; worker: string; at: number }
-  | { state: "cancelled"; at: number }
-  | { state: "done"; reply: EntryFields };
+export type IdemState = { state: "running"; worker: string; at: number } | { state: "cancelled"; at: number } | { state: "done"; reply: EntryFields };
 
 const stored = z.discriminatedUnion("state", [
   z.object({ state: z.literal("running"), worker: z.string(), at: z.number() }),

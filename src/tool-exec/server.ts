@@ -16,7 +16,6 @@ import { permissionDenied } from "../core/outcome.js";
 /** Files kept with a stored reply for duplicate deliveries, at most. */
 const MAX_KEPT_FILE_BYTES = 1024 * 1024;
 
-
 export interface ToolExecServerOptions {
   redis: RedisClient;
   redisUrl: string;
@@ -26,7 +25,9 @@ export interface ToolExecServerOptions {
   logger: Logger;
   workerId: string;
   /** Stream-engine settings: concurrency, lease, block time … */
-  worker?: Partial<Pick<StreamWorkerOptions, "concurrency" | "blockMs" | "watchdogGraceMs" | "leaseMs" | "claimEveryMs" | "maxDeliveries" | "maxLen" | "heartbeatMs">>;
+  worker?: Partial<
+    Pick<StreamWorkerOptions, "concurrency" | "blockMs" | "watchdogGraceMs" | "leaseMs" | "claimEveryMs" | "maxDeliveries" | "maxLen" | "heartbeatMs">
+  >;
   /** @defaultValue 1 MiB */
   maxRequestBytes?: number;
   /** @defaultValue 64 MiB */
@@ -119,7 +120,9 @@ export class ToolExecServer {
   }
 
   private readonly republish = (): void => {
-    this.publishCatalog().catch((err: unknown) => this.options.logger.error({ worker: this.options.workerId, ...errorFields(err) }, "could not republish the catalog after a reconnect"));
+    this.publishCatalog().catch((err: unknown) =>
+      this.options.logger.error({ worker: this.options.workerId, ...errorFields(err) }, "could not republish the catalog after a reconnect"),
+    );
   };
 
   private rebuildCatalog(): Catalog {
@@ -143,7 +146,10 @@ export class ToolExecServer {
     if (!this.isOurReplyStream(req.replyTo)) {
       return { kind: "dead", reason: `INVALID_REQUEST: reply stream '${req.replyTo}' is not a reply stream of this namespace`, reply: null };
     }
-    const refuse = (error: WireError): Disposition => ({ kind: "ack", reply: this.outbound(req.replyTo, errorReply(req.correlationId, this.options.workerId, error)) });
+    const refuse = (error: WireError): Disposition => ({
+      kind: "ack",
+      reply: this.outbound(req.replyTo, errorReply(req.correlationId, this.options.workerId, error)),
+    });
 
     if (Date.now() > req.deadlineMs) {
       // A late duplicate of a request that did run still gets its real reply.
@@ -189,12 +195,23 @@ export class ToolExecServer {
       } catch (err) {
         // The claim is ours and the tool may have run (a write-back that cannot be encoded, say). An error
         // stored as the outcome ends it here: left to throw, the claim would lapse and a redelivery run it again.
-        this.options.logger.error({ worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey, ...errorFields(err) }, "call failed after it started; answering with an error, not running it again");
-        reply = errorReply(req.correlationId, this.options.workerId, wireError("INTERNAL", `Tool '${req.toolName}' failed on the tools service after it started, and is not run again: ${err instanceof Error ? err.message : String(err)}`));
+        this.options.logger.error(
+          { worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey, ...errorFields(err) },
+          "call failed after it started; answering with an error, not running it again",
+        );
+        reply = errorReply(
+          req.correlationId,
+          this.options.workerId,
+          wireError(
+            "INTERNAL",
+            `Tool '${req.toolName}' failed on the tools service after it started, and is not run again: ${err instanceof Error ? err.message : String(err)}`,
+          ),
+        );
         fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       }
       const done: Disposition = { kind: "ack", reply: { stream: req.replyTo, fields } };
-      if (!repeatSafe) done.commands = [storeReplyArgs(this.options.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.options.replyTtlSeconds ?? 120)];
+      if (!repeatSafe)
+        done.commands = [storeReplyArgs(this.options.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.options.replyTtlSeconds ?? 120)];
       return done;
     } finally {
       this.running.delete(entry.id);
@@ -227,12 +244,25 @@ export class ToolExecServer {
     });
     // The authoritative permission check, with the session's identity: an empty user id is not a free pass.
     if (!this.options.registry.isAllowed(req.toolName, identity.userId)) {
-      return { correlationId: req.correlationId, workerId: this.options.workerId, status: "ok", result: permissionDenied(identity.userId, req.toolName), outcome: "denied", writeBack: emptyWriteBack(), durationMs: performance.now() - started };
+      return {
+        correlationId: req.correlationId,
+        workerId: this.options.workerId,
+        status: "ok",
+        result: permissionDenied(identity.userId, req.toolName),
+        outcome: "denied",
+        writeBack: emptyWriteBack(),
+        durationMs: performance.now() - started,
+      };
     }
     const cfg = this.options.config.get();
     const timeoutMs = Math.max(1, Math.min(req.deadlineMs - Date.now(), cfg.toolsExecTimeout * 1000));
     // A task id is only worth giving out when any worker can answer for it later: with a Redis task store.
-    const outcome = await this.options.registry.execute(req.toolName, req.toolArgs, { userId: identity.userId, ctx, timeoutMs, background: cfg.taskStore === "redis" });
+    const outcome = await this.options.registry.execute(req.toolName, req.toolArgs, {
+      userId: identity.userId,
+      ctx,
+      timeoutMs,
+      background: cfg.taskStore === "redis",
+    });
     // Literal objects, no spreads: V8 builds `{ ...a, b }` through a slow path (docs/benchmarks.md).
     return {
       correlationId: req.correlationId,
@@ -300,4 +330,3 @@ export class ToolExecServer {
     return stream.startsWith(this.options.keys.toolsReplyPrefix) && stream.length > this.options.keys.toolsReplyPrefix.length;
   }
 }
-

@@ -86,7 +86,12 @@ export async function readSession(redis: RedisClient, keys: Keys, traceId: strin
  * `SessionCache.keep`.
  */
 export function sessionReadArgs(key: string, toKeep: boolean): string[][] {
-  return toKeep ? [["GET", key], ["PTTL", key]] : [["GET", key]];
+  return toKeep
+    ? [
+        ["GET", key],
+        ["PTTL", key],
+      ]
+    : [["GET", key]];
 }
 
 export function parseSession(raw: string | null, traceId: string, tag: string): SessionLookup {

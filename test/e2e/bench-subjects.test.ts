@@ -92,7 +92,10 @@ test("the CPU and memory measurement runs in a caller process of its own and rep
 
 test("bench:compare refuses, exit 2, without a BASELINE or with one whose dist/ is not built", () => {
   const script = fileURLToPath(new URL("../../bench/compare-builds.js", import.meta.url));
-  for (const [baseline, said] of [["", /BASELINE is not set/], ["/nonexistent-checkout", /nonexistent-checkout\/dist\/bench\/toolfleet\.js does not exist.*npm run build/]] as const) {
+  for (const [baseline, said] of [
+    ["", /BASELINE is not set/],
+    ["/nonexistent-checkout", /nonexistent-checkout\/dist\/bench\/toolfleet\.js does not exist.*npm run build/],
+  ] as const) {
     const run = spawnSync(process.execPath, [script], { env: { ...process.env, BASELINE: baseline }, encoding: "utf8", timeout: 10_000 });
     assert.equal(run.status, 2, run.stderr);
     assert.match(run.stderr, said);

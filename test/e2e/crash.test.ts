@@ -13,7 +13,11 @@ import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys 
 const FIXTURE = fileURLToPath(new URL("../support/fixtures/counting-tools.js", import.meta.url));
 
 /** Writes a session record and publishes a slow_side_effect request by hand, as a caller would. */
-async function publishSideEffect(redis: RedisClient, k: Keys, o: { traceId: string; correlationId: string; replyTo: string; key: string; ms: number; userId: string }): Promise<void> {
+async function publishSideEffect(
+  redis: RedisClient,
+  k: Keys,
+  o: { traceId: string; correlationId: string; replyTo: string; key: string; ms: number; userId: string },
+): Promise<void> {
   const sessionTag = await writeSession(redis, k, o.traceId, { userId: o.userId, guildId: "", channelId: "", platform: "test" }, 120);
   // A caller makes its reply stream before publishing: workers never create one (NOMKSTREAM).
   await ensureGroup(redis, o.replyTo, k.group(o.replyTo), "$");
@@ -29,7 +33,17 @@ async function publishSideEffect(redis: RedisClient, k: Keys, o: { traceId: stri
     schemaHash: "",
     deadlineMs: Date.now() + 60_000,
     sessionTag,
-    ctx: { platform: "test", channelId: "", userId: o.userId, userName: "", guildId: "", messageId: "", observabilityRequestId: "", disclosedSkillIds: [], roomContext: null },
+    ctx: {
+      platform: "test",
+      channelId: "",
+      userId: o.userId,
+      userName: "",
+      guildId: "",
+      messageId: "",
+      observabilityRequestId: "",
+      disclosedSkillIds: [],
+      roomContext: null,
+    },
   });
   await redis.sendCommand(xaddArgs(k.toolsStream, fields, 1000));
 }
@@ -71,11 +85,15 @@ test("a worker killed mid-call: another completes it, the side effect happens on
         return decoded.value;
       });
     };
-    const [reply] = await eventually(async () => {
-      const got = await readReplies();
-      assert.equal(got.length, 1);
-      return got;
-    }, 30_000, 50);
+    const [reply] = await eventually(
+      async () => {
+        const got = await readReplies();
+        assert.equal(got.length, 1);
+        return got;
+      },
+      30_000,
+      50,
+    );
     t.diagnostic(`completed by the survivor ${Date.now() - killedAt} ms after the kill`);
     const survivor = workers.find((w) => w !== victim);
     assert.equal(reply?.status, "ok");

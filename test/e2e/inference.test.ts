@@ -8,7 +8,10 @@ import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-he
 test("after stop(), a process with a started registry exits on its own", { timeout: 30_000 }, async () => {
   const k = testKeys();
   const script = fileURLToPath(new URL("../support/fixtures/start-stop.js", import.meta.url));
-  const child = spawn(process.execPath, [script], { env: { ...process.env, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_TEST_REDIS_URL: REDIS_URL }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_TEST_REDIS_URL: REDIS_URL },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr.on("data", (d: Buffer) => (output += d.toString()));

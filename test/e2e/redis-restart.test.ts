@@ -129,10 +129,7 @@ test("Redis restarted empty under load: every call settles in time, read loops r
     await sleep(3000);
     loadOn = false;
     // Every loop's last call ends within its timeout; past that (plus slack) something hangs.
-    const allDone = await Promise.race([
-      Promise.all(loops).then(() => true),
-      sleep(CALL_TIMEOUT_MS + SETTLE_SLACK_MS + 500, false, { ref: false }),
-    ]);
+    const allDone = await Promise.race([Promise.all(loops).then(() => true), sleep(CALL_TIMEOUT_MS + SETTLE_SLACK_MS + 500, false, { ref: false })]);
     const stoppedAt = Date.now();
 
     // ── (a) every call settled, in time, with a clear outcome ─────────────
@@ -144,12 +141,17 @@ test("Redis restarted empty under load: every call settles in time, read loops r
     for (const c of calls) if (c.outcome && c.outcome !== "ok" && !examples.has(c.outcome)) examples.set(c.outcome, c.message ?? "");
     for (const [o, m] of examples) t.diagnostic(`  e.g. ${o}: ${m}`);
     const logLines = new Map<string, number>();
-    for (const r of logger.records) if (r.level === "warn" || r.level === "error") logLines.set(`${r.level} ${r.msg}`, (logLines.get(`${r.level} ${r.msg}`) ?? 0) + 1);
+    for (const r of logger.records)
+      if (r.level === "warn" || r.level === "error") logLines.set(`${r.level} ${r.msg}`, (logLines.get(`${r.level} ${r.msg}`) ?? 0) + 1);
     for (const [line, n] of logLines) t.diagnostic(`  log: ${line} x${n}`);
 
     const unsettled = calls.filter((c) => c.endedAt === undefined);
     assert.equal(allDone, true, `load loops still waiting ${stoppedAt - cameBackAt} ms after Redis came back`);
-    assert.deepEqual(unsettled.map((c) => `loop${c.loop} started +${c.startedAt - killedAt} ms`), [], "calls that never settled");
+    assert.deepEqual(
+      unsettled.map((c) => `loop${c.loop} started +${c.startedAt - killedAt} ms`),
+      [],
+      "calls that never settled",
+    );
     const late = calls.filter((c) => c.endedAt !== undefined && c.endedAt - c.startedAt > CALL_TIMEOUT_MS + SETTLE_SLACK_MS);
     assert.deepEqual(
       late.map((c) => `loop${c.loop} took ${(c.endedAt ?? 0) - c.startedAt} ms (${c.outcome})`),
@@ -159,12 +161,20 @@ test("Redis restarted empty under load: every call settles in time, read loops r
     const maxDuration = Math.max(...calls.map((c) => (c.endedAt ?? 0) - c.startedAt));
     t.diagnostic(`longest call: ${maxDuration} ms`);
     for (const c of calls) {
-      assert.ok(c.outcome === "ok" || c.outcome?.startsWith("ToolfleetError:") || c.outcome?.startsWith("reply:"), `unclear outcome ${c.outcome}: ${c.message}`);
+      assert.ok(
+        c.outcome === "ok" || c.outcome?.startsWith("ToolfleetError:") || c.outcome?.startsWith("reply:"),
+        `unclear outcome ${c.outcome}: ${c.message}`,
+      );
       if (c.outcome !== "ok") assert.ok((c.message ?? "").trim().length > 10, `an error without a clear message: ${c.outcome}`);
     }
-    assert.ok(calls.some((c) => c.outcome === "ok" && c.startedAt >= cameBackAt), "calls succeed again after the restart");
+    assert.ok(
+      calls.some((c) => c.outcome === "ok" && c.startedAt >= cameBackAt),
+      "calls succeed again after the restart",
+    );
     const failedAfter = calls.filter((c) => c.outcome !== "ok" && c.startedAt >= cameBackAt);
-    t.diagnostic(`calls started after Redis came back that failed: ${failedAfter.length} ${failedAfter.map((c) => `[+${c.startedAt - cameBackAt} ms ${c.outcome}]`).join(" ")}`);
+    t.diagnostic(
+      `calls started after Redis came back that failed: ${failedAfter.length} ${failedAfter.map((c) => `[+${c.startedAt - cameBackAt} ms ${c.outcome}]`).join(" ")}`,
+    );
     // Only what Redis lost in the crash may fail: a call made once it is back gets its reply.
     assert.deepEqual(
       failedAfter.map((c) => `+${c.startedAt - cameBackAt} ms ${c.outcome}: ${c.message}`),
@@ -176,8 +186,12 @@ test("Redis restarted empty under load: every call settles in time, read loops r
     const firstOk = calls.filter((c) => c.outcome === "ok" && c.startedAt >= cameBackAt).sort((a, b) => (a.endedAt ?? 0) - (b.endedAt ?? 0))[0];
     assert.ok(firstOk?.endedAt !== undefined);
     const recoveryMs = firstOk.endedAt - cameBackAt;
-    t.diagnostic(`first successful call started after the restart finished ${recoveryMs} ms after Redis came back (${firstOk.endedAt - spawnedAt} ms after spawn)`);
-    console.log(`redis-restart: recovery ${recoveryMs} ms; failed after restart ${failedAfter.length}; calls ${calls.length} (${summary}); longest call ${maxDuration} ms`);
+    t.diagnostic(
+      `first successful call started after the restart finished ${recoveryMs} ms after Redis came back (${firstOk.endedAt - spawnedAt} ms after spawn)`,
+    );
+    console.log(
+      `redis-restart: recovery ${recoveryMs} ms; failed after restart ${failedAfter.length}; calls ${calls.length} (${summary}); longest call ${maxDuration} ms`,
+    );
     assert.ok(recoveryMs <= RECOVERY_BUDGET_MS, `recovered in ${recoveryMs} ms; budget ${RECOVERY_BUDGET_MS} ms`);
 
     // ── (c) no read loop is stuck ──────────────────────────────────────────

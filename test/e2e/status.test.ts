@@ -21,11 +21,14 @@ test("status shows live workers from their heartbeats, and a killed worker as go
     await eventually(async () => assert.deepEqual(names(await fleetStatus(redis, k)), ["gateway:status-gw", "tools:status-a", "tools:status-b"]));
     const status = await fleetStatus(redis, k);
     assert.ok(status.workers.every((w) => w.healthy && w.inFlight === 0));
-    assert.deepEqual(status.streams.map((s) => [s.stream, s.length, s.pending, s.deadLettered]), [
-      [k.chatStream, 0, 0, 0],
-      [k.toolsStream, 0, 0, 0],
-      [k.gatewayStream(), 0, 0, 0],
-    ]);
+    assert.deepEqual(
+      status.streams.map((s) => [s.stream, s.length, s.pending, s.deadLettered]),
+      [
+        [k.chatStream, 0, 0, 0],
+        [k.toolsStream, 0, 0, 0],
+        [k.gatewayStream(), 0, 0, 0],
+      ],
+    );
 
     // The CLI shows the same, as text and as JSON; and the catalog a worker published.
     const text = await run(process.execPath, [CLI, "status"], { env: { ...process.env, ...env } });
@@ -50,8 +53,11 @@ test("status shows live workers from their heartbeats, and a killed worker as go
 
 test("catalog says so when none is published", async () => {
   const k = testKeys();
-  await assert.rejects(run(process.execPath, [CLI, "catalog"], { env: { ...process.env, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL } }), (err: unknown) => {
-    const e = err as { code: number; stderr: string };
-    return e.code === 1 && /no catalog published at .*:tools:catalog/.test(e.stderr);
-  });
+  await assert.rejects(
+    run(process.execPath, [CLI, "catalog"], { env: { ...process.env, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL } }),
+    (err: unknown) => {
+      const e = err as { code: number; stderr: string };
+      return e.code === 1 && /no catalog published at .*:tools:catalog/.test(e.stderr);
+    },
+  );
 });

@@ -17,7 +17,19 @@ test("after a stall of the process itself, a reply already in the socket is deli
   const stream = k.toolsReplyStream("stall");
   await ensureGroup(redis, stream, k.group(stream), "$");
   // NOACK, as a reply inbox reads: an entry read and then dropped is gone for good.
-  const reader = new BlockingReader({ redis, redisUrl: REDIS_URL, logger, name: "stall", stream, group: k.group(stream), consumer: "c", groupStart: "$", blockMs: 1000, watchdogGraceMs: 100, noAck: true });
+  const reader = new BlockingReader({
+    redis,
+    redisUrl: REDIS_URL,
+    logger,
+    name: "stall",
+    stream,
+    group: k.group(stream),
+    consumer: "c",
+    groupStart: "$",
+    blockMs: 1000,
+    watchdogGraceMs: 100,
+    noAck: true,
+  });
   const delivered: StreamEntry[] = [];
   try {
     await reader.open();

@@ -48,19 +48,27 @@ test("end to end with real tools-service and gateway processes", { timeout: 90_0
     await eventually(() => assert.match(gateway.output(), /\(reacted 🎉 to message m42\)/), 3000, 20);
     assert.deepEqual(ctx.sentRichMessages, []);
     // It ran in the gateway process: the gateway's heartbeat counts it, the tools worker's does not.
-    await eventually(async () => {
-      const beat = JSON.parse((await redis.get(k.heartbeat("gateway", "e2e-gateway"))) ?? "{}") as { processed?: number; pid?: number };
-      assert.equal(beat.processed, 1);
-      assert.equal(beat.pid, gateway.pid);
-    }, 6000, 100);
+    await eventually(
+      async () => {
+        const beat = JSON.parse((await redis.get(k.heartbeat("gateway", "e2e-gateway"))) ?? "{}") as { processed?: number; pid?: number };
+        assert.equal(beat.processed, 1);
+        assert.equal(beat.pid, gateway.pid);
+      },
+      6000,
+      100,
+    );
     const toolsBeat = JSON.parse((await redis.get(k.heartbeat("tools", "e2e-tools"))) ?? "{}") as { processed?: number };
     assert.equal(toolsBeat.processed, 2);
 
     // The same through the CLI, as an operator would.
-    const cli = await run(process.execPath, [CLI, "call", "calculator", '{"a":6,"op":"multiply","b":7}', "--user", "alice", "--mode", "remote"], { env: { ...process.env, ...env, TOOLFLEET_LOG_LEVEL: "warn" } });
+    const cli = await run(process.execPath, [CLI, "call", "calculator", '{"a":6,"op":"multiply","b":7}', "--user", "alice", "--mode", "remote"], {
+      env: { ...process.env, ...env, TOOLFLEET_LOG_LEVEL: "warn" },
+    });
     assert.equal(cli.stdout, '{"result":42}\n');
     assert.match(cli.stderr, /mode=remote route=remote/);
-    const viaGateway = await run(process.execPath, [CLI, "call", "discord_react", '{"emoji":"👍"}', "--user", "alice", "--mode", "remote"], { env: { ...process.env, ...env, TOOLFLEET_LOG_LEVEL: "warn" } });
+    const viaGateway = await run(process.execPath, [CLI, "call", "discord_react", '{"emoji":"👍"}', "--user", "alice", "--mode", "remote"], {
+      env: { ...process.env, ...env, TOOLFLEET_LOG_LEVEL: "warn" },
+    });
     assert.equal(viaGateway.stdout, "Reacted with 👍 on cli.\n");
     await eventually(() => assert.match(gateway.output(), /\(reacted 👍 to message /), 3000, 20);
     assert.match(viaGateway.stderr, /route=gateway/);

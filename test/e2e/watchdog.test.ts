@@ -78,7 +78,15 @@ test("a RemoteToolRegistry's stop() ends while Redis answers nobody", { timeout:
   const redis = await connectRedis({ url: own.url, logger, name: "inference" });
   const control = await connectRedis({ url: own.url, logger, name: "control" });
   const config = staticConfig(defineConfig({ toolsServiceMode: "remote", backgroundThreshold: 0 }));
-  const registry = new RemoteToolRegistry({ redis, redisUrl: own.url, keys: testKeys(), config, local: new ToolRegistry({ config, logger }), workerId: "paused", logger });
+  const registry = new RemoteToolRegistry({
+    redis,
+    redisUrl: own.url,
+    keys: testKeys(),
+    config,
+    local: new ToolRegistry({ config, logger }),
+    workerId: "paused",
+    logger,
+  });
   try {
     await registry.start();
     // Redis stops answering everyone (the sockets stay open) for longer than stop() may take.
@@ -103,7 +111,15 @@ test("a catalog subscription Redis refuses fails start() and leaves no connectio
   const url = `redis://nochannels:pw@127.0.0.1:${own.port}`;
   const redis = await connectRedis({ url, logger, name: "inference" });
   const config = staticConfig(defineConfig({ toolsServiceMode: "remote", backgroundThreshold: 0 }));
-  const registry = new RemoteToolRegistry({ redis, redisUrl: url, keys: testKeys(), config, local: new ToolRegistry({ config, logger }), workerId: "refused", logger });
+  const registry = new RemoteToolRegistry({
+    redis,
+    redisUrl: url,
+    keys: testKeys(),
+    config,
+    local: new ToolRegistry({ config, logger }),
+    workerId: "refused",
+    logger,
+  });
   try {
     await assert.rejects(registry.start(), /NOPERM/);
     assert.equal(registry.toolsClient, undefined, "half started is not started");

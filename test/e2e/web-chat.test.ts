@@ -26,7 +26,15 @@ test("the web chat page in headless Chromium: send a message, see the answer, an
     executablePath: CHROMIUM,
     // Flags for a root sandbox with no outside network: otherwise Chromium retries blocked hosts at every start.
     // Playwright gives it a fresh, empty profile of its own.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
   const redis = await connect();
   try {

@@ -17,47 +17,68 @@ import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
 import { BODY_FIELD } from "../../src/redis/entry-codec.js";
 
-test("gateway and inference over Redis: an answer comes back with its file; no inference worker means a clear apology; poison is dead-lettered", { timeout: 30_000 }, async () => {
-  const k = testKeys();
-  const logger = new RecordingLogger();
-  const redis = await connect();
-  const config = staticConfig(defineConfig({ namespace: k.namespace, chatTimeout: 0.5 }));
-  const platform = new RecordingPlatform();
-  const bridge = new ChatBridge({ redis, redisUrl: REDIS_URL, keys: k, config, logger, gatewayId: "g1", platform });
-  const service = new ChatConsumer({ redis, redisUrl: REDIS_URL, keys: k, logger, workerId: "i1", responder: localResponder(logger), adapterFor: () => platform, worker: { blockMs: 100 } });
-  try {
-    await bridge.start();
-    // No inference worker yet: the user hears so at the chat timeout, not never.
-    platform.user?.({ identity, text: "/echo {\"text\":\"anyone?\"}" });
-    await eventually(() => assert.match(platform.sent[0]?.message.text ?? "", /^Sorry — no answer came back within 0\.5 s/), 3000);
-    // A message too long to carry is refused with the reason, not a crash.
-    platform.user?.({ identity, text: "x".repeat(16_001) });
-    assert.equal(platform.sent[1]?.message.text, "Sorry — A chat message can be at most 16000 characters; this one has 16001.");
-    platform.sent.length = 1;
+test(
+  "gateway and inference over Redis: an answer comes back with its file; no inference worker means a clear apology; poison is dead-lettered",
+  { timeout: 30_000 },
+  async () => {
+    const k = testKeys();
+    const logger = new RecordingLogger();
+    const redis = await connect();
+    const config = staticConfig(defineConfig({ namespace: k.namespace, chatTimeout: 0.5 }));
+    const platform = new RecordingPlatform();
+    const bridge = new ChatBridge({ redis, redisUrl: REDIS_URL, keys: k, config, logger, gatewayId: "g1", platform });
+    const service = new ChatConsumer({
+      redis,
+      redisUrl: REDIS_URL,
+      keys: k,
+      logger,
+      workerId: "i1",
+      responder: localResponder(logger),
+      adapterFor: () => platform,
+      worker: { blockMs: 100 },
+    });
+    try {
+      await bridge.start();
+      // No inference worker yet: the user hears so at the chat timeout, not never.
+      platform.user?.({ identity, text: '/echo {"text":"anyone?"}' });
+      await eventually(() => assert.match(platform.sent[0]?.message.text ?? "", /^Sorry — no answer came back within 0\.5 s/), 3000);
+      // A message too long to carry is refused with the reason, not a crash.
+      platform.user?.({ identity, text: "x".repeat(16_001) });
+      assert.equal(platform.sent[1]?.message.text, "Sorry — A chat message can be at most 16000 characters; this one has 16001.");
+      platform.sent.length = 1;
 
-    await service.start();
-    // The message that timed out is still in the stream: the worker answers "expired" and the gateway drops it.
-    await eventually(() => assert.ok(logger.records.some((r) => r.msg === "chat message expired before an inference worker took it")), 3000);
-    platform.user?.({ identity: { ...identity, messageId: "m2" }, text: '/send_image {"width":4,"height":4}' });
-    await eventually(() => assert.equal(platform.sent.length, 2), 5000);
-    const answer = platform.sent[1]?.message;
-    assert.equal(answer?.text, "send_image → Sent gradient.png (4x4, 95 bytes).");
-    assert.equal(answer?.inReplyTo, "m2");
-    assert.equal(answer?.files[0]?.contentType, "image/png");
+      await service.start();
+      // The message that timed out is still in the stream: the worker answers "expired" and the gateway drops it.
+      await eventually(() => assert.ok(logger.records.some((r) => r.msg === "chat message expired before an inference worker took it")), 3000);
+      platform.user?.({ identity: { ...identity, messageId: "m2" }, text: '/send_image {"width":4,"height":4}' });
+      await eventually(() => assert.equal(platform.sent.length, 2), 5000);
+      const answer = platform.sent[1]?.message;
+      assert.equal(answer?.text, "send_image → Sent gradient.png (4x4, 95 bytes).");
+      assert.equal(answer?.inReplyTo, "m2");
+      assert.equal(answer?.files[0]?.contentType, "image/png");
 
-    // Poison, and a message naming an answer stream that is not a gateway's: dead-lettered, nothing written there.
-    await redis.sendCommand(["XADD", k.chatStream, "*", BODY_FIELD, "{not json"]);
-    const stray = encodeInbound({ id: "chat-x", replyTo: `${k.namespace}:tools:catalog`, identity, text: "hi", history: [], sentAtMs: Date.now(), deadlineMs: Date.now() + 60_000 });
-    await redis.sendCommand(["XADD", k.chatStream, "*", BODY_FIELD, stray[BODY_FIELD] as string]);
-    await eventually(async () => assert.equal(Number(await redis.sendCommand(["XLEN", k.deadLetter(k.chatStream)])), 2), 5000);
-    assert.equal(await redis.exists(`${k.namespace}:tools:catalog`), 0);
-  } finally {
-    await service.stop();
-    await bridge.stop();
-    await dropNamespace(redis, k);
-    await closeRedis(redis);
-  }
-});
+      // Poison, and a message naming an answer stream that is not a gateway's: dead-lettered, nothing written there.
+      await redis.sendCommand(["XADD", k.chatStream, "*", BODY_FIELD, "{not json"]);
+      const stray = encodeInbound({
+        id: "chat-x",
+        replyTo: `${k.namespace}:tools:catalog`,
+        identity,
+        text: "hi",
+        history: [],
+        sentAtMs: Date.now(),
+        deadlineMs: Date.now() + 60_000,
+      });
+      await redis.sendCommand(["XADD", k.chatStream, "*", BODY_FIELD, stray[BODY_FIELD] as string]);
+      await eventually(async () => assert.equal(Number(await redis.sendCommand(["XLEN", k.deadLetter(k.chatStream)])), 2), 5000);
+      assert.equal(await redis.exists(`${k.namespace}:tools:catalog`), 0);
+    } finally {
+      await service.stop();
+      await bridge.stop();
+      await dropNamespace(redis, k);
+      await closeRedis(redis);
+    }
+  },
+);
 
 test("with two gateways, a chat's gateway-pinned call runs on the gateway (shard) that holds the chat", { timeout: 30_000 }, async () => {
   const k = testKeys();

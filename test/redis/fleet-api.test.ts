@@ -4,7 +4,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { z } from "zod";
-import { ToolContext, ToolfleetError, createCaller, createGateway, createInferenceWorker, createToolsWorker, defineConfig, defineTool, staticConfig } from "../../src/index.js";
+import {
+  ToolContext,
+  ToolfleetError,
+  createCaller,
+  createGateway,
+  createInferenceWorker,
+  createToolsWorker,
+  defineConfig,
+  defineTool,
+  staticConfig,
+} from "../../src/index.js";
 import type { Caller, Gateway, InferenceWorker, ToolsWorker } from "../../src/index.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import { RecordingPlatform, identity } from "../support/chat.js";
@@ -65,7 +75,11 @@ describe("a fleet assembled with the fleet API", () => {
 
   test("a registry exists only once started, and says so clearly before", () => {
     const early = createToolsWorker({ config, logger, tools: [greet] });
-    assert.throws(() => early.registry, (err: unknown) => err instanceof ToolfleetError && err.code === "NOT_STARTED" && /tools worker: registry exists once start\(\) has resolved/.test(err.message));
+    assert.throws(
+      () => early.registry,
+      (err: unknown) =>
+        err instanceof ToolfleetError && err.code === "NOT_STARTED" && /tools worker: registry exists once start\(\) has resolved/.test(err.message),
+    );
     assert.equal(tools.registry.size, 3); // greet, plus the task tools
     assert.match(tools.description, /^3 tools$/);
   });
@@ -108,5 +122,8 @@ describe("a fleet assembled with the fleet API", () => {
 
 test("an inference worker refuses the in_process mode before it opens anything", () => {
   const config = staticConfig(defineConfig({ toolsServiceMode: "in_process" }));
-  assert.throws(() => createInferenceWorker({ config }), (err: unknown) => err instanceof ToolfleetError && err.code === "CONFIG_INVALID" && /TOOLFLEET_TOOLS_SERVICE_MODE=remote/.test(err.message));
+  assert.throws(
+    () => createInferenceWorker({ config }),
+    (err: unknown) => err instanceof ToolfleetError && err.code === "CONFIG_INVALID" && /TOOLFLEET_TOOLS_SERVICE_MODE=remote/.test(err.message),
+  );
 });

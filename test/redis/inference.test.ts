@@ -33,7 +33,13 @@ function tier(label: string, counts: Map<string, number>): ToolDefinition[] {
     return n;
   };
   return [
-    defineTool({ name: "where", description: "Says which tier ran it.", parameters: z.object({}), annotations: { readOnly: true }, handler: () => `${label} ran where (${count("where")})` }),
+    defineTool({
+      name: "where",
+      description: "Says which tier ran it.",
+      parameters: z.object({}),
+      annotations: { readOnly: true },
+      handler: () => `${label} ran where (${count("where")})`,
+    }),
     defineTool({
       name: "side_effect",
       description: "Not idempotent: counts each run.",
@@ -43,8 +49,19 @@ function tier(label: string, counts: Map<string, number>): ToolDefinition[] {
         return `${label} ran side_effect (${count("side_effect")})`;
       },
     }),
-    defineTool({ name: "call_subagent", description: "Inference-pinned.", parameters: z.object({}), handler: () => `${label} ran call_subagent (${count("call_subagent")})` }),
-    defineTool({ name: "shadow_diff", description: "Read-only, but answers differently per tier.", parameters: z.object({}), annotations: { idempotent: true }, handler: () => `${label} says ${count("shadow_diff")}` }),
+    defineTool({
+      name: "call_subagent",
+      description: "Inference-pinned.",
+      parameters: z.object({}),
+      handler: () => `${label} ran call_subagent (${count("call_subagent")})`,
+    }),
+    defineTool({
+      name: "shadow_diff",
+      description: "Read-only, but answers differently per tier.",
+      parameters: z.object({}),
+      annotations: { idempotent: true },
+      handler: () => `${label} says ${count("shadow_diff")}`,
+    }),
     { ...discordReact, handler: discordReact.handler },
   ];
 }
@@ -85,7 +102,17 @@ async function setup(raw: RawConfig = {}): Promise<Setup> {
   toolsRegistry.setPermissions(perms);
   const tools = new ToolExecServer({ redis, redisUrl: REDIS_URL, keys: k, registry: toolsRegistry, config, logger, workerId: "tw", worker: { blockMs: 200 } });
   const gatewayRegistry = new ToolRegistry({ config, logger }).register(...tier("gateway", counts));
-  const gateway = createGatewayToolServer({ redis, redisUrl: REDIS_URL, keys: k, registry: gatewayRegistry, config, logger, workerId: "gw", adapter: { platform: "discord", ownsPlatformClient: true }, worker: { blockMs: 200 } });
+  const gateway = createGatewayToolServer({
+    redis,
+    redisUrl: REDIS_URL,
+    keys: k,
+    registry: gatewayRegistry,
+    config,
+    logger,
+    workerId: "gw",
+    adapter: { platform: "discord", ownsPlatformClient: true },
+    worker: { blockMs: 200 },
+  });
   await tools.start();
   await gateway.start();
   const local = new ToolRegistry({ config, logger }).register(...tier("local", counts), echo);
@@ -146,7 +173,10 @@ describe("routing (DESIGN §1), every branch in every mode", () => {
       assert.equal(out.route, "gateway");
       // The gateway's write-back came home (its platform here has no live client to react with, so the tool reports it).
       assert.deepEqual(ctx.sentRichMessages, [{ kind: "reaction", emoji: "👍", messageId: "m1", channelId: "c1" }]);
-      assert.equal(await s.registry.call("discord_react", { emoji: "x" }, { userId: "alice", ctx: s.ctx("alice", false) }), "Tool 'discord_react' requires the gateway client, which is unavailable.");
+      assert.equal(
+        await s.registry.call("discord_react", { emoji: "x" }, { userId: "alice", ctx: s.ctx("alice", false) }),
+        "Tool 'discord_react' requires the gateway client, which is unavailable.",
+      );
       assert.equal(await s.registry.call("play_music", {}, { userId: "alice" }), "Tool 'play_music' requires the gateway client, which is unavailable.");
     });
 
@@ -225,7 +255,10 @@ describe("remote failures", () => {
     const s = await setup();
     try {
       // A catalog whose hash for `where` no worker agrees with, however often it is reloaded.
-      const fake = buildCatalog([defineTool({ name: "where", description: "an older where", parameters: z.object({ old: z.string().optional() }), handler: () => "" })], {});
+      const fake = buildCatalog(
+        [defineTool({ name: "where", description: "an older where", parameters: z.object({ old: z.string().optional() }), handler: () => "" })],
+        {},
+      );
       await publishCatalog(s.redis, s.keys, fake);
       await eventually(() => assert.equal(s.registry.toolNames().size, 1));
       const before = { ...s.registry.stats };
@@ -250,12 +283,22 @@ describe("remote failures", () => {
       for (const bad of [3e9, Number.NaN, -1]) {
         await assert.rejects(
           s.registry.execute("side_effect", {}, { userId: "alice", ctx: s.ctx(), timeoutMs: bad }),
-          (err: unknown) => err instanceof ToolfleetError && err.code === "CALL_OPTIONS_INVALID" && err.message.startsWith("RemoteToolRegistry.execute(): timeoutMs must be"),
+          (err: unknown) =>
+            err instanceof ToolfleetError && err.code === "CALL_OPTIONS_INVALID" && err.message.startsWith("RemoteToolRegistry.execute(): timeoutMs must be"),
         );
         // The client refuses it too, when called directly.
         await assert.rejects(
-          client.call({ toolName: "echo", toolArgs: { text: "x" }, userId: "alice", schemaHash: "", ctx: wireContextOf(s.ctx()), identity: s.ctx().identity(), timeoutMs: bad }),
-          (err: unknown) => err instanceof ToolfleetError && err.code === "CALL_OPTIONS_INVALID" && err.message.startsWith("ToolsClient.call(): timeoutMs must be"),
+          client.call({
+            toolName: "echo",
+            toolArgs: { text: "x" },
+            userId: "alice",
+            schemaHash: "",
+            ctx: wireContextOf(s.ctx()),
+            identity: s.ctx().identity(),
+            timeoutMs: bad,
+          }),
+          (err: unknown) =>
+            err instanceof ToolfleetError && err.code === "CALL_OPTIONS_INVALID" && err.message.startsWith("ToolsClient.call(): timeoutMs must be"),
         );
       }
       assert.equal(client.pendingCount, 0);
@@ -311,7 +354,15 @@ describe("remote failures", () => {
     const local = new ToolRegistry({ config: s.config, logger }).register(echo, localOnly);
     // Locally, echo (open in the catalog) and local_thing (not in it) are for admins only.
     local.setPermissions({ echo: ["admin"], local_thing: ["admin"] });
-    const registry = new RemoteToolRegistry({ redis: s.redis, redisUrl: REDIS_URL, keys: s.keys, config: s.config, local, workerId: `perm-${s.keys.namespace}`, logger });
+    const registry = new RemoteToolRegistry({
+      redis: s.redis,
+      redisUrl: REDIS_URL,
+      keys: s.keys,
+      config: s.config,
+      local,
+      workerId: `perm-${s.keys.namespace}`,
+      logger,
+    });
     try {
       await registry.start();
       const echoed = await registry.execute("echo", { text: "open" }, { userId: "bob", ctx: s.ctx("bob") });
@@ -381,9 +432,15 @@ describe("remote failures", () => {
     const s = await setup({ toolsExecTimeout: 0.2, toolsLocalFallback: false });
     try {
       await s.tools.stop();
-      assert.equal(await s.registry.call("where", {}, { userId: "alice", ctx: s.ctx() }), "Tool 'where' is temporarily unavailable (tools service error). Try again.");
+      assert.equal(
+        await s.registry.call("where", {}, { userId: "alice", ctx: s.ctx() }),
+        "Tool 'where' is temporarily unavailable (tools service error). Try again.",
+      );
       s.config.set({ toolsServiceMode: "remote", toolsExecTimeout: 0.2, backgroundThreshold: 0 });
-      assert.equal(await s.registry.call("send_image", {}, { userId: "alice", ctx: s.ctx() }), "Tool 'send_image' is temporarily unavailable (tools service error). Try again.");
+      assert.equal(
+        await s.registry.call("send_image", {}, { userId: "alice", ctx: s.ctx() }),
+        "Tool 'send_image' is temporarily unavailable (tools service error). Try again.",
+      );
     } finally {
       await s.stop();
     }

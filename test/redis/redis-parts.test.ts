@@ -58,7 +58,10 @@ describe("catalog", () => {
       await publishCatalog(redis, k, catalog);
       assert.deepEqual(await loadCatalog(redis, k), catalog);
       await redis.set(k.catalog, "{not json");
-      await assert.rejects(loadCatalog(redis, k), (err: unknown) => err instanceof ToolfleetError && err.code === "CATALOG_INVALID" && /is invalid: not JSON/.test(err.message));
+      await assert.rejects(
+        loadCatalog(redis, k),
+        (err: unknown) => err instanceof ToolfleetError && err.code === "CATALOG_INVALID" && /is invalid: not JSON/.test(err.message),
+      );
       await redis.set(k.catalog, JSON.stringify({ ...catalog, tools: [{ name: "bad name" }] }));
       await assert.rejects(loadCatalog(redis, k), /is invalid: tools\.0/);
     });
@@ -89,7 +92,10 @@ describe("session records", () => {
       const bad = { json: JSON.stringify({ user_id: 5 }), tag: "" };
       bad.tag = createHash("sha256").update(bad.json).digest("hex").slice(0, 16);
       await redis.set(k.toolSession("tr-3", bad.tag), bad.json);
-      assert.deepEqual(await readSession(redis, k, "tr-3", bad.tag), { ok: false, reason: "the session record for trace 'tr-3' is malformed (user_id: Invalid input: expected string, received number)" });
+      assert.deepEqual(await readSession(redis, k, "tr-3", bad.tag), {
+        ok: false,
+        reason: "the session record for trace 'tr-3' is malformed (user_id: Invalid input: expected string, received number)",
+      });
       const shortTag = await writeSession(redis, k, "tr-4", { userId: "u", guildId: "", channelId: "", platform: "" }, 1);
       await eventually(async () => assert.equal((await readSession(redis, k, "tr-4", shortTag)).ok, false), 3000, 100);
     } finally {
@@ -112,10 +118,19 @@ describe("Redis task store", () => {
       await writer.put({ id: "t2", tool: "echo", userId: "bob", status: "done", result: "ok", startedAt: now - 2000, finishedAt: now - 1999 }, 60);
       await writer.put({ id: "t3", tool: "echo", userId: "alice", status: "error", result: "boom", startedAt: now - 1000, finishedAt: now - 999 }, 1);
       assert.equal((await reader.get("t2"))?.result, "ok");
-      assert.deepEqual((await reader.list()).map((t) => t.id), ["t3", "t2", "t1"]);
-      assert.deepEqual((await reader.list("alice")).map((t) => t.id), ["t3", "t1"]);
+      assert.deepEqual(
+        (await reader.list()).map((t) => t.id),
+        ["t3", "t2", "t1"],
+      );
+      assert.deepEqual(
+        (await reader.list("alice")).map((t) => t.id),
+        ["t3", "t1"],
+      );
       await eventually(async () => assert.equal(await reader.get("t3"), null), 3000, 100);
-      assert.deepEqual((await reader.list("alice")).map((t) => t.id), ["t1"]);
+      assert.deepEqual(
+        (await reader.list("alice")).map((t) => t.id),
+        ["t1"],
+      );
       assert.equal(await redis.zScore(k.taskIndex, "t3"), null, "expired ids are pruned from the index");
       assert.ok((await redis.ttl(k.taskIndex)) > 0);
       assert.equal(await reader.get("missing"), null);
@@ -158,7 +173,10 @@ describe("tools client", () => {
       assert.equal(ids.length, 2);
       assert.notEqual(ids[0], ids[1]);
       for (const id of ids) assert.match(id, ID_PATTERN);
-      assert.ok(ids.every((id) => id.length < 36), `shorter than a UUID: ${ids.join(", ")}`);
+      assert.ok(
+        ids.every((id) => id.length < 36),
+        `shorter than a UUID: ${ids.join(", ")}`,
+      );
     } finally {
       await client.stop();
       await dropNamespace(redis, k);

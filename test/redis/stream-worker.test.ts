@@ -57,7 +57,18 @@ async function withWorker(
   const k = testKeys();
   const logger = new RecordingLogger();
   const stream = k.toolsStream;
-  const worker = new StreamWorker({ redis, redisUrl: REDIS_URL, logger, keys: k, service: "tools", stream, consumer: "w1", handler, heartbeatMs: 1000, ...options });
+  const worker = new StreamWorker({
+    redis,
+    redisUrl: REDIS_URL,
+    logger,
+    keys: k,
+    service: "tools",
+    stream,
+    consumer: "w1",
+    handler,
+    heartbeatMs: 1000,
+    ...options,
+  });
   try {
     await body({ worker, redis, keys: k, logger, stream });
   } finally {
@@ -144,7 +155,16 @@ test("a reply inbox stopped and started again still deletes what it has read", a
   const k = testKeys();
   const stream = k.toolsReplyStream("restarts");
   const got: StreamEntry[] = [];
-  const inbox = new ReplyInbox({ redis, redisUrl: REDIS_URL, keys: k, logger: new RecordingLogger(), stream, consumer: "restarts", blockMs: 200, onEntries: (e) => got.push(...e) });
+  const inbox = new ReplyInbox({
+    redis,
+    redisUrl: REDIS_URL,
+    keys: k,
+    logger: new RecordingLogger(),
+    stream,
+    consumer: "restarts",
+    blockMs: 200,
+    onEntries: (e) => got.push(...e),
+  });
   try {
     await inbox.start();
     await redis.sendCommand(["XADD", stream, "*", "body", "first"]);

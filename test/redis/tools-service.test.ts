@@ -63,14 +63,20 @@ interface Fleet {
   stop(): Promise<void>;
 }
 
-async function fleet(options: { workerId?: string; leaseMs?: number; maxDeliveries?: number; maxLen?: number; replyTtlSeconds?: number; concurrency?: number } = {}): Promise<Fleet> {
+async function fleet(
+  options: { workerId?: string; leaseMs?: number; maxDeliveries?: number; maxLen?: number; replyTtlSeconds?: number; concurrency?: number } = {},
+): Promise<Fleet> {
   const logger = new RecordingLogger();
   const redis = await connect(REDIS_URL, logger);
   const k = testKeys();
   const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
   const counter = { runs: 0 };
   const module = await loadToolModule();
-  const registry = registryFor({ tools: [...module.tools, countingTool(counter), unencodableTool(counter), whoami], permissions: module.permissions }, config, logger);
+  const registry = registryFor(
+    { tools: [...module.tools, countingTool(counter), unencodableTool(counter), whoami], permissions: module.permissions },
+    config,
+    logger,
+  );
   const service = new ToolExecServer({
     redis,
     redisUrl: REDIS_URL,
@@ -79,11 +85,25 @@ async function fleet(options: { workerId?: string; leaseMs?: number; maxDeliveri
     config,
     logger,
     workerId: options.workerId ?? "w1",
-    worker: { blockMs: 200, leaseMs: options.leaseMs ?? 5000, maxDeliveries: options.maxDeliveries ?? 5, maxLen: options.maxLen ?? 10_000, concurrency: options.concurrency ?? 16 },
+    worker: {
+      blockMs: 200,
+      leaseMs: options.leaseMs ?? 5000,
+      maxDeliveries: options.maxDeliveries ?? 5,
+      maxLen: options.maxLen ?? 10_000,
+      concurrency: options.concurrency ?? 16,
+    },
     replyTtlSeconds: options.replyTtlSeconds ?? 120,
   });
   await service.start();
-  const client = new ToolsClient({ redis, redisUrl: REDIS_URL, keys: k, workerId: "caller-1", logger, blockMs: 200, ...(options.maxLen ? { maxLen: options.maxLen } : {}) });
+  const client = new ToolsClient({
+    redis,
+    redisUrl: REDIS_URL,
+    keys: k,
+    workerId: "caller-1",
+    logger,
+    blockMs: 200,
+    ...(options.maxLen ? { maxLen: options.maxLen } : {}),
+  });
   await client.start();
   return {
     redis,
@@ -236,7 +256,14 @@ describe("tools service", () => {
     assert.equal(denied?.outcome, "denied");
 
     // The reverse: the record says admin, so admin's tool runs whatever the envelope says.
-    const honest = request(f, { toolName: "admin_stats", toolArgs: {}, userId: "nobody", sessionTag: sessionRecord(identity("admin")).tag, traceId: "trace-admin", ctx: wireCtx("nobody") });
+    const honest = request(f, {
+      toolName: "admin_stats",
+      toolArgs: {},
+      userId: "nobody",
+      sessionTag: sessionRecord(identity("admin")).tag,
+      traceId: "trace-admin",
+      ctx: wireCtx("nobody"),
+    });
     await writeSession(f.redis, f.keys, "trace-admin", identity("admin"), 30);
     await publish(f, encodeRequest(honest));
     const ok = await replyTo(f, honest.correlationId);
@@ -276,7 +303,10 @@ describe("tools service", () => {
 
     // Two users under one trace id, interleaved: each call runs as its own user.
     const mixed = await Promise.all(Array.from({ length: 20 }, (_, i) => f.client.call(inTrace("whoami", {}, i % 2 ? "bob" : "alice"))));
-    assert.deepEqual(mixed.map((r) => r.result), Array.from({ length: 20 }, (_, i) => (i % 2 ? "bob" : "alice")));
+    assert.deepEqual(
+      mixed.map((r) => r.result),
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? "bob" : "alice")),
+    );
   });
 
   test("a session record the caller wrote but Redis lost is written again and the call retried once", async () => {
@@ -292,7 +322,13 @@ describe("tools service", () => {
     assert.equal(reply.status, "ok", JSON.stringify(reply.error));
     assert.equal(reply.result, "alice");
     assert.equal(await f.redis.exists(key), 1, "written again");
-    assert.deepEqual(f.logger.at("warn").slice(warningsBefore).map((r) => r.msg), ["session record missing; writing it again and retrying the call"]);
+    assert.deepEqual(
+      f.logger
+        .at("warn")
+        .slice(warningsBefore)
+        .map((r) => r.msg),
+      ["session record missing; writing it again and retrying the call"],
+    );
   });
 
   test("the same request delivered twice runs once, and both deliveries get the stored reply", async () => {
@@ -332,7 +368,10 @@ describe("tools service", () => {
   test("a tool annotated idempotent is neither claimed nor stored: a duplicate just runs again", async () => {
     const req = request(f, { toolName: "echo", toolArgs: { text: "twice" } });
     const got = await deliveredTwice(f, req);
-    assert.deepEqual(got.map((r) => r.result), ["twice", "twice"]);
+    assert.deepEqual(
+      got.map((r) => r.result),
+      ["twice", "twice"],
+    );
     assert.equal(await f.redis.exists(f.keys.idempotency(req.idemKey)), 0, "no claim or stored reply for a repeat-safe tool");
     // The identity check still applies: no session record, no run.
     const anonymous = request(f, { toolName: "echo", toolArgs: { text: "who?" } });
@@ -539,12 +578,19 @@ test("after 100k calls, stream lengths and key counts stay bounded", { timeout: 
     // total number of calls. Redis reclaims expired keys lazily and by sampling, so up to about a
     // third more may linger.
     const rate = total / seconds;
-    assert.ok(at100k.keys <= rate * (2 + 5 + SESSION_REUSE_SECONDS + 1) * 1.5 + 100, `keys: ${at10k.keys} at 10k, ${at100k.keys} at 100k, at ${Math.round(rate)} calls/s`);
+    assert.ok(
+      at100k.keys <= rate * (2 + 5 + SESSION_REUSE_SECONDS + 1) * 1.5 + 100,
+      `keys: ${at10k.keys} at 10k, ${at100k.keys} at 100k, at ${Math.round(rate)} calls/s`,
+    );
     // Once the TTLs run out, only the fixed keys are left.
-    await eventually(async () => {
-      const left = await namespaceKeys(f.redis, f.keys);
-      assert.ok(left.length <= 6, `${left.length} keys left: ${left.slice(0, 5).join(" ")} …`);
-    }, (2 + 5 + SESSION_REUSE_SECONDS) * 1000 + 10_000, 500);
+    await eventually(
+      async () => {
+        const left = await namespaceKeys(f.redis, f.keys);
+        assert.ok(left.length <= 6, `${left.length} keys left: ${left.slice(0, 5).join(" ")} …`);
+      },
+      (2 + 5 + SESSION_REUSE_SECONDS) * 1000 + 10_000,
+      500,
+    );
   } finally {
     await f.stop();
   }

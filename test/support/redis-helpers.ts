@@ -90,7 +90,12 @@ export class OwnRedis {
 type CliChild = ChildProcess & { output: () => string };
 
 /** A `toolfleet` child process; resolves with `ready`'s value once `ready` finds it in the output. */
-async function spawnCli<T>(args: string[], env: NodeJS.ProcessEnv, ready: (output: string) => T | undefined, timeoutMs: number): Promise<{ child: CliChild; value: T }> {
+async function spawnCli<T>(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: (output: string) => T | undefined,
+  timeoutMs: number,
+): Promise<{ child: CliChild; value: T }> {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, TOOLFLEET_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -98,12 +103,16 @@ async function spawnCli<T>(args: string[], env: NodeJS.ProcessEnv, ready: (outpu
   let output = "";
   child.stdout.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr.on("data", (d: Buffer) => (output += d.toString()));
-  const value = await eventually(() => {
-    if (child.exitCode !== null) throw new Error(`toolfleet ${args[0] ?? ""} exited early (${child.exitCode}): ${output}`);
-    const found = ready(output);
-    if (found === undefined) throw new Error("not ready yet");
-    return found;
-  }, timeoutMs, 25);
+  const value = await eventually(
+    () => {
+      if (child.exitCode !== null) throw new Error(`toolfleet ${args[0] ?? ""} exited early (${child.exitCode}): ${output}`);
+      const found = ready(output);
+      if (found === undefined) throw new Error("not ready yet");
+      return found;
+    },
+    timeoutMs,
+    25,
+  );
   return { child: Object.assign(child, { output: () => output }), value };
 }
 

@@ -35,7 +35,11 @@ export function sampleReply(data: Uint8Array): ToolReply {
     status: "ok",
     result: "done",
     outcome: "ok",
-    writeBack: { sentFiles: [{ name: "big.bin", contentType: "application/octet-stream", data }], injectedTools: ["calculator"], sentRichMessages: [{ kind: "embed", n: 1 }] },
+    writeBack: {
+      sentFiles: [{ name: "big.bin", contentType: "application/octet-stream", data }],
+      injectedTools: ["calculator"],
+      sentRichMessages: [{ kind: "embed", n: 1 }],
+    },
     workerId: "w1",
     durationMs: 1.5,
   };

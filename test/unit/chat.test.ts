@@ -15,7 +15,16 @@ import { RecordingLogger, eventually } from "../support/helpers.js";
 import { BODY_FIELD } from "../../src/redis/entry-codec.js";
 
 test("chat wire: a message is validated at the boundary, and an answer too big to carry goes without its files, saying so", () => {
-  const m: InboundChat = { id: "chat-1", replyTo: "sg:stream:chat:reply:g1", identity, text: "hi", history: [{ role: "user", text: "before" }], sentAtMs: 1, deadlineMs: 2, gatewayShard: "gw-2" };
+  const m: InboundChat = {
+    id: "chat-1",
+    replyTo: "sg:stream:chat:reply:g1",
+    identity,
+    text: "hi",
+    history: [{ role: "user", text: "before" }],
+    sentAtMs: 1,
+    deadlineMs: 2,
+    gatewayShard: "gw-2",
+  };
   const back = decodeInbound(encodeInbound(m));
   assert.ok(back.ok);
   assert.deepEqual(back.value, m);
@@ -25,7 +34,10 @@ test("chat wire: a message is validated at the boundary, and an answer too big t
   assert.equal(decodeInbound({ [BODY_FIELD]: "not json" }).ok, false);
 
   const file = { name: "big.bin", contentType: "application/octet-stream", data: new Uint8Array(2048) };
-  const fields = encodeAnswer({ inReplyTo: "chat-1", channelId: "c1", text: "here", files: [file], richMessages: [], ended: "answer", toolCalls: 1, workerId: "w", durationMs: 1 }, 1024);
+  const fields = encodeAnswer(
+    { inReplyTo: "chat-1", channelId: "c1", text: "here", files: [file], richMessages: [], ended: "answer", toolCalls: 1, workerId: "w", durationMs: 1 },
+    1024,
+  );
   const answer = decodeAnswer(fields);
   assert.ok(answer.ok);
   assert.equal(answer.value.files.length, 0);
@@ -78,14 +90,23 @@ test("the HTTP adapter: a signed cookie is the identity; forged cookies, other u
     const m = got[0];
     assert.ok(m);
     assert.match(m.identity.userId, /^web-[0-9a-f]{12}$/);
-    await web.send(m.identity.channelId, { text: "hi alice", files: [{ name: "a.txt", contentType: "text/plain", data: Buffer.from("for alice") }], richMessages: [], inReplyTo: m.identity.messageId });
+    await web.send(m.identity.channelId, {
+      text: "hi alice",
+      files: [{ name: "a.txt", contentType: "text/plain", data: Buffer.from("for alice") }],
+      richMessages: [],
+      inReplyTo: m.identity.messageId,
+    });
     const { answer } = await asked;
     assert.equal(answer.text, "hi alice");
     const url = answer.files[0]?.url ?? "";
     assert.equal((await alice.file(url)).toString(), "for alice");
     await assert.rejects(bob.file(url), /HTTP 404/);
     // A file a tool sent as HTML is a sandboxed download, never a page on the chat's origin.
-    await web.send(m.identity.channelId, { text: "html", files: [{ name: "x.html", contentType: "text/html", data: Buffer.from("<script>alert(1)</script>") }], richMessages: [] });
+    await web.send(m.identity.channelId, {
+      text: "html",
+      files: [{ name: "x.html", contentType: "text/html", data: Buffer.from("<script>alert(1)</script>") }],
+      richMessages: [],
+    });
     const htmlUrl = await eventually(() => {
       const url = /"url":"(\/files\/[^"]+)"/.exec(JSON.stringify(alice.received.at(-1) ?? {}))?.[1];
       assert.ok(url);
@@ -101,11 +122,18 @@ test("the HTTP adapter: a signed cookie is the identity; forged cookies, other u
       request({ host: "127.0.0.1", port, path: "/", headers: { host: "evil.example" } }, (r) => {
         r.resume();
         resolve(r.statusCode ?? 0);
-      }).on("error", reject).end();
+      })
+        .on("error", reject)
+        .end();
     });
     assert.equal(rebound, 421);
     // Only the newest two files are kept.
-    for (const n of [1, 2]) await web.send(m.identity.channelId, { text: `f${n}`, files: [{ name: `${n}.txt`, contentType: "text/plain", data: Buffer.from("x") }], richMessages: [] });
+    for (const n of [1, 2])
+      await web.send(m.identity.channelId, {
+        text: `f${n}`,
+        files: [{ name: `${n}.txt`, contentType: "text/plain", data: Buffer.from("x") }],
+        richMessages: [],
+      });
     await assert.rejects(alice.file(url), /HTTP 404/);
     alice.close();
     bob.close();
@@ -124,8 +152,18 @@ test("the console adapter: typed lines are messages; answers print, files are sa
     await adapter.start((m) => got.push(m));
     input.write("hello\n\n/echo {}\n");
     await eventually(() => assert.equal(got.length, 2));
-    assert.deepEqual(got.map((m) => [m.identity.userId, m.identity.messageId, m.text]), [["carol", "console-1", "hello"], ["carol", "console-2", "/echo {}"]]);
-    await adapter.send("console", { text: "hi carol", files: [{ name: "../x.txt", contentType: "text/plain", data: Buffer.from("saved") }], richMessages: [{ kind: "poll" }] });
+    assert.deepEqual(
+      got.map((m) => [m.identity.userId, m.identity.messageId, m.text]),
+      [
+        ["carol", "console-1", "hello"],
+        ["carol", "console-2", "/echo {}"],
+      ],
+    );
+    await adapter.send("console", {
+      text: "hi carol",
+      files: [{ name: "../x.txt", contentType: "text/plain", data: Buffer.from("saved") }],
+      richMessages: [{ kind: "poll" }],
+    });
     await adapter.react("console", "console-1", "👍");
     const saved = /\[file\] (\S+) \(text\/plain, 5 bytes\)/.exec(lines.join("\n"))?.[1] ?? "";
     assert.equal(dirname(saved), dir, `saved inside the files dir, whatever the name says: ${saved}`);

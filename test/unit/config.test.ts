@@ -43,7 +43,9 @@ test("environment variables are parsed by kind", () => {
 });
 
 test("a variable that is empty or only blanks counts as unset, not as 0 or an empty list", () => {
-  const cfg = loadConfig({ env: { TOOLFLEET_BACKGROUND_THRESHOLD: " ", TOOLFLEET_GATEWAY_PINNED: "  ", TOOLFLEET_TOOLS_EXEC_TIMEOUT: "\t", TOOLFLEET_TOOLS_SERVICE_MODE: "" } });
+  const cfg = loadConfig({
+    env: { TOOLFLEET_BACKGROUND_THRESHOLD: " ", TOOLFLEET_GATEWAY_PINNED: "  ", TOOLFLEET_TOOLS_EXEC_TIMEOUT: "\t", TOOLFLEET_TOOLS_SERVICE_MODE: "" },
+  });
   const defaults = loadConfig({ env: {} });
   assert.equal(cfg.backgroundThreshold, defaults.backgroundThreshold);
   assert.equal(cfg.gatewayPinned.size, 28);
@@ -55,7 +57,10 @@ test("a bad value fails at startup naming the setting, its source, what was expe
   const cases: [Record<string, string>, RegExp][] = [
     [{ TOOLFLEET_TOOLS_EXEC_TIMEOUT: "soon" }, /toolsExecTimeout \(from TOOLFLEET_TOOLS_EXEC_TIMEOUT\): expected a number of seconds > 0, got "soon"/],
     [{ TOOLFLEET_TOOLS_EXEC_TIMEOUT: "-1" }, /toolsExecTimeout \(from TOOLFLEET_TOOLS_EXEC_TIMEOUT\): expected a number of seconds > 0, got -1/],
-    [{ TOOLFLEET_TOOLS_SERVICE_MODE: "cloud" }, /toolsServiceMode \(from TOOLFLEET_TOOLS_SERVICE_MODE\): expected one of in_process, remote, shadow, got "cloud"/],
+    [
+      { TOOLFLEET_TOOLS_SERVICE_MODE: "cloud" },
+      /toolsServiceMode \(from TOOLFLEET_TOOLS_SERVICE_MODE\): expected one of in_process, remote, shadow, got "cloud"/,
+    ],
     [{ TOOLFLEET_TOOLS_LOCAL_FALLBACK: "maybe" }, /toolsLocalFallback .*expected true or false, got "maybe"/],
     [{ TOOLFLEET_REDIS_URL: "http://x" }, /redisUrl .*expected a redis:\/\/ or rediss:\/\/ URL, got "http:\/\/x"/],
     [{ TOOLFLEET_NAMESPACE: "a:b" }, /namespace .*got "a:b"/],

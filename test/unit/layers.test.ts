@@ -11,7 +11,9 @@ const LAYERS = [["core"], ["config"], ["redis"], ["tool-exec", "chat"], ["infere
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), "../../../src");
 
 function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
+  );
 }
 
 test("each folder of src/ imports only from the layers below it", () => {

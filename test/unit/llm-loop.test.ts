@@ -34,7 +34,15 @@ function setup(active: string[], timeoutMs = 5000) {
 
 test("the tool calls of one turn run concurrently, and the answer comes back", async () => {
   const { run } = setup(["slow_task", "echo"]);
-  script.push({ calls: [{ name: "slow_task", args: { seconds: 0.3, label: "a" } }, { name: "slow_task", args: { seconds: 0.3, label: "b" } }] }, { content: "both done" });
+  script.push(
+    {
+      calls: [
+        { name: "slow_task", args: { seconds: 0.3, label: "a" } },
+        { name: "slow_task", args: { seconds: 0.3, label: "b" } },
+      ],
+    },
+    { content: "both done" },
+  );
   const started = Date.now();
   const out = await run("do two things");
   const ms = Date.now() - started;
@@ -62,10 +70,17 @@ test("an identical repeated call is refused unless the tool allows repeats", asy
 
 test("an injected tool is offered to the model from the next turn", async () => {
   const { run, ctx } = setup(["inject_tool"]);
-  script.push({ calls: [{ name: "inject_tool", args: { tool: "calculator" } }] }, { calls: [{ name: "calculator", args: { a: 6, op: "multiply", b: 7 } }] }, { content: "42" });
+  script.push(
+    { calls: [{ name: "inject_tool", args: { tool: "calculator" } }] },
+    { calls: [{ name: "calculator", args: { a: 6, op: "multiply", b: 7 } }] },
+    { content: "42" },
+  );
   const out = await run("multiply");
   assert.equal(out.text, "42");
-  assert.deepEqual(received[0]?.tools?.map((t) => t.function.name), ["inject_tool"]);
+  assert.deepEqual(
+    received[0]?.tools?.map((t) => t.function.name),
+    ["inject_tool"],
+  );
   assert.deepEqual(received[1]?.tools?.map((t) => t.function.name).sort(), ["calculator", "inject_tool"]);
   assert.deepEqual(ctx.injectedTools, ["calculator"]);
   assert.ok(received[2]?.messages.some((m) => m.role === "tool" && m.content === '{"result":42}'));
@@ -109,8 +124,16 @@ test("a subagent cannot start another subagent, and is not offered one", async (
   );
   const out = await run("delegate");
   assert.equal(out.text, "outer answer");
-  assert.deepEqual(received[1]?.tools?.map((t) => t.function.name), ["echo"], "the inner loop is offered no call_subagent");
-  assert.ok(received[2]?.messages.some((m) => m.role === "tool" && m.content === "Refused: 'call_subagent' cannot be called from inside a subagent; do the task with the other tools."));
+  assert.deepEqual(
+    received[1]?.tools?.map((t) => t.function.name),
+    ["echo"],
+    "the inner loop is offered no call_subagent",
+  );
+  assert.ok(
+    received[2]?.messages.some(
+      (m) => m.role === "tool" && m.content === "Refused: 'call_subagent' cannot be called from inside a subagent; do the task with the other tools.",
+    ),
+  );
   assert.equal(received.length, 4, "no third level");
 });
 

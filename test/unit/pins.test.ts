@@ -39,10 +39,7 @@ test("overlapping pin overrides are refused at startup, naming the overlap", () 
     (err: unknown) =>
       err instanceof ToolfleetError && err.code === "PIN_SETS_OVERLAP" && /both gateway-pinned and inference-pinned: weather$/.test(err.message),
   );
-  assert.throws(
-    () => loadConfig({ env: { TOOLFLEET_INFERENCE_PINNED: "play_music,refine_prompt" } }),
-    /both gateway-pinned and inference-pinned: play_music/,
-  );
+  assert.throws(() => loadConfig({ env: { TOOLFLEET_INFERENCE_PINNED: "play_music,refine_prompt" } }), /both gateway-pinned and inference-pinned: play_music/);
 });
 
 test("config can replace the pin sets", () => {

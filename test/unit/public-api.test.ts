@@ -108,7 +108,9 @@ test("toolfleet/protocol is exactly the protocol surface, and shares nothing wit
 
 test("package.json exports the root and the protocol subpath, and nothing else", async () => {
   const { readFileSync } = await import("node:fs");
-  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { exports: Record<string, { types: string; default: string }> };
+  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+    exports: Record<string, { types: string; default: string }>;
+  };
   assert.deepEqual(Object.keys(pkg.exports).sort(), [".", "./protocol"]);
   assert.equal(pkg.exports["."]?.default, "./dist/src/index.js");
   assert.equal(pkg.exports["./protocol"]?.default, "./dist/src/protocol.js");

@@ -22,6 +22,7 @@ test("the embedding examples import only the package's root", () => {
   for (const name of EMBED) {
     const source = readFileSync(resolve(ROOT, `examples/embed/${name}.ts`), "utf8");
     const imports = [...source.matchAll(/from "([^"]+)"/g)].map((m) => m[1]);
-    for (const spec of imports) assert.ok(spec === "../../src/index.js" || spec === "zod" || spec?.startsWith("./"), `examples/embed/${name}.ts imports ${spec}`);
+    for (const spec of imports)
+      assert.ok(spec === "../../src/index.js" || spec === "zod" || spec?.startsWith("./"), `examples/embed/${name}.ts imports ${spec}`);
   }
 });

@@ -41,12 +41,17 @@ describe("wire format", () => {
     const big = sampleRequest({ toolArgs: { text: "x".repeat(DEFAULT_MAX_REQUEST_BYTES) } });
     assert.throws(
       () => encodeRequest(big),
-      (err: unknown) => err instanceof ToolfleetError && err.code === "PAYLOAD_TOO_LARGE" && /The request for tool 'echo' is 1\.0 MiB, over the 1\.0 MiB limit/.test(err.message),
+      (err: unknown) =>
+        err instanceof ToolfleetError &&
+        err.code === "PAYLOAD_TOO_LARGE" &&
+        /The request for tool 'echo' is 1\.0 MiB, over the 1\.0 MiB limit/.test(err.message),
     );
   });
 
   test("decoding names what is wrong, and salvages where to reply", () => {
-    const bad = decodeRequest({ body: JSON.stringify({ v: 1, type: "tool_exec", correlation_id: "c9", reply_to: "sg:stream:tools:reply:w", tool_name: "no spaces allowed" }) });
+    const bad = decodeRequest({
+      body: JSON.stringify({ v: 1, type: "tool_exec", correlation_id: "c9", reply_to: "sg:stream:tools:reply:w", tool_name: "no spaces allowed" }),
+    });
     assert.equal(bad.ok, false);
     if (bad.ok) return;
     assert.equal(bad.error.code, "INVALID_REQUEST");
@@ -79,7 +84,10 @@ describe("wire format", () => {
     assert.equal(decoded.value.error?.code, "PAYLOAD_TOO_LARGE");
     // Even a limit smaller than the error reply itself ends (no recursion).
     assert.equal(decodeReply(encodeReply(sampleReply(new Uint8Array(10)), 5)).ok, true);
-    const nameless = encodeReply({ ...sampleReply(new Uint8Array(1)), writeBack: { sentFiles: [{ name: "", contentType: "x", data: new Uint8Array(1) }], injectedTools: null, sentRichMessages: [] } });
+    const nameless = encodeReply({
+      ...sampleReply(new Uint8Array(1)),
+      writeBack: { sentFiles: [{ name: "", contentType: "x", data: new Uint8Array(1) }], injectedTools: null, sentRichMessages: [] },
+    });
     const decodedNameless = decodeReply(nameless);
     assert.equal(decodedNameless.ok && decodedNameless.value.error?.code, "INTERNAL");
   });
@@ -99,8 +107,18 @@ describe("catalog", () => {
   });
 
   test("a schema written in another key order hashes the same; a changed tool changes only its own hash", () => {
-    const one = defineTool({ name: "t", description: "d", parameters: { type: "object", properties: { a: { type: "string" }, b: { type: "number" } } }, handler: () => "" });
-    const two = defineTool({ name: "t", description: "d", parameters: { properties: { b: { type: "number" }, a: { type: "string" } }, type: "object" }, handler: () => "" });
+    const one = defineTool({
+      name: "t",
+      description: "d",
+      parameters: { type: "object", properties: { a: { type: "string" }, b: { type: "number" } } },
+      handler: () => "",
+    });
+    const two = defineTool({
+      name: "t",
+      description: "d",
+      parameters: { properties: { b: { type: "number" }, a: { type: "string" } }, type: "object" },
+      handler: () => "",
+    });
     assert.equal(toolSchemaHash(one), toolSchemaHash(two));
     const changedEcho = defineTool({ ...echo, parameters: z.object({ text: z.string(), extra: z.boolean() }), handler: () => "" });
     const before = buildCatalog([echo, calculator], {});
@@ -121,7 +139,12 @@ describe("session records", () => {
     written.wrote("turn-1", alice, first.rec, 20); // Redis keeps it 20 s; the caller counts on 19
     assert.deepEqual(written.plan("turn-1", { ...alice }, 10_000), { rec: first.rec, write: false });
     assert.equal(written.plan("turn-1", alice, 19_500).write, true, "a call needing it past its expiry writes it again");
-    for (const other of [{ ...alice, userId: "bob" }, { ...alice, guildId: "h" }, { ...alice, channelId: "d" }, { ...alice, platform: "slack" }]) {
+    for (const other of [
+      { ...alice, userId: "bob" },
+      { ...alice, guildId: "h" },
+      { ...alice, channelId: "d" },
+      { ...alice, platform: "slack" },
+    ]) {
       assert.deepEqual(written.plan("turn-1", other, 1000), { rec: sessionRecord(other), write: true });
     }
     assert.equal(written.plan("turn-2", alice, 1000).write, true, "another trace");

@@ -7,9 +7,7 @@ import { RecordingLogger } from "../support/helpers.js";
 import { MAX_CALL_TIMEOUT_MS } from "../../src/protocol.js";
 
 function registry(options: { logger?: RecordingLogger; backgroundThreshold?: number; toolsExecTimeout?: number } = {}): ToolRegistry {
-  const config = staticConfig(
-    defineConfig({ backgroundThreshold: options.backgroundThreshold ?? 0, toolsExecTimeout: options.toolsExecTimeout ?? 120 }),
-  );
+  const config = staticConfig(defineConfig({ backgroundThreshold: options.backgroundThreshold ?? 0, toolsExecTimeout: options.toolsExecTimeout ?? 120 }));
   const reg = new ToolRegistry({ config, logger: options.logger ?? new RecordingLogger() });
   reg.register(...exampleTools);
   reg.setPermissions(examplePermissions);
@@ -33,7 +31,10 @@ describe("defineTool", () => {
   test("registering a name twice is an error", () => {
     const reg = new ToolRegistry({ logger: new RecordingLogger() });
     reg.register(echo);
-    assert.throws(() => reg.register(echo), (err: unknown) => err instanceof ToolfleetError && err.code === "TOOL_DUPLICATE" && /'echo'/.test(err.message));
+    assert.throws(
+      () => reg.register(echo),
+      (err: unknown) => err instanceof ToolfleetError && err.code === "TOOL_DUPLICATE" && /'echo'/.test(err.message),
+    );
   });
 
   test("a zod schema becomes an input-side JSON Schema; defaults are applied for the handler", async () => {
@@ -50,10 +51,7 @@ describe("defineTool", () => {
       () => defineTool({ name: "bad", description: "", parameters: z.string() as never, handler: () => "" }),
       (err: unknown) => err instanceof ToolfleetError && err.code === "TOOL_DEFINITION_INVALID",
     );
-    assert.throws(
-      () => defineTool({ name: "bad", description: "", parameters: { type: "array" }, handler: () => "" }),
-      /must have type "object"/,
-    );
+    assert.throws(() => defineTool({ name: "bad", description: "", parameters: { type: "array" }, handler: () => "" }), /must have type "object"/);
     assert.throws(
       () => defineTool({ name: "bad", description: "", parameters: { type: "object", properties: { a: { type: "nonsense" } } }, handler: () => "" }),
       /invalid parameters schema/,
@@ -76,7 +74,10 @@ describe("read surface", () => {
     assert.equal(all.length, exampleTools.length);
     assert.deepEqual(all[0], { type: "function", function: { name: "echo", description: echo.description, parameters: echo.parameters } });
     const some = reg.getOpenAIToolsByNames(new Set(["calculator", "nope", "echo"]));
-    assert.deepEqual(some.map((t) => t.function.name), ["calculator", "echo"]);
+    assert.deepEqual(
+      some.map((t) => t.function.name),
+      ["calculator", "echo"],
+    );
   });
 
   test("names, repeat-allowed names, listing, size", () => {
@@ -142,7 +143,10 @@ describe("call", () => {
       }),
     );
     assert.equal(await strict.call("needs_a", {}), "Invalid arguments for tool 'needs_a': a: is required. Fix these fields and call it again.");
-    assert.equal(await strict.call("needs_a", "not an object"), "Invalid arguments for tool 'needs_a': (arguments): must be object. Fix these fields and call it again.");
+    assert.equal(
+      await strict.call("needs_a", "not an object"),
+      "Invalid arguments for tool 'needs_a': (arguments): must be object. Fix these fields and call it again.",
+    );
     assert.equal(ran, 0);
   });
 
@@ -150,16 +154,35 @@ describe("call", () => {
     const logger = new RecordingLogger();
     const reg = new ToolRegistry({ logger });
     reg.register(
-      defineTool({ name: "throws", description: "", parameters: z.object({}), handler: () => { throw new Error("sync boom"); } }),
+      defineTool({
+        name: "throws",
+        description: "",
+        parameters: z.object({}),
+        handler: () => {
+          throw new Error("sync boom");
+        },
+      }),
       defineTool({ name: "rejects", description: "", parameters: z.object({}), handler: () => Promise.reject(new Error("async boom")) }),
-      defineTool({ name: "circular", description: "", parameters: z.object({}), handler: () => { const o: Record<string, unknown> = {}; o.self = o; return o; } }),
+      defineTool({
+        name: "circular",
+        description: "",
+        parameters: z.object({}),
+        handler: () => {
+          const o: Record<string, unknown> = {};
+          o.self = o;
+          return o;
+        },
+      }),
     );
     assert.equal(await reg.call("throws", {}), "Tool 'throws' failed: sync boom");
     assert.equal(await reg.call("rejects", {}), "Tool 'rejects' failed: async boom");
     assert.match(await reg.call("circular", {}), /^Tool 'circular' failed: .*circular/i);
     const errors = logger.at("error");
     assert.equal(errors.length, 3);
-    assert.deepEqual(errors.map((r) => r.fields.tool), ["throws", "rejects", "circular"]);
+    assert.deepEqual(
+      errors.map((r) => r.fields.tool),
+      ["throws", "rejects", "circular"],
+    );
     const err = errors[0]?.fields.err as { stack?: string };
     assert.match(err.stack ?? "", /sync boom\n\s+at /);
     assert.equal(await reg.call("calculator", {}), "Unknown tool 'calculator': no tool of that name is registered.");

@@ -3,7 +3,18 @@ import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { slowTask } from "../../examples/tools.js";
-import { MemoryTaskStore, TaskManager, ToolContext, ToolRegistry, defineConfig, defineTool, staticConfig, taskTools, type RawConfig, type TaskRecord } from "../../src/index.js";
+import {
+  MemoryTaskStore,
+  TaskManager,
+  ToolContext,
+  ToolRegistry,
+  defineConfig,
+  defineTool,
+  staticConfig,
+  taskTools,
+  type RawConfig,
+  type TaskRecord,
+} from "../../src/index.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 
 function registry(cfg: RawConfig): ToolRegistry {
@@ -22,7 +33,10 @@ test("a call still running after the threshold returns a task id at once and kee
   assert.match(outcome.text, new RegExp(`^Tool 'slow_task' is still running, so it continues in the background as task ${outcome.taskId}\\.`));
   const id = outcome.taskId;
   assert.equal((await reg.taskManager?.getTaskResult(id))?.status, "running");
-  assert.equal(await reg.call("get_task_result", { task_id: id }, { userId: "alice", ctx: new ToolContext({ userId: "alice" }) }), `Task ${id} (slow_task) is still running.`);
+  assert.equal(
+    await reg.call("get_task_result", { task_id: id }, { userId: "alice", ctx: new ToolContext({ userId: "alice" }) }),
+    `Task ${id} (slow_task) is still running.`,
+  );
 
   await eventually(async () => assert.equal((await reg.taskManager?.getTaskResult(id))?.status, "done"));
   const done = await reg.taskManager?.getTaskResult(id);
@@ -36,7 +50,10 @@ test("a call still running after the threshold returns a task id at once and kee
   // Another user's task id tells them nothing.
   assert.equal(await reg.call("get_task_result", { task_id: id }, { ctx: new ToolContext({ userId: "bob" }) }), `No task with id '${id}'.`);
   const listed = JSON.parse(await reg.call("list_tasks", {}, { ctx: new ToolContext({ userId: "alice" }) })) as { id: string; status: string }[];
-  assert.deepEqual(listed.map((t) => [t.id, t.status]), [[id, "done"]]);
+  assert.deepEqual(
+    listed.map((t) => [t.id, t.status]),
+    [[id, "done"]],
+  );
   assert.deepEqual(JSON.parse(await reg.call("list_tasks", {}, { ctx: new ToolContext({ userId: "bob" }) })), []);
   await reg.close();
 });
@@ -63,9 +80,7 @@ test("a failed background task stores its error text", async () => {
 
 test("noBackground tools, nested calls, and a registry without a task manager are never offloaded", async () => {
   const reg = registry({});
-  reg.register(
-    defineTool({ name: "pinned_fg", description: "", parameters: z.object({}), noBackground: true, handler: () => sleep(150).then(() => "fg") }),
-  );
+  reg.register(defineTool({ name: "pinned_fg", description: "", parameters: z.object({}), noBackground: true, handler: () => sleep(150).then(() => "fg") }));
   assert.equal(await reg.call("pinned_fg", {}), "fg");
   assert.equal(await reg.call("slow_task", { seconds: 0.15 }, { nested: true }), "work finished after 0.15s.");
   reg.taskManager = null;
@@ -115,7 +130,10 @@ test("a background task is aborted after taskTimeout", async () => {
 test("the memory store holds at most maxRecords", async () => {
   const store = new MemoryTaskStore(3);
   for (let i = 0; i < 10; i++) await store.put({ id: `t${i}`, tool: "x", userId: "", status: "done", startedAt: i }, 60);
-  assert.deepEqual((await store.list()).map((r) => r.id), ["t9", "t8", "t7"]);
+  assert.deepEqual(
+    (await store.list()).map((r) => r.id),
+    ["t9", "t8", "t7"],
+  );
   assert.equal(await store.get("t0"), null);
 });
 
