@@ -2,7 +2,8 @@ import type { PlatformAdapter } from "../core/context.js";
 import { ToolRegistry } from "../core/registry.js";
 import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../inference/remote-registry.js";
-import { Lifecycle, closeRedis, connectMember, resolveMember, startInOrder, type FleetMember, type MemberOptions } from "./common.js";
+import type { RedisClient } from "../redis/client.js";
+import { Lifecycle, resolveMember, startInOrder, startOnRedis, type FleetMember, type MemberOptions } from "./common.js";
 
 export interface CallerOptions extends MemberOptions {
   /** The registry for what runs here: inference-pinned tools, fallbacks, `in_process` mode. @defaultValue an empty one */
@@ -26,7 +27,7 @@ export function createCaller(options: CallerOptions): Caller {
   const life = new Lifecycle("caller");
   const local = options.local ?? new ToolRegistry({ config: member.config, logger: member.logger });
   let registry: RemoteToolRegistry | undefined;
-  const make = (redis?: Parameters<typeof closeRedis>[0]): RemoteToolRegistry =>
+  const make = (redis?: RedisClient): RemoteToolRegistry =>
     (registry = new RemoteToolRegistry({
       ...(redis ? { redis, redisUrl: member.redisUrl } : {}),
       keys: member.keys,
@@ -35,6 +36,8 @@ export function createCaller(options: CallerOptions): Caller {
       workerId: member.workerId,
       logger: member.logger,
     }));
+  // Closed last: a fallback's background tasks may still be reported on.
+  const localPart = { start: () => Promise.resolve(), stop: () => local.close() };
   const inProcess = (): boolean => member.config.get().toolsServiceMode === "in_process";
   return {
     workerId: member.workerId,
@@ -54,20 +57,12 @@ export function createCaller(options: CallerOptions): Caller {
       life.start(() =>
         inProcess()
           ? startInOrder(
-              () => Promise.resolve(undefined),
-              () => local.close(),
-              () => [make()],
+              () => Promise.resolve(),
+              () => Promise.resolve(),
+              () => [localPart, make()],
               member.logger,
             )
-          : startInOrder(
-              () => connectMember(member, "call"),
-              async (redis) => {
-                await local.close();
-                await closeRedis(redis);
-              },
-              (redis) => [make(redis)],
-              member.logger,
-            ),
+          : startOnRedis(member, "call", (redis) => [localPart, make(redis)]),
       ),
     stop: () => life.stop(),
   };

@@ -2,12 +2,13 @@ import { hostname } from "node:os";
 import { staticConfig, type ConfigSource } from "../config/live.js";
 import { ToolfleetError } from "../core/errors.js";
 import { createLogger, errorFields, type Logger } from "../core/log.js";
-import type { Permissions } from "../core/registry.js";
+import type { Permissions, ToolRegistry } from "../core/registry.js";
 import type { TaskStore } from "../core/tasks.js";
 import type { ToolDefinition } from "../core/tool.js";
 import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
 import { keys, type Keys } from "../redis/keys.js";
 import { RedisTaskStore } from "../tool-exec/task-store.js";
+import { registryFor } from "./local.js";
 
 /** What every fleet member is given. */
 export interface MemberOptions {
@@ -62,13 +63,33 @@ export function resolveMember(kind: string, options: MemberOptions): Resolved {
   return { config, logger: options.logger ?? createLogger(`toolfleet.${kind}`), redisUrl: options.redisUrl ?? config.get().redisUrl, workerId, keys: k };
 }
 
-export function connectMember(r: Resolved, kind: string): Promise<RedisClient> {
-  return connectRedis({ url: r.redisUrl, logger: r.logger, name: `${kind}-${r.workerId}` });
+/** Starts `parts` on a Redis connection of the member's own (named `<kind>-<workerId>`), closed on stop. */
+export function startOnRedis(r: Resolved, kind: string, parts: (redis: RedisClient) => Part[]): Promise<() => Promise<void>> {
+  return startInOrder(() => connectRedis({ url: r.redisUrl, logger: r.logger, name: `${kind}-${r.workerId}` }), closeRedis, parts, r.logger);
 }
 
 /** Where background tasks are kept: Redis when `taskStore` says so, so any worker can answer for them. */
 export function taskStoreFor(r: Resolved, redis: RedisClient): TaskStore | undefined {
   return r.config.get().taskStore === "redis" ? new RedisTaskStore(redis, r.keys) : undefined;
+}
+
+/** The registry of a member that runs tools: its tools, the task tools, its permissions; tasks kept per `taskStore`. */
+export function memberRegistry(r: Resolved, toolSet: ToolSet, redis: RedisClient): ToolRegistry {
+  return registryFor({ tools: [...(toolSet.tools ?? [])], permissions: toolSet.permissions ?? {} }, r.config, r.logger, taskStoreFor(r, redis));
+}
+
+/** What every tool-exec server of a member is given. */
+export function serverBase(r: Resolved, redis: RedisClient, registry: ToolRegistry, options: { concurrency?: number; leaseMs?: number }) {
+  return {
+    redis,
+    redisUrl: r.redisUrl,
+    keys: r.keys,
+    registry,
+    config: r.config,
+    logger: r.logger,
+    workerId: r.workerId,
+    worker: { concurrency: options.concurrency ?? 16, leaseMs: options.leaseMs ?? 30_000 },
+  };
 }
 
 /** A part that starts and stops. */
@@ -155,5 +176,3 @@ export class Lifecycle {
     return value;
   }
 }
-
-export { closeRedis };

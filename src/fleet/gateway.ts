@@ -3,18 +3,7 @@ import { ChatBridge } from "../gateway/bridge.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import type { ChatPlatform } from "../gateway/platform.js";
 import { createGatewayToolServer } from "../gateway/tool-server.js";
-import {
-  Lifecycle,
-  closeRedis,
-  connectMember,
-  resolveMember,
-  startInOrder,
-  taskStoreFor,
-  type FleetMember,
-  type MemberOptions,
-  type ToolSet,
-} from "./common.js";
-import { registryFor } from "./local.js";
+import { Lifecycle, memberRegistry, resolveMember, serverBase, startOnRedis, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
 
 export interface GatewayOptions extends MemberOptions, ToolSet {
   /** The live chat platform: its users' messages go to the inference tier, and it runs the gateway-pinned tools. */
@@ -63,31 +52,26 @@ export function createGateway(options: GatewayOptions): Gateway {
     },
     start: () =>
       life.start(() =>
-        startInOrder(
-          () => connectMember(member, "gateway"),
-          closeRedis,
-          (redis) => {
-            registry = registryFor(
-              { tools: [...(options.tools ?? [])], permissions: options.permissions ?? {} },
-              member.config,
-              member.logger,
-              taskStoreFor(member, redis),
-            );
-            const common = { redis, redisUrl: member.redisUrl, keys: member.keys, config: member.config, logger: member.logger };
-            const server = createGatewayToolServer({
-              ...common,
-              registry,
-              workerId: member.workerId,
-              worker: { concurrency: options.concurrency ?? 16, leaseMs: options.leaseMs ?? 30_000 },
-              adapter: platform,
-              ...(shard !== undefined ? { shard } : {}),
-            });
-            const bridge = new ChatBridge({ ...common, gatewayId: member.workerId, platform, ...(shard !== undefined ? { shard } : {}) });
-            // Stopped in reverse: no new chats first, then the gateway-pinned calls in flight finish.
-            return [server, bridge];
-          },
-          member.logger,
-        ),
+        startOnRedis(member, "gateway", (redis) => {
+          registry = memberRegistry(member, options, redis);
+          const server = createGatewayToolServer({
+            ...serverBase(member, redis, registry, options),
+            adapter: platform,
+            ...(shard !== undefined ? { shard } : {}),
+          });
+          const bridge = new ChatBridge({
+            redis,
+            redisUrl: member.redisUrl,
+            keys: member.keys,
+            config: member.config,
+            logger: member.logger,
+            gatewayId: member.workerId,
+            platform,
+            ...(shard !== undefined ? { shard } : {}),
+          });
+          // Stopped in reverse: no new chats first, then the gateway-pinned calls in flight finish.
+          return [server, bridge];
+        }),
       ),
     stop: () => life.stop(),
   };

@@ -6,17 +6,7 @@ import { CHAT_CONCURRENCY, ChatConsumer } from "../inference/chat-consumer.js";
 import type { ChatModel } from "../inference/llm-loop.js";
 import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../inference/remote-registry.js";
-import {
-  Lifecycle,
-  closeRedis,
-  connectMember,
-  resolveMember,
-  startInOrder,
-  taskStoreFor,
-  type FleetMember,
-  type MemberOptions,
-  type ToolSet,
-} from "./common.js";
+import { Lifecycle, resolveMember, startOnRedis, taskStoreFor, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
 import { taskManagerFor } from "./local.js";
 
 export interface InferenceWorkerOptions extends MemberOptions, ToolSet {
@@ -61,54 +51,49 @@ export function createInferenceWorker(options: InferenceWorkerOptions): Inferenc
     },
     start: () =>
       life.start(() =>
-        startInOrder(
-          () => connectMember(member, "inference"),
-          closeRedis,
-          (redis) => {
-            // Its background tasks (long inference-pinned tools) go to the same store as the tools service's,
-            // where get_task_result, which runs there, looks for them.
-            const local = new ToolRegistry({
-              config: member.config,
-              logger: member.logger,
-              taskManager: taskManagerFor(member.config, member.logger, taskStoreFor(member, redis)),
-            });
-            local.register(...(options.tools ?? []));
-            local.setPermissions(options.permissions ?? {});
-            const remote = new RemoteToolRegistry({
-              redis,
-              redisUrl: member.redisUrl,
-              keys: member.keys,
-              config: member.config,
-              local,
-              workerId: member.workerId,
-              logger: member.logger,
-            });
-            registry = remote;
-            // A proxy is a few fields: one per chat, aimed at the gateway (shard) that holds it.
-            const adapterFor = (platform: string, shard: string | undefined): PlatformAdapter =>
-              new ProxyPlatformAdapter(platform, () => remote.toolsClient, member.keys, member.config, shard);
-            const responder = new ChatResponder({
-              registry: remote,
-              config: member.config,
-              logger: member.logger,
-              ...(options.model ? { model: options.model } : {}),
-            });
-            const consumer = new ChatConsumer({
-              redis,
-              redisUrl: member.redisUrl,
-              keys: member.keys,
-              logger: member.logger,
-              workerId: member.workerId,
-              responder,
-              adapterFor,
-              worker: { concurrency: options.concurrency ?? CHAT_CONCURRENCY, leaseMs: options.leaseMs ?? 30_000 },
-            });
-            // The local registry closes last: its background tasks may still be reported on.
-            const localPart = { start: () => Promise.resolve(), stop: () => local.close() };
-            return [localPart, remote, consumer];
-          },
-          member.logger,
-        ),
+        startOnRedis(member, "inference", (redis) => {
+          // Its background tasks (long inference-pinned tools) go to the same store as the tools service's,
+          // where get_task_result, which runs there, looks for them.
+          const local = new ToolRegistry({
+            config: member.config,
+            logger: member.logger,
+            taskManager: taskManagerFor(member.config, member.logger, taskStoreFor(member, redis)),
+          });
+          local.register(...(options.tools ?? []));
+          local.setPermissions(options.permissions ?? {});
+          const remote = new RemoteToolRegistry({
+            redis,
+            redisUrl: member.redisUrl,
+            keys: member.keys,
+            config: member.config,
+            local,
+            workerId: member.workerId,
+            logger: member.logger,
+          });
+          registry = remote;
+          // A proxy is a few fields: one per chat, aimed at the gateway (shard) that holds it.
+          const adapterFor = (platform: string, shard: string | undefined): PlatformAdapter =>
+            new ProxyPlatformAdapter(platform, () => remote.toolsClient, member.keys, member.config, shard);
+          const responder = new ChatResponder({
+            registry: remote,
+            config: member.config,
+            logger: member.logger,
+            ...(options.model ? { model: options.model } : {}),
+          });
+          const consumer = new ChatConsumer({
+            redis,
+            redisUrl: member.redisUrl,
+            keys: member.keys,
+            logger: member.logger,
+            workerId: member.workerId,
+            responder,
+            adapterFor,
+            worker: { concurrency: options.concurrency ?? CHAT_CONCURRENCY, leaseMs: options.leaseMs ?? 30_000 },
+          });
+          // The local registry closes last: its background tasks may still be reported on.
+          const localPart = { start: () => Promise.resolve(), stop: () => local.close() };
+          return [localPart, remote, consumer];
+        }),
       ),
     stop: () => life.stop(),
   };

@@ -1,17 +1,6 @@
 import type { ToolRegistry } from "../core/registry.js";
 import { ToolExecServer } from "../tool-exec/server.js";
-import {
-  Lifecycle,
-  closeRedis,
-  connectMember,
-  resolveMember,
-  startInOrder,
-  taskStoreFor,
-  type FleetMember,
-  type MemberOptions,
-  type ToolSet,
-} from "./common.js";
-import { registryFor } from "./local.js";
+import { Lifecycle, memberRegistry, resolveMember, serverBase, startOnRedis, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
 
 export interface ToolsWorkerOptions extends MemberOptions, ToolSet {
   /** Calls run at once. @defaultValue 16 */
@@ -45,30 +34,10 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
     },
     start: () =>
       life.start(() =>
-        startInOrder(
-          () => connectMember(member, "tools"),
-          closeRedis,
-          (redis) => {
-            registry = registryFor(
-              { tools: [...(options.tools ?? [])], permissions: options.permissions ?? {} },
-              member.config,
-              member.logger,
-              taskStoreFor(member, redis),
-            );
-            const server = new ToolExecServer({
-              redis,
-              redisUrl: member.redisUrl,
-              keys: member.keys,
-              registry,
-              config: member.config,
-              logger: member.logger,
-              workerId: member.workerId,
-              worker: { concurrency: options.concurrency ?? 16, leaseMs: options.leaseMs ?? 30_000 },
-            });
-            return [server];
-          },
-          member.logger,
-        ),
+        startOnRedis(member, "tools", (redis) => {
+          registry = memberRegistry(member, options, redis);
+          return [new ToolExecServer(serverBase(member, redis, registry, options))];
+        }),
       ),
     stop: () => life.stop(),
   };

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { ToolfleetError, type WireError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
-import { checkedTimeoutMs } from "../core/timeout.js";
 import type { Decoded, EntryFields } from "./entry-codec.js";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
@@ -117,10 +116,10 @@ export class RpcClient<Reply> {
    * sending. Rejects with a ToolfleetError (TIMEOUT, PUBLISH_FAILED, STOPPED,
    * each carrying `idemKey`) when no reply comes in time. The timeout also
    * covers a publish waiting in node-redis's offline queue while Redis is away.
+   * `timeoutMs` is the caller's, already checked (`checkedTimeoutMs`).
    */
   request(correlationId: string, idemKey: string, timeoutMs: number, publish: Promise<unknown>): Promise<Reply> {
     if (!this.started) throw new ToolfleetError("NOT_STARTED", `${this.options.name}: request() before start()`);
-    checkedTimeoutMs(timeoutMs, `${this.options.name} request`);
     return new Promise((resolve, reject) => {
       const settle = (outcome: Reply | ToolfleetError): void => {
         if (!this.pending.delete(correlationId)) return;
