@@ -11,90 +11,12 @@ import { autoClaim, consumerPending, deliveryCounts, ensureGroup, touchPending, 
 import { REPLY_STREAM_TTL_SECONDS } from "./reply-inbox.js";
 import { type EntryFields } from "./entry-codec.js";
 import { ToolfleetError } from "../core/errors.js";
+import { AckBatch } from "./ack-batch.js";
+import type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, Outbound, StreamWorkerOptions } from "./stream-worker-options.js";
 
 type Arg = string | Buffer;
 
-/** An entry as a handler receives it. */
-export interface DeliveredEntry {
-  id: string;
-  fields: EntryFields;
-  /** How many times the group has delivered it, this time included. */
-  deliveries: number;
-}
-
-/**
- * A reply to add in the same round trip as the ack. Its stream is a reader's
- * reply stream (see ReplyInbox), which that reader makes and keeps alive: the
- * reply is added only if the stream exists (NOMKSTREAM, no TTL command); if
- * it is missing (Redis restarted empty and the reader has not re-made it yet,
- * or the reader died), it is re-created with the reply-stream TTL, so a
- * reader that comes back finds it and a dead reader's stream expires.
- */
-export interface Outbound {
-  stream: string;
-  fields: EntryFields;
-}
-
-/** What to do with an entry once handled. */
-export type Disposition =
-  /** Ack it, after the extra commands and the reply (if any), sent in that order. */
-  | { kind: "ack"; reply?: Outbound | null; commands?: Arg[][] }
-  /** Leave it pending: someone else owns it, or it should be retried after the lease. */
-  | { kind: "leave" }
-  /** Poison: keep it in the dead-letter stream, ack it, and send the reply if one can be sent. */
-  | { kind: "dead"; reason: string; reply?: Outbound | null };
-
-export interface EntryHandler {
-  handle(entry: DeliveredEntry, stopping: AbortSignal): Promise<Disposition>;
-  /** The error reply for an entry dead-lettered for too many deliveries, when it names where to reply. */
-  deadLetterReply(entry: DeliveredEntry, reason: string): Outbound | null;
-  /** Called with the ids of in-flight entries whenever their leases are extended. */
-  extendLeases?(ids: readonly string[]): Promise<void>;
-}
-
-export interface StreamWorkerOptions {
-  redis: RedisClient;
-  /** For the blocking connection's error lines (redacted). */
-  redisUrl: string;
-  logger: Logger;
-  keys: Keys;
-  /** Names this kind of worker in heartbeat keys: `tools`, `gateway`. */
-  service: string;
-  stream: string;
-  consumer: string;
-  handler: EntryHandler;
-  /** Entries handled at once. @defaultValue 16 */
-  concurrency?: number;
-  /** How long one blocking read waits for entries. @defaultValue 1000 */
-  blockMs?: number;
-  /** A read that has not returned this long after its block time is presumed stuck, and its connection replaced. @defaultValue 2000 */
-  watchdogGraceMs?: number;
-  /** An entry idle this long is presumed abandoned by a dead worker and reclaimed. @defaultValue 30000 */
-  leaseMs?: number;
-  /** How often to look for abandoned entries. @defaultValue leaseMs / 2 */
-  claimEveryMs?: number;
-  /** An entry delivered more often than this is dead-lettered. @defaultValue 5 */
-  maxDeliveries?: number;
-  /** Approximate cap (`MAXLEN ~`) of the streams this worker writes to. @defaultValue 10000 */
-  maxLen?: number;
-  /** @defaultValue 2000 */
-  heartbeatMs?: number;
-}
-
-/** What a worker's heartbeat record says. */
-export interface Heartbeat {
-  service: string;
-  workerId: string;
-  pid: number;
-  host: string;
-  startedAt: number;
-  /** When the read loop last completed a read: the worker's liveness. */
-  lastProgressAt: number;
-  inFlight: number;
-  processed: number;
-  deadLettered: number;
-  healthy: boolean;
-}
+export type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, Outbound, StreamWorkerOptions } from "./stream-worker-options.js";
 
 const SLOW_COMMIT_RETRIES = 20;
 /** After stop's timeout aborts the handlers, how long they get to finish before the worker leaves anyway. */
@@ -500,55 +422,6 @@ export class StreamWorker {
         "could not clean up the worker's group membership",
       );
     }
-  }
-}
-
-/** How long an ack may wait for the next write to go out with; then it goes alone. */
-const ACK_DELAY_MS = 5;
-
-/**
- * Acks of entries whose replies Redis has taken, sent together as one `XACK`.
- * An ack goes out with the next entry's commands (`flush()` at each commit),
- * so calls that come one at a time cost one write each, not two; with no next
- * entry, after `ACK_DELAY_MS`. A failed `XACK` is logged: its entries stay
- * pending, are redelivered after the lease, and answered from the stored reply.
- */
-class AckBatch {
-  private ids: string[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private readonly sending = new Set<Promise<void>>();
-
-  constructor(
-    private readonly redis: RedisClient,
-    private readonly stream: string,
-    private readonly group: string,
-    private readonly onError: (err: unknown, ids: readonly string[]) => void,
-  ) {}
-
-  add(id: string): void {
-    this.ids.push(id);
-    this.timer ??= setTimeout(() => this.flush(), ACK_DELAY_MS);
-  }
-
-  /** Sends the acks gathered so far, in this turn's write. */
-  flush(): void {
-    if (this.ids.length === 0) return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const ids = this.ids;
-    this.ids = [];
-    const sent: Promise<void> = this.redis.sendCommand(["XACK", this.stream, this.group, ...ids]).then(
-      () => undefined,
-      (err: unknown) => this.onError(err, ids),
-    );
-    this.sending.add(sent);
-    void sent.finally(() => this.sending.delete(sent));
-  }
-
-  /** Sends what is gathered and waits for every XACK sent; for stop(). */
-  async drain(): Promise<void> {
-    this.flush();
-    await Promise.all(this.sending);
   }
 }
 
