@@ -29,7 +29,7 @@ const baselineRoot = process.env.BASELINE ? resolve(process.env.BASELINE) : "";
 if (!baselineRoot || !existsSync(entry(baselineRoot))) {
   log(
     baselineRoot
-      ? `${entry(baselineRoot)} does not exist: build the baseline first (cd ${baselineRoot} && npm run build, or npx tsc)`
+      ? `${entry(baselineRoot)} does not exist: build the baseline first, bench/ included (cd ${baselineRoot} && npx tsc -p tsconfig.json)`
       : "BASELINE is not set: BASELINE=/path/to/checkout npm run bench:compare, with a checkout of the code before the change, built (see docs/benchmarks.md)",
   );
   process.exit(2);

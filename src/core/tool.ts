@@ -73,6 +73,7 @@ export function defineTool(spec: ZodToolSpec<z.ZodType> | JsonSchemaToolSpec): T
   if (typeof spec.handler !== "function") {
     throw new ToolfleetError("TOOL_DEFINITION_INVALID", `Tool '${spec.name}': handler must be a function.`);
   }
+  assertNotZod3(spec.name, spec.parameters);
   const { schema, validate } = compileParameters(spec.name, spec.parameters);
   return Object.freeze({
     name: spec.name,
@@ -84,6 +85,23 @@ export function defineTool(spec: ZodToolSpec<z.ZodType> | JsonSchemaToolSpec): T
     validate,
     handler: spec.handler,
   });
+}
+
+/**
+ * A zod 3 schema (a project that installed zod 3, or imports "zod/v3") is not a zod 4 `ZodType`, so it
+ * would be read as a JSON Schema and refused for a reason that points nowhere near the fix. Zod 3 objects
+ * carry `_def.typeName` ("ZodObject"); zod 4's carry `_zod` instead.
+ */
+function assertNotZod3(name: string, parameters: unknown): void {
+  if (parameters === null || typeof parameters !== "object" || "_zod" in parameters) return;
+  const def = (parameters as { _def?: unknown })._def;
+  const typeName = typeof def === "object" && def !== null ? (def as { typeName?: unknown }).typeName : undefined;
+  if (typeof typeName !== "string") return;
+  throw new ToolfleetError(
+    "TOOL_DEFINITION_INVALID",
+    `Tool '${name}': parameters is a zod 3 schema (${typeName}), and toolfleet needs zod 4: run npm install zod@^4 and import { z } from "zod" ` +
+      `(not "zod/v3"), or give parameters as a JSON Schema object.`,
+  );
 }
 
 function compileParameters(name: string, parameters: z.ZodType | JsonSchema): { schema: JsonSchema; validate: ArgsValidator } {

@@ -94,7 +94,7 @@ test("bench:compare refuses, exit 2, without a BASELINE or with one whose dist/ 
   const script = fileURLToPath(new URL("../../bench/compare-builds.js", import.meta.url));
   for (const [baseline, said] of [
     ["", /BASELINE is not set/],
-    ["/nonexistent-checkout", /nonexistent-checkout\/dist\/bench\/toolfleet\.js does not exist.*npm run build/],
+    ["/nonexistent-checkout", /nonexistent-checkout\/dist\/bench\/toolfleet\.js does not exist.*npx tsc -p tsconfig\.json/],
   ] as const) {
     const run = spawnSync(process.execPath, [script], { env: { ...process.env, BASELINE: baseline }, encoding: "utf8", timeout: 10_000 });
     assert.equal(run.status, 2, run.stderr);

@@ -11,7 +11,7 @@ import { connectRedis, type RedisClient } from "../../src/redis/client.js";
 import { keys, type Keys } from "../../src/redis/keys.js";
 import { eventually, RecordingLogger } from "./helpers.js";
 
-/** The shared test Redis (present on every machine of this project; .ci/run starts it). */
+/** The shared test Redis (present on every machine of this project; npm test's set-up, scripts/test-setup.ts, starts it). */
 export const REDIS_URL = process.env.TOOLFLEET_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));

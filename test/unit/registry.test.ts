@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { z } from "zod";
+import { z as z3 } from "zod/v3";
 import { adminStats, calculator, discordReact, echo, examplePermissions, exampleTools, injectTool, sendImage, slowTask } from "../../examples/tools.js";
 import { ToolContext, ToolRegistry, ToolfleetError, defineConfig, defineTool, staticConfig, type PlatformAdapter } from "../../src/index.js";
 import { RecordingLogger } from "../support/helpers.js";
@@ -56,6 +57,24 @@ describe("defineTool", () => {
       () => defineTool({ name: "bad", description: "", parameters: { type: "object", properties: { a: { type: "nonsense" } } }, handler: () => "" }),
       /invalid parameters schema/,
     );
+  });
+
+  // zod 4 ships zod 3's API as "zod/v3": the same objects a project with zod 3 installed passes in.
+  test("a zod 3 schema is refused with the fix (install zod 4), not as a JSON Schema without type object", () => {
+    for (const parameters of [z3.object({ city: z3.string() }), z3.string()]) {
+      assert.throws(
+        () => defineTool({ name: "weather", description: "", parameters: parameters as never, handler: () => "" }),
+        (err: unknown) =>
+          err instanceof ToolfleetError &&
+          err.code === "TOOL_DEFINITION_INVALID" &&
+          /^Tool 'weather': parameters is a zod 3 schema \(Zod(Object|String)\), and toolfleet needs zod 4: run npm install zod@\^4 and import \{ z \} from "zod"/.test(
+            err.message,
+          ) &&
+          !/type "object"/.test(err.message),
+      );
+    }
+    // A JSON Schema that merely has a property named _def is still read as a JSON Schema.
+    assert.doesNotThrow(() => defineTool({ name: "plain", description: "", parameters: { type: "object", _def: {} }, handler: () => "" }));
   });
 
   test("flags and annotations are kept", () => {
