@@ -20,7 +20,8 @@ export interface Caller extends FleetMember {
 /**
  * Makes calls into the fleet without serving anything (a script, the CLI, a
  * walk-through): the inference tier's routing, with no chat consumer. In
- * `in_process` mode it opens no Redis connection.
+ * `in_process` mode it opens no Redis connection; otherwise, with Redis away,
+ * start() fails at once (`REDIS_UNAVAILABLE`) unless `waitForRedis` says to wait.
  */
 export function createCaller(options: CallerOptions): Caller {
   // A caller makes calls now, for someone waiting on them: with Redis away it fails at once rather than hang.
