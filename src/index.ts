@@ -39,6 +39,7 @@ export { ConsoleAdapter } from "./gateway/console-adapter.js";
 export { HttpChatAdapter, type HttpAdapterOptions } from "./gateway/http-adapter.js";
 export { isChatPlatform, type ChatPlatform, type IncomingMessage, type OutgoingMessage } from "./gateway/platform.js";
 export { type FleetMember, type MemberOptions, type ToolSet } from "./fleet/common.js";
+export { type WaitForRedis } from "./redis/client.js";
 export { createToolsWorker, type ToolsWorker, type ToolsWorkerOptions } from "./fleet/tools-worker.js";
 export { createInferenceWorker, type InferenceWorker, type InferenceWorkerOptions } from "./fleet/inference-worker.js";
 export { createGateway, type Gateway, type GatewayOptions } from "./fleet/gateway.js";

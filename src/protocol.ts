@@ -2,7 +2,7 @@
 // by hand, a test, a benchmark or a tool: the wire (docs/protocol.md), the
 // Redis keys, the stream engines and the RPC clients and servers.
 export { WIRE_ERROR_CODES, isToolfleetError, wireError, type LocalErrorCode, type WireError } from "./core/errors.js";
-export { OUTCOME_KINDS, gatewayUnavailable, isFailure, permissionDenied, staleTwice, unavailable } from "./core/outcome.js";
+export { OUTCOME_KINDS, gatewayUnavailable, isFailure, noLiveWorker, permissionDenied, staleTwice, unavailable, unknownTool } from "./core/outcome.js";
 export { MAX_CALL_TIMEOUT_MS } from "./core/timeout.js";
 export { CallSignal, type ExecuteToolParams, type GatewayOperation } from "./core/context.js";
 export { isAllowedBy, openAITool } from "./core/registry.js";
@@ -12,6 +12,7 @@ export { TOOLS_SERVICE_MODES, assertDisjointPins, redactRedisUrl } from "./confi
 export { CONFIG_FILE_VAR, ENV_VARS, type LoadOptions } from "./config/load.js";
 export { keys, type Keys } from "./redis/keys.js";
 export { closeRedis, connectRedis, type ConnectOptions, type RedisClient } from "./redis/client.js";
+export { LiveWorkers, type LiveWorkersOptions } from "./redis/live-workers.js";
 export { BODY_FIELD, PROTOCOL_VERSION, type EntryFields } from "./redis/entry-codec.js";
 export {
   StreamWorker,

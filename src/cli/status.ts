@@ -2,9 +2,14 @@ import { parseArgs } from "node:util";
 import { LiveConfig } from "../config/live.js";
 import { createLogger } from "../core/log.js";
 import { fleetStatus, type FleetStatus } from "../fleet/status.js";
-import { closeRedis, connectRedis } from "../redis/client.js";
-import { keys } from "../redis/keys.js";
+import { within } from "../core/within.js";
+import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
+import { keys, type Keys } from "../redis/keys.js";
 import { loadCatalog } from "../tool-exec/catalog.js";
+
+/** How long a one-shot command gives Redis to accept its connection, and to answer what it reads. */
+const ONE_SHOT_CONNECT_MS = 3000;
+const ONE_SHOT_READ_MS = 10_000;
 
 function formatStatus(status: FleetStatus): string {
   const lines = [`namespace ${status.namespace}`, "", "workers:"];
@@ -26,37 +31,43 @@ export async function runInspect(kind: "status" | "catalog", argv: string[]): Pr
   const logger = createLogger(`toolfleet.${kind}`, process.env.TOOLFLEET_LOG_LEVEL ?? "warn");
   const config = new LiveConfig(logger);
   const url = values.redis ?? config.get().redisUrl;
-  const redis = await connectRedis({ url, logger, name: `toolfleet-${kind}` });
+  let redis: RedisClient | undefined;
   try {
-    const k = keys(config.get().namespace);
-    if (kind === "status") {
-      const status = await fleetStatus(redis, k);
-      console.log(values.json ? JSON.stringify(status, null, 2) : formatStatus(status));
-      return 0;
-    }
-    const catalog = await loadCatalog(redis, k);
-    if (!catalog) {
-      console.error(`toolfleet catalog: no catalog published at ${k.catalog} (is a tools worker running?)`);
-      return 1;
-    }
-    if (values.json) console.log(JSON.stringify(catalog, null, 2));
-    else {
-      console.log(`catalog ${catalog.schemaHash.slice(0, 12)}  published ${new Date(catalog.publishedAt).toISOString()}  ${catalog.tools.length} tools`);
-      for (const t of catalog.tools) {
-        const flags = [
-          t.allowRepeat && "repeat",
-          t.noBackground && "no-background",
-          t.annotations.readOnly && "read-only",
-          t.annotations.idempotent && "idempotent",
-          t.annotations.destructive && "destructive",
-        ].filter(Boolean);
-        const who = catalog.permissions[t.name];
-        console.log(`  ${t.name.padEnd(24)} ${t.schemaHash.slice(0, 12)}  ${flags.join(",").padEnd(30)} ${who ? `users: ${who.join(",")}` : "everyone"}`);
-      }
-    }
-    return 0;
+    // A one-shot: with Redis away it says so and ends (REDIS_UNAVAILABLE, naming the URL), rather than wait.
+    redis = await connectRedis({ url, logger, name: `toolfleet-${kind}`, waitForRedis: false, connectTimeoutMs: ONE_SHOT_CONNECT_MS });
+    // Connected, Redis may still go away mid-read: the commands would wait for it to come back, so bound them.
+    return await within(inspect(kind, redis, keys(config.get().namespace), values.json), ONE_SHOT_READ_MS, `toolfleet ${kind}: reading from Redis`);
   } finally {
     config.close();
     await closeRedis(redis);
   }
+}
+
+async function inspect(kind: "status" | "catalog", redis: RedisClient, k: Keys, json: boolean): Promise<number> {
+  if (kind === "status") {
+    const status = await fleetStatus(redis, k);
+    console.log(json ? JSON.stringify(status, null, 2) : formatStatus(status));
+    return 0;
+  }
+  const catalog = await loadCatalog(redis, k);
+  if (!catalog) {
+    console.error(`toolfleet catalog: no catalog published at ${k.catalog} (is a tools worker running?)`);
+    return 1;
+  }
+  if (json) console.log(JSON.stringify(catalog, null, 2));
+  else {
+    console.log(`catalog ${catalog.schemaHash.slice(0, 12)}  published ${new Date(catalog.publishedAt).toISOString()}  ${catalog.tools.length} tools`);
+    for (const t of catalog.tools) {
+      const flags = [
+        t.allowRepeat && "repeat",
+        t.noBackground && "no-background",
+        t.annotations.readOnly && "read-only",
+        t.annotations.idempotent && "idempotent",
+        t.annotations.destructive && "destructive",
+      ].filter(Boolean);
+      const who = catalog.permissions[t.name];
+      console.log(`  ${t.name.padEnd(24)} ${t.schemaHash.slice(0, 12)}  ${flags.join(",").padEnd(30)} ${who ? `users: ${who.join(",")}` : "everyone"}`);
+    }
+  }
+  return 0;
 }

@@ -37,6 +37,8 @@ export type LocalErrorCode =
   | "PUBLISH_FAILED"
   | "GATEWAY_UNAVAILABLE"
   | "ADDRESS_IN_USE"
+  | "REDIS_UNAVAILABLE"
+  | "NO_LIVE_WORKER"
   | "USAGE";
 
 export type ToolfleetErrorCode = WireErrorCode | LocalErrorCode;

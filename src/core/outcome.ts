@@ -37,6 +37,15 @@ export function permissionDenied(userId: string, toolName: string): string {
   return `Permission denied: user '${userId}' is not allowed to run tool '${toolName}'.`;
 }
 
+export function unknownTool(toolName: string): string {
+  return `Unknown tool '${toolName}': no tool of that name is registered.`;
+}
+
+/** No live worker serves the tool's tier (`who`: "tools worker", "gateway"), so the call was not sent. */
+export function noLiveWorker(toolName: string, who: string): string {
+  return `Tool '${toolName}' is unavailable: no ${who} is running to serve it. Try again later.`;
+}
+
 export function gatewayUnavailable(toolName: string): string {
   return `Tool '${toolName}' requires the gateway client, which is unavailable.`;
 }

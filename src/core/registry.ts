@@ -1,11 +1,11 @@
 import { performance } from "node:perf_hooks";
-import { ToolfleetError } from "./errors.js";
+import { ToolfleetError, isToolfleetError } from "./errors.js";
 import { checkedTimeoutMs } from "./timeout.js";
 import { CallSignal, ToolContext } from "./context.js";
 import { createLogger, errorFields, type Logger } from "./log.js";
 import { TaskManager } from "./tasks.js";
 import type { ToolDefinition } from "./tool.js";
-import { gatewayUnavailable, permissionDenied, type CallOutcome, type OutcomeKind, type Route } from "./outcome.js";
+import { gatewayUnavailable, noLiveWorker, permissionDenied, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "./outcome.js";
 import { defaultSettings, type SettingsSource } from "./settings.js";
 import { formatArgIssues, type JsonSchema } from "./validate.js";
 
@@ -169,7 +169,7 @@ export class ToolRegistry implements ToolRegistryLike {
     }
 
     const def = this.tools.get(name);
-    if (!def) return outcome("unknown_tool", `Unknown tool '${name}': no tool of that name is registered.`);
+    if (!def) return outcome("unknown_tool", unknownTool(name));
     const checked = def.validate(args);
     if (!checked.ok) return outcome("invalid_args", formatArgIssues(name, checked.issues));
 
@@ -264,6 +264,8 @@ export class ToolRegistry implements ToolRegistryLike {
       // A plain string is an answer that ran; a gateway over Redis also says how it ended.
       return typeof answer === "string" ? outcome("ok", answer, "gateway") : outcome(answer.kind, answer.text, "gateway");
     } catch (err) {
+      // No gateway was there to send it to (ProxyPlatformAdapter): not a failure of the tool.
+      if (isToolfleetError(err, "NO_LIVE_WORKER")) return outcome("unavailable", noLiveWorker(name, "gateway"), "gateway");
       return outcome("error", this.failure(name, err), "gateway");
     }
   }

@@ -20,10 +20,12 @@ export interface Caller extends FleetMember {
 /**
  * Makes calls into the fleet without serving anything (a script, the CLI, a
  * walk-through): the inference tier's routing, with no chat consumer. In
- * `in_process` mode it opens no Redis connection.
+ * `in_process` mode it opens no Redis connection; otherwise, with Redis away,
+ * start() fails at once (`REDIS_UNAVAILABLE`) unless `waitForRedis` says to wait.
  */
 export function createCaller(options: CallerOptions): Caller {
-  const member = resolveMember("call", options);
+  // A caller makes calls now, for someone waiting on them: with Redis away it fails at once rather than hang.
+  const member = resolveMember("call", options, { waitForRedis: false });
   const life = new Lifecycle("caller");
   const local = options.local ?? new ToolRegistry({ config: member.config, logger: member.logger });
   let registry: RemoteToolRegistry | undefined;
@@ -54,7 +56,7 @@ export function createCaller(options: CallerOptions): Caller {
       return new ProxyPlatformAdapter(platform, () => remote.toolsClient, member.keys, member.config);
     },
     start: () =>
-      life.start(() =>
+      life.start((signal) =>
         inProcess()
           ? startInOrder(
               () => Promise.resolve(),
@@ -62,7 +64,7 @@ export function createCaller(options: CallerOptions): Caller {
               () => [localPart, make()],
               member.logger,
             )
-          : startOnRedis(member, "call", (redis) => [localPart, make(redis)]),
+          : startOnRedis(member, "call", (redis) => [localPart, make(redis)], signal),
       ),
     stop: () => life.stop(),
   };

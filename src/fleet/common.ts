@@ -5,7 +5,7 @@ import { createLogger, errorFields, type Logger } from "../core/log.js";
 import type { Permissions, ToolRegistry } from "../core/registry.js";
 import type { TaskStore } from "../core/tasks.js";
 import type { ToolDefinition } from "../core/tool.js";
-import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
+import { closeRedis, connectRedis, type RedisClient, type WaitForRedis } from "../redis/client.js";
 import { keys, type Keys } from "../redis/keys.js";
 import { RedisTaskStore } from "../tool-exec/task-store.js";
 import { registryFor } from "./local.js";
@@ -20,6 +20,12 @@ export interface MemberOptions {
   redisUrl?: string;
   /** This member's stable id: names its consumer, reply stream and heartbeat. @defaultValue `<kind>-<host>-<pid>` */
   workerId?: string;
+  /**
+   * What start() does while Redis does not answer: wait, logging that it waits every `logEveryMs`
+   * (and carry on when it comes; stop() ends the wait), or fail at once with `REDIS_UNAVAILABLE` (`false`).
+   * @defaultValue workers and gateways wait (`{ logEveryMs: 5000 }`); a caller fails at once
+   */
+  waitForRedis?: WaitForRedis;
 }
 
 /** Tools a member runs itself, and who may run them. */
@@ -53,19 +59,32 @@ export interface Resolved {
   redisUrl: string;
   workerId: string;
   keys: Keys;
+  waitForRedis: WaitForRedis;
 }
 
-export function resolveMember(kind: string, options: MemberOptions): Resolved {
+export function resolveMember(kind: string, options: MemberOptions, defaults: { waitForRedis: WaitForRedis } = { waitForRedis: {} }): Resolved {
   const config = options.config ?? staticConfig();
   const workerId = options.workerId ?? `${kind}-${hostname()}-${process.pid}`;
   const k = keys(config.get().namespace);
   k.heartbeat(kind, workerId); // refuses a worker id that cannot name a key, before anything is opened
-  return { config, logger: options.logger ?? createLogger(`toolfleet.${kind}`), redisUrl: options.redisUrl ?? config.get().redisUrl, workerId, keys: k };
+  return {
+    config,
+    logger: options.logger ?? createLogger(`toolfleet.${kind}`),
+    redisUrl: options.redisUrl ?? config.get().redisUrl,
+    workerId,
+    keys: k,
+    waitForRedis: options.waitForRedis ?? defaults.waitForRedis,
+  };
 }
 
-/** Starts `parts` on a Redis connection of the member's own (named `<kind>-<workerId>`), closed on stop. */
-export function startOnRedis(r: Resolved, kind: string, parts: (redis: RedisClient) => Part[]): Promise<() => Promise<void>> {
-  return startInOrder(() => connectRedis({ url: r.redisUrl, logger: r.logger, name: `${kind}-${r.workerId}` }), closeRedis, parts, r.logger);
+/**
+ * Starts `parts` on a Redis connection of the member's own (named `<kind>-<workerId>`), closed on stop.
+ * Waiting for Redis (or not) as the member says; `signal` ends the wait.
+ */
+export function startOnRedis(r: Resolved, kind: string, parts: (redis: RedisClient) => Part[], signal?: AbortSignal): Promise<() => Promise<void>> {
+  const open = (): Promise<RedisClient> =>
+    connectRedis({ url: r.redisUrl, logger: r.logger, name: `${kind}-${r.workerId}`, waitForRedis: r.waitForRedis, ...(signal ? { signal } : {}) });
+  return startInOrder(open, closeRedis, parts, r.logger);
 }
 
 /** Where background tasks are kept: Redis when `taskStore` says so, so any worker can answer for them. */
@@ -139,10 +158,11 @@ export async function startInOrder<C>(
   return stopAll;
 }
 
-/** Lets a member start once, and stop only what started. */
+/** Lets a member start once, and stop only what started; a stop() during start() ends a wait for Redis. */
 export class Lifecycle {
   private stopper: (() => Promise<void>) | undefined;
   private starting: Promise<void> | undefined;
+  private abort: AbortController | undefined;
 
   constructor(private readonly what: string) {}
 
@@ -150,8 +170,11 @@ export class Lifecycle {
     return this.stopper !== undefined;
   }
 
-  start(run: () => Promise<() => Promise<void>>): Promise<void> {
-    this.starting ??= run().then(
+  /** Runs `run` once; its `signal` is aborted by a stop() that comes before it has finished. */
+  start(run: (signal: AbortSignal) => Promise<() => Promise<void>>): Promise<void> {
+    if (this.starting) return this.starting;
+    const abort = (this.abort = new AbortController());
+    this.starting = run(abort.signal).then(
       (stop) => {
         this.stopper = stop;
       },
@@ -164,6 +187,11 @@ export class Lifecycle {
   }
 
   async stop(): Promise<void> {
+    if (this.starting && !this.stopper) {
+      // Still starting (waiting for Redis, say): end that, and stop whatever it got to start.
+      this.abort?.abort(new ToolfleetError("STOPPED", `${this.what} stopped while starting`));
+      await this.starting.catch(() => undefined);
+    }
     const stop = this.stopper;
     this.stopper = undefined;
     this.starting = undefined;

@@ -51,27 +51,32 @@ export function createGateway(options: GatewayOptions): Gateway {
       return life.need(registry, "registry");
     },
     start: () =>
-      life.start(() =>
-        startOnRedis(member, "gateway", (redis) => {
-          registry = memberRegistry(member, options, redis);
-          const server = createGatewayToolServer({
-            ...serverBase(member, redis, registry, options),
-            adapter: platform,
-            ...(shard !== undefined ? { shard } : {}),
-          });
-          const bridge = new ChatBridge({
-            redis,
-            redisUrl: member.redisUrl,
-            keys: member.keys,
-            config: member.config,
-            logger: member.logger,
-            gatewayId: member.workerId,
-            platform,
-            ...(shard !== undefined ? { shard } : {}),
-          });
-          // Stopped in reverse: no new chats first, then the gateway-pinned calls in flight finish.
-          return [server, bridge];
-        }),
+      life.start((signal) =>
+        startOnRedis(
+          member,
+          "gateway",
+          (redis) => {
+            registry = memberRegistry(member, options, redis);
+            const server = createGatewayToolServer({
+              ...serverBase(member, redis, registry, options),
+              adapter: platform,
+              ...(shard !== undefined ? { shard } : {}),
+            });
+            const bridge = new ChatBridge({
+              redis,
+              redisUrl: member.redisUrl,
+              keys: member.keys,
+              config: member.config,
+              logger: member.logger,
+              gatewayId: member.workerId,
+              platform,
+              ...(shard !== undefined ? { shard } : {}),
+            });
+            // Stopped in reverse: no new chats first, then the gateway-pinned calls in flight finish.
+            return [server, bridge];
+          },
+          signal,
+        ),
       ),
     stop: () => life.stop(),
   };

@@ -50,50 +50,55 @@ export function createInferenceWorker(options: InferenceWorkerOptions): Inferenc
       return life.need(registry, "registry");
     },
     start: () =>
-      life.start(() =>
-        startOnRedis(member, "inference", (redis) => {
-          // Its background tasks (long inference-pinned tools) go to the same store as the tools service's,
-          // where get_task_result, which runs there, looks for them.
-          const local = new ToolRegistry({
-            config: member.config,
-            logger: member.logger,
-            taskManager: taskManagerFor(member.config, member.logger, taskStoreFor(member, redis)),
-          });
-          local.register(...(options.tools ?? []));
-          local.setPermissions(options.permissions ?? {});
-          const remote = new RemoteToolRegistry({
-            redis,
-            redisUrl: member.redisUrl,
-            keys: member.keys,
-            config: member.config,
-            local,
-            workerId: member.workerId,
-            logger: member.logger,
-          });
-          registry = remote;
-          // A proxy is a few fields: one per chat, aimed at the gateway (shard) that holds it.
-          const adapterFor = (platform: string, shard: string | undefined): PlatformAdapter =>
-            new ProxyPlatformAdapter(platform, () => remote.toolsClient, member.keys, member.config, shard);
-          const responder = new ChatResponder({
-            registry: remote,
-            config: member.config,
-            logger: member.logger,
-            ...(options.model ? { model: options.model } : {}),
-          });
-          const consumer = new ChatConsumer({
-            redis,
-            redisUrl: member.redisUrl,
-            keys: member.keys,
-            logger: member.logger,
-            workerId: member.workerId,
-            responder,
-            adapterFor,
-            worker: { concurrency: options.concurrency ?? CHAT_CONCURRENCY, leaseMs: options.leaseMs ?? 30_000 },
-          });
-          // The local registry closes last: its background tasks may still be reported on.
-          const localPart = { start: () => Promise.resolve(), stop: () => local.close() };
-          return [localPart, remote, consumer];
-        }),
+      life.start((signal) =>
+        startOnRedis(
+          member,
+          "inference",
+          (redis) => {
+            // Its background tasks (long inference-pinned tools) go to the same store as the tools service's,
+            // where get_task_result, which runs there, looks for them.
+            const local = new ToolRegistry({
+              config: member.config,
+              logger: member.logger,
+              taskManager: taskManagerFor(member.config, member.logger, taskStoreFor(member, redis)),
+            });
+            local.register(...(options.tools ?? []));
+            local.setPermissions(options.permissions ?? {});
+            const remote = new RemoteToolRegistry({
+              redis,
+              redisUrl: member.redisUrl,
+              keys: member.keys,
+              config: member.config,
+              local,
+              workerId: member.workerId,
+              logger: member.logger,
+            });
+            registry = remote;
+            // A proxy is a few fields: one per chat, aimed at the gateway (shard) that holds it.
+            const adapterFor = (platform: string, shard: string | undefined): PlatformAdapter =>
+              new ProxyPlatformAdapter(platform, () => remote.toolsClient, member.keys, member.config, shard);
+            const responder = new ChatResponder({
+              registry: remote,
+              config: member.config,
+              logger: member.logger,
+              ...(options.model ? { model: options.model } : {}),
+            });
+            const consumer = new ChatConsumer({
+              redis,
+              redisUrl: member.redisUrl,
+              keys: member.keys,
+              logger: member.logger,
+              workerId: member.workerId,
+              responder,
+              adapterFor,
+              worker: { concurrency: options.concurrency ?? CHAT_CONCURRENCY, leaseMs: options.leaseMs ?? 30_000 },
+            });
+            // The local registry closes last: its background tasks may still be reported on.
+            const localPart = { start: () => Promise.resolve(), stop: () => local.close() };
+            return [localPart, remote, consumer];
+          },
+          signal,
+        ),
       ),
     stop: () => life.stop(),
   };

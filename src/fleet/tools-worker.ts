@@ -33,11 +33,16 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
       return life.need(registry, "registry");
     },
     start: () =>
-      life.start(() =>
-        startOnRedis(member, "tools", (redis) => {
-          registry = memberRegistry(member, options, redis);
-          return [new ToolExecServer(serverBase(member, redis, registry, options))];
-        }),
+      life.start((signal) =>
+        startOnRedis(
+          member,
+          "tools",
+          (redis) => {
+            registry = memberRegistry(member, options, redis);
+            return [new ToolExecServer(serverBase(member, redis, registry, options))];
+          },
+          signal,
+        ),
       ),
     stop: () => life.stop(),
   };

@@ -25,8 +25,12 @@ export class ProxyPlatformAdapter implements PlatformAdapter {
     if (operation !== "execute_tool") throw new ToolfleetError("GATEWAY_UNAVAILABLE", `gateway operation '${operation}' is not supported`);
     const client = this.client();
     if (!client) throw new ToolfleetError("GATEWAY_UNAVAILABLE", "the gateway is unreachable: this worker's Redis path is not started");
+    const stream = this.keys.gatewayStream(this.shard);
+    // Nobody serves that stream (no gateway, or none of this shard): say so now, not at the call's timeout.
+    if ((await client.liveWorkers.has(stream, "gateway")) === false)
+      throw new ToolfleetError("NO_LIVE_WORKER", `no gateway reads ${stream} (none of its consumers has a live heartbeat)`);
     const reply = await client.call({
-      stream: this.keys.gatewayStream(this.shard),
+      stream,
       toolName: params.toolName,
       toolArgs: params.toolArgs as JsonValue,
       userId: params.toolCtx.userId,

@@ -22,7 +22,7 @@ import { type ToolReply } from "../tool-exec/codec.js";
 import { ToolsClient, wireContextOf } from "../tool-exec/client.js";
 import { ToolfleetError, isToolfleetError } from "../core/errors.js";
 import { checkedTimeoutMs } from "../core/timeout.js";
-import { permissionDenied, staleTwice, unavailable, type CallOutcome, type OutcomeKind, type Route } from "../core/outcome.js";
+import { noLiveWorker, permissionDenied, staleTwice, unavailable, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "../core/outcome.js";
 
 /** Counters an operator can read (and a test can assert on). */
 export interface RemoteRegistryStats {
@@ -35,6 +35,8 @@ export interface RemoteRegistryStats {
   shadowMatches: number;
   shadowMismatches: number;
   catalogReloads: number;
+  /** Calls not sent because no live tools worker read the stream (answered `unavailable`, or run here as a fallback). */
+  noLiveWorker: number;
 }
 
 export interface RemoteToolRegistryOptions {
@@ -67,6 +69,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     shadowMatches: 0,
     shadowMismatches: 0,
     catalogReloads: 0,
+    noLiveWorker: 0,
   };
   private readonly options: RemoteToolRegistryOptions;
   private catalog: Catalog | null = null;
@@ -260,9 +263,20 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     // Permission fast-fail from the catalog (UX only: the tools service checks again, authoritatively).
     const { userId } = options;
     if (userId && !this.isAllowed(name, userId)) return done("denied", permissionDenied(userId, name), "local");
+    // Unknown to everyone: not in the catalog, not here (pinned tools never get this far). Only a catalog can
+    // say so: without one the tools service has not said what it runs, and the request goes out as before.
+    if (this.catalog && !this.byName.has(name) && !this.options.local.get(name)) return done("unknown_tool", unknownTool(name), "local");
     const ctx = options.ctx ?? null;
     // Read once: a live reload must not give the cancel marker below a shorter life than the request's.
     const timeoutMs = this.timeoutOf(options);
+    // No tools worker alive: fail now rather than publish a request nobody takes and wait out its timeout.
+    // Never published, so running it here instead (when the fallback rules allow) cannot run it twice.
+    const stream = this.options.keys.toolsStream;
+    if (this.client && (await this.client.liveWorkers.has(stream, "tools")) === false) {
+      this.stats.noLiveWorker++;
+      const err = new ToolfleetError("NO_LIVE_WORKER", `no tools worker reads ${stream} (none of its consumers has a live heartbeat)`);
+      return (await this.fallback(name, args, options, timeoutMs, err)) ?? done("unavailable", noLiveWorker(name, "tools worker"));
+    }
     let reply: ToolReply;
     try {
       reply = await this.send(name, args, options, timeoutMs);
@@ -327,7 +341,9 @@ export class RemoteToolRegistry implements ToolRegistryLike {
    * claimed it). Null when no fallback may run.
    */
   private async fallback(name: string, args: unknown, options: CallOptions, timeoutMs: number, err: unknown): Promise<CallOutcome | null> {
-    this.options.logger.warn({ tool: name, ...errorFields(err) }, "remote tool call failed");
+    // No live worker is not a failure of this call (LiveWorkers logs that state once, when it begins).
+    if (isToolfleetError(err, "NO_LIVE_WORKER")) this.options.logger.debug({ tool: name, reason: err.message }, "remote tool call not sent");
+    else this.options.logger.warn({ tool: name, ...errorFields(err) }, "remote tool call failed");
     if (!this.options.config.get().toolsLocalFallback || !this.options.local.toolNames().has(name)) return null;
     // Failures before anything was published (no remote path, arguments too large for the wire) never started.
     let neverStarted = !isNoReply(err);
@@ -348,7 +364,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     }
     this.stats.fallbacks++;
     this.options.logger.info(
-      { tool: name, reason: safe ? "idempotent or read-only" : "request cancelled before it started" },
+      { tool: name, reason: safe ? "idempotent or read-only" : isNoReply(err) ? "request cancelled before it started" : "request never sent" },
       "falling back to in-process execution",
     );
     return { ...(await this.options.local.execute(name, args, options)), route: "fallback" };

@@ -1,5 +1,6 @@
 import { createClient, RESP_TYPES, type RedisClientType } from "redis";
 import { redactRedisUrl } from "../config/schema.js";
+import { ToolfleetError } from "../core/errors.js";
 import { errorFields, type Logger } from "../core/log.js";
 
 /**
@@ -11,11 +12,33 @@ export type RedisClient = RedisClientType;
 /** Reply bulk strings as Buffers: stream values may be file bytes. */
 export const AS_BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
 
+/**
+ * What a connection does while Redis does not answer its first connect:
+ * - `false`: give up after that one attempt (each is bounded by the connect
+ *   timeout) with a `REDIS_UNAVAILABLE` error naming the URL: for one-shot
+ *   commands, which must end rather than hang;
+ * - `{ logEveryMs }`: keep trying, and say so in a log line at once and then
+ *   every `logEveryMs` until Redis answers: for long-running workers, which
+ *   carry on by themselves once Redis comes.
+ * Either way, once connected, a lost connection is reconnected (calls in
+ * flight are bounded by their own deadlines).
+ */
+export type WaitForRedis = false | { logEveryMs?: number };
+
+/** How often a connection waiting for Redis says so, by default. */
+export const WAIT_LOG_EVERY_MS = 5000;
+
 export interface ConnectOptions {
   url: string;
   logger: Logger;
   /** Shown in CLIENT LIST, so an operator can tell the connections apart. */
   name?: string;
+  /** @defaultValue `{ logEveryMs: 5000 }`: wait for Redis, saying so every 5 s */
+  waitForRedis?: WaitForRedis;
+  /** One connect attempt's limit, in ms. @defaultValue 5000 */
+  connectTimeoutMs?: number;
+  /** Aborting it ends a wait for Redis: connect() rejects with `STOPPED` and nothing stays open. */
+  signal?: AbortSignal;
 }
 
 // Redis coming back should be noticed within a fraction of a second: the
@@ -25,44 +48,108 @@ function reconnectDelay(retries: number): number {
   return Math.min(50 * 2 ** retries, 500) + Math.floor(Math.random() * 50);
 }
 
-/** Opens a connection that reconnects by itself and logs (never throws) its socket errors. */
+/** Why a connect attempt failed, in a few words (no stack: a refused connection is not a bug). */
+function reasonOf(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return reasonOf(err.errors[0]);
+  return err instanceof Error ? err.message || err.constructor.name : String(err);
+}
+
+/**
+ * Opens a connection that reconnects by itself once connected and logs
+ * (never throws) its socket errors. Until the first connect, it behaves as
+ * `waitForRedis` says.
+ */
 export async function connectRedis(options: ConnectOptions): Promise<RedisClient> {
+  const wait = options.waitForRedis ?? {};
+  let connected = false;
   const client: RedisClient = createClient({
     url: options.url,
     ...(options.name ? { name: options.name } : {}),
-    socket: { reconnectStrategy: reconnectDelay, connectTimeout: 5000 },
+    socket: {
+      // Returning an Error ends the first connect with that error (node-redis's contract for the strategy).
+      reconnectStrategy: (retries: number, cause: Error) => (connected || wait !== false ? reconnectDelay(retries) : cause),
+      connectTimeout: options.connectTimeoutMs ?? 5000,
+    },
     // No per-command timeout: node-redis makes it with an AbortSignal.timeout() for every
     // command, which costs more than the rest of a call's client work (docs/benchmarks.md).
     // Every wait is bounded by toolfleet itself: call deadlines, the read watchdog, commit retries.
     commandOptions: { timeout: 0 },
   });
-  watchErrors(client, options);
-  await client.connect();
-  return client;
+  const redacted = redactRedisUrl(options.url);
+  // A one-shot's failed first connect is reported by the rejection below, not by a log line as well.
+  watchErrors(client, options, wait === false ? null : (wait.logEveryMs ?? WAIT_LOG_EVERY_MS));
+  const abort = (): void => client.destroy();
+  options.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    if (options.signal?.aborted) throw options.signal.reason;
+    await client.connect();
+    connected = true;
+    return client;
+  } catch (err) {
+    client.destroy();
+    if (options.signal?.aborted) throw new ToolfleetError("STOPPED", `stopped while waiting for Redis at ${redacted}`, { cause: err });
+    throw new ToolfleetError(
+      "REDIS_UNAVAILABLE",
+      `Redis at ${redacted} does not answer (${reasonOf(err)}): start Redis there, or set TOOLFLEET_REDIS_URL to one that runs`,
+      { cause: err },
+    );
+  } finally {
+    options.signal?.removeEventListener("abort", abort);
+  }
 }
 
 /** A second connection with the same settings, for a blocking reader or a subscriber. */
 export async function duplicateConnection(client: RedisClient, options: ConnectOptions): Promise<RedisClient> {
   const copy = client.duplicate(options.name ? { name: options.name } : {});
-  watchErrors(copy, options);
+  // Made once the first connection is up, so it reconnects (the strategy is the first one's) and says so.
+  const wait = options.waitForRedis ?? {};
+  watchErrors(copy, options, wait === false ? WAIT_LOG_EVERY_MS : (wait.logEveryMs ?? WAIT_LOG_EVERY_MS));
   await copy.connect();
   return copy;
 }
 
-function watchErrors(client: RedisClient, options: ConnectOptions): void {
-  const where = { redis: redactRedisUrl(options.url), connection: options.name ?? "toolfleet" };
-  let down = false;
-  // node-redis emits 'error' on every failed reconnect attempt; one line per
-  // outage (and one when it ends) says all there is to say.
+/**
+ * Logs the state of a connection without a flood: node-redis emits 'error' on
+ * every failed attempt (several a second), so a wait for the first connect, or
+ * an outage later, is one line when it starts, one every `logEveryMs` while it
+ * lasts, and one when it ends. With `logEveryMs` null, nothing is logged
+ * before the first connect.
+ */
+function watchErrors(client: RedisClient, options: ConnectOptions, logEveryMs: number | null): void {
+  const redacted = redactRedisUrl(options.url);
+  const where = { redis: redacted, connection: options.name ?? "toolfleet" };
+  let everUp = false;
+  let downSince = 0;
+  let lastLine = 0;
   client.on("error", (err: unknown) => {
-    if (down) return;
-    down = true;
-    options.logger.warn({ ...where, ...errorFields(err) }, "redis connection lost; reconnecting");
+    if (!everUp && logEveryMs === null) return;
+    const now = Date.now();
+    if (downSince === 0) {
+      downSince = lastLine = now;
+      if (everUp) options.logger.warn({ ...where, ...errorFields(err) }, "redis connection lost; reconnecting");
+      else
+        options.logger.warn(
+          { ...where, reason: reasonOf(err) },
+          `waiting for Redis at ${redacted} (${reasonOf(err)}); start it, or set TOOLFLEET_REDIS_URL to where it runs`,
+        );
+      return;
+    }
+    if (now - lastLine < (logEveryMs ?? WAIT_LOG_EVERY_MS)) return;
+    lastLine = now;
+    const seconds = Math.round((now - downSince) / 1000);
+    options.logger.warn(
+      { ...where, reason: reasonOf(err), downMs: now - downSince },
+      everUp ? `still reconnecting to Redis at ${redacted} (${seconds} s)` : `still waiting for Redis at ${redacted} (${seconds} s; ${reasonOf(err)})`,
+    );
   });
   client.on("ready", () => {
-    if (!down) return;
-    down = false;
-    options.logger.info(where, "redis connection restored");
+    const first = !everUp;
+    everUp = true;
+    if (downSince === 0) return;
+    const downMs = Date.now() - downSince;
+    downSince = 0;
+    if (first) options.logger.info({ ...where, waitedMs: downMs }, `Redis at ${redacted} answers; carrying on`);
+    else options.logger.info({ ...where, downMs }, "redis connection restored");
   });
 }
 

@@ -3,6 +3,7 @@ import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { WrittenSessions, sessionRecord, sessionWriteArgs, type SessionIdentity } from "./session.js";
 import { RpcClient } from "../redis/rpc-client.js";
+import { LiveWorkers } from "../redis/live-workers.js";
 import { xaddArgs } from "../redis/streams.js";
 import { ID_PATTERN } from "../redis/keys.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, errorReply, type ToolReply, type ToolRequest, type WireContext } from "./codec.js";
@@ -78,8 +79,11 @@ export const SESSION_REUSE_SECONDS = 10;
 export class ToolsClient {
   private readonly rpc: RpcClient<ToolReply>;
   private readonly sessions = new WrittenSessions();
+  /** Whether a live worker reads a request stream, for callers that fail at once when none does (call() itself does not ask). */
+  readonly liveWorkers: LiveWorkers;
 
   constructor(private readonly options: ToolsClientOptions) {
+    this.liveWorkers = new LiveWorkers({ redis: options.redis, keys: options.keys, logger: options.logger });
     this.rpc = new RpcClient({
       redis: options.redis,
       redisUrl: options.redisUrl,
@@ -111,16 +115,20 @@ export class ToolsClient {
   async start(): Promise<void> {
     if (this.rpc.isStarted) return;
     await this.rpc.start();
-    this.options.redis.on("ready", this.forgetSessions);
+    this.options.redis.on("ready", this.onReconnect);
   }
 
-  // A reconnect may be to a Redis that restarted empty: write every session record again.
-  private readonly forgetSessions = (): void => this.sessions.clear();
+  // A reconnect may be to a Redis that restarted empty: write every session record again,
+  // and give the workers a heartbeat's time to show up again before calls fail for want of one.
+  private readonly onReconnect = (): void => {
+    this.sessions.clear();
+    this.liveWorkers.reconnected();
+  };
 
   /** Ends the reader, fails every pending call, and deletes the reply stream. */
   async stop(): Promise<void> {
     if (!this.rpc.isStarted) return;
-    this.options.redis.off("ready", this.forgetSessions);
+    this.options.redis.off("ready", this.onReconnect);
     await this.rpc.stop();
   }
 

@@ -22,8 +22,8 @@ import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
-import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
-import { staleTwice, unavailable } from "../../src/core/outcome.js";
+import { REDIS_URL, aliveButIdleWorker, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
+import { noLiveWorker, staleTwice, unavailable, unknownTool } from "../../src/core/outcome.js";
 
 /** Tools that say where they ran, and count it. */
 function tier(label: string, counts: Map<string, number>): ToolDefinition[] {
@@ -331,6 +331,7 @@ describe("remote failures", () => {
     const s = await setup({ toolsExecTimeout: 1 });
     try {
       await s.tools.stop();
+      await aliveButIdleWorker(s.redis, s.keys, s.keys.toolsStream, "tools", "idle");
       // A call with a longer timeout of its own, failed early by the registry's stop (STOPPED).
       const pending = s.registry.execute("side_effect", {}, { userId: "alice", ctx: s.ctx(), timeoutMs: 120_000 });
       await eventually(async () => assert.equal(await s.redis.xLen(s.keys.toolsStream), 1));
@@ -376,10 +377,12 @@ describe("remote failures", () => {
     }
   });
 
-  test("no worker: a request cancelled before anyone claimed it falls back locally, once; a worker arriving later skips it", async () => {
+  test("a live worker that never takes it: a request cancelled before anyone claimed it falls back locally, once; a worker arriving later skips it", async () => {
     const s = await setup({ toolsExecTimeout: 0.3 });
     try {
       await s.tools.stop();
+      // The request is published (a worker looks alive) and nobody claims it before its timeout.
+      await aliveButIdleWorker(s.redis, s.keys, s.keys.toolsStream, "tools", "idle");
       const out = await s.registry.execute("side_effect", {}, { userId: "alice", ctx: s.ctx() });
       assert.match(out.text, /^local ran side_effect \(1\)$/);
       assert.equal(out.route, "fallback");
@@ -387,6 +390,8 @@ describe("remote failures", () => {
       // An idempotent tool falls back without any cancel.
       const where = await s.registry.execute("where", {}, { userId: "alice", ctx: s.ctx() });
       assert.equal(where.route, "fallback");
+      assert.equal(await s.redis.xLen(s.keys.toolsStream), 2, "both requests were published");
+      assert.equal(s.registry.stats.noLiveWorker, 0);
       // A worker now starts and finds the cancelled request: it does not run it.
       const late = new ToolExecServer({
         redis: s.redis,
@@ -428,10 +433,11 @@ describe("remote failures", () => {
     }
   });
 
-  test("fallback off, or a tool the local registry lacks: the exact unavailable string", async () => {
+  test("no reply in time, and fallback off or a tool the local registry lacks: the exact unavailable string", async () => {
     const s = await setup({ toolsExecTimeout: 0.2, toolsLocalFallback: false });
     try {
       await s.tools.stop();
+      await aliveButIdleWorker(s.redis, s.keys, s.keys.toolsStream, "tools", "idle");
       assert.equal(
         await s.registry.call("where", {}, { userId: "alice", ctx: s.ctx() }),
         "Tool 'where' is temporarily unavailable (tools service error). Try again.",
@@ -445,6 +451,87 @@ describe("remote failures", () => {
       await s.stop();
     }
   });
+
+  // The test's own timeout is a deadline, not a speed target: a call that were published would wait its 60 s.
+  test("no live tools worker: nothing is published; the call is unavailable at once, or runs here when the fallback may", { timeout: 20_000 }, async () => {
+    const s = await setup({ toolsExecTimeout: 60, toolsLocalFallback: false });
+    try {
+      await s.tools.stop();
+      const out = await s.registry.execute("send_image", {}, { userId: "alice", ctx: s.ctx() });
+      assert.equal(out.kind, "unavailable");
+      assert.equal(out.text, noLiveWorker("send_image", "tools worker"));
+      assert.equal(out.text, "Tool 'send_image' is unavailable: no tools worker is running to serve it. Try again later.");
+      assert.equal(out.route, "remote");
+      // Never sent, so a local run cannot be a second one: with the fallback on, a tool the local registry has runs here.
+      s.config.set({ toolsServiceMode: "remote", toolsExecTimeout: 60, backgroundThreshold: 0 });
+      const fallback = await s.registry.execute("side_effect", {}, { userId: "alice", ctx: s.ctx() });
+      assert.equal(fallback.route, "fallback");
+      assert.match(fallback.text, /^local ran side_effect \(1\)$/);
+      assert.equal(await s.redis.xLen(s.keys.toolsStream), 0, "nothing was published");
+      assert.equal(s.registry.toolsClient?.pendingCount, 0);
+      assert.equal(s.registry.stats.remoteCalls, 0);
+      assert.equal(s.registry.stats.noLiveWorker, 2);
+      assert.equal(s.registry.stats.fallbacks, 1);
+      // A worker that starts is seen by the next call (a "no" is never kept).
+      await s.tools.start();
+      const back = await s.registry.execute("where", {}, { userId: "alice", ctx: s.ctx() });
+      assert.equal(back.route, "remote");
+      assert.match(back.text, /^tools ran where/);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test(
+    "no live gateway for a gateway-pinned call (none at all, or none of its shard): unavailable at once, nothing published",
+    { timeout: 20_000 },
+    async () => {
+      const s = await setup({ toolsExecTimeout: 60 });
+      try {
+        // The shared gateway is alive, but none serves shard `eu`.
+        const eu = new ProxyPlatformAdapter("discord", () => s.registry.toolsClient, s.keys, s.config, "eu");
+        const ctx = new ToolContext({ platform: "discord", channelId: "c1", userId: "alice", userName: "alice", adapter: eu });
+        const noShard = await s.registry.execute("discord_react", { emoji: "👍" }, { userId: "alice", ctx });
+        assert.equal(noShard.kind, "unavailable");
+        assert.equal(noShard.route, "gateway");
+        assert.equal(noShard.text, "Tool 'discord_react' is unavailable: no gateway is running to serve it. Try again later.");
+        assert.equal(await s.redis.exists(s.keys.gatewayStream("eu")), 0, "nothing was published for shard eu");
+        await s.gateway.stop();
+        const none = await s.registry.execute("discord_react", { emoji: "👍" }, { userId: "alice", ctx: s.ctx() });
+        assert.equal(none.kind, "unavailable");
+        assert.equal(none.text, noLiveWorker("discord_react", "gateway"));
+        assert.equal(await s.redis.xLen(s.keys.gatewayStream()), 0, "nothing was published for the shared gateway");
+        assert.equal(s.registry.toolsClient?.pendingCount, 0);
+      } finally {
+        await s.stop();
+      }
+    },
+  );
+
+  test(
+    "remote: a tool no catalog lists, the local registry lacks and no pin set names is unknown at once, nothing published",
+    { timeout: 20_000 },
+    async () => {
+      const s = await setup({ toolsExecTimeout: 60 });
+      try {
+        const out = await s.registry.execute("nosuch", {}, { userId: "alice", ctx: s.ctx() });
+        assert.equal(out.kind, "unknown_tool");
+        assert.equal(out.text, unknownTool("nosuch"));
+        // The same text as the local registry's.
+        assert.equal(out.text, (await s.local.execute("nosuch", {}, { userId: "alice" })).text);
+        assert.equal(await s.redis.xLen(s.keys.toolsStream), 0);
+        assert.equal(s.registry.stats.remoteCalls, 0);
+        // A tool only the local registry has is still sent: the tools service answers for what it runs.
+        s.local.register(defineTool({ name: "local_only", description: "Not in the catalog.", parameters: z.object({}), handler: () => "local" }));
+        const localOnly = await s.registry.execute("local_only", {}, { userId: "alice", ctx: s.ctx() });
+        assert.equal(localOnly.route, "remote");
+        assert.equal(localOnly.kind, "unknown_tool");
+        assert.equal(s.registry.stats.remoteCalls, 1);
+      } finally {
+        await s.stop();
+      }
+    },
+  );
 });
 
 test("a published catalog change reaches a running registry within milliseconds", async (t) => {

@@ -9,6 +9,7 @@ import { ToolContext } from "../../src/index.js";
 import { wireContextOf, type ToolCall } from "../../src/tool-exec/client.js";
 import { connectRedis, type RedisClient } from "../../src/redis/client.js";
 import { keys, type Keys } from "../../src/redis/keys.js";
+import { ensureGroup } from "../../src/redis/streams.js";
 import { eventually, RecordingLogger } from "./helpers.js";
 
 /** The shared test Redis (present on every machine of this project; npm test's set-up, scripts/test-setup.ts, starts it). */
@@ -54,8 +55,9 @@ export class OwnRedis {
   private readonly dir = mkdtempSync(join(tmpdir(), "toolfleet-redis-"));
   private constructor(readonly port: number) {}
 
-  static async start(): Promise<OwnRedis> {
-    const own = new OwnRedis(await freePort());
+  /** On `port` when given (one a test has pointed something at before Redis is there), else a free one. */
+  static async start(port?: number): Promise<OwnRedis> {
+    const own = new OwnRedis(port ?? (await freePort()));
     await own.up();
     return own;
   }
@@ -131,6 +133,17 @@ export async function startFleet(args: string[], env: NodeJS.ProcessEnv = {}): P
 export async function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
   return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+/**
+ * A worker that is alive by every sign a caller reads (a consumer of `stream`'s group with a
+ * heartbeat) but never takes anything: requests to it wait out their timeouts, as with a worker
+ * that is stuck or busy. For tests of what happens after a request was published and not answered.
+ */
+export async function aliveButIdleWorker(redis: RedisClient, k: Keys, stream: string, service: string, workerId: string): Promise<void> {
+  await ensureGroup(redis, stream, k.group(stream));
+  await redis.sendCommand(["XGROUP", "CREATECONSUMER", stream, k.group(stream), workerId]);
+  await redis.set(k.heartbeat(service, workerId), JSON.stringify({ service, workerId }), { expiration: { type: "PX", value: 60_000 } });
 }
 
 /** A remote `echo` call for user `u`, built from a context the way the registry builds one. */

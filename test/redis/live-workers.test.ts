@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { defineConfig, staticConfig } from "../../src/index.js";
+import { registryFor } from "../../src/fleet/local.js";
+import { loadToolModule } from "../../src/fleet/load-tools.js";
+import { closeRedis } from "../../src/redis/client.js";
+import { LiveWorkers } from "../../src/redis/live-workers.js";
+import { ToolExecServer } from "../../src/tool-exec/server.js";
+import { RecordingLogger } from "../support/helpers.js";
+import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
+
+test("LiveWorkers: a stream is served while a consumer of its group has a live heartbeat; a no is asked again, a yes believed for a while", async () => {
+  const logger = new RecordingLogger();
+  const redis = await connect();
+  const k = testKeys();
+  const config = staticConfig(defineConfig({ namespace: k.namespace }));
+  const server = new ToolExecServer({
+    redis,
+    redisUrl: REDIS_URL,
+    keys: k,
+    registry: registryFor(await loadToolModule(), config, logger),
+    config,
+    logger,
+    workerId: "w1",
+    worker: { blockMs: 200 },
+  });
+  try {
+    const live = new LiveWorkers({ redis, keys: k, logger });
+    assert.equal(await live.has(k.toolsStream, "tools"), false, "no stream, no group: nobody");
+    assert.ok(
+      logger.at("info").some((r) => r.msg.startsWith("no live tools worker reads")),
+      "the first no is logged (info)",
+    );
+    await server.start();
+    assert.equal(await live.has(k.toolsStream, "tools"), true, "a no is not kept: the worker is seen at once");
+    // A consumer with no heartbeat (a worker that died long ago) does not count.
+    await redis.sendCommand(["XGROUP", "CREATECONSUMER", k.toolsStream, k.group(k.toolsStream), "gone"]);
+    await server.stop();
+    assert.equal(await live.has(k.toolsStream, "tools"), true, "a yes is believed for a while (2 s)");
+    const fresh = new LiveWorkers({ redis, keys: k, logger });
+    assert.equal(await fresh.has(k.toolsStream, "tools"), false, "its heartbeat gone, the worker is gone");
+    const quick = new LiveWorkers({ redis, keys: k, logger, trustMs: 0 });
+    await server.start();
+    assert.equal(await quick.has(k.toolsStream, "tools"), true);
+    await server.stop();
+    assert.equal(await quick.has(k.toolsStream, "tools"), false);
+    assert.ok(
+      logger.at("warn").some((r) => r.msg.startsWith("no live tools worker reads") && r.msg.includes("any more")),
+      "a worker going away is logged once, as a warning",
+    );
+    // Another service's heartbeat under the same consumer name is not this service's.
+    await redis.set(k.heartbeat("gateway", "gone"), "{}", { expiration: { type: "PX", value: 60_000 } });
+    assert.equal(await quick.has(k.toolsStream, "tools"), false);
+    // Just after a reconnect (Redis may have restarted empty) a no cannot be told from workers not back yet.
+    quick.reconnected();
+    assert.equal(await quick.has(k.toolsStream, "tools"), undefined);
+  } finally {
+    await server.stop();
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+test("LiveWorkers: with the connection down it cannot tell, and says so by answering undefined", async () => {
+  const redis = await connect();
+  const k = testKeys();
+  const live = new LiveWorkers({ redis, keys: k, logger: new RecordingLogger() });
+  await closeRedis(redis);
+  assert.equal(await live.has(k.toolsStream, "tools"), undefined);
+});
+
+test("LiveWorkers: concurrent questions about one stream share one answer", async () => {
+  const redis = await connect();
+  const k = testKeys();
+  const live = new LiveWorkers({ redis, keys: k, logger: new RecordingLogger() });
+  try {
+    // Redis 7 counts XINFO CONSUMERS on its own line, 6.2 all of XINFO on one.
+    const xinfoCalls = async (): Promise<number> => Number(/cmdstat_xinfo(?:\|consumers)?:calls=(\d+)/.exec(await redis.info("commandstats"))?.[1] ?? NaN);
+    const before = await xinfoCalls();
+    const answers = await Promise.all(Array.from({ length: 20 }, () => live.has(k.toolsStream, "tools")));
+    const after = await xinfoCalls();
+    assert.deepEqual(new Set(answers), new Set([false]));
+    // Other tests may ask at the same time on the shared Redis; 20 questions of our own would show.
+    assert.ok(after - before >= 1 && after - before < 20, `XINFO CONSUMERS called ${after - before} times for 20 concurrent questions`);
+  } finally {
+    await closeRedis(redis);
+  }
+});
