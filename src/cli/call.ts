@@ -57,6 +57,8 @@ type CallOptions = (typeof CALL_COMMAND)["options"];
  */
 export async function runCall({ values, positionals }: Parsed<CallOptions>): Promise<number> {
   const [tool = "", json = "{}"] = positionals;
+  // An empty id would match no permission list and own no tasks; say so rather than run as nobody.
+  if (!values.user.trim()) throw usageError("--user: expected a user id, got an empty one");
   let args: unknown;
   try {
     args = JSON.parse(json);

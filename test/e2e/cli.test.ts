@@ -50,6 +50,9 @@ test("toolfleet call: bad JSON, missing tool, bad config and unknown command are
   const extra = await cli(["call", "echo", "{}", "more"]);
   assert.equal(extra.code, 2);
   assert.match(extra.stderr, /^toolfleet call: unexpected argument 'more' \(it takes at most 2\)\nRun 'toolfleet call --help' for its usage\.\n$/);
+  const noUser = await cli(["call", "echo", '{"text":"x"}', "--user", ""]);
+  assert.equal(noUser.code, 2);
+  assert.match(noUser.stderr, /--user: expected a user id, got an empty one/);
 });
 
 // What each command's --help must list, written out here rather than read from the tables, so a
