@@ -1,59 +1,98 @@
-import { parseArgs } from "node:util";
+import { userInfo } from "node:os";
 import { LiveConfig } from "../config/live.js";
 import { TOOLS_SERVICE_MODES, type ToolsServiceMode } from "../config/schema.js";
 import { ToolContext } from "../core/context.js";
 import { createLogger } from "../core/log.js";
 import { isFailure } from "../core/outcome.js";
 import { createCaller } from "../fleet/caller.js";
-import { exampleRegistry } from "../fleet/local.js";
+import { loadToolModule } from "../fleet/load-tools.js";
+import { registryFor } from "../fleet/local.js";
+import { usageError, type CommandSpec, type Parsed } from "./args.js";
+import { didYouMean } from "./suggest.js";
 
-export const CALL_USAGE = "usage: toolfleet call <tool> '<json args>' [--user ID] [--mode in_process|remote|shadow]";
+/** Who a call runs as without --user: the OS user, so permissions and task lists mean someone; "cli" where there is none. */
+export function defaultUser(): string {
+  try {
+    const name = userInfo().username.trim();
+    if (name) return name;
+  } catch {
+    // No passwd entry for this uid (a container's arbitrary uid): fall through to the fixed name.
+  }
+  return "cli";
+}
+
+export const CALL_COMMAND = {
+  name: "call",
+  summary: "run one tool call through the inference tier's registry and print its result",
+  args: "<tool> ['<json args>']",
+  positionals: { min: 1, max: 2 },
+  about:
+    "Runs one tool call through the inference tier's registry: in this process by default, through the tools service and the gateway with --mode remote. Prints the result on stdout, the mode, route and duration on stderr; exits 0 when the call succeeded, 1 when it did not. The arguments are a JSON object ({} when left out).",
+  options: [
+    {
+      name: "user",
+      type: "string",
+      value: "ID",
+      default: defaultUser(),
+      description: "the user the call runs as, for permissions and background tasks; your OS user name, or 'cli' when there is none",
+    },
+    { name: "mode", type: "string", choices: TOOLS_SERVICE_MODES, defaultText: "the config's toolsServiceMode", description: "where the call runs" },
+    {
+      name: "tools",
+      type: "string",
+      value: "MODULE",
+      defaultText: "the example tools",
+      description: "a module exporting 'tools' (and optionally 'permissions') to load into this process: in_process mode runs its tools here",
+    },
+  ],
+  notes: `Example: toolfleet call calculator '{"a":2,"op":"power","b":10}' --user alice`,
+} as const satisfies CommandSpec;
+
+type CallOptions = (typeof CALL_COMMAND)["options"];
 
 /**
  * One call through the inference tier's registry: in process by default,
  * through the tools service and gateway with --mode remote. Prints the
  * result on stdout, and the route and duration on stderr.
  */
-export async function runCall(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { user: { type: "string", default: "" }, mode: { type: "string" } },
-  });
-  const [tool, json = "{}"] = positionals;
-  if (!tool || positionals.length > 2) {
-    console.error(CALL_USAGE);
-    return 2;
-  }
-  if (values.mode !== undefined && !(TOOLS_SERVICE_MODES as readonly string[]).includes(values.mode)) {
-    console.error(`toolfleet call: --mode must be one of ${TOOLS_SERVICE_MODES.join(", ")}, got '${values.mode}'`);
-    return 2;
-  }
+export async function runCall({ values, positionals }: Parsed<CallOptions>): Promise<number> {
+  const [tool = "", json = "{}"] = positionals;
+  // An empty id would match no permission list and own no tasks; say so rather than run as nobody.
+  if (!values.user.trim()) throw usageError("--user: expected a user id, got an empty one");
   let args: unknown;
   try {
     args = JSON.parse(json);
   } catch (err) {
-    console.error(`toolfleet call: the arguments are not valid JSON: ${(err as Error).message}`);
-    return 2;
+    throw usageError(`the arguments are not valid JSON: ${(err as Error).message}`);
   }
   const logger = createLogger("toolfleet.call", process.env.TOOLFLEET_LOG_LEVEL ?? "warn");
   const mode = values.mode as ToolsServiceMode | undefined;
   const config = new LiveConfig(logger, { env: mode ? { ...process.env, TOOLFLEET_TOOLS_SERVICE_MODE: mode } : process.env });
-  const caller = createCaller({ config, logger, local: await exampleRegistry(config, logger) });
   try {
-    await caller.start();
-    const { registry } = caller;
-    const ctx = new ToolContext({ platform: "cli", userId: values.user, userName: values.user, adapter: caller.gatewayAdapter("cli") });
-    const outcome = await registry.execute(tool, args, { userId: values.user, ctx });
-    console.log(outcome.text);
-    for (const file of ctx.sentFiles) console.log(`[sent file] ${file.name} (${file.contentType}, ${file.data.length} bytes)`);
-    if (ctx.injectedTools) console.log(`[injected tools] ${ctx.injectedTools.join(", ")}`);
-    for (const message of ctx.sentRichMessages) console.log(`[rich message] ${JSON.stringify(message)}`);
-    console.error(`mode=${config.get().toolsServiceMode} route=${outcome.route} ${outcome.durationMs.toFixed(2)} ms`);
-    // The exit code tells a script how the call ended; the text is written for the model.
-    return isFailure(outcome.kind) ? 1 : 0;
+    const local = registryFor(await loadToolModule(values.tools), config, logger);
+    const caller = createCaller({ config, logger, local });
+    try {
+      await caller.start();
+      const { registry } = caller;
+      const user = values.user;
+      const ctx = new ToolContext({ platform: "cli", userId: user, userName: user, adapter: caller.gatewayAdapter("cli") });
+      const outcome = await registry.execute(tool, args, { userId: user, ctx });
+      console.log(outcome.text);
+      for (const file of ctx.sentFiles) console.log(`[sent file] ${file.name} (${file.contentType}, ${file.data.length} bytes)`);
+      if (ctx.injectedTools) console.log(`[injected tools] ${ctx.injectedTools.join(", ")}`);
+      for (const message of ctx.sentRichMessages) console.log(`[rich message] ${JSON.stringify(message)}`);
+      if (outcome.kind === "unknown_tool") {
+        // The names this call could have reached: the catalog's (or the local registry's) and the ones run here.
+        const hint = didYouMean(tool, [...registry.toolNames(), ...local.toolNames()]);
+        if (hint) console.error(`toolfleet call: unknown tool '${tool}'${hint}`);
+      }
+      console.error(`mode=${config.get().toolsServiceMode} route=${outcome.route} ${outcome.durationMs.toFixed(2)} ms`);
+      // The exit code tells a script how the call ended; the text is written for the model.
+      return isFailure(outcome.kind) ? 1 : 0;
+    } finally {
+      await caller.stop();
+    }
   } finally {
-    await caller.stop();
     config.close();
   }
 }

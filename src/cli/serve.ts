@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { LiveConfig } from "../config/live.js";
 import { redactRedisUrl } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
@@ -6,29 +5,89 @@ import { createLogger, errorFields, type Logger } from "../core/log.js";
 import { ConsoleAdapter } from "../gateway/console-adapter.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import type { ChatPlatform } from "../gateway/platform.js";
-import type { FleetMember } from "../fleet/common.js";
+import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_MS, type FleetMember } from "../fleet/common.js";
 import { createGateway } from "../fleet/gateway.js";
 import { createInferenceWorker } from "../fleet/inference-worker.js";
 import { loadPermissionsFile, loadToolModule } from "../fleet/load-tools.js";
 import { createToolsWorker } from "../fleet/tools-worker.js";
+import { CHAT_CONCURRENCY } from "../inference/chat-consumer.js";
+import type { CommandSpec, OptionSpec, Values } from "./args.js";
 import { untilStopSignal } from "./signals.js";
 
-export const SERVE_USAGE = `toolfleet tools [options]       start a tools-service worker
-toolfleet gateway [options]     start a gateway: a chat platform adapter, and execute_tool for gateway-pinned tools
-toolfleet inference [options]   start an inference worker: answers chat messages with the LLM tool loop
+/** The web chat's port when none is given. */
+export const DEFAULT_PORT = 8787;
 
-  --redis URL         Redis URL (default: config redisUrl)
-  --worker-id ID      this worker's consumer name (default: <kind>-<host>-<pid>)
-  --concurrency N     calls (inference: chats) handled at once (default 16; inference 8)
-  --tools MODULE      a module exporting 'tools' (default: the examples; inference: none, the catalog is enough)
-  --permissions FILE  JSON: tool name -> user ids ("*" for everyone)
-  --lease-ms N        idle time after which a dead worker's work is reclaimed (default 30000)
-gateway only:
-  --adapter KIND      console (chat in this terminal, the default) or http (a web chat page)
-  --host HOST         http adapter address (default 127.0.0.1)
-  --port N            http adapter port; 0 picks a free one (default 8787)
-  --shard NAME        serve the gateway stream sg:stream:gateway:<NAME> instead of the shared one; with
-                      several gateways, give each its own, so a chat's gateway-pinned calls come back to it`;
+/** The options every server takes, worded for its kind: what it runs at once, and which tools it loads by default. */
+function serveOptions(kind: ServiceKind, concurrency: { what: string; default: number }, tools: { default: string; description: string }) {
+  return [
+    { name: "redis", type: "string", value: "URL", defaultText: "the config's redisUrl", description: "the Redis to serve on" },
+    { name: "worker-id", type: "string", value: "ID", defaultText: `${kind}-<host>-<pid>`, description: "this worker's consumer name and heartbeat" },
+    { name: "concurrency", type: "string", value: "N", defaultText: String(concurrency.default), description: `${concurrency.what} handled at once` },
+    { name: "tools", type: "string", value: "MODULE", defaultText: tools.default, description: tools.description },
+    { name: "permissions", type: "string", value: "FILE", description: 'JSON: tool name -> user ids ("*" for everyone)' },
+    {
+      name: "lease-ms",
+      type: "string",
+      value: "N",
+      defaultText: String(DEFAULT_LEASE_MS),
+      description: "idle time after which a dead worker's work is reclaimed",
+    },
+  ] as const satisfies readonly OptionSpec[];
+}
+
+const TOOL_MODULE = { default: "the example tools", description: "a module exporting 'tools' (and optionally 'permissions')" };
+
+const GATEWAY_OPTIONS = [
+  {
+    name: "adapter",
+    type: "string",
+    choices: ["console", "http"],
+    defaultText: "console",
+    description: "the chat platform: console (chat in this terminal) or http (a web chat page)",
+  },
+  { name: "host", type: "string", value: "HOST", defaultText: "127.0.0.1", description: "the http adapter's address" },
+  { name: "port", type: "string", value: "N", defaultText: String(DEFAULT_PORT), description: "the http adapter's port; 0 picks a free one" },
+  {
+    name: "shard",
+    type: "string",
+    value: "NAME",
+    description:
+      "serve the gateway stream sg:stream:gateway:<NAME> instead of the shared one; with several gateways, give each its own, so a chat's gateway-pinned calls come back to it",
+  },
+] as const satisfies readonly OptionSpec[];
+
+const SERVE_NOTES = "Runs until SIGINT or SIGTERM, then finishes the calls in flight and stops (a second signal exits at once).";
+
+export const TOOLS_COMMAND = {
+  name: "tools",
+  summary: "start a tools-service worker",
+  about: "Starts a tools-service worker: it publishes the catalog of its tools and runs the calls sent to them on the tools stream.",
+  options: serveOptions("tools", { what: "calls", default: DEFAULT_CONCURRENCY }, TOOL_MODULE),
+  notes: SERVE_NOTES,
+} as const satisfies CommandSpec;
+
+export const GATEWAY_COMMAND = {
+  name: "gateway",
+  summary: "start a gateway: a chat platform adapter (console or http) and execute_tool for gateway-pinned tools",
+  about:
+    "Starts a gateway: it holds the chat platform (console or web chat), sends each chat message to the inference tier, and runs the gateway-pinned tools.",
+  options: [...serveOptions("gateway", { what: "gateway-pinned calls", default: DEFAULT_CONCURRENCY }, TOOL_MODULE), ...GATEWAY_OPTIONS],
+  notes: SERVE_NOTES,
+} as const satisfies CommandSpec;
+
+export const INFERENCE_COMMAND = {
+  name: "inference",
+  summary: "start an inference worker: chat messages -> LLM tool loop -> answers",
+  about: "Starts an inference worker: it answers the gateways' chat messages with the LLM tool loop over the published catalog.",
+  options: serveOptions(
+    "inference",
+    { what: "chat messages", default: CHAT_CONCURRENCY },
+    { default: "none: the published catalog is enough", description: "a module of tools to run here too (inference-pinned tools, fallbacks)" },
+  ),
+  notes: SERVE_NOTES,
+} as const satisfies CommandSpec;
+
+type ServeValues = Values<ReturnType<typeof serveOptions>> & Partial<Values<typeof GATEWAY_OPTIONS>>;
 
 export type ServiceKind = "tools" | "gateway" | "inference";
 
@@ -50,31 +109,14 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
 
 /** A `--port` value: 0-65535, 0 picking a free port. */
 export function port(text: string | undefined): number {
-  if (text === undefined) return 8787;
+  if (text === undefined) return DEFAULT_PORT;
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ToolfleetError("USAGE", `--port: expected 0-65535, got '${text}'`);
   return n;
 }
 
 /** Runs a tools worker, a gateway or an inference worker until SIGINT or SIGTERM, then stops it gracefully. */
-export async function runService(kind: ServiceKind, argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      redis: { type: "string" },
-      "worker-id": { type: "string" },
-      concurrency: { type: "string" },
-      tools: { type: "string" },
-      permissions: { type: "string" },
-      "lease-ms": { type: "string" },
-      adapter: { type: "string" },
-      host: { type: "string" },
-      port: { type: "string" },
-      shard: { type: "string" },
-    },
-  });
-  if (kind !== "gateway" && (values.adapter ?? values.host ?? values.port ?? values.shard) !== undefined)
-    throw new ToolfleetError("USAGE", "--adapter, --host, --port and --shard are gateway options");
+export async function runService(kind: ServiceKind, { values }: { values: ServeValues }): Promise<number> {
   // Under `toolfleet up`, the supervisor decides when to stop; one that goes away before this worker is ready ends it.
   const supervised = process.env.TOOLFLEET_SUPERVISED === "1" && process.connected;
   const goneBeforeReady = (): void => process.exit(1); // nothing served yet: nothing to finish
@@ -86,8 +128,8 @@ export async function runService(kind: ServiceKind, argv: string[]): Promise<num
     logger,
     ...(values.redis !== undefined ? { redisUrl: values.redis } : {}),
     ...(values["worker-id"] !== undefined ? { workerId: values["worker-id"] } : {}),
-    ...(values["lease-ms"] !== undefined ? { leaseMs: positiveInt("lease-ms", values["lease-ms"], 30_000) } : {}),
-    ...(values.concurrency !== undefined ? { concurrency: positiveInt("concurrency", values.concurrency, 16) } : {}),
+    ...(values["lease-ms"] !== undefined ? { leaseMs: positiveInt("lease-ms", values["lease-ms"], DEFAULT_LEASE_MS) } : {}),
+    ...(values.concurrency !== undefined ? { concurrency: positiveInt("concurrency", values.concurrency, DEFAULT_CONCURRENCY) } : {}),
   };
   let member: FleetMember;
   try {
@@ -132,7 +174,7 @@ export async function runService(kind: ServiceKind, argv: string[]): Promise<num
   return 0;
 }
 
-function gatewayPlatform(values: Record<string, string | undefined>, config: LiveConfig, logger: Logger): ChatPlatform {
+function gatewayPlatform(values: ServeValues, config: LiveConfig, logger: Logger): ChatPlatform {
   const kind = values.adapter ?? "console";
   if (kind === "console") {
     if (values.host !== undefined || values.port !== undefined) throw new ToolfleetError("USAGE", "--host and --port are for --adapter http");

@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { LiveConfig } from "../config/live.js";
 import { createLogger } from "../core/log.js";
 import { fleetStatus, type FleetStatus } from "../fleet/status.js";
@@ -26,8 +25,7 @@ function formatStatus(status: FleetStatus): string {
 }
 
 /** `toolfleet status` and `toolfleet catalog`: read-only views of a running fleet. */
-export async function runInspect(kind: "status" | "catalog", argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { redis: { type: "string" }, json: { type: "boolean", default: false } } });
+export async function runInspect(kind: "status" | "catalog", { values }: { values: { redis: string | undefined; json: boolean } }): Promise<number> {
   const logger = createLogger(`toolfleet.${kind}`, process.env.TOOLFLEET_LOG_LEVEL ?? "warn");
   const config = new LiveConfig(logger);
   const url = values.redis ?? config.get().redisUrl;

@@ -2,33 +2,43 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { LiveConfig, type ConfigSource } from "../config/live.js";
 import { redactRedisUrl } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
-import { createLogger, errorFields, type Logger } from "../core/log.js";
+import { createLogger, errorFields, logFormat, type Logger } from "../core/log.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import { describeModel } from "../inference/chat-responder.js";
 import { probeRedis } from "../redis/client.js";
 import { loadToolModule } from "../fleet/load-tools.js";
 import { createCaller } from "../fleet/caller.js";
 import { createInProcessFleet } from "../fleet/in-process.js";
-import { port, type ReadyMessage, type ServiceKind } from "./serve.js";
+import { DEFAULT_PORT, port, type ReadyMessage, type ServiceKind } from "./serve.js";
+import type { CommandSpec, Parsed, Values } from "./args.js";
 import { untilStopSignal } from "./signals.js";
 import { runWalkthrough } from "./walkthrough.js";
 
-export const UP_USAGE = `toolfleet up [options]   a whole fleet: a gateway (web chat), an inference worker and N tools workers
-                         as child processes against one Redis; in one process when Redis does not answer
-
-  --tools-workers N   tools workers to start (default 2)
-  --host HOST         the web chat's address (default 127.0.0.1)
-  --port N            the web chat's port; 0 picks a free one (default 8787)
-  --tools MODULE      a module exporting 'tools' (default: the examples)
-  --in-process        one process, no Redis, even when Redis answers
-  --walkthrough       once ready, route example calls through every tier and print each
-  --exit-after-walkthrough   stop the fleet after the walk-through (for scripts)
-
-Ctrl-C stops every process of the fleet.`;
+export const UP_COMMAND = {
+  name: "up",
+  summary: "start a whole fleet (gateway, inference, N tools workers), optionally with a walk-through",
+  about:
+    "Starts a whole fleet: a gateway (web chat), an inference worker and N tools workers as child processes against one Redis; in one process when Redis does not answer. Their log lines come out prefixed with the member's name ([tools-1] ...).",
+  options: [
+    { name: "tools-workers", type: "string", value: "N", default: "2", description: "tools workers to start (1-64)" },
+    { name: "host", type: "string", value: "HOST", default: "127.0.0.1", description: "the web chat's address" },
+    { name: "port", type: "string", value: "N", defaultText: String(DEFAULT_PORT), description: "the web chat's port; 0 picks a free one" },
+    {
+      name: "tools",
+      type: "string",
+      value: "MODULE",
+      defaultText: "the example tools",
+      description: "a module exporting 'tools' (and optionally 'permissions')",
+    },
+    { name: "in-process", type: "boolean", description: "one process, no Redis, even when Redis answers" },
+    { name: "walkthrough", type: "boolean", description: "once ready, route example calls through every tier and print each" },
+    { name: "exit-after-walkthrough", type: "boolean", description: "stop the fleet after the walk-through (for scripts)" },
+  ],
+  notes: "Ctrl-C stops every process of the fleet.",
+} as const satisfies CommandSpec;
 
 const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
@@ -44,27 +54,15 @@ interface Options {
   exitAfter: boolean;
 }
 
-function parse(argv: string[]): { options: Options; inProcess: boolean } {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      "tools-workers": { type: "string" },
-      host: { type: "string" },
-      port: { type: "string" },
-      tools: { type: "string" },
-      "in-process": { type: "boolean" },
-      walkthrough: { type: "boolean" },
-      "exit-after-walkthrough": { type: "boolean" },
-    },
-  });
-  const workers = Number(values["tools-workers"] ?? 2);
+function parse(values: Values<(typeof UP_COMMAND)["options"]>): { options: Options; inProcess: boolean } {
+  const workers = Number(values["tools-workers"]);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64)
     throw new ToolfleetError("USAGE", `--tools-workers: expected 1-64, got '${values["tools-workers"]}'`);
   const exitAfter = values["exit-after-walkthrough"] ?? false;
   return {
     options: {
       toolsWorkers: workers,
-      host: values.host ?? "127.0.0.1",
+      host: values.host,
       port: port(values.port),
       tools: values.tools,
       walkthrough: (values.walkthrough ?? false) || exitAfter,
@@ -75,8 +73,8 @@ function parse(argv: string[]): { options: Options; inProcess: boolean } {
 }
 
 /** `toolfleet up`: the fleet, distributed when Redis answers, else in this one process (saying so). */
-export async function runUp(argv: string[], out: (line: string) => void = console.log): Promise<number> {
-  const { options, inProcess } = parse(argv);
+export async function runUp({ values }: Parsed<(typeof UP_COMMAND)["options"]>, out: (line: string) => void = console.log): Promise<number> {
+  const { options, inProcess } = parse(values);
   const logger = createLogger("toolfleet.up", process.env.TOOLFLEET_LOG_LEVEL ?? "warn");
   const config = new LiveConfig(logger);
   try {
@@ -111,6 +109,8 @@ async function runDistributed(options: Options, config: ConfigSource, logger: Lo
     TOOLFLEET_TOOLS_SERVICE_MODE: c.toolsServiceMode === "in_process" ? "remote" : c.toolsServiceMode,
     TOOLFLEET_TASK_STORE: process.env.TOOLFLEET_TASK_STORE || "redis",
     TOOLFLEET_LOG_LEVEL: process.env.TOOLFLEET_LOG_LEVEL ?? "warn",
+    // The members' log lines end up on this process's stdout, prefixed: they take the format that suits where that goes.
+    TOOLFLEET_LOG_FORMAT: logFormat(process.env.TOOLFLEET_LOG_FORMAT, process.stdout.isTTY === true),
     // Tells each worker that this process decides when it stops (see untilSupervisorStops).
     TOOLFLEET_SUPERVISED: "1",
   };

@@ -97,6 +97,10 @@ export function memberRegistry(r: Resolved, toolSet: ToolSet, redis: RedisClient
   return registryFor({ tools: [...(toolSet.tools ?? [])], permissions: toolSet.permissions ?? {} }, r.config, r.logger, taskStoreFor(r, redis));
 }
 
+/** Calls a tool-exec server runs at once, and the idle time before another worker reclaims a call, unless told otherwise. */
+export const DEFAULT_CONCURRENCY = 16;
+export const DEFAULT_LEASE_MS = 30_000;
+
 /** What every tool-exec server of a member is given. */
 export function serverBase(r: Resolved, redis: RedisClient, registry: ToolRegistry, options: { concurrency?: number; leaseMs?: number }) {
   return {
@@ -107,7 +111,7 @@ export function serverBase(r: Resolved, redis: RedisClient, registry: ToolRegist
     config: r.config,
     logger: r.logger,
     workerId: r.workerId,
-    worker: { concurrency: options.concurrency ?? 16, leaseMs: options.leaseMs ?? 30_000 },
+    worker: { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS },
   };
 }
 

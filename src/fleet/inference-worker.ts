@@ -6,7 +6,7 @@ import { CHAT_CONCURRENCY, ChatConsumer } from "../inference/chat-consumer.js";
 import type { ChatModel } from "../inference/llm-loop.js";
 import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../inference/remote-registry.js";
-import { Lifecycle, resolveMember, startOnRedis, taskStoreFor, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
+import { DEFAULT_LEASE_MS, Lifecycle, resolveMember, startOnRedis, taskStoreFor, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
 import { taskManagerFor } from "./local.js";
 
 export interface InferenceWorkerOptions extends MemberOptions, ToolSet {
@@ -91,7 +91,7 @@ export function createInferenceWorker(options: InferenceWorkerOptions): Inferenc
               workerId: member.workerId,
               responder,
               adapterFor,
-              worker: { concurrency: options.concurrency ?? CHAT_CONCURRENCY, leaseMs: options.leaseMs ?? 30_000 },
+              worker: { concurrency: options.concurrency ?? CHAT_CONCURRENCY, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS },
             });
             // The local registry closes last: its background tasks may still be reported on.
             const localPart = { start: () => Promise.resolve(), stop: () => local.close() };
