@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { examplePermissions, exampleTools } from "../../examples/tools.js";
-import { ToolContext, ToolRegistry, defineConfig, staticConfig } from "../../src/index.js";
+import { z } from "zod";
+import { ToolContext, ToolRegistry, defineConfig, defineTool, staticConfig } from "../../src/index.js";
 import { LOOP_TOOLS, openAIModel, runToolLoop } from "../../src/inference/llm-loop.js";
 import { startScriptedLLM, type Received, type Scripted, type ScriptedLLM } from "../support/fixtures/scripted-llm.js";
 import { RecordingLogger } from "../support/helpers.js";
@@ -23,34 +24,51 @@ function setup(active: string[], timeoutMs = 5000) {
   script.length = 0;
   received.length = 0;
   const logger = new RecordingLogger();
-  const registry = new ToolRegistry({ config: staticConfig(defineConfig({ backgroundThreshold: 0 })), logger }).register(...exampleTools, ...LOOP_TOOLS);
+  const registry = new ToolRegistry({ config: staticConfig(defineConfig({ backgroundThreshold: 0, toolsExecTimeout: 10 })), logger }).register(
+    ...exampleTools,
+    ...LOOP_TOOLS,
+  );
   registry.setPermissions(examplePermissions);
   const ctx = new ToolContext({ platform: "test", userId: "alice" });
   const model = openAIModel({ baseURL, apiKey: "test-key", model: "scripted", maxRetries: 0, timeoutMs });
   const run = (text: string, extra: { maxIterations?: number } = {}) =>
     runToolLoop([{ role: "user", content: text }], { model, registry, logger, userId: "alice", ctx, activeTools: active, ...extra });
-  return { run, ctx, logger };
+  return { run, ctx, logger, registry };
 }
 
 test("the tool calls of one turn run concurrently, and the answer comes back", async () => {
-  const { run } = setup(["slow_task", "echo"]);
+  const { run, registry } = setup(["rendezvous", "echo"]);
+  // Each call waits until the other has started: run one after the other, the first would wait
+  // until the registry's 10 s timeout fails it, and the answers below would differ. No clock is read.
+  let arrived = 0;
+  let bothArrived: () => void = () => undefined;
+  const together = new Promise<void>((resolve) => (bothArrived = resolve));
+  registry.register(
+    defineTool({
+      name: "rendezvous",
+      description: "Waits for the other call of its turn.",
+      parameters: z.object({ label: z.string() }),
+      handler: async ({ label }) => {
+        if (++arrived === 2) bothArrived();
+        await together;
+        return `${label} met the other call`;
+      },
+    }),
+  );
   script.push(
     {
       calls: [
-        { name: "slow_task", args: { seconds: 0.3, label: "a" } },
-        { name: "slow_task", args: { seconds: 0.3, label: "b" } },
+        { name: "rendezvous", args: { label: "a" } },
+        { name: "rendezvous", args: { label: "b" } },
       ],
     },
     { content: "both done" },
   );
-  const started = Date.now();
   const out = await run("do two things");
-  const ms = Date.now() - started;
   assert.equal(out.text, "both done");
   assert.equal(out.toolCalls, 2);
-  assert.ok(ms < 550, `two 0.3 s calls took ${ms} ms: they ran one after the other`);
   const toolMessages = received[1]?.messages.filter((m) => m.role === "tool").map((m) => m.content);
-  assert.deepEqual(toolMessages, ["a finished after 0.3s.", "b finished after 0.3s."]);
+  assert.deepEqual(toolMessages, ["a met the other call", "b met the other call"]);
 });
 
 test("an identical repeated call is refused unless the tool allows repeats", async () => {
