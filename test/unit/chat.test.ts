@@ -153,7 +153,7 @@ test("the HTTP adapter: a signed cookie is the identity; forged cookies, other u
   }
 });
 
-test("the console adapter: typed lines are messages; answers print, files are saved, reactions shown", async () => {
+test("the console adapter: typed lines are messages; answers print with their tool calls, files are saved, reactions shown", async () => {
   const dir = mkdtempSync(join(tmpdir(), "toolfleet-console-"));
   const input = new PassThrough();
   const lines: string[] = [];
@@ -174,12 +174,15 @@ test("the console adapter: typed lines are messages; answers print, files are sa
       text: "hi carol",
       files: [{ name: "../x.txt", contentType: "text/plain", data: Buffer.from("saved") }],
       richMessages: [{ kind: "poll" }],
+      toolCalls: [{ name: "make_file", route: "remote", kind: "ok", durationMs: 2.4149, args: "{}", result: "sent" }],
     });
     await adapter.react("console", "console-1", "👍");
     const saved = /\[file\] (\S+) \(text\/plain, 5 bytes\)/.exec(lines.join("\n"))?.[1] ?? "";
     assert.equal(dirname(saved), dir, `saved inside the files dir, whatever the name says: ${saved}`);
     assert.equal(readFileSync(saved, "utf8"), "saved");
     assert.ok(lines.includes("bot> hi carol") && lines.includes('     [rich] {"kind":"poll"}') && lines.includes("     (reacted 👍 to message console-1)"));
+    // Each tool call, with the tier that ran it.
+    assert.equal(lines[lines.indexOf("bot> hi carol") + 1], "     [tool] make_file route=remote 2.41 ms ok");
   } finally {
     await adapter.stop();
     rmSync(dir, { recursive: true, force: true });
