@@ -54,6 +54,7 @@ header small { opacity: .7; }
 .call .route.gateway { background: #fdebd3; color: #7a4300; }
 .call .route.remote { background: #dff3e6; color: #14532d; }
 .call .meta { color: #667; }
+.call .when { white-space: nowrap; }
 .call pre { margin: .2rem 0 .4rem .3rem; padding: .35rem .45rem; background: #f0f2f7; border-radius: .3rem; font-size: .75rem; white-space: pre-wrap; word-break: break-word; max-height: 16rem; overflow: auto; }
 .call .label { margin: .2rem 0 0 .3rem; color: #667; font-size: .75rem; }
 .bot img { display: block; min-width: 96px; max-width: min(320px, 100%); margin-top: .5rem; image-rendering: pixelated; border: 1px solid #ccd; }
@@ -134,7 +135,10 @@ export const CHAT_SCRIPT = String.raw`"use strict";
     s.append(el("span", "mark", ok ? "✓" : "✗"), " ", el("span", "name", c.name), " ");
     const where = tier(c.route, answeredBy);
     s.append(el("span", "route " + c.route, where === c.route ? c.route : c.route + " · " + where), " ");
-    s.append(el("span", "meta", duration(c.durationMs) + " · "), el("span", "kind", c.kind));
+    // Duration and outcome wrap together, never apart.
+    const when = el("span", "when");
+    when.append(el("span", "meta", duration(c.durationMs) + " · "), el("span", "kind", c.kind));
+    s.appendChild(when);
     d.append(s, el("div", "label", "arguments"), el("pre", "", pretty(c.args)), el("div", "label", "result" + (c.truncated ? " (cut)" : "")), el("pre", "", c.result));
     return d;
   }
