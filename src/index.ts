@@ -37,7 +37,8 @@ export { openAIModel, type ChatModel, type OpenAIModelOptions } from "./inferenc
 export { withCommands } from "./inference/command-model.js";
 export { ConsoleAdapter } from "./gateway/console-adapter.js";
 export { HttpChatAdapter, type HttpAdapterOptions } from "./gateway/http-adapter.js";
-export { isChatPlatform, type ChatPlatform, type IncomingMessage, type OutgoingMessage } from "./gateway/platform.js";
+export { isChatPlatform, type ChatPlatform, type IncomingMessage, type OutgoingMessage, type PlatformHooks } from "./gateway/platform.js";
+export { type ToolCallDetail } from "./chat/codec.js";
 export { type FleetMember, type MemberOptions, type ToolSet } from "./fleet/common.js";
 export { type WaitForRedis } from "./redis/client.js";
 export { createToolsWorker, type ToolsWorker, type ToolsWorkerOptions } from "./fleet/tools-worker.js";

@@ -60,11 +60,13 @@ export {
   type ChatReply,
   type HistoryTurn,
   type InboundChat,
+  type ToolCallDetail,
 } from "./chat/codec.js";
 export { ChatClient, InProcessChat, type ChatTransport } from "./chat/client.js";
 export { ChatBridge, type ChatBridgeOptions } from "./gateway/bridge.js";
+export { MemoryChatHistory, RedisChatHistory, type ChatHistoryStore, type HistoryEntry, type RedisChatHistoryOptions } from "./gateway/chat-history.js";
 export { createGatewayToolServer, type GatewayToolServerOptions } from "./gateway/tool-server.js";
 export { ProxyPlatformAdapter } from "./inference/proxy-adapter.js";
 export { ChatConsumer, type ChatConsumerOptions } from "./inference/chat-consumer.js";
 export { ChatResponder, type ChatResponderOptions, type ChatTurn } from "./inference/chat-responder.js";
-export { LOOP_TOOLS, runToolLoop, type ChatMessage, type LoopOptions, type LoopResult, type ModelTurn } from "./inference/llm-loop.js";
+export { LOOP_TOOLS, runToolLoop, type ChatMessage, type LoopOptions, type LoopResult, type LoopToolCall, type ModelTurn } from "./inference/llm-loop.js";

@@ -51,6 +51,33 @@ export interface InboundChat {
 
 export type ChatEnd = "answer" | "limit" | "stopped" | "llm_error" | "expired" | "error";
 
+/** Tool calls an answer describes, at most (the first ones; `toolCalls` still counts them all). */
+export const MAX_CALL_DETAILS = 50;
+/** Characters of a call's arguments, and of its result, an answer carries; longer ones are cut and marked. */
+export const MAX_CALL_DETAIL_TEXT = 2000;
+
+/**
+ * One tool call of an answer, for the user to see which tier ran what: the
+ * tool, its route (`local`, `gateway`, `remote`, `fallback`, `shadow`), how it
+ * ended (an outcome kind), how long it took, and its arguments and result,
+ * cut to MAX_CALL_DETAIL_TEXT. `route` and `kind` are strings: a newer peer
+ * may send ones this version does not know, and they are shown as they are.
+ */
+export interface ToolCallDetail {
+  name: string;
+  route: string;
+  kind: string;
+  durationMs: number;
+  /** The arguments as the model sent them (JSON text). */
+  args: string;
+  /** What the model got back. */
+  result: string;
+  /** Made by a subagent. */
+  nested?: boolean;
+  /** The arguments or the result were cut. */
+  truncated?: boolean;
+}
+
 /** How the inference tier answered a message: the text, and what the tools of its loop sent. */
 export interface ChatReply {
   text: string;
@@ -58,6 +85,26 @@ export interface ChatReply {
   richMessages: RichMessage[];
   ended: ChatEnd;
   toolCalls: number;
+  /** The calls behind the answer (at most MAX_CALL_DETAILS); absent from an older worker's answer. */
+  toolCallsDetail?: ToolCallDetail[];
+}
+
+/** A list of call details cut to the bounds an answer carries (count, name, arguments, result). */
+export function boundCallDetails(details: readonly ToolCallDetail[]): ToolCallDetail[] {
+  const cut = (text: string): string => (text.length > MAX_CALL_DETAIL_TEXT ? `${text.slice(0, MAX_CALL_DETAIL_TEXT - 1)}…` : text);
+  return details.slice(0, MAX_CALL_DETAILS).map((d) => {
+    const truncated = d.truncated === true || d.args.length > MAX_CALL_DETAIL_TEXT || d.result.length > MAX_CALL_DETAIL_TEXT;
+    return {
+      name: d.name.slice(0, 64),
+      route: d.route.slice(0, 32),
+      kind: d.kind.slice(0, 32),
+      durationMs: Math.round(Math.max(0, d.durationMs) * 1000) / 1000,
+      args: cut(d.args),
+      result: cut(d.result),
+      ...(d.nested ? { nested: true } : {}),
+      ...(truncated ? { truncated: true } : {}),
+    };
+  });
 }
 
 /** A ChatReply on its way back to the gateway that asked. */
@@ -92,6 +139,18 @@ const inboundBody = z.object({
   gateway_shard: id.optional(),
 });
 
+const callDetail = z.object({
+  name: z.string().min(1).max(64),
+  route: z.string().regex(/^[a-z_]{1,32}$/),
+  kind: z.string().regex(/^[a-z_]{1,32}$/),
+  duration_ms: z.number().nonnegative(),
+  args: z.string().max(MAX_CALL_DETAIL_TEXT),
+  result: z.string().max(MAX_CALL_DETAIL_TEXT),
+  nested: z.boolean().optional(),
+  truncated: z.boolean().optional(),
+});
+const callDetails = z.array(callDetail).max(MAX_CALL_DETAILS);
+
 const answerBody = z.object({
   v: z.literal(PROTOCOL_VERSION),
   type: z.literal("chat_answer"),
@@ -104,6 +163,8 @@ const answerBody = z.object({
   tool_calls: z.number().int().nonnegative(),
   worker_id: z.string().max(200),
   duration_ms: z.number().nonnegative(),
+  // Checked on its own (below): details that fail the check are left out, the answer stands.
+  tool_calls_detail: z.unknown().optional(),
 });
 
 /** Bigger than any valid message (JSON escapes a UTF-16 unit in at most 6 bytes); a body past it is refused before parsing. */
@@ -173,6 +234,20 @@ export function encodeAnswer(a: ChatAnswer, maxBytes = DEFAULT_MAX_REPLY_BYTES):
     tool_calls: a.toolCalls,
     worker_id: a.workerId,
     duration_ms: Math.round(a.durationMs * 1000) / 1000,
+    ...(a.toolCallsDetail !== undefined
+      ? {
+          tool_calls_detail: boundCallDetails(a.toolCallsDetail).map((d) => ({
+            name: d.name,
+            route: d.route,
+            kind: d.kind,
+            duration_ms: d.durationMs,
+            args: d.args,
+            result: d.result,
+            ...(d.nested ? { nested: true } : {}),
+            ...(d.truncated ? { truncated: true } : {}),
+          })),
+        }
+      : {}),
   });
   return fileFields(a.files, { [BODY_FIELD]: body });
 }
@@ -185,6 +260,7 @@ export function decodeAnswer(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_B
   const b = checked.data;
   const files = filesFromFields(fields, b.files);
   if (typeof files === "string") return { ok: false, error: wireError("INVALID_REQUEST", `invalid chat answer: ${files}`) };
+  const details = b.tool_calls_detail === undefined ? undefined : callDetails.safeParse(b.tool_calls_detail);
   return {
     ok: true,
     value: {
@@ -197,6 +273,20 @@ export function decodeAnswer(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_B
       toolCalls: b.tool_calls,
       workerId: b.worker_id,
       durationMs: b.duration_ms,
+      ...(details?.success
+        ? {
+            toolCallsDetail: details.data.map((d) => ({
+              name: d.name,
+              route: d.route,
+              kind: d.kind,
+              durationMs: d.duration_ms,
+              args: d.args,
+              result: d.result,
+              ...(d.nested ? { nested: true } : {}),
+              ...(d.truncated ? { truncated: true } : {}),
+            })),
+          }
+        : {}),
     },
   };
 }

@@ -43,6 +43,8 @@ export interface ToolRegistryLike {
   readonly size: number;
   readonly taskManager: TaskManager | null;
   call(name: string, args: unknown, options?: CallOptions): Promise<string>;
+  /** The same call, with how it ended and where it ran (the loop reports both with a chat's answer). */
+  execute(name: string, args: unknown, options?: CallOptions): Promise<CallOutcome>;
 }
 
 export interface ToolRegistryOptions {

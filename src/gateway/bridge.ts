@@ -1,19 +1,25 @@
 import { randomUUID } from "node:crypto";
 import { ChatClient, InProcessChat, type ChatTransport } from "../chat/client.js";
-import type { ChatReply, InboundChat } from "../chat/codec.js";
+import type { ChatReply, HistoryTurn, InboundChat } from "../chat/codec.js";
 import type { ConfigSource } from "../config/live.js";
 import { isToolfleetError } from "../core/errors.js";
 import { errorFields, type Logger } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
-import { ChatHistory } from "./chat-history.js";
-import type { ChatPlatform, IncomingMessage } from "./platform.js";
+import { within } from "../core/within.js";
+import { MemoryChatHistory, RedisChatHistory, modelTurns, type ChatHistoryStore, type HistoryEntry } from "./chat-history.js";
+import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "./platform.js";
 
 interface Common {
   config: ConfigSource;
   logger: Logger;
   platform: ChatPlatform;
+  /** Where the channels' conversations are kept. @defaultValue in Redis over Redis (a day, 100 entries a channel), else in memory */
+  history?: ChatHistoryStore;
 }
+
+/** How long a chat waits on the history store (Redis away): past it, the message goes without its history. */
+const HISTORY_WAIT_MS = 2000;
 
 /** A gateway: messages go to the inference tier's stream, answers come back on this gateway's own. */
 export interface ChatBridgeOverRedis extends Common {
@@ -41,21 +47,32 @@ export type ChatBridgeOptions = ChatBridgeOverRedis | ChatBridgeInProcess;
  */
 export class ChatBridge {
   private readonly transport: ChatTransport;
-  private readonly history = new ChatHistory();
+  private readonly history: ChatHistoryStore;
+  /** `<channelId>\n<messageId>` of the messages whose answer is awaited, for a page that reloads meanwhile. */
+  private readonly waiting = new Set<string>();
   private started = false;
 
   constructor(private readonly options: ChatBridgeOptions) {
-    this.transport =
-      "respond" in options
-        ? new InProcessChat((chat, signal) => options.respond(chat, signal))
-        : new ChatClient({ redis: options.redis, redisUrl: options.redisUrl, keys: options.keys, logger: options.logger, gatewayId: options.gatewayId });
+    if ("respond" in options) {
+      this.transport = new InProcessChat((chat, signal) => options.respond(chat, signal));
+      this.history = options.history ?? new MemoryChatHistory();
+    } else {
+      this.transport = new ChatClient({
+        redis: options.redis,
+        redisUrl: options.redisUrl,
+        keys: options.keys,
+        logger: options.logger,
+        gatewayId: options.gatewayId,
+      });
+      this.history = options.history ?? new RedisChatHistory({ redis: options.redis, keys: options.keys });
+    }
   }
 
   async start(): Promise<void> {
     if (this.started) return;
     await this.transport.start();
     this.started = true;
-    await this.options.platform.start((message) => this.forward(message));
+    await this.options.platform.start((message) => this.forward(message), { history: (channelId) => this.historyOf(channelId) });
   }
 
   /** Stops taking messages; answers still on their way are dropped (their users are gone with the platform). */
@@ -68,61 +85,130 @@ export class ChatBridge {
 
   /** Sends one message to the inference tier; failures are told to the user, not thrown. */
   forward(message: IncomingMessage): void {
+    this.ask(message).catch((err: unknown) => this.options.logger.error({ ...errorFields(err) }, "a chat message could not be forwarded"));
+  }
+
+  /** A channel's conversation for the platform to show, the messages still awaiting an answer marked. */
+  async historyOf(channelId: string): Promise<(HistoryEntry & { waiting?: boolean })[]> {
+    const entries = await within(this.history.read(channelId), HISTORY_WAIT_MS, "reading the chat history");
+    return entries.map((e) => (e.role === "user" && this.waiting.has(`${channelId}\n${e.messageId}`) ? { ...e, waiting: true } : e));
+  }
+
+  private async ask(message: IncomingMessage): Promise<void> {
+    const { channelId, messageId } = message.identity;
+    // Marked before the question is kept: a page that reads it back meanwhile knows an answer is coming.
+    const waitKey = `${channelId}\n${messageId}`;
+    this.waiting.add(waitKey);
+    let out: OutgoingMessage | null;
+    const id = `chat-${randomUUID()}`;
+    try {
+      out = await this.answer(id, message);
+    } finally {
+      this.waiting.delete(waitKey);
+    }
+    // Stopped meanwhile: the platform, and the user with it, are gone.
+    if (out === null || !this.started) return;
+    await this.deliver(id, channelId, out);
+  }
+
+  /** The message's answer, or the apology the user gets instead; null when the gateway is stopping. */
+  private async answer(id: string, message: IncomingMessage): Promise<OutgoingMessage | null> {
     const { channelId, messageId } = message.identity;
     const seconds = this.options.config.get().chatTimeout;
     const now = Date.now();
+    const apology = (text: string): OutgoingMessage => ({ text, files: [], richMessages: [], inReplyTo: messageId, failed: true });
+    // The question is kept at once (a page reloaded before the answer still shows it); the model is shown only
+    // answered questions, so reading and writing may overlap.
+    const [history] = await Promise.all([this.turns(channelId, id), this.record(channelId, { role: "user", text: message.text, messageId, atMs: now })]);
     const chat: InboundChat = {
-      id: `chat-${randomUUID()}`,
+      id,
       replyTo: this.transport.replyTo,
       identity: message.identity,
       text: message.text,
-      history: this.history.of(channelId),
+      history,
       sentAtMs: now,
       deadlineMs: now + seconds * 1000,
       ...("shard" in this.options && this.options.shard !== undefined ? { gatewayShard: this.options.shard } : {}),
     };
-    let asked: Promise<ChatReply>;
+    let reply: ChatReply;
     try {
-      asked = this.transport.ask(chat, seconds * 1000);
+      reply = await this.transport.ask(chat, seconds * 1000);
     } catch (err) {
-      this.options.logger.warn({ chat: chat.id, channelId, ...errorFields(err) }, "chat message refused");
-      this.tell(channelId, messageId, `Sorry — ${err instanceof Error ? err.message : String(err)}`);
-      return;
+      if (isToolfleetError(err, "TIMEOUT")) return this.giveUp(id, channelId, seconds, apology);
+      if (isToolfleetError(err, "PAYLOAD_TOO_LARGE")) {
+        this.options.logger.warn({ chat: id, channelId, ...errorFields(err) }, "chat message refused");
+        return apology(`Sorry — ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (isToolfleetError(err, "STOPPED") || !this.started) return null;
+      this.options.logger.error({ chat: id, channelId, ...errorFields(err) }, "a chat message could not be answered");
+      return apology(
+        isToolfleetError(err, "PUBLISH_FAILED")
+          ? "Sorry — the bot cannot be reached right now (its message queue is unavailable). Please try again shortly."
+          : "Sorry — something went wrong while answering; please try again.",
+      );
     }
-    asked.then(
-      (reply) => {
-        if (!this.started) return;
-        // An inference worker that found it past its deadline (clocks differ, or the timer is late): the same apology.
-        if (reply.ended === "expired") return this.giveUp(chat.id, channelId, messageId, seconds);
-        this.history.add(channelId, message.text, reply.text);
-        this.options.platform
-          .send(channelId, { text: reply.text, files: reply.files, richMessages: reply.richMessages, inReplyTo: messageId })
-          .catch((err: unknown) => this.options.logger.error({ chat: chat.id, channelId, ...errorFields(err) }, "could not deliver an answer to the platform"));
-      },
-      (err: unknown) => {
-        if (isToolfleetError(err, "STOPPED") || !this.started) return;
-        if (isToolfleetError(err, "TIMEOUT")) return this.giveUp(chat.id, channelId, messageId, seconds);
-        this.options.logger.error({ chat: chat.id, channelId, ...errorFields(err) }, "a chat message could not be answered");
-        this.tell(
-          channelId,
-          messageId,
-          isToolfleetError(err, "PUBLISH_FAILED")
-            ? "Sorry — the bot cannot be reached right now (its message queue is unavailable). Please try again shortly."
-            : "Sorry — something went wrong while answering; please try again.",
-        );
-      },
-    );
+    // An inference worker that found it past its deadline (clocks differ, or the timer is late): the same apology.
+    if (reply.ended === "expired") return this.giveUp(id, channelId, seconds, apology);
+    const answeredBy = "workerId" in reply && typeof reply.workerId === "string" && reply.workerId !== "" ? reply.workerId : undefined;
+    return {
+      text: reply.text,
+      files: reply.files,
+      richMessages: reply.richMessages,
+      inReplyTo: messageId,
+      ...(reply.toolCallsDetail ? { toolCalls: reply.toolCallsDetail } : {}),
+      ...(answeredBy !== undefined ? { answeredBy } : {}),
+    };
+  }
+
+  /** The model's view of the channel; without it (the store is away) the message still goes. */
+  private async turns(channelId: string, chatId: string): Promise<HistoryTurn[]> {
+    try {
+      return modelTurns(await within(this.history.read(channelId), HISTORY_WAIT_MS, "reading the chat history"));
+    } catch (err) {
+      this.options.logger.warn({ chat: chatId, channelId, ...errorFields(err) }, "chat history unavailable; the message goes without it");
+      return [];
+    }
+  }
+
+  private async record(channelId: string, entry: HistoryEntry): Promise<void> {
+    try {
+      await within(this.history.append(channelId, entry), HISTORY_WAIT_MS, "writing the chat history");
+    } catch (err) {
+      this.options.logger.warn({ channelId, ...errorFields(err) }, "could not keep a chat line in the history");
+    }
+  }
+
+  /**
+   * Kept first, then sent: a page that reloads meanwhile either reads it from
+   * the history or gets it on its event stream (it listens before it reads).
+   */
+  private async deliver(chatId: string, channelId: string, message: OutgoingMessage): Promise<void> {
+    const out: OutgoingMessage = { ...message, answerId: chatId };
+    await this.record(channelId, {
+      role: "assistant",
+      text: out.text,
+      messageId: out.inReplyTo ?? "",
+      atMs: Date.now(),
+      answerId: chatId,
+      ...(out.failed ? { failed: true } : {}),
+      ...(out.files.length > 0 ? { files: out.files.map((f) => ({ name: f.name, contentType: f.contentType, size: f.data.byteLength })) } : {}),
+      ...(out.richMessages.length > 0 ? { richMessages: [...out.richMessages] } : {}),
+      ...(out.toolCalls ? { toolCalls: [...out.toolCalls] } : {}),
+      ...(out.answeredBy !== undefined ? { answeredBy: out.answeredBy } : {}),
+    });
+    await this.options.platform
+      .send(channelId, out)
+      .catch((err: unknown) =>
+        this.options.logger.error(
+          { chat: chatId, channelId, ...errorFields(err) },
+          out.failed ? "could not tell the user about a failure" : "could not deliver an answer to the platform",
+        ),
+      );
   }
 
   /** The message's time is up: the user hears so, once. */
-  private giveUp(id: string, channelId: string, messageId: string, seconds: number): void {
+  private giveUp(id: string, channelId: string, seconds: number, apology: (text: string) => OutgoingMessage): OutgoingMessage {
     this.options.logger.warn({ chat: id, channelId, seconds }, "no answer to a chat message in time");
-    this.tell(channelId, messageId, `Sorry — no answer came back within ${seconds} s. The inference tier may be down or busy; please try again.`);
-  }
-
-  private tell(channelId: string, messageId: string, text: string): void {
-    this.options.platform
-      .send(channelId, { text, files: [], richMessages: [], inReplyTo: messageId })
-      .catch((err: unknown) => this.options.logger.error({ channelId, ...errorFields(err) }, "could not tell the user about a failure"));
+    return apology(`Sorry — no answer came back within ${seconds} s. The inference tier may be down or busy; please try again.`);
   }
 }

@@ -53,6 +53,8 @@ export class ConsoleAdapter implements ChatPlatform {
 
   async send(_channelId: string, message: OutgoingMessage): Promise<void> {
     this.out(`bot> ${message.text}`);
+    // Which tier ran each tool, and how it went: one line a call.
+    for (const c of message.toolCalls ?? []) this.out(`     [tool] ${c.nested ? "  " : ""}${c.name} route=${c.route} ${c.durationMs.toFixed(2)} ms ${c.kind}`);
     if (message.files.length === 0) return this.richLines(message);
     // A folder of its own (mode 0700), made on the first file: nobody else can plant or read files there.
     const dir = this.filesDir ?? (this.filesDir = await mkdtemp(join(tmpdir(), "toolfleet-files-")));

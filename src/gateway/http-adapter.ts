@@ -4,8 +4,9 @@ import type { AddressInfo } from "node:net";
 import type { RichMessage, SentFile } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { MAX_CHAT_TEXT } from "../chat/codec.js";
-import { CHAT_PAGE } from "./chat-page.js";
-import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "./platform.js";
+import { CHAT_PAGE, CHAT_SCRIPT, CHAT_STYLE, FAVICON_SVG } from "./chat-page.js";
+import type { HistoryEntry } from "./chat-history.js";
+import type { ChatPlatform, IncomingMessage, OutgoingMessage, PlatformHooks } from "./platform.js";
 import { ToolfleetError } from "../core/errors.js";
 
 export interface HttpAdapterOptions {
@@ -31,11 +32,14 @@ interface Channel {
   clients: Set<ServerResponse>;
   /** Recent events, replayed to a page that reconnects (Last-Event-ID). */
   backlog: { id: number; event: string; data: string }[];
+  /** Reactions on the user's messages (message id → emojis), for a page that reloads; the latest MAX_REACTED messages. */
+  reactions: Map<string, string>;
 }
 
 const COOKIE = "tf_user";
 const MAX_BODY_BYTES = 64 * 1024;
 const BACKLOG = 50;
+const MAX_REACTED = 200;
 const MAX_CHANNELS = 1000;
 const KEEPALIVE_MS = 15_000;
 /** Open event streams, per user and in all. */
@@ -44,6 +48,26 @@ const MAX_STREAMS = 1000;
 /** Files a browser may show in the page; anything else is a download, so a tool cannot serve script from the chat's origin. */
 const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+/**
+ * The page's policy: its script, style and icon come from this origin (no
+ * inline script or style), it talks only to this origin, and no other site
+ * may frame it (clickjacking). `X-Frame-Options` says the same to browsers
+ * that predate `frame-ancestors`.
+ */
+export const PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/** Sent with every response: the declared type is the type, and nothing here may be framed. */
+const COMMON_HEADERS = { "x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer" } as const;
+/** The page's own files: the document, its script and style, its icon. */
+const STATIC: Record<string, { type: string; body: string }> = {
+  "/": { type: "text/html; charset=utf-8", body: CHAT_PAGE },
+  "/chat.js": { type: "text/javascript; charset=utf-8", body: CHAT_SCRIPT },
+  "/chat.css": { type: "text/css; charset=utf-8", body: CHAT_STYLE },
+  "/favicon.svg": { type: "image/svg+xml", body: FAVICON_SVG },
+  // Browsers ask for /favicon.ico when a page names no icon (a file opened directly, say); the same picture.
+  "/favicon.ico": { type: "image/svg+xml", body: FAVICON_SVG },
+};
 
 /**
  * A web chat: serves a chat page, takes messages by POST, pushes answers,
@@ -57,6 +81,7 @@ export class HttpChatAdapter implements ChatPlatform {
   private readonly secret: Buffer;
   private server: Server | undefined;
   private onMessage: ((message: IncomingMessage) => void) | undefined;
+  private hooks: PlatformHooks | undefined;
   private readonly channels = new Map<string, Channel>();
   private readonly files = new Map<string, StoredFile>();
   private fileBytes = 0;
@@ -76,9 +101,10 @@ export class HttpChatAdapter implements ChatPlatform {
     return `http://${host}:${this.address.port}/`;
   }
 
-  async start(onMessage: (message: IncomingMessage) => void): Promise<void> {
+  async start(onMessage: (message: IncomingMessage) => void, hooks?: PlatformHooks): Promise<void> {
     if (this.server) return;
     this.onMessage = onMessage;
+    this.hooks = hooks;
     const server = createServer((req, res) => {
       this.route(req, res).catch((err: unknown) => {
         this.options.logger.error({ method: req.method, url: req.url, ...errorFields(err) }, "web chat request failed");
@@ -105,12 +131,27 @@ export class HttpChatAdapter implements ChatPlatform {
   }
 
   send(channelId: string, message: OutgoingMessage): Promise<void> {
-    const files = message.files.map((file) => this.storeFile(channelId, file));
-    this.emit(channelId, "answer", { inReplyTo: message.inReplyTo ?? null, text: message.text, files, rich: message.richMessages as RichMessage[] });
+    // Named after the answer when it has an id, so the channel's history (which keeps the id) can link them again.
+    const files = message.files.map((file, i) => this.storeFile(channelId, file, message.answerId !== undefined ? fileId(message.answerId, i) : undefined));
+    this.emit(channelId, "answer", {
+      id: message.answerId ?? null,
+      inReplyTo: message.inReplyTo ?? null,
+      text: message.text,
+      files,
+      rich: message.richMessages as RichMessage[],
+      toolCalls: message.toolCalls ?? [],
+      answeredBy: message.answeredBy ?? null,
+      failed: message.failed === true,
+    });
     return Promise.resolve();
   }
 
   react(channelId: string, messageId: string, emoji: string): Promise<void> {
+    const { reactions } = this.channel(channelId);
+    const before = reactions.get(messageId) ?? "";
+    reactions.delete(messageId);
+    reactions.set(messageId, (before + emoji).slice(-64));
+    if (reactions.size > MAX_REACTED) reactions.delete(reactions.keys().next().value ?? "");
     this.emit(channelId, "reaction", { messageId, emoji });
     return Promise.resolve();
   }
@@ -136,16 +177,25 @@ export class HttpChatAdapter implements ChatPlatform {
     if (LOOPBACK.has(this.options.host ?? "127.0.0.1") && !isLoopbackHost(req.headers.host))
       return json(res, 421, { error: "this chat answers only on localhost" });
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    if (req.method === "GET" && path === "/") {
-      const user = this.userOf(req) ?? this.newUser(res);
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "x-toolfleet-user": user });
-      res.end(CHAT_PAGE);
+    const file = req.method === "GET" ? STATIC[path] : undefined;
+    if (file) {
+      const headers: Record<string, string> = {
+        ...COMMON_HEADERS,
+        "content-type": file.type,
+        "cache-control": "no-cache",
+        "content-security-policy": PAGE_CSP,
+      };
+      // Only the page hands out a session: its script and icon need none.
+      if (path === "/") headers["x-toolfleet-user"] = this.userOf(req) ?? this.newUser(res);
+      res.writeHead(200, headers);
+      res.end(file.body);
       return;
     }
     if (req.method === "GET" && path === "/healthz") return json(res, 200, { ok: true });
     const user = this.userOf(req);
     if (!user) return json(res, 401, { error: "no chat session: open the chat page first" });
     if (req.method === "GET" && path === "/api/events") return this.subscribe(req, res, user);
+    if (req.method === "GET" && path === "/api/history") return this.history(res, user);
     if (req.method === "POST" && path === "/api/messages") return this.receive(req, res, user);
     if (req.method === "GET" && path.startsWith("/files/")) return this.serveFile(res, user, path.slice("/files/".length));
     json(res, 404, { error: `no such page: ${req.method ?? "?"} ${path}` });
@@ -165,10 +215,43 @@ export class HttpChatAdapter implements ChatPlatform {
     if (typeof text !== "string" || text.trim() === "") return json(res, 400, { error: 'expected {"text": "a non-empty message"}' });
     if (text.length > MAX_CHAT_TEXT) return json(res, 400, { error: `a message can be at most ${MAX_CHAT_TEXT} characters` });
     const messageId = `web-${Date.now().toString(36)}-${++this.messageCount}`;
+    const channelId = channelOf(user);
     json(res, 202, { messageId });
+    // Every page of this user shows the message, before anything that answers it (one event stream per channel).
+    this.emit(channelId, "question", { id: messageId, text: text.trim() });
     this.onMessage?.({
-      identity: { platform: this.platform, channelId: channelOf(user), userId: user, userName: user, guildId: "", messageId },
+      identity: { platform: this.platform, channelId, userId: user, userName: user, guildId: "", messageId },
       text: text.trim(),
+    });
+  }
+
+  /** The channel's conversation, for a page that opens or reloads; the answers' files by the same URLs as when they came. */
+  private async history(res: ServerResponse, user: string): Promise<void> {
+    if (!this.hooks) return json(res, 200, { entries: [] });
+    const reactions = this.channels.get(channelOf(user))?.reactions;
+    let entries: (HistoryEntry & { waiting?: boolean })[];
+    try {
+      entries = await this.hooks.history(channelOf(user));
+    } catch (err) {
+      this.options.logger.warn({ user, ...errorFields(err) }, "the chat history could not be read");
+      return json(res, 503, { error: "the conversation so far could not be read; new messages still work" });
+    }
+    json(res, 200, {
+      entries: entries.map((e) =>
+        e.role === "user"
+          ? { role: "user", id: e.messageId, text: e.text, waiting: e.waiting === true, reactions: reactions?.get(e.messageId) ?? "" }
+          : {
+              role: "assistant",
+              id: e.answerId ?? null,
+              inReplyTo: e.messageId,
+              text: e.text,
+              files: (e.files ?? []).map((f, i) => ({ ...f, url: e.answerId !== undefined ? `/files/${fileId(e.answerId, i)}` : null })),
+              rich: e.richMessages ?? [],
+              toolCalls: e.toolCalls ?? [],
+              answeredBy: e.answeredBy ?? null,
+              failed: e.failed === true,
+            },
+      ),
     });
   }
 
@@ -177,7 +260,7 @@ export class HttpChatAdapter implements ChatPlatform {
     let open = 0;
     for (const c of this.channels.values()) open += c.clients.size;
     if (channel.clients.size >= MAX_STREAMS_PER_USER || open >= MAX_STREAMS) return json(res, 429, { error: "too many open chat pages" });
-    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
+    res.writeHead(200, { ...COMMON_HEADERS, "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
     res.write(`event: hello\ndata: ${JSON.stringify({ userId: user })}\n\n`);
     const last = Number(req.headers["last-event-id"] ?? NaN);
     if (Number.isInteger(last)) for (const e of channel.backlog) if (e.id > last) res.write(sse(e));
@@ -195,8 +278,8 @@ export class HttpChatAdapter implements ChatPlatform {
       "content-type": inline ? file.contentType : "application/octet-stream",
       "content-length": file.data.byteLength,
       "content-disposition": `${inline ? "inline" : "attachment"}; filename="${file.name.replace(/[^A-Za-z0-9._-]/g, "_")}"`,
+      ...COMMON_HEADERS,
       "content-security-policy": "default-src 'none'; sandbox",
-      "x-content-type-options": "nosniff",
       "cache-control": "private, max-age=3600",
     });
     res.end(file.data);
@@ -224,14 +307,19 @@ export class HttpChatAdapter implements ChatPlatform {
           }
         }
       }
-      channel = { clients: new Set(), backlog: [] };
+      channel = { clients: new Set(), backlog: [], reactions: new Map() };
       this.channels.set(id, channel);
     }
     return channel;
   }
 
-  private storeFile(channelId: string, file: SentFile): { name: string; contentType: string; size: number; url: string } {
-    const id = randomBytes(12).toString("base64url");
+  private storeFile(channelId: string, file: SentFile, named?: string): { name: string; contentType: string; size: number; url: string } {
+    const id = named ?? randomBytes(12).toString("base64url");
+    const before = this.files.get(id);
+    if (before) {
+      this.files.delete(id);
+      this.fileBytes -= before.file.data.byteLength;
+    }
     this.files.set(id, { channelId, file });
     this.fileBytes += file.data.byteLength;
     const maxFiles = this.options.maxFiles ?? 200;
@@ -275,6 +363,8 @@ export class HttpChatAdapter implements ChatPlatform {
 }
 
 const channelOf = (user: string): string => `dm-${user}`;
+/** The id of an answer's i-th file. Chat ids are random, and a file is served only to its channel's user. */
+const fileId = (answerId: string, i: number): string => `${answerId.replace(/[^A-Za-z0-9_-]/g, "_")}.${i}`;
 
 function isLoopbackHost(host: string | undefined): boolean {
   if (!host) return false;
@@ -287,7 +377,7 @@ function sse(e: { id: number; event: string; data: string }): string {
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { "content-type": "application/json" });
+  res.writeHead(status, { ...COMMON_HEADERS, "content-type": "application/json", "cache-control": "no-store" });
   res.end(JSON.stringify(body));
 }
 

@@ -1,4 +1,6 @@
+import type { ToolCallDetail } from "../chat/codec.js";
 import type { PlatformAdapter, RichMessage, SentFile, ToolCallIdentity } from "../core/context.js";
+import type { HistoryEntry } from "./chat-history.js";
 
 /** A message a user sent, with the identity the platform authenticated. */
 export interface IncomingMessage {
@@ -13,6 +15,24 @@ export interface OutgoingMessage {
   richMessages: readonly RichMessage[];
   /** The platform message id this answers. */
   inReplyTo?: string;
+  /** This answer's id (the chat id), the same in the channel's history. */
+  answerId?: string;
+  /** The tool calls behind the answer: which tool ran where, how it ended, in how long. */
+  toolCalls?: readonly ToolCallDetail[];
+  /** The inference worker that answered (absent in one process). */
+  answeredBy?: string;
+  /** An apology (no answer in time, the bot unreachable …), not an answer. */
+  failed?: boolean;
+}
+
+/** What the gateway offers a platform besides messages. */
+export interface PlatformHooks {
+  /**
+   * A channel's conversation as the gateway keeps it, oldest first (a web
+   * page shows it again after a reload); `waiting` marks the user's messages
+   * whose answer this gateway still waits for.
+   */
+  history(channelId: string): Promise<(HistoryEntry & { waiting?: boolean })[]>;
 }
 
 /**
@@ -23,7 +43,7 @@ export interface OutgoingMessage {
 export interface ChatPlatform extends PlatformAdapter {
   readonly ownsPlatformClient: true;
   /** Starts taking messages; each one a user sends is passed to `onMessage`. */
-  start(onMessage: (message: IncomingMessage) => void): Promise<void>;
+  start(onMessage: (message: IncomingMessage) => void, hooks?: PlatformHooks): Promise<void>;
   send(channelId: string, message: OutgoingMessage): Promise<void>;
   react(channelId: string, messageId: string, emoji: string): Promise<void>;
   /** Stops taking messages and closes the platform connection. */

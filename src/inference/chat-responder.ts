@@ -2,7 +2,7 @@ import type { ConfigSource } from "../config/live.js";
 import { ToolContext, type PlatformAdapter, type ToolCallIdentity } from "../core/context.js";
 import type { Logger } from "../core/log.js";
 import type { ToolRegistryLike } from "../core/registry.js";
-import type { ChatReply, HistoryTurn } from "../chat/codec.js";
+import { boundCallDetails, type ChatReply, type HistoryTurn } from "../chat/codec.js";
 import { withCommands } from "./command-model.js";
 import { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage, type ChatModel } from "./llm-loop.js";
 
@@ -67,7 +67,18 @@ export class ChatResponder {
       maxIterations: this.options.config.get().llmMaxIterations,
       ...(signal ? { signal } : {}),
     });
-    return { text: result.text, files: ctx.sentFiles, richMessages: ctx.sentRichMessages, ended: result.ended, toolCalls: result.toolCalls };
+    const toolCallsDetail = boundCallDetails(
+      result.calls.map((c) => ({
+        name: c.name,
+        route: c.outcome.route,
+        kind: c.outcome.kind,
+        durationMs: c.outcome.durationMs,
+        args: c.arguments,
+        result: c.outcome.text,
+        nested: c.nested,
+      })),
+    );
+    return { text: result.text, files: ctx.sentFiles, richMessages: ctx.sentRichMessages, ended: result.ended, toolCalls: result.toolCalls, toolCallsDetail };
   }
 }
 

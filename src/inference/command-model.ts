@@ -31,7 +31,7 @@ export function withCommands(llm: ChatModel | null, commands = true): ChatModel 
           return Promise.resolve({ content: `I could not read '${part.trim()}' as a command: write /tool_name {"json":"arguments"}.`, toolCalls: [] });
         const [, name = "", args = ""] = command;
         if (name === "help") return Promise.resolve({ content: help(tools), toolCalls: [] });
-        if (!offered.has(name)) return Promise.resolve({ content: `There is no tool '${name}' here. ${help(tools)}`, toolCalls: [] });
+        if (!offered.has(name)) return Promise.resolve({ content: `There is no tool '${name}' here. ${toolNames(tools)}`, toolCalls: [] });
         toolCalls.push({ id: `cmd_${++callCount}`, name, arguments: args.trim() || "{}" });
       }
       return Promise.resolve({ content: null, toolCalls });
@@ -58,13 +58,57 @@ function summary(after: ChatMessage[]): string {
   return lines.join("\n");
 }
 
+/** Every tool with its arguments (from its JSON Schema) and description, one per line. */
 function help(tools: OpenAITool[]): string {
-  const names = tools.map((t) => t.function.name).sort();
-  return `Run a tool with /name {json args}, several separated by ';'. Tools: ${names.join(", ")}.`;
+  const lines = [...tools]
+    .sort((a, b) => a.function.name.localeCompare(b.function.name))
+    .map((t) => `/${t.function.name} ${argsLine(t.function.parameters)}${t.function.description ? ` — ${t.function.description}` : ""}`);
+  return `Run a tool with /name {json args}, several separated by ';'. Tools:\n${lines.join("\n")}`;
+}
+
+function toolNames(tools: OpenAITool[]): string {
+  return `Tools: ${tools
+    .map((t) => t.function.name)
+    .sort()
+    .join(", ")}. /help lists their arguments.`;
+}
+
+type Schema = Record<string, unknown>;
+const isSchema = (v: unknown): v is Schema => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** `{a: number, op: "add"|"subtract", b?: integer 1..100 = 1}`: each argument, `?` when optional, its type, range and default. */
+function argsLine(parameters: unknown): string {
+  if (!isSchema(parameters) || !isSchema(parameters.properties)) return "{json}";
+  const required = new Set(Array.isArray(parameters.required) ? parameters.required : []);
+  const args = Object.entries(parameters.properties).map(([name, schema]) => `${name}${required.has(name) ? "" : "?"}: ${typeOf(schema)}`);
+  return `{${args.join(", ")}}`;
+}
+
+function typeOf(schema: unknown, depth = 0): string {
+  if (!isSchema(schema) || depth > 3) return "any";
+  let type: string;
+  if (Array.isArray(schema.enum)) type = schema.enum.length > 8 ? `${schema.enum.slice(0, 8).map(show).join("|")}|…` : schema.enum.map(show).join("|");
+  else if ("const" in schema) type = show(schema.const);
+  else if (Array.isArray(schema.anyOf) || Array.isArray(schema.oneOf))
+    type = ((schema.anyOf ?? schema.oneOf) as unknown[]).map((s) => typeOf(s, depth + 1)).join("|");
+  else if (schema.type === "array") type = `${typeOf(schema.items, depth + 1)}[]`;
+  else if (Array.isArray(schema.type)) type = schema.type.join("|");
+  else type = typeof schema.type === "string" ? schema.type : "any";
+  const min = typeof schema.minimum === "number" ? schema.minimum : undefined;
+  const max = typeof schema.maximum === "number" ? schema.maximum : undefined;
+  if (min !== undefined && max !== undefined) type += ` ${min}..${max}`;
+  else if (min !== undefined) type += ` ≥${min}`;
+  else if (max !== undefined) type += ` ≤${max}`;
+  if ("default" in schema) type += ` = ${show(schema.default)}`;
+  return type;
+}
+
+function show(value: unknown): string {
+  return JSON.stringify(value) ?? "null";
 }
 
 function noModel(tools: OpenAITool[], commands: boolean): string {
   if (!commands)
     return "No LLM is configured, and slash commands are off (TOOLFLEET_CHAT_COMMANDS), so I cannot answer. An operator needs to set TOOLFLEET_LLM_API_KEY.";
-  return `No LLM is configured, so I only run slash commands. ${help(tools)} For live chat, set TOOLFLEET_LLM_API_KEY (an OpenRouter key by default; TOOLFLEET_LLM_BASE_URL and TOOLFLEET_LLM_MODEL pick another OpenAI-compatible API).`;
+  return `No LLM is configured, so I only run slash commands. For live chat, set TOOLFLEET_LLM_API_KEY (an OpenRouter key by default; TOOLFLEET_LLM_BASE_URL and TOOLFLEET_LLM_MODEL pick another OpenAI-compatible API).\n\n${help(tools)}`;
 }

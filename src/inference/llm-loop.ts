@@ -2,6 +2,7 @@ import type OpenAI from "openai";
 import stringify from "safe-stable-stringify";
 import { z } from "zod";
 import type { ToolContext } from "../core/context.js";
+import type { CallOutcome, OutcomeKind } from "../core/outcome.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { openAITool, type OpenAITool, type ToolRegistryLike } from "../core/registry.js";
 import { defineTool, type ToolDefinition } from "../core/tool.js";
@@ -76,10 +77,22 @@ export interface LoopOptions {
   signal?: AbortSignal;
 }
 
+/** One tool call of a loop, as the model asked for it and as it ended (where it ran, how long it took). */
+export interface LoopToolCall {
+  name: string;
+  /** The arguments as the model sent them (JSON text, perhaps invalid). */
+  arguments: string;
+  outcome: CallOutcome;
+  /** Made by a subagent (call_subagent's inner loop). */
+  nested: boolean;
+}
+
 export interface LoopResult {
   text: string;
   iterations: number;
   toolCalls: number;
+  /** Every call of the loop in the order the model asked for them; a subagent's calls follow its call_subagent. */
+  calls: LoopToolCall[];
   /** Why it ended: the model answered, the iteration limit, the caller's signal, or an LLM failure. */
   ended: "answer" | "limit" | "stopped" | "llm_error";
 }
@@ -115,18 +128,20 @@ export async function runToolLoop(messages: ChatMessage[], options: LoopOptions)
   const cap = options.hardIterationCap ?? 32;
   let limit = Math.min(options.maxIterations ?? 8, cap);
   let toolCalls = 0;
+  const calls: LoopToolCall[] = [];
+  const nested = options.nested ?? false;
   for (let iteration = 1; iteration <= limit; iteration++) {
     if (options.signal?.aborted) {
-      return { text: "Sorry — answering took too long and was stopped. Please try again.", iterations: iteration - 1, toolCalls, ended: "stopped" };
+      return { text: "Sorry — answering took too long and was stopped. Please try again.", iterations: iteration - 1, toolCalls, calls, ended: "stopped" };
     }
     let turn: ModelTurn;
     try {
       turn = await options.model.complete(messages, offeredTools(options.registry, active), options.signal);
     } catch (err) {
       options.logger.error({ iteration, ...errorFields(err) }, "LLM call failed");
-      return { text: llmFailure(err), iterations: iteration, toolCalls, ended: "llm_error" };
+      return { text: llmFailure(err), iterations: iteration, toolCalls, calls, ended: "llm_error" };
     }
-    if (turn.toolCalls.length === 0) return { text: turn.content ?? "", iterations: iteration, toolCalls, ended: "answer" };
+    if (turn.toolCalls.length === 0) return { text: turn.content ?? "", iterations: iteration, toolCalls, calls, ended: "answer" };
     messages.push({
       role: "assistant",
       content: turn.content,
@@ -134,32 +149,37 @@ export async function runToolLoop(messages: ChatMessage[], options: LoopOptions)
     });
     const filesBefore = options.ctx.sentFiles.length;
     const results = await Promise.all(
-      turn.toolCalls.map(async (call) => {
+      turn.toolCalls.map(async (call): Promise<LoopToolCall[]> => {
         toolCalls++;
+        const started = performance.now();
+        // A call the loop answers itself ran here, on the loop's tier.
+        const own = (kind: OutcomeKind, text: string): LoopToolCall[] => [
+          { name: call.name, arguments: call.arguments, outcome: { kind, text, route: "local", durationMs: performance.now() - started }, nested },
+        ];
         let args: unknown;
         try {
           args = call.arguments.trim() === "" ? {} : JSON.parse(call.arguments);
         } catch {
           // The model hears what was wrong and can send valid JSON next turn.
-          return `Invalid arguments for tool '${call.name}': not valid JSON.`;
+          return own("invalid_args", `Invalid arguments for tool '${call.name}': not valid JSON.`);
         }
         const key = `${call.name}\u0000${stringify(args) ?? ""}`;
         if (seen.has(key) && !repeatable.has(call.name)) {
-          return `Refused: '${call.name}' was already called with these exact arguments in this conversation turn; use its earlier result.`;
+          return own("denied", `Refused: '${call.name}' was already called with these exact arguments in this conversation turn; use its earlier result.`);
         }
         seen.add(key);
         if (call.name === "extend_tool_loop") {
           const turns = z.object({ turns: z.number().int().min(1).max(16) }).safeParse(args);
-          if (!turns.success) return "Invalid arguments for tool 'extend_tool_loop': turns must be an integer from 1 to 16.";
+          if (!turns.success) return own("invalid_args", "Invalid arguments for tool 'extend_tool_loop': turns must be an integer from 1 to 16.");
           const before = limit;
           limit = Math.min(limit + turns.data.turns, cap);
-          return `The tool loop now allows ${limit} turns (was ${before}).`;
+          return own("ok", `The tool loop now allows ${limit} turns (was ${before}).`);
         }
         if (call.name === "call_subagent") {
           // One level only: a subagent that could start subagents would nest until the chat's deadline.
-          if (options.nested) return "Refused: 'call_subagent' cannot be called from inside a subagent; do the task with the other tools.";
+          if (options.nested) return own("denied", "Refused: 'call_subagent' cannot be called from inside a subagent; do the task with the other tools.");
           const task = z.object({ task: z.string().min(1) }).safeParse(args);
-          if (!task.success) return "Invalid arguments for tool 'call_subagent': task must be a non-empty string.";
+          if (!task.success) return own("invalid_args", "Invalid arguments for tool 'call_subagent': task must be a non-empty string.");
           const innerTools = [...active].filter((name) => name !== "call_subagent");
           const inner = await runToolLoop([{ role: "user", content: task.data.task }], {
             ...options,
@@ -167,12 +187,15 @@ export async function runToolLoop(messages: ChatMessage[], options: LoopOptions)
             activeTools: innerTools,
             maxIterations: Math.min(4, cap),
           });
-          return inner.text;
+          // The subagent's own calls follow it, so a reader sees what it did.
+          return [...own(inner.ended === "answer" ? "ok" : "error", inner.text), ...inner.calls];
         }
-        return options.registry.call(call.name, args, { userId: options.userId, ctx: options.ctx, nested: options.nested ?? false });
+        const outcome = await options.registry.execute(call.name, args, { userId: options.userId, ctx: options.ctx, nested });
+        return [{ name: call.name, arguments: call.arguments, outcome, nested }];
       }),
     );
-    turn.toolCalls.forEach((call, i) => messages.push({ role: "tool", tool_call_id: call.id, content: results[i] ?? "" }));
+    turn.toolCalls.forEach((call, i) => messages.push({ role: "tool", tool_call_id: call.id, content: results[i]?.[0]?.outcome.text ?? "" }));
+    for (const r of results) calls.push(...r);
     const newFiles = options.ctx.sentFiles.slice(filesBefore);
     if (newFiles.length > 0) {
       // The model sees what its tools sent: images as image parts, other files named.
@@ -191,6 +214,7 @@ export async function runToolLoop(messages: ChatMessage[], options: LoopOptions)
     text: `I stopped after ${limit} rounds of tool calls without a final answer. Ask me to continue if you want me to keep going.`,
     iterations: limit,
     toolCalls,
+    calls,
     ended: "limit",
   };
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ToolfleetError } from "../core/errors.js";
 /**
  * Every Redis key toolfleet uses, built in this one place from the namespace
@@ -23,6 +24,8 @@ export interface Keys {
   chatReplyStream(gatewayId: string): string;
   /** Prefix of every gateway's answer stream. */
   readonly chatReplyPrefix: string;
+  /** A channel's recent conversation, kept by gateways (a channel id that is not an id is named by its hash). */
+  chatHistory(channelId: string): string;
   readonly catalog: string;
   readonly catalogChanged: string;
   /** A session record: named by its trace id and the tag (hash) of its content. */
@@ -79,6 +82,9 @@ export function keys(namespace = "sg"): Keys {
     chatStream: `${ns}:stream:chat`,
     chatReplyStream: (gatewayId: string) => `${ns}:stream:chat:reply:${id("gateway id", gatewayId)}`,
     chatReplyPrefix: `${ns}:stream:chat:reply:`,
+    // '#' is not an id character, so a hashed name never equals an id's.
+    chatHistory: (channelId: string) =>
+      `${ns}:chat:history:${ID.test(channelId) ? channelId : `#${createHash("sha256").update(channelId).digest("hex").slice(0, 32)}`}`,
     catalog: `${ns}:tools:catalog`,
     catalogChanged: `${ns}:tools:catalog:changed`,
     toolSession: (traceId: string, tag: string) => `${ns}:tool_session:${id("trace id", traceId)}:${sessionTag(tag)}`,

@@ -5,6 +5,7 @@ import { staticConfig } from "../../src/config/live.js";
 import { defineConfig } from "../../src/config/schema.js";
 import { ToolRegistry } from "../../src/core/registry.js";
 import { ChatBridge } from "../../src/gateway/bridge.js";
+import { RedisChatHistory, type HistoryEntry } from "../../src/gateway/chat-history.js";
 import { ChatResponder } from "../../src/inference/chat-responder.js";
 import { ChatConsumer } from "../../src/inference/chat-consumer.js";
 import { ProxyPlatformAdapter } from "../../src/inference/proxy-adapter.js";
@@ -27,13 +28,21 @@ test(
     const config = staticConfig(defineConfig({ namespace: k.namespace, chatTimeout: 0.5 }));
     const platform = new RecordingPlatform();
     const bridge = new ChatBridge({ redis, redisUrl: REDIS_URL, keys: k, config, logger, gatewayId: "g1", platform });
+    // What the inference tier is shown of the channel with each message.
+    const responder = localResponder(logger);
+    const shown: string[][] = [];
+    const answer = responder.answer.bind(responder);
+    responder.answer = (turn, adapter, signal) => {
+      shown.push(turn.history.map((h) => `${h.role}: ${h.text}`));
+      return answer(turn, adapter, signal);
+    };
     const service = new ChatConsumer({
       redis,
       redisUrl: REDIS_URL,
       keys: k,
       logger,
       workerId: "i1",
-      responder: localResponder(logger),
+      responder,
       adapterFor: () => platform,
       worker: { blockMs: 100 },
     });
@@ -44,7 +53,7 @@ test(
       await eventually(() => assert.match(platform.sent[0]?.message.text ?? "", /^Sorry — no answer came back within 0\.5 s/), 3000);
       // A message too long to carry is refused with the reason, not a crash.
       platform.user?.({ identity, text: "x".repeat(16_001) });
-      assert.equal(platform.sent[1]?.message.text, "Sorry — A chat message can be at most 16000 characters; this one has 16001.");
+      await eventually(() => assert.equal(platform.sent[1]?.message.text, "Sorry — A chat message can be at most 16000 characters; this one has 16001."));
       platform.sent.length = 1;
 
       await service.start();
@@ -56,6 +65,36 @@ test(
       assert.equal(answer?.text, "send_image → Sent gradient.png (4x4, 95 bytes).");
       assert.equal(answer?.inReplyTo, "m2");
       assert.equal(answer?.files[0]?.contentType, "image/png");
+      // The answer says which tool ran where (this responder's registry is local), and which worker answered.
+      assert.deepEqual(
+        answer?.toolCalls?.map((c) => [c.name, c.route, c.kind, c.args]),
+        [["send_image", "local", "ok", '{"width":4,"height":4}']],
+      );
+      assert.equal(answer?.answeredBy, "i1");
+      assert.match(answer?.answerId ?? "", /^chat-/);
+
+      // The conversation is in Redis: the apologies are kept for the page, and the model is shown only the answered turn.
+      platform.user?.({ identity: { ...identity, messageId: "m3" }, text: '/echo {"text":"again"}' });
+      await eventually(() => assert.equal(platform.sent.length, 3), 5000);
+      assert.deepEqual(shown.at(-1), ['user: /send_image {"width":4,"height":4}', "assistant: send_image → Sent gradient.png (4x4, 95 bytes)."]);
+      // A gateway started afresh (a restart, or another one behind the load balancer) reads the same conversation.
+      const again = new ChatBridge({ redis, redisUrl: REDIS_URL, keys: k, config, logger, gatewayId: "g2", platform: new RecordingPlatform() });
+      const kept = await again.historyOf(identity.channelId);
+      assert.deepEqual(
+        kept.map((e) => [e.role, e.messageId, e.failed === true, e.text.slice(0, 24)]),
+        [
+          ["user", "m1", false, '/echo {"text":"anyone?"}'],
+          ["assistant", "m1", true, "Sorry — no answer came b"],
+          ["user", "m1", false, "x".repeat(24)],
+          ["assistant", "m1", true, "Sorry — A chat message c"],
+          ["user", "m2", false, '/send_image {"width":4,"'],
+          ["assistant", "m2", false, "send_image → Sent gradie"],
+          ["user", "m3", false, '/echo {"text":"again"}'],
+          ["assistant", "m3", false, "echo → again"],
+        ],
+      );
+      assert.deepEqual(kept[5]?.files, [{ name: "gradient.png", contentType: "image/png", size: 95 }]);
+      assert.equal(kept[5]?.toolCalls?.[0]?.route, "local");
 
       // Poison, and a message naming an answer stream that is not a gateway's: dead-lettered, nothing written there.
       await redis.sendCommand(["XADD", k.chatStream, "*", BODY_FIELD, "{not json"]);
@@ -119,6 +158,33 @@ test("with two gateways, a chat's gateway-pinned call runs on the gateway (shard
     await bridge.stop();
     await client.stop();
     await Promise.all([a.stop(), b.stop()]);
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+test("the chat history in Redis: a list per channel, capped and expiring; what does not read back as an entry is skipped", { timeout: 30_000 }, async () => {
+  const k = testKeys();
+  const redis = await connect();
+  const store = new RedisChatHistory({ redis, keys: k, ttlSeconds: 60, maxEntries: 4 });
+  const entry = (i: number): HistoryEntry => ({ role: i % 2 ? "assistant" : "user", text: `line ${i}`, messageId: `m${i >> 1}`, atMs: i });
+  try {
+    for (let i = 0; i < 6; i++) await store.append("dm-web-0123456789ab", entry(i));
+    assert.deepEqual(await store.read("dm-web-0123456789ab"), [2, 3, 4, 5].map(entry));
+    const key = k.chatHistory("dm-web-0123456789ab");
+    assert.equal(key, `${k.namespace}:chat:history:dm-web-0123456789ab`);
+    const ttl = Number(await redis.sendCommand(["PTTL", key]));
+    assert.ok(ttl > 0 && ttl <= 60_000, `TTL ${ttl} ms`);
+    // Something else in the list (an older format, a hand edit): skipped, the rest still read.
+    await redis.sendCommand(["RPUSH", key, "{not json", JSON.stringify({ role: "robot", text: 1 })]);
+    assert.deepEqual(await store.read("dm-web-0123456789ab"), [2, 3, 4, 5].map(entry));
+    // A channel id that cannot be part of a key is named by its hash; each channel keeps its own.
+    const odd = "room 42/ü*";
+    assert.match(k.chatHistory(odd), new RegExp(`^${k.namespace}:chat:history:#[0-9a-f]{32}$`));
+    await store.append(odd, entry(0));
+    assert.deepEqual(await store.read(odd), [entry(0)]);
+    assert.deepEqual(await store.read("another"), []);
+  } finally {
     await dropNamespace(redis, k);
     await closeRedis(redis);
   }

@@ -4,7 +4,7 @@ import { examplePermissions, exampleTools } from "../../examples/tools.js";
 import { staticConfig } from "../../src/config/live.js";
 import { defineConfig } from "../../src/config/schema.js";
 import { ToolRegistry } from "../../src/core/registry.js";
-import type { ChatPlatform, IncomingMessage, OutgoingMessage } from "../../src/gateway/platform.js";
+import type { ChatPlatform, IncomingMessage, OutgoingMessage, PlatformHooks } from "../../src/gateway/platform.js";
 import { ChatResponder } from "../../src/inference/chat-responder.js";
 import { LOOP_TOOLS } from "../../src/inference/llm-loop.js";
 import { RecordingLogger } from "./helpers.js";
@@ -18,8 +18,10 @@ export class RecordingPlatform implements ChatPlatform {
   readonly sent: { channelId: string; message: OutgoingMessage }[] = [];
   readonly reactions: string[] = [];
   user: ((m: IncomingMessage) => void) | undefined;
-  start(onMessage: (m: IncomingMessage) => void): Promise<void> {
+  hooks: PlatformHooks | undefined;
+  start(onMessage: (m: IncomingMessage) => void, hooks?: PlatformHooks): Promise<void> {
     this.user = onMessage;
+    this.hooks = hooks;
     return Promise.resolve();
   }
   send(channelId: string, message: OutgoingMessage): Promise<void> {

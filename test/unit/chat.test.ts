@@ -7,9 +7,9 @@ import { PassThrough } from "node:stream";
 import { test } from "node:test";
 import { WebChatClient } from "../../src/cli/web-client.js";
 import { ConsoleAdapter } from "../../src/gateway/console-adapter.js";
-import { HttpChatAdapter } from "../../src/gateway/http-adapter.js";
+import { HttpChatAdapter, PAGE_CSP } from "../../src/gateway/http-adapter.js";
 import type { IncomingMessage } from "../../src/gateway/platform.js";
-import { decodeAnswer, decodeInbound, encodeAnswer, encodeInbound, type InboundChat } from "../../src/chat/codec.js";
+import { MAX_CALL_DETAILS, MAX_CALL_DETAIL_TEXT, decodeAnswer, decodeInbound, encodeAnswer, encodeInbound, type InboundChat } from "../../src/chat/codec.js";
 import { RecordingPlatform, identity, localResponder } from "../support/chat.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { BODY_FIELD } from "../../src/redis/entry-codec.js";
@@ -52,11 +52,22 @@ test("slash commands run through the loop without an LLM; unknown tools and bad 
   assert.equal(ok.text, 'calculator → {"result":1024}\ndiscord_react → Reacted with 👍 on test.');
   // The gateway-pinned tool acted on the live platform it found on the context.
   assert.deepEqual(platform.reactions, ["m1:👍"]);
-  assert.match((await ask("/nope {}")).text, /^There is no tool 'nope' here\. Run a tool with \/name \{json args\}.*Tools: admin_stats, calculator/);
+  assert.match((await ask("/nope {}")).text, /^There is no tool 'nope' here\. Tools: admin_stats, calculator, .*\. \/help lists their arguments\.$/);
+  // /help: every tool with its arguments (from its JSON Schema: required or not, type, range, default) and description.
+  const help = (await ask("/help")).text.split("\n");
+  assert.equal(help[0], "Run a tool with /name {json args}, several separated by ';'. Tools:");
+  assert.ok(
+    help.includes('/calculator {a: number, op: "add"|"subtract"|"multiply"|"divide"|"power", b: number} — Apply an arithmetic operation to two numbers.'),
+  );
+  assert.ok(
+    help.includes("/send_image {width?: integer 1..2048 = 64, height?: integer 1..2048 = 64} — Draw a colour gradient and send it to the chat as a PNG image."),
+  );
+  assert.ok(help.includes("/current_time {timezone?: string} — The current date and time, in UTC or in a given IANA time zone."));
+  assert.ok(help.includes("/admin_stats {} — Process statistics of the service running the tool (admins only)."));
   assert.equal((await ask('/echo {"text": oops')).text, "echo → Invalid arguments for tool 'echo': not valid JSON.");
   assert.match((await ask("/admin_stats")).text, /^admin_stats → Permission denied: user 'alice' is not allowed to run tool 'admin_stats'\.$/);
   const noLlm = await ask("what can you do?");
-  assert.match(noLlm.text, /^No LLM is configured, so I only run slash commands\..*set TOOLFLEET_LLM_API_KEY/);
+  assert.match(noLlm.text, /^No LLM is configured, so I only run slash commands\. For live chat, set TOOLFLEET_LLM_API_KEY.*\n\nRun a tool with /);
   assert.equal(noLlm.ended, "answer");
   // With slash commands off (a public bot), a command is just text for the model; here there is none.
   const off = await localResponder(new RecordingLogger(), false).answer({ id: "chat-t", identity, text: '/echo {"text":"hi"}', history: [] }, platform);
@@ -142,7 +153,7 @@ test("the HTTP adapter: a signed cookie is the identity; forged cookies, other u
   }
 });
 
-test("the console adapter: typed lines are messages; answers print, files are saved, reactions shown", async () => {
+test("the console adapter: typed lines are messages; answers print with their tool calls, files are saved, reactions shown", async () => {
   const dir = mkdtempSync(join(tmpdir(), "toolfleet-console-"));
   const input = new PassThrough();
   const lines: string[] = [];
@@ -163,14 +174,118 @@ test("the console adapter: typed lines are messages; answers print, files are sa
       text: "hi carol",
       files: [{ name: "../x.txt", contentType: "text/plain", data: Buffer.from("saved") }],
       richMessages: [{ kind: "poll" }],
+      toolCalls: [{ name: "make_file", route: "remote", kind: "ok", durationMs: 2.4149, args: "{}", result: "sent" }],
     });
     await adapter.react("console", "console-1", "👍");
     const saved = /\[file\] (\S+) \(text\/plain, 5 bytes\)/.exec(lines.join("\n"))?.[1] ?? "";
     assert.equal(dirname(saved), dir, `saved inside the files dir, whatever the name says: ${saved}`);
     assert.equal(readFileSync(saved, "utf8"), "saved");
     assert.ok(lines.includes("bot> hi carol") && lines.includes('     [rich] {"kind":"poll"}') && lines.includes("     (reacted 👍 to message console-1)"));
+    // Each tool call, with the tier that ran it.
+    assert.equal(lines[lines.indexOf("bot> hi carol") + 1], "     [tool] make_file route=remote 2.41 ms ok");
   } finally {
     await adapter.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("chat wire: an answer carries its tool calls, cut to bounds; an older worker's answer without them still decodes", () => {
+  const base = { inReplyTo: "chat-1", channelId: "c1", text: "done", files: [], richMessages: [], ended: "answer" as const, workerId: "i1", durationMs: 3 };
+  const call = { name: "echo", route: "remote", kind: "ok", durationMs: 2.41234, args: '{"text":"hi"}', result: "hi" };
+  const back = decodeAnswer(
+    encodeAnswer({ ...base, toolCalls: 2, toolCallsDetail: [call, { ...call, name: "send_image", route: "gateway", kind: "timeout", nested: true }] }),
+  );
+  assert.ok(back.ok);
+  assert.deepEqual(back.value.toolCallsDetail, [
+    { ...call, durationMs: 2.412 },
+    { ...call, name: "send_image", route: "gateway", kind: "timeout", durationMs: 2.412, nested: true },
+  ]);
+
+  // Bounds: at most MAX_CALL_DETAILS calls, long arguments and results cut and marked.
+  const many = Array.from({ length: MAX_CALL_DETAILS + 5 }, (_, i) => ({ ...call, args: "a".repeat(5000), result: i === 0 ? "r".repeat(10_000) : "ok" }));
+  const bounded = decodeAnswer(encodeAnswer({ ...base, toolCalls: many.length, toolCallsDetail: many }));
+  assert.ok(bounded.ok);
+  const first = bounded.value.toolCallsDetail?.[0];
+  assert.equal(bounded.value.toolCallsDetail?.length, MAX_CALL_DETAILS);
+  assert.equal(bounded.value.toolCalls, MAX_CALL_DETAILS + 5);
+  assert.equal(first?.args.length, MAX_CALL_DETAIL_TEXT);
+  assert.equal(first?.result.length, MAX_CALL_DETAIL_TEXT);
+  assert.ok(first?.result.endsWith("…") && first.truncated === true);
+
+  // An answer from a worker before this field: no detail, the rest as ever.
+  const old = JSON.parse(encodeAnswer({ ...base, toolCalls: 0 })[BODY_FIELD] as string) as Record<string, unknown>;
+  assert.equal("tool_calls_detail" in old, false);
+  const decodedOld = decodeAnswer({ [BODY_FIELD]: JSON.stringify(old) });
+  assert.ok(decodedOld.ok);
+  assert.equal(decodedOld.value.text, "done");
+  assert.equal(decodedOld.value.toolCallsDetail, undefined);
+
+  // A detail past the bounds (or malformed) is checked and left out; the answer itself still reaches the user.
+  for (const bad of [[{ ...call, duration_ms: 1, args: "x".repeat(MAX_CALL_DETAIL_TEXT + 1) }], [{ name: "" }], "nope"]) {
+    const body = { ...old, tool_calls_detail: bad };
+    const decoded = decodeAnswer({ [BODY_FIELD]: JSON.stringify(body) });
+    assert.ok(decoded.ok);
+    assert.equal(decoded.value.text, "done");
+    assert.equal(decoded.value.toolCallsDetail, undefined);
+  }
+});
+
+test("an answer says, for each tool call, its route, how it ended and how long it took (the loop's own calls too)", async () => {
+  const responder = localResponder();
+  const reply = await responder.answer(
+    { id: "chat-t", identity, text: '/calculator {"a":2,"op":"power","b":10}; /admin_stats; /echo {oops; /extend_tool_loop {"turns":2}', history: [] },
+    new RecordingPlatform(),
+  );
+  assert.deepEqual(
+    reply.toolCallsDetail?.map((c) => [c.name, c.route, c.kind, c.args, c.result.slice(0, 24)]),
+    [
+      ["calculator", "local", "ok", '{"a":2,"op":"power","b":10}', '{"result":1024}'],
+      ["admin_stats", "local", "denied", "{}", "Permission denied: user "],
+      ["echo", "local", "invalid_args", "{oops", "Invalid arguments for to"],
+      ["extend_tool_loop", "local", "ok", '{"turns":2}', "The tool loop now allows"],
+    ],
+  );
+  for (const c of reply.toolCallsDetail ?? []) assert.ok(Number.isFinite(c.durationMs) && c.durationMs >= 0);
+});
+
+test("the web chat's page, script and icon are served with a Content-Security-Policy that forbids inline script and framing", async () => {
+  const web = new HttpChatAdapter({ logger: new RecordingLogger(), port: 0 });
+  await web.start(() => undefined);
+  try {
+    const page = await fetch(web.url);
+    assert.equal(page.status, 200);
+    const csp = page.headers.get("content-security-policy") ?? "";
+    assert.equal(csp, PAGE_CSP);
+    assert.match(csp, /(^|; )default-src 'none'(;|$)/);
+    assert.match(csp, /(^|; )script-src 'self'(;|$)/);
+    assert.match(csp, /(^|; )frame-ancestors 'none'(;|$)/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.equal(page.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(page.headers.get("x-frame-options"), "DENY");
+    // Nothing inline for the policy to block: the script and style are files of the page's origin.
+    const html = await page.text();
+    assert.doesNotMatch(html, /<script>|<style>| style=| on[a-z]+=/);
+    assert.match(html, /<script src="\/chat\.js" defer><\/script>/);
+    assert.match(html, /<link rel="icon" href="\/favicon\.svg"/);
+    for (const [path, type] of [
+      ["chat.js", "text/javascript; charset=utf-8"],
+      ["chat.css", "text/css; charset=utf-8"],
+      ["favicon.svg", "image/svg+xml"],
+      ["favicon.ico", "image/svg+xml"],
+    ] as const) {
+      const res = await fetch(new URL(path, web.url));
+      assert.equal(res.status, 200, path);
+      assert.equal(res.headers.get("content-type"), type, path);
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff", path);
+      // Only the page hands out a session.
+      assert.equal(res.headers.get("set-cookie"), null, path);
+      assert.ok((await res.text()).length > 100, path);
+    }
+    // The API's answers are not pages either.
+    const api = await fetch(new URL("api/history", web.url));
+    assert.equal(api.status, 401);
+    assert.equal(api.headers.get("x-content-type-options"), "nosniff");
+  } finally {
+    await web.stop();
   }
 });

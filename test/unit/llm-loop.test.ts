@@ -130,6 +130,15 @@ test("call_subagent runs a nested loop and returns its answer; extend_tool_loop 
   assert.deepEqual(received[2]?.messages[0], { role: "user", content: "say inner" });
   assert.ok(received[4]?.messages.some((m) => m.role === "tool" && m.content === "inner answer"));
   assert.ok(received[1]?.messages.some((m) => m.role === "tool" && m.content === "The tool loop now allows 4 turns (was 2)."));
+  // Every call is reported with how it ended and where it ran, the subagent's own calls right after its call_subagent.
+  assert.deepEqual(
+    out.calls.map((c) => [c.name, c.arguments, c.outcome.kind, c.outcome.route, c.outcome.text, c.nested]),
+    [
+      ["extend_tool_loop", '{"turns":2}', "ok", "local", "The tool loop now allows 4 turns (was 2).", false],
+      ["call_subagent", '{"task":"say inner"}', "ok", "local", "inner answer", false],
+      ["echo", '{"text":"from inside"}', "ok", "local", "from inside", true],
+    ],
+  );
 });
 
 test("a subagent cannot start another subagent, and is not offered one", async () => {
