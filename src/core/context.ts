@@ -202,7 +202,9 @@ export class CallSignal {
       // Made after detach() (a background task's handler asking late): the parent no longer applies.
       else if (this.detached) return this.controller.signal;
       else if (this.parent.aborted) this.controller.abort(this.parent.reason);
-      else this.parent.addEventListener("abort", this.onParentAbort, { once: true });
+      // The shared never-aborted signal of contexts made without one gets no listener: calls running
+      // at once would pile them onto one signal (Node warns past 10), and it never fires anyway.
+      else if (this.parent !== NEVER_ABORTED) this.parent.addEventListener("abort", this.onParentAbort, { once: true });
     }
     return this.controller.signal;
   }
