@@ -239,6 +239,11 @@ export const CHAT_SCRIPT = String.raw`"use strict";
   events.addEventListener("question", on("question"));
   events.addEventListener("answer", on("answer"));
   events.addEventListener("reaction", on("reaction"));
+  // A newer page of this user took this one's place (the server caps open pages per user): no reconnecting.
+  events.addEventListener("replaced", function () {
+    events.close();
+    document.getElementById("who").textContent = "this page was replaced by a newer one: reload to use it";
+  });
 
   document.getElementById("form").addEventListener("submit", async function (ev) {
     ev.preventDefault();

@@ -21,6 +21,25 @@ export interface HttpAdapterOptions {
   maxFiles?: number;
   /** Bytes of files kept, at most. @defaultValue 64 MiB */
   maxFileBytes?: number;
+  /** Bytes of a message's body, at most: a bigger one is refused (413) and no more of it is read. @defaultValue 65536 */
+  maxBodyBytes?: number;
+  /** Open event streams of one user; a new page of that user ends their oldest. @defaultValue 8 */
+  maxStreamsPerUser?: number;
+  /**
+   * Open event streams from one remote address (the socket's: behind a proxy every user shares
+   * the proxy's, so raise it there). Past it, a user's new page ends their own oldest, or is refused. @defaultValue 32
+   */
+  maxStreamsPerAddress?: number;
+  /** Open event streams in all. @defaultValue 1000 */
+  maxStreams?: number;
+  /** New users (session cookies) one remote address may take at once, then `newUsersPerMinute`. @defaultValue 20 */
+  newUserBurst?: number;
+  /** @defaultValue 10 */
+  newUsersPerMinute?: number;
+  /** Messages one user may send at once, then `messagesPerMinute`. @defaultValue 10 */
+  messageBurst?: number;
+  /** @defaultValue 30 */
+  messagesPerMinute?: number;
 }
 
 interface StoredFile {
@@ -37,14 +56,12 @@ interface Channel {
 }
 
 const COOKIE = "tf_user";
-const MAX_BODY_BYTES = 64 * 1024;
 const BACKLOG = 50;
 const MAX_REACTED = 200;
 const MAX_CHANNELS = 1000;
 const KEEPALIVE_MS = 15_000;
-/** Open event streams, per user and in all. */
-const MAX_STREAMS_PER_USER = 8;
-const MAX_STREAMS = 1000;
+/** Rate-limit buckets kept at most (per address, per user); full buckets are dropped first, as they limit nothing. */
+const MAX_BUCKETS = 10_000;
 /** Files a browser may show in the page; anything else is a download, so a tool cannot serve script from the chat's origin. */
 const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -89,9 +106,27 @@ export class HttpChatAdapter implements ChatPlatform {
   private messageCount = 0;
   private keepalive: NodeJS.Timeout | undefined;
   private address: AddressInfo | undefined;
+  private readonly limits: Required<Omit<HttpAdapterOptions, "logger" | "host" | "port" | "secret" | "maxFiles" | "maxFileBytes">>;
+  /** Open event streams: each one's remote address and how to let it go. */
+  private readonly streams = new Map<ServerResponse, { remote: string; release: () => void }>();
+  private readonly streamsByAddress = new Map<string, number>();
+  private readonly newUsers: TokenBuckets;
+  private readonly messages: TokenBuckets;
 
   constructor(private readonly options: HttpAdapterOptions) {
     this.secret = options.secret ? Buffer.from(options.secret) : randomBytes(32);
+    this.limits = {
+      maxBodyBytes: atLeastOne("maxBodyBytes", options.maxBodyBytes ?? 64 * 1024),
+      maxStreamsPerUser: atLeastOne("maxStreamsPerUser", options.maxStreamsPerUser ?? 8),
+      maxStreamsPerAddress: atLeastOne("maxStreamsPerAddress", options.maxStreamsPerAddress ?? 32),
+      maxStreams: atLeastOne("maxStreams", options.maxStreams ?? 1000),
+      newUserBurst: atLeastOne("newUserBurst", options.newUserBurst ?? 20),
+      newUsersPerMinute: positiveRate("newUsersPerMinute", options.newUsersPerMinute ?? 10),
+      messageBurst: atLeastOne("messageBurst", options.messageBurst ?? 10),
+      messagesPerMinute: positiveRate("messagesPerMinute", options.messagesPerMinute ?? 30),
+    };
+    this.newUsers = new TokenBuckets(this.limits.newUserBurst, this.limits.newUsersPerMinute);
+    this.messages = new TokenBuckets(this.limits.messageBurst, this.limits.messagesPerMinute);
   }
 
   /** The chat page's address, once started. */
@@ -126,6 +161,9 @@ export class HttpChatAdapter implements ChatPlatform {
     this.address = server.address() as AddressInfo;
     this.keepalive = setInterval(() => {
       for (const channel of this.channels.values()) for (const res of channel.clients) res.write(": keepalive\n\n");
+      // Buckets that have filled up again are as good as new ones: forgotten, so the maps shrink when the traffic does.
+      this.newUsers.sweep();
+      this.messages.sweep();
     }, KEEPALIVE_MS);
     this.keepalive.unref();
   }
@@ -164,6 +202,8 @@ export class HttpChatAdapter implements ChatPlatform {
     if (!server) return;
     for (const channel of this.channels.values()) for (const res of channel.clients) res.end();
     this.channels.clear();
+    this.streams.clear();
+    this.streamsByAddress.clear();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
@@ -185,8 +225,17 @@ export class HttpChatAdapter implements ChatPlatform {
         "cache-control": "no-cache",
         "content-security-policy": PAGE_CSP,
       };
-      // Only the page hands out a session: its script and icon need none.
-      if (path === "/") headers["x-toolfleet-user"] = this.userOf(req) ?? this.newUser(res);
+      // Only the page hands out a session: its script and icon need none. Sessions cost nothing to
+      // take, so each remote address gets only so many new ones a minute.
+      if (path === "/") {
+        let user = this.userOf(req);
+        if (!user) {
+          const wait = this.newUsers.take(remoteOf(req));
+          if (wait > 0) return tooMany(res, wait, "too many new chat sessions from your address; try again later");
+          user = this.newUser(res);
+        }
+        headers["x-toolfleet-user"] = user;
+      }
       res.writeHead(200, headers);
       res.end(file.body);
       return;
@@ -202,9 +251,14 @@ export class HttpChatAdapter implements ChatPlatform {
   }
 
   private async receive(req: HttpRequest, res: ServerResponse, user: string): Promise<void> {
+    const max = this.limits.maxBodyBytes;
+    // Refused before a byte of the body is read when it says it is too big; else while it is read (below).
+    if (Number(req.headers["content-length"] ?? 0) > max) return refuseBody(req, res, max);
+    const wait = this.messages.take(user);
+    if (wait > 0) return tooMany(res, wait, "too many messages; wait a little before sending more");
     if (!(req.headers["content-type"] ?? "").startsWith("application/json")) return json(res, 415, { error: "send JSON: content-type application/json" });
-    const body = await readBody(req, MAX_BODY_BYTES);
-    if (body === null) return json(res, 413, { error: `the request body is over ${MAX_BODY_BYTES} bytes` });
+    const body = await readBody(req, max);
+    if (body === null) return refuseBody(req, res, max);
     let text: unknown;
     try {
       text = (JSON.parse(body) as { text?: unknown } | null)?.text;
@@ -257,15 +311,39 @@ export class HttpChatAdapter implements ChatPlatform {
 
   private subscribe(req: HttpRequest, res: ServerResponse, user: string): void {
     const channel = this.channel(channelOf(user));
-    let open = 0;
-    for (const c of this.channels.values()) open += c.clients.size;
-    if (channel.clients.size >= MAX_STREAMS_PER_USER || open >= MAX_STREAMS) return json(res, 429, { error: "too many open chat pages" });
+    const remote = remoteOf(req);
+    // At a cap, a user's new page takes the place of their own oldest (a new tab, a reload whose old
+    // stream is not closed yet); someone with nothing open is refused. Never another user's page.
+    const full = (): boolean =>
+      channel.clients.size >= this.limits.maxStreamsPerUser ||
+      (this.streamsByAddress.get(remote) ?? 0) >= this.limits.maxStreamsPerAddress ||
+      this.streams.size >= this.limits.maxStreams;
+    while (full()) {
+      const oldest = channel.clients.values().next().value;
+      if (!oldest) return tooMany(res, 30, "too many open chat pages; close some and try again");
+      this.endStream(oldest, "replaced");
+    }
     res.writeHead(200, { ...COMMON_HEADERS, "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
     res.write(`event: hello\ndata: ${JSON.stringify({ userId: user })}\n\n`);
     const last = Number(req.headers["last-event-id"] ?? NaN);
     if (Number.isInteger(last)) for (const e of channel.backlog) if (e.id > last) res.write(sse(e));
     channel.clients.add(res);
-    req.on("close", () => channel.clients.delete(res));
+    this.streamsByAddress.set(remote, (this.streamsByAddress.get(remote) ?? 0) + 1);
+    const release = (): void => {
+      if (!this.streams.delete(res)) return;
+      channel.clients.delete(res);
+      const left = (this.streamsByAddress.get(remote) ?? 1) - 1;
+      if (left > 0) this.streamsByAddress.set(remote, left);
+      else this.streamsByAddress.delete(remote);
+    };
+    this.streams.set(res, { remote, release });
+    req.on("close", release);
+  }
+
+  /** Ends an event stream, telling its page why (the page stops reconnecting: a newer page took its place). */
+  private endStream(res: ServerResponse, reason: string): void {
+    this.streams.get(res)?.release();
+    res.end(`event: ${reason}\ndata: {}\n\n`);
   }
 
   private serveFile(res: ServerResponse, user: string, id: string): void {
@@ -381,16 +459,85 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-/** The body as text, or null past `max` bytes (the rest is read and dropped, so the client still gets its answer). */
+function tooMany(res: ServerResponse, retryAfterSeconds: number, error: string): void {
+  res.setHeader("retry-after", String(Math.max(1, Math.ceil(retryAfterSeconds))));
+  json(res, 429, { error });
+}
+
+/**
+ * 413, then the connection is closed: the rest of the body is never read. (Node would otherwise
+ * read it to the end, to keep the connection for the next request.)
+ */
+function refuseBody(req: HttpRequest, res: ServerResponse, max: number): void {
+  req.pause();
+  res.setHeader("connection", "close");
+  res.once("finish", () => req.socket.destroy());
+  json(res, 413, { error: `the request body is over ${max} bytes` });
+}
+
+/** The body as text, or null as soon as it passes `max` bytes (reading stops there). */
 function readBody(req: HttpRequest, max: number): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.byteLength;
-      if (size <= max) chunks.push(chunk);
-    });
-    req.on("end", () => resolve(size > max ? null : Buffer.concat(chunks).toString("utf8")));
+      if (size <= max) return void chunks.push(chunk);
+      req.off("data", onData);
+      req.pause();
+      resolve(null);
+    };
+    req.on("data", onData);
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
   });
+}
+
+/** The remote address of a request's connection; not a header, which a client could set to anything. */
+function remoteOf(req: HttpRequest): string {
+  return req.socket.remoteAddress ?? "unknown";
+}
+
+/**
+ * Token buckets by key: `burst` at once, then `perMinute`. A bucket that has filled up again
+ * limits nothing and is dropped (`sweep`); at most MAX_BUCKETS are kept, the least recently used
+ * (Map order) dropped first.
+ */
+class TokenBuckets {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly perMs: number;
+
+  constructor(
+    private readonly burst: number,
+    perMinute: number,
+  ) {
+    this.perMs = perMinute / 60_000;
+  }
+
+  /** Takes a token: 0 when there was one, else the seconds until there is. */
+  take(key: string, now = Date.now()): number {
+    const bucket = this.buckets.get(key);
+    const tokens = bucket ? Math.min(this.burst, bucket.tokens + (now - bucket.at) * this.perMs) : this.burst;
+    if (tokens < 1) return (1 - tokens) / this.perMs / 1000;
+    this.buckets.delete(key);
+    this.buckets.set(key, { tokens: tokens - 1, at: now });
+    if (this.buckets.size > MAX_BUCKETS) this.sweep(now);
+    if (this.buckets.size > MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value ?? "");
+    return 0;
+  }
+
+  sweep(now = Date.now()): void {
+    for (const [key, b] of this.buckets) if (b.tokens + (now - b.at) * this.perMs >= this.burst) this.buckets.delete(key);
+  }
+}
+
+function atLeastOne(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new ToolfleetError("CONFIG_INVALID", `HttpChatAdapter option ${name}: expected a whole number ≥ 1, got ${value}`);
+  return value;
+}
+
+function positiveRate(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new ToolfleetError("CONFIG_INVALID", `HttpChatAdapter option ${name}: expected a number > 0, got ${value}`);
+  return value;
 }

@@ -7,7 +7,7 @@ import { BlockingReader } from "./blocking-reader.js";
 import { MultiErrorReply } from "redis";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
-import { autoClaim, consumerPending, deliveryCounts, ensureGroup, touchPending, xaddArgs, type StreamEntry } from "./streams.js";
+import { autoClaim, consumerPending, deliveryCounts, ensureGroup, touchPending, trimAcknowledged, xaddArgs, type StreamEntry } from "./streams.js";
 import { REPLY_STREAM_TTL_SECONDS } from "./reply-inbox.js";
 import { type EntryFields } from "./entry-codec.js";
 import { ToolfleetError } from "../core/errors.js";
@@ -131,6 +131,7 @@ export class StreamWorker {
       (err) => this.logger.warn({ service: this.options.service, worker: this.options.consumer, ...errorFields(err) }, "lease extension failed"),
     );
     this.every(this.options.claimEveryMs, () => this.claimAbandoned());
+    this.every(this.options.claimEveryMs, () => this.trimAcknowledged());
     this.every(this.options.heartbeatMs, () => this.beat());
     await this.beat();
   }
@@ -394,6 +395,14 @@ export class StreamWorker {
       deadLettered: this.deadLettered,
       healthy: this.healthy,
     };
+  }
+
+  /**
+   * Drops the entries every group has acked, so an idle stream shrinks (MAXLEN ~ on XADD only
+   * caps it); on the claim tick, a few commands whatever the traffic.
+   */
+  private async trimAcknowledged(): Promise<void> {
+    await trimAcknowledged(this.redis, this.options.stream);
   }
 
   private async beat(): Promise<void> {

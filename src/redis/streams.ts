@@ -128,6 +128,58 @@ export async function consumerPending(client: RedisClient, stream: string, group
   return asArray(reply, "XPENDING reply").length;
 }
 
+/**
+ * Trims what every group of the stream has acknowledged: `XTRIM stream MINID <id>`, where `<id>` is
+ * the lowest id still needed, over the stream's groups, of the group's lowest pending id, or when it
+ * has none pending, the id after its last-delivered-id (so entries not yet delivered to some group
+ * stay). One `XINFO GROUPS`, plus one `XPENDING` summary per group with entries pending. Exact, not
+ * `MINID ~`: `~` only drops whole radix-tree nodes (up to 100 entries each), so a quiet stream
+ * would keep its last node of acknowledged entries for good; the cost is once per tick, not per
+ * call. A stream with no group is left to its `MAXLEN`. Returns the entries trimmed.
+ */
+export async function trimAcknowledged(client: RedisClient, stream: string): Promise<number> {
+  let reply: unknown;
+  try {
+    reply = await client.sendCommand<unknown>(["XINFO", "GROUPS", stream]);
+  } catch (err) {
+    // Gone (Redis restarted empty): nothing to trim; the worker's reader re-creates it.
+    if (err instanceof Error && err.message.includes("no such key")) return 0;
+    throw err;
+  }
+  const groups = asArray(reply, "XINFO GROUPS reply").map(fieldsOf);
+  let keep: string | undefined;
+  for (const group of groups) {
+    let needed: string;
+    if (Number(group.get("pending") ?? 0) > 0) {
+      const [, smallest] = asArray(await client.sendCommand<unknown>(["XPENDING", stream, text(group.get("name"))]), "XPENDING summary");
+      // Acked meanwhile: the group needs no less than what follows its last delivery.
+      needed = smallest === null || smallest === undefined ? nextId(text(group.get("last-delivered-id"))) : text(smallest);
+    } else needed = nextId(text(group.get("last-delivered-id")));
+    if (keep === undefined || compareIds(needed, keep) < 0) keep = needed;
+  }
+  if (keep === undefined) return 0;
+  return Number(await client.sendCommand<unknown>(["XTRIM", stream, "MINID", keep]));
+}
+
+/** The smallest id after `id`. */
+function nextId(id: string): string {
+  const [ms = "0", seq = "0"] = id.split("-");
+  const next = BigInt(seq) + 1n;
+  return next > 0xffffffffffffffffn ? `${BigInt(ms) + 1n}-0` : `${ms}-${next}`;
+}
+
+/** An `XINFO` record as a map: a flat [name, value, …] list (RESP2), or a map (RESP3). */
+function fieldsOf(record: unknown): Map<string, unknown> {
+  if (record instanceof Map) return new Map([...(record as Map<unknown, unknown>)].map(([k, v]) => [text(k), v]));
+  if (Array.isArray(record)) {
+    const out = new Map<string, unknown>();
+    for (let i = 0; i + 1 < record.length; i += 2) out.set(text(record[i]), record[i + 1]);
+    return out;
+  }
+  if (record !== null && typeof record === "object") return new Map(Object.entries(record));
+  throw new ToolfleetError("REDIS_REPLY_INVALID", `unexpected XINFO GROUPS record from Redis: ${typeof record}`);
+}
+
 function compareIds(a: string, b: string): number {
   const [am = "0", as = "0"] = a.split("-");
   const [bm = "0", bs = "0"] = b.split("-");
