@@ -2,7 +2,17 @@
 // by hand, a test, a benchmark or a tool: the wire (docs/protocol.md), the
 // Redis keys, the stream engines and the RPC clients and servers.
 export { WIRE_ERROR_CODES, isToolfleetError, wireError, type LocalErrorCode, type WireError } from "./core/errors.js";
-export { OUTCOME_KINDS, gatewayUnavailable, isFailure, noLiveWorker, permissionDenied, staleTwice, unavailable, unknownTool } from "./core/outcome.js";
+export {
+  OUTCOME_KINDS,
+  gatewayUnavailable,
+  isFailure,
+  lostInRestart,
+  noLiveWorker,
+  permissionDenied,
+  staleTwice,
+  unavailable,
+  unknownTool,
+} from "./core/outcome.js";
 export { MAX_CALL_TIMEOUT_MS } from "./core/timeout.js";
 export { CallSignal, type ExecuteToolParams, type GatewayOperation } from "./core/context.js";
 export { isAllowedBy, openAITool } from "./core/registry.js";
@@ -46,10 +56,10 @@ export {
   type CatalogWatch,
 } from "./tool-exec/catalog.js";
 export { readSession, writeSession, type SessionIdentity, type SessionLookup } from "./tool-exec/session.js";
-export { cancelRequest } from "./tool-exec/idempotency.js";
+export { cancelRequest, cancelUnstarted, type CancelVerdict, type PublishedRequest } from "./tool-exec/idempotency.js";
 export { RedisTaskStore } from "./tool-exec/task-store.js";
 export { ToolExecServer, type ToolExecServerOptions } from "./tool-exec/server.js";
-export { ToolsClient, type ToolCall, type ToolsClientOptions } from "./tool-exec/client.js";
+export { ToolsClient, publishedRequestOf, type ToolCall, type ToolsClientOptions } from "./tool-exec/client.js";
 export {
   decodeAnswer,
   decodeInbound,

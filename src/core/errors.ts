@@ -39,6 +39,7 @@ export type LocalErrorCode =
   | "ADDRESS_IN_USE"
   | "REDIS_UNAVAILABLE"
   | "NO_LIVE_WORKER"
+  | "REQUEST_LOST"
   | "USAGE";
 
 export type ToolfleetErrorCode = WireErrorCode | LocalErrorCode;

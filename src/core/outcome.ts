@@ -54,6 +54,11 @@ export function unavailable(toolName: string): string {
   return `Tool '${toolName}' is temporarily unavailable (tools service error). Try again.`;
 }
 
+/** A call whose request a restarted Redis lost: no reply will come, and it cannot be told whether the tool ran. */
+export function lostInRestart(toolName: string): string {
+  return `Tool '${toolName}' is unavailable: the tools service's Redis restarted while the call was in flight, so it may or may not have run. Check before trying again.`;
+}
+
 export function staleTwice(toolName: string): string {
   return `Tool '${toolName}' could not run: the tools service still disagrees about its parameters after a catalog reload. Try again shortly.`;
 }

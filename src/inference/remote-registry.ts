@@ -16,13 +16,23 @@ import type { TaskManager } from "../core/tasks.js";
 import { defineTool, type ToolDefinition } from "../core/tool.js";
 import { loadCatalog, watchCatalog, type Catalog, type CatalogTool, type CatalogWatch } from "../tool-exec/catalog.js";
 import type { RedisClient } from "../redis/client.js";
-import { cancelRequest } from "../tool-exec/idempotency.js";
+import { cancelUnstarted, type CancelVerdict } from "../tool-exec/idempotency.js";
 import type { Keys } from "../redis/keys.js";
 import { type ToolReply } from "../tool-exec/codec.js";
-import { ToolsClient, wireContextOf } from "../tool-exec/client.js";
+import { ToolsClient, publishedRequestOf, wireContextOf } from "../tool-exec/client.js";
 import { ToolfleetError, isToolfleetError } from "../core/errors.js";
 import { checkedTimeoutMs } from "../core/timeout.js";
-import { noLiveWorker, permissionDenied, staleTwice, unavailable, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "../core/outcome.js";
+import {
+  lostInRestart,
+  noLiveWorker,
+  permissionDenied,
+  staleTwice,
+  unavailable,
+  unknownTool,
+  type CallOutcome,
+  type OutcomeKind,
+  type Route,
+} from "../core/outcome.js";
 
 /** Counters an operator can read (and a test can assert on). */
 export interface RemoteRegistryStats {
@@ -289,10 +299,9 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       }
     } catch (err) {
       const fallback = await this.fallback(name, args, options, timeoutMs, err);
-      return (
-        fallback ??
-        done(isToolfleetError(err, "PAYLOAD_TOO_LARGE") ? "error" : "unavailable", isToolfleetError(err, "PAYLOAD_TOO_LARGE") ? err.message : unavailable(name))
-      );
+      if (fallback) return fallback;
+      if (isToolfleetError(err, "PAYLOAD_TOO_LARGE")) return done("error", err.message);
+      return done("unavailable", isToolfleetError(err, "REQUEST_LOST") ? lostInRestart(name) : unavailable(name));
     }
     if (reply.status !== "ok") return done(failureKind(reply), reply.error?.message ?? `Tool '${name}' failed on the tools service (${reply.status}).`);
     ctx?.mergeWriteBack(reply.writeBack);
@@ -328,6 +337,8 @@ export class RemoteToolRegistry implements ToolRegistryLike {
             roomContext: null,
           },
       traceId: ctx?.observabilityRequestId,
+      // A request a restarted Redis lost may be sent again only when running the tool twice is harmless.
+      resendIfLost: this.retrySafe(name),
       // The identity this tier authenticated: the context's when there is one.
       identity: ctx ? ctx.identity() : { userId, guildId: "", channelId: "", platform: "" },
       timeoutMs,
@@ -337,8 +348,10 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   /**
    * After a remote failure, run locally only when that cannot run the tool
    * twice: the tool is idempotent or read-only, or the request provably never
-   * started (its idempotency key is claimed as cancelled before any worker
-   * claimed it). Null when no fallback may run.
+   * started: the Redis that took it still runs, holds its entry, and no worker
+   * ever read it (`cancelUnstarted()`, which then marks it cancelled). Anything
+   * unproven (a restart, the entry gone, a publish that never answered) means
+   * no fallback. Null when no fallback may run.
    */
   private async fallback(name: string, args: unknown, options: CallOptions, timeoutMs: number, err: unknown): Promise<CallOutcome | null> {
     // No live worker is not a failure of this call (LiveWorkers logs that state once, when it begins).
@@ -348,18 +361,21 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     // Failures before anything was published (no remote path, arguments too large for the wire) never started.
     let neverStarted = !isNoReply(err);
     const safe = this.retrySafe(name);
-    if (!safe && !neverStarted && isNoReply(err) && err.idemKey && this.options.redis) {
+    let verdict: CancelVerdict | "unknown" = "unknown";
+    const published = isNoReply(err) ? publishedRequestOf(err, this.options.keys) : undefined;
+    if (!safe && !neverStarted && isNoReply(err) && err.idemKey && published && this.options.redis) {
       try {
         // The marker outlives the request's deadline (its timeout from when it was sent), so no worker
         // can claim the request after it expires and run it as well as the fallback.
-        neverStarted = await cancelRequest(this.options.redis, this.options.keys, err.idemKey, timeoutMs / 1000 + 60);
+        verdict = await cancelUnstarted(this.options.redis, this.options.keys, published, err.idemKey, timeoutMs / 1000 + 60);
+        neverStarted = verdict === "cancelled";
       } catch (cancelErr) {
         this.options.logger.warn({ tool: name, ...errorFields(cancelErr) }, "could not cancel the request, so it may still run: no local fallback");
       }
     }
     if (!safe && !neverStarted) {
       this.stats.fallbacksRefused++;
-      this.options.logger.warn({ tool: name }, "no local fallback: the tools service may already have run this call");
+      this.options.logger.warn({ tool: name, why: verdict }, "no local fallback: the tools service may already have run this call");
       return null;
     }
     this.stats.fallbacks++;
@@ -425,5 +441,5 @@ function failureKind(reply: ToolReply): OutcomeKind {
 
 /** A request that was sent and got no reply: it may have run. */
 function isNoReply(err: unknown): err is ToolfleetError {
-  return isToolfleetError(err, "TIMEOUT", "STOPPED", "PUBLISH_FAILED");
+  return isToolfleetError(err, "TIMEOUT", "STOPPED", "PUBLISH_FAILED", "REQUEST_LOST");
 }

@@ -28,13 +28,15 @@ export interface RpcClientOptions<Reply> {
   blockMs?: number;
 }
 
-interface Pending<Reply> {
+interface Pending<Reply, Meta> {
   /** Ends the call with its reply or why it has none; only the first outcome counts. */
   settle(outcome: Reply | ToolfleetError): void;
   idemKey: string;
   /** When the call times out, on performance.now()'s clock. */
   deadline: number;
   timeoutMs: number;
+  /** What the caller keeps about the call (e.g. where its request landed), for `failPending()`. */
+  meta: Meta | undefined;
 }
 
 /**
@@ -44,8 +46,8 @@ interface Pending<Reply> {
  * ends: with its reply, a TIMEOUT, a PUBLISH_FAILED or a STOPPED error.
  * What a request holds and how it is published is the caller's business.
  */
-export class RpcClient<Reply> {
-  private readonly pending = new Map<string, Pending<Reply>>();
+export class RpcClient<Reply, Meta = never> {
+  private readonly pending = new Map<string, Pending<Reply, Meta>>();
   private readonly inbox: ReplyInbox;
   private started = false;
   // Correlation ids: this client's random prefix and a count. Unique across callers and restarts
@@ -117,8 +119,9 @@ export class RpcClient<Reply> {
    * each carrying `idemKey`) when no reply comes in time. The timeout also
    * covers a publish waiting in node-redis's offline queue while Redis is away.
    * `timeoutMs` is the caller's, already checked (`checkedTimeoutMs`).
+   * `meta` is the caller's own record of the call, for `failPending()`.
    */
-  request(correlationId: string, idemKey: string, timeoutMs: number, publish: Promise<unknown>): Promise<Reply> {
+  request(correlationId: string, idemKey: string, timeoutMs: number, publish: Promise<unknown>, meta?: Meta): Promise<Reply> {
     if (!this.started) throw new ToolfleetError("NOT_STARTED", `${this.options.name}: request() before start()`);
     return new Promise((resolve, reject) => {
       const settle = (outcome: Reply | ToolfleetError): void => {
@@ -127,12 +130,27 @@ export class RpcClient<Reply> {
         else resolve(outcome);
       };
       const deadline = performance.now() + timeoutMs;
-      this.pending.set(correlationId, { settle, idemKey, deadline, timeoutMs });
+      this.pending.set(correlationId, { settle, idemKey, deadline, timeoutMs, meta });
       if (deadline < this.armedFor) this.armDeadlines(deadline);
       publish.catch((err: unknown) =>
         settle(new ToolfleetError("PUBLISH_FAILED", `Could not publish the request: ${(err as Error).message}`, { idemKey, cause: err })),
       );
     });
+  }
+
+  /**
+   * Ends now, with the error `errorFor` makes, every pending call whose `meta`
+   * `which` picks (e.g. calls whose requests a restarted Redis lost, which no
+   * reply will ever answer); returns how many. Which calls, and why, is the caller's policy.
+   */
+  failPending(which: (meta: Meta | undefined) => boolean, errorFor: (idemKey: string) => ToolfleetError): number {
+    let failed = 0;
+    for (const p of [...this.pending.values()]) {
+      if (!which(p.meta)) continue;
+      p.settle(errorFor(p.idemKey));
+      failed++;
+    }
+    return failed;
   }
 
   /** Fires the deadline timer at `at` (performance.now() clock). */

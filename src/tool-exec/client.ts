@@ -9,8 +9,10 @@ import { ID_PATTERN } from "../redis/keys.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, errorReply, type ToolReply, type ToolRequest, type WireContext } from "./codec.js";
 import type { JsonValue, ToolContext } from "../core/context.js";
 import { DEFAULT_MAX_REPLY_BYTES } from "../redis/entry-codec.js";
-import { ToolfleetError } from "../core/errors.js";
+import { ToolfleetError, isToolfleetError } from "../core/errors.js";
 import { checkedTimeoutMs } from "../core/timeout.js";
+import { errorFields } from "../core/log.js";
+import type { PublishedRequest } from "./idempotency.js";
 
 export interface ToolsClientOptions {
   redis: RedisClient;
@@ -43,6 +45,44 @@ export interface ToolCall {
   timeoutMs: number;
   /** The request stream. @defaultValue keys.toolsStream (a gateway call names the gateway stream) */
   stream?: string;
+  /**
+   * Send the call again, within its time, when a restarted Redis lost its request (only for tools that
+   * may run twice: annotated idempotent or read-only). Otherwise such a call fails at once with REQUEST_LOST.
+   */
+  resendIfLost?: boolean;
+}
+
+/** One connection's life (from one `ready` to the next) and the run_id of the Redis it talks to, once known. */
+interface Connection {
+  runId: string | undefined;
+}
+
+/** What the client keeps about a call in flight: where its request landed, once the XADD answered. */
+interface CallMeta {
+  stream: string;
+  entryId?: string;
+  /** The connection that carried the XADD and its answer. */
+  connection?: Connection;
+}
+
+// Where the request of a call that ended without a reply landed, keyed by the error it ended with.
+const publishedBy = new WeakMap<object, CallMeta>();
+
+/**
+ * Where the request of a call that failed with `err` (TIMEOUT, STOPPED, REQUEST_LOST) landed, for
+ * `cancelUnstarted()`; undefined when that is not known for sure (the XADD never answered, or the run_id of
+ * the Redis that answered it was not learned), and then nothing can prove the request never started.
+ */
+export function publishedRequestOf(err: unknown, keys: Keys): PublishedRequest | undefined {
+  const meta = typeof err === "object" && err !== null ? publishedBy.get(err) : undefined;
+  const runId = meta?.connection?.runId;
+  if (!meta?.entryId || !runId) return undefined;
+  return { stream: meta.stream, group: keys.group(meta.stream), entryId: meta.entryId, runId };
+}
+
+/** The run_id line of INFO server. */
+function runIdOf(info: string): string | undefined {
+  return /^run_id:([0-9a-f]+)\s*$/m.exec(info)?.[1];
 }
 
 /** A context as it crosses the wire. */
@@ -77,7 +117,11 @@ export const SESSION_REUSE_SECONDS = 10;
  * reply stream. Every pending call ends: with its reply, a timeout, or stop().
  */
 export class ToolsClient {
-  private readonly rpc: RpcClient<ToolReply>;
+  private readonly rpc: RpcClient<ToolReply, CallMeta>;
+  // Replaced on every `ready`: a request is known to be in the Redis whose run_id its connection learned.
+  private connection: Connection = { runId: undefined };
+  /** The run_id last learned: a different one on a reconnect means Redis restarted (or failed over) and lost what it held. */
+  private lastRunId: string | undefined;
   private readonly sessions = new WrittenSessions();
   /** Whether a live worker reads a request stream, for callers that fail at once when none does (call() itself does not ask). */
   readonly liveWorkers: LiveWorkers;
@@ -116,6 +160,7 @@ export class ToolsClient {
     if (this.rpc.isStarted) return;
     await this.rpc.start();
     this.options.redis.on("ready", this.onReconnect);
+    this.learnRunId(this.connection);
   }
 
   // A reconnect may be to a Redis that restarted empty: write every session record again,
@@ -123,7 +168,45 @@ export class ToolsClient {
   private readonly onReconnect = (): void => {
     this.sessions.clear();
     this.liveWorkers.reconnected();
+    this.connection = { runId: undefined };
+    this.learnRunId(this.connection);
   };
+
+  /**
+   * Asks which Redis `connection` talks to. node-redis emits `ready` before it writes anything queued,
+   * so this INFO goes out on that connection; its answer counts only if no reconnect came in between
+   * (else it may have gone out on the next one, and that one asks for itself).
+   */
+  private learnRunId(connection: Connection): void {
+    this.options.redis.sendCommand<Buffer | string>(["INFO", "server"]).then(
+      (info) => {
+        const runId = runIdOf(info.toString());
+        if (connection !== this.connection || !runId) return;
+        connection.runId = runId;
+        const before = this.lastRunId;
+        this.lastRunId = runId;
+        if (before !== undefined && before !== runId) this.lostInRestart(runId);
+      },
+      (err: unknown) => this.options.logger.debug({ ...errorFields(err) }, "could not learn Redis's run_id"),
+    );
+  }
+
+  /**
+   * Redis restarted: the requests the old one took are gone, with every worker's claim, and no reply will
+   * come for them. End those calls now rather than at their timeouts: REQUEST_LOST (call() sends it again
+   * when the call says it may). A request whose connection never learned its run_id counts as lost: which
+   * Redis took it cannot be told.
+   */
+  private lostInRestart(runId: string): void {
+    const lost = this.rpc.failPending(
+      (meta) => meta?.entryId !== undefined && meta.connection?.runId !== runId,
+      (idemKey) =>
+        new ToolfleetError("REQUEST_LOST", "Redis restarted after the request was published: the request is gone, and a worker may or may not have run it.", {
+          idemKey,
+        }),
+    );
+    if (lost > 0) this.options.logger.warn({ calls: lost, runId }, "Redis restarted (a new run_id): calls in flight lost their requests");
+  }
 
   /** Ends the reader, fails every pending call, and deletes the reply stream. */
   async stop(): Promise<void> {
@@ -132,10 +215,29 @@ export class ToolsClient {
     await this.rpc.stop();
   }
 
-  /** Publishes a call and resolves with its reply; rejects with a ToolfleetError (TIMEOUT, STOPPED, PUBLISH_FAILED) when none comes in time. */
+  /**
+   * Publishes a call and resolves with its reply; rejects with a ToolfleetError (TIMEOUT, STOPPED,
+   * PUBLISH_FAILED, REQUEST_LOST) when none comes in time.
+   */
   async call(call: ToolCall): Promise<ToolReply> {
     if (!this.rpc.isStarted) throw new ToolfleetError("NOT_STARTED", "ToolsClient.call() before start()");
     checkedTimeoutMs(call.timeoutMs, "ToolsClient.call()");
+    if (!call.resendIfLost) return this.callOnce(call);
+    const started = Date.now();
+    // A bound on resends: each needs another restart to be lost, but a flapping Redis must not loop.
+    for (let resends = 0; ; resends++) {
+      try {
+        return await this.callOnce(call);
+      } catch (err) {
+        const left = call.timeoutMs - (Date.now() - started);
+        if (!isToolfleetError(err, "REQUEST_LOST") || left <= 0 || resends >= 3) throw err;
+        this.options.logger.warn({ tool: call.toolName, leftMs: left }, "request lost in a Redis restart; sending it again (the tool may run twice)");
+        call = { ...call, timeoutMs: left };
+      }
+    }
+  }
+
+  private async callOnce(call: ToolCall): Promise<ToolReply> {
     const started = Date.now();
     const first = await this.send(call, false);
     if (first.sessionWritten || first.reply.status !== "error" || first.reply.error?.code !== "UNAUTHENTICATED") return first.reply;
@@ -183,10 +285,22 @@ export class ToolsClient {
           .addCommand(xadd)
           .execAsPipeline()
       : this.options.redis.sendCommand(xadd);
-    const published = publish.then(() => {
+    const meta: CallMeta = { stream: call.stream ?? this.options.keys.toolsStream };
+    const published = publish.then((answer) => {
+      // The answer came on the connection current now: a reconnect's `ready` comes after the old one's answers.
+      const entryId = Array.isArray(answer) ? answer[answer.length - 1] : answer;
+      if (typeof entryId === "string" || Buffer.isBuffer(entryId)) {
+        meta.entryId = entryId.toString();
+        meta.connection = this.connection;
+      }
       if (sessionWritten && !oneOff) this.sessions.wrote(traceId, call.identity, session.rec, ttlSeconds);
     });
-    const reply = await this.rpc.request(correlationId, request.idemKey, call.timeoutMs, published);
-    return { reply, traceId, sessionWritten };
+    try {
+      const reply = await this.rpc.request(correlationId, request.idemKey, call.timeoutMs, published, meta);
+      return { reply, traceId, sessionWritten };
+    } catch (err) {
+      if (typeof err === "object" && err !== null) publishedBy.set(err, meta);
+      throw err;
+    }
   }
 }

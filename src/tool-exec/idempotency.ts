@@ -4,6 +4,7 @@ import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { BODY_FIELD, type EntryFields } from "../redis/entry-codec.js";
 import { ToolfleetError } from "../core/errors.js";
+import { CANCEL_UNSTARTED_LUA } from "./cancel-unstarted-script.js";
 
 /**
  * The execution state of one request under `sg:tools:idem:<key>` (docs/protocol.md, delivery):
@@ -25,11 +26,66 @@ export function claimArgs(keys: Keys, idemKey: string, worker: string, leaseMs: 
   return ["SET", keys.idempotency(idemKey), value, "NX", "PX", String(Math.ceil(leaseMs))];
 }
 
-/** Claims the key for the caller as cancelled; true when no worker had started the request, which now never runs. */
+/**
+ * Claims the key for the caller as cancelled; true when no worker holds the key, and then none will run the request.
+ * It proves nothing after a Redis restart that lost the worker's claim (the key is gone, the tool may have run):
+ * `cancelUnstarted()` is the proof that holds then.
+ */
 export async function cancelRequest(redis: RedisClient, keys: Keys, idemKey: string, ttlSeconds: number): Promise<boolean> {
   const value = JSON.stringify({ state: "cancelled", at: Date.now() });
   const reply = await redis.sendCommand<string | null>(["SET", keys.idempotency(idemKey), value, "NX", "EX", String(Math.max(1, Math.ceil(ttlSeconds)))]);
   return reply === "OK";
+}
+
+/** Where a published request landed: what `cancelUnstarted()` needs to prove it never started. */
+export interface PublishedRequest {
+  stream: string;
+  /** The group whose consumers read `stream`. */
+  group: string;
+  /** The XADD's answer. */
+  entryId: string;
+  /** The run_id (INFO server) of the Redis that answered the XADD. */
+  runId: string;
+}
+
+/** Why a request could not be proven never started, or `cancelled` when it was (it will now never run). */
+export type CancelVerdict = "cancelled" | "restarted" | "gone" | "pending" | "delivered" | "claimed";
+const VERDICTS: ReadonlySet<string> = new Set<CancelVerdict>(["cancelled", "restarted", "gone", "pending", "delivered", "claimed"]);
+const ENTRY_ID = /^\d{1,15}-\d{1,15}$/;
+
+/**
+ * Cancels a request only when Redis itself proves no worker ever took it, in
+ * one atomic script (src/tool-exec/cancel-unstarted-script.ts): the Redis
+ * that took the request still runs (same run_id), its entry is still in the
+ * stream, no consumer holds it and the group never read it; then the key is
+ * claimed as cancelled. A restart that lost the entry, a worker's read or its
+ * claim cannot pass for "never started" (docs/protocol.md §5.4).
+ */
+export async function cancelUnstarted(
+  redis: RedisClient,
+  keys: Keys,
+  published: PublishedRequest,
+  idemKey: string,
+  ttlSeconds: number,
+): Promise<CancelVerdict> {
+  if (!ENTRY_ID.test(published.entryId)) throw new ToolfleetError("ID_INVALID", `cancelUnstarted(): '${published.entryId}' is not a stream entry id`);
+  const value = JSON.stringify({ state: "cancelled", at: Date.now() });
+  const ttl = String(Math.max(1, Math.ceil(ttlSeconds)));
+  const reply = await redis.sendCommand<unknown>([
+    "EVAL",
+    CANCEL_UNSTARTED_LUA,
+    "2",
+    published.stream,
+    keys.idempotency(idemKey),
+    published.group,
+    published.entryId,
+    published.runId,
+    value,
+    ttl,
+  ]);
+  const verdict = String(reply);
+  if (!VERDICTS.has(verdict)) throw new ToolfleetError("REDIS_REPLY_INVALID", `cancelUnstarted(): unexpected answer '${verdict}'`);
+  return verdict as CancelVerdict;
 }
 
 /** The SET that stores a finished request's reply, pipelined with the XADD that sends it (the ack waits for both). */
