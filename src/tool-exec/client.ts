@@ -185,8 +185,9 @@ export class ToolsClient {
       sessionTag: session.rec.tag,
       ctx: call.ctx,
     };
-    let fields = encodeRequest(request, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
-    if (this.options.fleetSecret) fields = signEntry(this.options.fleetSecret, "request", fields);
+    const fields = encodeRequest(request, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+    // Signed in place (the sig field added): bench/stages.ts marks the line above.
+    if (this.options.fleetSecret) signEntry(this.options.fleetSecret, "request", fields);
     const xadd = xaddArgs(call.stream ?? this.options.keys.toolsStream, fields, this.options.maxLen ?? 100_000);
     // The session record and the request in one round trip, in that order on one connection:
     // the record exists before any worker can read the request (no MULTI needed for that).
