@@ -45,6 +45,7 @@ export {
   type WireContext,
   type WriteBack,
 } from "./tool-exec/codec.js";
+export { SIG_FIELD, signEntry, signatureProblem, type SignedKind } from "./tool-exec/signing.js";
 export {
   buildCatalog,
   loadCatalog,

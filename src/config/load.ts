@@ -27,6 +27,7 @@ export const ENV_VARS: Readonly<Record<keyof RawConfig, readonly [name: string, 
   chatTimeout: ["TOOLFLEET_CHAT_TIMEOUT", "number"],
   chatCommands: ["TOOLFLEET_CHAT_COMMANDS", "boolean"],
   webSecret: ["TOOLFLEET_WEB_SECRET", "string"],
+  fleetSecret: ["TOOLFLEET_FLEET_SECRET", "string"],
 };
 
 /** The variable that names the JSON config file. */

@@ -51,6 +51,11 @@ export interface Config extends CoreSettings {
   readonly chatCommands: boolean;
   /** Signs the web chat's user cookies; gateways behind one load balancer share it. Empty: random per process. Never logged. @defaultValue "" */
   readonly webSecret: string;
+  /**
+   * Signs every tool request and reply between tiers (docs/security.md); all callers and workers of a fleet
+   * share it. Empty: nothing is signed (trust rests on Redis access alone). Never logged. @defaultValue ""
+   */
+  readonly fleetSecret: string;
 }
 
 const toolName = z.string().regex(TOOL_NAME_PATTERN, "a tool name (1-64 of letters, digits, _ and -)");
@@ -92,6 +97,7 @@ export const rawConfigSchema = z
     chatTimeout: seconds("> 0").positive("a number of seconds > 0"),
     chatCommands: z.boolean("true or false"),
     webSecret: z.string("a secret of at least 16 characters").refine((v) => v === "" || v.length >= 16, "a secret of at least 16 characters"),
+    fleetSecret: z.string("a secret of at least 32 characters").refine((v) => v === "" || v.length >= 32, "a secret of at least 32 characters"),
   })
   .partial()
   .strict();
@@ -120,6 +126,7 @@ export const DEFAULTS: Required<RawConfig> = {
   chatTimeout: 300,
   chatCommands: true,
   webSecret: "",
+  fleetSecret: "",
 };
 
 /** Fills defaults, freezes, and checks what no single field can: the pin sets must be disjoint. */
@@ -164,7 +171,8 @@ export function describeIssues(error: z.ZodError, sourceOf: (key: string) => str
     const key = String(issue.path[0] ?? "");
     const raw = valueAt(input, issue.path);
     // A Redis URL may carry a password and an API key is one: never echo them.
-    const got = key === "llmApiKey" || key === "webSecret" ? "***" : key === "redisUrl" && typeof raw === "string" ? redactRedisUrl(raw) : raw;
+    const got =
+      key === "llmApiKey" || key === "webSecret" || key === "fleetSecret" ? "***" : key === "redisUrl" && typeof raw === "string" ? redactRedisUrl(raw) : raw;
     const where = issue.path.map(String).join(".");
     return `${where} (from ${sourceOf(key)}): expected ${issue.message}, got ${JSON.stringify(got) ?? "nothing"}`;
   });

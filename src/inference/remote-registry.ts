@@ -112,7 +112,8 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const { redis, redisUrl } = this.options;
     if (!redis || !redisUrl)
       throw new ToolfleetError("CONFIG_INVALID", `RemoteToolRegistry: mode '${this.options.config.get().toolsServiceMode}' needs a Redis connection`);
-    const client = new ToolsClient({ redis, redisUrl, keys: this.options.keys, workerId: this.options.workerId, logger: this.options.logger });
+    const fleetSecret = this.options.config.get().fleetSecret;
+    const client = new ToolsClient({ redis, redisUrl, keys: this.options.keys, workerId: this.options.workerId, logger: this.options.logger, fleetSecret });
     await client.start();
     this.client = client;
     try {

@@ -8,11 +8,12 @@ import { xaddArgs } from "../redis/streams.js";
 import { ID_PATTERN } from "../redis/keys.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, errorReply, type ToolReply, type ToolRequest, type WireContext } from "./codec.js";
 import type { JsonValue, ToolContext } from "../core/context.js";
-import { DEFAULT_MAX_REPLY_BYTES } from "../redis/entry-codec.js";
-import { ToolfleetError, isToolfleetError } from "../core/errors.js";
+import { DEFAULT_MAX_REPLY_BYTES, type Decoded, type EntryFields } from "../redis/entry-codec.js";
+import { ToolfleetError, isToolfleetError, wireError } from "../core/errors.js";
 import { checkedTimeoutMs } from "../core/timeout.js";
 import { errorFields } from "../core/log.js";
 import type { PublishedRequest } from "./idempotency.js";
+import { signEntry, signatureProblem } from "./signing.js";
 
 export interface ToolsClientOptions {
   redis: RedisClient;
@@ -29,6 +30,8 @@ export interface ToolsClientOptions {
   maxReplyBytes?: number;
   /** @defaultValue 1000 */
   blockMs?: number;
+  /** The fleet secret (docs/security.md): requests are signed with it and only replies signed with it are taken. @defaultValue "" (none) */
+  fleetSecret?: string;
 }
 
 export interface ToolCall {
@@ -136,12 +139,22 @@ export class ToolsClient {
       replyStream: options.keys.toolsReplyStream(options.workerId),
       consumer: options.workerId,
       name: "tools client",
-      decode: (fields) => decodeReply(fields, options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES),
+      decode: options.fleetSecret
+        ? (fields) => this.decodeSigned(options.fleetSecret!, fields)
+        : (fields) => decodeReply(fields, options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES),
       correlationOf: (reply) => reply.correlationId,
       malformed: (correlationId, error) => errorReply(correlationId, "", error),
       ...(options.replyStreamTtlSeconds ? { replyStreamTtlSeconds: options.replyStreamTtlSeconds } : {}),
       ...(options.blockMs ? { blockMs: options.blockMs } : {}),
     });
+  }
+
+  // A reply not signed with the fleet secret is dropped as malformed, with no correlation id, so it
+  // settles nothing: the call still takes the real reply, or times out.
+  private decodeSigned(secret: string, fields: EntryFields): Decoded<ToolReply> {
+    const problem = signatureProblem(secret, "reply", fields);
+    if (problem) return { ok: false, error: wireError("UNAUTHENTICATED", problem) };
+    return decodeReply(fields, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
   }
 
   get replyStream(): string {
@@ -275,6 +288,8 @@ export class ToolsClient {
       ctx: call.ctx,
     };
     const fields = encodeRequest(request, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+    // Signed in place (the sig field added): bench/stages.ts marks the line above.
+    if (this.options.fleetSecret) signEntry(this.options.fleetSecret, "request", fields);
     const xadd = xaddArgs(call.stream ?? this.options.keys.toolsStream, fields, this.options.maxLen ?? 100_000);
     // The session record and the request in one round trip, in that order on one connection:
     // the record exists before any worker can read the request (no MULTI needed for that).

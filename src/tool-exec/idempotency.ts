@@ -11,13 +11,17 @@ import { CANCEL_UNSTARTED_LUA } from "./cancel-unstarted-script.js";
  * claimed with SET NX before the handler runs, replaced by the stored reply
  * after, or claimed first by the caller as "cancelled" so no worker starts it.
  */
-export type IdemState = { state: "running"; worker: string; at: number } | { state: "cancelled"; at: number } | { state: "done"; reply: EntryFields };
+export type IdemState =
+  | { state: "running"; worker: string; at: number }
+  | { state: "cancelled"; at: number }
+  // `session`: the session record key of the request that ran; a record stored before it was kept has none.
+  | { state: "done"; reply: EntryFields; session?: string };
 
 const stored = z.discriminatedUnion("state", [
   z.object({ state: z.literal("running"), worker: z.string(), at: z.number() }),
   z.object({ state: z.literal("cancelled"), at: z.number() }),
   // Files are kept base64 here: this copy is only read back for a duplicate delivery.
-  z.object({ state: z.literal("done"), body: z.string(), files: z.record(z.string(), z.string()) }),
+  z.object({ state: z.literal("done"), body: z.string(), files: z.record(z.string(), z.string()), session: z.string().optional() }),
 ]);
 
 /** The SET NX that claims a request for a worker (for sending with other commands); "OK" in reply means this worker owns it. */
@@ -88,15 +92,18 @@ export async function cancelUnstarted(
   return verdict as CancelVerdict;
 }
 
-/** The SET that stores a finished request's reply, pipelined with the XADD that sends it (the ack waits for both). */
-export function storeReplyArgs(keys: Keys, idemKey: string, reply: EntryFields, ttlSeconds: number): string[] {
+/**
+ * The SET that stores a finished request's reply, pipelined with the XADD that sends it (the ack waits for both).
+ * `session` (the request's session record key) is kept with it: the reply is re-sent only to a delivery with the same one.
+ */
+export function storeReplyArgs(keys: Keys, idemKey: string, reply: EntryFields, ttlSeconds: number, session?: string): string[] {
   const files: Record<string, string> = {};
   let body = "";
   for (const [name, value] of Object.entries(reply)) {
     if (name === BODY_FIELD) body = value.toString();
     else files[name] = (typeof value === "string" ? Buffer.from(value) : value).toString("base64");
   }
-  return ["SET", keys.idempotency(idemKey), JSON.stringify({ state: "done", body, files }), "EX", String(Math.max(1, Math.ceil(ttlSeconds)))];
+  return ["SET", keys.idempotency(idemKey), JSON.stringify({ state: "done", body, files, session }), "EX", String(Math.max(1, Math.ceil(ttlSeconds)))];
 }
 
 /** The PEXPIRE that keeps a running claim alive while its handler runs. */
@@ -114,5 +121,5 @@ export async function readRequestState(redis: RedisClient, keys: Keys, idemKey: 
   if (s.state !== "done") return s;
   const reply: EntryFields = { [BODY_FIELD]: s.body };
   for (const [name, b64] of Object.entries(s.files)) reply[name] = Buffer.from(b64, "base64");
-  return { state: "done", reply };
+  return s.session === undefined ? { state: "done", reply } : { state: "done", reply, session: s.session };
 }

@@ -12,6 +12,7 @@ import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, emptyWriteBack, 
 import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis/entry-codec.js";
 import { wireError, type WireError } from "../core/errors.js";
 import { permissionDenied } from "../core/outcome.js";
+import { signEntry, signatureProblem } from "./signing.js";
 
 /** Files kept with a stored reply for duplicate deliveries, at most. */
 const MAX_KEPT_FILE_BYTES = 1024 * 1024;
@@ -64,9 +65,12 @@ export class ToolExecServer {
   /** Idempotency keys of requests running here, by entry id, so their claims are extended with the lease. */
   private readonly running = new Map<string, string>();
   private readonly sessions = new SessionCache();
+  /** The fleet secret (docs/security.md): requests must carry its signature, replies get one. Null: no signing at all. */
+  private readonly secret: string | null;
 
   constructor(options: ToolExecServerOptions) {
     this.options = options;
+    this.secret = options.config.get().fleetSecret || null;
     // A claim lives a little less than the entry's lease: when a dead worker's entry becomes
     // reclaimable, its claim is already gone, so the reclaiming worker runs it at once.
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
@@ -135,6 +139,12 @@ export class ToolExecServer {
   }
 
   private async handle(entry: DeliveredEntry, stopping: AbortSignal): Promise<Disposition> {
+    if (this.secret) {
+      // Checked before anything is read from the body: an unsigned request is not even answered,
+      // since its reply_to and correlation id are as forged as the rest.
+      const problem = signatureProblem(this.secret, "request", entry.fields);
+      if (problem) return { kind: "dead", reason: `UNAUTHENTICATED: ${problem}`, reply: null };
+    }
     const decoded = decodeRequest(entry.fields, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     if (!decoded.ok) {
       const replyTo = decoded.replyTo && this.isOurReplyStream(decoded.replyTo) ? decoded.replyTo : undefined;
@@ -154,7 +164,7 @@ export class ToolExecServer {
     if (Date.now() > req.deadlineMs) {
       // A late duplicate of a request that did run still gets its real reply.
       const state = await readRequestState(this.options.redis, this.options.keys, req.idemKey);
-      if (state?.state === "done") return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
+      if (state?.state === "done") return this.resend(req, state);
       return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
     }
     const current = this.hashes.get(req.toolName);
@@ -209,9 +219,12 @@ export class ToolExecServer {
         );
         fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       }
+      if (this.secret) fields = signEntry(this.secret, "reply", fields);
       const done: Disposition = { kind: "ack", reply: { stream: req.replyTo, fields } };
       if (!repeatSafe)
-        done.commands = [storeReplyArgs(this.options.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.options.replyTtlSeconds ?? 120)];
+        done.commands = [
+          storeReplyArgs(this.options.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.options.replyTtlSeconds ?? 120, sessionKey),
+        ];
       return done;
     } finally {
       this.running.delete(entry.id);
@@ -281,13 +294,27 @@ export class ToolExecServer {
     if (state === null) return { kind: "leave" }; // the claim just expired: retry after the lease
     switch (state.state) {
       case "done":
-        return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
+        return this.resend(req, state);
       case "cancelled":
         this.options.logger.info({ worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
         return { kind: "ack" };
       case "running":
         return { kind: "leave" };
     }
+  }
+
+  /**
+   * A stored reply, for another delivery of the request that ran, only when that delivery names the same
+   * session record: one naming another (a forged copy with its own session) would be sent someone else's result.
+   */
+  private resend(req: ToolRequest, state: { reply: EntryFields; session?: string }): Disposition {
+    const session = this.options.keys.toolSession(req.traceId, req.sessionTag);
+    if (state.session === undefined || state.session === session) return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
+    this.options.logger.warn(
+      { worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey },
+      "a delivery of a finished request names another session than the one that ran it; its stored reply is not sent",
+    );
+    return { kind: "ack" };
   }
 
   /**
@@ -299,10 +326,13 @@ export class ToolExecServer {
     const fileBytes = reply.writeBack.sentFiles.reduce((n, f) => n + f.data.byteLength, 0);
     if (fileBytes <= MAX_KEPT_FILE_BYTES) return fields;
     const message = `This request already ran and its reply (with ${formatBytes(fileBytes)} of files) was delivered; the files are too large to keep for a repeated delivery.`;
-    return encodeReply({ ...errorReply(reply.correlationId, this.options.workerId, wireError("INTERNAL", message)), durationMs: reply.durationMs });
+    const kept = encodeReply({ ...errorReply(reply.correlationId, this.options.workerId, wireError("INTERNAL", message)), durationMs: reply.durationMs });
+    return this.secret ? signEntry(this.secret, "reply", kept) : kept;
   }
 
   private deadLetterReply(entry: DeliveredEntry, reason: string): Outbound | null {
+    // An entry that is not signed for this fleet names a reply stream and id nobody vouched for.
+    if (this.secret && signatureProblem(this.secret, "request", entry.fields)) return null;
     const decoded = decodeRequest(entry.fields, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     const replyTo = decoded.ok ? decoded.value.replyTo : decoded.replyTo;
     const correlationId = decoded.ok ? decoded.value.correlationId : decoded.correlationId;
@@ -323,7 +353,8 @@ export class ToolExecServer {
   }
 
   private outbound(stream: string, reply: ToolReply): Outbound {
-    return { stream, fields: encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES) };
+    const fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
+    return { stream, fields: this.secret ? signEntry(this.secret, "reply", fields) : fields };
   }
 
   private isOurReplyStream(stream: string): boolean {

@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, test } from "node:test";
+import { loadToolModule } from "../../src/fleet/load-tools.js";
+import { registryFor } from "../../src/fleet/local.js";
+import { defineConfig, staticConfig } from "../../src/index.js";
+import { ToolsClient } from "../../src/tool-exec/client.js";
+import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import type { Keys } from "../../src/redis/keys.js";
+import { sessionRecord, sessionWriteArgs } from "../../src/tool-exec/session.js";
+import { xaddArgs } from "../../src/redis/streams.js";
+import { ToolExecServer } from "../../src/tool-exec/server.js";
+import { RecordingLogger } from "../support/helpers.js";
+import { OwnRedis, connect, echoCall, testKeys } from "../support/redis-helpers.js";
+
+// The Redis ACL layout of docs/security.md, applied as written to a Redis of this test's own.
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const PASSWORDS = { tools: "tools-pw-0123456789", inference: "inference-pw-0123456789", gateway: "gateway-pw-0123456789" };
+
+/** The `ACL SETUSER` lines of docs/security.md §1, for namespace `ns`, each split into its arguments. */
+function aclCommands(ns: string): string[][] {
+  const doc = readFileSync(resolve(ROOT, "docs/security.md"), "utf8");
+  const lines = doc.split("\n").filter((l) => l.startsWith("ACL SETUSER "));
+  assert.ok(lines.length >= 9, "docs/security.md lists the ACL SETUSER lines of three users");
+  return lines.map((line) => {
+    const text = line
+      .replaceAll("<ns>", ns)
+      .replace("<tools-password>", PASSWORDS.tools)
+      .replace("<inference-password>", PASSWORDS.inference)
+      .replace("<gateway-password>", PASSWORDS.gateway);
+    // Words, or a single-quoted selector kept whole (as redis-cli reads it).
+    return [...text.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+  });
+}
+
+let own: OwnRedis;
+let admin: RedisClient;
+const k: Keys = testKeys();
+const userUrl = (user: keyof typeof PASSWORDS) => `redis://toolfleet-${user}:${PASSWORDS[user]}@127.0.0.1:${own.port}`;
+
+before(async () => {
+  own = await OwnRedis.start();
+  admin = await connect(own.url);
+  for (const args of aclCommands(k.namespace)) await admin.sendCommand(args);
+});
+
+after(async () => {
+  await closeRedis(admin);
+  await own.stop();
+});
+
+/** Rejects with Redis's NOPERM: the user may not run this command on this key. */
+async function refused(redis: RedisClient, args: ReturnType<typeof xaddArgs>): Promise<void> {
+  await assert.rejects(redis.sendCommand(args), /NOPERM/, `${args.slice(0, 2).join(" ")} should be refused`);
+}
+
+test("under the ACL users of docs/security.md a call works, and each tier's forbidden writes are refused", { timeout: 60_000 }, async () => {
+  const logger = new RecordingLogger();
+  const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
+  const module = await loadToolModule();
+  const registry = registryFor({ tools: module.tools, permissions: module.permissions }, config, logger);
+  const tools = await connect(userUrl("tools"), logger);
+  const inference = await connect(userUrl("inference"), logger);
+  const gateway = await connect(userUrl("gateway"), logger);
+  const server = new ToolExecServer({
+    redis: tools,
+    redisUrl: userUrl("tools"),
+    keys: k,
+    registry,
+    config,
+    logger,
+    workerId: "w1",
+    worker: { blockMs: 200, leaseMs: 5000, heartbeatMs: 500 },
+  });
+  const client = new ToolsClient({ redis: inference, redisUrl: userUrl("inference"), keys: k, workerId: "caller-1", logger, blockMs: 200 });
+  try {
+    await server.start();
+    await client.start();
+    const reply = await client.call(echoCall("through the ACLs", 10_000));
+    assert.equal(reply.status, "ok", JSON.stringify(reply));
+    assert.equal(reply.result, "through the ACLs");
+    // Nothing the tiers did on the way (heartbeats, catalog, groups, reply streams) was refused.
+    assert.deepEqual(
+      logger.records.filter((r) => r.level === "error" || r.level === "warn" || JSON.stringify(r.fields).includes("NOPERM")).map((r) => r.msg),
+      [],
+    );
+
+    const session = sessionRecord({ userId: "admin", guildId: "g", channelId: "c", platform: "discord" });
+    const writeSession = sessionWriteArgs(k, "forged-trace", session, 30);
+    const request = xaddArgs(k.toolsStream, { body: "{}" }, 1000);
+    // Tools tier: reads session records but writes none, and sends no requests.
+    await refused(tools, writeSession);
+    await refused(tools, request);
+    await refused(tools, xaddArgs(k.gatewayStream(), { body: "{}" }, 1000));
+    await refused(tools, xaddArgs(k.chatStream, { body: "{}" }, 1000));
+    // Inference tier (the caller): writes no replies, no catalog.
+    await refused(inference, xaddArgs(k.toolsReplyStream("caller-2"), { body: "{}" }, 1000));
+    await refused(inference, ["SET", k.catalog, "{}"]);
+    // Gateway: sends chat messages, but neither writes session records nor calls tools.
+    await refused(gateway, writeSession);
+    await refused(gateway, request);
+    await refused(gateway, xaddArgs(k.gatewayStream(), { body: "{}" }, 1000));
+    assert.match(await gateway.sendCommand<string>(xaddArgs(k.chatStream, { body: "{}" }, 1000)), /^\d+-\d+$/);
+  } finally {
+    await client.stop();
+    await server.stop();
+    await closeRedis(tools);
+    await closeRedis(inference);
+    await closeRedis(gateway);
+  }
+});
