@@ -182,6 +182,9 @@ export class StreamWorker {
    * same id is not a new delivery, and counting it dead-lettered calls after a few restarts.
    */
   private async drainOwnPending(): Promise<void> {
+    // The consumer exists from here on, as a first read would make it: callers count a stream's
+    // readers by the group's consumers with a heartbeat (src/redis/live-workers.ts).
+    await this.redis.sendCommand(["XGROUP", "CREATECONSUMER", this.options.stream, this.group, this.options.consumer]);
     let after = "0-0";
     for (;;) {
       const entries = await ownPending(this.redis, this.options.stream, this.group, this.options.consumer, after, 100);
