@@ -39,6 +39,11 @@ export interface EntryHandler {
   handle(entry: DeliveredEntry, stopping: AbortSignal): Promise<Disposition>;
   /** The error reply for an entry dead-lettered for too many deliveries, when it names where to reply. */
   deadLetterReply(entry: DeliveredEntry, reason: string): Outbound | null;
+  /**
+   * The reply already stored for this entry (its work finished, the ack was lost), looked up
+   * before it is dead-lettered for too many deliveries: if there is one, it is sent instead.
+   */
+  storedReply?(entry: DeliveredEntry): Promise<Outbound | null>;
   /** Called with the ids of in-flight entries whenever their leases are extended. */
   extendLeases?(ids: readonly string[]): Promise<void>;
 }

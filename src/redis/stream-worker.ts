@@ -7,7 +7,8 @@ import { BlockingReader } from "./blocking-reader.js";
 import { MultiErrorReply } from "redis";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
-import { autoClaim, consumerPending, deliveryCounts, ensureGroup, touchPending, trimAcknowledged, xaddArgs, type StreamEntry } from "./streams.js";
+import { autoClaim, consumerPending, deliveryCounts, ensureGroup, ownPending, touchPending, trimAcknowledged, xaddArgs, type StreamEntry } from "./streams.js";
+import { isPermanentRedisError } from "./redis-errors.js";
 import { REPLY_STREAM_TTL_SECONDS } from "./reply-inbox.js";
 import { type EntryFields } from "./entry-codec.js";
 import { ToolfleetError } from "../core/errors.js";
@@ -176,22 +177,22 @@ export class StreamWorker {
 
   // ── reading ─────────────────────────────────────────────────────────────
 
-  /** Entries this consumer name holds from an earlier life: run them before anything new. */
+  /**
+   * Entries this consumer name holds from an earlier life: run them before anything new.
+   * Read with `ownPending`, which does not count a delivery: a worker restarted under the
+   * same id is not a new delivery, and counting it dead-lettered calls after a few restarts.
+   */
   private async drainOwnPending(): Promise<void> {
-    let after = "0";
+    // The consumer exists from here on, as a first read would make it: callers count a stream's
+    // readers by the group's consumers with a heartbeat (src/redis/live-workers.ts).
+    await this.redis.sendCommand(["XGROUP", "CREATECONSUMER", this.options.stream, this.group, this.options.consumer]);
+    let after = "0-0";
     for (;;) {
-      const entries = await this.reader.readOnce(after, 100);
+      const entries = await ownPending(this.redis, this.options.stream, this.group, this.options.consumer, after, 100);
       if (entries.length === 0) return;
-      const counts = await deliveryCounts(
-        this.redis,
-        this.options.stream,
-        this.group,
-        this.options.consumer,
-        entries.map((e) => e.id),
-      );
       for (const entry of entries) {
         await this.waitForSlot();
-        this.dispatch(entry, counts.get(entry.id) ?? 1);
+        this.dispatch(entry, Math.max(1, entry.deliveries));
       }
       after = entries[entries.length - 1]?.id ?? after;
       this.logger.info({ service: this.options.service, worker: this.options.consumer, entries: entries.length }, "resumed own pending entries");
@@ -252,6 +253,13 @@ export class StreamWorker {
     }
     const entry: DeliveredEntry = { id: raw.id, fields: raw.fields, deliveries };
     if (deliveries > this.options.maxDeliveries) {
+      // Its work may have finished with only the ack lost: the stored reply is its answer, not an error.
+      const stored = await this.handler.storedReply?.(entry);
+      if (stored) {
+        this.logger.info({ service: this.options.service, entryId: entry.id, deliveries }, "over the delivery limit, but its reply was stored; sent that");
+        await this.commit(entry.id, { kind: "ack", reply: stored }, entry);
+        return;
+      }
       const reason = `delivered ${deliveries} times (limit ${this.options.maxDeliveries})`;
       await this.commit(entry.id, { kind: "dead", reason, reply: this.handler.deadLetterReply(entry, reason) }, entry);
       return;
@@ -306,6 +314,13 @@ export class StreamWorker {
         }
         break;
       } catch (err) {
+        // Refused for good (a reply "stream" that is a key of another type, say): retrying only
+        // holds a slot for seconds. The entry is dead-lettered at once, with the reason.
+        if (disposition.kind === "ack" && entry && isPermanentRedisError(err)) {
+          const reason = `reply refused by Redis: ${err instanceof Error ? err.message : String(err)}`;
+          await this.commit(id, { kind: "dead", reason, reply: null }, entry);
+          return;
+        }
         // Past stop()'s deadline nobody waits for this entry: it stays pending for another worker.
         if (attempt >= SLOW_COMMIT_RETRIES || this.stopping.signal.aborted) throw err;
         // Debug: an outage fails every entry in flight at once (the connection's own line says so),

@@ -221,3 +221,29 @@ function text(value: unknown): string {
   if (Buffer.isBuffer(value)) return value.toString("utf8");
   throw new ToolfleetError("REDIS_REPLY_INVALID", `unexpected value from Redis: ${typeof value}`);
 }
+
+/** A pending entry of one consumer, with its delivery count. */
+export interface PendingEntry extends StreamEntry {
+  deliveries: number;
+}
+
+/**
+ * This consumer's pending entries after `after` (exclusive), with their
+ * delivery counts and fields, read without counting a delivery: `XPENDING`
+ * then `XRANGE id id` per entry. (`XREADGROUP … <id>` re-reads them too, but
+ * Redis counts that as a delivery, so a worker restarting under the same name
+ * would burn one per restart.) An entry deleted while pending has fields null.
+ */
+export async function ownPending(client: RedisClient, stream: string, group: string, consumer: string, after: string, count: number): Promise<PendingEntry[]> {
+  const reply = await client.sendCommand<unknown>(["XPENDING", stream, group, `(${after}`, "+", String(count), consumer]);
+  const rows = asArray(reply, "XPENDING reply").map((row) => {
+    const [id, , , deliveries] = asArray(row, "XPENDING row");
+    return { id: text(id), deliveries: Number(deliveries) };
+  });
+  // Sent together: node-redis pipelines commands issued in the same tick.
+  const ranges = await Promise.all(rows.map((r) => client.sendCommand<unknown>(["XRANGE", stream, r.id, r.id], { typeMapping: AS_BUFFERS })));
+  return rows.map((r, i) => {
+    const [raw] = asArray(ranges[i], "XRANGE reply");
+    return { id: r.id, deliveries: r.deliveries, fields: raw === undefined ? null : parseEntry(raw).fields };
+  });
+}

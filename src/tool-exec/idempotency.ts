@@ -12,22 +12,69 @@ import { CANCEL_UNSTARTED_LUA } from "./cancel-unstarted-script.js";
  * after, or claimed first by the caller as "cancelled" so no worker starts it.
  */
 export type IdemState =
-  | { state: "running"; worker: string; at: number }
+  | RunningClaim
   | { state: "cancelled"; at: number }
   // `session`: the session record key of the request that ran; a record stored before it was kept has none.
   | { state: "done"; reply: EntryFields; session?: string };
 
+/**
+ * A claim. `worker` is the worker id (the consumer name, stable across restarts); `instance`
+ * names the process (`<workerId>#<random>`), so a restarted worker can tell a claim left by
+ * its previous life (same worker, other instance: that process is gone, the call was
+ * interrupted) from one it holds itself. `restarts` counts how often such an interrupted
+ * call was taken over and run again. Both are missing from claims written before they existed.
+ */
+export interface RunningClaim {
+  state: "running";
+  worker: string;
+  instance?: string;
+  restarts?: number;
+  at: number;
+}
+
 const stored = z.discriminatedUnion("state", [
-  z.object({ state: z.literal("running"), worker: z.string(), at: z.number() }),
+  z.object({
+    state: z.literal("running"),
+    worker: z.string(),
+    instance: z.string().optional(),
+    restarts: z.number().int().min(0).optional(),
+    at: z.number(),
+  }),
   z.object({ state: z.literal("cancelled"), at: z.number() }),
   // Files are kept base64 here: this copy is only read back for a duplicate delivery.
   z.object({ state: z.literal("done"), body: z.string(), files: z.record(z.string(), z.string()), session: z.string().optional() }),
 ]);
 
 /** The SET NX that claims a request for a worker (for sending with other commands); "OK" in reply means this worker owns it. */
-export function claimArgs(keys: Keys, idemKey: string, worker: string, leaseMs: number): string[] {
-  const value = JSON.stringify({ state: "running", worker, at: Date.now() });
+export function claimArgs(keys: Keys, idemKey: string, worker: string, instance: string, leaseMs: number): string[] {
+  const value = JSON.stringify({ state: "running", worker, instance, at: Date.now() } satisfies RunningClaim);
   return ["SET", keys.idempotency(idemKey), value, "NX", "PX", String(Math.ceil(leaseMs))];
+}
+
+/**
+ * Takes over a claim left by a previous life of this worker (same worker id, another instance).
+ * A compare-and-set without a script: `SET … XX GET` swaps the value in and returns the old one;
+ * if that was not such a claim after all (it expired and another worker claimed the request, or
+ * its reply was stored meanwhile), the old value is put back and the state found is returned.
+ * Null when the takeover happened, or when the key had gone (then claim it anew with SET NX).
+ */
+export async function takeOverClaim(
+  redis: RedisClient,
+  keys: Keys,
+  idemKey: string,
+  worker: string,
+  instance: string,
+  restarts: number,
+  leaseMs: number,
+): Promise<{ taken: true } | { taken: false; state: IdemState | null }> {
+  const key = keys.idempotency(idemKey);
+  const value = JSON.stringify({ state: "running", worker, instance, restarts, at: Date.now() } satisfies RunningClaim);
+  const old = await redis.sendCommand<string | null>(["SET", key, value, "XX", "GET", "PX", String(Math.ceil(leaseMs))]);
+  if (old === null) return { taken: false, state: null };
+  const state = parseState(old, idemKey);
+  if (state.state === "running" && state.worker === worker && state.instance !== instance) return { taken: true };
+  await redis.sendCommand(["SET", key, old, "XX", "KEEPTTL"]);
+  return { taken: false, state };
 }
 
 /**
@@ -115,6 +162,10 @@ export function extendClaimArgs(keys: Keys, idemKey: string, leaseMs: number): s
 export async function readRequestState(redis: RedisClient, keys: Keys, idemKey: string): Promise<IdemState | null> {
   const raw = await redis.get(keys.idempotency(idemKey));
   if (raw === null) return null;
+  return parseState(raw, idemKey);
+}
+
+function parseState(raw: string, idemKey: string): IdemState {
   const parsed = parseJson(stored, raw);
   if (!parsed.ok) throw new ToolfleetError("RECORD_INVALID", `malformed idempotency record for '${idemKey}': ${parsed.reason}`);
   const s = parsed.value;

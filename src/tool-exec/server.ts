@@ -4,7 +4,8 @@ import { errorFields, type Logger } from "../core/log.js";
 import { type ToolRegistry } from "../core/registry.js";
 import { buildCatalog, publishCatalog, type Catalog } from "./catalog.js";
 import type { RedisClient } from "../redis/client.js";
-import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs } from "./idempotency.js";
+import { randomBytes } from "node:crypto";
+import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
 import type { Keys } from "../redis/keys.js";
 import { SessionCache, parseSession, sessionReadArgs, type SessionIdentity, type SessionLookup } from "./session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
@@ -67,6 +68,8 @@ export class ToolExecServer {
   private readonly sessions = new SessionCache();
   /** The fleet secret (docs/security.md): requests must carry its signature, replies get one. Null: no signing at all. */
   private readonly secret: string | null;
+  /** This process among the lives of `workerId`: written into claims (see RunningClaim). */
+  private readonly instance: string;
 
   constructor(options: ToolExecServerOptions) {
     this.options = options;
@@ -74,6 +77,7 @@ export class ToolExecServer {
     // A claim lives a little less than the entry's lease: when a dead worker's entry becomes
     // reclaimable, its claim is already gone, so the reclaiming worker runs it at once.
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
+    this.instance = `${options.workerId}#${randomBytes(6).toString("hex")}`;
     this.catalog = this.rebuildCatalog();
     this.worker = new StreamWorker({
       ...options.worker,
@@ -87,6 +91,7 @@ export class ToolExecServer {
       handler: {
         handle: (entry, stopping) => this.handle(entry, stopping),
         deadLetterReply: (entry, reason) => this.deadLetterReply(entry, reason),
+        storedReply: (entry) => this.storedReply(entry),
         extendLeases: (ids) => this.extendClaims(ids),
       },
     });
@@ -181,7 +186,7 @@ export class ToolExecServer {
     // A trace of one call (its id is the correlation id) is not read again: its record is not kept.
     const toKeep = req.traceId !== req.correlationId;
     const commands = known ? [] : sessionReadArgs(sessionKey, toKeep);
-    if (!repeatSafe) commands.push(claimArgs(this.options.keys, req.idemKey, this.options.workerId, this.claimMs));
+    if (!repeatSafe) commands.push(claimArgs(this.options.keys, req.idemKey, this.options.workerId, this.instance, this.claimMs));
     let results: unknown[] = [];
     if (commands.length > 0) {
       const round = this.options.redis.multi();
@@ -189,7 +194,10 @@ export class ToolExecServer {
       results = await round.execAsPipeline();
     }
     if (!repeatSafe) {
-      if (results[results.length - 1] !== "OK") return this.alreadyClaimed(req);
+      if (results[results.length - 1] !== "OK") {
+        const other = await this.alreadyClaimed(req);
+        if (other !== "resumed") return other;
+      }
       this.running.set(entry.id, req.idemKey);
     }
     const session: SessionLookup = known ? { ok: true, identity: known } : this.sessionRead(req, sessionKey, toKeep, results);
@@ -288,9 +296,12 @@ export class ToolExecServer {
     };
   }
 
-  /** Another delivery of a request someone already claimed: re-send its reply, skip it, or leave it to its owner. */
-  private async alreadyClaimed(req: ToolRequest): Promise<Disposition> {
-    const state = await readRequestState(this.options.redis, this.options.keys, req.idemKey);
+  /**
+   * Another delivery of a request someone already claimed: re-send its reply, skip it, leave it to
+   * its owner, or — when the owner was this worker's previous life — run it again ("resumed").
+   */
+  private async alreadyClaimed(req: ToolRequest, known?: IdemState | null): Promise<Disposition | "resumed"> {
+    const state = known === undefined ? await readRequestState(this.options.redis, this.options.keys, req.idemKey) : known;
     if (state === null) return { kind: "leave" }; // the claim just expired: retry after the lease
     switch (state.state) {
       case "done":
@@ -299,7 +310,9 @@ export class ToolExecServer {
         this.options.logger.info({ worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
         return { kind: "ack" };
       case "running":
-        return { kind: "leave" };
+        // Another worker's claim, or this process's own: that one is alive and running it.
+        if (state.worker !== this.options.workerId || state.instance === this.instance) return { kind: "leave" };
+        return this.resumeInterrupted(req, state);
     }
   }
 
@@ -315,6 +328,44 @@ export class ToolExecServer {
       "a delivery of a finished request names another session than the one that ran it; its stored reply is not sent",
     );
     return { kind: "ack" };
+  }
+
+  /**
+   * A claim held by this worker id's previous life: that process is gone (a worker id names one
+   * live process), so the call was interrupted mid-run — the tool may have done part or all of its
+   * work, but no reply was stored. It is run again now rather than after the claim lapses (what
+   * any other worker would do then anyway): at-least-once, only for calls a kill interrupted. Each
+   * such re-run is counted in the claim (`restarts`) and logged; a call interrupted more often than
+   * the delivery limit is taken to be what kills the worker, and is dead-lettered.
+   */
+  private async resumeInterrupted(req: ToolRequest, state: RunningClaim): Promise<Disposition | "resumed"> {
+    const restarts = (state.restarts ?? 0) + 1;
+    const limit = this.options.worker?.maxDeliveries ?? 5;
+    if (restarts > limit) {
+      const reason = `interrupted by ${restarts - 1} restarts of worker '${this.options.workerId}' (limit ${limit})`;
+      return {
+        kind: "dead",
+        reason,
+        reply: this.outbound(
+          req.replyTo,
+          errorReply(req.correlationId, this.options.workerId, wireError("DEAD_LETTER", `The request could not be completed: ${reason}.`)),
+        ),
+      };
+    }
+    const took = await takeOverClaim(this.options.redis, this.options.keys, req.idemKey, this.options.workerId, this.instance, restarts, this.claimMs);
+    if (!took.taken) {
+      if (took.state !== null) return this.alreadyClaimed(req, took.state);
+      // The claim lapsed just now: claim it afresh like any delivery.
+      const fresh = await this.options.redis.sendCommand<string | null>(
+        claimArgs(this.options.keys, req.idemKey, this.options.workerId, this.instance, this.claimMs),
+      );
+      return fresh === "OK" ? "resumed" : { kind: "leave" };
+    }
+    this.options.logger.warn(
+      { worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey, restarts, interruptedAt: state.at },
+      "re-running a call this worker's previous life was running when it stopped; the tool may run twice",
+    );
+    return "resumed";
   }
 
   /**
@@ -338,6 +389,24 @@ export class ToolExecServer {
     const correlationId = decoded.ok ? decoded.value.correlationId : decoded.correlationId;
     if (!replyTo || !correlationId || !this.isOurReplyStream(replyTo)) return null;
     return this.outbound(replyTo, errorReply(correlationId, this.options.workerId, wireError("DEAD_LETTER", `The request could not be completed: ${reason}.`)));
+  }
+
+  /** The reply stored for a request that finished (see EntryHandler.storedReply); null when there is none or it cannot be read. */
+  private async storedReply(entry: DeliveredEntry): Promise<Outbound | null> {
+    // As for any delivery: signed for this fleet (when it has a secret), and sent only to the session that ran it.
+    if (this.secret && signatureProblem(this.secret, "request", entry.fields)) return null;
+    const decoded = decodeRequest(entry.fields, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+    if (!decoded.ok || !this.isOurReplyStream(decoded.value.replyTo)) return null;
+    try {
+      const state = await readRequestState(this.options.redis, this.options.keys, decoded.value.idemKey);
+      if (state?.state !== "done") return null;
+      const sent = this.resend(decoded.value, state);
+      return sent.kind === "ack" ? (sent.reply ?? null) : null;
+    } catch (err) {
+      // A record that cannot be read must not keep the entry from its dead letter.
+      this.options.logger.warn({ worker: this.options.workerId, idemKey: decoded.value.idemKey, ...errorFields(err) }, "could not read a stored reply");
+      return null;
+    }
   }
 
   private async extendClaims(ids: readonly string[]): Promise<void> {

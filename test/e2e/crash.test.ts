@@ -48,6 +48,18 @@ async function publishSideEffect(
   await redis.sendCommand(xaddArgs(k.toolsStream, fields, 1000));
 }
 
+/** Every reply on a reply stream, read without a group. */
+async function repliesOn(redis: RedisClient, replyTo: string): Promise<ToolReply[]> {
+  const raw = await redis.sendCommand<[string, string[]][]>(["XRANGE", replyTo, "-", "+"]);
+  return raw.map(([, flat]) => {
+    const f: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
+    const decoded = decodeReply(f);
+    assert.ok(decoded.ok);
+    return decoded.value;
+  });
+}
+
 test("a worker killed mid-call: another completes it, the side effect happens once, the caller gets one reply", { timeout: 90_000 }, async (t) => {
   const k = testKeys();
   const redis = await connect();
@@ -75,16 +87,7 @@ test("a worker killed mid-call: another completes it, the side effect happens on
     victim.kill("SIGKILL");
     assert.equal(await exited(victim), null);
 
-    const readReplies = async (): Promise<ToolReply[]> => {
-      const raw = await redis.sendCommand<[string, string[]][]>(["XRANGE", replyTo, "-", "+"]);
-      return raw.map(([, flat]) => {
-        const f: Record<string, string> = {};
-        for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
-        const decoded = decodeReply(f);
-        assert.ok(decoded.ok);
-        return decoded.value;
-      });
-    };
+    const readReplies = () => repliesOn(redis, replyTo);
     const [reply] = await eventually(
       async () => {
         const got = await readReplies();
@@ -139,6 +142,61 @@ test("`toolfleet tools` stops cleanly on SIGTERM and on SIGINT, finishing the ca
       await redis.del([counter]);
     }
   } finally {
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+test("a worker SIGKILLed mid-call and restarted under the same id, again and again, finishes the call: no DEAD_LETTER", { timeout: 120_000 }, async () => {
+  const k = testKeys();
+  const redis = await connect();
+  const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, TOOLFLEET_TEST_REDIS_URL: REDIS_URL };
+  // The default lease (30 s): the previous life's claim (27 s) outlives every restart here, and
+  // no other worker reclaims anything; only the restarted worker itself can finish the call.
+  const args = ["--worker-id", "restarting", "--tools", FIXTURE];
+  const counter = `${k.namespace}:restarted`;
+  const replyTo = k.toolsReplyStream("restart-caller");
+  let worker = await startToolsProcess(args, env);
+  const lives = [worker];
+  try {
+    await publishSideEffect(redis, k, { traceId: "restart-trace", correlationId: "restart-corr", replyTo, key: counter, ms: 1500, userId: "alice" });
+    // Five interruptions (the delivery limit): the first life, then four restarted ones, each
+    // killed once it has started the call again.
+    for (let life = 1; life <= 5; life++) {
+      const pid = worker.pid;
+      await eventually(
+        async () => assert.equal(await redis.exists(`${counter}:started:${pid}`), 1, `life ${life} (pid ${pid}) did not run the call`),
+        10_000,
+        25,
+      );
+      worker.kill("SIGKILL");
+      assert.equal(await exited(worker), null);
+      worker = await startToolsProcess(args, env);
+      lives.push(worker);
+    }
+    const [reply] = await eventually(
+      async () => {
+        const got = await repliesOn(redis, replyTo);
+        assert.equal(got.length, 1);
+        return got;
+      },
+      15_000,
+      50,
+    );
+    assert.equal(reply?.status, "ok", JSON.stringify(reply?.error));
+    assert.equal(reply?.result, `done by ${worker.pid} (run 1)`);
+    assert.equal(await redis.get(counter), "1", "the killed runs never got to count");
+    // At-least-once, only for what a kill interrupted: every restart re-ran the call, and says so.
+    assert.match(worker.output(), /re-running a call this worker's previous life was running/);
+    assert.equal(Number(await redis.sendCommand(["XLEN", k.deadLetter(k.toolsStream)])), 0);
+    await eventually(async () => {
+      const pending = await redis.sendCommand<[number]>(["XPENDING", k.toolsStream, k.group(k.toolsStream)]);
+      assert.equal(Number(pending[0]), 0);
+    });
+  } finally {
+    for (const w of lives) if (w.exitCode === null && w.signalCode === null) w.kill("SIGTERM");
+    await Promise.all(lives.map(exited));
+    await redis.del([counter]);
     await dropNamespace(redis, k);
     await closeRedis(redis);
   }

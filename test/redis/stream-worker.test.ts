@@ -10,7 +10,7 @@ import { ReplyInbox } from "../../src/redis/reply-inbox.js";
 import { StreamWorker, type Disposition, type EntryHandler } from "../../src/redis/stream-worker.js";
 import { ensureGroup, type StreamEntry } from "../../src/redis/streams.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
-import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
+import { OwnRedis, REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
 
 /** A handler whose entries finish when the test says so, or at once once `hold` is off. */
 class GatedHandler implements EntryHandler {
@@ -108,27 +108,72 @@ test("a reclaim that overlaps a waiting read never stops the read loop", async (
   });
 });
 
-test("an entry whose reply Redis refuses is not acked, and is acked once the reply goes in", async () => {
+test("an entry whose reply Redis refuses for now (OOM) is not acked, and is acked once the reply goes in", async () => {
+  // Its own Redis: running out of memory is set with CONFIG, which must not touch the shared one.
+  const own = await OwnRedis.start();
+  const redis = await connect(own.url);
+  const k = testKeys();
+  const stream = k.toolsStream;
+  const replyStream = k.toolsReplyStream("caller");
+  const handler = new GatedHandler(() => ({ kind: "ack", reply: { stream: replyStream, fields: { body: "the reply" } } }));
+  const worker = new StreamWorker({
+    redis,
+    redisUrl: own.url,
+    logger: new RecordingLogger(),
+    keys: k,
+    service: "tools",
+    stream,
+    consumer: "w1",
+    handler,
+    blockMs: 200,
+  });
+  try {
+    await ensureGroup(redis, replyStream, k.group(replyStream), "$");
+    await worker.start();
+    await redis.sendCommand(["XADD", stream, "*", "n", "1"]);
+    await eventually(() => assert.equal(handler.waiting, 1), 3000);
+    // Every write that may use memory now fails with `OOM command not allowed …`, the reply's XADD too.
+    await redis.sendCommand(["CONFIG", "SET", "maxmemory", "1"]);
+    handler.releaseAll();
+    await eventually(() => assert.equal(handler.handled.length, 1), 3000);
+    await sleep(150); // a few commit attempts, all refused
+    assert.equal(await pending(redis, stream, k.group(stream)), 1, "not acked while its reply is refused");
+    await redis.sendCommand(["CONFIG", "SET", "maxmemory", "0"]);
+    await eventually(async () => assert.equal(await pending(redis, stream, k.group(stream)), 0), 5000);
+    const replies = await redis.sendCommand<[string, string[]][]>(["XRANGE", replyStream, "-", "+"]);
+    assert.equal(replies.length, 1);
+    assert.deepEqual(replies[0]?.[1], ["body", "the reply"]);
+    assert.equal(Number(await redis.sendCommand(["XLEN", k.deadLetter(stream)])), 0);
+  } finally {
+    await worker.stop(1000);
+    await closeRedis(redis);
+    await own.stop();
+  }
+});
+
+test("an entry whose reply Redis refuses for good (WRONGTYPE) is dead-lettered at once, not retried", async () => {
   let replyStream = "";
   const handler = new GatedHandler(() => ({ kind: "ack", reply: { stream: replyStream, fields: { body: "the reply" } } }));
   handler.hold = false;
   await withWorker(handler, { blockMs: 200 }, async ({ worker, redis, keys, stream }) => {
-    const group = keys.group(stream);
     replyStream = keys.toolsReplyStream("caller");
-    // The reply "stream" is a plain string: XADD fails with WRONGTYPE, while an XACK would still go through.
+    // The reply "stream" is a plain string: XADD fails with WRONGTYPE, and would on every retry.
     await redis.set(replyStream, "not a stream");
     await worker.start();
-    await redis.sendCommand(["XADD", stream, "*", "n", "1"]);
-    await eventually(() => assert.equal(handler.handled.length, 1), 3000);
-    await sleep(150); // a few commit attempts, all refused
-    assert.equal(await pending(redis, stream, group), 1, "not acked while its reply is refused");
-    // The caller's stream comes back: the next attempt delivers the reply, then acks.
-    await redis.del(replyStream);
-    await ensureGroup(redis, replyStream, keys.group(replyStream), "$");
-    await eventually(async () => assert.equal(await pending(redis, stream, group), 0), 5000);
-    const replies = await redis.sendCommand<[string, string[]][]>(["XRANGE", replyStream, "-", "+"]);
-    assert.ok(replies.length >= 1);
-    assert.deepEqual(replies[0]?.[1], ["body", "the reply"]);
+    const id = await redis.sendCommand<string>(["XADD", stream, "*", "n", "1"]);
+    const dead = await eventually(async () => {
+      const entries = await redis.sendCommand<[string, string[]][]>(["XRANGE", keys.deadLetter(stream), "-", "+"]);
+      assert.equal(entries.length, 1);
+      return entries[0]?.[1] ?? [];
+    }, 3000);
+    const fields = new Map<string, string>();
+    for (let i = 0; i + 1 < dead.length; i += 2) fields.set(dead[i] as string, dead[i + 1] as string);
+    assert.equal(fields.get("entry_id"), id);
+    assert.equal(fields.get("deliveries"), "1");
+    assert.match(fields.get("reason") ?? "", /^reply refused by Redis: WRONGTYPE/);
+    assert.equal(await pending(redis, stream, keys.group(stream)), 0);
+    assert.equal(handler.handled.length, 1);
+    assert.equal(await redis.get(replyStream), "not a stream");
   });
 });
 

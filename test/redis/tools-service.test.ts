@@ -7,11 +7,11 @@ import { registryFor } from "../../src/fleet/local.js";
 import { defineConfig, defineTool, staticConfig } from "../../src/index.js";
 import { SESSION_REUSE_SECONDS, ToolsClient, type ToolCall } from "../../src/tool-exec/client.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
-import { cancelRequest } from "../../src/tool-exec/idempotency.js";
+import { cancelRequest, storeReplyArgs } from "../../src/tool-exec/idempotency.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { sessionRecord, writeSession } from "../../src/tool-exec/session.js";
 import { ensureGroup, xaddArgs } from "../../src/redis/streams.js";
-import { decodeReply, encodeRequest, type ToolReply, type ToolRequest } from "../../src/tool-exec/codec.js";
+import { decodeReply, emptyWriteBack, encodeReply, encodeRequest, type ToolReply, type ToolRequest } from "../../src/tool-exec/codec.js";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, namespaceKeys, testKeys } from "../support/redis-helpers.js";
@@ -64,11 +64,11 @@ interface Fleet {
 }
 
 async function fleet(
-  options: { workerId?: string; leaseMs?: number; maxDeliveries?: number; maxLen?: number; replyTtlSeconds?: number; concurrency?: number } = {},
+  options: { workerId?: string; leaseMs?: number; maxDeliveries?: number; maxLen?: number; replyTtlSeconds?: number; concurrency?: number; keys?: Keys } = {},
 ): Promise<Fleet> {
   const logger = new RecordingLogger();
   const redis = await connect(REDIS_URL, logger);
-  const k = testKeys();
+  const k = options.keys ?? testKeys();
   const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
   const counter = { runs: 0 };
   const module = await loadToolModule();
@@ -488,6 +488,89 @@ test("an entry delivered more than the limit is dead-lettered with an error repl
     assert.match(reply.error?.message ?? "", /delivered 3 times \(limit 2\)/);
     assert.equal(f.counter.runs, 0);
     await eventually(async () => assert.equal(await pendingCount(f), 0));
+  } finally {
+    await f.stop();
+  }
+});
+
+test("an entry over the delivery limit whose reply was stored gets that reply, not DEAD_LETTER", async () => {
+  const k = testKeys();
+  const redis = await connect();
+  const req = {
+    type: "tool_exec" as const,
+    toolName: "count_me",
+    toolArgs: {},
+    userId: "alice",
+    correlationId: "stored-corr",
+    traceId: "stored-trace",
+    idemKey: "stored-trace:stored-corr",
+    replyTo: k.toolsReplyStream("by-hand"),
+    schemaHash: "",
+    deadlineMs: Date.now() + 30_000,
+    sessionTag: sessionRecord(identity("alice")).tag,
+    ctx: wireCtx(),
+  };
+  try {
+    // A worker ran it and stored its reply, but died before the ack; it was then delivered past the
+    // limit (3 deliveries to a "ghost" consumer, limit 2) before a live worker reclaims it.
+    await ensureGroup(redis, k.toolsStream, k.group(k.toolsStream));
+    await ensureGroup(redis, req.replyTo, k.group(req.replyTo), "$");
+    const id = await redis.sendCommand<string>(xaddArgs(k.toolsStream, encodeRequest(req), 10_000));
+    await redis.sendCommand(["XREADGROUP", "GROUP", k.group(k.toolsStream), "ghost", "COUNT", "1", "STREAMS", k.toolsStream, ">"]);
+    for (let i = 0; i < 2; i++) await redis.sendCommand(["XCLAIM", k.toolsStream, k.group(k.toolsStream), "ghost", "0", id]);
+    const stored: ToolReply = {
+      correlationId: req.correlationId,
+      workerId: "ghost",
+      status: "ok",
+      result: "the stored result",
+      outcome: "ok",
+      writeBack: emptyWriteBack(),
+      durationMs: 1,
+    };
+    await redis.sendCommand(storeReplyArgs(k, req.idemKey, encodeReply(stored), 60));
+  } finally {
+    await closeRedis(redis);
+  }
+  const f = await fleet({ keys: k, workerId: "w-stored", leaseMs: 100, maxDeliveries: 2 });
+  try {
+    const reply = await replyTo(f, req.correlationId);
+    assert.equal(reply.error, undefined, JSON.stringify(reply.error));
+    assert.equal(reply.result, "the stored result");
+    assert.equal(f.counter.runs, 0);
+    await eventually(async () => assert.equal(await pendingCount(f), 0));
+    assert.equal(Number(await f.redis.sendCommand(["XLEN", f.keys.deadLetter(f.keys.toolsStream)])), 0);
+  } finally {
+    await f.stop();
+  }
+});
+
+test("a reply_to that is a key of another type is dead-lettered at once, and the call behind it is answered", async () => {
+  // One slot: a call queued behind the bad entry waits for as long as the worker holds it.
+  const f = await fleet({ workerId: "w-wrongtype", concurrency: 1 });
+  try {
+    const hashed = f.keys.toolsReplyStream("hashed");
+    await f.redis.sendCommand(["HSET", hashed, "not", "a stream"]);
+    const bad = request(f, { toolName: "count_me", toolArgs: {}, replyTo: hashed });
+    await writeSession(f.redis, f.keys, bad.traceId, identity("alice"), 30);
+    const badId = await f.redis.sendCommand<string>(xaddArgs(f.keys.toolsStream, encodeRequest(bad), 10_000));
+
+    const next = await f.client.call(call("echo", { text: "right behind" }));
+    assert.equal(next.result, "right behind");
+
+    // By the time the next call was answered the bad entry was already dead-lettered, on its first
+    // delivery (before the fix it was retried ~21 times per delivery, for up to 6 deliveries).
+    const dead = (await f.redis.sendCommand<[string, string[]][]>(["XRANGE", f.keys.deadLetter(f.keys.toolsStream), "-", "+"])).map(([, flat]) => {
+      const fields: Record<string, string> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
+      return fields;
+    });
+    assert.equal(dead.length, 1, JSON.stringify(dead));
+    assert.equal(dead[0]?.entry_id, badId);
+    assert.equal(dead[0]?.deliveries, "1");
+    assert.match(dead[0]?.reason ?? "", /^reply refused by Redis: WRONGTYPE/);
+    // The echo's ack goes out batched, a moment later.
+    await eventually(async () => assert.equal(await pendingCount(f), 0));
+    assert.equal(await f.redis.type(hashed), "hash");
   } finally {
     await f.stop();
   }
