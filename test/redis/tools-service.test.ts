@@ -15,6 +15,7 @@ import { decodeReply, emptyWriteBack, encodeReply, encodeRequest, type ToolReply
 import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, namespaceKeys, testKeys } from "../support/redis-helpers.js";
+import { identity, wireCtx } from "../support/wire-samples.js";
 
 /** A tool whose runs are counted, to prove what ran once. */
 function countingTool(counter: { runs: number }) {
@@ -120,19 +121,6 @@ async function fleet(
     },
   };
 }
-
-const identity = (userId: string) => ({ userId, guildId: "g1", channelId: "c1", platform: "discord" });
-const wireCtx = (userId = "alice") => ({
-  platform: "discord",
-  channelId: "c1",
-  userId,
-  userName: userId,
-  guildId: "g1",
-  messageId: "m1",
-  observabilityRequestId: "",
-  disclosedSkillIds: [],
-  roomContext: null,
-});
 
 function call(toolName: string, toolArgs: ToolCall["toolArgs"], userId = "alice", timeoutMs = 5000): ToolCall {
   return { toolName, toolArgs, userId, schemaHash: "", ctx: wireCtx(userId), identity: identity(userId), timeoutMs };

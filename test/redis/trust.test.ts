@@ -16,6 +16,7 @@ import { ToolExecServer } from "../../src/tool-exec/server.js";
 import type { EntryFields } from "../../src/redis/entry-codec.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
+import { identity, wireCtx } from "../support/wire-samples.js";
 
 // docs/security.md: the fleet secret, and the session check on stored replies.
 
@@ -76,19 +77,6 @@ async function fleet(fleetSecret: string): Promise<Fleet> {
     },
   };
 }
-
-const identity = (userId: string) => ({ userId, guildId: "g1", channelId: "c1", platform: "discord" });
-const wireCtx = (userId: string) => ({
-  platform: "discord",
-  channelId: "c1",
-  userId,
-  userName: userId,
-  guildId: "g1",
-  messageId: "m1",
-  observabilityRequestId: "",
-  disclosedSkillIds: [],
-  roomContext: null,
-});
 
 function call(tag: string, ms = 0, userId = "alice"): ToolCall {
   return { toolName: "record", toolArgs: { tag, ms }, userId, schemaHash: "", ctx: wireCtx(userId), identity: identity(userId), timeoutMs: 10_000 };

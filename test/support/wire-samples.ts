@@ -1,5 +1,23 @@
-// A tool request and a reply carrying a file, as the wire-format tests send them.
-import type { ToolReply, ToolRequest } from "../../src/tool-exec/codec.js";
+// A tool request and a reply carrying a file, as the wire-format tests send them, and the
+// identity and wire context of a Discord user that the Redis tests' calls carry.
+import type { ToolReply, ToolRequest, WireContext } from "../../src/tool-exec/codec.js";
+import type { SessionIdentity } from "../../src/tool-exec/session.js";
+
+/** The authenticated identity of `userId` in guild g1, channel c1. */
+export const identity = (userId: string): SessionIdentity => ({ userId, guildId: "g1", channelId: "c1", platform: "discord" });
+
+/** The wire context of a call by `userId` from message m1 there. */
+export const wireCtx = (userId = "alice"): WireContext => ({
+  platform: "discord",
+  channelId: "c1",
+  userId,
+  userName: userId,
+  guildId: "g1",
+  messageId: "m1",
+  observabilityRequestId: "",
+  disclosedSkillIds: [],
+  roomContext: null,
+});
 
 export function sampleRequest(over: Partial<ToolRequest> = {}): ToolRequest {
   return {
