@@ -8,6 +8,8 @@ import { CHAT_PAGE, CHAT_SCRIPT, CHAT_STYLE, FAVICON_SVG } from "./chat-page.js"
 import type { HistoryEntry } from "./chat-history.js";
 import type { ChatPlatform, IncomingMessage, OutgoingMessage, PlatformHooks } from "./platform.js";
 import { ToolfleetError } from "../core/errors.js";
+import { COMMON_HEADERS, LOOPBACK, isLoopbackHost, json, readBody, refuseBody, remoteOf, sse, tooMany } from "./http-util.js";
+import { TokenBuckets } from "./token-buckets.js";
 
 export interface HttpAdapterOptions {
   logger: Logger;
@@ -60,11 +62,8 @@ const BACKLOG = 50;
 const MAX_REACTED = 200;
 const MAX_CHANNELS = 1000;
 const KEEPALIVE_MS = 15_000;
-/** Rate-limit buckets kept at most (per address, per user); full buckets are dropped first, as they limit nothing. */
-const MAX_BUCKETS = 10_000;
 /** Files a browser may show in the page; anything else is a download, so a tool cannot serve script from the chat's origin. */
 const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
 /**
  * The page's policy: its script, style and icon come from this origin (no
@@ -74,8 +73,6 @@ const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
  */
 export const PAGE_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-/** Sent with every response: the declared type is the type, and nothing here may be framed. */
-const COMMON_HEADERS = { "x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer" } as const;
 /** The page's own files: the document, its script and style, its icon. */
 const STATIC: Record<string, { type: string; body: string }> = {
   "/": { type: "text/html; charset=utf-8", body: CHAT_PAGE },
@@ -443,93 +440,6 @@ export class HttpChatAdapter implements ChatPlatform {
 const channelOf = (user: string): string => `dm-${user}`;
 /** The id of an answer's i-th file. Chat ids are random, and a file is served only to its channel's user. */
 const fileId = (answerId: string, i: number): string => `${answerId.replace(/[^A-Za-z0-9_-]/g, "_")}.${i}`;
-
-function isLoopbackHost(host: string | undefined): boolean {
-  if (!host) return false;
-  const name = host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d+$/, "");
-  return LOOPBACK.has(name);
-}
-
-function sse(e: { id: number; event: string; data: string }): string {
-  return `id: ${e.id}\nevent: ${e.event}\ndata: ${e.data}\n\n`;
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { ...COMMON_HEADERS, "content-type": "application/json", "cache-control": "no-store" });
-  res.end(JSON.stringify(body));
-}
-
-function tooMany(res: ServerResponse, retryAfterSeconds: number, error: string): void {
-  res.setHeader("retry-after", String(Math.max(1, Math.ceil(retryAfterSeconds))));
-  json(res, 429, { error });
-}
-
-/**
- * 413, then the connection is closed: the rest of the body is never read. (Node would otherwise
- * read it to the end, to keep the connection for the next request.)
- */
-function refuseBody(req: HttpRequest, res: ServerResponse, max: number): void {
-  req.pause();
-  res.setHeader("connection", "close");
-  res.once("finish", () => req.socket.destroy());
-  json(res, 413, { error: `the request body is over ${max} bytes` });
-}
-
-/** The body as text, or null as soon as it passes `max` bytes (reading stops there). */
-function readBody(req: HttpRequest, max: number): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.byteLength;
-      if (size <= max) return void chunks.push(chunk);
-      req.off("data", onData);
-      req.pause();
-      resolve(null);
-    };
-    req.on("data", onData);
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
-/** The remote address of a request's connection; not a header, which a client could set to anything. */
-function remoteOf(req: HttpRequest): string {
-  return req.socket.remoteAddress ?? "unknown";
-}
-
-/**
- * Token buckets by key: `burst` at once, then `perMinute`. A bucket that has filled up again
- * limits nothing and is dropped (`sweep`); at most MAX_BUCKETS are kept, the least recently used
- * (Map order) dropped first.
- */
-class TokenBuckets {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  private readonly perMs: number;
-
-  constructor(
-    private readonly burst: number,
-    perMinute: number,
-  ) {
-    this.perMs = perMinute / 60_000;
-  }
-
-  /** Takes a token: 0 when there was one, else the seconds until there is. */
-  take(key: string, now = Date.now()): number {
-    const bucket = this.buckets.get(key);
-    const tokens = bucket ? Math.min(this.burst, bucket.tokens + (now - bucket.at) * this.perMs) : this.burst;
-    if (tokens < 1) return (1 - tokens) / this.perMs / 1000;
-    this.buckets.delete(key);
-    this.buckets.set(key, { tokens: tokens - 1, at: now });
-    if (this.buckets.size > MAX_BUCKETS) this.sweep(now);
-    if (this.buckets.size > MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value ?? "");
-    return 0;
-  }
-
-  sweep(now = Date.now()): void {
-    for (const [key, b] of this.buckets) if (b.tokens + (now - b.at) * this.perMs >= this.burst) this.buckets.delete(key);
-  }
-}
 
 function atLeastOne(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1)
