@@ -136,7 +136,7 @@ function watchErrors(client: RedisClient, options: ConnectOptions, logEveryMs: n
     }
     if (now - lastLine < (logEveryMs ?? WAIT_LOG_EVERY_MS)) return;
     lastLine = now;
-    const seconds = Math.round((now - downSince) / 1000);
+    const seconds = Math.floor((now - downSince) / 1000);
     options.logger.warn(
       { ...where, reason: reasonOf(err), downMs: now - downSince },
       everUp ? `still reconnecting to Redis at ${redacted} (${seconds} s)` : `still waiting for Redis at ${redacted} (${seconds} s; ${reasonOf(err)})`,
