@@ -19,7 +19,8 @@ import { cpus, totalmem } from "node:os";
 import { performance } from "node:perf_hooks";
 import { z } from "zod";
 import { defineTool } from "../src/index.js";
-import { buildCatalog, publishCatalog } from "../src/tool-exec/catalog.js";
+import { buildCatalog } from "../src/tool-exec/catalog.js";
+import { publishCatalog } from "../src/tool-exec/catalog-parts.js";
 import { startFloor } from "./floor.js";
 import { latencyOf, median, percentile, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 import { measureInProcess } from "./inprocess-lib.js";
@@ -130,7 +131,7 @@ async function catalogPropagation(): Promise<{ registries: number; changes: numb
       const name = `probe_${i}`;
       const catalog = buildCatalog([defineTool({ name, description: "", parameters: z.object({}), handler: () => "" })], {});
       const t0 = performance.now();
-      await publishCatalog(fleet.redis, fleet.keys, catalog);
+      await publishCatalog(fleet.redis, fleet.keys, catalog, { pool: "probe", workerId: "bench-probe" });
       const seen = new Set<number>();
       while (seen.size < registries.length) {
         registries.forEach((r, j) => {

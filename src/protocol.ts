@@ -7,6 +7,7 @@ export {
   gatewayUnavailable,
   isFailure,
   lostInRestart,
+  workerGone,
   noLiveWorker,
   permissionDenied,
   staleTwice,
@@ -20,7 +21,7 @@ export { formatArgIssues, type ArgIssue, type ArgsValidator, type JsonSchema } f
 export { assertToolName } from "./core/tool.js";
 export { TOOLS_SERVICE_MODES, assertDisjointPins, redactRedisUrl } from "./config/schema.js";
 export { CONFIG_FILE_VAR, ENV_VARS, type LoadOptions } from "./config/load.js";
-export { keys, type Keys } from "./redis/keys.js";
+export { DEFAULT_POOL, POOL_PATTERN, keys, type Keys } from "./redis/keys.js";
 export { closeRedis, connectRedis, type ConnectOptions, type RedisClient } from "./redis/client.js";
 export { LiveWorkers, type LiveWorkersOptions } from "./redis/live-workers.js";
 export { BODY_FIELD, PROTOCOL_VERSION, type EntryFields } from "./redis/entry-codec.js";
@@ -46,16 +47,21 @@ export {
   type WriteBack,
 } from "./tool-exec/codec.js";
 export { SIG_FIELD, signEntry, signatureProblem, type SignedKind } from "./tool-exec/signing.js";
+export { buildCatalog, toolSchemaHash, type Catalog, type CatalogTool } from "./tool-exec/catalog.js";
 export {
-  buildCatalog,
+  PRESENCE_REFRESH_MS,
+  PRESENCE_TTL_MS,
   loadCatalog,
   publishCatalog,
-  toolSchemaHash,
+  readLiveParts,
+  refreshPresence,
   watchCatalog,
-  type Catalog,
-  type CatalogTool,
   type CatalogWatch,
-} from "./tool-exec/catalog.js";
+  type LivePart,
+  type Publisher,
+} from "./tool-exec/catalog-parts.js";
+export { mergeCatalog, type CatalogConflict, type CatalogPart, type CatalogPublisher, type MergedCatalog, type ToolOffer } from "./tool-exec/catalog-merge.js";
+export { CatalogView, type CallRoute, type CatalogViewOptions } from "./tool-exec/catalog-view.js";
 export { readSession, writeSession, type SessionIdentity, type SessionLookup } from "./tool-exec/session.js";
 export { cancelRequest, cancelUnstarted, type CancelVerdict, type PublishedRequest } from "./tool-exec/idempotency.js";
 export { RedisTaskStore } from "./tool-exec/task-store.js";

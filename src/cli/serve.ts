@@ -6,6 +6,7 @@ import { ConsoleAdapter } from "../gateway/console-adapter.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import type { ChatPlatform } from "../gateway/platform.js";
 import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_MS, type FleetMember } from "../fleet/common.js";
+import { DEFAULT_POOL } from "../redis/keys.js";
 import { createGateway } from "../fleet/gateway.js";
 import { createInferenceWorker } from "../fleet/inference-worker.js";
 import { loadPermissionsFile, loadToolModule } from "../fleet/load-tools.js";
@@ -56,14 +57,24 @@ const GATEWAY_OPTIONS = [
   },
 ] as const satisfies readonly OptionSpec[];
 
+const TOOLS_OPTIONS = [
+  {
+    name: "pool",
+    type: "string",
+    value: "NAME",
+    defaultText: DEFAULT_POOL,
+    description: "the pool this worker serves: its own request stream and consumer group (1-32 of letters, digits, _ and -)",
+  },
+] as const satisfies readonly OptionSpec[];
+
 const SERVE_NOTES = "Runs until SIGINT or SIGTERM, then finishes the calls in flight and stops (a second signal exits at once).";
 
 export const TOOLS_COMMAND = {
   name: "tools",
   summary: "start a tools-service worker",
   about: "Starts a tools-service worker: it publishes the catalog of its tools and runs the calls sent to them on the tools stream.",
-  options: serveOptions("tools", { what: "calls", default: DEFAULT_CONCURRENCY }, TOOL_MODULE),
-  notes: SERVE_NOTES,
+  options: [...serveOptions("tools", { what: "calls", default: DEFAULT_CONCURRENCY }, TOOL_MODULE), ...TOOLS_OPTIONS],
+  notes: `${SERVE_NOTES} Workers that run different tools belong in different pools (a GPU pool, a pool for a heavy dependency): each pool has its own request stream, and a call goes to a pool whose live workers run its tool.`,
 } as const satisfies CommandSpec;
 
 export const GATEWAY_COMMAND = {
@@ -87,7 +98,7 @@ export const INFERENCE_COMMAND = {
   notes: SERVE_NOTES,
 } as const satisfies CommandSpec;
 
-type ServeValues = Values<ReturnType<typeof serveOptions>> & Partial<Values<typeof GATEWAY_OPTIONS>>;
+type ServeValues = Values<ReturnType<typeof serveOptions>> & Partial<Values<typeof GATEWAY_OPTIONS>> & Partial<Values<typeof TOOLS_OPTIONS>>;
 
 export type ServiceKind = "tools" | "gateway" | "inference";
 
@@ -139,7 +150,7 @@ export async function runService(kind: ServiceKind, { values }: { values: ServeV
     const toolSet = { tools: module.tools, permissions: module.permissions };
     member =
       kind === "tools"
-        ? createToolsWorker({ ...common, ...toolSet })
+        ? createToolsWorker({ ...common, ...toolSet, ...(values.pool !== undefined ? { pool: values.pool } : {}) })
         : kind === "gateway"
           ? createGateway({
               ...common,

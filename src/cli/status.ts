@@ -4,7 +4,17 @@ import { fleetStatus, type FleetStatus } from "../fleet/status.js";
 import { within } from "../core/within.js";
 import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
 import { keys, type Keys } from "../redis/keys.js";
-import { loadCatalog } from "../tool-exec/catalog.js";
+import { loadCatalog } from "../tool-exec/catalog-parts.js";
+import type { CatalogConflict } from "../tool-exec/catalog-merge.js";
+
+function formatConflicts(conflicts: readonly CatalogConflict[]): string[] {
+  const lines: string[] = [];
+  for (const c of conflicts) {
+    lines.push(`  ${c.tool}: ${c.offers.length} schemas (calls go to workers that agree with the schema they were built against)`);
+    c.offers.forEach((o, i) => lines.push(`    ${o.schemaHash.slice(0, 12)} ${i === 0 ? "shown " : "      "} ${o.publishers.join(", ")}`));
+  }
+  return lines;
+}
 
 /** How long a one-shot command gives Redis to accept its connection, and to answer what it reads. */
 const ONE_SHOT_CONNECT_MS = 3000;
@@ -21,6 +31,11 @@ function formatStatus(status: FleetStatus): string {
   for (const u of status.unreadable) lines.push(`  unreadable heartbeat ${u}`);
   lines.push("", "streams:");
   for (const s of status.streams) lines.push(`  ${s.stream.padEnd(32)} length ${s.length}  pending ${s.pending}  dead-lettered ${s.deadLettered}`);
+  lines.push("", "pools:");
+  if (status.pools.length === 0) lines.push("  (no tools worker publishes a catalog)");
+  for (const p of status.pools)
+    lines.push(`  ${p.pool.padEnd(16)} ${p.workers.length} worker(s): ${p.workers.map((w) => `${w.workerId} (${w.tools} tools)`).join(", ")}`);
+  if (status.conflicts.length > 0) lines.push("", "schema conflicts:", ...formatConflicts(status.conflicts));
   return lines.join("\n");
 }
 
@@ -49,23 +64,33 @@ async function inspect(kind: "status" | "catalog", redis: RedisClient, k: Keys, 
   }
   const catalog = await loadCatalog(redis, k);
   if (!catalog) {
-    console.error(`toolfleet catalog: no catalog published at ${k.catalog} (is a tools worker running?)`);
+    console.error(`toolfleet catalog: no live tools worker publishes a catalog in namespace ${k.namespace} (is a tools worker running?)`);
     return 1;
   }
-  if (json) console.log(JSON.stringify(catalog, null, 2));
-  else {
-    console.log(`catalog ${catalog.schemaHash.slice(0, 12)}  published ${new Date(catalog.publishedAt).toISOString()}  ${catalog.tools.length} tools`);
-    for (const t of catalog.tools) {
-      const flags = [
-        t.allowRepeat && "repeat",
-        t.noBackground && "no-background",
-        t.annotations.readOnly && "read-only",
-        t.annotations.idempotent && "idempotent",
-        t.annotations.destructive && "destructive",
-      ].filter(Boolean);
-      const who = catalog.permissions[t.name];
-      console.log(`  ${t.name.padEnd(24)} ${t.schemaHash.slice(0, 12)}  ${flags.join(",").padEnd(30)} ${who ? `users: ${who.join(",")}` : "everyone"}`);
-    }
+  if (json) {
+    console.log(JSON.stringify(catalog, null, 2));
+    return 0;
   }
+  console.log(
+    `catalog ${catalog.schemaHash.slice(0, 12)}  ${catalog.tools.length} tools from ${catalog.publishers.length} worker(s)  last published ${new Date(catalog.publishedAt).toISOString()}`,
+  );
+  const offeredBy = new Map<string, string[]>();
+  for (const c of catalog.conflicts) offeredBy.set(c.tool, []);
+  for (const t of catalog.tools) {
+    const flags = [
+      t.allowRepeat && "repeat",
+      t.noBackground && "no-background",
+      t.annotations.readOnly && "read-only",
+      t.annotations.idempotent && "idempotent",
+      t.annotations.destructive && "destructive",
+      offeredBy.has(t.name) && "CONFLICT",
+    ].filter(Boolean);
+    const who = Object.prototype.hasOwnProperty.call(catalog.permissions, t.name) ? catalog.permissions[t.name] : undefined;
+    console.log(`  ${t.name.padEnd(24)} ${t.schemaHash.slice(0, 12)}  ${flags.join(",").padEnd(30)} ${who ? `users: ${who.join(",")}` : "everyone"}`);
+  }
+  console.log("", "publishers:");
+  for (const p of catalog.publishers) console.log(`  ${`${p.pool}/${p.workerId}`.padEnd(40)} ${p.tools} tools  ${p.schemaHash.slice(0, 12)}`);
+  if (catalog.conflicts.length > 0) console.log(["", "schema conflicts:", ...formatConflicts(catalog.conflicts)].join("\n"));
+  for (const u of catalog.unreadable) console.log(`  unreadable: ${u}`);
   return 0;
 }

@@ -40,6 +40,7 @@ export type LocalErrorCode =
   | "REDIS_UNAVAILABLE"
   | "NO_LIVE_WORKER"
   | "REQUEST_LOST"
+  | "WORKER_GONE"
   | "USAGE";
 
 export type ToolfleetErrorCode = WireErrorCode | LocalErrorCode;

@@ -2,6 +2,8 @@ import { z } from "zod";
 import { parseJson } from "../core/json.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
+import { loadCatalog } from "../tool-exec/catalog-parts.js";
+import type { CatalogConflict, CatalogPublisher } from "../tool-exec/catalog-merge.js";
 
 const heartbeatSchema = z.object({
   service: z.string(),
@@ -36,6 +38,10 @@ export interface FleetStatus {
   /** Heartbeat records that could not be read (reported, not hidden). */
   unreadable: string[];
   streams: StreamStatus[];
+  /** The tools workers publishing catalog parts, by pool. */
+  pools: { pool: string; workers: CatalogPublisher[] }[];
+  /** Tools offered with more than one schema (a rolling deploy). */
+  conflicts: CatalogConflict[];
 }
 
 /** What an operator needs to see: live workers from their heartbeats, and the request streams' backlog. */
@@ -53,8 +59,12 @@ export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now())
       else unreadable.push(`${key}: ${beat.reason}`);
     }
   }
+  const catalog = await loadCatalog(redis, k);
+  const pools = new Map<string, CatalogPublisher[]>();
+  for (const p of catalog?.publishers ?? []) pools.set(p.pool, [...(pools.get(p.pool) ?? []), p]);
+  const poolStreams = [...pools.keys()].filter((p) => k.poolStream(p) !== k.toolsStream).map((p) => k.poolStream(p));
   const streams: StreamStatus[] = [];
-  for (const stream of [k.chatStream, k.toolsStream, k.gatewayStream()]) {
+  for (const stream of [k.chatStream, k.toolsStream, ...poolStreams.sort(), k.gatewayStream()]) {
     const length = Number(await redis.sendCommand(["XLEN", stream]));
     let pending = 0;
     try {
@@ -67,5 +77,13 @@ export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now())
     const deadLettered = Number(await redis.sendCommand(["XLEN", k.deadLetter(stream)]));
     streams.push({ stream, length, pending, deadLettered });
   }
-  return { namespace: k.namespace, workers, unreadable, streams };
+  unreadable.push(...(catalog?.unreadable ?? []));
+  return {
+    namespace: k.namespace,
+    workers,
+    unreadable,
+    streams,
+    pools: [...pools].sort(([a], [b]) => (a < b ? -1 : 1)).map(([pool, w]) => ({ pool, workers: w })),
+    conflicts: catalog?.conflicts ?? [],
+  };
 }

@@ -1,5 +1,6 @@
 import type { ToolRegistry } from "../core/registry.js";
 import { ToolExecServer } from "../tool-exec/server.js";
+import { DEFAULT_POOL, checkedPool } from "../redis/keys.js";
 import { Lifecycle, memberRegistry, resolveMember, serverBase, startOnRedis, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
 
 export interface ToolsWorkerOptions extends MemberOptions, ToolSet {
@@ -7,6 +8,8 @@ export interface ToolsWorkerOptions extends MemberOptions, ToolSet {
   concurrency?: number;
   /** Idle time after which a dead worker's calls are taken over, in ms. @defaultValue 30000 */
   leaseMs?: number;
+  /** The pool this worker serves (docs/architecture.md, "Pools"): its request stream and consumer group. @defaultValue "default" */
+  pool?: string;
 }
 
 export interface ToolsWorker extends FleetMember {
@@ -20,13 +23,15 @@ export interface ToolsWorker extends FleetMember {
  */
 export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
   const member = resolveMember("tools", options);
+  // Checked now: a bad pool name is a usage error, not a failure after connecting.
+  const pool = checkedPool(options.pool ?? DEFAULT_POOL);
   const life = new Lifecycle("tools worker");
   let registry: ToolRegistry | undefined;
   return {
     workerId: member.workerId,
     redisUrl: member.redisUrl,
     get description() {
-      return `${registry?.size ?? options.tools?.length ?? 0} tools`;
+      return `${registry?.size ?? options.tools?.length ?? 0} tools in pool ${pool}`;
     },
     url: undefined,
     get registry() {
@@ -39,7 +44,7 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
           "tools",
           (redis) => {
             registry = memberRegistry(member, options, redis);
-            return [new ToolExecServer(serverBase(member, redis, registry, options))];
+            return [new ToolExecServer({ ...serverBase(member, redis, registry, options), pool })];
           },
           signal,
         ),

@@ -14,7 +14,9 @@ import {
 } from "../core/registry.js";
 import type { TaskManager } from "../core/tasks.js";
 import { defineTool, type ToolDefinition } from "../core/tool.js";
-import { loadCatalog, watchCatalog, type Catalog, type CatalogTool, type CatalogWatch } from "../tool-exec/catalog.js";
+import type { CatalogTool } from "../tool-exec/catalog.js";
+import type { MergedCatalog } from "../tool-exec/catalog-merge.js";
+import { CatalogView, type CallRoute } from "../tool-exec/catalog-view.js";
 import type { RedisClient } from "../redis/client.js";
 import { cancelUnstarted, type CancelVerdict } from "../tool-exec/idempotency.js";
 import type { Keys } from "../redis/keys.js";
@@ -25,6 +27,7 @@ import { checkedTimeoutMs } from "../core/timeout.js";
 import {
   lostInRestart,
   noLiveWorker,
+  workerGone,
   permissionDenied,
   staleTwice,
   unavailable,
@@ -44,6 +47,7 @@ export interface RemoteRegistryStats {
   shadowMirrored: number;
   shadowMatches: number;
   shadowMismatches: number;
+  /** Times the merged catalog changed (a worker joined, left, or published other tools). */
   catalogReloads: number;
   /** Calls not sent because no live tools worker read the stream (answered `unavailable`, or run here as a fallback). */
   noLiveWorker: number;
@@ -82,14 +86,16 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     noLiveWorker: 0,
   };
   private readonly options: RemoteToolRegistryOptions;
-  private catalog: Catalog | null = null;
+  private catalog: MergedCatalog | null = null;
   private byName = new Map<string, CatalogTool>();
   private permissions = new Map<string, ReadonlySet<string>>();
   private repeat: ReadonlySet<string> = new Set();
   private listing: ToolDefinition[] | undefined;
   private client: ToolsClient | undefined;
-  private watch: CatalogWatch | undefined;
+  private view: CatalogView | undefined;
   private readonly mirrors = new Set<Promise<void>>();
+  /** What `proveUnstarted()` found for a failed call, so a second look does not ask Redis again. */
+  private readonly verdicts = new WeakMap<ToolfleetError, CancelVerdict | "unknown">();
 
   private readonly localPermissions: Permissions;
 
@@ -116,30 +122,35 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const client = new ToolsClient({ redis, redisUrl, keys: this.options.keys, workerId: this.options.workerId, logger: this.options.logger, fleetSecret });
     await client.start();
     this.client = client;
+    const view = new CatalogView({
+      redis,
+      redisUrl,
+      keys: this.options.keys,
+      logger: this.options.logger,
+      onChange: (merged) => this.apply(merged),
+      // Calls in flight to a pool whose every worker died end now, not at their timeouts.
+      onStreamsGone: (streams) => this.client?.failCallsOn(streams),
+    });
+    this.view = view;
     try {
-      // Subscribe before the first load: a catalog published in between (a tools worker starting
-      // alongside) would otherwise be missed until the next change.
-      this.watch = await watchCatalog(redis, this.options.keys, {
-        url: redisUrl,
-        logger: this.options.logger,
-        onChange: () => this.reloadCatalog().then(() => undefined),
-      });
+      await view.start();
     } catch (err) {
       // Half started is not started: a later start() must try again, and nothing may stay open.
       await this.stop();
       throw err;
     }
-    await this.reloadCatalog();
+    if (!this.catalog)
+      this.options.logger.warn({ index: this.options.keys.catalogParts }, "no live tools worker publishes a catalog yet; using the local registry's tools");
   }
 
   /** Ends the loops, fails pending calls, waits for shadow mirrors; leaves no open handle of its own. */
   async stop(): Promise<void> {
-    const watch = this.watch;
-    this.watch = undefined;
+    const view = this.view;
+    this.view = undefined;
     const client = this.client;
     this.client = undefined;
     try {
-      await watch?.close();
+      await view?.stop();
     } finally {
       // Stopping the client fails the mirrors' pending calls at once, instead of at their timeouts.
       await client?.stop();
@@ -147,34 +158,33 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     }
   }
 
-  /** Loads the published catalog; true when there is one. A corrupt one is logged and the last good one kept. */
+  /**
+   * Reads the live workers' catalog parts now (the view also does so on every change notice and every
+   * second); true when a live worker publishes one. A read that fails is logged and the last catalog kept.
+   */
   async reloadCatalog(): Promise<boolean> {
-    if (!this.options.redis) return false;
-    let catalog: Catalog | null;
+    if (!this.view) return false;
     try {
-      catalog = await loadCatalog(this.options.redis, this.options.keys);
+      await this.view.refresh();
     } catch (err) {
       this.options.logger.error({ ...errorFields(err) }, "catalog could not be loaded; keeping the previous one");
-      return this.catalog !== null;
     }
+    return this.catalog !== null;
+  }
+
+  /** The merged catalog as this registry last read it; null when no live worker publishes one. */
+  get mergedCatalog(): MergedCatalog | null {
+    return this.catalog;
+  }
+
+  private apply(catalog: MergedCatalog | null): void {
     this.stats.catalogReloads++;
-    if (!catalog) {
-      this.options.logger.warn({ key: this.options.keys.catalog }, "no tool catalog published yet; using the local registry's tools");
-      this.catalog = null;
-      this.byName = new Map();
-      this.repeat = new Set();
-      this.listing = undefined;
-      // The gone catalog's rules go with it.
-      this.applyPermissions({});
-      return false;
-    }
     this.catalog = catalog;
-    this.byName = new Map(catalog.tools.map((t) => [t.name, t]));
-    this.repeat = new Set(catalog.tools.filter((t) => t.allowRepeat).map((t) => t.name));
+    this.byName = new Map((catalog?.tools ?? []).map((t) => [t.name, t]));
+    this.repeat = new Set((catalog?.tools ?? []).filter((t) => t.allowRepeat).map((t) => t.name));
     this.listing = undefined;
-    this.applyPermissions(catalog.permissions);
-    this.options.logger.info({ tools: catalog.tools.length, schemaHash: catalog.schemaHash }, "tool catalog loaded");
-    return true;
+    // A gone catalog's rules go with it.
+    this.applyPermissions(catalog?.permissions ?? {});
   }
 
   // ── read surface ──────────────────────────────────────────────────────────
@@ -274,38 +284,57 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     // Permission fast-fail from the catalog (UX only: the tools service checks again, authoritatively).
     const { userId } = options;
     if (userId && !this.isAllowed(name, userId)) return done("denied", permissionDenied(userId, name), "local");
-    // Unknown to everyone: not in the catalog, not here (pinned tools never get this far). Only a catalog can
-    // say so: without one the tools service has not said what it runs, and the request goes out as before.
-    if (this.catalog && !this.byName.has(name) && !this.options.local.get(name)) return done("unknown_tool", unknownTool(name), "local");
-    const ctx = options.ctx ?? null;
     // Read once: a live reload must not give the cancel marker below a shorter life than the request's.
     const timeoutMs = this.timeoutOf(options);
-    // No tools worker alive: fail now rather than publish a request nobody takes and wait out its timeout.
-    // Never published, so running it here instead (when the fallback rules allow) cannot run it twice.
-    const stream = this.options.keys.toolsStream;
-    if (this.client && (await this.client.liveWorkers.has(stream, "tools")) === false) {
+    const noWorker = async (why: string): Promise<CallOutcome> => {
       this.stats.noLiveWorker++;
-      const err = new ToolfleetError("NO_LIVE_WORKER", `no tools worker reads ${stream} (none of its consumers has a live heartbeat)`);
+      const err = new ToolfleetError("NO_LIVE_WORKER", why);
       return (await this.fallback(name, args, options, timeoutMs, err)) ?? done("unavailable", noLiveWorker(name, "tools worker"));
+    };
+    let route: CallRoute = { kind: "pool", pool: "default", stream: this.options.keys.toolsStream };
+    if (this.catalog && this.view) {
+      // Unknown to everyone: in no live worker's catalog, never was, not here (pinned tools never get this far).
+      if (!this.byName.has(name) && !this.options.local.get(name) && !this.view.hasDeparted(name)) return done("unknown_tool", unknownTool(name), "local");
+      // No live worker runs it (its last one is gone, or it is only here): never published, so running it
+      // here instead (when the fallback rules allow) cannot run it twice.
+      route = this.view.route(name, this.byName.get(name)?.schemaHash ?? "");
+      if (route.kind === "none") return noWorker(`no live tools worker runs ${name}`);
+    } else if (this.client && (await this.client.liveWorkers.has(route.stream, "tools")) === false) {
+      // No catalog (no worker publishes one): fail now if no worker reads the stream either, rather than
+      // publish a request nobody takes and wait out its timeout.
+      return noWorker(`no tools worker reads ${route.stream} (none of its consumers has a live heartbeat)`);
     }
     let reply: ToolReply;
     try {
-      reply = await this.send(name, args, options, timeoutMs);
+      let schemaHash = this.byName.get(name)?.schemaHash ?? "";
+      reply = await this.send(name, args, options, timeoutMs, route, schemaHash);
       if (reply.status === "CATALOG_STALE") {
-        // Reload and retry once; a second stale answer is an error, never a loop.
+        // The worker disagrees with the schema this call was built against. Reload, then send it once more:
+        // to a worker that agrees, when one is live (a rolling deploy), else with the schema now shown.
         this.stats.staleRetries++;
         await this.reloadCatalog();
-        reply = await this.send(name, args, options, timeoutMs);
+        if (this.view && !this.view.offersOf(name).has(schemaHash)) schemaHash = this.byName.get(name)?.schemaHash ?? schemaHash;
+        route = this.view?.route(name, schemaHash) ?? route;
+        if (route.kind === "none") return noWorker(`no live tools worker runs ${name} any more`);
+        reply = await this.send(name, args, options, timeoutMs, route, schemaHash);
         if (reply.status === "CATALOG_STALE") return done("unavailable", staleTwice(name));
       }
     } catch (err) {
+      // A worker's own stream that is gone: nothing was published.
+      if (isToolfleetError(err, "PUBLISH_FAILED") && isToolfleetError(err.cause, "NO_LIVE_WORKER")) return noWorker(err.cause.message);
       const fallback = await this.fallback(name, args, options, timeoutMs, err);
       if (fallback) return fallback;
       if (isToolfleetError(err, "PAYLOAD_TOO_LARGE")) return done("error", err.message);
+      if (isToolfleetError(err, "WORKER_GONE")) {
+        // Proven never started (and now never will): no worker ran it. Otherwise it may have.
+        return (this.verdicts.get(err) ?? (await this.proveUnstarted(name, err, timeoutMs))) === "cancelled"
+          ? done("unavailable", noLiveWorker(name, "tools worker"))
+          : done("unavailable", workerGone(name));
+      }
       return done("unavailable", isToolfleetError(err, "REQUEST_LOST") ? lostInRestart(name) : unavailable(name));
     }
     if (reply.status !== "ok") return done(failureKind(reply), reply.error?.message ?? `Tool '${name}' failed on the tools service (${reply.status}).`);
-    ctx?.mergeWriteBack(reply.writeBack);
+    options.ctx?.mergeWriteBack(reply.writeBack);
     return done(reply.outcome ?? "ok", reply.result);
   }
 
@@ -313,9 +342,10 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     return options.timeoutMs ?? this.options.config.get().toolsExecTimeout * 1000;
   }
 
-  private send(name: string, args: unknown, options: CallOptions, timeoutMs: number): Promise<ToolReply> {
+  private send(name: string, args: unknown, options: CallOptions, timeoutMs: number, route: CallRoute, schemaHash: string): Promise<ToolReply> {
     const client = this.client;
     if (!client) throw new ToolfleetError("NOT_STARTED", "the remote path is not started (start() was called in in_process mode, or not at all)");
+    if (route.kind === "none") throw new ToolfleetError("NO_LIVE_WORKER", `no live tools worker runs ${name}`);
     this.stats.remoteCalls++;
     const ctx = options.ctx ?? null;
     const userId = options.userId ?? ctx?.userId ?? "";
@@ -323,7 +353,10 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       toolName: name,
       toolArgs: args as JsonValue,
       userId,
-      schemaHash: this.byName.get(name)?.schemaHash ?? "",
+      schemaHash,
+      stream: route.stream,
+      // A worker's own stream exists while the worker lives: a send to a gone one must not create it.
+      onlyIfStreamExists: route.kind === "worker",
       ctx: ctx
         ? wireContextOf(ctx)
         : {
@@ -347,12 +380,30 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   }
 
   /**
+   * Whether the request of a call that ended with no reply provably never started: the Redis that took it
+   * still runs, holds its entry, and no worker ever read it (`cancelUnstarted()`, which then marks it
+   * cancelled so it never will). Anything unproven (a restart, the entry gone, a publish that never
+   * answered) is not "cancelled".
+   */
+  private async proveUnstarted(name: string, err: ToolfleetError, timeoutMs: number): Promise<CancelVerdict | "unknown"> {
+    const published = publishedRequestOf(err, this.options.keys);
+    if (!err.idemKey || !published || !this.options.redis) return "unknown";
+    try {
+      // The marker outlives the request's deadline (its timeout from when it was sent), so no worker
+      // can claim the request after it expires and run it as well as the fallback.
+      const verdict = await cancelUnstarted(this.options.redis, this.options.keys, published, err.idemKey, timeoutMs / 1000 + 60);
+      this.verdicts.set(err, verdict);
+      return verdict;
+    } catch (cancelErr) {
+      this.options.logger.warn({ tool: name, ...errorFields(cancelErr) }, "could not cancel the request, so it may still run: no local fallback");
+      return "unknown";
+    }
+  }
+
+  /**
    * After a remote failure, run locally only when that cannot run the tool
    * twice: the tool is idempotent or read-only, or the request provably never
-   * started: the Redis that took it still runs, holds its entry, and no worker
-   * ever read it (`cancelUnstarted()`, which then marks it cancelled). Anything
-   * unproven (a restart, the entry gone, a publish that never answered) means
-   * no fallback. Null when no fallback may run.
+   * started (`proveUnstarted()`). Null when no fallback may run.
    */
   private async fallback(name: string, args: unknown, options: CallOptions, timeoutMs: number, err: unknown): Promise<CallOutcome | null> {
     // No live worker is not a failure of this call (LiveWorkers logs that state once, when it begins).
@@ -363,16 +414,9 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     let neverStarted = !isNoReply(err);
     const safe = this.retrySafe(name);
     let verdict: CancelVerdict | "unknown" = "unknown";
-    const published = isNoReply(err) ? publishedRequestOf(err, this.options.keys) : undefined;
-    if (!safe && !neverStarted && isNoReply(err) && err.idemKey && published && this.options.redis) {
-      try {
-        // The marker outlives the request's deadline (its timeout from when it was sent), so no worker
-        // can claim the request after it expires and run it as well as the fallback.
-        verdict = await cancelUnstarted(this.options.redis, this.options.keys, published, err.idemKey, timeoutMs / 1000 + 60);
-        neverStarted = verdict === "cancelled";
-      } catch (cancelErr) {
-        this.options.logger.warn({ tool: name, ...errorFields(cancelErr) }, "could not cancel the request, so it may still run: no local fallback");
-      }
+    if (!safe && !neverStarted && isNoReply(err)) {
+      verdict = await this.proveUnstarted(name, err, timeoutMs);
+      neverStarted = verdict === "cancelled";
     }
     if (!safe && !neverStarted) {
       this.stats.fallbacksRefused++;
@@ -392,7 +436,10 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     if (!this.retrySafe(name) || !this.client) return;
     this.stats.shadowMirrored++;
     // The mirror's write-back is dropped: the model sees only the local call's.
-    const run = this.send(name, args, options, this.timeoutOf(options))
+    const schemaHash = this.byName.get(name)?.schemaHash ?? "";
+    const route: CallRoute =
+      this.view && this.catalog ? this.view.route(name, schemaHash) : { kind: "pool", pool: "default", stream: this.options.keys.toolsStream };
+    const run = this.send(name, args, options, this.timeoutOf(options), route, schemaHash)
       .then((reply) => {
         const remoteText = reply.status === "ok" ? reply.result : `(${reply.status}) ${reply.error?.message ?? ""}`;
         if (remoteText === localText) this.stats.shadowMatches++;
@@ -442,5 +489,5 @@ function failureKind(reply: ToolReply): OutcomeKind {
 
 /** A request that was sent and got no reply: it may have run. */
 function isNoReply(err: unknown): err is ToolfleetError {
-  return isToolfleetError(err, "TIMEOUT", "STOPPED", "PUBLISH_FAILED", "REQUEST_LOST");
+  return isToolfleetError(err, "TIMEOUT", "STOPPED", "PUBLISH_FAILED", "REQUEST_LOST", "WORKER_GONE");
 }

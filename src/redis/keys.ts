@@ -6,8 +6,12 @@ import { ToolfleetError } from "../core/errors.js";
  */
 export interface Keys {
   readonly namespace: string;
-  /** Stream of tool-exec requests. */
+  /** Stream of tool-exec requests of the `default` pool (the key fleets before pools used). */
   readonly toolsStream: string;
+  /** Request stream of a pool of tools workers: `default` is `toolsStream`. */
+  poolStream(pool: string): string;
+  /** One tools worker's own request stream: calls that only it can serve (its pool disagrees on a tool). */
+  workerStream(workerId: string): string;
   /** Replies for one inference worker. */
   toolsReplyStream(workerId: string): string;
   /** The consumer group of any stream: `<stream>:grp`. */
@@ -26,7 +30,10 @@ export interface Keys {
   readonly chatReplyPrefix: string;
   /** A channel's recent conversation, kept by gateways (a channel id that is not an id is named by its hash). */
   chatHistory(channelId: string): string;
-  readonly catalog: string;
+  /** One tools worker's part of the catalog (what it runs), living as long as its presence is refreshed. */
+  catalogPart(pool: string, workerId: string): string;
+  /** Sorted set of the catalog's publishers (`<pool>/<workerId>/<hash>`), scored by when each expires (Redis time, ms). */
+  readonly catalogParts: string;
   readonly catalogChanged: string;
   /** A session record: named by its trace id and the tag (hash) of its content. */
   toolSession(traceId: string, tag: string): string;
@@ -47,6 +54,16 @@ const ID = ID_PATTERN;
 
 function id(kind: string, value: string): string {
   if (!ID.test(value)) throw new ToolfleetError("ID_INVALID", `invalid ${kind} ${JSON.stringify(value)}: use 1-128 of letters, digits and _ . : @ -`);
+  return value;
+}
+
+/** A pool name: 1-32 letters, digits, `_` or `-` (no `:` or `/`, which separate it in keys and index members). */
+export const POOL_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+/** The pool a tools worker joins unless told otherwise; its stream is the key fleets before pools used. */
+export const DEFAULT_POOL = "default";
+
+export function checkedPool(value: string): string {
+  if (!POOL_PATTERN.test(value)) throw new ToolfleetError("ID_INVALID", `invalid pool ${JSON.stringify(value)}: use 1-32 of letters, digits, _ and -`);
   return value;
 }
 
@@ -74,6 +91,8 @@ export function keys(namespace = "sg"): Keys {
   return Object.freeze({
     namespace: ns,
     toolsStream,
+    poolStream: (pool: string) => (checkedPool(pool) === DEFAULT_POOL ? toolsStream : `${toolsStream}:pool:${pool}`),
+    workerStream: (workerId: string) => `${toolsStream}:worker:${id("worker id", workerId)}`,
     toolsReplyPrefix: `${toolsStream}:reply:`,
     toolsReplyStream: (workerId: string) => `${toolsStream}:reply:${id("worker id", workerId)}`,
     group: (stream: string) => `${stream}:grp`,
@@ -85,7 +104,8 @@ export function keys(namespace = "sg"): Keys {
     // '#' is not an id character, so a hashed name never equals an id's.
     chatHistory: (channelId: string) =>
       `${ns}:chat:history:${ID.test(channelId) ? channelId : `#${createHash("sha256").update(channelId).digest("hex").slice(0, 32)}`}`,
-    catalog: `${ns}:tools:catalog`,
+    catalogPart: (pool: string, workerId: string) => `${ns}:tools:catalog:part:${checkedPool(pool)}:${id("worker id", workerId)}`,
+    catalogParts: `${ns}:tools:catalog:parts`,
     catalogChanged: `${ns}:tools:catalog:changed`,
     toolSession: (traceId: string, tag: string) => `${ns}:tool_session:${id("trace id", traceId)}:${sessionTag(tag)}`,
     idempotency: (key: string) => `${ns}:tools:idem:${idemKey(key)}`,

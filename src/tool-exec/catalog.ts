@@ -1,14 +1,9 @@
 import { createHash } from "node:crypto";
 import stringify from "safe-stable-stringify";
 import { z } from "zod";
-import { parseJson } from "../core/json.js";
-import { within } from "../core/within.js";
-import { errorFields, type Logger } from "../core/log.js";
 import type { Permissions } from "../core/registry.js";
 import { TOOL_NAME_PATTERN, type ToolAnnotations, type ToolDefinition } from "../core/tool.js";
 import type { JsonSchema } from "../core/validate.js";
-import { duplicateConnection, type RedisClient } from "../redis/client.js";
-import type { Keys } from "../redis/keys.js";
 import { ToolfleetError } from "../core/errors.js";
 
 const CATALOG_VERSION = 1;
@@ -64,11 +59,15 @@ export function buildCatalog(tools: readonly ToolDefinition[], permissions: Perm
       schemaHash: toolSchemaHash(t),
     }));
   const perms = Object.fromEntries(Object.entries(permissions).map(([tool, users]) => [tool, [...users].sort()]));
-  const schemaHash = sha256(canonical({ tools: entries.map((t) => [t.name, t.schemaHash]), permissions: perms }));
-  return { version: CATALOG_VERSION, schemaHash, publishedAt: now, tools: entries, permissions: perms };
+  return { version: CATALOG_VERSION, schemaHash: buildCatalogHash(entries, perms), publishedAt: now, tools: entries, permissions: perms };
 }
 
-const catalogSchema = z.object({
+/** A catalog's hash: over every tool's hash (tools sorted by name) and the permissions. */
+export function buildCatalogHash(tools: readonly Pick<CatalogTool, "name" | "schemaHash">[], permissions: Permissions): string {
+  return sha256(canonical({ tools: tools.map((t) => [t.name, t.schemaHash]), permissions }));
+}
+
+export const catalogSchema = z.object({
   version: z.literal(CATALOG_VERSION),
   schemaHash: z.string().regex(/^[0-9a-f]{64}$/),
   publishedAt: z.number().int().nonnegative(),
@@ -87,66 +86,3 @@ const catalogSchema = z.object({
     .max(10_000),
   permissions: z.record(z.string(), z.array(z.string())),
 });
-
-/** Stores the catalog, then tells every watcher to reload, in one MULTI. */
-export async function publishCatalog(redis: RedisClient, keys: Keys, catalog: Catalog): Promise<void> {
-  await redis.multi().set(keys.catalog, JSON.stringify(catalog)).publish(keys.catalogChanged, catalog.schemaHash).exec();
-}
-
-/** The published catalog, validated; null when none is published. A corrupt one throws a ToolfleetError (CATALOG_INVALID). */
-export async function loadCatalog(redis: RedisClient, keys: Keys): Promise<Catalog | null> {
-  const raw = await redis.get(keys.catalog);
-  if (raw === null) return null;
-  const parsed = parseJson(catalogSchema, raw);
-  if (!parsed.ok) throw new ToolfleetError("CATALOG_INVALID", `the catalog at ${keys.catalog} is invalid: ${parsed.reason}`);
-  return parsed.value;
-}
-
-export interface CatalogWatch {
-  close(): Promise<void>;
-}
-
-/**
- * Calls `onChange` on every change notice, and after every reconnect (a
- * notice sent while the connection was down is lost, so reload anyway).
- * Uses its own connection: a subscribed connection can do nothing else.
- */
-export async function watchCatalog(
-  redis: RedisClient,
-  keys: Keys,
-  options: { url: string; logger: Logger; onChange: () => Promise<void> | void },
-): Promise<CatalogWatch> {
-  const subscriber = await duplicateConnection(redis, { url: options.url, logger: options.logger, name: "catalog-watch" });
-  const run = (why: string): void => {
-    Promise.resolve()
-      .then(options.onChange)
-      .catch((err: unknown) => options.logger.error({ why, ...errorFields(err) }, "catalog reload failed"));
-  };
-  let connectedOnce = false;
-  subscriber.on("ready", () => {
-    // node-redis resubscribes by itself after a reconnect; we only reload.
-    if (connectedOnce) run("reconnected");
-    connectedOnce = true;
-  });
-  connectedOnce = subscriber.isReady;
-  try {
-    await subscriber.subscribe(keys.catalogChanged, () => run("notice"));
-  } catch (err) {
-    // Refused (an ACL without the channel, say): the connection would stay open with no one to close it.
-    subscriber.destroy();
-    throw err;
-  }
-  return {
-    close: async () => {
-      subscriber.removeAllListeners("ready");
-      try {
-        // Bounded: a Redis that stops answering must not hold stop() up; the connection goes either way.
-        if (subscriber.isReady) await within(subscriber.unsubscribe(keys.catalogChanged), 1000, "unsubscribing from catalog changes");
-      } catch (err) {
-        options.logger.warn({ ...errorFields(err) }, "could not unsubscribe from catalog changes; closing the connection anyway");
-      } finally {
-        subscriber.destroy();
-      }
-    },
-  };
-}

@@ -49,6 +49,11 @@ export interface ToolCall {
   /** The request stream. @defaultValue keys.toolsStream (a gateway call names the gateway stream) */
   stream?: string;
   /**
+   * Publish only if the stream exists (a worker's own stream: it exists while the worker lives). When it does
+   * not, the call fails at once with PUBLISH_FAILED caused by NO_LIVE_WORKER, and nothing was published.
+   */
+  onlyIfStreamExists?: boolean;
+  /**
    * Send the call again, within its time, when a restarted Redis lost its request (only for tools that
    * may run twice: annotated idempotent or read-only). Otherwise such a call fails at once with REQUEST_LOST.
    */
@@ -221,6 +226,19 @@ export class ToolsClient {
     if (lost > 0) this.options.logger.warn({ calls: lost, runId }, "Redis restarted (a new run_id): calls in flight lost their requests");
   }
 
+  /**
+   * Ends now, with WORKER_GONE, every pending call whose request went to one of `streams` (streams that lost
+   * their last live reader), rather than at their timeouts. Returns how many.
+   */
+  failCallsOn(streams: ReadonlySet<string>): number {
+    const failed = this.rpc.failPending(
+      (meta) => meta !== undefined && streams.has(meta.stream),
+      (idemKey) => new ToolfleetError("WORKER_GONE", "every worker that reads the request's stream is gone; it may or may not have run the call", { idemKey }),
+    );
+    if (failed > 0) this.options.logger.warn({ calls: failed, streams: [...streams] }, "calls in flight lost every worker that could answer them");
+    return failed;
+  }
+
   /** Ends the reader, fails every pending call, and deletes the reply stream. */
   async stop(): Promise<void> {
     if (!this.rpc.isStarted) return;
@@ -290,7 +308,8 @@ export class ToolsClient {
     const fields = encodeRequest(request, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     // Signed in place (the sig field added): bench/stages.ts marks the line above.
     if (this.options.fleetSecret) signEntry(this.options.fleetSecret, "request", fields);
-    const xadd = xaddArgs(call.stream ?? this.options.keys.toolsStream, fields, this.options.maxLen ?? 100_000);
+    const stream = call.stream ?? this.options.keys.toolsStream;
+    const xadd = xaddArgs(stream, fields, this.options.maxLen ?? 100_000, call.onlyIfStreamExists === true);
     // The session record and the request in one round trip, in that order on one connection:
     // the record exists before any worker can read the request (no MULTI needed for that).
     const publish = sessionWritten
@@ -300,10 +319,11 @@ export class ToolsClient {
           .addCommand(xadd)
           .execAsPipeline()
       : this.options.redis.sendCommand(xadd);
-    const meta: CallMeta = { stream: call.stream ?? this.options.keys.toolsStream };
+    const meta: CallMeta = { stream };
     const published = publish.then((answer) => {
       // The answer came on the connection current now: a reconnect's `ready` comes after the old one's answers.
       const entryId = Array.isArray(answer) ? answer[answer.length - 1] : answer;
+      if (entryId === null && call.onlyIfStreamExists) throw new ToolfleetError("NO_LIVE_WORKER", `${stream} does not exist: the worker that reads it is gone`);
       if (typeof entryId === "string" || Buffer.isBuffer(entryId)) {
         meta.entryId = entryId.toString();
         meta.connection = this.connection;

@@ -2,11 +2,12 @@ import type { ConfigSource } from "../config/live.js";
 import { ToolContext, type PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { type ToolRegistry } from "../core/registry.js";
-import { buildCatalog, publishCatalog, type Catalog } from "./catalog.js";
+import { buildCatalog, type Catalog } from "./catalog.js";
+import { PRESENCE_REFRESH_MS, publishCatalog, refreshPresence } from "./catalog-parts.js";
 import type { RedisClient } from "../redis/client.js";
 import { randomBytes } from "node:crypto";
 import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
-import type { Keys } from "../redis/keys.js";
+import { DEFAULT_POOL, checkedPool, type Keys } from "../redis/keys.js";
 import { SessionCache, parseSession, sessionReadArgs, type SessionIdentity, type SessionLookup } from "./session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, emptyWriteBack, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
@@ -14,7 +15,10 @@ import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis
 import { wireError, type WireError } from "../core/errors.js";
 import { permissionDenied } from "../core/outcome.js";
 import { signEntry, signatureProblem } from "./signing.js";
+import { within } from "../core/within.js";
 
+/** A worker's own stream lives this long past its last refresh, so a dead worker's goes by itself. */
+const OWN_STREAM_TTL_MS = 60_000;
 /** Files kept with a stored reply for duplicate deliveries, at most. */
 const MAX_KEPT_FILE_BYTES = 1024 * 1024;
 
@@ -36,11 +40,17 @@ export interface ToolExecServerOptions {
   maxReplyBytes?: number;
   /** Seconds a finished request's reply is kept for duplicate deliveries. @defaultValue 120 */
   replyTtlSeconds?: number;
-  /** The request stream. @defaultValue keys.toolsStream */
+  /** The pool this worker serves: it reads the pool's stream, and publishes its part of the catalog under it. @defaultValue "default" */
+  pool?: string;
+  /** The request stream. @defaultValue keys.poolStream(pool) */
   stream?: string;
   /** Names this kind of worker in heartbeats and logs. @defaultValue "tools" */
   service?: string;
-  /** Publish the registry's catalog on start and reconnect (the tools tier does; a gateway does not). @defaultValue true */
+  /**
+   * Publish this worker's part of the catalog and keep it alive while the worker runs, and read its own
+   * stream too (calls only it can serve: its pool disagrees on a tool). The tools tier does; a gateway does not.
+   * @defaultValue true
+   */
   publishesCatalog?: boolean;
   /** The platform adapter every call's context gets (a gateway's live adapter). @defaultValue none */
   adapter?: PlatformAdapter;
@@ -57,6 +67,13 @@ export interface ToolExecServerOptions {
  */
 export class ToolExecServer {
   readonly worker: StreamWorker;
+  /** Reads this worker's own stream (`keys.workerStream`): set when it publishes a catalog. */
+  readonly ownWorker: StreamWorker | undefined;
+  readonly pool: string;
+  /** The index member of the part last published, and the presence timer. */
+  private member = "";
+  private presenceTimer: NodeJS.Timeout | undefined;
+  private presenceFailing = false;
   private readonly options: ToolExecServerOptions;
   private readonly claimMs: number;
   private catalog: Catalog;
@@ -78,15 +95,25 @@ export class ToolExecServer {
     // reclaimable, its claim is already gone, so the reclaiming worker runs it at once.
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
     this.instance = `${options.workerId}#${randomBytes(6).toString("hex")}`;
+    this.pool = checkedPool(options.pool ?? DEFAULT_POOL);
     this.catalog = this.rebuildCatalog();
-    this.worker = new StreamWorker({
+    this.worker = this.streamWorker(options.service ?? "tools", options.stream ?? options.keys.poolStream(this.pool));
+    // Its own stream has its own engine (and its own heartbeat service name, so `status` counts the pool's work
+    // apart): the same handler, claims and leases.
+    if (options.publishesCatalog !== false)
+      this.ownWorker = this.streamWorker(`${options.service ?? "tools"}-own`, options.keys.workerStream(options.workerId));
+  }
+
+  private streamWorker(service: string, stream: string): StreamWorker {
+    const options = this.options;
+    return new StreamWorker({
       ...options.worker,
       redis: options.redis,
       redisUrl: options.redisUrl,
       logger: options.logger,
       keys: options.keys,
-      service: options.service ?? "tools",
-      stream: options.stream ?? options.keys.toolsStream,
+      service,
+      stream,
       consumer: options.workerId,
       handler: {
         handle: (entry, stopping) => this.handle(entry, stopping),
@@ -101,38 +128,86 @@ export class ToolExecServer {
     return this.options.workerId;
   }
 
-  /** Publishes the catalog (when it does), then starts taking requests. */
+  /** Starts taking requests, then publishes its part of the catalog (when it does) and keeps it alive. */
   async start(): Promise<void> {
-    if (this.options.publishesCatalog !== false) {
-      await this.publishCatalog();
-      // A Redis that restarted empty has lost the catalog: publish it again on every reconnect.
-      this.options.redis.on("ready", this.republish);
-    }
+    // Readers first: a caller that sees the part may send to either stream at once.
     await this.worker.start();
+    if (this.ownWorker) {
+      await this.ownWorker.start();
+      await this.publishCatalog();
+      this.presenceTimer = setInterval(() => void this.keepPresence(), PRESENCE_REFRESH_MS);
+      this.presenceTimer.unref();
+    }
     this.options.logger.info(
-      { service: this.options.service ?? "tools", worker: this.options.workerId, tools: this.catalog.tools.length, schemaHash: this.catalog.schemaHash },
+      {
+        service: this.options.service ?? "tools",
+        worker: this.options.workerId,
+        pool: this.pool,
+        tools: this.catalog.tools.length,
+        schemaHash: this.catalog.schemaHash,
+      },
       "service started",
     );
   }
 
   async stop(timeoutMs?: number): Promise<void> {
-    this.options.redis.off("ready", this.republish);
-    await this.worker.stop(timeoutMs);
+    clearInterval(this.presenceTimer);
+    this.presenceTimer = undefined;
+    if (this.ownWorker && this.member) {
+      // Leave the catalog now, not when the part's life runs out: callers stop sending here at once.
+      const member = this.member;
+      this.member = "";
+      const withdraw = this.options.redis
+        .multi()
+        .del(this.options.keys.catalogPart(this.pool, this.options.workerId))
+        .zRem(this.options.keys.catalogParts, member)
+        .publish(this.options.keys.catalogChanged, member)
+        .exec();
+      // Bounded: a stop during an outage must end.
+      await within(withdraw, 1000, "withdrawing the catalog part").catch((err: unknown) =>
+        this.options.logger.warn({ worker: this.options.workerId, ...errorFields(err) }, "could not withdraw the catalog part; it expires by itself"),
+      );
+    }
+    await Promise.all([this.worker.stop(timeoutMs), this.ownWorker?.stop(timeoutMs)]);
     await this.options.registry.close();
   }
 
-  /** Rebuilds and republishes the catalog; call it after changing the registry's tools or permissions. */
+  /** Rebuilds and republishes this worker's part of the catalog; call it after changing the registry's tools or permissions. */
   async publishCatalog(): Promise<Catalog> {
     this.catalog = this.rebuildCatalog();
-    await publishCatalog(this.options.redis, this.options.keys, this.catalog);
+    this.member = await publishCatalog(
+      this.options.redis,
+      this.options.keys,
+      this.catalog,
+      { pool: this.pool, workerId: this.options.workerId },
+      { before: this.member },
+    );
     return this.catalog;
   }
 
-  private readonly republish = (): void => {
-    this.publishCatalog().catch((err: unknown) =>
-      this.options.logger.error({ worker: this.options.workerId, ...errorFields(err) }, "could not republish the catalog after a reconnect"),
-    );
-  };
+  /**
+   * Every PRESENCE_REFRESH_MS: extend the part's life (and the own stream's: a dead worker's stream goes by
+   * itself); a part that is gone (Redis restarted empty, or evicted it) is published again.
+   */
+  private async keepPresence(): Promise<void> {
+    const { redis, keys, workerId } = this.options;
+    try {
+      const [alive] = await Promise.all([
+        refreshPresence(redis, keys, { pool: this.pool, workerId }, this.member),
+        redis.pExpire(keys.workerStream(workerId), OWN_STREAM_TTL_MS),
+      ]);
+      if (!alive) {
+        this.options.logger.info({ worker: workerId, pool: this.pool }, "catalog part gone from Redis (a restart?); publishing it again");
+        await this.publishCatalog();
+      }
+      if (this.presenceFailing) this.options.logger.info({ worker: workerId }, "catalog part kept alive again");
+      this.presenceFailing = false;
+    } catch (err) {
+      // Once per outage: the connection's own log says Redis is away; callers drop this worker's tools meanwhile.
+      if (!this.presenceFailing) this.options.logger.warn({ worker: workerId, ...errorFields(err) }, "could not keep the catalog part alive");
+      this.presenceFailing = true;
+    }
+  }
 
   private rebuildCatalog(): Catalog {
     const catalog = buildCatalog(this.options.registry.listTools(), this.options.registry.getPermissions());
@@ -175,6 +250,11 @@ export class ToolExecServer {
     const current = this.hashes.get(req.toolName);
     if (req.schemaHash && current !== undefined && current !== req.schemaHash) {
       return refuse(wireError("CATALOG_STALE", `The caller's description of tool '${req.toolName}' is out of date; reload the catalog and call again.`));
+    }
+    // A caller that read the tool from the catalog sent it to a pool where this worker does not run it
+    // (a worker joined with other tools): stale too, so the caller routes it to one that does.
+    if (req.schemaHash && current === undefined && this.ownWorker) {
+      return refuse(wireError("CATALOG_STALE", `Worker '${this.options.workerId}' does not run tool '${req.toolName}'; reload the catalog and call again.`));
     }
     // A tool that is safe to run twice (annotated idempotent or read-only) needs no claim and no stored
     // reply: a redelivery just runs it again. Every other tool is claimed first. The session record is

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { calculator, echo } from "../../examples/tools.js";
-import { buildCatalog, publishCatalog, watchCatalog } from "../../src/tool-exec/catalog.js";
+import { buildCatalog } from "../../src/tool-exec/catalog.js";
+import { publishCatalog, watchCatalog } from "../../src/tool-exec/catalog-parts.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { OwnRedis, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
@@ -30,9 +31,9 @@ describe("catalog", () => {
       let reloads = 0;
       const watch = await watchCatalog(redis, k, { url: own.url, logger, onChange: () => void reloads++ });
       try {
-        await publishCatalog(redis, k, buildCatalog([echo], {}));
+        await publishCatalog(redis, k, buildCatalog([echo], {}), { pool: "default", workerId: "w1" });
         await eventually(() => assert.equal(reloads, 1));
-        await publishCatalog(redis, k, buildCatalog([echo, calculator], {}));
+        await publishCatalog(redis, k, buildCatalog([echo, calculator], {}), { pool: "default", workerId: "w1" });
         await eventually(() => assert.equal(reloads, 2));
 
         // Cut the subscriber's connection, as a network blip or a Redis failover would.
@@ -44,7 +45,7 @@ describe("catalog", () => {
         await eventually(() => assert.ok(reloads >= 3), 5000);
         const afterReconnect = reloads;
         // … and the subscription is back: a new notice arrives.
-        await publishCatalog(redis, k, buildCatalog([calculator], {}));
+        await publishCatalog(redis, k, buildCatalog([calculator], {}), { pool: "default", workerId: "w1" });
         await eventually(() => assert.equal(reloads, afterReconnect + 1), 5000);
       } finally {
         await watch.close();

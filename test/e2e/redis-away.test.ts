@@ -16,7 +16,8 @@ import {
 } from "../../src/index.js";
 import { noLiveWorker, unknownTool } from "../../src/core/outcome.js";
 import { closeRedis } from "../../src/redis/client.js";
-import { buildCatalog, publishCatalog } from "../../src/tool-exec/catalog.js";
+import { buildCatalog } from "../../src/tool-exec/catalog.js";
+import { publishCatalog } from "../../src/tool-exec/catalog-parts.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { CLI, OwnRedis, REDIS_URL, connect, dropNamespace, exited, freePort, testKeys } from "../support/redis-helpers.js";
 
@@ -89,7 +90,13 @@ test("call --mode remote with no live tools worker: unavailable within 5 s, sayi
     assert.match(fallback.stderr, /\nmode=remote route=fallback [\d.]+ ms\n$/);
 
     // A catalog (a fleet that was here) that does not list the tool, which the CLI's registry lacks too.
-    await publishCatalog(redis, k, buildCatalog([defineTool({ name: "only_there", description: "", parameters: z.object({}), handler: () => "" })], {}));
+    await publishCatalog(
+      redis,
+      k,
+      buildCatalog([defineTool({ name: "only_there", description: "", parameters: z.object({}), handler: () => "" })], {}),
+      { pool: "default", workerId: "gone" },
+      { ttlMs: 60_000 },
+    );
     const unknown = await cli(["call", "nosuch", "{}", "--mode", "remote"], env);
     assert.equal(unknown.killed, false);
     assert.equal(unknown.code, 1);

@@ -98,7 +98,8 @@ test("under the ACL users of docs/security.md a call works, and each tier's forb
     await refused(tools, xaddArgs(k.chatStream, { body: "{}" }, 1000));
     // Inference tier (the caller): writes no replies, no catalog.
     await refused(inference, xaddArgs(k.toolsReplyStream("caller-2"), { body: "{}" }, 1000));
-    await refused(inference, ["SET", k.catalog, "{}"]);
+    await refused(inference, ["SET", k.catalogPart("default", "forged"), "{}"]);
+    await refused(inference, ["ZADD", k.catalogParts, "9999999999999", "default/forged/0123456789abcdef"]);
     // Gateway: sends chat messages, but neither writes session records nor calls tools.
     await refused(gateway, writeSession);
     await refused(gateway, request);

@@ -81,7 +81,7 @@ describe("a fleet assembled with the fleet API", () => {
         err instanceof ToolfleetError && err.code === "NOT_STARTED" && /tools worker: registry exists once start\(\) has resolved/.test(err.message),
     );
     assert.equal(tools.registry.size, 3); // greet, plus the task tools
-    assert.match(tools.description, /^3 tools$/);
+    assert.match(tools.description, /^3 tools in pool default$/);
   });
 
   test("a call from code runs on the tools worker, with the caller's identity and the outcome's kind", async () => {

@@ -17,7 +17,8 @@ import { createGatewayToolServer } from "../../src/gateway/tool-server.js";
 import { ProxyPlatformAdapter } from "../../src/inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../../src/inference/remote-registry.js";
 import { wireContextOf } from "../../src/tool-exec/client.js";
-import { buildCatalog, publishCatalog } from "../../src/tool-exec/catalog.js";
+import { buildCatalog } from "../../src/tool-exec/catalog.js";
+import { publishCatalog } from "../../src/tool-exec/catalog-parts.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
@@ -242,11 +243,13 @@ describe("routing (DESIGN §1), every branch in every mode", () => {
     assert.throws(() => (listed.handler as (a: unknown, c: ToolContext) => unknown)({}, new ToolContext()), /runs remotely/);
     assert.equal(s.registry.isAllowed("side_effect", "bob"), true);
     assert.equal(s.local.isAllowed("side_effect", "mallory"), false, "catalog permissions pushed to the local registry");
-    await s.redis.del(s.keys.catalog);
+    // The part gone from Redis (as after a restart), read before the worker's next presence tick (a second
+    // away) finds it gone and publishes it again:
+    await s.redis.del([s.keys.catalogParts, s.keys.catalogPart("default", "tw")]);
     assert.equal(await s.registry.reloadCatalog(), false);
     assert.deepEqual([...s.registry.toolNames()].sort(), [...s.local.toolNames()].sort());
-    await s.tools.publishCatalog();
-    assert.equal(await s.registry.reloadCatalog(), true);
+    await eventually(async () => assert.equal(await s.registry.reloadCatalog(), true), 3000);
+    assert.ok(s.registry.toolNames().has("send_image"));
   });
 });
 
@@ -259,14 +262,18 @@ describe("remote failures", () => {
         [defineTool({ name: "where", description: "an older where", parameters: z.object({ old: z.string().optional() }), handler: () => "" })],
         {},
       );
-      await publishCatalog(s.redis, s.keys, fake);
-      await eventually(() => assert.equal(s.registry.toolNames().size, 1));
+      // Published as the worker's own part (its key and hash say so), while the worker runs the real `where`:
+      // every reader takes it for the worker's catalog, so calls go to the worker's pool, which answers stale.
+      // (A longer life than the worker's own refreshes give its real part, so the fake stays the newest.)
+      const fakeMember = await publishCatalog(s.redis, s.keys, fake, { pool: "default", workerId: "tw" }, { ttlMs: 60_000 });
+      await eventually(() => assert.equal(s.registry.mergedCatalog?.tools.find((t) => t.name === "where")?.schemaHash, fake.tools[0]!.schemaHash));
       const before = { ...s.registry.stats };
       assert.equal(await s.registry.call("where", {}, { userId: "alice", ctx: s.ctx() }), staleTwice("where"));
       assert.equal(s.registry.stats.remoteCalls - before.remoteCalls, 2);
       assert.equal(s.registry.stats.staleRetries - before.staleRetries, 1);
       assert.equal(s.counts.get("tools:where") ?? 0, 0);
       // With the real catalog back, the retry succeeds.
+      await s.redis.zRem(s.keys.catalogParts, fakeMember);
       await s.tools.publishCatalog();
       await eventually(() => assert.ok(s.registry.toolNames().size > 1));
       assert.match(await s.registry.call("where", {}, { userId: "alice", ctx: s.ctx() }), /^tools ran where/);
@@ -521,12 +528,17 @@ describe("remote failures", () => {
         assert.equal(out.text, (await s.local.execute("nosuch", {}, { userId: "alice" })).text);
         assert.equal(await s.redis.xLen(s.keys.toolsStream), 0);
         assert.equal(s.registry.stats.remoteCalls, 0);
-        // A tool only the local registry has is still sent: the tools service answers for what it runs.
+        // A tool only the local registry has: no live worker runs it (the merged catalog lists all they run), so it
+        // is not sent; it runs here as a fallback, or, with the fallback off, is unavailable at once.
         s.local.register(defineTool({ name: "local_only", description: "Not in the catalog.", parameters: z.object({}), handler: () => "local" }));
         const localOnly = await s.registry.execute("local_only", {}, { userId: "alice", ctx: s.ctx() });
-        assert.equal(localOnly.route, "remote");
-        assert.equal(localOnly.kind, "unknown_tool");
-        assert.equal(s.registry.stats.remoteCalls, 1);
+        assert.deepEqual([localOnly.route, localOnly.kind, localOnly.text], ["fallback", "ok", "local"]);
+        s.config.set({ toolsServiceMode: "remote", toolsExecTimeout: 60, toolsLocalFallback: false });
+        const refused = await s.registry.execute("local_only", {}, { userId: "alice", ctx: s.ctx() });
+        assert.deepEqual([refused.kind, refused.text], ["unavailable", noLiveWorker("local_only", "tools worker")]);
+        assert.ok(refused.durationMs < 5000, `not after the 60 s timeout: answered in ${refused.durationMs} ms`);
+        assert.equal(s.registry.stats.remoteCalls, 0);
+        assert.equal(await s.redis.xLen(s.keys.toolsStream), 0);
       } finally {
         await s.stop();
       }
@@ -542,7 +554,7 @@ test("a published catalog change reaches a running registry within milliseconds"
       const reloads = s.registry.stats.catalogReloads;
       const tool = defineTool({ name: `probe_${i}`, description: "", parameters: z.object({}), handler: () => "" });
       const started = performance.now();
-      await publishCatalog(s.redis, s.keys, buildCatalog([tool], {}));
+      await publishCatalog(s.redis, s.keys, buildCatalog([tool], {}), { pool: "default", workerId: "probe" });
       await eventually(() => assert.ok(s.registry.stats.catalogReloads > reloads && s.registry.toolNames().has(`probe_${i}`)), 2000, 1);
       latencies.push(performance.now() - started);
     }

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { exampleTools } from "../../examples/tools.js";
-import { buildCatalog, loadCatalog, publishCatalog } from "../../src/tool-exec/catalog.js";
+import { buildCatalog } from "../../src/tool-exec/catalog.js";
+import { loadCatalog, publishCatalog, readLiveParts, refreshPresence } from "../../src/tool-exec/catalog-parts.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import { readSession, sessionRecord, writeSession } from "../../src/tool-exec/session.js";
 import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
@@ -52,18 +53,41 @@ describe("catalog", () => {
       await closeRedis(redis);
     });
 
-    test("publish then load gives the same document; none published is null; corrupt is a clear error", async () => {
+    test("parts: published, merged, kept alive, gone when their life runs out; a corrupt part is reported and left out", async () => {
       assert.equal(await loadCatalog(redis, k), null);
       const catalog = buildCatalog(exampleTools, { admin_stats: ["admin"] });
-      await publishCatalog(redis, k, catalog);
-      assert.deepEqual(await loadCatalog(redis, k), catalog);
-      await redis.set(k.catalog, "{not json");
-      await assert.rejects(
-        loadCatalog(redis, k),
-        (err: unknown) => err instanceof ToolfleetError && err.code === "CATALOG_INVALID" && /is invalid: not JSON/.test(err.message),
+      const member = await publishCatalog(redis, k, catalog, { pool: "default", workerId: "w1" }, { ttlMs: 400 });
+      const merged = await loadCatalog(redis, k);
+      assert.deepEqual(merged?.tools, catalog.tools);
+      assert.deepEqual(merged?.permissions, catalog.permissions);
+      assert.equal(merged?.schemaHash, catalog.schemaHash, "one part: the merged hash is the part's");
+      assert.deepEqual(
+        merged?.publishers.map((p) => `${p.pool}/${p.workerId}`),
+        ["default/w1"],
       );
-      await redis.set(k.catalog, JSON.stringify({ ...catalog, tools: [{ name: "bad name" }] }));
-      await assert.rejects(loadCatalog(redis, k), /is invalid: tools\.0/);
+      // Kept alive past its first life …
+      for (let i = 0; i < 4; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(await refreshPresence(redis, k, { pool: "default", workerId: "w1" }, member, 400), true);
+      }
+      assert.equal((await readLiveParts(redis, k)).parts.length, 1);
+      // … and gone once no one refreshes it, by Redis's clock; a refresh then says to publish again.
+      await eventually(async () => assert.equal(await loadCatalog(redis, k), null), 2000, 50);
+      assert.equal(await refreshPresence(redis, k, { pool: "default", workerId: "w1" }, member, 400), false);
+
+      // A corrupt part: left out of the merge, and named.
+      await publishCatalog(redis, k, catalog, { pool: "gpu", workerId: "w2" }, { ttlMs: 60_000 });
+      await redis.set(k.catalogPart("gpu", "w2"), "{not json", { KEEPTTL: true });
+      const read = await readLiveParts(redis, k);
+      assert.equal(read.parts.length, 0);
+      assert.match(read.unreadable.join("\n"), /tools:catalog:part:gpu:w2: not JSON/);
+      await redis.set(k.catalogPart("gpu", "w2"), JSON.stringify({ pool: "gpu", workerId: "w2", catalog: { ...catalog, tools: [{ name: "bad name" }] } }), {
+        KEEPTTL: true,
+      });
+      assert.match((await readLiveParts(redis, k)).unreadable.join("\n"), /catalog\.tools\.0/);
+      // A part that names another worker than its key is not believed.
+      await redis.set(k.catalogPart("gpu", "w2"), JSON.stringify({ pool: "gpu", workerId: "w3", catalog }), { KEEPTTL: true });
+      assert.match((await readLiveParts(redis, k)).unreadable.join("\n"), /names gpu\/w3/);
     });
   });
 });

@@ -657,7 +657,8 @@ test("after 100k calls, stream lengths and key counts stay bounded", { timeout: 
     await eventually(
       async () => {
         const left = await namespaceKeys(f.redis, f.keys);
-        assert.ok(left.length <= 6, `${left.length} keys left: ${left.slice(0, 5).join(" ")} …`);
+        // The fixed keys: the request and reply streams, the worker's own stream, its catalog part and the parts' index, its heartbeats …
+        assert.ok(left.length <= 8, `${left.length} keys left: ${left.slice(0, 5).join(" ")} …`);
       },
       (2 + 5 + SESSION_REUSE_SECONDS) * 1000 + 10_000,
       500,

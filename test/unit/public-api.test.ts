@@ -100,6 +100,15 @@ const PROTOCOL = [
   "unknownTool",
   "watchCatalog",
   "wireError",
+  "workerGone",
+  "CatalogView",
+  "DEFAULT_POOL",
+  "POOL_PATTERN",
+  "PRESENCE_REFRESH_MS",
+  "PRESENCE_TTL_MS",
+  "mergeCatalog",
+  "readLiveParts",
+  "refreshPresence",
   "writeSession",
 ];
 

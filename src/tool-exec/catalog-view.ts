@@ -1,0 +1,209 @@
+import { errorFields, type Logger } from "../core/log.js";
+import type { RedisClient } from "../redis/client.js";
+import type { Keys } from "../redis/keys.js";
+import { mergeCatalog, type MergedCatalog } from "./catalog-merge.js";
+import { PRESENCE_REFRESH_MS, readLiveParts, watchCatalog, type CatalogWatch, type LivePart } from "./catalog-parts.js";
+
+/** Where a call for a tool goes: a pool's stream, one worker's own stream, or nowhere (no live worker runs it). */
+export type CallRoute = { kind: "pool"; pool: string; stream: string } | { kind: "worker"; pool: string; workerId: string; stream: string } | { kind: "none" };
+
+export interface CatalogViewOptions {
+  redis: RedisClient;
+  redisUrl: string;
+  keys: Keys;
+  logger: Logger;
+  /** After a refresh that changed the merged catalog (null: no live worker publishes). */
+  onChange?: (merged: MergedCatalog | null) => void;
+  /** After a refresh in which request streams lost their last live reader (a pool whose every worker died, a dead worker's own stream). */
+  onStreamsGone?: (streams: ReadonlySet<string>) => void;
+  /** @defaultValue PRESENCE_REFRESH_MS */
+  refreshMs?: number;
+}
+
+/** Tools remembered as having left the catalog, at most. */
+const MAX_DEPARTED = 10_000;
+
+interface Offer {
+  /** Pools in which every live worker runs the tool with this schema: a call may go to the pool's stream. */
+  uniformPools: string[];
+  workers: LivePart[];
+}
+
+/**
+ * The caller's view of the merged catalog (docs/protocol.md, "Pools and the
+ * merged catalog"): the live parts, read again on every change notice and
+ * every `refreshMs` (a worker that dies sends no notice; its part's life runs
+ * out), and the routing of each call to workers that agree with the schema
+ * it was built against. `route()` reads only memory: no Redis round trip per call.
+ */
+export class CatalogView {
+  private parts = new Map<string, LivePart>();
+  private offers = new Map<string, Map<string, Offer>>();
+  private streams = new Set<string>();
+  private current: MergedCatalog | null = null;
+  private readonly departed = new Map<string, number>();
+  private watch: CatalogWatch | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<MergedCatalog | null> | undefined;
+  private again = false;
+  private turn = 0;
+  private reported = new Set<string>();
+
+  constructor(private readonly options: CatalogViewOptions) {}
+
+  get merged(): MergedCatalog | null {
+    return this.current;
+  }
+
+  /** Subscribes to change notices (before the first read, so none is missed), reads the parts, and refreshes on a timer. */
+  async start(): Promise<void> {
+    if (this.watch) return;
+    this.watch = await watchCatalog(this.options.redis, this.options.keys, {
+      url: this.options.redisUrl,
+      logger: this.options.logger,
+      onChange: () => this.refresh().then(() => undefined),
+    });
+    try {
+      await this.refresh();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.timer = setInterval(() => {
+      this.refresh().catch((err: unknown) => this.options.logger.warn({ ...errorFields(err) }, "could not refresh the tool catalog; keeping the last one"));
+    }, this.options.refreshMs ?? PRESENCE_REFRESH_MS);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    const watch = this.watch;
+    this.watch = undefined;
+    await watch?.close();
+    await this.running?.catch(() => undefined); // its failure was the caller's to see
+  }
+
+  /** Reads the live parts now (concurrent asks share one read, and one asked during a read runs after it). */
+  refresh(): Promise<MergedCatalog | null> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    const run = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.readOnce();
+        } while (this.again);
+        return this.current;
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    this.running = run;
+    return run;
+  }
+
+  /** Whether a tool was in the catalog and left it (its last worker is gone), as against never known. */
+  hasDeparted(tool: string): boolean {
+    return this.departed.has(tool);
+  }
+
+  /** Pools and workers offering `tool`, by schema hash (for status views and tests). */
+  offersOf(tool: string): ReadonlyMap<string, { uniformPools: readonly string[]; workers: readonly string[] }> {
+    const out = new Map<string, { uniformPools: readonly string[]; workers: readonly string[] }>();
+    for (const [hash, offer] of this.offers.get(tool) ?? []) out.set(hash, { uniformPools: offer.uniformPools, workers: offer.workers.map((w) => w.workerId) });
+    return out;
+  }
+
+  /**
+   * Where a call of `tool` built against `schemaHash` goes: a pool whose live workers all run that schema
+   * (taking turns when several do); else one worker that runs it, on its own stream; else, when the schema
+   * is not offered at all (the caller's catalog is older than every worker's), wherever the shown schema
+   * goes, so the worker answers CATALOG_STALE and the caller reloads.
+   */
+  route(tool: string, schemaHash: string): CallRoute {
+    const byHash = this.offers.get(tool);
+    if (!byHash) return { kind: "none" };
+    const shown = this.current?.tools.find((t) => t.name === tool)?.schemaHash;
+    const offer = byHash.get(schemaHash) ?? (shown === undefined ? undefined : byHash.get(shown)) ?? byHash.values().next().value;
+    if (!offer) return { kind: "none" };
+    const turn = this.turn++;
+    if (offer.uniformPools.length > 0) {
+      const pool = offer.uniformPools[turn % offer.uniformPools.length]!;
+      return { kind: "pool", pool, stream: this.options.keys.poolStream(pool) };
+    }
+    const worker = offer.workers[turn % offer.workers.length]!;
+    return { kind: "worker", pool: worker.pool, workerId: worker.workerId, stream: this.options.keys.workerStream(worker.workerId) };
+  }
+
+  private async readOnce(): Promise<void> {
+    const { parts, unreadable } = await readLiveParts(this.options.redis, this.options.keys, this.parts);
+    for (const problem of unreadable) {
+      if (this.reported.has(problem)) continue;
+      if (this.reported.size > 1000) this.reported.clear();
+      this.reported.add(problem);
+      this.options.logger.warn({ problem }, "a catalog part could not be read; its tools are left out");
+    }
+    const sameMembers = parts.length === this.parts.size && parts.every((p) => this.parts.has(p.member));
+    this.parts = new Map(parts.map((p) => [p.member, p]));
+    if (sameMembers && this.current !== null) return;
+    this.rebuild(parts);
+  }
+
+  private rebuild(parts: readonly LivePart[]): void {
+    const keys = this.options.keys;
+    const byPool = new Map<string, LivePart[]>();
+    for (const p of parts) byPool.set(p.pool, [...(byPool.get(p.pool) ?? []), p]);
+    const offers = new Map<string, Map<string, Offer>>();
+    for (const part of parts) {
+      for (const tool of part.catalog.tools) {
+        let byHash = offers.get(tool.name);
+        if (!byHash) offers.set(tool.name, (byHash = new Map<string, Offer>()));
+        let offer = byHash.get(tool.schemaHash);
+        if (!offer) byHash.set(tool.schemaHash, (offer = { uniformPools: [], workers: [] }));
+        offer.workers.push(part);
+      }
+    }
+    for (const [name, byHash] of offers) {
+      for (const [hash, offer] of byHash) {
+        const pools = new Set(offer.workers.map((w) => w.pool));
+        offer.uniformPools = [...pools].filter((pool) =>
+          (byPool.get(pool) ?? []).every((w) => w.catalog.tools.some((t) => t.name === name && t.schemaHash === hash)),
+        );
+        offer.uniformPools.sort();
+      }
+    }
+    const streams = new Set<string>();
+    for (const p of parts) streams.add(keys.poolStream(p.pool)).add(keys.workerStream(p.workerId));
+    const gone = new Set([...this.streams].filter((s) => !streams.has(s)));
+    const before = this.current;
+    const merged = mergeCatalog(parts);
+    for (const t of before?.tools ?? []) if (!offers.has(t.name)) this.depart(t.name);
+    for (const name of offers.keys()) this.departed.delete(name);
+    this.offers = offers;
+    this.streams = streams;
+    this.current = merged;
+    if (merged?.schemaHash !== before?.schemaHash) {
+      if (merged) {
+        this.options.logger.info(
+          { tools: merged.tools.length, publishers: merged.publishers.length, schemaHash: merged.schemaHash, conflicts: merged.conflicts.map((c) => c.tool) },
+          "tool catalog loaded",
+        );
+        for (const c of merged.conflicts)
+          this.options.logger.warn(
+            { tool: c.tool, offers: c.offers.map((o) => `${o.schemaHash.slice(0, 12)}: ${o.publishers.join(", ")}`) },
+            `tool '${c.tool}' is offered with ${c.offers.length} different schemas (a rolling deploy?): calls go to workers that agree with the schema they were built against`,
+          );
+      } else if (before) this.options.logger.warn({}, "no live tools worker publishes a catalog any more");
+      this.options.onChange?.(merged);
+    }
+    if (gone.size > 0) this.options.onStreamsGone?.(gone);
+  }
+
+  private depart(tool: string): void {
+    if (this.departed.size >= MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value!);
+    this.departed.set(tool, Date.now());
+  }
+}
