@@ -88,7 +88,7 @@ async function inspect(kind: "status" | "catalog", redis: RedisClient, k: Keys, 
     const who = Object.prototype.hasOwnProperty.call(catalog.permissions, t.name) ? catalog.permissions[t.name] : undefined;
     console.log(`  ${t.name.padEnd(24)} ${t.schemaHash.slice(0, 12)}  ${flags.join(",").padEnd(30)} ${who ? `users: ${who.join(",")}` : "everyone"}`);
   }
-  console.log("", "publishers:");
+  console.log("\npublishers:");
   for (const p of catalog.publishers) console.log(`  ${`${p.pool}/${p.workerId}`.padEnd(40)} ${p.tools} tools  ${p.schemaHash.slice(0, 12)}`);
   if (catalog.conflicts.length > 0) console.log(["", "schema conflicts:", ...formatConflicts(catalog.conflicts)].join("\n"));
   for (const u of catalog.unreadable) console.log(`  unreadable: ${u}`);

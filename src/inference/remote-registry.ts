@@ -47,7 +47,7 @@ export interface RemoteRegistryStats {
   shadowMirrored: number;
   shadowMatches: number;
   shadowMismatches: number;
-  /** Times the merged catalog changed (a worker joined, left, or published other tools). */
+  /** Times the merged catalog was rebuilt: a worker joined, left, or published other tools. */
   catalogReloads: number;
   /** Calls not sent because no live tools worker read the stream (answered `unavailable`, or run here as a fallback). */
   noLiveWorker: number;
@@ -304,38 +304,61 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       // publish a request nobody takes and wait out its timeout.
       return noWorker(`no tools worker reads ${route.stream} (none of its consumers has a live heartbeat)`);
     }
+    // At most one more send, within the same deadline, when the first provably did not run: a worker that
+    // disagrees with the schema (CATALOG_STALE), or one that died or left before taking the request.
+    const deadline = performance.now() + timeoutMs;
+    let schemaHash = this.byName.get(name)?.schemaHash ?? "";
     let reply: ToolReply;
-    try {
-      let schemaHash = this.byName.get(name)?.schemaHash ?? "";
-      reply = await this.send(name, args, options, timeoutMs, route, schemaHash);
-      if (reply.status === "CATALOG_STALE") {
-        // The worker disagrees with the schema this call was built against. Reload, then send it once more:
-        // to a worker that agrees, when one is live (a rolling deploy), else with the schema now shown.
+    for (let resent = false; ; resent = true) {
+      const left = Math.max(1, Math.round(deadline - performance.now()));
+      let why: string;
+      try {
+        reply = await this.send(name, args, options, left, route, schemaHash);
+        if (reply.status !== "CATALOG_STALE") break;
+        if (resent) return done("unavailable", staleTwice(name));
         this.stats.staleRetries++;
-        await this.reloadCatalog();
-        if (this.view && !this.view.offersOf(name).has(schemaHash)) schemaHash = this.byName.get(name)?.schemaHash ?? schemaHash;
-        route = this.view?.route(name, schemaHash) ?? route;
-        if (route.kind === "none") return noWorker(`no live tools worker runs ${name} any more`);
-        reply = await this.send(name, args, options, timeoutMs, route, schemaHash);
-        if (reply.status === "CATALOG_STALE") return done("unavailable", staleTwice(name));
+        why = "stale";
+      } catch (err) {
+        if (resent || !(await this.neverRan(name, err, timeoutMs))) return this.failed(name, args, options, timeoutMs, err, done);
+        why = "never ran";
       }
-    } catch (err) {
-      // A worker's own stream that is gone: nothing was published.
-      if (isToolfleetError(err, "PUBLISH_FAILED") && isToolfleetError(err.cause, "NO_LIVE_WORKER")) return noWorker(err.cause.message);
-      const fallback = await this.fallback(name, args, options, timeoutMs, err);
-      if (fallback) return fallback;
-      if (isToolfleetError(err, "PAYLOAD_TOO_LARGE")) return done("error", err.message);
-      if (isToolfleetError(err, "WORKER_GONE")) {
-        // Proven never started (and now never will): no worker ran it. Otherwise it may have.
-        return (this.verdicts.get(err) ?? (await this.proveUnstarted(name, err, timeoutMs))) === "cancelled"
-          ? done("unavailable", noLiveWorker(name, "tools worker"))
-          : done("unavailable", workerGone(name));
-      }
-      return done("unavailable", isToolfleetError(err, "REQUEST_LOST") ? lostInRestart(name) : unavailable(name));
+      // Reload, then send to a worker that agrees with the schema this call was built against, when one is
+      // live (a rolling deploy), else with the schema now shown.
+      await this.reloadCatalog();
+      if (this.view && !this.view.offersOf(name).has(schemaHash)) schemaHash = this.byName.get(name)?.schemaHash ?? schemaHash;
+      route = this.view?.route(name, schemaHash) ?? route;
+      if (route.kind === "none") return noWorker(`no live tools worker runs ${name} any more`);
+      this.options.logger.debug({ tool: name, why, stream: route.stream }, "sending the call once more");
     }
     if (reply.status !== "ok") return done(failureKind(reply), reply.error?.message ?? `Tool '${name}' failed on the tools service (${reply.status}).`);
     options.ctx?.mergeWriteBack(reply.writeBack);
     return done(reply.outcome ?? "ok", reply.result);
+  }
+
+  /** Whether a send that failed provably never reached a worker: its worker's own stream was gone, or it died or left before reading it. */
+  private async neverRan(name: string, err: unknown, timeoutMs: number): Promise<boolean> {
+    if (isToolfleetError(err, "PUBLISH_FAILED") && isToolfleetError(err.cause, "NO_LIVE_WORKER")) return true;
+    return isToolfleetError(err, "WORKER_GONE") && (await this.proveUnstarted(name, err, timeoutMs)) === "cancelled";
+  }
+
+  /** A remote call that ended without a reply: a fallback when the rules allow one, else the outcome that says why. */
+  private async failed(
+    name: string,
+    args: unknown,
+    options: CallOptions,
+    timeoutMs: number,
+    err: unknown,
+    done: (kind: OutcomeKind, text: string) => CallOutcome,
+  ): Promise<CallOutcome> {
+    const fallback = await this.fallback(name, args, options, timeoutMs, err);
+    if (fallback) return fallback;
+    if (isToolfleetError(err, "PAYLOAD_TOO_LARGE")) return done("error", err.message);
+    if (isToolfleetError(err, "PUBLISH_FAILED") && isToolfleetError(err.cause, "NO_LIVE_WORKER"))
+      return done("unavailable", noLiveWorker(name, "tools worker"));
+    // Proven never started (and now never will): no worker ran it. Otherwise it may have.
+    if (isToolfleetError(err, "WORKER_GONE"))
+      return done("unavailable", (await this.proveUnstarted(name, err, timeoutMs)) === "cancelled" ? noLiveWorker(name, "tools worker") : workerGone(name));
+    return done("unavailable", isToolfleetError(err, "REQUEST_LOST") ? lostInRestart(name) : unavailable(name));
   }
 
   private timeoutOf(options: CallOptions): number {
@@ -386,6 +409,9 @@ export class RemoteToolRegistry implements ToolRegistryLike {
    * answered) is not "cancelled".
    */
   private async proveUnstarted(name: string, err: ToolfleetError, timeoutMs: number): Promise<CancelVerdict | "unknown"> {
+    // Asked once per failure: a second script run would find the marker the first one wrote ("claimed").
+    const known = this.verdicts.get(err);
+    if (known) return known;
     const published = publishedRequestOf(err, this.options.keys);
     if (!err.idemKey || !published || !this.options.redis) return "unknown";
     try {

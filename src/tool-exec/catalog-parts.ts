@@ -22,16 +22,19 @@ export interface Publisher {
   workerId: string;
 }
 
-/** The index member of a part: its publisher and the first 16 hex digits of its catalog's hash. */
-export function partMember(publisher: Publisher, catalog: Pick<Catalog, "schemaHash">): string {
-  return `${publisher.pool}/${publisher.workerId}/${catalog.schemaHash.slice(0, 16)}`;
+/**
+ * The index member of a part: its publisher and the first 16 hex digits of its catalog's hash, and
+ * `/draining` while the worker stops (it finishes what it holds and takes nothing new).
+ */
+export function partMember(publisher: Publisher, catalog: Pick<Catalog, "schemaHash">, draining = false): string {
+  return `${publisher.pool}/${publisher.workerId}/${catalog.schemaHash.slice(0, 16)}${draining ? "/draining" : ""}`;
 }
 
-function parseMember(member: string): (Publisher & { hash: string }) | null {
-  const [pool, workerId, hash, extra] = member.split("/");
-  if (extra !== undefined || !pool || !workerId || !hash) return null;
+function parseMember(member: string): (Publisher & { hash: string; draining: boolean }) | null {
+  const [pool, workerId, hash, state, extra] = member.split("/");
+  if (extra !== undefined || !pool || !workerId || !hash || (state !== undefined && state !== "draining")) return null;
   if (!POOL_PATTERN.test(pool) || !ID_PATTERN.test(workerId) || !/^[0-9a-f]{16}$/.test(hash)) return null;
-  return { pool, workerId, hash };
+  return { pool, workerId, hash, draining: state === "draining" };
 }
 
 const partSchema = z.object({ pool: z.string().regex(POOL_PATTERN), workerId: z.string().regex(ID_PATTERN), catalog: catalogSchema });
@@ -64,9 +67,9 @@ export async function publishCatalog(
   keys: Keys,
   catalog: Catalog,
   publisher: Publisher,
-  options: { ttlMs?: number; before?: string } = {},
+  options: { ttlMs?: number; before?: string; draining?: boolean } = {},
 ): Promise<string> {
-  const member = partMember(publisher, catalog);
+  const member = partMember(publisher, catalog, options.draining);
   const doc = JSON.stringify({ pool: publisher.pool, workerId: publisher.workerId, catalog });
   await presence(redis, keys, publisher, member, options.ttlMs ?? PRESENCE_TTL_MS, doc, options.before ?? "");
   return member;
@@ -81,6 +84,8 @@ export async function refreshPresence(redis: RedisClient, keys: Keys, publisher:
 export interface LivePart extends CatalogPart {
   member: string;
   ttlMs: number;
+  /** The worker is stopping: it finishes the calls it holds, and no new call goes to it. */
+  draining: boolean;
 }
 
 export interface PartsRead {
@@ -99,7 +104,7 @@ export async function readLiveParts(redis: RedisClient, keys: Keys, known: Reado
   if (!Array.isArray(time) || !Array.isArray(scored)) throw new ToolfleetError("REDIS_REPLY_INVALID", "TIME or ZRANGE of the catalog index answered oddly");
   const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
   const unreadable: string[] = [];
-  const live: { member: string; who: Publisher & { hash: string }; ttlMs: number }[] = [];
+  const live: { member: string; who: Publisher & { hash: string; draining: boolean }; ttlMs: number }[] = [];
   // RESP3 answers [member, score] pairs; RESP2 a flat list.
   const flat: unknown[] = scored;
   const pairs = flat.every((v) => Array.isArray(v)) ? (flat as unknown[][]) : flat.flatMap((v, i) => (i % 2 === 0 ? [[v, flat[i + 1]]] : []));
@@ -109,7 +114,7 @@ export async function readLiveParts(redis: RedisClient, keys: Keys, known: Reado
     if (!(ttlMs > 0)) continue;
     const who = parseMember(member);
     if (who) live.push({ member, who, ttlMs });
-    else unreadable.push(`${keys.catalogParts} member ${JSON.stringify(member)}: not <pool>/<workerId>/<hash>`);
+    else unreadable.push(`${keys.catalogParts} member ${JSON.stringify(member)}: not <pool>/<workerId>/<hash>[/draining]`);
   }
   // One part per publisher: the member refreshed last. An earlier member of the same worker (published by its
   // previous life, say) names a doc its key no longer holds.
@@ -144,7 +149,7 @@ export async function readLiveParts(redis: RedisClient, keys: Keys, known: Reado
       continue;
     }
     if (!catalog.schemaHash.startsWith(l.who.hash)) continue; // the member of an earlier catalog of this worker
-    parts.push({ pool, workerId, catalog, member: l.member, ttlMs: l.ttlMs });
+    parts.push({ pool, workerId, catalog, member: l.member, ttlMs: l.ttlMs, draining: l.who.draining });
   }
   return { parts, unreadable };
 }
@@ -152,7 +157,7 @@ export async function readLiveParts(redis: RedisClient, keys: Keys, known: Reado
 /** The merged catalog of the live parts, for one-shot readers (`toolfleet catalog`); null when no worker publishes. */
 export async function loadCatalog(redis: RedisClient, keys: Keys): Promise<(MergedCatalog & { unreadable: string[] }) | null> {
   const { parts, unreadable } = await readLiveParts(redis, keys);
-  const merged = mergeCatalog(parts);
+  const merged = mergeCatalog(parts.filter((p) => !p.draining));
   return merged && { ...merged, unreadable };
 }
 

@@ -12,7 +12,7 @@ export interface CatalogViewOptions {
   redisUrl: string;
   keys: Keys;
   logger: Logger;
-  /** After a refresh that changed the merged catalog (null: no live worker publishes). */
+  /** After a refresh that changed the live parts (null: no live worker publishes). */
   onChange?: (merged: MergedCatalog | null) => void;
   /** After a refresh in which request streams lost their last live reader (a pool whose every worker died, a dead worker's own stream). */
   onStreamsGone?: (streams: ReadonlySet<string>) => void;
@@ -152,8 +152,10 @@ export class CatalogView {
     this.rebuild(parts);
   }
 
-  private rebuild(parts: readonly LivePart[]): void {
+  private rebuild(all: readonly LivePart[]): void {
     const keys = this.options.keys;
+    // A draining worker takes no new call, but the calls it holds are still its to answer: its streams stay live.
+    const parts = all.filter((p) => !p.draining);
     const byPool = new Map<string, LivePart[]>();
     for (const p of parts) byPool.set(p.pool, [...(byPool.get(p.pool) ?? []), p]);
     const offers = new Map<string, Map<string, Offer>>();
@@ -176,7 +178,7 @@ export class CatalogView {
       }
     }
     const streams = new Set<string>();
-    for (const p of parts) streams.add(keys.poolStream(p.pool)).add(keys.workerStream(p.workerId));
+    for (const p of all) streams.add(keys.poolStream(p.pool)).add(keys.workerStream(p.workerId));
     const gone = new Set([...this.streams].filter((s) => !streams.has(s)));
     const before = this.current;
     const merged = mergeCatalog(parts);
@@ -197,8 +199,9 @@ export class CatalogView {
             `tool '${c.tool}' is offered with ${c.offers.length} different schemas (a rolling deploy?): calls go to workers that agree with the schema they were built against`,
           );
       } else if (before) this.options.logger.warn({}, "no live tools worker publishes a catalog any more");
-      this.options.onChange?.(merged);
     }
+    // Also when only the publishers changed (the same tools from other workers): the conflicts may have.
+    this.options.onChange?.(merged);
     if (gone.size > 0) this.options.onStreamsGone?.(gone);
   }
 

@@ -3,7 +3,7 @@ import { ToolContext, type PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { type ToolRegistry } from "../core/registry.js";
 import { buildCatalog, type Catalog } from "./catalog.js";
-import { PRESENCE_REFRESH_MS, publishCatalog, refreshPresence } from "./catalog-parts.js";
+import { CatalogPresence } from "./catalog-presence.js";
 import type { RedisClient } from "../redis/client.js";
 import { randomBytes } from "node:crypto";
 import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
@@ -15,10 +15,7 @@ import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis
 import { wireError, type WireError } from "../core/errors.js";
 import { permissionDenied } from "../core/outcome.js";
 import { signEntry, signatureProblem } from "./signing.js";
-import { within } from "../core/within.js";
 
-/** A worker's own stream lives this long past its last refresh, so a dead worker's goes by itself. */
-const OWN_STREAM_TTL_MS = 60_000;
 /** Files kept with a stored reply for duplicate deliveries, at most. */
 const MAX_KEPT_FILE_BYTES = 1024 * 1024;
 
@@ -70,10 +67,8 @@ export class ToolExecServer {
   /** Reads this worker's own stream (`keys.workerStream`): set when it publishes a catalog. */
   readonly ownWorker: StreamWorker | undefined;
   readonly pool: string;
-  /** The index member of the part last published, and the presence timer. */
-  private member = "";
-  private presenceTimer: NodeJS.Timeout | undefined;
-  private presenceFailing = false;
+  /** Its part of the merged catalog: set when it publishes one. */
+  private readonly presence: CatalogPresence | undefined;
   private readonly options: ToolExecServerOptions;
   private readonly claimMs: number;
   private catalog: Catalog;
@@ -100,8 +95,15 @@ export class ToolExecServer {
     this.worker = this.streamWorker(options.service ?? "tools", options.stream ?? options.keys.poolStream(this.pool));
     // Its own stream has its own engine (and its own heartbeat service name, so `status` counts the pool's work
     // apart): the same handler, claims and leases.
-    if (options.publishesCatalog !== false)
+    if (options.publishesCatalog !== false) {
       this.ownWorker = this.streamWorker(`${options.service ?? "tools"}-own`, options.keys.workerStream(options.workerId));
+      this.presence = new CatalogPresence({
+        redis: options.redis,
+        keys: options.keys,
+        logger: options.logger,
+        publisher: { pool: this.pool, workerId: options.workerId },
+      });
+    }
   }
 
   private streamWorker(service: string, stream: string): StreamWorker {
@@ -128,16 +130,14 @@ export class ToolExecServer {
     return this.options.workerId;
   }
 
-  /** Starts taking requests, then publishes its part of the catalog (when it does) and keeps it alive. */
+  /** Publishes its part of the catalog (when it does) and keeps it alive, and takes requests. */
   async start(): Promise<void> {
-    // Readers first: a caller that sees the part may send to either stream at once.
+    // Its own stream's reader, then its part, then the pool's reader: a caller that sees the part may send to
+    // its own stream at once, and callers learn what it runs before it takes anything from the pool (taking a
+    // call built against another schema first would make a caller that has not yet seen the part retry).
+    if (this.ownWorker) await this.ownWorker.start();
+    await this.presence?.publish(this.catalog);
     await this.worker.start();
-    if (this.ownWorker) {
-      await this.ownWorker.start();
-      await this.publishCatalog();
-      this.presenceTimer = setInterval(() => void this.keepPresence(), PRESENCE_REFRESH_MS);
-      this.presenceTimer.unref();
-    }
     this.options.logger.info(
       {
         service: this.options.service ?? "tools",
@@ -150,63 +150,22 @@ export class ToolExecServer {
     );
   }
 
+  /**
+   * Stops gracefully: first says it is draining (callers send it nothing new, and still wait for what it
+   * holds), then finishes the calls in flight, then leaves the catalog.
+   */
   async stop(timeoutMs?: number): Promise<void> {
-    clearInterval(this.presenceTimer);
-    this.presenceTimer = undefined;
-    if (this.ownWorker && this.member) {
-      // Leave the catalog now, not when the part's life runs out: callers stop sending here at once.
-      const member = this.member;
-      this.member = "";
-      const withdraw = this.options.redis
-        .multi()
-        .del(this.options.keys.catalogPart(this.pool, this.options.workerId))
-        .zRem(this.options.keys.catalogParts, member)
-        .publish(this.options.keys.catalogChanged, member)
-        .exec();
-      // Bounded: a stop during an outage must end.
-      await within(withdraw, 1000, "withdrawing the catalog part").catch((err: unknown) =>
-        this.options.logger.warn({ worker: this.options.workerId, ...errorFields(err) }, "could not withdraw the catalog part; it expires by itself"),
-      );
-    }
+    await this.presence?.drain();
     await Promise.all([this.worker.stop(timeoutMs), this.ownWorker?.stop(timeoutMs)]);
+    await this.presence?.withdraw();
     await this.options.registry.close();
   }
 
   /** Rebuilds and republishes this worker's part of the catalog; call it after changing the registry's tools or permissions. */
   async publishCatalog(): Promise<Catalog> {
     this.catalog = this.rebuildCatalog();
-    this.member = await publishCatalog(
-      this.options.redis,
-      this.options.keys,
-      this.catalog,
-      { pool: this.pool, workerId: this.options.workerId },
-      { before: this.member },
-    );
+    await this.presence?.publish(this.catalog);
     return this.catalog;
-  }
-
-  /**
-   * Every PRESENCE_REFRESH_MS: extend the part's life (and the own stream's: a dead worker's stream goes by
-   * itself); a part that is gone (Redis restarted empty, or evicted it) is published again.
-   */
-  private async keepPresence(): Promise<void> {
-    const { redis, keys, workerId } = this.options;
-    try {
-      const [alive] = await Promise.all([
-        refreshPresence(redis, keys, { pool: this.pool, workerId }, this.member),
-        redis.pExpire(keys.workerStream(workerId), OWN_STREAM_TTL_MS),
-      ]);
-      if (!alive) {
-        this.options.logger.info({ worker: workerId, pool: this.pool }, "catalog part gone from Redis (a restart?); publishing it again");
-        await this.publishCatalog();
-      }
-      if (this.presenceFailing) this.options.logger.info({ worker: workerId }, "catalog part kept alive again");
-      this.presenceFailing = false;
-    } catch (err) {
-      // Once per outage: the connection's own log says Redis is away; callers drop this worker's tools meanwhile.
-      if (!this.presenceFailing) this.options.logger.warn({ worker: workerId, ...errorFields(err) }, "could not keep the catalog part alive");
-      this.presenceFailing = true;
-    }
   }
 
   private rebuildCatalog(): Catalog {

@@ -62,7 +62,7 @@ const SERVE = ["redis", "worker-id", "concurrency", "tools", "permissions", "lea
 const EXPECTED_OPTIONS: Record<string, string[]> = {
   demo: [],
   call: ["user", "mode", "tools"],
-  tools: SERVE,
+  tools: [...SERVE, "pool"],
   gateway: [...SERVE, "adapter", "host", "port", "shard"],
   inference: SERVE,
   up: ["tools-workers", "host", "port", "tools", "in-process", "walkthrough", "exit-after-walkthrough"],

@@ -33,10 +33,12 @@ test("status shows live workers from their heartbeats, and a killed worker as go
     // The CLI shows the same, as text and as JSON; and the catalog a worker published.
     const text = await run(process.execPath, [CLI, "status"], { env: { ...process.env, ...env } });
     assert.match(text.stdout, /tools\s+status-a\s+alive/);
+    assert.match(text.stdout, /\npools:\n {2}default +2 worker\(s\): status-a \(\d+ tools\), status-b \(\d+ tools\)\n/);
     const json = JSON.parse((await run(process.execPath, [CLI, "status", "--json"], { env: { ...process.env, ...env } })).stdout) as FleetStatus;
     assert.equal(json.workers.length, 3);
     const catalog = await run(process.execPath, [CLI, "catalog"], { env: { ...process.env, ...env } });
-    assert.match(catalog.stdout, /^catalog [0-9a-f]{12} .* \d+ tools\n/);
+    assert.match(catalog.stdout, /^catalog [0-9a-f]{12} {2}\d+ tools from 2 worker\(s\) {2}last published \S+\n/);
+    assert.match(catalog.stdout, /\npublishers:\n {2}default\/status-a +\d+ tools {2}[0-9a-f]{12}\n {2}default\/status-b +\d+ tools/);
     assert.match(catalog.stdout, /admin_stats\s+[0-9a-f]{12}\s+read-only\s+users: admin/);
 
     b.kill("SIGKILL");
@@ -57,7 +59,9 @@ test("catalog says so when none is published", async () => {
     run(process.execPath, [CLI, "catalog"], { env: { ...process.env, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL } }),
     (err: unknown) => {
       const e = err as { code: number; stderr: string };
-      return e.code === 1 && /no catalog published at .*:tools:catalog/.test(e.stderr);
+      return (
+        e.code === 1 && /^toolfleet catalog: no live tools worker publishes a catalog in namespace tftest-\S+ \(is a tools worker running\?\)\n$/.test(e.stderr)
+      );
     },
   );
 });

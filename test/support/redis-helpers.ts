@@ -89,7 +89,7 @@ export class OwnRedis {
   }
 }
 
-type CliChild = ChildProcess & { output: () => string };
+export type CliChild = ChildProcess & { output: () => string };
 
 /** A `toolfleet` child process; resolves with `ready`'s value once `ready` finds it in the output. */
 async function spawnCli<T>(
