@@ -18,24 +18,13 @@ import type { CatalogTool } from "../tool-exec/catalog.js";
 import type { MergedCatalog } from "../tool-exec/catalog-merge.js";
 import { CatalogView, type CallRoute } from "../tool-exec/catalog-view.js";
 import type { RedisClient } from "../redis/client.js";
-import { cancelUnstarted, type CancelVerdict } from "../tool-exec/idempotency.js";
 import type { Keys } from "../redis/keys.js";
 import { type ToolReply } from "../tool-exec/codec.js";
-import { ToolsClient, publishedRequestOf, wireContextOf } from "../tool-exec/client.js";
-import { ToolfleetError, isToolfleetError } from "../core/errors.js";
+import { ToolsClient, wireContextOf } from "../tool-exec/client.js";
+import { RemoteFailures, failureKind } from "./remote-failures.js";
+import { ToolfleetError } from "../core/errors.js";
 import { checkedTimeoutMs } from "../core/timeout.js";
-import {
-  lostInRestart,
-  noLiveWorker,
-  workerGone,
-  permissionDenied,
-  staleTwice,
-  unavailable,
-  unknownTool,
-  type CallOutcome,
-  type OutcomeKind,
-  type Route,
-} from "../core/outcome.js";
+import { noLiveWorker, permissionDenied, staleTwice, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "../core/outcome.js";
 
 /** Counters an operator can read (and a test can assert on). */
 export interface RemoteRegistryStats {
@@ -94,14 +83,22 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   private client: ToolsClient | undefined;
   private view: CatalogView | undefined;
   private readonly mirrors = new Set<Promise<void>>();
-  /** What `proveUnstarted()` found for a failed call, so a second look does not ask Redis again. */
-  private readonly verdicts = new WeakMap<ToolfleetError, CancelVerdict | "unknown">();
 
   private readonly localPermissions: Permissions;
+  private readonly failures: RemoteFailures;
 
   constructor(options: RemoteToolRegistryOptions) {
     this.options = options;
     this.localPermissions = options.local.getPermissions();
+    this.failures = new RemoteFailures({
+      redis: options.redis,
+      keys: options.keys,
+      config: options.config,
+      local: options.local,
+      logger: options.logger,
+      retrySafe: (name) => this.retrySafe(name),
+      count: (what) => void this.stats[what]++,
+    });
   }
 
   /** The client that carries remote calls (and gateway calls, through a proxy adapter); set once started. */
@@ -289,7 +286,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const noWorker = async (why: string): Promise<CallOutcome> => {
       this.stats.noLiveWorker++;
       const err = new ToolfleetError("NO_LIVE_WORKER", why);
-      return (await this.fallback(name, args, options, timeoutMs, err)) ?? done("unavailable", noLiveWorker(name, "tools worker"));
+      return (await this.failures.fallback(name, args, options, timeoutMs, err)) ?? done("unavailable", noLiveWorker(name, "tools worker"));
     };
     let route: CallRoute = { kind: "pool", pool: "default", stream: this.options.keys.toolsStream };
     if (this.catalog && this.view) {
@@ -319,7 +316,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
         this.stats.staleRetries++;
         why = "stale";
       } catch (err) {
-        if (resent || !(await this.neverRan(name, err, timeoutMs))) return this.failed(name, args, options, timeoutMs, err, done);
+        if (resent || !(await this.failures.neverRan(name, err, timeoutMs))) return this.failures.failed(name, args, options, timeoutMs, err, done);
         why = "never ran";
       }
       // Reload, then send to a worker that agrees with the schema this call was built against, when one is
@@ -333,32 +330,6 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     if (reply.status !== "ok") return done(failureKind(reply), reply.error?.message ?? `Tool '${name}' failed on the tools service (${reply.status}).`);
     options.ctx?.mergeWriteBack(reply.writeBack);
     return done(reply.outcome ?? "ok", reply.result);
-  }
-
-  /** Whether a send that failed provably never reached a worker: its worker's own stream was gone, or it died or left before reading it. */
-  private async neverRan(name: string, err: unknown, timeoutMs: number): Promise<boolean> {
-    if (isToolfleetError(err, "PUBLISH_FAILED") && isToolfleetError(err.cause, "NO_LIVE_WORKER")) return true;
-    return isToolfleetError(err, "WORKER_GONE") && (await this.proveUnstarted(name, err, timeoutMs)) === "cancelled";
-  }
-
-  /** A remote call that ended without a reply: a fallback when the rules allow one, else the outcome that says why. */
-  private async failed(
-    name: string,
-    args: unknown,
-    options: CallOptions,
-    timeoutMs: number,
-    err: unknown,
-    done: (kind: OutcomeKind, text: string) => CallOutcome,
-  ): Promise<CallOutcome> {
-    const fallback = await this.fallback(name, args, options, timeoutMs, err);
-    if (fallback) return fallback;
-    if (isToolfleetError(err, "PAYLOAD_TOO_LARGE")) return done("error", err.message);
-    if (isToolfleetError(err, "PUBLISH_FAILED") && isToolfleetError(err.cause, "NO_LIVE_WORKER"))
-      return done("unavailable", noLiveWorker(name, "tools worker"));
-    // Proven never started (and now never will): no worker ran it. Otherwise it may have.
-    if (isToolfleetError(err, "WORKER_GONE"))
-      return done("unavailable", (await this.proveUnstarted(name, err, timeoutMs)) === "cancelled" ? noLiveWorker(name, "tools worker") : workerGone(name));
-    return done("unavailable", isToolfleetError(err, "REQUEST_LOST") ? lostInRestart(name) : unavailable(name));
   }
 
   private timeoutOf(options: CallOptions): number {
@@ -402,61 +373,6 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     });
   }
 
-  /**
-   * Whether the request of a call that ended with no reply provably never started: the Redis that took it
-   * still runs, holds its entry, and no worker ever read it (`cancelUnstarted()`, which then marks it
-   * cancelled so it never will). Anything unproven (a restart, the entry gone, a publish that never
-   * answered) is not "cancelled".
-   */
-  private async proveUnstarted(name: string, err: ToolfleetError, timeoutMs: number): Promise<CancelVerdict | "unknown"> {
-    // Asked once per failure: a second script run would find the marker the first one wrote ("claimed").
-    const known = this.verdicts.get(err);
-    if (known) return known;
-    const published = publishedRequestOf(err, this.options.keys);
-    if (!err.idemKey || !published || !this.options.redis) return "unknown";
-    try {
-      // The marker outlives the request's deadline (its timeout from when it was sent), so no worker
-      // can claim the request after it expires and run it as well as the fallback.
-      const verdict = await cancelUnstarted(this.options.redis, this.options.keys, published, err.idemKey, timeoutMs / 1000 + 60);
-      this.verdicts.set(err, verdict);
-      return verdict;
-    } catch (cancelErr) {
-      this.options.logger.warn({ tool: name, ...errorFields(cancelErr) }, "could not cancel the request, so it may still run: no local fallback");
-      return "unknown";
-    }
-  }
-
-  /**
-   * After a remote failure, run locally only when that cannot run the tool
-   * twice: the tool is idempotent or read-only, or the request provably never
-   * started (`proveUnstarted()`). Null when no fallback may run.
-   */
-  private async fallback(name: string, args: unknown, options: CallOptions, timeoutMs: number, err: unknown): Promise<CallOutcome | null> {
-    // No live worker is not a failure of this call (LiveWorkers logs that state once, when it begins).
-    if (isToolfleetError(err, "NO_LIVE_WORKER")) this.options.logger.debug({ tool: name, reason: err.message }, "remote tool call not sent");
-    else this.options.logger.warn({ tool: name, ...errorFields(err) }, "remote tool call failed");
-    if (!this.options.config.get().toolsLocalFallback || !this.options.local.toolNames().has(name)) return null;
-    // Failures before anything was published (no remote path, arguments too large for the wire) never started.
-    let neverStarted = !isNoReply(err);
-    const safe = this.retrySafe(name);
-    let verdict: CancelVerdict | "unknown" = "unknown";
-    if (!safe && !neverStarted && isNoReply(err)) {
-      verdict = await this.proveUnstarted(name, err, timeoutMs);
-      neverStarted = verdict === "cancelled";
-    }
-    if (!safe && !neverStarted) {
-      this.stats.fallbacksRefused++;
-      this.options.logger.warn({ tool: name, why: verdict }, "no local fallback: the tools service may already have run this call");
-      return null;
-    }
-    this.stats.fallbacks++;
-    this.options.logger.info(
-      { tool: name, reason: safe ? "idempotent or read-only" : isNoReply(err) ? "request cancelled before it started" : "request never sent" },
-      "falling back to in-process execution",
-    );
-    return { ...(await this.options.local.execute(name, args, options)), route: "fallback" };
-  }
-
   /** Shadow mode: read-only and idempotent tools also run remotely, and the two results are compared. */
   private mirror(name: string, args: unknown, options: CallOptions, localText: string): void {
     if (!this.retrySafe(name) || !this.client) return;
@@ -497,23 +413,4 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     this.permissions = toPermissionMap(merged);
     this.options.local.setPermissions(merged);
   }
-}
-
-/** The kind of a reply that is not `ok`: the worker refused or could not finish the request. */
-function failureKind(reply: ToolReply): OutcomeKind {
-  switch (reply.error?.code) {
-    case "UNAUTHENTICATED":
-      return "denied";
-    case "EXPIRED":
-      return "timeout";
-    case "CATALOG_STALE":
-      return "unavailable";
-    default:
-      return "error";
-  }
-}
-
-/** A request that was sent and got no reply: it may have run. */
-function isNoReply(err: unknown): err is ToolfleetError {
-  return isToolfleetError(err, "TIMEOUT", "STOPPED", "PUBLISH_FAILED", "REQUEST_LOST", "WORKER_GONE");
 }

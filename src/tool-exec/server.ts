@@ -2,7 +2,8 @@ import type { ConfigSource } from "../config/live.js";
 import { ToolContext, type PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { type ToolRegistry } from "../core/registry.js";
-import { buildCatalog, type Catalog } from "./catalog.js";
+import type { Catalog } from "./catalog.js";
+import { ServedTools } from "./served-tools.js";
 import { CatalogPresence } from "./catalog-presence.js";
 import type { RedisClient } from "../redis/client.js";
 import { randomBytes } from "node:crypto";
@@ -71,10 +72,7 @@ export class ToolExecServer {
   private readonly presence: CatalogPresence | undefined;
   private readonly options: ToolExecServerOptions;
   private readonly claimMs: number;
-  private catalog: Catalog;
-  private readonly hashes = new Map<string, string>();
-  /** Tools annotated idempotent or read-only: running one twice is harmless, so it needs no claim. */
-  private readonly repeatSafe = new Set<string>();
+  private readonly served: ServedTools;
   /** Idempotency keys of requests running here, by entry id, so their claims are extended with the lease. */
   private readonly running = new Map<string, string>();
   private readonly sessions = new SessionCache();
@@ -91,7 +89,7 @@ export class ToolExecServer {
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
     this.instance = `${options.workerId}#${randomBytes(6).toString("hex")}`;
     this.pool = checkedPool(options.pool ?? DEFAULT_POOL);
-    this.catalog = this.rebuildCatalog();
+    this.served = new ServedTools(options.registry, options.publishesCatalog !== false);
     this.worker = this.streamWorker(options.service ?? "tools", options.stream ?? options.keys.poolStream(this.pool));
     // Its own stream has its own engine (and its own heartbeat service name, so `status` counts the pool's work
     // apart): the same handler, claims and leases.
@@ -136,15 +134,15 @@ export class ToolExecServer {
     // its own stream at once, and callers learn what it runs before it takes anything from the pool (taking a
     // call built against another schema first would make a caller that has not yet seen the part retry).
     if (this.ownWorker) await this.ownWorker.start();
-    await this.presence?.publish(this.catalog);
+    await this.presence?.publish(this.served.catalog);
     await this.worker.start();
     this.options.logger.info(
       {
         service: this.options.service ?? "tools",
         worker: this.options.workerId,
         pool: this.pool,
-        tools: this.catalog.tools.length,
-        schemaHash: this.catalog.schemaHash,
+        tools: this.served.catalog.tools.length,
+        schemaHash: this.served.catalog.schemaHash,
       },
       "service started",
     );
@@ -163,17 +161,8 @@ export class ToolExecServer {
 
   /** Rebuilds and republishes this worker's part of the catalog; call it after changing the registry's tools or permissions. */
   async publishCatalog(): Promise<Catalog> {
-    this.catalog = this.rebuildCatalog();
-    await this.presence?.publish(this.catalog);
-    return this.catalog;
-  }
-
-  private rebuildCatalog(): Catalog {
-    const catalog = buildCatalog(this.options.registry.listTools(), this.options.registry.getPermissions());
-    this.hashes.clear();
-    for (const tool of catalog.tools) this.hashes.set(tool.name, tool.schemaHash);
-    this.repeatSafe.clear();
-    for (const tool of this.options.registry.listTools()) if (tool.annotations.idempotent || tool.annotations.readOnly) this.repeatSafe.add(tool.name);
+    const catalog = this.served.rebuild();
+    await this.presence?.publish(catalog);
     return catalog;
   }
 
@@ -206,20 +195,13 @@ export class ToolExecServer {
       if (state?.state === "done") return this.resend(req, state);
       return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
     }
-    const current = this.hashes.get(req.toolName);
-    if (req.schemaHash && current !== undefined && current !== req.schemaHash) {
-      return refuse(wireError("CATALOG_STALE", `The caller's description of tool '${req.toolName}' is out of date; reload the catalog and call again.`));
-    }
-    // A caller that read the tool from the catalog sent it to a pool where this worker does not run it
-    // (a worker joined with other tools): stale too, so the caller routes it to one that does.
-    if (req.schemaHash && current === undefined && this.ownWorker) {
-      return refuse(wireError("CATALOG_STALE", `Worker '${this.options.workerId}' does not run tool '${req.toolName}'; reload the catalog and call again.`));
-    }
+    const stale = this.served.staleness(req.toolName, req.schemaHash, this.options.workerId);
+    if (stale) return refuse(stale);
     // A tool that is safe to run twice (annotated idempotent or read-only) needs no claim and no stored
     // reply: a redelivery just runs it again. Every other tool is claimed first. The session record is
     // read unless this worker has it already (an earlier call of the same trace); the read and the
     // claim share one round trip (a pipeline: neither needs the other's atomicity).
-    const repeatSafe = this.repeatSafe.has(req.toolName);
+    const repeatSafe = this.served.isRepeatSafe(req.toolName);
     const sessionKey = this.options.keys.toolSession(req.traceId, req.sessionTag);
     const known = this.sessions.get(sessionKey);
     // A trace of one call (its id is the correlation id) is not read again: its record is not kept.
