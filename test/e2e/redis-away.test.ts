@@ -135,7 +135,7 @@ test("a tools worker started before Redis says it waits, again every 5 s, then s
     assert.doesNotMatch(output, /"stack"/, "no stack for a Redis that is not there");
 
     own = await OwnRedis.start(port);
-    await eventually(() => assert.match(output, /tools worker waiter ready: \d+ tools on redis:\/\/127\.0\.0\.1:\d+/), 10_000, 50);
+    await eventually(() => assert.match(output, /tools worker waiter ready: \d+ tools in pool default on redis:\/\/127\.0\.0\.1:\d+/), 10_000, 50);
     assert.match(output, /"msg":"Redis at redis:\/\/127\.0\.0\.1:\d+ answers; carrying on"/);
     const caller = createCaller({
       config: staticConfig(defineConfig({ redisUrl: url, namespace: k.namespace, toolsServiceMode: "remote", toolsLocalFallback: false })),
