@@ -39,6 +39,8 @@ interface Offer {
 export class CatalogView {
   private parts = new Map<string, LivePart>();
   private offers = new Map<string, Map<string, Offer>>();
+  /** Tool → the schema hash the merged catalog shows. */
+  private shown = new Map<string, string>();
   private streams = new Set<string>();
   private current: MergedCatalog | null = null;
   private readonly departed = new Map<string, number>();
@@ -126,7 +128,7 @@ export class CatalogView {
   route(tool: string, schemaHash: string): CallRoute {
     const byHash = this.offers.get(tool);
     if (!byHash) return { kind: "none" };
-    const shown = this.current?.tools.find((t) => t.name === tool)?.schemaHash;
+    const shown = this.shown.get(tool);
     const offer = byHash.get(schemaHash) ?? (shown === undefined ? undefined : byHash.get(shown)) ?? byHash.values().next().value;
     if (!offer) return { kind: "none" };
     const turn = this.turn++;
@@ -185,6 +187,7 @@ export class CatalogView {
     for (const t of before?.tools ?? []) if (!offers.has(t.name)) this.depart(t.name);
     for (const name of offers.keys()) this.departed.delete(name);
     this.offers = offers;
+    this.shown = new Map((merged?.tools ?? []).map((t) => [t.name, t.schemaHash]));
     this.streams = streams;
     this.current = merged;
     if (merged?.schemaHash !== before?.schemaHash) {
