@@ -9,28 +9,52 @@ import { closeRedis } from "../../src/redis/client.js";
 import { loadCatalog } from "../../src/tool-exec/catalog-parts.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { CLI, REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys, type CliChild } from "../support/redis-helpers.js";
+import type { RedisClient } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 
 const FIXTURE = fileURLToPath(new URL("../support/fixtures/pool-tools.js", import.meta.url));
 const run = promisify(execFile);
 
-function envFor(k: Keys, set: string): NodeJS.ProcessEnv {
-  return { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, FIXTURE_TOOL_SET: set };
-}
+/** Tools worker processes and callers on one namespace of the test Redis; close() ends them all and drops the namespace. */
+class PoolFleet {
+  readonly k = testKeys();
+  private readonly workers: CliChild[] = [];
+  private readonly callers: Caller[] = [];
 
-function worker(k: Keys, pool: string, set: string, id: string): Promise<CliChild> {
-  return startToolsProcess(["--pool", pool, "--tools", FIXTURE, "--worker-id", id, "--concurrency", "8"], envFor(k, set));
-}
+  private constructor(readonly redis: RedisClient) {}
 
-async function caller(k: Keys): Promise<Caller> {
-  const c = createCaller({
-    config: staticConfig(
-      defineConfig({ redisUrl: REDIS_URL, namespace: k.namespace, toolsServiceMode: "remote", toolsLocalFallback: false, toolsExecTimeout: 30 }),
-    ),
-    logger: new RecordingLogger(),
-  });
-  await c.start();
-  return c;
+  static async open(): Promise<PoolFleet> {
+    return new PoolFleet(await connect());
+  }
+
+  /** A `toolfleet tools` process of `pool`, running the fixture's tool set `set`. */
+  async worker(pool: string, set: string, id: string): Promise<CliChild> {
+    const env = { TOOLFLEET_NAMESPACE: this.k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, FIXTURE_TOOL_SET: set };
+    const child = await startToolsProcess(["--pool", pool, "--tools", FIXTURE, "--worker-id", id, "--concurrency", "8"], env);
+    this.workers.push(child);
+    return child;
+  }
+
+  async caller(): Promise<Caller> {
+    const config = defineConfig({
+      redisUrl: REDIS_URL,
+      namespace: this.k.namespace,
+      toolsServiceMode: "remote",
+      toolsLocalFallback: false,
+      toolsExecTimeout: 30,
+    });
+    const c = createCaller({ config: staticConfig(config), logger: new RecordingLogger() });
+    this.callers.push(c);
+    await c.start();
+    return c;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.callers.map((c) => c.stop()));
+    await Promise.all(this.workers.filter((w) => w.exitCode === null && w.signalCode === null).map((w) => kill(w, "SIGTERM")));
+    await dropNamespace(this.redis, this.k);
+    await closeRedis(this.redis);
+  }
 }
 
 /** `toolfleet <args>` against the namespace; its stdout. */
@@ -51,15 +75,12 @@ test(
   "two pools with different tools: one catalog, the union; every call runs on its own pool; a dead pool's tools leave and its calls end at once",
   { timeout: 120_000 },
   async () => {
-    const redis = await connect();
-    const k = testKeys();
-    const workers: CliChild[] = [];
-    let c: Caller | undefined;
+    const f = await PoolFleet.open();
+    const { redis, k } = f;
     try {
-      workers.push(await worker(k, "gpu", "gpu", "gpu-1"), await worker(k, "cpu", "cpu", "cpu-1"));
-      const [gpu, cpu] = workers as [CliChild, CliChild];
-      c = await caller(k);
-      const registry = c.registry;
+      const gpu = await f.worker("gpu", "gpu", "gpu-1");
+      const cpu = await f.worker("cpu", "cpu", "cpu-1");
+      const registry = (await f.caller()).registry;
       // (Every worker also runs the task tools, with the same schema everywhere.)
       const TASKS = ["get_task_result", "list_tasks"];
       await eventually(() => assert.deepEqual([...registry.toolNames()].sort(), ["cpu_hash", ...TASKS, "gpu_render", "gpu_slow"].sort()), 10_000, 50);
@@ -116,10 +137,7 @@ test(
       const still = await registry.execute("cpu_hash", { text: "after" }, { userId: "u" });
       assert.deepEqual([still.kind, still.text], ["ok", `cpu:${cpu.pid} hashed after`]);
     } finally {
-      await c?.stop();
-      await Promise.all(workers.map((w) => kill(w, "SIGTERM")));
-      await dropNamespace(redis, k);
-      await closeRedis(redis);
+      await f.close();
     }
   },
 );
@@ -128,16 +146,12 @@ test(
   "a rolling deploy: a worker with a changed schema joins the pool, the old one leaves; no call fails, both versions serve",
   { timeout: 120_000 },
   async () => {
-    const redis = await connect();
-    const k = testKeys();
-    const workers: CliChild[] = [];
-    let c: Caller | undefined;
+    const f = await PoolFleet.open();
+    const { k } = f;
     let calling = true;
     try {
-      const v1 = await worker(k, "cpu", "cpu", "cpu-v1");
-      workers.push(v1);
-      c = await caller(k);
-      const registry = c.registry;
+      const v1 = await f.worker("cpu", "cpu", "cpu-v1");
+      const registry = (await f.caller()).registry;
       await eventually(() => assert.ok(registry.toolNames().has("cpu_hash")), 10_000, 50);
 
       // Four callers call all the way through, each call built from the catalog as it is at that moment.
@@ -157,8 +171,7 @@ test(
       });
       await new Promise((r) => setTimeout(r, 500));
 
-      const v2 = await worker(k, "cpu", "cpu2", "cpu-v2");
-      workers.push(v2);
+      await f.worker("cpu", "cpu2", "cpu-v2");
       // Both schemas live: one is shown, the conflict is visible to an operator.
       await eventually(() => assert.equal(registry.mergedCatalog?.conflicts.length, 1), 10_000, 50);
       const shown = await cli(k, "catalog");
@@ -178,10 +191,7 @@ test(
       assert.ok((servedBy.get("cpu") ?? 0) > 0 && (servedBy.get("cpu2") ?? 0) > 0, `served by ${JSON.stringify([...servedBy])}`);
     } finally {
       calling = false;
-      await c?.stop();
-      await Promise.all(workers.filter((w) => w.exitCode === null && w.signalCode === null).map((w) => kill(w, "SIGTERM")));
-      await dropNamespace(redis, k);
-      await closeRedis(redis);
+      await f.close();
     }
   },
 );
