@@ -27,6 +27,14 @@ function serveOptions(kind: ServiceKind, concurrency: { what: string; default: n
     { name: "tools", type: "string", value: "MODULE", defaultText: tools.default, description: tools.description },
     { name: "permissions", type: "string", value: "FILE", description: 'JSON: tool name -> user ids ("*" for everyone)' },
     {
+      name: "metrics-port",
+      type: "string",
+      value: "N",
+      defaultText: "none",
+      description: "serve Prometheus /metrics, /healthz and /readyz on this port (0 picks a free one)",
+    },
+    { name: "metrics-host", type: "string", value: "HOST", defaultText: "127.0.0.1", description: "the address of --metrics-port" },
+    {
       name: "lease-ms",
       type: "string",
       value: "N",
@@ -118,11 +126,11 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
   return n;
 }
 
-/** A `--port` value: 0-65535, 0 picking a free port. */
-export function port(text: string | undefined): number {
+/** A `--port` (or `--<name>`) value: 0-65535, 0 picking a free port. */
+export function port(name: string, text: string | undefined): number {
   if (text === undefined) return DEFAULT_PORT;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ToolfleetError("USAGE", `--port: expected 0-65535, got '${text}'`);
+  if (!/^\d+$/.test(text) || !Number.isInteger(n) || n < 0 || n > 65535) throw new ToolfleetError("USAGE", `--${name}: expected 0-65535, got '${text}'`);
   return n;
 }
 
@@ -141,6 +149,8 @@ export async function runService(kind: ServiceKind, { values }: { values: ServeV
     ...(values["worker-id"] !== undefined ? { workerId: values["worker-id"] } : {}),
     ...(values["lease-ms"] !== undefined ? { leaseMs: positiveInt("lease-ms", values["lease-ms"], DEFAULT_LEASE_MS) } : {}),
     ...(values.concurrency !== undefined ? { concurrency: positiveInt("concurrency", values.concurrency, DEFAULT_CONCURRENCY) } : {}),
+    ...(values["metrics-port"] !== undefined ? { metricsPort: port("metrics-port", values["metrics-port"]) } : {}),
+    ...(values["metrics-host"] !== undefined ? { metricsHost: values["metrics-host"] } : {}),
   };
   let member: FleetMember;
   try {
@@ -165,7 +175,9 @@ export async function runService(kind: ServiceKind, { values }: { values: ServeV
     throw err;
   }
   const { workerId } = member;
-  console.log(`${kind} worker ${workerId} ready: ${member.description} on ${redactRedisUrl(member.redisUrl)} (namespace ${config.get().namespace})`);
+  console.log(
+    `${kind} worker ${workerId} ready: ${member.description} on ${redactRedisUrl(member.redisUrl)} (namespace ${config.get().namespace})${member.metricsUrl ? `; metrics at ${member.metricsUrl}` : ""}`,
+  );
   const ready: ReadyMessage = { type: "ready", kind, pid: process.pid, ...(member.url ? { url: member.url } : {}) };
   if (supervised) {
     process.off("disconnect", goneBeforeReady);
@@ -193,7 +205,7 @@ function gatewayPlatform(values: ServeValues, config: LiveConfig, logger: Logger
   }
   if (kind === "http") {
     const secret = config.get().webSecret;
-    return new HttpChatAdapter({ logger, host: values.host ?? "127.0.0.1", port: port(values.port), ...(secret ? { secret } : {}) });
+    return new HttpChatAdapter({ logger, host: values.host ?? "127.0.0.1", port: port("port", values.port), ...(secret ? { secret } : {}) });
   }
   throw new ToolfleetError("USAGE", `--adapter: expected console or http, got '${kind}'`);
 }

@@ -63,7 +63,7 @@ function parse(values: Values<(typeof UP_COMMAND)["options"]>): { options: Optio
     options: {
       toolsWorkers: workers,
       host: values.host,
-      port: port(values.port),
+      port: port("port", values.port),
       tools: values.tools,
       walkthrough: (values.walkthrough ?? false) || exitAfter,
       exitAfter,

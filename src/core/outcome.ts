@@ -66,3 +66,17 @@ export function workerGone(toolName: string): string {
 export function staleTwice(toolName: string): string {
   return `Tool '${toolName}' could not run: the tools service still disagrees about its parameters after a catalog reload. Try again shortly.`;
 }
+
+/** The outcome kind of a worker's refusal, by its wire error code (docs/protocol.md §3.5). */
+export function kindOfWireCode(code: string | undefined): OutcomeKind {
+  switch (code) {
+    case "UNAUTHENTICATED":
+      return "denied";
+    case "EXPIRED":
+      return "timeout";
+    case "CATALOG_STALE":
+      return "unavailable";
+    default:
+      return "error";
+  }
+}

@@ -46,6 +46,8 @@ export interface FleetMember {
   readonly description: string;
   /** The web chat's address, when the member serves one. */
   readonly url: string | undefined;
+  /** Where its Prometheus metrics are served (`/metrics`; `/healthz` and `/readyz` beside it), when asked for with `metricsPort`. */
+  readonly metricsUrl?: string | undefined;
   /** Connects and starts serving; a failed start leaves nothing open. */
   start(): Promise<void>;
   /** Stops taking work, lets what runs finish (bounded), and closes every connection. */

@@ -3,9 +3,10 @@ import { ChatBridge } from "../gateway/bridge.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import type { ChatPlatform } from "../gateway/platform.js";
 import { createGatewayToolServer } from "../gateway/tool-server.js";
+import { observabilityFor, observed, type Observability, type ObservabilityOptions } from "./observability.js";
 import { Lifecycle, memberRegistry, resolveMember, serverBase, startOnRedis, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
 
-export interface GatewayOptions extends MemberOptions, ToolSet {
+export interface GatewayOptions extends MemberOptions, ToolSet, ObservabilityOptions {
   /** The live chat platform: its users' messages go to the inference tier, and it runs the gateway-pinned tools. */
   platform: ChatPlatform;
   /**
@@ -36,6 +37,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const { platform, shard } = options;
   const life = new Lifecycle("gateway");
   let registry: ToolRegistry | undefined;
+  let obs: Observability | undefined;
   const url = (): string | undefined => (platform instanceof HttpChatAdapter && life.started ? platform.url : undefined);
   return {
     workerId: member.workerId,
@@ -47,6 +49,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     get url() {
       return url();
     },
+    get metricsUrl() {
+      return obs?.url;
+    },
     get registry() {
       return life.need(registry, "registry");
     },
@@ -57,8 +62,10 @@ export function createGateway(options: GatewayOptions): Gateway {
           "gateway",
           (redis) => {
             registry = memberRegistry(member, options, redis);
+            obs = observabilityFor(options, { service: "gateway", workerId: member.workerId, logger: member.logger }, redis, member.keys);
             const server = createGatewayToolServer({
               ...serverBase(member, redis, registry, options),
+              ...(obs ? { metrics: obs.metrics } : {}),
               adapter: platform,
               ...(shard !== undefined ? { shard } : {}),
             });
@@ -73,7 +80,8 @@ export function createGateway(options: GatewayOptions): Gateway {
               ...(shard !== undefined ? { shard } : {}),
             });
             // Stopped in reverse: no new chats first, then the gateway-pinned calls in flight finish.
-            return [server, bridge];
+            obs?.watchEngines(() => [server.worker]);
+            return observed(obs, [server, bridge]);
           },
           signal,
         ),

@@ -8,8 +8,9 @@ import { ProxyPlatformAdapter } from "../inference/proxy-adapter.js";
 import { RemoteToolRegistry } from "../inference/remote-registry.js";
 import { DEFAULT_LEASE_MS, Lifecycle, resolveMember, startOnRedis, taskStoreFor, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
 import { taskManagerFor } from "./local.js";
+import { callerMetrics, observabilityFor, observed, type Observability, type ObservabilityOptions } from "./observability.js";
 
-export interface InferenceWorkerOptions extends MemberOptions, ToolSet {
+export interface InferenceWorkerOptions extends MemberOptions, ToolSet, ObservabilityOptions {
   /** Chats answered at once. @defaultValue 8 */
   concurrency?: number;
   /** @defaultValue 30000 */
@@ -39,6 +40,7 @@ export function createInferenceWorker(options: InferenceWorkerOptions): Inferenc
   }
   const life = new Lifecycle("inference worker");
   let registry: RemoteToolRegistry | undefined;
+  let obs: Observability | undefined;
   return {
     workerId: member.workerId,
     redisUrl: member.redisUrl,
@@ -46,6 +48,9 @@ export function createInferenceWorker(options: InferenceWorkerOptions): Inferenc
       return `${registry?.size ?? 0} tools in the catalog, ${options.model ? "the given model" : describeModel(member.config)}`;
     },
     url: undefined,
+    get metricsUrl() {
+      return obs?.url;
+    },
     get registry() {
       return life.need(registry, "registry");
     },
@@ -57,6 +62,7 @@ export function createInferenceWorker(options: InferenceWorkerOptions): Inferenc
           (redis) => {
             // Its background tasks (long inference-pinned tools) go to the same store as the tools service's,
             // where get_task_result, which runs there, looks for them.
+            obs = observabilityFor(options, { service: "inference", workerId: member.workerId, logger: member.logger }, redis, member.keys);
             const local = new ToolRegistry({
               config: member.config,
               logger: member.logger,
@@ -72,6 +78,7 @@ export function createInferenceWorker(options: InferenceWorkerOptions): Inferenc
               local,
               workerId: member.workerId,
               logger: member.logger,
+              ...(obs ? { metrics: obs.metrics } : {}),
             });
             registry = remote;
             // A proxy is a few fields: one per chat, aimed at the gateway (shard) that holds it.
@@ -95,7 +102,8 @@ export function createInferenceWorker(options: InferenceWorkerOptions): Inferenc
             });
             // The local registry closes last: its background tasks may still be reported on.
             const localPart = { start: () => Promise.resolve(), stop: () => local.close() };
-            return [localPart, remote, consumer];
+            if (obs) callerMetrics(obs, remote, consumer);
+            return observed(obs, [localPart, remote, consumer]);
           },
           signal,
         ),

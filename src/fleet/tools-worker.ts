@@ -1,9 +1,10 @@
 import type { ToolRegistry } from "../core/registry.js";
 import { ToolExecServer } from "../tool-exec/server.js";
 import { DEFAULT_POOL, checkedPool } from "../redis/keys.js";
+import { observabilityFor, observed, type Observability, type ObservabilityOptions } from "./observability.js";
 import { Lifecycle, memberRegistry, resolveMember, serverBase, startOnRedis, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
 
-export interface ToolsWorkerOptions extends MemberOptions, ToolSet {
+export interface ToolsWorkerOptions extends MemberOptions, ToolSet, ObservabilityOptions {
   /** Calls run at once. @defaultValue 16 */
   concurrency?: number;
   /** Idle time after which a dead worker's calls are taken over, in ms. @defaultValue 30000 */
@@ -27,6 +28,7 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
   const pool = checkedPool(options.pool ?? DEFAULT_POOL);
   const life = new Lifecycle("tools worker");
   let registry: ToolRegistry | undefined;
+  let obs: Observability | undefined;
   return {
     workerId: member.workerId,
     redisUrl: member.redisUrl,
@@ -34,6 +36,9 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
       return `${registry?.size ?? options.tools?.length ?? 0} tools in pool ${pool}`;
     },
     url: undefined,
+    get metricsUrl() {
+      return obs?.url;
+    },
     get registry() {
       return life.need(registry, "registry");
     },
@@ -44,7 +49,10 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
           "tools",
           (redis) => {
             registry = memberRegistry(member, options, redis);
-            return [new ToolExecServer({ ...serverBase(member, redis, registry, options), pool })];
+            obs = observabilityFor(options, { service: "tools", workerId: member.workerId, logger: member.logger }, redis, member.keys);
+            const server = new ToolExecServer({ ...serverBase(member, redis, registry, options), pool, ...(obs ? { metrics: obs.metrics } : {}) });
+            obs?.watchEngines(() => [server.worker, ...(server.ownWorker ? [server.ownWorker] : [])]);
+            return observed(obs, [server]);
           },
           signal,
         ),

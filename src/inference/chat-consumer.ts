@@ -31,7 +31,8 @@ export interface ChatConsumerOptions {
  * message pending; another one answers it after the lease.
  */
 export class ChatConsumer {
-  private readonly worker: StreamWorker;
+  /** The engine that reads the chat stream (its counters are reported as metrics). */
+  readonly worker: StreamWorker;
 
   constructor(private readonly options: ChatConsumerOptions) {
     this.worker = new StreamWorker({

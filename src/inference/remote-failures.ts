@@ -2,7 +2,7 @@ import type { ConfigSource } from "../config/live.js";
 import { errorFields, type Logger } from "../core/log.js";
 import type { CallOptions, ToolRegistry } from "../core/registry.js";
 import { ToolfleetError, isToolfleetError } from "../core/errors.js";
-import { lostInRestart, noLiveWorker, unavailable, workerGone, type CallOutcome, type OutcomeKind } from "../core/outcome.js";
+import { kindOfWireCode, lostInRestart, noLiveWorker, unavailable, workerGone, type CallOutcome, type OutcomeKind } from "../core/outcome.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import type { ToolReply } from "../tool-exec/codec.js";
@@ -115,16 +115,7 @@ export class RemoteFailures {
 
 /** The kind of a reply that is not `ok`: the worker refused or could not finish the request. */
 export function failureKind(reply: ToolReply): OutcomeKind {
-  switch (reply.error?.code) {
-    case "UNAUTHENTICATED":
-      return "denied";
-    case "EXPIRED":
-      return "timeout";
-    case "CATALOG_STALE":
-      return "unavailable";
-    default:
-      return "error";
-  }
+  return kindOfWireCode(reply.error?.code);
 }
 
 /** A request that was sent and got no reply: it may have run. */

@@ -22,6 +22,7 @@ import type { Keys } from "../redis/keys.js";
 import { type ToolReply } from "../tool-exec/codec.js";
 import { ToolsClient, wireContextOf } from "../tool-exec/client.js";
 import { RemoteFailures, failureKind } from "./remote-failures.js";
+import { NO_METRICS, type CallMetrics } from "../core/metrics.js";
 import { ToolfleetError } from "../core/errors.js";
 import { checkedTimeoutMs } from "../core/timeout.js";
 import { noLiveWorker, permissionDenied, staleTwice, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "../core/outcome.js";
@@ -53,6 +54,8 @@ export interface RemoteToolRegistryOptions {
   /** This inference worker's stable id: names its reply stream. */
   workerId: string;
   logger: Logger;
+  /** Where each call's end is reported (docs/observability.md). @defaultValue NO_METRICS */
+  metrics?: CallMetrics;
 }
 
 /**
@@ -86,10 +89,12 @@ export class RemoteToolRegistry implements ToolRegistryLike {
 
   private readonly localPermissions: Permissions;
   private readonly failures: RemoteFailures;
+  private readonly metrics: CallMetrics;
 
   constructor(options: RemoteToolRegistryOptions) {
     this.options = options;
     this.localPermissions = options.local.getPermissions();
+    this.metrics = options.metrics ?? NO_METRICS;
     this.failures = new RemoteFailures({
       redis: options.redis,
       keys: options.keys,
@@ -258,6 +263,12 @@ export class RemoteToolRegistry implements ToolRegistryLike {
    * and reports how it ended and where it ran.
    */
   async execute(name: string, args: unknown, options: CallOptions = {}): Promise<CallOutcome> {
+    const outcome = await this.dispatch(name, args, options);
+    this.metrics.callEnded(name, outcome.route, outcome.kind, outcome.durationMs);
+    return outcome;
+  }
+
+  private async dispatch(name: string, args: unknown, options: CallOptions): Promise<CallOutcome> {
     const cfg = this.options.config.get();
     // Nested calls and in_process mode: the local registry, which also delegates gateway-pinned tools
     // through the context's adapter, and checks the permission and options itself.

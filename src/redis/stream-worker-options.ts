@@ -89,5 +89,7 @@ export interface Heartbeat {
   inFlight: number;
   processed: number;
   deadLettered: number;
+  /** Entries taken over from workers that left them (XAUTOCLAIM). */
+  reclaimed: number;
   healthy: boolean;
 }

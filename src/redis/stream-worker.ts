@@ -49,6 +49,7 @@ export class StreamWorker {
   private readonly startedAt = Date.now();
   private processed = 0;
   private deadLettered = 0;
+  private reclaimed = 0;
 
   constructor(options: StreamWorkerOptions) {
     const leaseMs = options.leaseMs ?? 30_000;
@@ -216,6 +217,7 @@ export class StreamWorker {
     // Stopped meanwhile: stop() no longer waits for new work. What was claimed stays pending, and
     // another worker reclaims it after the lease.
     if (!this.running) return;
+    this.reclaimed += fresh.length;
     this.logger.info({ service: this.options.service, worker: this.options.consumer, entries: fresh.length }, "reclaimed abandoned entries");
     for (const entry of fresh) this.dispatch(entry, counts.get(entry.id) ?? 2);
   }
@@ -397,6 +399,11 @@ export class StreamWorker {
     );
   }
 
+  /** The stream this engine reads. */
+  get stream(): string {
+    return this.options.stream;
+  }
+
   heartbeat(): Heartbeat {
     return {
       service: this.options.service,
@@ -408,6 +415,7 @@ export class StreamWorker {
       inFlight: this.inFlight.size,
       processed: this.processed,
       deadLettered: this.deadLettered,
+      reclaimed: this.reclaimed,
       healthy: this.healthy,
     };
   }

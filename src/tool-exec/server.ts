@@ -14,7 +14,8 @@ import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, typ
 import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, emptyWriteBack, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
 import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis/entry-codec.js";
 import { wireError, type WireError } from "../core/errors.js";
-import { permissionDenied } from "../core/outcome.js";
+import { kindOfWireCode, permissionDenied } from "../core/outcome.js";
+import { NO_METRICS, type CallMetrics } from "../core/metrics.js";
 import { signEntry, signatureProblem } from "./signing.js";
 
 /** Files kept with a stored reply for duplicate deliveries, at most. */
@@ -52,6 +53,8 @@ export interface ToolExecServerOptions {
   publishesCatalog?: boolean;
   /** The platform adapter every call's context gets (a gateway's live adapter). @defaultValue none */
   adapter?: PlatformAdapter;
+  /** Where each request's run is reported (docs/observability.md). @defaultValue NO_METRICS */
+  metrics?: CallMetrics;
 }
 
 /**
@@ -73,6 +76,7 @@ export class ToolExecServer {
   private readonly options: ToolExecServerOptions;
   private readonly claimMs: number;
   private readonly served: ServedTools;
+  private readonly metrics: CallMetrics;
   /** Idempotency keys of requests running here, by entry id, so their claims are extended with the lease. */
   private readonly running = new Map<string, string>();
   private readonly sessions = new SessionCache();
@@ -90,6 +94,7 @@ export class ToolExecServer {
     this.instance = `${options.workerId}#${randomBytes(6).toString("hex")}`;
     this.pool = checkedPool(options.pool ?? DEFAULT_POOL);
     this.served = new ServedTools(options.registry, options.publishesCatalog !== false);
+    this.metrics = options.metrics ?? NO_METRICS;
     this.worker = this.streamWorker(options.service ?? "tools", options.stream ?? options.keys.poolStream(this.pool));
     // Its own stream has its own engine (and its own heartbeat service name, so `status` counts the pool's work
     // apart): the same handler, claims and leases.
@@ -227,9 +232,17 @@ export class ToolExecServer {
       let fields: EntryFields;
       try {
         // A refusal is this request's outcome too: stored like a result, so a duplicate gets the same.
+        const runStarted = performance.now();
         reply = session.ok
           ? await this.run(req, session.identity, stopping)
           : errorReply(req.correlationId, this.options.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
+        this.metrics.runEnded(
+          req.toolName,
+          reply.status === "ok" ? (reply.outcome ?? "ok") : kindOfWireCode(reply.error?.code),
+          performance.now() - runStarted,
+          Date.now() - publishedAt(entry.id),
+          entry.deliveries,
+        );
         fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       } catch (err) {
         // The claim is ours and the tool may have run (a write-back that cannot be encoded, say). An error
@@ -450,4 +463,9 @@ export class ToolExecServer {
   private isOurReplyStream(stream: string): boolean {
     return stream.startsWith(this.options.keys.toolsReplyPrefix) && stream.length > this.options.keys.toolsReplyPrefix.length;
   }
+}
+
+/** When an entry was added to its stream: the milliseconds part of its id (`<ms>-<seq>`). */
+function publishedAt(entryId: string): number {
+  return Number(entryId.slice(0, entryId.indexOf("-")));
 }

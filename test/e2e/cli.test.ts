@@ -58,7 +58,7 @@ test("toolfleet call: bad JSON, missing tool, bad config and unknown command are
 // What each command's --help must list, written out here rather than read from the tables, so a
 // table that loses or gains an option fails this test.
 const COMMON = ["log-format", "help", "version"];
-const SERVE = ["redis", "worker-id", "concurrency", "tools", "permissions", "lease-ms"];
+const SERVE = ["redis", "worker-id", "concurrency", "tools", "permissions", "metrics-port", "metrics-host", "lease-ms"];
 const EXPECTED_OPTIONS: Record<string, string[]> = {
   demo: [],
   call: ["user", "mode", "tools"],
