@@ -8,6 +8,7 @@ import { RemoteToolRegistry } from "../src/inference/remote-registry.js";
 import { closeRedis, connectRedis, type RedisClient } from "../src/redis/client.js";
 import type { Subject } from "./harness.js";
 import { keys, type Keys } from "../src/protocol.js";
+import { FleetMetrics } from "../src/core/metrics.js";
 
 const WORKER = fileURLToPath(new URL("./gc-worker.js", import.meta.url));
 
@@ -30,10 +31,20 @@ interface Worker {
   heapAfterGc: () => Promise<number>;
 }
 
-async function startWorker(namespace: string, url: string, id: string): Promise<Worker> {
+async function startWorker(namespace: string, url: string, id: string, observe: boolean): Promise<Worker> {
   const child = spawn(
     process.execPath,
-    ["--expose-gc", ...(process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean), WORKER, "tools", "--worker-id", id, "--concurrency", "64"],
+    [
+      "--expose-gc",
+      ...(process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean),
+      WORKER,
+      "tools",
+      "--worker-id",
+      id,
+      "--concurrency",
+      "64",
+      ...(observe ? ["--metrics-port", "0"] : []),
+    ],
     {
       env: { ...process.env, TOOLFLEET_NAMESPACE: namespace, TOOLFLEET_REDIS_URL: url, TOOLFLEET_LOG_LEVEL: "warn", TOOLFLEET_BACKGROUND_THRESHOLD: "0" },
       stdio: ["ignore", "pipe", "inherit"],
@@ -60,9 +71,11 @@ async function startWorker(namespace: string, url: string, id: string): Promise<
   };
 }
 
-export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"): Promise<Fleet> {
+/** `observe`: metrics on in the workers (`--metrics-port`) and the caller (docs/observability.md). */
+export async function startFleet(workers: number, url = "redis://127.0.0.1:6379", options: { observe?: boolean } = {}): Promise<Fleet> {
   const k = keys(`bench-${process.pid}-${Date.now()}`);
-  const started = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker(k.namespace, url, `bench-w${i}`)));
+  const observe = options.observe === true;
+  const started = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker(k.namespace, url, `bench-w${i}`, observe)));
   const procs = started.map((w) => w.child);
   const redis = await connectRedis({ url, logger: silentLogger, name: "bench-caller" });
   const config = staticConfig(defineConfig({ toolsServiceMode: "remote", namespace: k.namespace, toolsExecTimeout: 30, backgroundThreshold: 0 }));
@@ -76,6 +89,7 @@ export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"
       local: new ToolRegistry({ config, logger: silentLogger, taskManager: null }),
       workerId: id,
       logger: silentLogger,
+      ...(observe ? { metrics: new FleetMetrics({ service: "inference", worker: id }) } : {}),
     });
     await r.start();
     registries.push(r);
