@@ -7,7 +7,6 @@ export {
   gatewayUnavailable,
   isFailure,
   lostInRestart,
-  workerGone,
   noLiveWorker,
   permissionDenied,
   staleTwice,

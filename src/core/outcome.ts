@@ -59,10 +59,6 @@ export function lostInRestart(toolName: string): string {
   return `Tool '${toolName}' is unavailable: the tools service's Redis restarted while the call was in flight, so it may or may not have run. Check before trying again.`;
 }
 
-export function workerGone(toolName: string): string {
-  return `Tool '${toolName}' is unavailable: every tools worker that could run it stopped while the call was in flight, so it may or may not have run. Check before trying again.`;
-}
-
 export function staleTwice(toolName: string): string {
   return `Tool '${toolName}' could not run: the tools service still disagrees about its parameters after a catalog reload. Try again shortly.`;
 }

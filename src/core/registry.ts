@@ -28,6 +28,11 @@ export interface CallOptions {
   timeoutMs?: number;
   /** May this call become a background task? @defaultValue true */
   background?: boolean;
+  /**
+   * The per-tool schema hash of the listing the call was built from (the LLM loop sets it from what the model
+   * was shown). A remote call goes to workers that run that schema, while one does. @defaultValue the catalog's now
+   */
+  schemaHash?: string;
 }
 
 /** What every registry offers the LLM loop; the remote registry implements the same. */
@@ -45,6 +50,8 @@ export interface ToolRegistryLike {
   call(name: string, args: unknown, options?: CallOptions): Promise<string>;
   /** The same call, with how it ended and where it ran (the loop reports both with a chat's answer). */
   execute(name: string, args: unknown, options?: CallOptions): Promise<CallOutcome>;
+  /** The per-tool schema hash a listing of this tool describes, where the registry has one (a catalog's). */
+  schemaHashOf?(name: string): string | undefined;
 }
 
 export interface ToolRegistryOptions {

@@ -2,8 +2,14 @@ import { z } from "zod";
 import { parseJson } from "../core/json.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
-import { loadCatalog } from "../tool-exec/catalog-parts.js";
-import type { CatalogConflict, CatalogPublisher } from "../tool-exec/catalog-merge.js";
+import { POOL_PATTERN } from "../redis/keys.js";
+import { readLiveParts } from "../tool-exec/catalog-parts.js";
+import { mergeCatalog, type CatalogConflict, type CatalogPublisher } from "../tool-exec/catalog-merge.js";
+
+export interface PoolWorker extends CatalogPublisher {
+  /** Stopping: it finishes what it holds, and takes nothing new. */
+  draining: boolean;
+}
 
 const heartbeatSchema = z.object({
   service: z.string(),
@@ -38,8 +44,8 @@ export interface FleetStatus {
   /** Heartbeat records that could not be read (reported, not hidden). */
   unreadable: string[];
   streams: StreamStatus[];
-  /** The tools workers publishing catalog parts, by pool. */
-  pools: { pool: string; workers: CatalogPublisher[] }[];
+  /** The tools workers publishing catalog parts, by pool (draining ones marked). */
+  pools: { pool: string; workers: PoolWorker[] }[];
   /** Tools offered with more than one schema (a rolling deploy). */
   conflicts: CatalogConflict[];
 }
@@ -59,12 +65,29 @@ export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now())
       else unreadable.push(`${key}: ${beat.reason}`);
     }
   }
-  const catalog = await loadCatalog(redis, k);
-  const pools = new Map<string, CatalogPublisher[]>();
-  for (const p of catalog?.publishers ?? []) pools.set(p.pool, [...(pools.get(p.pool) ?? []), p]);
-  const poolStreams = [...pools.keys()].filter((p) => k.poolStream(p) !== k.toolsStream).map((p) => k.poolStream(p));
+  // Every publisher, draining ones too, and every pool stream there is (a dead pool's backlog and dead letters
+  // matter most when no worker of it is left).
+  const { parts, unreadable: badParts } = await readLiveParts(redis, k);
+  const merged = mergeCatalog(parts.filter((p) => !p.draining));
+  const pools = new Map<string, PoolWorker[]>();
+  for (const p of parts) {
+    const w = {
+      pool: p.pool,
+      workerId: p.workerId,
+      tools: p.catalog.tools.length,
+      schemaHash: p.catalog.schemaHash,
+      publishedAt: p.catalog.publishedAt,
+      draining: p.draining,
+    };
+    pools.set(p.pool, [...(pools.get(p.pool) ?? []), w]);
+  }
+  const poolStreams = new Set<string>();
+  for (const pool of pools.keys()) if (k.poolStream(pool) !== k.toolsStream) poolStreams.add(k.poolStream(pool));
+  const prefix = k.poolStreamPrefix;
+  for await (const batch of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 }))
+    for (const key of batch) if (POOL_PATTERN.test(key.slice(prefix.length))) poolStreams.add(key);
   const streams: StreamStatus[] = [];
-  for (const stream of [k.chatStream, k.toolsStream, ...poolStreams.sort(), k.gatewayStream()]) {
+  for (const stream of [k.chatStream, k.toolsStream, ...[...poolStreams].sort(), k.gatewayStream()]) {
     const length = Number(await redis.sendCommand(["XLEN", stream]));
     let pending = 0;
     try {
@@ -77,13 +100,15 @@ export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now())
     const deadLettered = Number(await redis.sendCommand(["XLEN", k.deadLetter(stream)]));
     streams.push({ stream, length, pending, deadLettered });
   }
-  unreadable.push(...(catalog?.unreadable ?? []));
+  unreadable.push(...badParts);
   return {
     namespace: k.namespace,
     workers,
     unreadable,
     streams,
-    pools: [...pools].sort(([a], [b]) => (a < b ? -1 : 1)).map(([pool, w]) => ({ pool, workers: w })),
-    conflicts: catalog?.conflicts ?? [],
+    pools: [...pools]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([pool, w]) => ({ pool, workers: w.sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0)) })),
+    conflicts: merged?.conflicts ?? [],
   };
 }

@@ -130,13 +130,17 @@ export async function runToolLoop(messages: ChatMessage[], options: LoopOptions)
   let toolCalls = 0;
   const calls: LoopToolCall[] = [];
   const nested = options.nested ?? false;
+  let shownHashes = new Map<string, string | undefined>();
   for (let iteration = 1; iteration <= limit; iteration++) {
     if (options.signal?.aborted) {
       return { text: "Sorry — answering took too long and was stopped. Please try again.", iterations: iteration - 1, toolCalls, calls, ended: "stopped" };
     }
     let turn: ModelTurn;
     try {
-      turn = await options.model.complete(messages, offeredTools(options.registry, active), options.signal);
+      const offered = offeredTools(options.registry, active);
+      // The schema of each tool as the model was shown it: its calls go to workers that run that schema (a rolling deploy).
+      shownHashes = new Map(offered.map((t) => [t.function.name, options.registry.schemaHashOf?.(t.function.name)]));
+      turn = await options.model.complete(messages, offered, options.signal);
     } catch (err) {
       options.logger.error({ iteration, ...errorFields(err) }, "LLM call failed");
       return { text: llmFailure(err), iterations: iteration, toolCalls, calls, ended: "llm_error" };
@@ -190,7 +194,13 @@ export async function runToolLoop(messages: ChatMessage[], options: LoopOptions)
           // The subagent's own calls follow it, so a reader sees what it did.
           return [...own(inner.ended === "answer" ? "ok" : "error", inner.text), ...inner.calls];
         }
-        const outcome = await options.registry.execute(call.name, args, { userId: options.userId, ctx: options.ctx, nested });
+        const schemaHash = shownHashes.get(call.name);
+        const outcome = await options.registry.execute(call.name, args, {
+          userId: options.userId,
+          ctx: options.ctx,
+          nested,
+          ...(schemaHash ? { schemaHash } : {}),
+        });
         return [{ name: call.name, arguments: call.arguments, outcome, nested }];
       }),
     );

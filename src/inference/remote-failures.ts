@@ -2,7 +2,7 @@ import type { ConfigSource } from "../config/live.js";
 import { errorFields, type Logger } from "../core/log.js";
 import type { CallOptions, ToolRegistry } from "../core/registry.js";
 import { ToolfleetError, isToolfleetError } from "../core/errors.js";
-import { kindOfWireCode, lostInRestart, noLiveWorker, unavailable, workerGone, type CallOutcome, type OutcomeKind } from "../core/outcome.js";
+import { kindOfWireCode, lostInRestart, noLiveWorker, unavailable, type CallOutcome, type OutcomeKind } from "../core/outcome.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import type { ToolReply } from "../tool-exec/codec.js";
@@ -31,10 +31,12 @@ export class RemoteFailures {
 
   constructor(private readonly options: RemoteFailuresOptions) {}
 
-  /** Whether a send that failed provably never reached a worker: its worker's own stream was gone, or it died or left before reading it. */
-  async neverRan(name: string, err: unknown, timeoutMs: number): Promise<boolean> {
-    if (isToolfleetError(err, "PUBLISH_FAILED") && isToolfleetError(err.cause, "NO_LIVE_WORKER")) return true;
-    return isToolfleetError(err, "WORKER_GONE") && (await this.proveUnstarted(name, err, timeoutMs)) === "cancelled";
+  /**
+   * Whether a send that failed provably never reached a worker: its worker's own stream was gone, or its
+   * stream lost every live reader and the request was withdrawn unstarted (WORKER_GONE says so).
+   */
+  neverRan(err: unknown): boolean {
+    return (isToolfleetError(err, "PUBLISH_FAILED") && isToolfleetError(err.cause, "NO_LIVE_WORKER")) || isToolfleetError(err, "WORKER_GONE");
   }
 
   /** A remote call that ended without a reply: a fallback when the rules allow one, else the outcome that says why. */
@@ -49,11 +51,8 @@ export class RemoteFailures {
     const fallback = await this.fallback(name, args, options, timeoutMs, err);
     if (fallback) return fallback;
     if (isToolfleetError(err, "PAYLOAD_TOO_LARGE")) return done("error", err.message);
-    if (isToolfleetError(err, "PUBLISH_FAILED") && isToolfleetError(err.cause, "NO_LIVE_WORKER"))
-      return done("unavailable", noLiveWorker(name, "tools worker"));
-    // Proven never started (and now never will): no worker ran it. Otherwise it may have.
-    if (isToolfleetError(err, "WORKER_GONE"))
-      return done("unavailable", (await this.proveUnstarted(name, err, timeoutMs)) === "cancelled" ? noLiveWorker(name, "tools worker") : workerGone(name));
+    // Never reached a worker, and no other runs the tool now.
+    if (this.neverRan(err)) return done("unavailable", noLiveWorker(name, "tools worker"));
     return done("unavailable", isToolfleetError(err, "REQUEST_LOST") ? lostInRestart(name) : unavailable(name));
   }
 
@@ -120,5 +119,5 @@ export function failureKind(reply: ToolReply): OutcomeKind {
 
 /** A request that was sent and got no reply: it may have run. */
 function isNoReply(err: unknown): err is ToolfleetError {
-  return isToolfleetError(err, "TIMEOUT", "STOPPED", "PUBLISH_FAILED", "REQUEST_LOST", "WORKER_GONE");
+  return isToolfleetError(err, "TIMEOUT", "STOPPED", "PUBLISH_FAILED", "REQUEST_LOST") && !isToolfleetError(err.cause, "NO_LIVE_WORKER");
 }

@@ -24,7 +24,9 @@ import { ToolsClient, wireContextOf } from "../tool-exec/client.js";
 import { RemoteFailures, failureKind } from "./remote-failures.js";
 import { NO_METRICS, type CallMetrics } from "../core/metrics.js";
 import { ToolfleetError } from "../core/errors.js";
-import { checkedTimeoutMs } from "../core/timeout.js";
+import { MAX_CALL_TIMEOUT_MS, checkedTimeoutMs } from "../core/timeout.js";
+import { within } from "../core/within.js";
+import { cancelUnstarted } from "../tool-exec/idempotency.js";
 import { noLiveWorker, permissionDenied, staleTwice, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "../core/outcome.js";
 
 /** Counters an operator can read (and a test can assert on). */
@@ -130,8 +132,9 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       keys: this.options.keys,
       logger: this.options.logger,
       onChange: (merged) => this.apply(merged),
-      // Calls in flight to a pool whose every worker died end now, not at their timeouts.
-      onStreamsGone: (streams) => this.client?.failCallsOn(streams),
+      // Calls waiting on a stream that lost its every live reader: those no worker had started are withdrawn
+      // now (and sent elsewhere), not at their timeouts; the others wait for their reply or deadline.
+      onStreamsGone: (streams) => void this.withdrawUnstarted(streams),
     });
     this.view = view;
     try {
@@ -157,6 +160,18 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       // Stopping the client fails the mirrors' pending calls at once, instead of at their timeouts.
       await client?.stop();
       await Promise.allSettled([...this.mirrors]);
+    }
+  }
+
+  private async withdrawUnstarted(streams: ReadonlySet<string>): Promise<void> {
+    const { redis, keys } = this.options;
+    if (!redis || !this.client) return;
+    // The marker outlives any call's deadline: no worker may start the request after the caller moved on.
+    const ttlSeconds = MAX_CALL_TIMEOUT_MS / 1000 + 60;
+    try {
+      await this.client.cancelUnstartedOn(streams, (published, idemKey) => cancelUnstarted(redis, keys, published, idemKey, ttlSeconds));
+    } catch (err) {
+      this.options.logger.warn({ ...errorFields(err) }, "could not withdraw calls from streams their workers left; they wait for their deadlines");
     }
   }
 
@@ -190,6 +205,10 @@ export class RemoteToolRegistry implements ToolRegistryLike {
   }
 
   // ── read surface ──────────────────────────────────────────────────────────
+
+  schemaHashOf(name: string): string | undefined {
+    return this.byName.get(name)?.schemaHash;
+  }
 
   getOpenAITools(): OpenAITool[] {
     return this.catalog ? [...this.byName.values()].map(openAITool) : this.options.local.getOpenAITools();
@@ -305,7 +324,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       if (!this.byName.has(name) && !this.options.local.get(name) && !this.view.hasDeparted(name)) return done("unknown_tool", unknownTool(name), "local");
       // No live worker runs it (its last one is gone, or it is only here): never published, so running it
       // here instead (when the fallback rules allow) cannot run it twice.
-      route = this.view.route(name, this.byName.get(name)?.schemaHash ?? "");
+      route = this.view.route(name, options.schemaHash ?? this.byName.get(name)?.schemaHash ?? "");
       if (route.kind === "none") return noWorker(`no live tools worker runs ${name}`);
     } else if (this.client && (await this.client.liveWorkers.has(route.stream, "tools")) === false) {
       // No catalog (no worker publishes one): fail now if no worker reads the stream either, rather than
@@ -315,7 +334,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     // At most one more send, within the same deadline, when the first provably did not run: a worker that
     // disagrees with the schema (CATALOG_STALE), or one that died or left before taking the request.
     const deadline = performance.now() + timeoutMs;
-    let schemaHash = this.byName.get(name)?.schemaHash ?? "";
+    let schemaHash = options.schemaHash ?? this.byName.get(name)?.schemaHash ?? "";
     let reply: ToolReply;
     for (let resent = false; ; resent = true) {
       const left = Math.max(1, Math.round(deadline - performance.now()));
@@ -327,12 +346,17 @@ export class RemoteToolRegistry implements ToolRegistryLike {
         this.stats.staleRetries++;
         why = "stale";
       } catch (err) {
-        if (resent || !(await this.failures.neverRan(name, err, timeoutMs))) return this.failures.failed(name, args, options, timeoutMs, err, done);
+        if (resent || !this.failures.neverRan(err)) return this.failures.failed(name, args, options, timeoutMs, err, done);
         why = "never ran";
       }
       // Reload, then send to a worker that agrees with the schema this call was built against, when one is
       // live (a rolling deploy), else with the schema now shown.
-      await this.reloadCatalog();
+      // Bounded by the call's deadline: a Redis that stops answering must not hold the call past it.
+      try {
+        await within(this.reloadCatalog(), Math.max(1, deadline - performance.now()), `reloading the catalog for a call of ${name}`);
+      } catch (err) {
+        return this.failures.failed(name, args, options, timeoutMs, err, done);
+      }
       if (this.view && !this.view.offersOf(name).has(schemaHash)) schemaHash = this.byName.get(name)?.schemaHash ?? schemaHash;
       route = this.view?.route(name, schemaHash) ?? route;
       if (route.kind === "none") return noWorker(`no live tools worker runs ${name} any more`);

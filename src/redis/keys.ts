@@ -10,6 +10,8 @@ export interface Keys {
   readonly toolsStream: string;
   /** Request stream of a pool of tools workers: `default` is `toolsStream`. */
   poolStream(pool: string): string;
+  /** Prefix of every pool's stream but the default one's (`<prefix><pool>`), for finding them. */
+  readonly poolStreamPrefix: string;
   /** One tools worker's own request stream: calls that only it can serve (its pool disagrees on a tool). */
   workerStream(workerId: string): string;
   /** Replies for one inference worker. */
@@ -92,6 +94,7 @@ export function keys(namespace = "sg"): Keys {
     namespace: ns,
     toolsStream,
     poolStream: (pool: string) => (checkedPool(pool) === DEFAULT_POOL ? toolsStream : `${toolsStream}:pool:${pool}`),
+    poolStreamPrefix: `${toolsStream}:pool:`,
     workerStream: (workerId: string) => `${toolsStream}:worker:${id("worker id", workerId)}`,
     toolsReplyPrefix: `${toolsStream}:reply:`,
     toolsReplyStream: (workerId: string) => `${toolsStream}:reply:${id("worker id", workerId)}`,

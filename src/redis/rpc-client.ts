@@ -143,6 +143,11 @@ export class RpcClient<Reply, Meta = never> {
    * `which` picks (e.g. calls whose requests a restarted Redis lost, which no
    * reply will ever answer); returns how many. Which calls, and why, is the caller's policy.
    */
+  /** The pending calls whose meta `which` picks: their idempotency keys and metas. */
+  pendingWith(which: (meta: Meta | undefined) => boolean): { idemKey: string; meta: Meta | undefined }[] {
+    return [...this.pending.values()].filter((p) => which(p.meta)).map((p) => ({ idemKey: p.idemKey, meta: p.meta }));
+  }
+
   failPending(which: (meta: Meta | undefined) => boolean, errorFor: (idemKey: string) => ToolfleetError): number {
     let failed = 0;
     for (const p of [...this.pending.values()]) {

@@ -70,7 +70,11 @@ export async function publishCatalog(
   options: { ttlMs?: number; before?: string; draining?: boolean } = {},
 ): Promise<string> {
   const member = partMember(publisher, catalog, options.draining);
-  const doc = JSON.stringify({ pool: publisher.pool, workerId: publisher.workerId, catalog });
+  // Stamped with Redis's clock, not this machine's: the merge shows the most recently published schema of a
+  // tool, and workers' clocks may disagree.
+  const [seconds, micros] = await redis.sendCommand<[string, string]>(["TIME"]);
+  const stamped = { ...catalog, publishedAt: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) };
+  const doc = JSON.stringify({ pool: publisher.pool, workerId: publisher.workerId, catalog: stamped });
   await presence(redis, keys, publisher, member, options.ttlMs ?? PRESENCE_TTL_MS, doc, options.before ?? "");
   return member;
 }
@@ -173,12 +177,12 @@ export interface CatalogWatch {
 export async function watchCatalog(
   redis: RedisClient,
   keys: Keys,
-  options: { url: string; logger: Logger; onChange: () => Promise<void> | void },
+  options: { url: string; logger: Logger; onChange: (why: "notice" | "reconnected") => Promise<void> | void },
 ): Promise<CatalogWatch> {
   const subscriber = await duplicateConnection(redis, { url: options.url, logger: options.logger, name: "catalog-watch" });
-  const run = (why: string): void => {
+  const run = (why: "notice" | "reconnected"): void => {
     Promise.resolve()
-      .then(options.onChange)
+      .then(() => options.onChange(why))
       .catch((err: unknown) => options.logger.error({ why, ...errorFields(err) }, "catalog reload failed"));
   };
   let connectedOnce = false;

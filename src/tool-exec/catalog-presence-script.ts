@@ -15,8 +15,9 @@
  * ARGV[5]  the part (JSON) to publish, or "" to only refresh its life
  * ARGV[6]  the member this worker published before, removed when it differs, or ""
  *
- * Returns: -1 when refreshing a part that is gone (a restart, an eviction:
- * publish it again), else how many expired publishers it dropped.
+ * Returns: -1 when refreshing a part, or a member, that is gone (a restart,
+ * an eviction, a member replaced meanwhile: publish it again), else how many
+ * expired publishers it dropped.
  */
 export const CATALOG_PRESENCE_LUA = `
 redis.replicate_commands()
@@ -28,7 +29,7 @@ if ARGV[5] ~= '' then
   redis.call('SET', KEYS[1], ARGV[5], 'PX', ttl)
   if ARGV[6] ~= '' and ARGV[6] ~= ARGV[1] then redis.call('ZREM', KEYS[2], ARGV[6]) end
   changed = true
-elseif redis.call('PEXPIRE', KEYS[1], ttl) == 0 then
+elseif redis.call('ZSCORE', KEYS[2], ARGV[1]) == false or redis.call('PEXPIRE', KEYS[1], ttl) == 0 then
   return -1
 end
 if redis.call('ZADD', KEYS[2], now + ttl, ARGV[1]) == 1 then changed = true end

@@ -7,6 +7,8 @@ import { PRESENCE_REFRESH_MS, publishCatalog, refreshPresence, type Publisher } 
 
 /** A worker's own stream lives this long past its last refresh, so a dead worker's goes by itself. */
 const OWN_STREAM_TTL_MS = 60_000;
+/** Its dead letters are kept for inspection this long past the worker's last refresh. */
+const OWN_DEAD_LETTERS_TTL_MS = 7 * 24 * 3600_000;
 
 export interface CatalogPresenceOptions {
   redis: RedisClient;
@@ -27,13 +29,18 @@ export class CatalogPresence {
   private catalog: Catalog | undefined;
   private timer: NodeJS.Timeout | undefined;
   private failing = false;
+  // Every write of the part and every refresh, one after another: a refresh that read the member before a
+  // write replaced it would put the old member back.
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: CatalogPresenceOptions) {}
 
   /** Publishes `catalog` as this worker's part (again, after a change), and keeps it alive from then on. */
   async publish(catalog: Catalog): Promise<void> {
     this.catalog = catalog;
-    await this.write(this.member.endsWith("/draining"));
+    // The own stream exists (its reader made it): give it its life now, not at the first refresh.
+    await this.options.redis.pExpire(this.options.keys.workerStream(this.options.publisher.workerId), OWN_STREAM_TTL_MS);
+    await this.serial(() => this.write(this.member.endsWith("/draining")));
     if (!this.timer) {
       this.timer = setInterval(() => void this.keepAlive(), PRESENCE_REFRESH_MS);
       this.timer.unref();
@@ -42,7 +49,11 @@ export class CatalogPresence {
 
   /** Says the worker is stopping: callers send it nothing new, and still wait for the calls it holds. */
   async drain(): Promise<void> {
-    if (this.member) await this.bounded(this.write(true), "announcing that this worker drains");
+    if (this.member)
+      await this.bounded(
+        this.serial(() => this.write(true)),
+        "announcing that this worker drains",
+      );
   }
 
   /** Leaves the catalog now, not when the part's life runs out. */
@@ -53,12 +64,9 @@ export class CatalogPresence {
     if (!member) return;
     this.member = "";
     const { redis, keys, publisher } = this.options;
-    const withdraw = redis
-      .multi()
-      .del(keys.catalogPart(publisher.pool, publisher.workerId))
-      .zRem(keys.catalogParts, member)
-      .publish(keys.catalogChanged, member)
-      .exec();
+    const withdraw = this.serial(() =>
+      redis.multi().del(keys.catalogPart(publisher.pool, publisher.workerId)).zRem(keys.catalogParts, member).publish(keys.catalogChanged, member).exec(),
+    );
     await this.bounded(withdraw, "withdrawing the catalog part");
   }
 
@@ -77,17 +85,25 @@ export class CatalogPresence {
     }
   }
 
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work);
+    this.queue = next.catch(() => undefined); // its failure is the caller's to see
+    return next;
+  }
+
   private async keepAlive(): Promise<void> {
     const { redis, keys, publisher, logger } = this.options;
+    const own = keys.workerStream(publisher.workerId);
     try {
       const [alive] = await Promise.all([
-        refreshPresence(redis, keys, publisher, this.member),
-        redis.pExpire(keys.workerStream(publisher.workerId), OWN_STREAM_TTL_MS),
+        this.serial(() => (this.member ? refreshPresence(redis, keys, publisher, this.member) : Promise.resolve(true))),
+        redis.pExpire(own, OWN_STREAM_TTL_MS),
+        redis.pExpire(keys.deadLetter(own), OWN_DEAD_LETTERS_TTL_MS),
       ]);
       // (Not after withdraw(): a tick that raced it must not bring the part back.)
       if (!alive && this.timer) {
         logger.info({ worker: publisher.workerId, pool: publisher.pool }, "catalog part gone from Redis (a restart?); publishing it again");
-        await this.write(this.member.endsWith("/draining"));
+        await this.serial(() => this.write(this.member.endsWith("/draining")));
       }
       if (this.failing) logger.info({ worker: publisher.workerId }, "catalog part kept alive again");
       this.failing = false;

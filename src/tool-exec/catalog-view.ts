@@ -2,7 +2,8 @@ import { errorFields, type Logger } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { mergeCatalog, type MergedCatalog } from "./catalog-merge.js";
-import { PRESENCE_REFRESH_MS, readLiveParts, watchCatalog, type CatalogWatch, type LivePart } from "./catalog-parts.js";
+import { performance } from "node:perf_hooks";
+import { PRESENCE_REFRESH_MS, PRESENCE_TTL_MS, readLiveParts, watchCatalog, type CatalogWatch, type LivePart } from "./catalog-parts.js";
 
 /** Where a call for a tool goes: a pool's stream, one worker's own stream, or nowhere (no live worker runs it). */
 export type CallRoute = { kind: "pool"; pool: string; stream: string } | { kind: "worker"; pool: string; workerId: string; stream: string } | { kind: "none" };
@@ -50,6 +51,7 @@ export class CatalogView {
   private again = false;
   private turn = 0;
   private reported = new Set<string>();
+  private graceUntil = -Infinity;
 
   constructor(private readonly options: CatalogViewOptions) {}
 
@@ -63,7 +65,13 @@ export class CatalogView {
     this.watch = await watchCatalog(this.options.redis, this.options.keys, {
       url: this.options.redisUrl,
       logger: this.options.logger,
-      onChange: () => this.refresh().then(() => undefined),
+      onChange: (why) => {
+        // Back from an outage: every part's life may have run out on Redis's clock while its worker could not
+        // refresh it. For one part's life, a worker missing from a read is not taken for gone (its calls are
+        // not withdrawn, its tools stay shown) while the workers publish their parts again.
+        if (why === "reconnected") this.graceUntil = performance.now() + PRESENCE_TTL_MS + (this.options.refreshMs ?? PRESENCE_REFRESH_MS);
+        return this.refresh().then(() => undefined);
+      },
     });
     try {
       await this.refresh();
@@ -148,6 +156,10 @@ export class CatalogView {
       this.reported.add(problem);
       this.options.logger.warn({ problem }, "a catalog part could not be read; its tools are left out");
     }
+    if (performance.now() < this.graceUntil) {
+      const present = new Set(parts.map((p) => `${p.pool}/${p.workerId}`));
+      for (const before of this.parts.values()) if (!present.has(`${before.pool}/${before.workerId}`)) parts.push(before);
+    }
     const sameMembers = parts.length === this.parts.size && parts.every((p) => this.parts.has(p.member));
     this.parts = new Map(parts.map((p) => [p.member, p]));
     if (sameMembers && this.current !== null) return;
@@ -158,8 +170,10 @@ export class CatalogView {
     const keys = this.options.keys;
     // A draining worker takes no new call, but the calls it holds are still its to answer: its streams stay live.
     const parts = all.filter((p) => !p.draining);
+    // Every reader of a pool's stream, draining ones too (a draining worker reads for a moment more): a pool
+    // is uniform for a schema only when all of them run it.
     const byPool = new Map<string, LivePart[]>();
-    for (const p of parts) byPool.set(p.pool, [...(byPool.get(p.pool) ?? []), p]);
+    for (const p of all) byPool.set(p.pool, [...(byPool.get(p.pool) ?? []), p]);
     const offers = new Map<string, Map<string, Offer>>();
     for (const part of parts) {
       for (const tool of part.catalog.tools) {

@@ -227,16 +227,36 @@ export class ToolsClient {
   }
 
   /**
-   * Ends now, with WORKER_GONE, every pending call whose request went to one of `streams` (streams that lost
-   * their last live reader), rather than at their timeouts. Returns how many.
+   * For the pending calls whose request went to one of `streams` (streams that lost their last live reader):
+   * asks `cancel` whether each provably never started (`cancelUnstarted()`, which then marks it cancelled so
+   * it never will), and ends those now with WORKER_GONE, so the caller can send them elsewhere. A call a
+   * worker has read is left to its reply or its deadline: the worker may only be paused, and still answer.
+   * Returns how many were ended.
    */
-  failCallsOn(streams: ReadonlySet<string>): number {
-    const failed = this.rpc.failPending(
-      (meta) => meta !== undefined && streams.has(meta.stream),
-      (idemKey) => new ToolfleetError("WORKER_GONE", "every worker that reads the request's stream is gone; it may or may not have run the call", { idemKey }),
-    );
-    if (failed > 0) this.options.logger.warn({ calls: failed, streams: [...streams] }, "calls in flight lost every worker that could answer them");
-    return failed;
+  async cancelUnstartedOn(streams: ReadonlySet<string>, cancel: (published: PublishedRequest, idemKey: string) => Promise<string>): Promise<number> {
+    const candidates = this.rpc.pendingWith((meta) => meta !== undefined && streams.has(meta.stream));
+    let ended = 0;
+    for (const { idemKey, meta } of candidates) {
+      const runId = meta?.connection?.runId;
+      if (!meta?.entryId || !runId) continue;
+      const published = { stream: meta.stream, group: this.options.keys.group(meta.stream), entryId: meta.entryId, runId };
+      let verdict: string;
+      try {
+        verdict = await cancel(published, idemKey);
+      } catch (err) {
+        this.options.logger.debug({ idemKey, ...errorFields(err) }, "could not tell whether a call whose workers left had started; it waits for its reply");
+        continue;
+      }
+      if (verdict !== "cancelled") continue;
+      ended += this.rpc.failPending(
+        (m) => m === meta,
+        (key) =>
+          new ToolfleetError("WORKER_GONE", "no live worker reads the request's stream; the request never started, and now never will", { idemKey: key }),
+      );
+    }
+    if (ended > 0)
+      this.options.logger.info({ calls: ended, streams: [...streams] }, "calls no worker had started were withdrawn from streams their workers left");
+    return ended;
   }
 
   /** Ends the reader, fails every pending call, and deletes the reply stream. */

@@ -18,6 +18,12 @@ import { kindOfWireCode, permissionDenied } from "../core/outcome.js";
 import { NO_METRICS, type CallMetrics } from "../core/metrics.js";
 import { signEntry, signatureProblem } from "./signing.js";
 
+/**
+ * How long a stopping worker still reads after saying it drains: callers learn it from the change notice within
+ * milliseconds (a caller that missed the notice learns it at its next refresh, and its calls the worker then
+ * left unread are withdrawn and sent elsewhere when the worker leaves).
+ */
+const DRAIN_GRACE_MS = 300;
 /** Files kept with a stored reply for duplicate deliveries, at most. */
 const MAX_KEPT_FILE_BYTES = 1024 * 1024;
 
@@ -158,7 +164,12 @@ export class ToolExecServer {
    * holds), then finishes the calls in flight, then leaves the catalog.
    */
   async stop(timeoutMs?: number): Promise<void> {
-    await this.presence?.drain();
+    if (this.presence) {
+      await this.presence.drain();
+      // Callers see the drain within a refresh; what they sent meanwhile (to its own stream, or to a pool where
+      // it is the only worker) is still read and served, not left unread until the withdraw.
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_GRACE_MS));
+    }
     await Promise.all([this.worker.stop(timeoutMs), this.ownWorker?.stop(timeoutMs)]);
     await this.presence?.withdraw();
     await this.options.registry.close();

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createCaller, defineConfig, staticConfig, type Caller } from "../../src/index.js";
-import { noLiveWorker, workerGone } from "../../src/core/outcome.js";
+import { noLiveWorker, unavailable } from "../../src/core/outcome.js";
 import { closeRedis } from "../../src/redis/client.js";
 import { loadCatalog } from "../../src/tool-exec/catalog-parts.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
@@ -115,24 +115,30 @@ test(
       assert.equal(await redis.xLen(k.poolStream("cpu")), 100);
       assert.equal(await redis.exists(k.toolsStream), 0);
 
-      // A call in flight on the GPU pool when its only worker is SIGKILLed …
-      const inFlight = registry.execute("gpu_slow", { ms: 20_000 }, { userId: "u" });
+      // Nine slow calls to the GPU pool: its only worker (8 at once) takes eight, the ninth waits in the stream.
+      // Then the worker is SIGKILLed.
+      const inFlight = Array.from({ length: 9 }, () => registry.execute("gpu_slow", { ms: 20_000 }, { userId: "u", timeoutMs: 8000 }));
       await eventually(async () =>
-        assert.equal(Number((await redis.sendCommand<unknown[]>(["XPENDING", k.poolStream("gpu"), k.group(k.poolStream("gpu"))]))[0]), 1),
+        assert.equal(Number((await redis.sendCommand<unknown[]>(["XPENDING", k.poolStream("gpu"), k.group(k.poolStream("gpu"))]))[0]), 8),
       );
       const killedAt = Date.now();
       await kill(gpu, "SIGKILL");
-      // … ends within a few presence refreshes (not at its 30 s timeout), saying it may have run: the worker had taken it.
-      const lost = await inFlight;
-      assert.deepEqual([lost.kind, lost.text], ["unavailable", workerGone("gpu_slow")]);
-      assert.ok(Date.now() - killedAt < 8000, `ended ${Date.now() - killedAt} ms after the kill`);
+      const ended = await Promise.all(inFlight.map(async (call) => ({ outcome: await call, afterMs: Date.now() - killedAt })));
+      // The one no worker had started is withdrawn as soon as the pool is seen empty, and answered "no worker".
+      const withdrawn = ended.filter((e) => e.outcome.text === noLiveWorker("gpu_slow", "tools worker"));
+      assert.equal(withdrawn.length, 1, JSON.stringify(ended.map((e) => e.outcome.text)));
+      assert.ok(withdrawn[0]!.afterMs < 6000, `withdrawn ${withdrawn[0]!.afterMs} ms after the kill`);
+      // The eight the worker had taken may have run: they wait for their reply, and end by their deadline.
+      const taken = ended.filter((e) => e !== withdrawn[0]);
+      for (const e of taken) assert.deepEqual([e.outcome.kind, e.outcome.text], ["unavailable", unavailable("gpu_slow")]);
+      assert.ok(Math.max(...taken.map((e) => e.afterMs)) < 10_000);
       // Its tools have left the catalog; a call to them ends at once with the "no worker" text.
       await eventually(() => assert.deepEqual([...registry.toolNames()].sort(), ["cpu_hash", ...TASKS].sort()), 8000, 50);
       const started = Date.now();
       const none = await registry.execute("gpu_render", { scene: "x" }, { userId: "u" });
       assert.deepEqual([none.kind, none.text], ["unavailable", noLiveWorker("gpu_render", "tools worker")]);
       assert.ok(Date.now() - started < 5000);
-      assert.equal(await redis.xLen(k.poolStream("gpu")), 101, "nothing more was published to the dead pool");
+      assert.equal(await redis.xLen(k.poolStream("gpu")), 109, "nothing more was published to the dead pool");
       // The other pool is untouched.
       const still = await registry.execute("cpu_hash", { text: "after" }, { userId: "u" });
       assert.deepEqual([still.kind, still.text], ["ok", `cpu:${cpu.pid} hashed after`]);

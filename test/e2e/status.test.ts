@@ -46,8 +46,9 @@ test("status shows live workers from their heartbeats, and a killed worker as go
     // Its heartbeat expires (3 beats) and it is no longer listed.
     await eventually(async () => assert.deepEqual(names(await fleetStatus(redis, k)), ["gateway:status-gw", "tools:status-a"]), 15_000, 250);
   } finally {
-    for (const p of [a, gw]) p.kill("SIGTERM");
-    await Promise.all([exited(a), exited(gw)]);
+    // b too, when an assertion failed before its kill: a live child would hold the test process open.
+    for (const p of [a, b, gw]) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
+    await Promise.all([exited(a), exited(b), exited(gw)]);
     await dropNamespace(redis, k);
     await closeRedis(redis);
   }

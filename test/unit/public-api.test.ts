@@ -100,7 +100,6 @@ const PROTOCOL = [
   "unknownTool",
   "watchCatalog",
   "wireError",
-  "workerGone",
   "CatalogView",
   "DEFAULT_POOL",
   "POOL_PATTERN",
