@@ -58,6 +58,8 @@ export {
 } from "./tool-exec/catalog.js";
 export { readSession, writeSession, type SessionIdentity, type SessionLookup } from "./tool-exec/session.js";
 export { cancelRequest, cancelUnstarted, type CancelVerdict, type PublishedRequest } from "./tool-exec/idempotency.js";
+export { cancelRunning } from "./tool-exec/cancel.js";
+export { PROGRESS_FIELD, decodeProgress, encodeProgress } from "./tool-exec/progress.js";
 export { RedisTaskStore } from "./tool-exec/task-store.js";
 export { ToolExecServer, type ToolExecServerOptions } from "./tool-exec/server.js";
 export { ToolsClient, publishedRequestOf, type ToolCall, type ToolsClientOptions } from "./tool-exec/client.js";

@@ -1,12 +1,14 @@
 import { performance } from "node:perf_hooks";
-import { ToolfleetError, isToolfleetError } from "./errors.js";
-import { checkedTimeoutMs } from "./timeout.js";
-import { CallSignal, ToolContext } from "./context.js";
+import { ToolfleetError, isToolfleetError, reasonText } from "./errors.js";
+import { MAX_CALL_TIMEOUT_MS, checkedTimeoutMs } from "./timeout.js";
+import { CallSignal, ToolContext, type DelegateOptions } from "./context.js";
 import { createLogger, errorFields, type Logger } from "./log.js";
 import { TaskManager } from "./tasks.js";
-import type { ToolDefinition } from "./tool.js";
+import type { ToolDefinition, ToolPin } from "./tool.js";
+import type { ProgressUpdate } from "./progress.js";
+import { isToolResult, resultText, type StructuredResult } from "./result.js";
 import { gatewayUnavailable, noLiveWorker, permissionDenied, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "./outcome.js";
-import { defaultSettings, type SettingsSource } from "./settings.js";
+import { defaultSettings, type CoreSettings, type SettingsSource } from "./settings.js";
 import { formatArgIssues, type JsonSchema } from "./validate.js";
 
 /** A tool as the OpenAI chat API takes it. */
@@ -28,6 +30,27 @@ export interface CallOptions {
   timeoutMs?: number;
   /** May this call become a background task? @defaultValue true */
   background?: boolean;
+  /** Aborts the call: the handler's `ctx.signal` aborts with its reason, and the call settles at once as `cancelled`. */
+  signal?: AbortSignal;
+  /** Hears the tool's progress reports (`ctx.progress()`); each one also extends the call's deadline by its timeout. */
+  onProgress?: (update: ProgressUpdate) => void;
+  /** However much progress a tool reports, the call ends this long after it started. @defaultValue 10 × the timeout, at most MAX_CALL_TIMEOUT_MS */
+  maxTotalTimeoutMs?: number;
+  /** @internal A worker's own handle on the call (to cancel it, and the request's idempotency key); made here when not given. */
+  call?: CallSignal;
+}
+
+/** The most a call may run with progress extending it, checked; by default ten times its timeout. */
+export function maxTotalOf(options: Pick<CallOptions, "maxTotalTimeoutMs">, timeoutMs: number, where: string): number {
+  if (options.maxTotalTimeoutMs === undefined) return Math.min(timeoutMs * 10, MAX_CALL_TIMEOUT_MS);
+  return Math.max(timeoutMs, checkedTimeoutMs(options.maxTotalTimeoutMs, where));
+}
+
+/** Where a tool is pinned: by the configured sets first, else by its own `pin`. */
+export function pinOf(name: string, cfg: CoreSettings, def: Pick<ToolDefinition, "pin"> | undefined): ToolPin | undefined {
+  if (cfg.gatewayPinned.has(name)) return "gateway";
+  if (cfg.inferencePinned?.has(name)) return "inference";
+  return def?.pin;
 }
 
 /** What every registry offers the LLM loop; the remote registry implements the same. */
@@ -91,6 +114,13 @@ export class ToolRegistry implements ToolRegistryLike {
     for (const def of defs) {
       if (this.tools.has(def.name)) {
         throw new ToolfleetError("TOOL_DUPLICATE", `Tool '${def.name}' is already registered.`);
+      }
+      const configured = pinOf(def.name, this.config.get(), undefined);
+      if (def.pin && configured && configured !== def.pin) {
+        throw new ToolfleetError(
+          "PIN_SETS_OVERLAP",
+          `Tool '${def.name}' is pinned to the ${def.pin} by its definition but to the ${configured} by the config.`,
+        );
       }
       this.tools.set(def.name, def);
       this.openAITools.set(def.name, openAITool(def));
@@ -161,78 +191,142 @@ export class ToolRegistry implements ToolRegistryLike {
       route,
       durationMs: performance.now() - started,
     });
-    const { userId, ctx } = options;
+    const { userId, ctx, signal } = options;
     const cfg = this.config.get();
-    const timeoutMs = options.timeoutMs === undefined ? cfg.toolsExecTimeout * 1000 : checkedTimeoutMs(options.timeoutMs, "ToolRegistry.execute()");
+    const def = this.tools.get(name);
+    const timeoutMs =
+      options.timeoutMs === undefined ? (def?.timeoutMs ?? cfg.toolsExecTimeout * 1000) : checkedTimeoutMs(options.timeoutMs, "ToolRegistry.execute()");
+    const maxTotalMs = maxTotalOf(options, timeoutMs, "ToolRegistry.execute()");
+    if (signal?.aborted) return outcome("cancelled", cancelled(name, signal.reason));
     if (userId && !this.isAllowed(name, userId)) return outcome("denied", permissionDenied(userId, name));
 
-    if (cfg.gatewayPinned.has(name) && ctx?.adapter?.ownsPlatformClient !== true) {
-      return this.delegateToGateway(name, args, ctx ?? null, outcome);
+    if (pinOf(name, cfg, def) === "gateway" && ctx?.adapter?.ownsPlatformClient !== true) {
+      return this.delegateToGateway(name, args, ctx ?? null, outcome, { signal, onProgress: options.onProgress, timeoutMs, maxTotalTimeoutMs: maxTotalMs });
     }
 
-    const def = this.tools.get(name);
     if (!def) return outcome("unknown_tool", unknownTool(name));
     const checked = def.validate(args);
     if (!checked.ok) return outcome("invalid_args", formatArgIssues(name, checked.issues));
 
     const baseCtx = ctx ?? new ToolContext({ userId: userId ?? "" });
-    const call = new CallSignal(baseCtx.signal);
+    const call = options.call ?? new CallSignal(baseCtx.signal);
+    const onAbort = signal ? (): void => call.abort(signal.reason) : undefined;
+    if (onAbort) signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      let result: unknown;
+      let value: unknown;
       try {
-        result = (def.handler as (a: unknown, c: ToolContext) => unknown)(checked.value, baseCtx.forCall(call));
+        value = (def.handler as (a: unknown, c: ToolContext) => unknown)(checked.value, baseCtx.forCall(call));
       } catch (err) {
-        return outcome("error", this.failure(name, err));
+        return outcome(call.aborted ? "cancelled" : "error", call.aborted ? cancelled(name, call.signal.reason) : this.failure(name, err));
       }
-      if (!isPromiseLike(result)) {
-        const rendered = this.render(name, result);
-        return outcome(rendered.ok ? "ok" : "error", rendered.text);
-      }
-      const settled = Promise.resolve(result).then(
-        (value) => this.render(name, value),
-        (err: unknown) =>
+      if (!isPromiseLike(value)) return withResult(outcome, this.render(def, value));
+      const settled = Promise.resolve(value).then(
+        (v) => this.render(def, v),
+        (err: unknown): Rendered =>
           // A handler that gave up because its signal fired was cancelled, not broken.
           call.aborted ? { ok: false, cancelled: true, text: cancelled(name, call.signal.reason) } : { ok: false, text: this.failure(name, err) },
       );
       const offloadMs = !options.nested && options.background !== false && !def.noBackground && this.taskManager ? cfg.backgroundThreshold * 1000 : 0;
-      const waited = await this.await(settled, call, timeoutMs, offloadMs, name, userId ?? baseCtx.userId);
+      const limits = { timeoutMs, maxTotalMs, offloadMs };
+      const waited = await this.await(settled, call, limits, name, userId ?? baseCtx.userId, options.onProgress);
       if (waited.kind === "background") {
         return { ...outcome("background", waited.text), taskId: waited.taskId };
       }
-      return outcome(waited.kind, waited.text);
+      const done = outcome(waited.kind, waited.text);
+      if (waited.result) done.result = waited.result;
+      return done;
     } finally {
       call.detach();
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
     }
   }
 
   /**
+   * A gateway-pinned call from a tier that does not own the platform client: sent to the gateway through
+   * the context's adapter (a tool the catalog pins there need not be defined here).
+   */
+  async executeOnGateway(name: string, args: unknown, options: CallOptions = {}): Promise<CallOutcome> {
+    const def = this.tools.get(name);
+    if (def && options.ctx?.adapter?.ownsPlatformClient === true) return this.execute(name, args, options);
+    const started = performance.now();
+    const outcome = (kind: OutcomeKind, text: string, route: Route = "gateway"): CallOutcome => ({
+      kind,
+      text,
+      route,
+      durationMs: performance.now() - started,
+    });
+    const timeoutMs =
+      options.timeoutMs === undefined
+        ? (def?.timeoutMs ?? this.config.get().toolsExecTimeout * 1000)
+        : checkedTimeoutMs(options.timeoutMs, "ToolRegistry.execute()");
+    if (options.signal?.aborted) return outcome("cancelled", cancelled(name, options.signal.reason));
+    if (options.userId && !this.isAllowed(name, options.userId)) return outcome("denied", permissionDenied(options.userId, name));
+    const maxTotalTimeoutMs = maxTotalOf(options, timeoutMs, "ToolRegistry.execute()");
+    return this.delegateToGateway(name, args, options.ctx ?? null, outcome, {
+      signal: options.signal,
+      onProgress: options.onProgress,
+      timeoutMs,
+      maxTotalTimeoutMs,
+    });
+  }
+
+  /**
    * Waits for a running handler until it settles, times out (the call's signal
-   * is aborted), or passes the background threshold with room in the task
-   * manager (the task manager adopts it and the model gets a task id).
+   * is aborted), is cancelled, or passes the background threshold with room in
+   * the task manager (the task manager adopts it and the model gets a task id).
+   * Each progress report moves the timeout to a full `timeoutMs` from now, never
+   * past `maxTotalMs` from the start.
    */
   private await(
-    settled: Promise<{ ok: boolean; text: string; cancelled?: boolean }>,
+    settled: Promise<Rendered>,
     call: CallSignal,
-    timeoutMs: number,
-    offloadMs: number,
+    limits: { timeoutMs: number; maxTotalMs: number; offloadMs: number },
     name: string,
     userId: string,
-  ): Promise<{ kind: "ok" | "error" | "cancelled" | "timeout" | "background"; text: string; taskId?: string }> {
+    onProgress: ((update: ProgressUpdate) => void) | undefined,
+  ): Promise<{ kind: "ok" | "error" | "cancelled" | "timeout" | "background"; text: string; taskId?: string; result?: StructuredResult }> {
+    const { timeoutMs, maxTotalMs, offloadMs } = limits;
     return new Promise((resolve) => {
       let done = false;
+      const startedAt = performance.now();
+      let deadline = startedAt + timeoutMs;
       const finish = (): boolean => {
         if (done) return false;
         done = true;
         clearTimeout(timer);
         clearTimeout(offload);
+        call.onProgress = undefined;
+        call.onAbort = undefined;
         return true;
       };
-      const timer = setTimeout(() => {
+      const expire = (): void => {
+        // Moved by progress since the timer was set: wait out the rest.
+        const left = deadline - performance.now();
+        if (left >= 1) {
+          timer = setTimeout(expire, left);
+          return;
+        }
         if (!finish()) return;
-        const seconds = Math.round(timeoutMs) / 1000;
+        // Extended by progress: how long it ran in all; else its timeout, as given.
+        const seconds = Math.round(extended ? performance.now() - startedAt : timeoutMs) / 1000;
+        const why = extended ? ` (no progress for ${Math.round(timeoutMs) / 1000}s, or past its ${Math.round(maxTotalMs) / 1000}s in all)` : "";
         call.abort(new Error(`timed out after ${seconds}s`));
-        resolve({ kind: "timeout", text: `Tool '${name}' timed out after ${seconds}s.` });
-      }, timeoutMs);
+        resolve({ kind: "timeout", text: `Tool '${name}' timed out after ${seconds}s${why}.` });
+      };
+      let timer = setTimeout(expire, timeoutMs);
+      let extended = false;
+      call.onProgress = (update) => {
+        extended = true;
+        deadline = Math.min(performance.now() + timeoutMs, startedAt + maxTotalMs);
+        try {
+          onProgress?.(update);
+        } catch (err) {
+          this.logger.warn({ tool: name, ...errorFields(err) }, "onProgress threw; the call goes on");
+        }
+      };
+      call.onAbort = (reason) => {
+        if (finish()) resolve({ kind: "cancelled", text: cancelled(name, reason) });
+      };
       const offload =
         offloadMs > 0 && offloadMs < timeoutMs
           ? setTimeout(() => {
@@ -247,8 +341,14 @@ export class ToolRegistry implements ToolRegistryLike {
               });
             }, offloadMs)
           : undefined;
-      void settled.then(({ ok, text, cancelled }) => {
-        if (finish()) resolve({ kind: ok ? "ok" : cancelled ? "cancelled" : "error", text });
+      void settled.then(({ ok, text, cancelled, result }) => {
+        if (!finish()) return;
+        const out: { kind: "ok" | "error" | "cancelled"; text: string; result?: StructuredResult } = {
+          kind: ok ? "ok" : cancelled ? "cancelled" : "error",
+          text,
+        };
+        if (result) out.result = result;
+        resolve(out);
       });
     });
   }
@@ -258,25 +358,43 @@ export class ToolRegistry implements ToolRegistryLike {
     args: unknown,
     ctx: ToolContext | null,
     outcome: (kind: OutcomeKind, text: string, route: Route) => CallOutcome,
+    options: DelegateOptions,
   ): Promise<CallOutcome> {
     const adapter = ctx?.adapter;
     if (!ctx || !adapter?.delegateToGateway) return outcome("unavailable", gatewayUnavailable(name), "gateway");
     try {
-      const answer = await adapter.delegateToGateway("execute_tool", { toolName: name, toolArgs: args, toolCtx: ctx.identity() }, ctx);
+      const answer = await adapter.delegateToGateway("execute_tool", { toolName: name, toolArgs: args, toolCtx: ctx.identity() }, ctx, options);
       // A plain string is an answer that ran; a gateway over Redis also says how it ended.
-      return typeof answer === "string" ? outcome("ok", answer, "gateway") : outcome(answer.kind, answer.text, "gateway");
+      if (typeof answer === "string") return outcome("ok", answer, "gateway");
+      const done = outcome(answer.kind, answer.text, "gateway");
+      if (answer.result) done.result = answer.result;
+      return done;
     } catch (err) {
       // No gateway was there to send it to (ProxyPlatformAdapter): not a failure of the tool.
       if (isToolfleetError(err, "NO_LIVE_WORKER")) return outcome("unavailable", noLiveWorker(name, "gateway"), "gateway");
+      if (isToolfleetError(err, "CANCELLED")) return outcome("cancelled", cancelled(name, err.message), "gateway");
       return outcome("error", this.failure(name, err), "gateway");
     }
   }
 
-  private render(name: string, value: unknown): { ok: boolean; text: string } {
+  /** A handler's return value as the model's text, and as a structured result when it is one (see core/result.ts). */
+  private render(def: ToolDefinition, value: unknown): Rendered {
+    const name = def.name;
     if (typeof value === "string") return { ok: true, text: value };
-    if (value === undefined || value === null) return { ok: true, text: "" };
+    if (value === undefined || value === null) return { ok: !def.validateOutput, text: def.validateOutput ? noStructured(name) : "" };
     try {
-      return { ok: true, text: JSON.stringify(value) };
+      let result: StructuredResult;
+      if (isToolResult(value)) result = value;
+      else if (def.validateOutput)
+        result = { content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value as StructuredResult["structuredContent"] & object };
+      else return { ok: true, text: JSON.stringify(value) };
+      if (def.validateOutput && !result.isError) {
+        if (result.structuredContent === undefined) return { ok: false, text: noStructured(name) };
+        const checked = def.validateOutput(result.structuredContent);
+        if (!checked.ok)
+          return { ok: false, text: `Tool '${name}' returned structured content that does not match its outputSchema: ${formatIssues(checked.issues)}` };
+      }
+      return { ok: result.isError !== true, text: resultText(result), result };
     } catch (err) {
       return { ok: false, text: this.failure(name, err) };
     }
@@ -294,8 +412,32 @@ export class ToolRegistry implements ToolRegistryLike {
   }
 }
 
-function cancelled(name: string, reason: unknown): string {
-  return `Tool '${name}' was cancelled: ${reason instanceof Error ? reason.message : String(reason)}`;
+interface Rendered {
+  ok: boolean;
+  text: string;
+  cancelled?: boolean;
+  result?: StructuredResult;
+}
+
+function withResult(outcome: (kind: OutcomeKind, text: string) => CallOutcome, rendered: Rendered): CallOutcome {
+  const done = outcome(rendered.ok ? "ok" : "error", rendered.text);
+  if (rendered.result) done.result = rendered.result;
+  return done;
+}
+
+function noStructured(name: string): string {
+  return `Tool '${name}' has an outputSchema but returned no structured content.`;
+}
+
+function formatIssues(issues: readonly { field: string; message: string }[]): string {
+  return issues
+    .slice(0, 5)
+    .map((i) => `${i.field}: ${i.message}`)
+    .join("; ");
+}
+
+export function cancelled(name: string, reason: unknown): string {
+  return `Tool '${name}' was cancelled: ${reasonText(reason)}`;
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

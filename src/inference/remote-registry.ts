@@ -3,8 +3,11 @@ import type { ConfigSource } from "../config/live.js";
 import type { JsonValue } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import {
+  cancelled,
   isAllowedBy,
+  maxTotalOf,
   openAITool,
+  pinOf,
   toPermissionMap,
   type CallOptions,
   type OpenAITool,
@@ -255,9 +258,11 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     // Nested calls and in_process mode: the local registry, which also delegates gateway-pinned tools
     // through the context's adapter, and checks the permission and options itself.
     if (options.nested || cfg.toolsServiceMode === "in_process") return this.options.local.execute(name, args, options);
-    if (cfg.gatewayPinned.has(name)) return { ...(await this.options.local.execute(name, args, options)), route: "gateway" };
+    // Pinned by the config, or by the tool's own definition (here, or as the catalog describes it).
+    const pin = pinOf(name, cfg, this.options.local.get(name) ?? this.byName.get(name));
+    if (pin === "gateway") return { ...(await this.options.local.executeOnGateway(name, args, options)), route: "gateway" };
     // Inference-pinned, or forced local.
-    if (cfg.inferencePinned.has(name) || cfg.toolsForceInProcess.has(name)) return this.options.local.execute(name, args, options);
+    if (pin === "inference" || cfg.toolsForceInProcess.has(name)) return this.options.local.execute(name, args, options);
     // Everything else: the tools service (shadow: the local registry answers, some tools mirrored).
     if (cfg.toolsServiceMode === "shadow") {
       const outcome = await this.options.local.execute(name, args, options);
@@ -271,6 +276,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const started = performance.now();
     const done = (kind: OutcomeKind, text: string, route: Route = "remote"): CallOutcome => ({ kind, text, route, durationMs: performance.now() - started });
     if (options.timeoutMs !== undefined) checkedTimeoutMs(options.timeoutMs, "RemoteToolRegistry.execute()");
+    if (options.signal?.aborted) return done("cancelled", cancelled(name, options.signal.reason), "local");
     // Permission fast-fail from the catalog (UX only: the tools service checks again, authoritatively).
     const { userId } = options;
     if (userId && !this.isAllowed(name, userId)) return done("denied", permissionDenied(userId, name), "local");
@@ -279,7 +285,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     if (this.catalog && !this.byName.has(name) && !this.options.local.get(name)) return done("unknown_tool", unknownTool(name), "local");
     const ctx = options.ctx ?? null;
     // Read once: a live reload must not give the cancel marker below a shorter life than the request's.
-    const timeoutMs = this.timeoutOf(options);
+    const timeoutMs = this.timeoutOf(name, options);
     // No tools worker alive: fail now rather than publish a request nobody takes and wait out its timeout.
     // Never published, so running it here instead (when the fallback rules allow) cannot run it twice.
     const stream = this.options.keys.toolsStream;
@@ -299,6 +305,8 @@ export class RemoteToolRegistry implements ToolRegistryLike {
         if (reply.status === "CATALOG_STALE") return done("unavailable", staleTwice(name));
       }
     } catch (err) {
+      // The caller gave up: it settles now, and the worker was told (never a fallback: the caller wants no result).
+      if (isToolfleetError(err, "CANCELLED")) return done("cancelled", cancelled(name, options.signal?.reason ?? err.message));
       const fallback = await this.fallback(name, args, options, timeoutMs, err);
       if (fallback) return fallback;
       if (isToolfleetError(err, "PAYLOAD_TOO_LARGE")) return done("error", err.message);
@@ -306,11 +314,16 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     }
     if (reply.status !== "ok") return done(failureKind(reply), reply.error?.message ?? `Tool '${name}' failed on the tools service (${reply.status}).`);
     ctx?.mergeWriteBack(reply.writeBack);
-    return done(reply.outcome ?? "ok", reply.result);
+    const outcome = done(reply.outcome ?? "ok", reply.result);
+    if (reply.structured) outcome.result = reply.structured;
+    return outcome;
   }
 
-  private timeoutOf(options: CallOptions): number {
-    return options.timeoutMs ?? this.options.config.get().toolsExecTimeout * 1000;
+  /** The call's own timeout, else the tool's (the catalog's word, or the local definition's), else the config's. */
+  private timeoutOf(name: string, options: CallOptions): number {
+    return (
+      options.timeoutMs ?? this.byName.get(name)?.timeoutMs ?? this.options.local.get(name)?.timeoutMs ?? this.options.config.get().toolsExecTimeout * 1000
+    );
   }
 
   private send(name: string, args: unknown, options: CallOptions, timeoutMs: number): Promise<ToolReply> {
@@ -343,6 +356,9 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       // The identity this tier authenticated: the context's when there is one.
       identity: ctx ? ctx.identity() : { userId, guildId: "", channelId: "", platform: "" },
       timeoutMs,
+      maxTotalMs: maxTotalOf(options, timeoutMs, "RemoteToolRegistry.execute()"),
+      signal: options.signal,
+      onProgress: options.onProgress,
     });
   }
 
@@ -392,7 +408,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     if (!this.retrySafe(name) || !this.client) return;
     this.stats.shadowMirrored++;
     // The mirror's write-back is dropped: the model sees only the local call's.
-    const run = this.send(name, args, options, this.timeoutOf(options))
+    const run = this.send(name, args, { ...options, signal: undefined, onProgress: undefined }, this.timeoutOf(name, options))
       .then((reply) => {
         const remoteText = reply.status === "ok" ? reply.result : `(${reply.status}) ${reply.error?.message ?? ""}`;
         if (remoteText === localText) this.stats.shadowMatches++;

@@ -1,5 +1,5 @@
 import type { ConfigSource } from "../config/live.js";
-import { ToolContext, type PlatformAdapter } from "../core/context.js";
+import type { PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { type ToolRegistry } from "../core/registry.js";
 import { buildCatalog, publishCatalog, type Catalog } from "./catalog.js";
@@ -7,12 +7,13 @@ import type { RedisClient } from "../redis/client.js";
 import { randomBytes } from "node:crypto";
 import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
 import type { Keys } from "../redis/keys.js";
-import { SessionCache, parseSession, sessionReadArgs, type SessionIdentity, type SessionLookup } from "./session.js";
+import { SessionCache, parseSession, sessionReadArgs, type SessionLookup } from "./session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
-import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, emptyWriteBack, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
+import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
 import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis/entry-codec.js";
 import { wireError, type WireError } from "../core/errors.js";
-import { permissionDenied } from "../core/outcome.js";
+import { ControlListener, RunningCalls } from "./cancel.js";
+import { runRequest, type RunDeps } from "./run-call.js";
 import { signEntry, signatureProblem } from "./signing.js";
 
 /** Files kept with a stored reply for duplicate deliveries, at most. */
@@ -70,6 +71,10 @@ export class ToolExecServer {
   private readonly secret: string | null;
   /** This process among the lives of `workerId`: written into claims (see RunningClaim). */
   private readonly instance: string;
+  /** Calls running here that their callers may cancel, and cancels heard for requests not started. */
+  private readonly calls = new RunningCalls();
+  private readonly control: ControlListener;
+  private readonly runDeps: RunDeps;
 
   constructor(options: ToolExecServerOptions) {
     this.options = options;
@@ -79,6 +84,27 @@ export class ToolExecServer {
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
     this.instance = `${options.workerId}#${randomBytes(6).toString("hex")}`;
     this.catalog = this.rebuildCatalog();
+    this.control = new ControlListener({
+      redis: options.redis,
+      url: options.redisUrl,
+      keys: options.keys,
+      logger: options.logger,
+      name: options.workerId,
+      onCancel: (idemKey, reason) => {
+        if (this.calls.cancel(idemKey, reason)) options.logger.info({ worker: options.workerId, idemKey, reason }, "call cancelled by its caller");
+      },
+    });
+    this.runDeps = {
+      registry: options.registry,
+      config: options.config,
+      logger: options.logger,
+      redis: options.redis,
+      workerId: options.workerId,
+      adapter: options.adapter ?? null,
+      calls: this.calls,
+      secret: this.secret,
+      maxLen: options.worker?.maxLen ?? 100_000,
+    };
     this.worker = new StreamWorker({
       ...options.worker,
       redis: options.redis,
@@ -108,6 +134,15 @@ export class ToolExecServer {
       // A Redis that restarted empty has lost the catalog: publish it again on every reconnect.
       this.options.redis.on("ready", this.republish);
     }
+    try {
+      await this.control.start();
+    } catch (err) {
+      // Cancels still reach running calls through their marks, at the lease tick, only later.
+      this.options.logger.warn(
+        { worker: this.options.workerId, ...errorFields(err) },
+        "could not subscribe to the control channel; cancels are seen at the lease tick",
+      );
+    }
     await this.worker.start();
     this.options.logger.info(
       { service: this.options.service ?? "tools", worker: this.options.workerId, tools: this.catalog.tools.length, schemaHash: this.catalog.schemaHash },
@@ -118,6 +153,7 @@ export class ToolExecServer {
   async stop(timeoutMs?: number): Promise<void> {
     this.options.redis.off("ready", this.republish);
     await this.worker.stop(timeoutMs);
+    await this.control.stop();
     await this.options.registry.close();
   }
 
@@ -172,6 +208,11 @@ export class ToolExecServer {
       if (state?.state === "done") return this.resend(req, state);
       return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
     }
+    if (this.calls.cancelledBefore(req.idemKey) !== undefined) {
+      // Its caller has gone: no reply, and it never starts.
+      this.options.logger.info({ worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
+      return { kind: "ack" };
+    }
     const current = this.hashes.get(req.toolName);
     if (req.schemaHash && current !== undefined && current !== req.schemaHash) {
       return refuse(wireError("CATALOG_STALE", `The caller's description of tool '${req.toolName}' is out of date; reload the catalog and call again.`));
@@ -207,7 +248,7 @@ export class ToolExecServer {
       try {
         // A refusal is this request's outcome too: stored like a result, so a duplicate gets the same.
         reply = session.ok
-          ? await this.run(req, session.identity, stopping)
+          ? await runRequest(this.runDeps, req, session.identity, stopping)
           : errorReply(req.correlationId, this.options.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
         fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       } catch (err) {
@@ -244,56 +285,6 @@ export class ToolExecServer {
     const session = parseSession(typeof replies[0] === "string" ? replies[0] : null, req.traceId, req.sessionTag);
     if (session.ok && toKeep) this.sessions.keep(key, session.identity, replies[1]);
     return session;
-  }
-
-  private async run(req: ToolRequest, identity: SessionIdentity, stopping: AbortSignal): Promise<ToolReply> {
-    const started = performance.now();
-    // Identity from the session record overwrites whatever the envelope claimed.
-    const ctx = new ToolContext({
-      platform: identity.platform,
-      channelId: identity.channelId,
-      userId: identity.userId,
-      userName: req.ctx.userName,
-      guildId: identity.guildId,
-      messageId: req.ctx.messageId,
-      observabilityRequestId: req.ctx.observabilityRequestId || req.traceId,
-      disclosedSkillIds: req.ctx.disclosedSkillIds,
-      roomContext: req.ctx.roomContext,
-      // A worker past its stop timeout aborts what still runs: the call answers that it was cancelled.
-      signal: stopping,
-      adapter: this.options.adapter ?? null,
-    });
-    // The authoritative permission check, with the session's identity: an empty user id is not a free pass.
-    if (!this.options.registry.isAllowed(req.toolName, identity.userId)) {
-      return {
-        correlationId: req.correlationId,
-        workerId: this.options.workerId,
-        status: "ok",
-        result: permissionDenied(identity.userId, req.toolName),
-        outcome: "denied",
-        writeBack: emptyWriteBack(),
-        durationMs: performance.now() - started,
-      };
-    }
-    const cfg = this.options.config.get();
-    const timeoutMs = Math.max(1, Math.min(req.deadlineMs - Date.now(), cfg.toolsExecTimeout * 1000));
-    // A task id is only worth giving out when any worker can answer for it later: with a Redis task store.
-    const outcome = await this.options.registry.execute(req.toolName, req.toolArgs, {
-      userId: identity.userId,
-      ctx,
-      timeoutMs,
-      background: cfg.taskStore === "redis",
-    });
-    // Literal objects, no spreads: V8 builds `{ ...a, b }` through a slow path (docs/benchmarks.md).
-    return {
-      correlationId: req.correlationId,
-      workerId: this.options.workerId,
-      status: "ok",
-      result: outcome.text,
-      outcome: outcome.kind,
-      writeBack: { sentFiles: ctx.sentFiles, injectedTools: ctx.injectedTools, sentRichMessages: ctx.sentRichMessages },
-      durationMs: performance.now() - started,
-    };
   }
 
   /**
@@ -409,6 +400,7 @@ export class ToolExecServer {
     }
   }
 
+  /** The lease tick: keeps this worker's claims alive, and catches cancels whose control message was lost (their marks). */
   private async extendClaims(ids: readonly string[]): Promise<void> {
     const tx = this.options.redis.multi();
     let any = false;
@@ -418,7 +410,17 @@ export class ToolExecServer {
       tx.addCommand(extendClaimArgs(this.options.keys, idemKey, this.claimMs));
       any = true;
     }
-    if (any) await tx.execAsPipeline();
+    const cancellable = this.calls.keys();
+    if (cancellable.length > 0) tx.addCommand(["MGET", ...cancellable.map((k) => this.options.keys.cancelMark(k))]);
+    if (!any && cancellable.length === 0) return;
+    const results = await tx.execAsPipeline();
+    const marks = cancellable.length > 0 ? results[results.length - 1] : undefined;
+    if (!Array.isArray(marks)) return;
+    marks.forEach((reason, i) => {
+      const idemKey = cancellable[i];
+      if (typeof reason === "string" && idemKey && this.calls.cancel(idemKey, reason))
+        this.options.logger.info({ worker: this.options.workerId, idemKey, reason }, "call cancelled by its caller (found at the lease tick)");
+    });
   }
 
   private outbound(stream: string, reply: ToolReply): Outbound {
