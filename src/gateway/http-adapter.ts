@@ -9,6 +9,9 @@ import type { HistoryEntry } from "./chat-history.js";
 import type { ChatPlatform, IncomingMessage, OutgoingMessage, PlatformHooks } from "./platform.js";
 import { ToolfleetError } from "../core/errors.js";
 import { COMMON_HEADERS, LOOPBACK, isLoopbackHost, json, readBody, refuseBody, remoteOf, sse, tooMany } from "./http-util.js";
+import { AbandonWatch } from "./abandon-watch.js";
+import type { ChatProgress } from "../chat/client.js";
+import { progressLine } from "../core/progress.js";
 import { TokenBuckets } from "./token-buckets.js";
 
 export interface HttpAdapterOptions {
@@ -42,6 +45,8 @@ export interface HttpAdapterOptions {
   messageBurst?: number;
   /** @defaultValue 30 */
   messagesPerMinute?: number;
+  /** A user whose every page has been closed this long is taken to have left: their awaited answers are cancelled. @defaultValue 10000 */
+  abandonAfterMs?: number;
 }
 
 interface StoredFile {
@@ -103,7 +108,8 @@ export class HttpChatAdapter implements ChatPlatform {
   private messageCount = 0;
   private keepalive: NodeJS.Timeout | undefined;
   private address: AddressInfo | undefined;
-  private readonly limits: Required<Omit<HttpAdapterOptions, "logger" | "host" | "port" | "secret" | "maxFiles" | "maxFileBytes">>;
+  private readonly limits: Required<Omit<HttpAdapterOptions, "logger" | "host" | "port" | "secret" | "maxFiles" | "maxFileBytes" | "abandonAfterMs">>;
+  private readonly abandon: AbandonWatch;
   /** Open event streams: each one's remote address and how to let it go. */
   private readonly streams = new Map<ServerResponse, { remote: string; release: () => void }>();
   private readonly streamsByAddress = new Map<string, number>();
@@ -124,6 +130,9 @@ export class HttpChatAdapter implements ChatPlatform {
     };
     this.newUsers = new TokenBuckets(this.limits.newUserBurst, this.limits.newUsersPerMinute);
     this.messages = new TokenBuckets(this.limits.messageBurst, this.limits.messagesPerMinute);
+    this.abandon = new AbandonWatch(atLeastOne("abandonAfterMs", options.abandonAfterMs ?? 10_000), (channelId) =>
+      this.hooks?.cancel?.(channelId, undefined, "the chat page was closed"),
+    );
   }
 
   /** The chat page's address, once started. */
@@ -181,6 +190,11 @@ export class HttpChatAdapter implements ChatPlatform {
     return Promise.resolve();
   }
 
+  /** A live line under the question while its answer's tools run; not kept for pages that reconnect (the answer replaces it). */
+  progress(channelId: string, inReplyTo: string, p: ChatProgress): void {
+    this.emit(channelId, "progress", { inReplyTo, tool: p.tool, line: progressLine(p) }, false);
+  }
+
   react(channelId: string, messageId: string, emoji: string): Promise<void> {
     const { reactions } = this.channel(channelId);
     const before = reactions.get(messageId) ?? "";
@@ -192,6 +206,7 @@ export class HttpChatAdapter implements ChatPlatform {
   }
 
   async stop(): Promise<void> {
+    this.abandon.stop();
     clearInterval(this.keepalive);
     this.keepalive = undefined;
     const server = this.server;
@@ -243,6 +258,7 @@ export class HttpChatAdapter implements ChatPlatform {
     if (req.method === "GET" && path === "/api/events") return this.subscribe(req, res, user);
     if (req.method === "GET" && path === "/api/history") return this.history(res, user);
     if (req.method === "POST" && path === "/api/messages") return this.receive(req, res, user);
+    if (req.method === "POST" && path === "/api/cancel") return this.stopAnswer(req, res, user);
     if (req.method === "GET" && path.startsWith("/files/")) return this.serveFile(res, user, path.slice("/files/".length));
     json(res, 404, { error: `no such page: ${req.method ?? "?"} ${path}` });
   }
@@ -274,6 +290,21 @@ export class HttpChatAdapter implements ChatPlatform {
       identity: { platform: this.platform, channelId, userId: user, userName: user, guildId: "", messageId },
       text: text.trim(),
     });
+  }
+
+  /** The user's Stop button: cancels the answer to one of their messages (its running tools stop). */
+  private async stopAnswer(req: HttpRequest, res: ServerResponse, user: string): Promise<void> {
+    const body = await readBody(req, 1024);
+    if (body === null) return refuseBody(req, res, 1024);
+    let messageId: unknown;
+    try {
+      messageId = (JSON.parse(body) as { messageId?: unknown } | null)?.messageId;
+    } catch {
+      // The client gets told what is wrong with its body.
+      return json(res, 400, { error: "the body is not JSON" });
+    }
+    if (typeof messageId !== "string" || messageId === "") return json(res, 400, { error: 'expected {"messageId": "the message whose answer to stop"}' });
+    json(res, 200, { cancelled: this.hooks?.cancel?.(channelOf(user), messageId, "stopped by the user") ?? 0 });
   }
 
   /** The channel's conversation, for a page that opens or reloads; the answers' files by the same URLs as when they came. */
@@ -325,10 +356,12 @@ export class HttpChatAdapter implements ChatPlatform {
     const last = Number(req.headers["last-event-id"] ?? NaN);
     if (Number.isInteger(last)) for (const e of channel.backlog) if (e.id > last) res.write(sse(e));
     channel.clients.add(res);
+    this.abandon.opened(channelOf(user));
     this.streamsByAddress.set(remote, (this.streamsByAddress.get(remote) ?? 0) + 1);
     const release = (): void => {
       if (!this.streams.delete(res)) return;
       channel.clients.delete(res);
+      if (channel.clients.size === 0) this.abandon.allClosed(channelOf(user));
       const left = (this.streamsByAddress.get(remote) ?? 1) - 1;
       if (left > 0) this.streamsByAddress.set(remote, left);
       else this.streamsByAddress.delete(remote);
@@ -362,10 +395,10 @@ export class HttpChatAdapter implements ChatPlatform {
 
   // ── state ─────────────────────────────────────────────────────────────────
 
-  private emit(channelId: string, event: string, payload: unknown): void {
+  private emit(channelId: string, event: string, payload: unknown, keep = true): void {
     const channel = this.channel(channelId);
     const entry = { id: ++this.eventId, event, data: JSON.stringify(payload) };
-    channel.backlog.push(entry);
+    if (keep) channel.backlog.push(entry);
     if (channel.backlog.length > BACKLOG) channel.backlog.shift();
     for (const res of channel.clients) res.write(sse(entry));
   }

@@ -15,7 +15,7 @@ import { errorFields } from "../core/log.js";
 import type { PublishedRequest } from "./idempotency.js";
 import { signEntry, signatureProblem } from "./signing.js";
 import type { ProgressUpdate } from "../core/progress.js";
-import { decodeProgress, PROGRESS_FIELD } from "./progress.js";
+import { decodeProgress, PROGRESS_FIELD } from "../redis/progress-entry.js";
 import { cancelRunning } from "./cancel.js";
 
 export interface ToolsClientOptions {

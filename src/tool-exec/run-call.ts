@@ -6,9 +6,9 @@ import { permissionDenied } from "../core/outcome.js";
 import type { CallOptions, ToolRegistry } from "../core/registry.js";
 import type { RedisClient } from "../redis/client.js";
 import { xaddArgs } from "../redis/streams.js";
-import type { RunningCalls } from "./cancel.js";
+import type { RunningCalls } from "../redis/control.js";
 import { emptyWriteBack, type ToolReply, type ToolRequest } from "./codec.js";
-import { encodeProgress, ProgressSender } from "./progress.js";
+import { encodeProgress, ProgressSender } from "../redis/progress-entry.js";
 import type { SessionIdentity } from "./session.js";
 import { signEntry } from "./signing.js";
 

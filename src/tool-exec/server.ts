@@ -12,7 +12,7 @@ import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, typ
 import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
 import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis/entry-codec.js";
 import { wireError, type WireError } from "../core/errors.js";
-import { ControlListener, RunningCalls } from "./cancel.js";
+import { ControlListener, RunningCalls } from "../redis/control.js";
 import { runRequest, type RunDeps } from "./run-call.js";
 import { signEntry, signatureProblem } from "./signing.js";
 
@@ -410,17 +410,13 @@ export class ToolExecServer {
       tx.addCommand(extendClaimArgs(this.options.keys, idemKey, this.claimMs));
       any = true;
     }
-    const cancellable = this.calls.keys();
-    if (cancellable.length > 0) tx.addCommand(["MGET", ...cancellable.map((k) => this.options.keys.cancelMark(k))]);
-    if (!any && cancellable.length === 0) return;
+    const marks = this.calls.markCheck(this.options.keys);
+    if (marks) tx.addCommand(marks.args);
+    if (!any && !marks) return;
     const results = await tx.execAsPipeline();
-    const marks = cancellable.length > 0 ? results[results.length - 1] : undefined;
-    if (!Array.isArray(marks)) return;
-    marks.forEach((reason, i) => {
-      const idemKey = cancellable[i];
-      if (typeof reason === "string" && idemKey && this.calls.cancel(idemKey, reason))
-        this.options.logger.info({ worker: this.options.workerId, idemKey, reason }, "call cancelled by its caller (found at the lease tick)");
-    });
+    marks?.apply(results[results.length - 1], (idemKey, reason) =>
+      this.options.logger.info({ worker: this.options.workerId, idemKey, reason }, "call cancelled by its caller (found at the lease tick)"),
+    );
   }
 
   private outbound(stream: string, reply: ToolReply): Outbound {

@@ -17,7 +17,7 @@ import {
   type PlatformAdapter,
   type ProgressUpdate,
 } from "../../src/index.js";
-import { ProgressSender, decodeProgress, encodeProgress } from "../../src/tool-exec/progress.js";
+import { ProgressSender, decodeProgress, encodeProgress } from "../../src/redis/progress-entry.js";
 import { decodeReply, decodeRequest, encodeReply, encodeRequest, emptyWriteBack, type ToolReply, type ToolRequest } from "../../src/tool-exec/codec.js";
 import { RecordingLogger } from "../support/helpers.js";
 

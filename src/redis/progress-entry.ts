@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { PROTOCOL_VERSION, type EntryFields } from "../redis/entry-codec.js";
-import { ID_PATTERN } from "../redis/keys.js";
+import { PROTOCOL_VERSION, type EntryFields } from "./entry-codec.js";
+import { ID_PATTERN } from "./keys.js";
 import { MAX_PROGRESS_MESSAGE, type ProgressUpdate } from "../core/progress.js";
 import { parseJson } from "../core/json.js";
 
@@ -21,23 +21,26 @@ const body = z.object({
   progress: z.number(),
   total: z.number().optional(),
   message: z.string().max(MAX_PROGRESS_MESSAGE).optional(),
+  // On a chat's answer stream: which of the chat's tools reports.
+  tool: z.string().max(64).optional(),
 });
 
-export function encodeProgress(correlationId: string, update: ProgressUpdate): EntryFields {
+export function encodeProgress(correlationId: string, update: ProgressUpdate, tool?: string): EntryFields {
   const { progress, total, message } = update;
-  return { [PROGRESS_FIELD]: JSON.stringify({ v: PROTOCOL_VERSION, type: "tool_progress", correlation_id: correlationId, progress, total, message }) };
+  return { [PROGRESS_FIELD]: JSON.stringify({ v: PROTOCOL_VERSION, type: "tool_progress", correlation_id: correlationId, progress, total, message, tool }) };
 }
 
 /** A progress entry's call and update; null for an entry that is not one, or is malformed. */
-export function decodeProgress(fields: EntryFields): { correlationId: string; update: ProgressUpdate } | null {
+export function decodeProgress(fields: EntryFields): { correlationId: string; update: ProgressUpdate & { tool?: string } } | null {
   const raw = fields[PROGRESS_FIELD];
   if (raw === undefined) return null;
   const parsed = parseJson(body, raw.toString());
   if (!parsed.ok) return null;
   const b = parsed.value;
-  const update: ProgressUpdate = { progress: b.progress };
+  const update: ProgressUpdate & { tool?: string } = { progress: b.progress };
   if (b.total !== undefined) update.total = b.total;
   if (b.message !== undefined) update.message = b.message;
+  if (b.tool !== undefined) update.tool = b.tool;
   return { correlationId: b.correlation_id, update };
 }
 
