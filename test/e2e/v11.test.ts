@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
-import { createCaller, defineConfig, silentLogger, staticConfig, ToolRegistry, type Caller, type ProgressUpdate } from "../../src/index.js";
+import { createCaller, defineConfig, silentLogger, staticConfig, ToolContext, ToolRegistry, type Caller, type ProgressUpdate } from "../../src/index.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { eventually } from "../support/helpers.js";
@@ -156,5 +156,27 @@ describe("v1.1 calls to real tools workers", () => {
     assert.equal(JSON.stringify(remote.result), JSON.stringify(here.result));
     const catalog = caller.registry.listTools().find((t) => t.name === "weather_report");
     assert.deepEqual(catalog?.annotations.readOnly, true);
+  });
+
+  test("a gateway-pinned call (pinned by the tool's definition) is cancelled the same way", async () => {
+    const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, TOOLFLEET_TEST_REDIS_URL: REDIS_URL };
+    const gateway = await startToolsProcess(["--worker-id", "v11-gateway", "--tools", FIXTURE], env, "gateway");
+    workers.push(gateway);
+    const ctx = new ToolContext({ platform: "console", channelId: "c", userId: "u", adapter: caller.gatewayAdapter("console") });
+    const controller = new AbortController();
+    const running = caller.registry.execute("gateway_wait", { ms: 30_000, key: key("gw") }, { userId: "u", ctx, signal: controller.signal, timeoutMs: 60_000 });
+    await eventually(async () => assert.ok(await redis.get(`${key("gw")}:started`)), 10_000);
+    controller.abort(new Error("no longer wanted"));
+    const outcome = await running;
+    assert.equal(outcome.kind, "cancelled");
+    assert.equal(outcome.route, "gateway");
+    const seen = await eventually(async () => {
+      const v = await redis.get(`${key("gw")}:aborted`);
+      assert.ok(v);
+      return v;
+    }, 5000);
+    assert.match(seen, /cancelled by the caller: no longer wanted/);
+    await sleep(500);
+    assert.equal(await redis.get(`${key("gw")}:after`), null);
   });
 });
