@@ -89,7 +89,7 @@ export const readV1Reply = (raw: string | undefined): V1Reply => readBody<V1Repl
 
 /** Every entry of a stream, its fields as an object. */
 export async function entriesOf(redis: RedisClient, stream: string): Promise<{ id: string; fields: Record<string, string> }[]> {
-  const raw = (await redis.sendCommand(["XRANGE", stream, "-", "+"])) as [string, string[]][];
+  const raw = await redis.sendCommand<[string, string[]][]>(["XRANGE", stream, "-", "+"]);
   return raw.map(([entryId, flat]) => {
     const fields: Record<string, string> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
