@@ -9,7 +9,7 @@ import { duplicateConnection, type RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
 
 /**
- * Cancelling work another process runs (docs/protocol.md §5.6): a tool call on
+ * Cancelling work another process runs (docs/protocol.md §9.5): a tool call on
  * a tools or gateway worker, or a chat message on an inference worker. The
  * canceller sets the cancel mark and publishes the id on the control channel,
  * in one round trip. Every worker of the namespace hears it (work not yet

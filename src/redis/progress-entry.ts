@@ -5,7 +5,7 @@ import { MAX_PROGRESS_MESSAGE, type ProgressUpdate } from "../core/progress.js";
 import { parseJson } from "../core/json.js";
 
 /**
- * Progress updates on the wire (docs/protocol.md §3.3): entries on the
+ * Progress updates on the wire (docs/protocol.md §9.3): entries on the
  * caller's reply stream beside its replies, in a field of their own
  * (`progress`, never `body`), sent only to a caller that asked for them
  * (`progress: true` in its request), at most one per `PROGRESS_INTERVAL_MS`

@@ -4,7 +4,7 @@ import type { Keys } from "../redis/keys.js";
 import { cancelledArgs } from "./idempotency.js";
 
 /**
- * The caller's side of cancelling a tool call (docs/protocol.md §5.6), in one
+ * The caller's side of cancelling a tool call (docs/protocol.md §9.5), in one
  * round trip: the request's idempotency key claimed as cancelled (a request
  * nobody has claimed yet then never runs), the cancel mark, and the notice on
  * the control channel (src/redis/control.ts). `ttlSeconds` must outlive the

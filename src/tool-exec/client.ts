@@ -56,7 +56,7 @@ export interface ToolCall {
    * may run twice: annotated idempotent or read-only). Otherwise such a call fails at once with REQUEST_LOST.
    */
   resendIfLost?: boolean;
-  /** Aborting it cancels the call (docs/protocol.md §5.6): it ends at once with a CANCELLED error. */
+  /** Aborting it cancels the call (docs/protocol.md §9.5): it ends at once with a CANCELLED error. */
   signal?: AbortSignal;
   /** Asks the worker for progress updates (v1.1) and hears them; each moves the deadline on, up to `maxTotalMs`. */
   onProgress?: (update: ProgressUpdate) => void;
