@@ -116,7 +116,7 @@ export async function runCall({ values, positionals }: Parsed<CallOptions>): Pro
 }
 
 /** On a terminal, one line of stderr that shows the call's latest progress, rewritten in place; none elsewhere (a pipe gets only the result). */
-function progressPrinter(out: NodeJS.WriteStream): { show: (update: ProgressUpdate) => void; clear: () => void } | undefined {
+export function progressPrinter(out: NodeJS.WriteStream): { show: (update: ProgressUpdate) => void; clear: () => void } | undefined {
   if (!out.isTTY) return undefined;
   let shown = false;
   return {

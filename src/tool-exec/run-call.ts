@@ -71,7 +71,8 @@ export async function runRequest(deps: RunDeps, req: ToolRequest, identity: Sess
   const call = new CallSignal(stopping);
   // A task id is only worth giving out when any worker can answer for it later: with a Redis task store.
   const options: CallOptions = { userId: identity.userId, ctx, timeoutMs, background: cfg.taskStore === "redis", call };
-  if (req.maxDeadlineMs !== undefined) options.maxTotalTimeoutMs = Math.max(timeoutMs, Math.min(req.maxDeadlineMs - now, cap * 10));
+  // Progress moves the time limit on only as far as the caller will wait: not at all for one that did not ask (a v1 caller).
+  options.maxTotalTimeoutMs = req.maxDeadlineMs === undefined ? timeoutMs : Math.max(timeoutMs, Math.min(req.maxDeadlineMs - now, cap * 10));
   const progress = req.progress ? progressSender(deps, req) : undefined;
   if (progress) options.onProgress = (update) => progress.report(update);
   deps.calls.begin(req.idemKey, call);

@@ -20,6 +20,8 @@ import {
 import { ProgressSender, decodeProgress, encodeProgress } from "../../src/redis/progress-entry.js";
 import { decodeReply, decodeRequest, encodeReply, encodeRequest, emptyWriteBack, type ToolReply, type ToolRequest } from "../../src/tool-exec/codec.js";
 import { RecordingLogger } from "../support/helpers.js";
+import { runToolLoop, type ChatMessage, type ChatModel } from "../../src/inference/llm-loop.js";
+import { progressPrinter } from "../../src/cli/call.js";
 
 const PNG = Buffer.from("89504e470d0a1a0a0000000d49484452", "hex").toString("base64");
 
@@ -338,5 +340,89 @@ describe("per-tool policy", () => {
     assert.equal(keys.length, 3);
     assert.notEqual(keys[0], keys[1]);
     assert.equal(keys[2], "trace:corr");
+  });
+});
+
+describe("the LLM loop", () => {
+  /** A model that asks for one tool call, then answers; it keeps what it was sent. */
+  function oneCall(tool: string, args: object): ChatModel & { seen: ChatMessage[][] } {
+    const seen: ChatMessage[][] = [];
+    return {
+      seen,
+      complete: (messages) => {
+        seen.push(structuredClone(messages));
+        return Promise.resolve(
+          seen.length === 1 ? { content: null, toolCalls: [{ id: "c1", name: tool, arguments: JSON.stringify(args) }] } : { content: "done", toolCalls: [] },
+        );
+      },
+    };
+  }
+
+  test("a structured result reaches the model as its text and its images as image parts", async () => {
+    const reg = registry(
+      defineTool({
+        name: "pic",
+        description: "",
+        parameters: z.object({}),
+        handler: () =>
+          toolResult({
+            content: [
+              { type: "text", text: "a picture" },
+              { type: "image", data: PNG, mimeType: "image/png" },
+            ],
+            structuredContent: { n: 1 },
+          }),
+      }),
+    );
+    const model = oneCall("pic", {});
+    const result = await runToolLoop([{ role: "user", content: "go" }], {
+      model,
+      registry: reg,
+      logger: new RecordingLogger(),
+      userId: "u",
+      ctx: new ToolContext(),
+      activeTools: ["pic"],
+    });
+    assert.equal(result.text, "done");
+    const second = model.seen[1] ?? [];
+    assert.deepEqual(second.find((m) => m.role === "tool")?.content, "a picture");
+    const images = second.filter((m) => m.role === "user").flatMap((m) => (Array.isArray(m.content) ? m.content : []));
+    assert.deepEqual(images, [{ type: "image_url", image_url: { url: `data:image/png;base64,${PNG}` } }]);
+  });
+
+  test("the chat's signal cancels the tool the loop is running", async () => {
+    const seen: { aborted?: unknown } = {};
+    const reg = registry(waiter(seen));
+    const controller = new AbortController();
+    const model = oneCall("waits", {});
+    const running = runToolLoop([{ role: "user", content: "go" }], {
+      model,
+      registry: reg,
+      logger: new RecordingLogger(),
+      userId: "u",
+      ctx: new ToolContext(),
+      activeTools: ["waits"],
+      signal: controller.signal,
+    });
+    await sleep(20);
+    controller.abort(new Error("chat over"));
+    const result = await running;
+    assert.equal(result.calls[0]?.outcome.kind, "cancelled");
+    assert.equal((seen.aborted as Error).message, "chat over");
+    assert.equal(result.ended, "stopped");
+  });
+});
+
+describe("toolfleet call's progress line", () => {
+  test("on a terminal, one line rewritten in place and cleared at the end; nothing on a pipe", () => {
+    let written = "";
+    const tty = { isTTY: true, columns: 40, write: (s: string) => ((written += s), true) } as unknown as NodeJS.WriteStream;
+    const live = progressPrinter(tty);
+    assert.ok(live);
+    live.show({ progress: 1, total: 4, message: "one" });
+    live.show({ progress: 2, total: 4, message: "two" });
+    live.clear();
+    assert.equal(written, "\r\x1b[2K⏳ 25% (1/4) one\r\x1b[2K⏳ 50% (2/4) two\r\x1b[2K");
+    assert.equal(progressPrinter({ isTTY: false } as unknown as NodeJS.WriteStream), undefined);
   });
 });
