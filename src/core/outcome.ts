@@ -1,4 +1,5 @@
 import type { StructuredResult } from "./result.js";
+import { reasonText } from "./errors.js";
 /**
  * How a tool call ended, as a value. Every registry's `execute()` returns a
  * `CallOutcome`; its `kind` also travels in replies, so a caller on another
@@ -38,6 +39,10 @@ export function isFailure(kind: OutcomeKind): boolean {
 
 export function permissionDenied(userId: string, toolName: string): string {
   return `Permission denied: user '${userId}' is not allowed to run tool '${toolName}'.`;
+}
+
+export function cancelled(toolName: string, reason: unknown): string {
+  return `Tool '${toolName}' was cancelled: ${reasonText(reason)}`;
 }
 
 export function unknownTool(toolName: string): string {

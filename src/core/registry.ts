@@ -1,13 +1,14 @@
 import { performance } from "node:perf_hooks";
-import { ToolfleetError, isToolfleetError, reasonText } from "./errors.js";
+import { ToolfleetError, isToolfleetError } from "./errors.js";
 import { MAX_CALL_TIMEOUT_MS, checkedTimeoutMs } from "./timeout.js";
 import { CallSignal, ToolContext, type DelegateOptions } from "./context.js";
 import { createLogger, errorFields, type Logger } from "./log.js";
 import { TaskManager } from "./tasks.js";
 import type { ToolDefinition, ToolPin } from "./tool.js";
 import type { ProgressUpdate } from "./progress.js";
-import { isToolResult, resultText, type StructuredResult } from "./result.js";
-import { gatewayUnavailable, noLiveWorker, permissionDenied, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "./outcome.js";
+import { cancelled, gatewayUnavailable, noLiveWorker, permissionDenied, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "./outcome.js";
+import { render, withResult, type Rendered } from "./render.js";
+import { waitForCall } from "./call-wait.js";
 import { defaultSettings, type CoreSettings, type SettingsSource } from "./settings.js";
 import { formatArgIssues, type JsonSchema } from "./validate.js";
 
@@ -219,16 +220,23 @@ export class ToolRegistry implements ToolRegistryLike {
       } catch (err) {
         return outcome(call.aborted ? "cancelled" : "error", call.aborted ? cancelled(name, call.signal.reason) : this.failure(name, err));
       }
-      if (!isPromiseLike(value)) return withResult(outcome, this.render(def, value));
+      if (!isPromiseLike(value)) return withResult(outcome, render(def, value, this.failure));
       const settled = Promise.resolve(value).then(
-        (v) => this.render(def, v),
+        (v) => render(def, v, this.failure),
         (err: unknown): Rendered =>
           // A handler that gave up because its signal fired was cancelled, not broken.
           call.aborted ? { ok: false, cancelled: true, text: cancelled(name, call.signal.reason) } : { ok: false, text: this.failure(name, err) },
       );
       const offloadMs = !options.nested && options.background !== false && !def.noBackground && this.taskManager ? cfg.backgroundThreshold * 1000 : 0;
       const limits = { timeoutMs, maxTotalMs, offloadMs };
-      const waited = await this.await(settled, call, limits, name, userId ?? baseCtx.userId, options.onProgress);
+      const waited = await waitForCall(settled, call, {
+        ...limits,
+        name,
+        userId: userId ?? baseCtx.userId,
+        onProgress: options.onProgress,
+        taskManager: this.taskManager,
+        logger: this.logger,
+      });
       if (waited.kind === "background") {
         return { ...outcome("background", waited.text), taskId: waited.taskId };
       }
@@ -270,89 +278,6 @@ export class ToolRegistry implements ToolRegistryLike {
     });
   }
 
-  /**
-   * Waits for a running handler until it settles, times out (the call's signal
-   * is aborted), is cancelled, or passes the background threshold with room in
-   * the task manager (the task manager adopts it and the model gets a task id).
-   * Each progress report moves the timeout to a full `timeoutMs` from now, never
-   * past `maxTotalMs` from the start.
-   */
-  private await(
-    settled: Promise<Rendered>,
-    call: CallSignal,
-    limits: { timeoutMs: number; maxTotalMs: number; offloadMs: number },
-    name: string,
-    userId: string,
-    onProgress: ((update: ProgressUpdate) => void) | undefined,
-  ): Promise<{ kind: "ok" | "error" | "cancelled" | "timeout" | "background"; text: string; taskId?: string; result?: StructuredResult }> {
-    const { timeoutMs, maxTotalMs, offloadMs } = limits;
-    return new Promise((resolve) => {
-      let done = false;
-      const startedAt = performance.now();
-      let deadline = startedAt + timeoutMs;
-      const finish = (): boolean => {
-        if (done) return false;
-        done = true;
-        clearTimeout(timer);
-        clearTimeout(offload);
-        call.onProgress = undefined;
-        call.onAbort = undefined;
-        return true;
-      };
-      const expire = (): void => {
-        // Moved by progress since the timer was set: wait out the rest.
-        const left = deadline - performance.now();
-        if (left >= 1) {
-          timer = setTimeout(expire, left);
-          return;
-        }
-        if (!finish()) return;
-        // Extended by progress: how long it ran in all; else its timeout, as given.
-        const seconds = Math.round(extended ? performance.now() - startedAt : timeoutMs) / 1000;
-        const why = extended ? ` (no progress for ${Math.round(timeoutMs) / 1000}s, or past its ${Math.round(maxTotalMs) / 1000}s in all)` : "";
-        call.abort(new Error(`timed out after ${seconds}s`));
-        resolve({ kind: "timeout", text: `Tool '${name}' timed out after ${seconds}s${why}.` });
-      };
-      let timer = setTimeout(expire, timeoutMs);
-      let extended = false;
-      call.onProgress = (update) => {
-        extended = true;
-        deadline = Math.min(performance.now() + timeoutMs, startedAt + maxTotalMs);
-        try {
-          onProgress?.(update);
-        } catch (err) {
-          this.logger.warn({ tool: name, ...errorFields(err) }, "onProgress threw; the call goes on");
-        }
-      };
-      call.onAbort = (reason) => {
-        if (finish()) resolve({ kind: "cancelled", text: cancelled(name, reason) });
-      };
-      const offload =
-        offloadMs > 0 && offloadMs < timeoutMs
-          ? setTimeout(() => {
-              const tasks = this.taskManager;
-              // Full: keep waiting in the foreground rather than drop the call.
-              if (!tasks?.hasCapacity() || !finish()) return;
-              const taskId = tasks.adopt(name, userId, settled, call);
-              resolve({
-                kind: "background",
-                taskId,
-                text: `Tool '${name}' is still running, so it continues in the background as task ${taskId}. Fetch its result later with get_task_result (task_id "${taskId}").`,
-              });
-            }, offloadMs)
-          : undefined;
-      void settled.then(({ ok, text, cancelled, result }) => {
-        if (!finish()) return;
-        const out: { kind: "ok" | "error" | "cancelled"; text: string; result?: StructuredResult } = {
-          kind: ok ? "ok" : cancelled ? "cancelled" : "error",
-          text,
-        };
-        if (result) out.result = result;
-        resolve(out);
-      });
-    });
-  }
-
   private async delegateToGateway(
     name: string,
     args: unknown,
@@ -377,67 +302,16 @@ export class ToolRegistry implements ToolRegistryLike {
     }
   }
 
-  /** A handler's return value as the model's text, and as a structured result when it is one (see core/result.ts). */
-  private render(def: ToolDefinition, value: unknown): Rendered {
-    const name = def.name;
-    if (typeof value === "string") return { ok: true, text: value };
-    if (value === undefined || value === null) return { ok: !def.validateOutput, text: def.validateOutput ? noStructured(name) : "" };
-    try {
-      let result: StructuredResult;
-      if (isToolResult(value)) result = value;
-      else if (def.validateOutput)
-        result = { content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value as StructuredResult["structuredContent"] & object };
-      else return { ok: true, text: JSON.stringify(value) };
-      if (def.validateOutput && !result.isError) {
-        if (result.structuredContent === undefined) return { ok: false, text: noStructured(name) };
-        const checked = def.validateOutput(result.structuredContent);
-        if (!checked.ok)
-          return { ok: false, text: `Tool '${name}' returned structured content that does not match its outputSchema: ${formatIssues(checked.issues)}` };
-      }
-      return { ok: result.isError !== true, text: resultText(result), result };
-    } catch (err) {
-      return { ok: false, text: this.failure(name, err) };
-    }
-  }
-
-  private failure(name: string, err: unknown): string {
+  private readonly failure = (name: string, err: unknown): string => {
     this.logger.error({ tool: name, ...errorFields(err) }, "tool handler failed");
     const message = err instanceof Error ? err.message : String(err);
     return `Tool '${name}' failed: ${message}`;
-  }
+  };
 
   /** Stops background tasks and releases what the registry holds. */
   async close(): Promise<void> {
     await this.taskManager?.close();
   }
-}
-
-interface Rendered {
-  ok: boolean;
-  text: string;
-  cancelled?: boolean;
-  result?: StructuredResult;
-}
-
-function withResult(outcome: (kind: OutcomeKind, text: string) => CallOutcome, rendered: Rendered): CallOutcome {
-  const done = outcome(rendered.ok ? "ok" : "error", rendered.text);
-  if (rendered.result) done.result = rendered.result;
-  return done;
-}
-
-function noStructured(name: string): string {
-  return `Tool '${name}' has an outputSchema but returned no structured content.`;
-}
-
-function formatIssues(issues: readonly { field: string; message: string }[]): string {
-  return issues
-    .slice(0, 5)
-    .map((i) => `${i.field}: ${i.message}`)
-    .join("; ");
-}
-
-export function cancelled(name: string, reason: unknown): string {
-  return `Tool '${name}' was cancelled: ${reasonText(reason)}`;
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

@@ -3,7 +3,6 @@ import type { ConfigSource } from "../config/live.js";
 import type { JsonValue } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import {
-  cancelled,
   isAllowedBy,
   maxTotalOf,
   openAITool,
@@ -26,6 +25,7 @@ import { ToolsClient, publishedRequestOf, wireContextOf } from "../tool-exec/cli
 import { ToolfleetError, isToolfleetError } from "../core/errors.js";
 import { checkedTimeoutMs } from "../core/timeout.js";
 import {
+  cancelled,
   lostInRestart,
   noLiveWorker,
   permissionDenied,
