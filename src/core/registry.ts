@@ -228,9 +228,11 @@ export class ToolRegistry implements ToolRegistryLike {
           call.aborted ? { ok: false, cancelled: true, text: cancelled(name, call.signal.reason) } : { ok: false, text: this.failure(name, err) },
       );
       const offloadMs = !options.nested && options.background !== false && !def.noBackground && this.taskManager ? cfg.backgroundThreshold * 1000 : 0;
-      const limits = { timeoutMs, maxTotalMs, offloadMs };
+      // A literal, no spread: every call with a promise comes here (see docs/benchmarks.md on spreads).
       const waited = await waitForCall(settled, call, {
-        ...limits,
+        timeoutMs,
+        maxTotalMs,
+        offloadMs,
         name,
         userId: userId ?? baseCtx.userId,
         onProgress: options.onProgress,
