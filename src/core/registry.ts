@@ -197,12 +197,15 @@ export class ToolRegistry implements ToolRegistryLike {
     const def = this.tools.get(name);
     const timeoutMs =
       options.timeoutMs === undefined ? (def?.timeoutMs ?? cfg.toolsExecTimeout * 1000) : checkedTimeoutMs(options.timeoutMs, "ToolRegistry.execute()");
-    const maxTotalMs = maxTotalOf(options, timeoutMs, "ToolRegistry.execute()");
+    // Checked now (a bad one is refused before anything runs); the default is worked out only for a call that waits.
+    if (options.maxTotalTimeoutMs !== undefined) checkedTimeoutMs(options.maxTotalTimeoutMs, "ToolRegistry.execute()");
     if (signal?.aborted) return outcome("cancelled", cancelled(name, signal.reason));
     if (userId && !this.isAllowed(name, userId)) return outcome("denied", permissionDenied(userId, name));
 
-    if (pinOf(name, cfg, def) === "gateway" && ctx?.adapter?.ownsPlatformClient !== true) {
-      return this.delegateToGateway(name, args, ctx ?? null, outcome, { signal, onProgress: options.onProgress, timeoutMs, maxTotalTimeoutMs: maxTotalMs });
+    // Gateway-pinned by the config or by the tool itself (register() refused a tool whose pin the config contradicts).
+    if ((cfg.gatewayPinned.has(name) || def?.pin === "gateway") && ctx?.adapter?.ownsPlatformClient !== true) {
+      const maxTotalTimeoutMs = maxTotalOf(options, timeoutMs, "ToolRegistry.execute()");
+      return this.delegateToGateway(name, args, ctx ?? null, outcome, { signal, onProgress: options.onProgress, timeoutMs, maxTotalTimeoutMs });
     }
 
     if (!def) return outcome("unknown_tool", unknownTool(name));
@@ -231,7 +234,7 @@ export class ToolRegistry implements ToolRegistryLike {
       // A literal, no spread: every call with a promise comes here (see docs/benchmarks.md on spreads).
       const waited = await waitForCall(settled, call, {
         timeoutMs,
-        maxTotalMs,
+        maxTotalMs: maxTotalOf(options, timeoutMs, "ToolRegistry.execute()"),
         offloadMs,
         name,
         userId: userId ?? baseCtx.userId,
