@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage as HttpRequest, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { RichMessage, SentFile } from "../core/context.js";
+import type { RichMessage } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { MAX_CHAT_TEXT } from "../chat/codec.js";
 import { CHAT_PAGE, CHAT_SCRIPT, CHAT_STYLE, FAVICON_SVG } from "./chat-page.js";
@@ -13,6 +13,7 @@ import { AbandonWatch } from "./abandon-watch.js";
 import type { ChatProgress } from "../chat/client.js";
 import { progressLine } from "../core/progress.js";
 import { TokenBuckets } from "./token-buckets.js";
+import { WebFiles } from "./web-files.js";
 
 export interface HttpAdapterOptions {
   logger: Logger;
@@ -49,11 +50,6 @@ export interface HttpAdapterOptions {
   abandonAfterMs?: number;
 }
 
-interface StoredFile {
-  channelId: string;
-  file: SentFile;
-}
-
 interface Channel {
   clients: Set<ServerResponse>;
   /** Recent events, replayed to a page that reconnects (Last-Event-ID). */
@@ -67,8 +63,6 @@ const BACKLOG = 50;
 const MAX_REACTED = 200;
 const MAX_CHANNELS = 1000;
 const KEEPALIVE_MS = 15_000;
-/** Files a browser may show in the page; anything else is a download, so a tool cannot serve script from the chat's origin. */
-const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 
 /**
  * The page's policy: its script, style and icon come from this origin (no
@@ -102,8 +96,7 @@ export class HttpChatAdapter implements ChatPlatform {
   private onMessage: ((message: IncomingMessage) => void) | undefined;
   private hooks: PlatformHooks | undefined;
   private readonly channels = new Map<string, Channel>();
-  private readonly files = new Map<string, StoredFile>();
-  private fileBytes = 0;
+  private readonly files: WebFiles;
   private eventId = 0;
   private messageCount = 0;
   private keepalive: NodeJS.Timeout | undefined;
@@ -118,6 +111,7 @@ export class HttpChatAdapter implements ChatPlatform {
 
   constructor(private readonly options: HttpAdapterOptions) {
     this.secret = options.secret ? Buffer.from(options.secret) : randomBytes(32);
+    this.files = new WebFiles(options.maxFiles ?? 200, options.maxFileBytes ?? 64 * 1024 * 1024);
     this.limits = {
       maxBodyBytes: atLeastOne("maxBodyBytes", options.maxBodyBytes ?? 64 * 1024),
       maxStreamsPerUser: atLeastOne("maxStreamsPerUser", options.maxStreamsPerUser ?? 8),
@@ -176,7 +170,7 @@ export class HttpChatAdapter implements ChatPlatform {
 
   send(channelId: string, message: OutgoingMessage): Promise<void> {
     // Named after the answer when it has an id, so the channel's history (which keeps the id) can link them again.
-    const files = message.files.map((file, i) => this.storeFile(channelId, file, message.answerId !== undefined ? fileId(message.answerId, i) : undefined));
+    const files = message.files.map((file, i) => this.files.store(channelId, file, message.answerId !== undefined ? fileId(message.answerId, i) : undefined));
     this.emit(channelId, "answer", {
       id: message.answerId ?? null,
       inReplyTo: message.inReplyTo ?? null,
@@ -259,7 +253,7 @@ export class HttpChatAdapter implements ChatPlatform {
     if (req.method === "GET" && path === "/api/history") return this.history(res, user);
     if (req.method === "POST" && path === "/api/messages") return this.receive(req, res, user);
     if (req.method === "POST" && path === "/api/cancel") return this.stopAnswer(req, res, user);
-    if (req.method === "GET" && path.startsWith("/files/")) return this.serveFile(res, user, path.slice("/files/".length));
+    if (req.method === "GET" && path.startsWith("/files/")) return this.files.serve(res, channelOf(user), path.slice("/files/".length));
     json(res, 404, { error: `no such page: ${req.method ?? "?"} ${path}` });
   }
 
@@ -376,23 +370,6 @@ export class HttpChatAdapter implements ChatPlatform {
     res.end(`event: ${reason}\ndata: {}\n\n`);
   }
 
-  private serveFile(res: ServerResponse, user: string, id: string): void {
-    const stored = this.files.get(id);
-    // Another user's file is as absent as a dropped one.
-    if (!stored || stored.channelId !== channelOf(user)) return json(res, 404, { error: "no such file (files are kept for a while, then dropped)" });
-    const { file } = stored;
-    const inline = INLINE_TYPES.has(file.contentType);
-    res.writeHead(200, {
-      "content-type": inline ? file.contentType : "application/octet-stream",
-      "content-length": file.data.byteLength,
-      "content-disposition": `${inline ? "inline" : "attachment"}; filename="${file.name.replace(/[^A-Za-z0-9._-]/g, "_")}"`,
-      ...COMMON_HEADERS,
-      "content-security-policy": "default-src 'none'; sandbox",
-      "cache-control": "private, max-age=3600",
-    });
-    res.end(file.data);
-  }
-
   // ── state ─────────────────────────────────────────────────────────────────
 
   private emit(channelId: string, event: string, payload: unknown, keep = true): void {
@@ -419,26 +396,6 @@ export class HttpChatAdapter implements ChatPlatform {
       this.channels.set(id, channel);
     }
     return channel;
-  }
-
-  private storeFile(channelId: string, file: SentFile, named?: string): { name: string; contentType: string; size: number; url: string } {
-    const id = named ?? randomBytes(12).toString("base64url");
-    const before = this.files.get(id);
-    if (before) {
-      this.files.delete(id);
-      this.fileBytes -= before.file.data.byteLength;
-    }
-    this.files.set(id, { channelId, file });
-    this.fileBytes += file.data.byteLength;
-    const maxFiles = this.options.maxFiles ?? 200;
-    const maxBytes = this.options.maxFileBytes ?? 64 * 1024 * 1024;
-    for (const [key, old] of this.files) {
-      if (this.files.size <= maxFiles && this.fileBytes <= maxBytes) break;
-      if (key === id) break; // the newest stays, even alone over the byte cap
-      this.files.delete(key);
-      this.fileBytes -= old.file.data.byteLength;
-    }
-    return { name: file.name, contentType: file.contentType, size: file.data.byteLength, url: `/files/${id}` };
   }
 
   // ── identity ──────────────────────────────────────────────────────────────
