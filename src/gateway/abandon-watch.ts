@@ -5,6 +5,7 @@
  */
 export class AbandonWatch {
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private stopped = false;
 
   constructor(
     private readonly graceMs: number,
@@ -20,6 +21,8 @@ export class AbandonWatch {
   /** The channel's last page closed. */
   allClosed(channelId: string): void {
     this.opened(channelId);
+    // The adapter stopping closes every page: that is not users leaving.
+    if (this.stopped) return;
     const timer = setTimeout(() => {
       this.timers.delete(channelId);
       this.onAbandoned(channelId);
@@ -29,6 +32,7 @@ export class AbandonWatch {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
   }

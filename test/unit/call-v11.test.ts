@@ -22,6 +22,7 @@ import { decodeReply, decodeRequest, encodeReply, encodeRequest, emptyWriteBack,
 import { RecordingLogger } from "../support/helpers.js";
 import { runToolLoop, type ChatMessage, type ChatModel } from "../../src/inference/llm-loop.js";
 import { progressPrinter } from "../../src/cli/call.js";
+import { AbandonWatch } from "../../src/gateway/abandon-watch.js";
 
 const PNG = Buffer.from("89504e470d0a1a0a0000000d49484452", "hex").toString("base64");
 
@@ -424,5 +425,21 @@ describe("toolfleet call's progress line", () => {
     live.clear();
     assert.equal(written, "\r\x1b[2K⏳ 25% (1/4) one\r\x1b[2K⏳ 50% (2/4) two\r\x1b[2K");
     assert.equal(progressPrinter({ isTTY: false } as unknown as NodeJS.WriteStream), undefined);
+  });
+});
+
+describe("the web chat's abandon watch", () => {
+  test("a channel is abandoned only when its pages stay closed past the grace, and never after stop()", async () => {
+    const abandoned: string[] = [];
+    const watch = new AbandonWatch(30, (channel) => abandoned.push(channel));
+    watch.allClosed("reloaded");
+    watch.opened("reloaded"); // a reload: a page is back before the grace ends
+    watch.allClosed("left");
+    await sleep(80);
+    assert.deepEqual(abandoned, ["left"]);
+    watch.stop();
+    watch.allClosed("after-stop");
+    await sleep(80);
+    assert.deepEqual(abandoned, ["left"]);
   });
 });
