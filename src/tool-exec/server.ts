@@ -103,7 +103,8 @@ export class ToolExecServer {
       adapter: options.adapter ?? null,
       calls: this.calls,
       secret: this.secret,
-      maxLen: options.worker?.maxLen ?? 100_000,
+      // The same cap as the replies beside them (StreamWorker's default).
+      maxLen: options.worker?.maxLen ?? 10_000,
     };
     this.worker = new StreamWorker({
       ...options.worker,
