@@ -9,11 +9,15 @@ export {
   type ToolAnnotations,
   type ToolDefinition,
   type ToolHandler,
+  type ToolPin,
   type ToolResult,
   type ZodToolSpec,
 } from "./core/tool.js";
+export { toolResult, isToolResult, resultText, type ContentPart, type StructuredResult } from "./core/result.js";
+export { progressLine, type ProgressUpdate } from "./core/progress.js";
 export {
   ToolContext,
+  type DelegateOptions,
   type GatewayAnswer,
   type JsonValue,
   type PlatformAdapter,

@@ -63,6 +63,8 @@ export { mergeCatalog, type CatalogConflict, type CatalogPart, type CatalogPubli
 export { CatalogView, type CallRoute, type CatalogViewOptions } from "./tool-exec/catalog-view.js";
 export { readSession, writeSession, type SessionIdentity, type SessionLookup } from "./tool-exec/session.js";
 export { cancelRequest, cancelUnstarted, type CancelVerdict, type PublishedRequest } from "./tool-exec/idempotency.js";
+export { cancelRunning } from "./tool-exec/cancel.js";
+export { PROGRESS_FIELD, decodeProgress, encodeProgress } from "./redis/progress-entry.js";
 export { RedisTaskStore } from "./tool-exec/task-store.js";
 export { ToolExecServer, type ToolExecServerOptions } from "./tool-exec/server.js";
 export { ToolsClient, publishedRequestOf, type ToolCall, type ToolsClientOptions } from "./tool-exec/client.js";

@@ -2,7 +2,12 @@ import { ToolfleetError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
-import { RpcClient } from "../redis/rpc-client.js";
+import { RpcClient, type RequestExtras } from "../redis/rpc-client.js";
+import { announceCancelArgs } from "../redis/control.js";
+import { decodeProgress } from "../redis/progress-entry.js";
+import type { ProgressUpdate } from "../core/progress.js";
+import { errorFields } from "../core/log.js";
+import { reasonText } from "../core/errors.js";
 import { xaddArgs } from "../redis/streams.js";
 import { decodeAnswer, encodeInbound, type ChatAnswer, type ChatReply, type InboundChat } from "./codec.js";
 
@@ -15,9 +20,20 @@ export interface ChatTransport {
   /**
    * Resolves with the answer; rejects with a ToolfleetError: TIMEOUT (none
    * within `timeoutMs`), PUBLISH_FAILED, STOPPED, PAYLOAD_TOO_LARGE (the
-   * message cannot be sent) — or with the in-process responder's own error.
+   * message cannot be sent), CANCELLED (`extras.signal` aborted: the answering worker was told) — or with
+   * the in-process responder's own error.
    */
-  ask(chat: InboundChat, timeoutMs: number): Promise<ChatReply>;
+  ask(chat: InboundChat, timeoutMs: number, extras?: ChatExtras): Promise<ChatReply>;
+}
+
+/** A running tool's progress while a chat is answered. */
+export type ChatProgress = ProgressUpdate & { tool: string };
+
+export interface ChatExtras {
+  /** Aborting it cancels the chat: its loop stops and its running tools are cancelled. */
+  signal?: AbortSignal;
+  /** Hears the progress of the chat's tools. */
+  onProgress?: (progress: ChatProgress) => void;
 }
 
 export interface ChatClientOptions {
@@ -46,6 +62,7 @@ export class ChatClient implements ChatTransport {
       name: "chat client",
       decode: (fields) => decodeAnswer(fields),
       correlationOf: (answer) => answer.inReplyTo,
+      sideOf: (fields) => decodeProgress(fields),
     });
   }
 
@@ -61,10 +78,30 @@ export class ChatClient implements ChatTransport {
     return this.rpc.stop();
   }
 
-  ask(chat: InboundChat, timeoutMs: number): Promise<ChatAnswer> {
+  ask(chat: InboundChat, timeoutMs: number, extras?: ChatExtras): Promise<ChatAnswer> {
     const fields = encodeInbound(chat);
     const publish = this.options.redis.sendCommand(xaddArgs(this.options.keys.chatStream, fields, CHAT_STREAM_MAXLEN));
-    return this.rpc.request(chat.id, chat.id, timeoutMs, publish);
+    return this.rpc.request(chat.id, chat.id, timeoutMs, publish, undefined, extras ? this.extrasOf(chat, timeoutMs, extras) : undefined);
+  }
+
+  private extrasOf(chat: InboundChat, timeoutMs: number, extras: ChatExtras): RequestExtras {
+    const out: RequestExtras = {};
+    const onProgress = extras.onProgress;
+    if (onProgress) out.onUpdate = (update) => onProgress({ tool: "", ...(update as ProgressUpdate & { tool?: string }) });
+    if (extras.signal) {
+      out.signal = extras.signal;
+      // The inference worker answering it hears this on the control channel (or finds the mark at its lease tick).
+      out.onCancel = (reason) => {
+        const round = this.options.redis.multi();
+        for (const args of announceCancelArgs(this.options.keys, chat.id, reasonText(reason), timeoutMs / 1000 + 60)) round.addCommand(args);
+        round
+          .execAsPipeline()
+          .catch((err: unknown) =>
+            this.options.logger.warn({ chat: chat.id, ...errorFields(err) }, "could not send the chat's cancel; it is answered to its end"),
+          );
+      };
+    }
+    return out;
   }
 }
 
@@ -72,7 +109,7 @@ export class ChatClient implements ChatTransport {
 export class InProcessChat implements ChatTransport {
   readonly replyTo = "in-process";
 
-  constructor(private readonly respond: (chat: InboundChat, signal: AbortSignal) => Promise<ChatReply>) {}
+  constructor(private readonly respond: (chat: InboundChat, signal: AbortSignal, onProgress?: (progress: ChatProgress) => void) => Promise<ChatReply>) {}
 
   start(): Promise<void> {
     return Promise.resolve();
@@ -82,13 +119,20 @@ export class InProcessChat implements ChatTransport {
     return Promise.resolve();
   }
 
-  ask(chat: InboundChat, timeoutMs: number): Promise<ChatReply> {
+  ask(chat: InboundChat, timeoutMs: number, extras?: ChatExtras): Promise<ChatReply> {
     encodeInbound(chat); // the same limits as over Redis
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new ToolfleetError("TIMEOUT", `No answer within ${timeoutMs} ms.`)), timeoutMs);
-      this.respond(chat, AbortSignal.timeout(timeoutMs))
+      const given = extras?.signal;
+      const onAbort = (): void => reject(new ToolfleetError("CANCELLED", `Cancelled: ${reasonText(given?.reason)}`));
+      given?.addEventListener("abort", onAbort, { once: true });
+      const signal = given ? AbortSignal.any([AbortSignal.timeout(timeoutMs), given]) : AbortSignal.timeout(timeoutMs);
+      this.respond(chat, signal, extras?.onProgress)
         .then(resolve, reject)
-        .finally(() => clearTimeout(timer));
+        .finally(() => {
+          clearTimeout(timer);
+          given?.removeEventListener("abort", onAbort);
+        });
     });
   }
 }

@@ -8,6 +8,7 @@ import { createCaller } from "../fleet/caller.js";
 import { loadToolModule } from "../fleet/load-tools.js";
 import { registryFor } from "../fleet/local.js";
 import { usageError, type CommandSpec, type Parsed } from "./args.js";
+import { progressLine, type ProgressUpdate } from "../core/progress.js";
 import { didYouMean } from "./suggest.js";
 
 /** Who a call runs as without --user: the OS user, so permissions and task lists mean someone; "cli" where there is none. */
@@ -76,8 +77,25 @@ export async function runCall({ values, positionals }: Parsed<CallOptions>): Pro
       const { registry } = caller;
       const user = values.user;
       const ctx = new ToolContext({ platform: "cli", userId: user, userName: user, adapter: caller.gatewayAdapter("cli") });
-      const outcome = await registry.execute(tool, args, { userId: user, ctx });
+      // Ctrl-C cancels the call (the worker running it is told); a second one exits as usual.
+      const cancel = new AbortController();
+      const onInterrupt = (): void => cancel.abort(new Error("interrupted (Ctrl-C)"));
+      process.once("SIGINT", onInterrupt);
+      const live = progressPrinter(process.stderr);
+      let outcome;
+      try {
+        outcome = await registry.execute(tool, args, { userId: user, ctx, signal: cancel.signal, ...(live ? { onProgress: live.show } : {}) });
+      } finally {
+        live?.clear();
+        process.off("SIGINT", onInterrupt);
+      }
       console.log(outcome.text);
+      if (outcome.result?.structuredContent !== undefined) console.log(`[structured] ${JSON.stringify(outcome.result.structuredContent)}`);
+      for (const part of outcome.result?.content ?? []) {
+        if (part.type === "image") console.log(`[image] ${part.mimeType}, ${Buffer.from(part.data, "base64").byteLength} bytes`);
+        else if (part.type === "resource" && part.resource.blob !== undefined)
+          console.log(`[resource] ${part.resource.uri}, ${Buffer.from(part.resource.blob, "base64").byteLength} bytes`);
+      }
       for (const file of ctx.sentFiles) console.log(`[sent file] ${file.name} (${file.contentType}, ${file.data.length} bytes)`);
       if (ctx.injectedTools) console.log(`[injected tools] ${ctx.injectedTools.join(", ")}`);
       for (const message of ctx.sentRichMessages) console.log(`[rich message] ${JSON.stringify(message)}`);
@@ -95,4 +113,20 @@ export async function runCall({ values, positionals }: Parsed<CallOptions>): Pro
   } finally {
     config.close();
   }
+}
+
+/** On a terminal, one line of stderr that shows the call's latest progress, rewritten in place; none elsewhere (a pipe gets only the result). */
+export function progressPrinter(out: NodeJS.WriteStream): { show: (update: ProgressUpdate) => void; clear: () => void } | undefined {
+  if (!out.isTTY) return undefined;
+  let shown = false;
+  return {
+    show: (update) => {
+      const line = `⏳ ${progressLine(update)}`.slice(0, Math.max(10, (out.columns || 80) - 1));
+      out.write(`\r\x1b[2K${line}`);
+      shown = true;
+    },
+    clear: () => {
+      if (shown) out.write("\r\x1b[2K");
+    },
+  };
 }

@@ -1,4 +1,7 @@
+import { randomUUID } from "node:crypto";
 import type { OutcomeKind } from "./outcome.js";
+import { checkedProgress, type ProgressUpdate } from "./progress.js";
+import type { StructuredResult } from "./result.js";
 
 /** Any value JSON can carry. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -36,6 +39,16 @@ export interface ExecuteToolParams {
 export interface GatewayAnswer {
   text: string;
   kind: OutcomeKind;
+  /** The tool's structured result, when it returned one. */
+  result?: StructuredResult;
+}
+
+/** What a delegated call carries besides its parameters: the caller's cancellation, progress and time. */
+export interface DelegateOptions {
+  signal?: AbortSignal;
+  onProgress?: (update: ProgressUpdate) => void;
+  timeoutMs?: number;
+  maxTotalTimeoutMs?: number;
 }
 
 /**
@@ -48,7 +61,7 @@ export interface PlatformAdapter {
   readonly platform: string;
   readonly ownsPlatformClient?: boolean;
   /** Resolves with what the gateway answered: its text, or its text and how the call ended. */
-  delegateToGateway?(operation: GatewayOperation, params: ExecuteToolParams, ctx: ToolContext): Promise<string | GatewayAnswer>;
+  delegateToGateway?(operation: GatewayOperation, params: ExecuteToolParams, ctx: ToolContext, options?: DelegateOptions): Promise<string | GatewayAnswer>;
 }
 
 export interface ToolContextInit {
@@ -63,6 +76,8 @@ export interface ToolContextInit {
   roomContext?: JsonValue;
   adapter?: PlatformAdapter | null;
   signal?: AbortSignal;
+  /** The call's idempotency key (a worker sets the request's). @defaultValue a random one per call, made when first read */
+  idempotencyKey?: string;
 }
 
 const NEVER_ABORTED = new AbortController().signal;
@@ -94,6 +109,7 @@ export class ToolContext implements ToolCallIdentity {
     injectedTools: null,
   };
   private baseSignal: AbortSignal;
+  private idemKey: string | undefined;
   // Set only on a per-call view (see forCall).
   private call: CallSignal | undefined;
 
@@ -109,6 +125,27 @@ export class ToolContext implements ToolCallIdentity {
     this.roomContext = init.roomContext ?? null;
     this.adapter = init.adapter ?? null;
     this.baseSignal = init.signal ?? NEVER_ABORTED;
+    // Not read from a context being copied (forCall): its getter would make a key for it.
+    this.idemKey = init instanceof ToolContext ? undefined : init.idempotencyKey;
+  }
+
+  /**
+   * The call's idempotency key: the same on every delivery of one request, so a tool calling
+   * an outside API can pass it on and get exactly-once there too. For a call made in this
+   * process with no key given, a random one of its own.
+   */
+  get idempotencyKey(): string {
+    return (this.idemKey ??= randomUUID());
+  }
+
+  /**
+   * Reports how far the call has got; the caller's `onProgress` hears it (coalesced across
+   * processes to about 10 a second), and each report extends the caller's deadline up to its
+   * maximum total. Does nothing outside a call.
+   */
+  progress(update: ProgressUpdate): void {
+    const checked = checkedProgress(update);
+    this.call?.reportProgress(checked);
   }
 
   /**
@@ -174,6 +211,7 @@ export class ToolContext implements ToolCallIdentity {
   forCall(call: CallSignal): ToolContext {
     const view = new ToolContext(this);
     view.baseSignal = this.baseSignal;
+    view.idemKey = this.idemKey;
     view.writeBack = this.writeBack;
     view.call = call;
     return view;
@@ -187,6 +225,10 @@ export class ToolContext implements ToolCallIdentity {
  * Follows the parent (the caller's) signal once made.
  */
 export class CallSignal {
+  /** Hears the handler's progress reports (set by the registry running the call). */
+  onProgress: ((update: ProgressUpdate) => void) | undefined;
+  /** Called once when the call is aborted through `abort()` (set by the registry running the call). */
+  onAbort: ((reason: unknown) => void) | undefined;
   private controller: AbortController | undefined;
   private reason: unknown;
   private abortedEarly = false;
@@ -214,11 +256,20 @@ export class CallSignal {
   }
 
   abort(reason: unknown): void {
+    // Not `this.aborted`: a parent's abort comes through here (onParentAbort) to abort the controller.
+    if (this.abortedEarly || this.controller?.signal.aborted) return;
     if (this.controller) this.controller.abort(reason);
-    else if (!this.abortedEarly) {
+    else {
       this.abortedEarly = true;
       this.reason = reason;
     }
+    const onAbort = this.onAbort;
+    this.onAbort = undefined;
+    onAbort?.(reason);
+  }
+
+  reportProgress(update: ProgressUpdate): void {
+    if (!this.aborted) this.onProgress?.(update);
   }
 
   /** Stops following the parent; the call is over (or handed to a background task with its own limits). */

@@ -41,6 +41,9 @@ export type LocalErrorCode =
   | "NO_LIVE_WORKER"
   | "REQUEST_LOST"
   | "WORKER_GONE"
+  | "CANCELLED"
+  | "PROGRESS_INVALID"
+  | "RESULT_INVALID"
   | "USAGE";
 
 export type ToolfleetErrorCode = WireErrorCode | LocalErrorCode;
@@ -93,4 +96,14 @@ export function wireError(code: WireErrorCode, message: string): WireError {
 /** True when `err` is a ToolfleetError with one of `codes`. */
 export function isToolfleetError(err: unknown, ...codes: ToolfleetErrorCode[]): err is ToolfleetError {
   return err instanceof ToolfleetError && (codes.length === 0 || codes.includes(err.code));
+}
+
+/** Longest reason a cancellation carries across the wire. */
+export const MAX_REASON = 200;
+
+/** An abort reason as one line of text (an Error's message, a string as it is), at most MAX_REASON characters. */
+export function reasonText(reason: unknown): string {
+  const text =
+    reason instanceof Error ? reason.message : reason === undefined ? "cancelled by the caller" : typeof reason === "string" ? reason : JSON.stringify(reason);
+  return text.slice(0, MAX_REASON);
 }

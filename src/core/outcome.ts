@@ -1,3 +1,5 @@
+import type { StructuredResult } from "./result.js";
+import { reasonText } from "./errors.js";
 /**
  * How a tool call ended, as a value. Every registry's `execute()` returns a
  * `CallOutcome`; its `kind` also travels in replies, so a caller on another
@@ -18,6 +20,8 @@ export interface CallOutcome {
   durationMs: number;
   /** Set when `kind` is `background`: the task to ask `get_task_result` about. */
   taskId?: string;
+  /** The whole result, when the tool returned a structured one (content parts, structured content, isError); `text` is what the model reads of it. */
+  result?: StructuredResult;
 }
 
 const KINDS: ReadonlySet<string> = new Set(OUTCOME_KINDS);
@@ -35,6 +39,10 @@ export function isFailure(kind: OutcomeKind): boolean {
 
 export function permissionDenied(userId: string, toolName: string): string {
   return `Permission denied: user '${userId}' is not allowed to run tool '${toolName}'.`;
+}
+
+export function cancelled(toolName: string, reason: unknown): string {
+  return `Tool '${toolName}' was cancelled: ${reasonText(reason)}`;
 }
 
 export function unknownTool(toolName: string): string {

@@ -1,12 +1,15 @@
 import { performance } from "node:perf_hooks";
 import { ToolfleetError, isToolfleetError } from "./errors.js";
-import { checkedTimeoutMs } from "./timeout.js";
-import { CallSignal, ToolContext } from "./context.js";
+import { MAX_CALL_TIMEOUT_MS, checkedTimeoutMs } from "./timeout.js";
+import { CallSignal, ToolContext, type DelegateOptions } from "./context.js";
 import { createLogger, errorFields, type Logger } from "./log.js";
 import { TaskManager } from "./tasks.js";
-import type { ToolDefinition } from "./tool.js";
-import { gatewayUnavailable, noLiveWorker, permissionDenied, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "./outcome.js";
-import { defaultSettings, type SettingsSource } from "./settings.js";
+import type { ToolDefinition, ToolPin } from "./tool.js";
+import type { ProgressUpdate } from "./progress.js";
+import { cancelled, gatewayUnavailable, noLiveWorker, permissionDenied, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "./outcome.js";
+import { render, withResult, type Rendered } from "./render.js";
+import { waitForCall } from "./call-wait.js";
+import { defaultSettings, type CoreSettings, type SettingsSource } from "./settings.js";
 import { formatArgIssues, type JsonSchema } from "./validate.js";
 
 /** A tool as the OpenAI chat API takes it. */
@@ -33,6 +36,27 @@ export interface CallOptions {
    * was shown). A remote call goes to workers that run that schema, while one does. @defaultValue the catalog's now
    */
   schemaHash?: string;
+  /** Aborts the call: the handler's `ctx.signal` aborts with its reason, and the call settles at once as `cancelled`. */
+  signal?: AbortSignal;
+  /** Hears the tool's progress reports (`ctx.progress()`); each one also extends the call's deadline by its timeout. */
+  onProgress?: (update: ProgressUpdate) => void;
+  /** However much progress a tool reports, the call ends this long after it started. @defaultValue 10 × the timeout, at most MAX_CALL_TIMEOUT_MS */
+  maxTotalTimeoutMs?: number;
+  /** @internal A worker's own handle on the call (to cancel it, and the request's idempotency key); made here when not given. */
+  call?: CallSignal;
+}
+
+/** The most a call may run with progress extending it, checked; by default ten times its timeout. */
+export function maxTotalOf(options: Pick<CallOptions, "maxTotalTimeoutMs">, timeoutMs: number, where: string): number {
+  if (options.maxTotalTimeoutMs === undefined) return Math.min(timeoutMs * 10, MAX_CALL_TIMEOUT_MS);
+  return Math.max(timeoutMs, checkedTimeoutMs(options.maxTotalTimeoutMs, where));
+}
+
+/** Where a tool is pinned: by the configured sets first, else by its own `pin`. */
+export function pinOf(name: string, cfg: CoreSettings, def: Pick<ToolDefinition, "pin"> | undefined): ToolPin | undefined {
+  if (cfg.gatewayPinned.has(name)) return "gateway";
+  if (cfg.inferencePinned?.has(name)) return "inference";
+  return def?.pin;
 }
 
 /** What every registry offers the LLM loop; the remote registry implements the same. */
@@ -98,6 +122,13 @@ export class ToolRegistry implements ToolRegistryLike {
     for (const def of defs) {
       if (this.tools.has(def.name)) {
         throw new ToolfleetError("TOOL_DUPLICATE", `Tool '${def.name}' is already registered.`);
+      }
+      const configured = pinOf(def.name, this.config.get(), undefined);
+      if (def.pin && configured && configured !== def.pin) {
+        throw new ToolfleetError(
+          "PIN_SETS_OVERLAP",
+          `Tool '${def.name}' is pinned to the ${def.pin} by its definition but to the ${configured} by the config.`,
+        );
       }
       this.tools.set(def.name, def);
       this.openAITools.set(def.name, openAITool(def));
@@ -168,95 +199,94 @@ export class ToolRegistry implements ToolRegistryLike {
       route,
       durationMs: performance.now() - started,
     });
-    const { userId, ctx } = options;
+    const { userId, ctx, signal } = options;
     const cfg = this.config.get();
-    const timeoutMs = options.timeoutMs === undefined ? cfg.toolsExecTimeout * 1000 : checkedTimeoutMs(options.timeoutMs, "ToolRegistry.execute()");
+    const def = this.tools.get(name);
+    const timeoutMs =
+      options.timeoutMs === undefined ? (def?.timeoutMs ?? cfg.toolsExecTimeout * 1000) : checkedTimeoutMs(options.timeoutMs, "ToolRegistry.execute()");
+    // Checked now (a bad one is refused before anything runs); the default is worked out only for a call that waits.
+    if (options.maxTotalTimeoutMs !== undefined) checkedTimeoutMs(options.maxTotalTimeoutMs, "ToolRegistry.execute()");
+    if (signal?.aborted) return outcome("cancelled", cancelled(name, signal.reason));
     if (userId && !this.isAllowed(name, userId)) return outcome("denied", permissionDenied(userId, name));
 
-    if (cfg.gatewayPinned.has(name) && ctx?.adapter?.ownsPlatformClient !== true) {
-      return this.delegateToGateway(name, args, ctx ?? null, outcome);
+    // Gateway-pinned by the config or by the tool itself (register() refused a tool whose pin the config contradicts).
+    if ((cfg.gatewayPinned.has(name) || def?.pin === "gateway") && ctx?.adapter?.ownsPlatformClient !== true) {
+      const maxTotalTimeoutMs = maxTotalOf(options, timeoutMs, "ToolRegistry.execute()");
+      return this.delegateToGateway(name, args, ctx ?? null, outcome, { signal, onProgress: options.onProgress, timeoutMs, maxTotalTimeoutMs });
     }
 
-    const def = this.tools.get(name);
     if (!def) return outcome("unknown_tool", unknownTool(name));
     const checked = def.validate(args);
     if (!checked.ok) return outcome("invalid_args", formatArgIssues(name, checked.issues));
 
     const baseCtx = ctx ?? new ToolContext({ userId: userId ?? "" });
-    const call = new CallSignal(baseCtx.signal);
+    const call = options.call ?? new CallSignal(baseCtx.signal);
+    const onAbort = signal ? (): void => call.abort(signal.reason) : undefined;
+    if (onAbort) signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      let result: unknown;
+      let value: unknown;
       try {
-        result = (def.handler as (a: unknown, c: ToolContext) => unknown)(checked.value, baseCtx.forCall(call));
+        value = (def.handler as (a: unknown, c: ToolContext) => unknown)(checked.value, baseCtx.forCall(call));
       } catch (err) {
-        return outcome("error", this.failure(name, err));
+        return outcome(call.aborted ? "cancelled" : "error", call.aborted ? cancelled(name, call.signal.reason) : this.failure(name, err));
       }
-      if (!isPromiseLike(result)) {
-        const rendered = this.render(name, result);
-        return outcome(rendered.ok ? "ok" : "error", rendered.text);
-      }
-      const settled = Promise.resolve(result).then(
-        (value) => this.render(name, value),
-        (err: unknown) =>
+      if (!isPromiseLike(value)) return withResult(outcome, render(def, value, this.failure));
+      const settled = Promise.resolve(value).then(
+        (v) => render(def, v, this.failure),
+        (err: unknown): Rendered =>
           // A handler that gave up because its signal fired was cancelled, not broken.
           call.aborted ? { ok: false, cancelled: true, text: cancelled(name, call.signal.reason) } : { ok: false, text: this.failure(name, err) },
       );
       const offloadMs = !options.nested && options.background !== false && !def.noBackground && this.taskManager ? cfg.backgroundThreshold * 1000 : 0;
-      const waited = await this.await(settled, call, timeoutMs, offloadMs, name, userId ?? baseCtx.userId);
+      // A literal, no spread: every call with a promise comes here (see docs/benchmarks.md on spreads).
+      const waited = await waitForCall(settled, call, {
+        timeoutMs,
+        maxTotalMs: maxTotalOf(options, timeoutMs, "ToolRegistry.execute()"),
+        offloadMs,
+        name,
+        userId: userId ?? baseCtx.userId,
+        onProgress: options.onProgress,
+        taskManager: this.taskManager,
+        logger: this.logger,
+      });
       if (waited.kind === "background") {
         return { ...outcome("background", waited.text), taskId: waited.taskId };
       }
-      return outcome(waited.kind, waited.text);
+      const done = outcome(waited.kind, waited.text);
+      if (waited.result) done.result = waited.result;
+      return done;
     } finally {
       call.detach();
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
     }
   }
 
   /**
-   * Waits for a running handler until it settles, times out (the call's signal
-   * is aborted), or passes the background threshold with room in the task
-   * manager (the task manager adopts it and the model gets a task id).
+   * A gateway-pinned call from a tier that does not own the platform client: sent to the gateway through
+   * the context's adapter (a tool the catalog pins there need not be defined here).
    */
-  private await(
-    settled: Promise<{ ok: boolean; text: string; cancelled?: boolean }>,
-    call: CallSignal,
-    timeoutMs: number,
-    offloadMs: number,
-    name: string,
-    userId: string,
-  ): Promise<{ kind: "ok" | "error" | "cancelled" | "timeout" | "background"; text: string; taskId?: string }> {
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (): boolean => {
-        if (done) return false;
-        done = true;
-        clearTimeout(timer);
-        clearTimeout(offload);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        if (!finish()) return;
-        const seconds = Math.round(timeoutMs) / 1000;
-        call.abort(new Error(`timed out after ${seconds}s`));
-        resolve({ kind: "timeout", text: `Tool '${name}' timed out after ${seconds}s.` });
-      }, timeoutMs);
-      const offload =
-        offloadMs > 0 && offloadMs < timeoutMs
-          ? setTimeout(() => {
-              const tasks = this.taskManager;
-              // Full: keep waiting in the foreground rather than drop the call.
-              if (!tasks?.hasCapacity() || !finish()) return;
-              const taskId = tasks.adopt(name, userId, settled, call);
-              resolve({
-                kind: "background",
-                taskId,
-                text: `Tool '${name}' is still running, so it continues in the background as task ${taskId}. Fetch its result later with get_task_result (task_id "${taskId}").`,
-              });
-            }, offloadMs)
-          : undefined;
-      void settled.then(({ ok, text, cancelled }) => {
-        if (finish()) resolve({ kind: ok ? "ok" : cancelled ? "cancelled" : "error", text });
-      });
+  async executeOnGateway(name: string, args: unknown, options: CallOptions = {}): Promise<CallOutcome> {
+    const def = this.tools.get(name);
+    if (def && options.ctx?.adapter?.ownsPlatformClient === true) return this.execute(name, args, options);
+    const started = performance.now();
+    const outcome = (kind: OutcomeKind, text: string, route: Route = "gateway"): CallOutcome => ({
+      kind,
+      text,
+      route,
+      durationMs: performance.now() - started,
+    });
+    const timeoutMs =
+      options.timeoutMs === undefined
+        ? (def?.timeoutMs ?? this.config.get().toolsExecTimeout * 1000)
+        : checkedTimeoutMs(options.timeoutMs, "ToolRegistry.execute()");
+    if (options.signal?.aborted) return outcome("cancelled", cancelled(name, options.signal.reason));
+    if (options.userId && !this.isAllowed(name, options.userId)) return outcome("denied", permissionDenied(options.userId, name));
+    const maxTotalTimeoutMs = maxTotalOf(options, timeoutMs, "ToolRegistry.execute()");
+    return this.delegateToGateway(name, args, options.ctx ?? null, outcome, {
+      signal: options.signal,
+      onProgress: options.onProgress,
+      timeoutMs,
+      maxTotalTimeoutMs,
     });
   }
 
@@ -265,44 +295,35 @@ export class ToolRegistry implements ToolRegistryLike {
     args: unknown,
     ctx: ToolContext | null,
     outcome: (kind: OutcomeKind, text: string, route: Route) => CallOutcome,
+    options: DelegateOptions,
   ): Promise<CallOutcome> {
     const adapter = ctx?.adapter;
     if (!ctx || !adapter?.delegateToGateway) return outcome("unavailable", gatewayUnavailable(name), "gateway");
     try {
-      const answer = await adapter.delegateToGateway("execute_tool", { toolName: name, toolArgs: args, toolCtx: ctx.identity() }, ctx);
+      const answer = await adapter.delegateToGateway("execute_tool", { toolName: name, toolArgs: args, toolCtx: ctx.identity() }, ctx, options);
       // A plain string is an answer that ran; a gateway over Redis also says how it ended.
-      return typeof answer === "string" ? outcome("ok", answer, "gateway") : outcome(answer.kind, answer.text, "gateway");
+      if (typeof answer === "string") return outcome("ok", answer, "gateway");
+      const done = outcome(answer.kind, answer.text, "gateway");
+      if (answer.result) done.result = answer.result;
+      return done;
     } catch (err) {
       // No gateway was there to send it to (ProxyPlatformAdapter): not a failure of the tool.
       if (isToolfleetError(err, "NO_LIVE_WORKER")) return outcome("unavailable", noLiveWorker(name, "gateway"), "gateway");
+      if (isToolfleetError(err, "CANCELLED")) return outcome("cancelled", cancelled(name, err.message), "gateway");
       return outcome("error", this.failure(name, err), "gateway");
     }
   }
 
-  private render(name: string, value: unknown): { ok: boolean; text: string } {
-    if (typeof value === "string") return { ok: true, text: value };
-    if (value === undefined || value === null) return { ok: true, text: "" };
-    try {
-      return { ok: true, text: JSON.stringify(value) };
-    } catch (err) {
-      return { ok: false, text: this.failure(name, err) };
-    }
-  }
-
-  private failure(name: string, err: unknown): string {
+  private readonly failure = (name: string, err: unknown): string => {
     this.logger.error({ tool: name, ...errorFields(err) }, "tool handler failed");
     const message = err instanceof Error ? err.message : String(err);
     return `Tool '${name}' failed: ${message}`;
-  }
+  };
 
   /** Stops background tasks and releases what the registry holds. */
   async close(): Promise<void> {
     await this.taskManager?.close();
   }
-}
-
-function cancelled(name: string, reason: unknown): string {
-  return `Tool '${name}' was cancelled: ${reason instanceof Error ? reason.message : String(reason)}`;
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

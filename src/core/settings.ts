@@ -10,6 +10,8 @@ export interface CoreSettings {
   readonly toolsExecTimeout: number;
   /** Tools that run on the gateway. */
   readonly gatewayPinned: ReadonlySet<string>;
+  /** Tools that run next to the LLM (read here only to check a tool's own `pin` against it). */
+  readonly inferencePinned?: ReadonlySet<string>;
   /** Seconds after which a still-running call becomes a background task; 0 turns offload off. */
   readonly backgroundThreshold: number;
   /** Background tasks running at once. */

@@ -52,7 +52,12 @@ export function createInProcessFleet(options: InProcessFleetOptions): InProcessF
           () => registry.close(),
           () => {
             // The gateway's chat path, with the inference tier's answer in place of the chat stream.
-            const bridge = new ChatBridge({ config, logger: member.logger, platform, respond: (chat, signal) => responder.answer(chat, platform, signal) });
+            const bridge = new ChatBridge({
+              config,
+              logger: member.logger,
+              platform,
+              respond: (chat, signal, onProgress) => responder.answer(chat, platform, signal, onProgress),
+            });
             return [bridge];
           },
           member.logger,

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { ChatClient, InProcessChat, type ChatTransport } from "../chat/client.js";
+import { ChatClient, InProcessChat, type ChatProgress, type ChatTransport } from "../chat/client.js";
 import type { ChatReply, HistoryTurn, InboundChat } from "../chat/codec.js";
 import type { ConfigSource } from "../config/live.js";
-import { isToolfleetError } from "../core/errors.js";
+import { isToolfleetError, reasonText } from "../core/errors.js";
 import { errorFields, type Logger } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
@@ -34,7 +34,7 @@ export interface ChatBridgeOverRedis extends Common {
 
 /** One process: messages are answered right here (the in-process fleet). */
 export interface ChatBridgeInProcess extends Common {
-  respond(chat: InboundChat, signal: AbortSignal): Promise<ChatReply>;
+  respond(chat: InboundChat, signal: AbortSignal, onProgress?: (progress: ChatProgress) => void): Promise<ChatReply>;
 }
 
 export type ChatBridgeOptions = ChatBridgeOverRedis | ChatBridgeInProcess;
@@ -48,13 +48,13 @@ export type ChatBridgeOptions = ChatBridgeOverRedis | ChatBridgeInProcess;
 export class ChatBridge {
   private readonly transport: ChatTransport;
   private readonly history: ChatHistoryStore;
-  /** `<channelId>\n<messageId>` of the messages whose answer is awaited, for a page that reloads meanwhile. */
-  private readonly waiting = new Set<string>();
+  /** `<channelId>\n<messageId>` of the messages whose answer is awaited (for a page that reloads meanwhile), each with its cancel. */
+  private readonly waiting = new Map<string, AbortController>();
   private started = false;
 
   constructor(private readonly options: ChatBridgeOptions) {
     if ("respond" in options) {
-      this.transport = new InProcessChat((chat, signal) => options.respond(chat, signal));
+      this.transport = new InProcessChat((chat, signal, onProgress) => options.respond(chat, signal, onProgress));
       this.history = options.history ?? new MemoryChatHistory();
     } else {
       this.transport = new ChatClient({
@@ -72,7 +72,10 @@ export class ChatBridge {
     if (this.started) return;
     await this.transport.start();
     this.started = true;
-    await this.options.platform.start((message) => this.forward(message), { history: (channelId) => this.historyOf(channelId) });
+    await this.options.platform.start((message) => this.forward(message), {
+      history: (channelId) => this.historyOf(channelId),
+      cancel: (channelId, messageId, reason) => this.cancel(channelId, messageId, reason),
+    });
   }
 
   /** Stops taking messages; answers still on their way are dropped (their users are gone with the platform). */
@@ -94,15 +97,32 @@ export class ChatBridge {
     return entries.map((e) => (e.role === "user" && this.waiting.has(`${channelId}\n${e.messageId}`) ? { ...e, waiting: true } : e));
   }
 
+  /**
+   * Cancels the answers awaited in a channel (one message's, or all of them): the inference worker answering
+   * stops its loop and cancels the tools running for it. Returns how many were cancelled.
+   */
+  cancel(channelId: string, messageId: string | undefined, reason: string): number {
+    let cancelled = 0;
+    for (const [key, controller] of this.waiting) {
+      const [channel, message] = key.split("\n");
+      if (channel !== channelId || (messageId !== undefined && message !== messageId)) continue;
+      controller.abort(reason);
+      cancelled++;
+    }
+    if (cancelled > 0) this.options.logger.info({ channelId, messageId, reason, cancelled }, "chat answers cancelled");
+    return cancelled;
+  }
+
   private async ask(message: IncomingMessage): Promise<void> {
     const { channelId, messageId } = message.identity;
     // Marked before the question is kept: a page that reads it back meanwhile knows an answer is coming.
     const waitKey = `${channelId}\n${messageId}`;
-    this.waiting.add(waitKey);
+    const controller = new AbortController();
+    this.waiting.set(waitKey, controller);
     let out: OutgoingMessage | null;
     const id = `chat-${randomUUID()}`;
     try {
-      out = await this.answer(id, message);
+      out = await this.answer(id, message, controller.signal);
     } finally {
       this.waiting.delete(waitKey);
     }
@@ -112,7 +132,7 @@ export class ChatBridge {
   }
 
   /** The message's answer, or the apology the user gets instead; null when the gateway is stopping. */
-  private async answer(id: string, message: IncomingMessage): Promise<OutgoingMessage | null> {
+  private async answer(id: string, message: IncomingMessage, signal: AbortSignal): Promise<OutgoingMessage | null> {
     const { channelId, messageId } = message.identity;
     const seconds = this.options.config.get().chatTimeout;
     const now = Date.now();
@@ -132,9 +152,14 @@ export class ChatBridge {
     };
     let reply: ChatReply;
     try {
-      reply = await this.transport.ask(chat, seconds * 1000);
+      const platform = this.options.platform;
+      reply = await this.transport.ask(chat, seconds * 1000, {
+        signal,
+        ...(platform.progress ? { onProgress: (p: ChatProgress) => platform.progress?.(channelId, messageId, p) } : {}),
+      });
     } catch (err) {
       if (isToolfleetError(err, "TIMEOUT")) return this.giveUp(id, channelId, seconds, apology);
+      if (isToolfleetError(err, "CANCELLED")) return apology(`Stopped (${reasonText(signal.reason)}).`);
       if (isToolfleetError(err, "PAYLOAD_TOO_LARGE")) {
         this.options.logger.warn({ chat: id, channelId, ...errorFields(err) }, "chat message refused");
         return apology(`Sorry — ${err instanceof Error ? err.message : String(err)}`);

@@ -35,7 +35,8 @@ header small { opacity: .7; }
 .user { align-self: flex-end; background: #2f6fed; color: #fff; position: relative; }
 .user.flash { outline: 3px solid #f5b400; }
 .user.reacted { margin-bottom: .5rem; }
-.status { align-self: flex-end; margin-top: -.4rem; color: #667; font-size: .8rem; font-style: italic; }
+.status { align-self: flex-end; margin-top: -.4rem; color: #667; font-size: .8rem; font-style: italic; display: flex; gap: .5rem; align-items: center; }
+.status .stop { font-size: .75rem; padding: .1rem .5rem; font-style: normal; }
 .bot { align-self: flex-start; background: #fff; box-shadow: 0 1px 2px #0002; }
 .bot.failed { background: #fff4e5; }
 .error { align-self: center; background: #ffe3e3; color: #8a1c1c; }
@@ -103,8 +104,20 @@ export const CHAT_SCRIPT = String.raw`"use strict";
     questions.set(id, q);
     put(q, stick);
     if (isWaiting && !answered.has(id)) {
-      const s = el("div", "status", "thinking…");
+      const s = el("div", "status");
       s.dataset.testid = "pending";
+      const line = el("span", "line", "thinking…");
+      line.dataset.testid = "progress";
+      s.appendChild(line);
+      // Stops this answer: the bot's loop ends and the tools running for it are cancelled.
+      const stop = el("button", "stop", "Stop");
+      stop.type = "button";
+      stop.dataset.testid = "stop";
+      stop.addEventListener("click", function () {
+        stop.disabled = true;
+        fetch("/api/cancel", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messageId: id }) }).catch(function () { stop.disabled = false; });
+      });
+      s.appendChild(stop);
       waiting.set(id, s);
       put(s, stick);
     }
@@ -200,8 +213,16 @@ export const CHAT_SCRIPT = String.raw`"use strict";
     if (target) react(target, r.emoji);
   }
 
+  /** A tool running for a waiting question reports how far it got: the line under the question says so. */
+  function progress(p) {
+    const s = waiting.get(p.inReplyTo);
+    const line = s && s.querySelector("[data-testid=progress]");
+    if (line) line.textContent = "⏳ " + p.tool + ": " + p.line;
+  }
+
   function handle(kind, data) {
     if (kind === "question") question(data.id, data.text, true);
+    else if (kind === "progress") progress(data);
     else if (kind === "answer") answer(data);
     else if (kind === "reaction") reaction(data);
   }
@@ -239,6 +260,7 @@ export const CHAT_SCRIPT = String.raw`"use strict";
   events.addEventListener("question", on("question"));
   events.addEventListener("answer", on("answer"));
   events.addEventListener("reaction", on("reaction"));
+  events.addEventListener("progress", on("progress"));
   // A newer page of this user took this one's place (the server caps open pages per user): no reconnecting.
   events.addEventListener("replaced", function () {
     events.close();

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage as HttpRequest, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { RichMessage, SentFile } from "../core/context.js";
+import type { RichMessage } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { MAX_CHAT_TEXT } from "../chat/codec.js";
 import { CHAT_PAGE, CHAT_SCRIPT, CHAT_STYLE, FAVICON_SVG } from "./chat-page.js";
@@ -9,7 +9,11 @@ import type { HistoryEntry } from "./chat-history.js";
 import type { ChatPlatform, IncomingMessage, OutgoingMessage, PlatformHooks } from "./platform.js";
 import { ToolfleetError } from "../core/errors.js";
 import { COMMON_HEADERS, LOOPBACK, isLoopbackHost, json, readBody, refuseBody, remoteOf, sse, tooMany } from "./http-util.js";
+import { AbandonWatch } from "./abandon-watch.js";
+import type { ChatProgress } from "../chat/client.js";
+import { progressLine } from "../core/progress.js";
 import { TokenBuckets } from "./token-buckets.js";
+import { WebFiles } from "./web-files.js";
 
 export interface HttpAdapterOptions {
   logger: Logger;
@@ -42,11 +46,8 @@ export interface HttpAdapterOptions {
   messageBurst?: number;
   /** @defaultValue 30 */
   messagesPerMinute?: number;
-}
-
-interface StoredFile {
-  channelId: string;
-  file: SentFile;
+  /** A user whose every page has been closed this long is taken to have left: their awaited answers are cancelled. @defaultValue 10000 */
+  abandonAfterMs?: number;
 }
 
 interface Channel {
@@ -62,8 +63,6 @@ const BACKLOG = 50;
 const MAX_REACTED = 200;
 const MAX_CHANNELS = 1000;
 const KEEPALIVE_MS = 15_000;
-/** Files a browser may show in the page; anything else is a download, so a tool cannot serve script from the chat's origin. */
-const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 
 /**
  * The page's policy: its script, style and icon come from this origin (no
@@ -97,13 +96,13 @@ export class HttpChatAdapter implements ChatPlatform {
   private onMessage: ((message: IncomingMessage) => void) | undefined;
   private hooks: PlatformHooks | undefined;
   private readonly channels = new Map<string, Channel>();
-  private readonly files = new Map<string, StoredFile>();
-  private fileBytes = 0;
+  private readonly files: WebFiles;
   private eventId = 0;
   private messageCount = 0;
   private keepalive: NodeJS.Timeout | undefined;
   private address: AddressInfo | undefined;
-  private readonly limits: Required<Omit<HttpAdapterOptions, "logger" | "host" | "port" | "secret" | "maxFiles" | "maxFileBytes">>;
+  private readonly limits: Required<Omit<HttpAdapterOptions, "logger" | "host" | "port" | "secret" | "maxFiles" | "maxFileBytes" | "abandonAfterMs">>;
+  private readonly abandon: AbandonWatch;
   /** Open event streams: each one's remote address and how to let it go. */
   private readonly streams = new Map<ServerResponse, { remote: string; release: () => void }>();
   private readonly streamsByAddress = new Map<string, number>();
@@ -112,6 +111,7 @@ export class HttpChatAdapter implements ChatPlatform {
 
   constructor(private readonly options: HttpAdapterOptions) {
     this.secret = options.secret ? Buffer.from(options.secret) : randomBytes(32);
+    this.files = new WebFiles(options.maxFiles ?? 200, options.maxFileBytes ?? 64 * 1024 * 1024);
     this.limits = {
       maxBodyBytes: atLeastOne("maxBodyBytes", options.maxBodyBytes ?? 64 * 1024),
       maxStreamsPerUser: atLeastOne("maxStreamsPerUser", options.maxStreamsPerUser ?? 8),
@@ -124,6 +124,9 @@ export class HttpChatAdapter implements ChatPlatform {
     };
     this.newUsers = new TokenBuckets(this.limits.newUserBurst, this.limits.newUsersPerMinute);
     this.messages = new TokenBuckets(this.limits.messageBurst, this.limits.messagesPerMinute);
+    this.abandon = new AbandonWatch(atLeastOne("abandonAfterMs", options.abandonAfterMs ?? 10_000), (channelId) =>
+      this.hooks?.cancel?.(channelId, undefined, "the chat page was closed"),
+    );
   }
 
   /** The chat page's address, once started. */
@@ -167,7 +170,7 @@ export class HttpChatAdapter implements ChatPlatform {
 
   send(channelId: string, message: OutgoingMessage): Promise<void> {
     // Named after the answer when it has an id, so the channel's history (which keeps the id) can link them again.
-    const files = message.files.map((file, i) => this.storeFile(channelId, file, message.answerId !== undefined ? fileId(message.answerId, i) : undefined));
+    const files = message.files.map((file, i) => this.files.store(channelId, file, message.answerId !== undefined ? fileId(message.answerId, i) : undefined));
     this.emit(channelId, "answer", {
       id: message.answerId ?? null,
       inReplyTo: message.inReplyTo ?? null,
@@ -181,6 +184,11 @@ export class HttpChatAdapter implements ChatPlatform {
     return Promise.resolve();
   }
 
+  /** A live line under the question while its answer's tools run; not kept for pages that reconnect (the answer replaces it). */
+  progress(channelId: string, inReplyTo: string, p: ChatProgress): void {
+    this.emit(channelId, "progress", { inReplyTo, tool: p.tool, line: progressLine(p) }, false);
+  }
+
   react(channelId: string, messageId: string, emoji: string): Promise<void> {
     const { reactions } = this.channel(channelId);
     const before = reactions.get(messageId) ?? "";
@@ -192,6 +200,7 @@ export class HttpChatAdapter implements ChatPlatform {
   }
 
   async stop(): Promise<void> {
+    this.abandon.stop();
     clearInterval(this.keepalive);
     this.keepalive = undefined;
     const server = this.server;
@@ -243,7 +252,8 @@ export class HttpChatAdapter implements ChatPlatform {
     if (req.method === "GET" && path === "/api/events") return this.subscribe(req, res, user);
     if (req.method === "GET" && path === "/api/history") return this.history(res, user);
     if (req.method === "POST" && path === "/api/messages") return this.receive(req, res, user);
-    if (req.method === "GET" && path.startsWith("/files/")) return this.serveFile(res, user, path.slice("/files/".length));
+    if (req.method === "POST" && path === "/api/cancel") return this.stopAnswer(req, res, user);
+    if (req.method === "GET" && path.startsWith("/files/")) return this.files.serve(res, channelOf(user), path.slice("/files/".length));
     json(res, 404, { error: `no such page: ${req.method ?? "?"} ${path}` });
   }
 
@@ -274,6 +284,21 @@ export class HttpChatAdapter implements ChatPlatform {
       identity: { platform: this.platform, channelId, userId: user, userName: user, guildId: "", messageId },
       text: text.trim(),
     });
+  }
+
+  /** The user's Stop button: cancels the answer to one of their messages (its running tools stop). */
+  private async stopAnswer(req: HttpRequest, res: ServerResponse, user: string): Promise<void> {
+    const body = await readBody(req, 1024);
+    if (body === null) return refuseBody(req, res, 1024);
+    let messageId: unknown;
+    try {
+      messageId = (JSON.parse(body) as { messageId?: unknown } | null)?.messageId;
+    } catch {
+      // The client gets told what is wrong with its body.
+      return json(res, 400, { error: "the body is not JSON" });
+    }
+    if (typeof messageId !== "string" || messageId === "") return json(res, 400, { error: 'expected {"messageId": "the message whose answer to stop"}' });
+    json(res, 200, { cancelled: this.hooks?.cancel?.(channelOf(user), messageId, "stopped by the user") ?? 0 });
   }
 
   /** The channel's conversation, for a page that opens or reloads; the answers' files by the same URLs as when they came. */
@@ -325,10 +350,12 @@ export class HttpChatAdapter implements ChatPlatform {
     const last = Number(req.headers["last-event-id"] ?? NaN);
     if (Number.isInteger(last)) for (const e of channel.backlog) if (e.id > last) res.write(sse(e));
     channel.clients.add(res);
+    this.abandon.opened(channelOf(user));
     this.streamsByAddress.set(remote, (this.streamsByAddress.get(remote) ?? 0) + 1);
     const release = (): void => {
       if (!this.streams.delete(res)) return;
       channel.clients.delete(res);
+      if (channel.clients.size === 0) this.abandon.allClosed(channelOf(user));
       const left = (this.streamsByAddress.get(remote) ?? 1) - 1;
       if (left > 0) this.streamsByAddress.set(remote, left);
       else this.streamsByAddress.delete(remote);
@@ -343,29 +370,12 @@ export class HttpChatAdapter implements ChatPlatform {
     res.end(`event: ${reason}\ndata: {}\n\n`);
   }
 
-  private serveFile(res: ServerResponse, user: string, id: string): void {
-    const stored = this.files.get(id);
-    // Another user's file is as absent as a dropped one.
-    if (!stored || stored.channelId !== channelOf(user)) return json(res, 404, { error: "no such file (files are kept for a while, then dropped)" });
-    const { file } = stored;
-    const inline = INLINE_TYPES.has(file.contentType);
-    res.writeHead(200, {
-      "content-type": inline ? file.contentType : "application/octet-stream",
-      "content-length": file.data.byteLength,
-      "content-disposition": `${inline ? "inline" : "attachment"}; filename="${file.name.replace(/[^A-Za-z0-9._-]/g, "_")}"`,
-      ...COMMON_HEADERS,
-      "content-security-policy": "default-src 'none'; sandbox",
-      "cache-control": "private, max-age=3600",
-    });
-    res.end(file.data);
-  }
-
   // ── state ─────────────────────────────────────────────────────────────────
 
-  private emit(channelId: string, event: string, payload: unknown): void {
+  private emit(channelId: string, event: string, payload: unknown, keep = true): void {
     const channel = this.channel(channelId);
     const entry = { id: ++this.eventId, event, data: JSON.stringify(payload) };
-    channel.backlog.push(entry);
+    if (keep) channel.backlog.push(entry);
     if (channel.backlog.length > BACKLOG) channel.backlog.shift();
     for (const res of channel.clients) res.write(sse(entry));
   }
@@ -386,26 +396,6 @@ export class HttpChatAdapter implements ChatPlatform {
       this.channels.set(id, channel);
     }
     return channel;
-  }
-
-  private storeFile(channelId: string, file: SentFile, named?: string): { name: string; contentType: string; size: number; url: string } {
-    const id = named ?? randomBytes(12).toString("base64url");
-    const before = this.files.get(id);
-    if (before) {
-      this.files.delete(id);
-      this.fileBytes -= before.file.data.byteLength;
-    }
-    this.files.set(id, { channelId, file });
-    this.fileBytes += file.data.byteLength;
-    const maxFiles = this.options.maxFiles ?? 200;
-    const maxBytes = this.options.maxFileBytes ?? 64 * 1024 * 1024;
-    for (const [key, old] of this.files) {
-      if (this.files.size <= maxFiles && this.fileBytes <= maxBytes) break;
-      if (key === id) break; // the newest stays, even alone over the byte cap
-      this.files.delete(key);
-      this.fileBytes -= old.file.data.byteLength;
-    }
-    return { name: file.name, contentType: file.contentType, size: file.data.byteLength, url: `/files/${id}` };
   }
 
   // ── identity ──────────────────────────────────────────────────────────────

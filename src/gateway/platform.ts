@@ -1,4 +1,5 @@
 import type { ToolCallDetail } from "../chat/codec.js";
+import type { ChatProgress } from "../chat/client.js";
 import type { PlatformAdapter, RichMessage, SentFile, ToolCallIdentity } from "../core/context.js";
 import type { HistoryEntry } from "./chat-history.js";
 
@@ -33,6 +34,11 @@ export interface PlatformHooks {
    * whose answer this gateway still waits for.
    */
   history(channelId: string): Promise<(HistoryEntry & { waiting?: boolean })[]>;
+  /**
+   * Cancels the answers still awaited in a channel (one message's, or all when `messageId` is undefined):
+   * the user stopped them or left. Their running tools are cancelled. Returns how many there were.
+   */
+  cancel?(channelId: string, messageId: string | undefined, reason: string): number;
 }
 
 /**
@@ -46,6 +52,8 @@ export interface ChatPlatform extends PlatformAdapter {
   start(onMessage: (message: IncomingMessage) => void, hooks?: PlatformHooks): Promise<void>;
   send(channelId: string, message: OutgoingMessage): Promise<void>;
   react(channelId: string, messageId: string, emoji: string): Promise<void>;
+  /** A tool running for the answer to `inReplyTo` reports progress (a live line while the user waits). Optional. */
+  progress?(channelId: string, inReplyTo: string, progress: ChatProgress): void;
   /** Stops taking messages and closes the platform connection. */
   stop(): Promise<void>;
 }

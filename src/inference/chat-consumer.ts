@@ -6,6 +6,10 @@ import type { Keys } from "../redis/keys.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
 import type { ChatResponder } from "./chat-responder.js";
 import { MAX_CALL_TIMEOUT_MS } from "../core/timeout.js";
+import { CallSignal } from "../core/context.js";
+import { ControlListener, RunningCalls } from "../redis/control.js";
+import { encodeProgress, ProgressSender } from "../redis/progress-entry.js";
+import { xaddArgs } from "../redis/streams.js";
 
 /** Chats one inference worker answers at once, by default. */
 export const CHAT_CONCURRENCY = 8;
@@ -33,8 +37,21 @@ export interface ChatConsumerOptions {
 export class ChatConsumer {
   /** The engine that reads the chat stream (its counters are reported as metrics). */
   readonly worker: StreamWorker;
+  /** Chats being answered here that their gateway may cancel (a web page abandoned), by chat id. */
+  private readonly chats = new RunningCalls();
+  private readonly control: ControlListener;
 
   constructor(private readonly options: ChatConsumerOptions) {
+    this.control = new ControlListener({
+      redis: options.redis,
+      url: options.redisUrl,
+      keys: options.keys,
+      logger: options.logger,
+      name: options.workerId,
+      onCancel: (id, reason) => {
+        if (this.chats.cancel(id, reason)) options.logger.info({ chat: id, reason }, "chat cancelled by its gateway");
+      },
+    });
     this.worker = new StreamWorker({
       redis: options.redis,
       redisUrl: options.redisUrl,
@@ -50,17 +67,31 @@ export class ChatConsumer {
       handler: {
         handle: (entry, stopping) => this.handle(entry, stopping),
         deadLetterReply: (entry, reason) => this.failureReply(entry, `Sorry — this message could not be answered (${reason}).`),
+        // A cancel whose control message was lost is found by its mark.
+        extendLeases: async () => {
+          const check = this.chats.markCheck(options.keys);
+          if (!check) return;
+          check.apply(await options.redis.sendCommand(check.args), (id, reason) =>
+            options.logger.info({ chat: id, reason }, "chat cancelled by its gateway (found at the lease tick)"),
+          );
+        },
       },
     });
   }
 
-  start(): Promise<void> {
-    return this.worker.start();
+  async start(): Promise<void> {
+    try {
+      await this.control.start();
+    } catch (err) {
+      this.options.logger.warn({ ...errorFields(err) }, "could not subscribe to the control channel; chat cancels are seen at the lease tick");
+    }
+    await this.worker.start();
   }
 
   /** Stops taking messages; answers in progress finish (bounded by `timeoutMs`). */
-  stop(timeoutMs?: number): Promise<void> {
-    return this.worker.stop(timeoutMs);
+  async stop(timeoutMs?: number): Promise<void> {
+    await this.worker.stop(timeoutMs);
+    await this.control.stop();
   }
 
   private async handle(entry: DeliveredEntry, stopping: AbortSignal): Promise<Disposition> {
@@ -79,14 +110,30 @@ export class ChatConsumer {
     // The loop ends at the chat's deadline (the user has been told to retry: no more tool calls for it),
     // or when this worker's stop gives up waiting.
     // Bounded like any call's wait: past Node's timer limit a timeout fires at once.
-    const signal = AbortSignal.any([stopping, AbortSignal.timeout(Math.min(MAX_CALL_TIMEOUT_MS, Math.max(1, chat.deadlineMs - Date.now())))]);
+    // Or when its gateway cancels it (the user left): the loop stops and its running tools are cancelled.
+    if (this.chats.cancelledBefore(chat.id) !== undefined) return { kind: "ack" };
+    const cancel = new CallSignal(stopping);
+    const signal = AbortSignal.any([cancel.signal, AbortSignal.timeout(Math.min(MAX_CALL_TIMEOUT_MS, Math.max(1, chat.deadlineMs - Date.now())))]);
+    this.chats.begin(chat.id, cancel);
+    // The chat's tools' progress, to the gateway, coalesced like a tool call's.
+    const progress = new ProgressSender((update) => {
+      const { tool, ...rest } = update as typeof update & { tool?: string };
+      this.options.redis
+        .sendCommand(xaddArgs(chat.replyTo, encodeProgress(chat.id, rest, tool), 10_000, true))
+        .catch((err: unknown) => this.options.logger.debug({ chat: chat.id, ...errorFields(err) }, "a progress update was not sent"));
+    });
     try {
-      const answer = await this.options.responder.answer(chat, this.options.adapterFor(chat.identity.platform, chat.gatewayShard), signal);
+      const answer = await this.options.responder.answer(chat, this.options.adapterFor(chat.identity.platform, chat.gatewayShard), signal, (p) =>
+        progress.report(p),
+      );
       // Stopped mid-answer: leave it pending, for another worker to answer after the lease.
       if (stopping.aborted) return { kind: "leave" };
+      // Cancelled: its gateway has stopped waiting; nobody to answer.
+      if (cancel.aborted) return { kind: "ack" };
       return { kind: "ack", reply: this.reply(chat, answer, started) };
     } catch (err) {
       if (stopping.aborted) return { kind: "leave" };
+      if (cancel.aborted) return { kind: "ack" };
       this.options.logger.error({ chat: chat.id, ...errorFields(err) }, "answering a chat message failed");
       return {
         kind: "ack",
@@ -96,6 +143,10 @@ export class ChatConsumer {
           started,
         ),
       };
+    } finally {
+      this.chats.end(chat.id);
+      progress.close();
+      cancel.detach();
     }
   }
 

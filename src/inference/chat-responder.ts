@@ -4,6 +4,8 @@ import type { Logger } from "../core/log.js";
 import type { ToolRegistryLike } from "../core/registry.js";
 import { boundCallDetails, type ChatReply, type HistoryTurn } from "../chat/codec.js";
 import { withCommands } from "./command-model.js";
+import type { ChatProgress } from "../chat/client.js";
+import type { ProgressUpdate } from "../core/progress.js";
 import { LOOP_TOOLS, openAIModel, runToolLoop, type ChatMessage, type ChatModel } from "./llm-loop.js";
 
 export interface ChatTurn {
@@ -48,7 +50,8 @@ export function describeModel(config: ConfigSource): string {
 export class ChatResponder {
   constructor(private readonly options: ChatResponderOptions) {}
 
-  async answer(turn: ChatTurn, adapter: PlatformAdapter | null, signal?: AbortSignal): Promise<ChatReply> {
+  /** `signal` ends the loop and cancels its running tools; `onProgress` hears their progress. */
+  async answer(turn: ChatTurn, adapter: PlatformAdapter | null, signal?: AbortSignal, onProgress?: (progress: ChatProgress) => void): Promise<ChatReply> {
     const ctx = new ToolContext({ ...turn.identity, observabilityRequestId: turn.id, adapter, ...(signal ? { signal } : {}) });
     const messages: ChatMessage[] = [
       { role: "system", content: this.options.systemPrompt?.(turn.identity) ?? defaultPrompt(turn.identity) },
@@ -66,6 +69,7 @@ export class ChatResponder {
       activeTools: disclosed,
       maxIterations: this.options.config.get().llmMaxIterations,
       ...(signal ? { signal } : {}),
+      ...(onProgress ? { onProgress: (tool: string, update: ProgressUpdate) => onProgress({ ...update, tool }) } : {}),
     });
     const toolCallsDetail = boundCallDetails(
       result.calls.map((c) => ({

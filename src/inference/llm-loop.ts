@@ -3,6 +3,9 @@ import stringify from "safe-stable-stringify";
 import { z } from "zod";
 import type { ToolContext } from "../core/context.js";
 import type { CallOutcome, OutcomeKind } from "../core/outcome.js";
+import type { ProgressUpdate } from "../core/progress.js";
+import { imageParts } from "../core/result.js";
+import type { CallOptions } from "../core/registry.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { openAITool, type OpenAITool, type ToolRegistryLike } from "../core/registry.js";
 import { defineTool, type ToolDefinition } from "../core/tool.js";
@@ -74,7 +77,10 @@ export interface LoopOptions {
   hardIterationCap?: number;
   /** Inner loops (call_subagent) mark their tool calls nested. @defaultValue false */
   nested?: boolean;
+  /** The chat's signal: it ends the loop, and cancels the tool calls running when it aborts. */
   signal?: AbortSignal;
+  /** Hears the progress of the tools the loop runs (a chat shows it as a live line). */
+  onProgress?: (tool: string, update: ProgressUpdate) => void;
 }
 
 /** One tool call of a loop, as the model asked for it and as it ended (where it ran, how long it took). */
@@ -195,27 +201,31 @@ export async function runToolLoop(messages: ChatMessage[], options: LoopOptions)
           return [...own(inner.ended === "answer" ? "ok" : "error", inner.text), ...inner.calls];
         }
         const schemaHash = shownHashes.get(call.name);
-        const outcome = await options.registry.execute(call.name, args, {
-          userId: options.userId,
-          ctx: options.ctx,
-          nested,
-          ...(schemaHash ? { schemaHash } : {}),
-        });
+        const callOptions: CallOptions = { userId: options.userId, ctx: options.ctx, nested, ...(schemaHash ? { schemaHash } : {}) };
+        if (options.signal) callOptions.signal = options.signal;
+        const onProgress = options.onProgress;
+        if (onProgress) callOptions.onProgress = (update) => onProgress(call.name, update);
+        const outcome = await options.registry.execute(call.name, args, callOptions);
         return [{ name: call.name, arguments: call.arguments, outcome, nested }];
       }),
     );
     turn.toolCalls.forEach((call, i) => messages.push({ role: "tool", tool_call_id: call.id, content: results[i]?.[0]?.outcome.text ?? "" }));
     for (const r of results) calls.push(...r);
     const newFiles = options.ctx.sentFiles.slice(filesBefore);
-    if (newFiles.length > 0) {
+    // Image parts of structured results: a tool message holds text only, so they follow as the user's, like sent files.
+    const images = results.flatMap((r) => imageParts(r[0]?.outcome.result));
+    if (newFiles.length > 0 || images.length > 0) {
       // The model sees what its tools sent: images as image parts, other files named.
       messages.push({
         role: "user",
-        content: newFiles.map((f) =>
-          f.contentType.startsWith("image/")
-            ? { type: "image_url" as const, image_url: { url: `data:${f.contentType};base64,${Buffer.from(f.data).toString("base64")}` } }
-            : { type: "text" as const, text: `[file sent: ${f.name}, ${f.contentType}, ${f.data.byteLength} bytes]` },
-        ),
+        content: [
+          ...newFiles.map((f) =>
+            f.contentType.startsWith("image/")
+              ? { type: "image_url" as const, image_url: { url: `data:${f.contentType};base64,${Buffer.from(f.data).toString("base64")}` } }
+              : { type: "text" as const, text: `[file sent: ${f.name}, ${f.contentType}, ${f.data.byteLength} bytes]` },
+          ),
+          ...images.map((img) => ({ type: "image_url" as const, image_url: { url: `data:${img.mimeType};base64,${img.data}` } })),
+        ],
       });
     }
     for (const name of options.ctx.injectedTools ?? []) active.add(name);

@@ -1,5 +1,5 @@
 import type { ConfigSource } from "../config/live.js";
-import type { ExecuteToolParams, GatewayAnswer, GatewayOperation, JsonValue, PlatformAdapter, ToolContext } from "../core/context.js";
+import type { DelegateOptions, ExecuteToolParams, GatewayAnswer, GatewayOperation, JsonValue, PlatformAdapter, ToolContext } from "../core/context.js";
 import type { Keys } from "../redis/keys.js";
 import { wireContextOf, type ToolsClient } from "../tool-exec/client.js";
 import { ToolfleetError } from "../core/errors.js";
@@ -21,7 +21,7 @@ export class ProxyPlatformAdapter implements PlatformAdapter {
     private readonly shard?: string,
   ) {}
 
-  async delegateToGateway(operation: GatewayOperation, params: ExecuteToolParams, ctx: ToolContext): Promise<GatewayAnswer> {
+  async delegateToGateway(operation: GatewayOperation, params: ExecuteToolParams, ctx: ToolContext, options: DelegateOptions = {}): Promise<GatewayAnswer> {
     if (operation !== "execute_tool") throw new ToolfleetError("GATEWAY_UNAVAILABLE", `gateway operation '${operation}' is not supported`);
     const client = this.client();
     if (!client) throw new ToolfleetError("GATEWAY_UNAVAILABLE", "the gateway is unreachable: this worker's Redis path is not started");
@@ -39,11 +39,17 @@ export class ProxyPlatformAdapter implements PlatformAdapter {
       ctx: wireContextOf(ctx),
       traceId: ctx.observabilityRequestId,
       identity: ctx.identity(),
-      timeoutMs: this.config.get().toolsExecTimeout * 1000,
+      timeoutMs: options.timeoutMs ?? this.config.get().toolsExecTimeout * 1000,
+      // Cancelled, and kept up to date, the same way as a call to the tools service.
+      signal: options.signal,
+      onProgress: options.onProgress,
+      maxTotalMs: options.maxTotalTimeoutMs,
     });
     if (reply.status !== "ok")
       throw reply.error ? ToolfleetError.fromWire(reply.error) : new ToolfleetError("INTERNAL", `the gateway answered ${reply.status}`);
     ctx.mergeWriteBack(reply.writeBack);
-    return { text: reply.result, kind: reply.outcome ?? "ok" };
+    const answer: GatewayAnswer = { text: reply.result, kind: reply.outcome ?? "ok" };
+    if (reply.structured) answer.result = reply.structured;
+    return answer;
   }
 }

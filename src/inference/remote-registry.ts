@@ -4,6 +4,8 @@ import type { JsonValue } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import {
   isAllowedBy,
+  maxTotalOf,
+  pinOf,
   openAITool,
   toPermissionMap,
   type CallOptions,
@@ -23,11 +25,11 @@ import { type ToolReply } from "../tool-exec/codec.js";
 import { ToolsClient, wireContextOf } from "../tool-exec/client.js";
 import { RemoteFailures, failureKind } from "./remote-failures.js";
 import { NO_METRICS, type CallMetrics } from "../core/metrics.js";
-import { ToolfleetError } from "../core/errors.js";
+import { ToolfleetError, isToolfleetError } from "../core/errors.js";
 import { MAX_CALL_TIMEOUT_MS, checkedTimeoutMs } from "../core/timeout.js";
 import { within } from "../core/within.js";
 import { cancelUnstarted } from "../tool-exec/idempotency.js";
-import { noLiveWorker, permissionDenied, staleTwice, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "../core/outcome.js";
+import { cancelled, noLiveWorker, permissionDenied, staleTwice, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "../core/outcome.js";
 
 /** Counters an operator can read (and a test can assert on). */
 export interface RemoteRegistryStats {
@@ -292,9 +294,11 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     // Nested calls and in_process mode: the local registry, which also delegates gateway-pinned tools
     // through the context's adapter, and checks the permission and options itself.
     if (options.nested || cfg.toolsServiceMode === "in_process") return this.options.local.execute(name, args, options);
-    if (cfg.gatewayPinned.has(name)) return { ...(await this.options.local.execute(name, args, options)), route: "gateway" };
+    // Pinned by the config, or by the tool's own definition (here, or as the catalog describes it).
+    const pin = pinOf(name, cfg, this.options.local.get(name) ?? this.byName.get(name));
+    if (pin === "gateway") return { ...(await this.options.local.executeOnGateway(name, args, options)), route: "gateway" };
     // Inference-pinned, or forced local.
-    if (cfg.inferencePinned.has(name) || cfg.toolsForceInProcess.has(name)) return this.options.local.execute(name, args, options);
+    if (pin === "inference" || cfg.toolsForceInProcess.has(name)) return this.options.local.execute(name, args, options);
     // Everything else: the tools service (shadow: the local registry answers, some tools mirrored).
     if (cfg.toolsServiceMode === "shadow") {
       const outcome = await this.options.local.execute(name, args, options);
@@ -308,11 +312,12 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const started = performance.now();
     const done = (kind: OutcomeKind, text: string, route: Route = "remote"): CallOutcome => ({ kind, text, route, durationMs: performance.now() - started });
     if (options.timeoutMs !== undefined) checkedTimeoutMs(options.timeoutMs, "RemoteToolRegistry.execute()");
+    if (options.signal?.aborted) return done("cancelled", cancelled(name, options.signal.reason), "local");
     // Permission fast-fail from the catalog (UX only: the tools service checks again, authoritatively).
     const { userId } = options;
     if (userId && !this.isAllowed(name, userId)) return done("denied", permissionDenied(userId, name), "local");
     // Read once: a live reload must not give the cancel marker below a shorter life than the request's.
-    const timeoutMs = this.timeoutOf(options);
+    const timeoutMs = this.timeoutOf(name, options);
     const noWorker = async (why: string): Promise<CallOutcome> => {
       this.stats.noLiveWorker++;
       const err = new ToolfleetError("NO_LIVE_WORKER", why);
@@ -346,6 +351,8 @@ export class RemoteToolRegistry implements ToolRegistryLike {
         this.stats.staleRetries++;
         why = "stale";
       } catch (err) {
+        // The caller gave up: it settles now, and the worker was told (never a fallback: the caller wants no result).
+        if (isToolfleetError(err, "CANCELLED")) return done("cancelled", cancelled(name, options.signal?.reason ?? err.message));
         if (resent || !this.failures.neverRan(err)) return this.failures.failed(name, args, options, timeoutMs, err, done);
         why = "never ran";
       }
@@ -364,11 +371,16 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     }
     if (reply.status !== "ok") return done(failureKind(reply), reply.error?.message ?? `Tool '${name}' failed on the tools service (${reply.status}).`);
     options.ctx?.mergeWriteBack(reply.writeBack);
-    return done(reply.outcome ?? "ok", reply.result);
+    const outcome = done(reply.outcome ?? "ok", reply.result);
+    if (reply.structured) outcome.result = reply.structured;
+    return outcome;
   }
 
-  private timeoutOf(options: CallOptions): number {
-    return options.timeoutMs ?? this.options.config.get().toolsExecTimeout * 1000;
+  /** The call's own timeout, else the tool's (the catalog's word, or the local definition's), else the config's. */
+  private timeoutOf(name: string, options: CallOptions): number {
+    return (
+      options.timeoutMs ?? this.byName.get(name)?.timeoutMs ?? this.options.local.get(name)?.timeoutMs ?? this.options.config.get().toolsExecTimeout * 1000
+    );
   }
 
   private send(name: string, args: unknown, options: CallOptions, timeoutMs: number, route: CallRoute, schemaHash: string): Promise<ToolReply> {
@@ -405,6 +417,9 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       // The identity this tier authenticated: the context's when there is one.
       identity: ctx ? ctx.identity() : { userId, guildId: "", channelId: "", platform: "" },
       timeoutMs,
+      maxTotalMs: maxTotalOf(options, timeoutMs, "RemoteToolRegistry.execute()"),
+      signal: options.signal,
+      onProgress: options.onProgress,
     });
   }
 
@@ -416,7 +431,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const schemaHash = this.byName.get(name)?.schemaHash ?? "";
     const route: CallRoute =
       this.view && this.catalog ? this.view.route(name, schemaHash) : { kind: "pool", pool: "default", stream: this.options.keys.toolsStream };
-    const run = this.send(name, args, options, this.timeoutOf(options), route, schemaHash)
+    const run = this.send(name, args, { ...options, signal: undefined, onProgress: undefined }, this.timeoutOf(name, options), route, schemaHash)
       .then((reply) => {
         const remoteText = reply.status === "ok" ? reply.result : `(${reply.status}) ${reply.error?.message ?? ""}`;
         if (remoteText === localText) this.stats.shadowMatches++;

@@ -46,6 +46,10 @@ export interface Keys {
   task(taskId: string): string;
   /** Sorted set of task ids by start time, for listing. */
   readonly taskIndex: string;
+  /** Pub/sub channel on which callers tell every tools and gateway worker of a cancelled request. */
+  readonly toolsControl: string;
+  /** A caller's mark that it cancelled a request; workers check it at every lease tick (a control message may be lost). */
+  cancelMark(idemKey: string): string;
 }
 
 const NAMESPACE = /^[A-Za-z0-9_.{}-]{1,64}$/;
@@ -116,5 +120,7 @@ export function keys(namespace = "sg"): Keys {
     heartbeatPrefix: (service: string) => `${ns}:worker:${id("service", service)}:`,
     task: (taskId: string) => `${ns}:task:${id("task id", taskId)}`,
     taskIndex: `${ns}:tasks`,
+    toolsControl: `${ns}:tools:control`,
+    cancelMark: (key: string) => `${ns}:tools:cancel:${idemKey(key)}`,
   });
 }

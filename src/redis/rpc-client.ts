@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { ToolfleetError, type WireError } from "../core/errors.js";
+import { ToolfleetError, reasonText, type WireError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { Decoded, EntryFields } from "./entry-codec.js";
 import type { RedisClient } from "./client.js";
@@ -26,6 +26,22 @@ export interface RpcClientOptions<Reply> {
   replyStreamTtlSeconds?: number;
   /** @defaultValue 1000 */
   blockMs?: number;
+  /**
+   * Reads an entry that is not a reply but news of a call in flight (a progress update): its call and
+   * what it says, or null when the entry is a reply. Checked before `decode`. @defaultValue none
+   */
+  sideOf?(fields: EntryFields): { correlationId: string; update: unknown } | null;
+}
+
+/** What a request may carry besides its deadline. */
+export interface RequestExtras {
+  /** Aborting it ends the call at once with a CANCELLED error, and `onCancel` is called. */
+  signal?: AbortSignal;
+  onCancel?: (reason: unknown) => void;
+  /** Hears each side entry (`sideOf`) of the call; each one also moves the deadline to `timeoutMs` from now, never past `maxTotalMs` from the start. */
+  onUpdate?: (update: unknown) => void;
+  /** @defaultValue timeoutMs: no extension */
+  maxTotalMs?: number;
 }
 
 interface Pending<Reply, Meta> {
@@ -37,6 +53,9 @@ interface Pending<Reply, Meta> {
   timeoutMs: number;
   /** What the caller keeps about the call (e.g. where its request landed), for `failPending()`. */
   meta: Meta | undefined;
+  /** The latest the deadline may move to, and who hears the call's side entries. */
+  limit: number;
+  onUpdate: ((update: unknown) => void) | undefined;
 }
 
 /**
@@ -121,20 +140,40 @@ export class RpcClient<Reply, Meta = never> {
    * `timeoutMs` is the caller's, already checked (`checkedTimeoutMs`).
    * `meta` is the caller's own record of the call, for `failPending()`.
    */
-  request(correlationId: string, idemKey: string, timeoutMs: number, publish: Promise<unknown>, meta?: Meta): Promise<Reply> {
+  request(correlationId: string, idemKey: string, timeoutMs: number, publish: Promise<unknown>, meta?: Meta, extras?: RequestExtras): Promise<Reply> {
     if (!this.started) throw new ToolfleetError("NOT_STARTED", `${this.options.name}: request() before start()`);
     return new Promise((resolve, reject) => {
+      const signal = extras?.signal;
       const settle = (outcome: Reply | ToolfleetError): void => {
         if (!this.pending.delete(correlationId)) return;
+        if (onAbort) signal?.removeEventListener("abort", onAbort);
         if (outcome instanceof ToolfleetError) reject(outcome);
         else resolve(outcome);
       };
-      const deadline = performance.now() + timeoutMs;
-      this.pending.set(correlationId, { settle, idemKey, deadline, timeoutMs, meta });
+      // Only a call given a signal pays for a listener.
+      const onAbort = signal
+        ? (): void => {
+            if (!this.pending.has(correlationId)) return;
+            settle(
+              new ToolfleetError("CANCELLED", `Cancelled by the caller: ${reasonText(signal.reason)}`, {
+                idemKey,
+              }),
+            );
+            extras?.onCancel?.(signal.reason);
+          }
+        : undefined;
+      const started = performance.now();
+      const deadline = started + timeoutMs;
+      const limit = extras?.maxTotalMs !== undefined ? started + Math.max(timeoutMs, extras.maxTotalMs) : deadline;
+      this.pending.set(correlationId, { settle, idemKey, deadline, timeoutMs, meta, limit, onUpdate: extras?.onUpdate });
       if (deadline < this.armedFor) this.armDeadlines(deadline);
       publish.catch((err: unknown) =>
         settle(new ToolfleetError("PUBLISH_FAILED", `Could not publish the request: ${(err as Error).message}`, { idemKey, cause: err })),
       );
+      if (signal && onAbort) {
+        if (signal.aborted) onAbort();
+        else signal.addEventListener("abort", onAbort, { once: true });
+      }
     });
   }
 
@@ -182,9 +221,29 @@ export class RpcClient<Reply, Meta = never> {
     if (next !== Infinity) this.armDeadlines(next);
   };
 
+  /** A side entry: handed to its call, whose deadline moves on (the timer finds it later and re-arms). */
+  private update(correlationId: string, update: unknown): void {
+    const p = this.pending.get(correlationId);
+    if (!p) return;
+    p.deadline = Math.min(performance.now() + p.timeoutMs, p.limit);
+    try {
+      p.onUpdate?.(update);
+    } catch (err) {
+      this.options.logger.warn(
+        { correlationId, error: err instanceof Error ? err.message : String(err) },
+        `a call's update listener threw (${this.options.name})`,
+      );
+    }
+  }
+
   private deliver(entries: StreamEntry[]): void {
     for (const entry of entries) {
       if (!entry.fields) continue;
+      const side = this.options.sideOf?.(entry.fields);
+      if (side) {
+        this.update(side.correlationId, side.update);
+        continue;
+      }
       const decoded = this.options.decode(entry.fields);
       if (!decoded.ok) {
         this.options.logger.warn(

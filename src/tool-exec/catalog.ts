@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import stringify from "safe-stable-stringify";
 import { z } from "zod";
 import type { Permissions } from "../core/registry.js";
-import { TOOL_NAME_PATTERN, type ToolAnnotations, type ToolDefinition } from "../core/tool.js";
+import { TOOL_NAME_PATTERN, type ToolAnnotations, type ToolDefinition, type ToolPin } from "../core/tool.js";
 import type { JsonSchema } from "../core/validate.js";
 import { ToolfleetError } from "../core/errors.js";
 
@@ -18,6 +18,12 @@ export interface CatalogTool {
   annotations: ToolAnnotations;
   /** Hash of this tool's canonical description: a change to it, and only it, makes callers stale for this tool. */
   schemaHash: string;
+  /** The tool's own time limit, milliseconds (v1.1; absent: the config's). */
+  timeoutMs?: number;
+  /** The tier the tool is pinned to by its definition (v1.1). */
+  pin?: ToolPin;
+  /** JSON Schema of its structured content (v1.1). */
+  outputSchema?: JsonSchema;
 }
 
 export interface Catalog {
@@ -40,9 +46,12 @@ function canonical(value: unknown): string {
   return text;
 }
 
-export function toolSchemaHash(def: Pick<ToolDefinition, "name" | "description" | "parameters" | "allowRepeat" | "noBackground" | "annotations">): string {
-  const { name, description, parameters, allowRepeat, noBackground, annotations } = def;
-  return sha256(canonical({ name, description, parameters, allowRepeat, noBackground, annotations }));
+export function toolSchemaHash(
+  def: Pick<ToolDefinition, "name" | "description" | "parameters" | "allowRepeat" | "noBackground" | "annotations" | "timeoutMs" | "pin" | "outputSchema">,
+): string {
+  const { name, description, parameters, allowRepeat, noBackground, annotations, timeoutMs, pin, outputSchema } = def;
+  // The v1.1 members are left out when unset (undefined is not serialised): a tool without them hashes as before.
+  return sha256(canonical({ name, description, parameters, allowRepeat, noBackground, annotations, timeoutMs, pin, outputSchema }));
 }
 
 /** The catalog of a registry's tools and permissions; the same tools always give the same hashes. */
@@ -57,6 +66,9 @@ export function buildCatalog(tools: readonly ToolDefinition[], permissions: Perm
       noBackground: t.noBackground,
       annotations: { ...t.annotations },
       schemaHash: toolSchemaHash(t),
+      ...(t.timeoutMs !== undefined ? { timeoutMs: t.timeoutMs } : {}),
+      ...(t.pin !== undefined ? { pin: t.pin } : {}),
+      ...(t.outputSchema !== undefined ? { outputSchema: t.outputSchema } : {}),
     }));
   const perms = Object.fromEntries(Object.entries(permissions).map(([tool, users]) => [tool, [...users].sort()]));
   return { version: CATALOG_VERSION, schemaHash: buildCatalogHash(entries, perms), publishedAt: now, tools: entries, permissions: perms };
@@ -79,8 +91,19 @@ export const catalogSchema = z.object({
         parameters: z.record(z.string(), z.unknown()),
         allowRepeat: z.boolean(),
         noBackground: z.boolean(),
-        annotations: z.object({ readOnly: z.boolean().optional(), idempotent: z.boolean().optional(), destructive: z.boolean().optional() }),
+        annotations: z.object({
+          readOnly: z.boolean().optional(),
+          idempotent: z.boolean().optional(),
+          destructive: z.boolean().optional(),
+          readOnlyHint: z.boolean().optional(),
+          idempotentHint: z.boolean().optional(),
+          destructiveHint: z.boolean().optional(),
+          openWorldHint: z.boolean().optional(),
+        }),
         schemaHash: z.string().regex(/^[0-9a-f]{64}$/),
+        timeoutMs: z.number().positive().optional(),
+        pin: z.enum(["gateway", "inference"]).optional(),
+        outputSchema: z.record(z.string(), z.unknown()).optional(),
       }),
     )
     .max(10_000),

@@ -2,18 +2,21 @@ import type { Logger } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { WrittenSessions, sessionRecord, sessionWriteArgs, type SessionIdentity } from "./session.js";
-import { RpcClient } from "../redis/rpc-client.js";
+import { RpcClient, type RequestExtras } from "../redis/rpc-client.js";
 import { LiveWorkers } from "../redis/live-workers.js";
 import { xaddArgs } from "../redis/streams.js";
 import { ID_PATTERN } from "../redis/keys.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, errorReply, type ToolReply, type ToolRequest, type WireContext } from "./codec.js";
 import type { JsonValue, ToolContext } from "../core/context.js";
 import { DEFAULT_MAX_REPLY_BYTES, type Decoded, type EntryFields } from "../redis/entry-codec.js";
-import { ToolfleetError, isToolfleetError, wireError } from "../core/errors.js";
+import { ToolfleetError, isToolfleetError, reasonText, wireError } from "../core/errors.js";
 import { checkedTimeoutMs } from "../core/timeout.js";
 import { errorFields } from "../core/log.js";
 import type { PublishedRequest } from "./idempotency.js";
 import { signEntry, signatureProblem } from "./signing.js";
+import type { ProgressUpdate } from "../core/progress.js";
+import { decodeProgress, PROGRESS_FIELD } from "../redis/progress-entry.js";
+import { cancelRunning } from "./cancel.js";
 
 export interface ToolsClientOptions {
   redis: RedisClient;
@@ -58,6 +61,12 @@ export interface ToolCall {
    * may run twice: annotated idempotent or read-only). Otherwise such a call fails at once with REQUEST_LOST.
    */
   resendIfLost?: boolean;
+  /** Aborting it cancels the call (docs/protocol.md §9.5): it ends at once with a CANCELLED error. */
+  signal?: AbortSignal;
+  /** Asks the worker for progress updates (v1.1) and hears them; each moves the deadline on, up to `maxTotalMs`. */
+  onProgress?: (update: ProgressUpdate) => void;
+  /** @defaultValue timeoutMs */
+  maxTotalMs?: number;
 }
 
 /** One connection's life (from one `ready` to the next) and the run_id of the Redis it talks to, once known. */
@@ -148,6 +157,11 @@ export class ToolsClient {
         ? (fields) => this.decodeSigned(options.fleetSecret!, fields)
         : (fields) => decodeReply(fields, options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES),
       correlationOf: (reply) => reply.correlationId,
+      // A progress entry whose signature does not hold is dropped like any other unsigned entry.
+      sideOf: (fields) =>
+        fields[PROGRESS_FIELD] === undefined || (options.fleetSecret && signatureProblem(options.fleetSecret, "progress", fields))
+          ? null
+          : decodeProgress(fields),
       malformed: (correlationId, error) => errorReply(correlationId, "", error),
       ...(options.replyStreamTtlSeconds ? { replyStreamTtlSeconds: options.replyStreamTtlSeconds } : {}),
       ...(options.blockMs ? { blockMs: options.blockMs } : {}),
@@ -325,6 +339,11 @@ export class ToolsClient {
       sessionTag: session.rec.tag,
       ctx: call.ctx,
     };
+    const maxTotalMs = call.maxTotalMs ?? call.timeoutMs;
+    if (call.onProgress) {
+      request.progress = true;
+      request.maxDeadlineMs = Math.ceil(Date.now() + maxTotalMs);
+    }
     const fields = encodeRequest(request, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     // Signed in place (the sig field added): bench/stages.ts marks the line above.
     if (this.options.fleetSecret) signEntry(this.options.fleetSecret, "request", fields);
@@ -351,11 +370,32 @@ export class ToolsClient {
       if (sessionWritten && !oneOff) this.sessions.wrote(traceId, call.identity, session.rec, ttlSeconds);
     });
     try {
-      const reply = await this.rpc.request(correlationId, request.idemKey, call.timeoutMs, published, meta);
+      const reply = await this.rpc.request(
+        correlationId,
+        request.idemKey,
+        call.timeoutMs,
+        published,
+        meta,
+        call.signal || call.onProgress ? this.extrasOf(call, request.idemKey, maxTotalMs) : undefined,
+      );
       return { reply, traceId, sessionWritten };
     } catch (err) {
       if (typeof err === "object" && err !== null) publishedBy.set(err, meta);
       throw err;
     }
+  }
+
+  private extrasOf(call: ToolCall, idemKey: string, maxTotalMs: number): RequestExtras {
+    const extras: RequestExtras = { maxTotalMs };
+    if (call.onProgress) extras.onUpdate = call.onProgress as (update: unknown) => void;
+    if (call.signal) {
+      extras.signal = call.signal;
+      // The marks outlive the longest the request could still be waiting or running.
+      extras.onCancel = (reason) =>
+        void cancelRunning(this.options.redis, this.options.keys, idemKey, reasonText(reason), maxTotalMs / 1000 + 60).catch((err: unknown) =>
+          this.options.logger.warn({ tool: call.toolName, idemKey, ...errorFields(err) }, "could not send the cancel; the worker may run the call to its end"),
+        );
+    }
+    return extras;
   }
 }

@@ -20,6 +20,7 @@ import {
 } from "../redis/entry-codec.js";
 import { ID_PATTERN, COMPOSITE_ID_PATTERN, SESSION_TAG_PATTERN } from "../redis/keys.js";
 import { parseOutcomeKind, type OutcomeKind } from "../core/outcome.js";
+import { resultProblem, type StructuredResult } from "../core/result.js";
 
 /**
  * The tool-exec messages: a request and its reply (docs/protocol.md is their
@@ -56,6 +57,10 @@ export interface ToolRequest {
   /** Names, with `traceId`, the session record that holds the caller's identity. */
   sessionTag: string;
   ctx: WireContext;
+  /** v1.1: the caller takes progress updates on its reply stream (a v1 caller never asks, so never gets one). */
+  progress?: boolean;
+  /** v1.1: the latest progress may push the deadline to, Unix epoch milliseconds. */
+  maxDeadlineMs?: number;
 }
 
 export type ReplyStatus = "ok" | "error" | "CATALOG_STALE" | "EXPIRED";
@@ -78,6 +83,8 @@ export interface ToolReply {
   writeBack: WriteBack;
   workerId: string;
   durationMs: number;
+  /** v1.1: the tool's structured result (content parts, structured content, isError); `result` is its text. */
+  structured?: StructuredResult;
 }
 
 // ── schemas (snake_case on the wire, camelCase in code) ───────────────────
@@ -116,6 +123,8 @@ const requestBody = z.object({
   deadline_ms: z.number().int().positive(),
   session_tag: z.string().regex(SESSION_TAG_PATTERN, "16 lowercase hex digits"),
   ctx: wireContext,
+  progress: z.boolean().optional(),
+  max_deadline_ms: z.number().int().positive().optional(),
 });
 
 const replyBody = z.object({
@@ -133,6 +142,10 @@ const replyBody = z.object({
   }),
   worker_id: z.string(),
   duration_ms: z.number().nonnegative(),
+  // v1.1, checked by resultProblem() when present: MCP's CallToolResult members.
+  content: z.array(json).max(1000).optional(),
+  structured_content: z.record(z.string(), json).optional(),
+  is_error: z.boolean().optional(),
 });
 
 // zod stays the one description of each body; on the hot path Ajv runs it, compiled
@@ -176,6 +189,9 @@ export function encodeRequest(req: ToolRequest, maxBytes = DEFAULT_MAX_REQUEST_B
       room_context: req.ctx.roomContext,
       trace_id: req.traceId,
     },
+    // v1.1 members, left out when unset (JSON.stringify drops undefined): a v1 worker ignores them.
+    progress: req.progress,
+    max_deadline_ms: req.maxDeadlineMs,
   });
   const size = utf8SizeIfOver(body, maxBytes);
   if (size !== null) {
@@ -209,33 +225,34 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
     return refused(wireError("INVALID_REQUEST", "invalid request: idem_key must be <ctx.trace_id>:<correlation_id>"));
   }
   const c = b.ctx;
-  return {
-    ok: true,
-    value: {
-      type: b.type,
-      toolName: b.tool_name,
-      toolArgs: b.tool_args,
-      userId: b.user_id,
-      correlationId: b.correlation_id,
-      traceId: b.ctx.trace_id,
-      idemKey: b.idem_key,
-      replyTo: b.reply_to,
-      schemaHash: b.schema_hash,
-      deadlineMs: b.deadline_ms,
-      sessionTag: b.session_tag,
-      ctx: {
-        platform: c.platform ?? "",
-        channelId: c.channel_id ?? "",
-        userId: c.user_id ?? "",
-        userName: c.user_name ?? "",
-        guildId: c.guild_id ?? "",
-        messageId: c.message_id ?? "",
-        observabilityRequestId: c.observability_request_id ?? "",
-        disclosedSkillIds: c.disclosed_skill_ids ?? [],
-        roomContext: c.room_context ?? null,
-      },
+  const value: ToolRequest = {
+    type: b.type,
+    toolName: b.tool_name,
+    toolArgs: b.tool_args,
+    userId: b.user_id,
+    correlationId: b.correlation_id,
+    traceId: b.ctx.trace_id,
+    idemKey: b.idem_key,
+    replyTo: b.reply_to,
+    schemaHash: b.schema_hash,
+    deadlineMs: b.deadline_ms,
+    sessionTag: b.session_tag,
+    ctx: {
+      platform: c.platform ?? "",
+      channelId: c.channel_id ?? "",
+      userId: c.user_id ?? "",
+      userName: c.user_name ?? "",
+      guildId: c.guild_id ?? "",
+      messageId: c.message_id ?? "",
+      observabilityRequestId: c.observability_request_id ?? "",
+      disclosedSkillIds: c.disclosed_skill_ids ?? [],
+      roomContext: c.room_context ?? null,
     },
   };
+  // Assigned, not spread in: this is every request's path (see replyBodyJson).
+  if (b.progress) value.progress = true;
+  if (b.max_deadline_ms !== undefined) value.maxDeadlineMs = b.max_deadline_ms;
+  return { ok: true, value };
 }
 
 // ── replies ───────────────────────────────────────────────────────────────
@@ -258,6 +275,9 @@ function replyBodyJson(reply: ToolReply): string {
     },
     worker_id: reply.workerId,
     duration_ms: Math.round(reply.durationMs * 1000) / 1000,
+    content: reply.structured?.content,
+    structured_content: reply.structured?.structuredContent,
+    is_error: reply.structured?.isError,
   });
 }
 
@@ -317,6 +337,14 @@ export function decodeReply(fields: EntryFields, maxBytes = DEFAULT_MAX_REPLY_BY
     if (kind) value.outcome = kind;
   }
   if (b.error) value.error = b.error;
+  if (b.content !== undefined) {
+    const structured: StructuredResult = { content: b.content as StructuredResult["content"] };
+    if (b.structured_content !== undefined) structured.structuredContent = b.structured_content;
+    if (b.is_error !== undefined) structured.isError = b.is_error;
+    const problem = resultProblem(structured);
+    if (problem) return { ok: false, error: wireError("INVALID_REQUEST", `invalid reply: ${problem}`), correlationId: b.correlation_id };
+    value.structured = structured;
+  }
   return { ok: true, value };
 }
 

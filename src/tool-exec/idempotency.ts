@@ -83,9 +83,14 @@ export async function takeOverClaim(
  * `cancelUnstarted()` is the proof that holds then.
  */
 export async function cancelRequest(redis: RedisClient, keys: Keys, idemKey: string, ttlSeconds: number): Promise<boolean> {
-  const value = JSON.stringify({ state: "cancelled", at: Date.now() });
-  const reply = await redis.sendCommand<string | null>(["SET", keys.idempotency(idemKey), value, "NX", "EX", String(Math.max(1, Math.ceil(ttlSeconds)))]);
+  const reply = await redis.sendCommand<string | null>(cancelledArgs(keys, idemKey, ttlSeconds));
   return reply === "OK";
+}
+
+/** The SET NX that claims a request's key as cancelled (for sending with other commands); "OK" means no worker holds it. */
+export function cancelledArgs(keys: Keys, idemKey: string, ttlSeconds: number): string[] {
+  const value = JSON.stringify({ state: "cancelled", at: Date.now() });
+  return ["SET", keys.idempotency(idemKey), value, "NX", "EX", String(Math.max(1, Math.ceil(ttlSeconds)))];
 }
 
 /** Where a published request landed: what `cancelUnstarted()` needs to prove it never started. */

@@ -1,5 +1,5 @@
 import type { ConfigSource } from "../config/live.js";
-import { ToolContext, type PlatformAdapter } from "../core/context.js";
+import type { PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { type ToolRegistry } from "../core/registry.js";
 import type { Catalog } from "./catalog.js";
@@ -9,12 +9,14 @@ import type { RedisClient } from "../redis/client.js";
 import { randomBytes } from "node:crypto";
 import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
 import { DEFAULT_POOL, checkedPool, type Keys } from "../redis/keys.js";
-import { SessionCache, parseSession, sessionReadArgs, type SessionIdentity, type SessionLookup } from "./session.js";
+import { SessionCache, parseSession, sessionReadArgs, type SessionLookup } from "./session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
-import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, emptyWriteBack, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
+import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
 import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis/entry-codec.js";
 import { wireError, type WireError } from "../core/errors.js";
-import { kindOfWireCode, permissionDenied } from "../core/outcome.js";
+import { kindOfWireCode } from "../core/outcome.js";
+import { ControlListener, RunningCalls } from "../redis/control.js";
+import { runRequest, type RunDeps } from "./run-call.js";
 import { NO_METRICS, type CallMetrics } from "../core/metrics.js";
 import { signEntry, signatureProblem } from "./signing.js";
 
@@ -90,6 +92,10 @@ export class ToolExecServer {
   private readonly secret: string | null;
   /** This process among the lives of `workerId`: written into claims (see RunningClaim). */
   private readonly instance: string;
+  /** Calls running here that their callers may cancel, and cancels heard for requests not started. */
+  private readonly calls = new RunningCalls();
+  private readonly control: ControlListener;
+  private readonly runDeps: RunDeps;
 
   constructor(options: ToolExecServerOptions) {
     this.options = options;
@@ -98,6 +104,28 @@ export class ToolExecServer {
     // reclaimable, its claim is already gone, so the reclaiming worker runs it at once.
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
     this.instance = `${options.workerId}#${randomBytes(6).toString("hex")}`;
+    this.control = new ControlListener({
+      redis: options.redis,
+      url: options.redisUrl,
+      keys: options.keys,
+      logger: options.logger,
+      name: options.workerId,
+      onCancel: (idemKey, reason) => {
+        if (this.calls.cancel(idemKey, reason)) options.logger.info({ worker: options.workerId, idemKey, reason }, "call cancelled by its caller");
+      },
+    });
+    this.runDeps = {
+      registry: options.registry,
+      config: options.config,
+      logger: options.logger,
+      redis: options.redis,
+      workerId: options.workerId,
+      adapter: options.adapter ?? null,
+      calls: this.calls,
+      secret: this.secret,
+      // The same cap as the replies beside them (StreamWorker's default).
+      maxLen: options.worker?.maxLen ?? 10_000,
+    };
     this.pool = checkedPool(options.pool ?? DEFAULT_POOL);
     this.served = new ServedTools(options.registry, options.publishesCatalog !== false);
     this.metrics = options.metrics ?? NO_METRICS;
@@ -146,6 +174,15 @@ export class ToolExecServer {
     // call built against another schema first would make a caller that has not yet seen the part retry).
     if (this.ownWorker) await this.ownWorker.start();
     await this.presence?.publish(this.served.catalog);
+    try {
+      await this.control.start();
+    } catch (err) {
+      // Cancels still reach running calls through their marks, at the lease tick, only later.
+      this.options.logger.warn(
+        { worker: this.options.workerId, ...errorFields(err) },
+        "could not subscribe to the control channel; cancels are seen at the lease tick",
+      );
+    }
     await this.worker.start();
     this.options.logger.info(
       {
@@ -171,6 +208,7 @@ export class ToolExecServer {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_GRACE_MS));
     }
     await Promise.all([this.worker.stop(timeoutMs), this.ownWorker?.stop(timeoutMs)]);
+    await this.control.stop();
     await this.presence?.withdraw();
     await this.options.registry.close();
   }
@@ -211,6 +249,11 @@ export class ToolExecServer {
       if (state?.state === "done") return this.resend(req, state);
       return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
     }
+    if (this.calls.cancelledBefore(req.idemKey) !== undefined) {
+      // Its caller has gone: no reply, and it never starts.
+      this.options.logger.info({ worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
+      return { kind: "ack" };
+    }
     const stale = this.served.staleness(req.toolName, req.schemaHash, this.options.workerId);
     if (stale) return refuse(stale);
     // A tool that is safe to run twice (annotated idempotent or read-only) needs no claim and no stored
@@ -245,7 +288,7 @@ export class ToolExecServer {
         // A refusal is this request's outcome too: stored like a result, so a duplicate gets the same.
         const runStarted = performance.now();
         reply = session.ok
-          ? await this.run(req, session.identity, stopping)
+          ? await runRequest(this.runDeps, req, session.identity, stopping)
           : errorReply(req.correlationId, this.options.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
         this.metrics.runEnded(
           req.toolName,
@@ -289,56 +332,6 @@ export class ToolExecServer {
     const session = parseSession(typeof replies[0] === "string" ? replies[0] : null, req.traceId, req.sessionTag);
     if (session.ok && toKeep) this.sessions.keep(key, session.identity, replies[1]);
     return session;
-  }
-
-  private async run(req: ToolRequest, identity: SessionIdentity, stopping: AbortSignal): Promise<ToolReply> {
-    const started = performance.now();
-    // Identity from the session record overwrites whatever the envelope claimed.
-    const ctx = new ToolContext({
-      platform: identity.platform,
-      channelId: identity.channelId,
-      userId: identity.userId,
-      userName: req.ctx.userName,
-      guildId: identity.guildId,
-      messageId: req.ctx.messageId,
-      observabilityRequestId: req.ctx.observabilityRequestId || req.traceId,
-      disclosedSkillIds: req.ctx.disclosedSkillIds,
-      roomContext: req.ctx.roomContext,
-      // A worker past its stop timeout aborts what still runs: the call answers that it was cancelled.
-      signal: stopping,
-      adapter: this.options.adapter ?? null,
-    });
-    // The authoritative permission check, with the session's identity: an empty user id is not a free pass.
-    if (!this.options.registry.isAllowed(req.toolName, identity.userId)) {
-      return {
-        correlationId: req.correlationId,
-        workerId: this.options.workerId,
-        status: "ok",
-        result: permissionDenied(identity.userId, req.toolName),
-        outcome: "denied",
-        writeBack: emptyWriteBack(),
-        durationMs: performance.now() - started,
-      };
-    }
-    const cfg = this.options.config.get();
-    const timeoutMs = Math.max(1, Math.min(req.deadlineMs - Date.now(), cfg.toolsExecTimeout * 1000));
-    // A task id is only worth giving out when any worker can answer for it later: with a Redis task store.
-    const outcome = await this.options.registry.execute(req.toolName, req.toolArgs, {
-      userId: identity.userId,
-      ctx,
-      timeoutMs,
-      background: cfg.taskStore === "redis",
-    });
-    // Literal objects, no spreads: V8 builds `{ ...a, b }` through a slow path (docs/benchmarks.md).
-    return {
-      correlationId: req.correlationId,
-      workerId: this.options.workerId,
-      status: "ok",
-      result: outcome.text,
-      outcome: outcome.kind,
-      writeBack: { sentFiles: ctx.sentFiles, injectedTools: ctx.injectedTools, sentRichMessages: ctx.sentRichMessages },
-      durationMs: performance.now() - started,
-    };
   }
 
   /**
@@ -454,6 +447,7 @@ export class ToolExecServer {
     }
   }
 
+  /** The lease tick: keeps this worker's claims alive, and catches cancels whose control message was lost (their marks). */
   private async extendClaims(ids: readonly string[]): Promise<void> {
     const tx = this.options.redis.multi();
     let any = false;
@@ -463,7 +457,13 @@ export class ToolExecServer {
       tx.addCommand(extendClaimArgs(this.options.keys, idemKey, this.claimMs));
       any = true;
     }
-    if (any) await tx.execAsPipeline();
+    const marks = this.calls.markCheck(this.options.keys);
+    if (marks) tx.addCommand(marks.args);
+    if (!any && !marks) return;
+    const results = await tx.execAsPipeline();
+    marks?.apply(results[results.length - 1], (idemKey, reason) =>
+      this.options.logger.info({ worker: this.options.workerId, idemKey, reason }, "call cancelled by its caller (found at the lease tick)"),
+    );
   }
 
   private outbound(stream: string, reply: ToolReply): Outbound {

@@ -15,7 +15,7 @@ export const SIG_FIELD = "sig";
 const SIG_VERSION = "v1";
 const SIG_PATTERN = /^v1\.(\d{1,16})\.([0-9a-f]{64})$/;
 
-export type SignedKind = "request" | "reply";
+export type SignedKind = "request" | "reply" | "progress";
 
 function mac(secret: string, kind: SignedKind, timestamp: string, fields: EntryFields): Buffer {
   const h = createHmac("sha256", secret);

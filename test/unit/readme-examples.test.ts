@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const EMBED = ["greet", "in-process", "tools-worker", "inference"];
+const EMBED = ["greet", "in-process", "tools-worker", "inference", "long-tools"];
 
 // The README's embedding programs are the files of examples/embed/, which the build compiles
 // (strict, as every file of the project): the page shows them importing the published name.
