@@ -41,7 +41,9 @@ export type LocalErrorCode =
   | "NO_LIVE_WORKER"
   | "REQUEST_LOST"
   | "WORKER_GONE"
-  | "USAGE";
+  | "USAGE"
+  | "PLATFORM_REQUIRED"
+  | "PLATFORM_REFUSED";
 
 export type ToolfleetErrorCode = WireErrorCode | LocalErrorCode;
 
