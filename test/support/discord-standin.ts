@@ -136,8 +136,13 @@ export class DiscordStandIn {
     const guildId = this.channels.get(channelId)?.guild_id as string | undefined;
     const mentions = options.mentionsBot ? [BOT] : [];
     const message = this.message(channelId, options.author ?? ALICE, { content: options.mentionsBot ? `<@${BOT_ID}> ${content}` : content, mentions }, guildId);
-    this.dispatch("MESSAGE_CREATE", message, guildId);
+    this.dispatch("MESSAGE_CREATE", this.created(message, guildId), guildId);
     return message;
+  }
+
+  /** MESSAGE_CREATE's data: the message and the type of its channel (0 a guild text channel, 1 a DM). */
+  private created(message: Json, guildId: string | undefined): Json {
+    return { ...message, channel_type: guildId ? 0 : 1 };
   }
 
   /** Closes every gateway socket with `code` (4000: "unknown error", which a client resumes after). */
@@ -160,7 +165,8 @@ export class DiscordStandIn {
     send({ op: 10, d: { heartbeat_interval: this.heartbeatMs }, s: null, t: null });
     socket.on("close", () => this.sockets.delete(socket));
     socket.on("message", (raw) => {
-      const { op, d } = JSON.parse(String(raw)) as { op: number; d: Json };
+      // binaryType "nodebuffer" (the default): one Buffer a message.
+      const { op, d } = JSON.parse((raw as Buffer).toString("utf8")) as { op: number; d: Json };
       const session = this.sockets.get(socket) ?? null;
       this.gatewayOps.push({ op, ...(session ? { shard: session.shard } : {}) });
       if (op === 1) return send({ op: 11, d: null, s: null, t: null });
@@ -343,7 +349,7 @@ export class DiscordStandIn {
         guildId,
       );
       // As Discord does: the bot's own message comes back on the gateway too (the adapter must ignore it).
-      this.dispatch("MESSAGE_CREATE", message, guildId);
+      this.dispatch("MESSAGE_CREATE", this.created(message, guildId), guildId);
       return [200, message];
     }
     if (method === "POST" && (m = /^\/channels\/(\d+)\/typing$/.exec(path))) return [204, undefined];
