@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
 import { test } from "node:test";
 import { messageRequest, reactionEmoji } from "../../src/gateway/discord/adapter.js";
 import { MESSAGE_LIMIT, planMessages, splitText, toEmbed } from "../../src/gateway/discord/split.js";
@@ -73,4 +74,14 @@ test("messageRequest: a reply reference on the first message, files named in att
   assert.equal(withFile.files?.[0]?.data.length, 2);
   assert.equal(reactionEmoji("<:fleet:7000000000000000001>"), "fleet:7000000000000000001");
   assert.equal(reactionEmoji(" 👍 "), "👍");
+});
+
+test("discord.js is loaded only when a Discord adapter starts: the library, the CLI and the tools do not load it", async () => {
+  await import("../../src/index.js");
+  await import("../../src/cli/serve.js");
+  await import("../../src/cli/up.js");
+  await import("../../examples/tools.js");
+  // discord.js is CommonJS: once loaded, by import() or require, its files are in the CommonJS cache.
+  const loaded = Object.keys(createRequire(import.meta.url).cache).filter((f) => f.includes("/node_modules/discord.js/"));
+  assert.deepEqual(loaded, []);
 });
