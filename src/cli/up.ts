@@ -141,8 +141,11 @@ async function runDistributed(options: Options, config: ConfigSource, logger: Lo
     `toolfleet up: a distributed fleet on ${redactRedisUrl(c.redisUrl)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${options.toolsWorkers} tools workers`,
   );
   const members: Member[] = [];
+  // Only the gateway holds the platform client: the other members never get the Discord token.
+  const envWithoutToken = { ...env };
+  delete envWithoutToken.TOOLFLEET_DISCORD_TOKEN;
   const start = (name: string, kind: ServiceKind, args: string[]): void => {
-    members.push(spawnMember(name, kind, ["--worker-id", `${fleetId}-${name}`, ...args], env, out));
+    members.push(spawnMember(name, kind, ["--worker-id", `${fleetId}-${name}`, ...args], kind === "gateway" ? env : envWithoutToken, out));
   };
   let stopping = false;
   const stopAll = async (): Promise<void> => {

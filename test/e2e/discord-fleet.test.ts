@@ -3,6 +3,7 @@
 // worker and gateway-pinned Discord tools → the answer back on Discord.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { z } from "zod";
@@ -10,6 +11,7 @@ import { exampleTools } from "../../examples/tools.js";
 import { createGateway, createInferenceWorker, createToolsWorker, defineConfig, defineTool, staticConfig } from "../../src/index.js";
 import { DiscordAdapter } from "../../src/gateway/discord/adapter.js";
 import { withDiscordTools } from "../../src/gateway/discord/tools.js";
+import { fleetStatus } from "../../src/fleet/status.js";
 import { closeRedis } from "../../src/redis/client.js";
 import { DiscordStandIn, GENERAL } from "../support/discord-standin.js";
 import { startScriptedLLM } from "../support/fixtures/scripted-llm.js";
@@ -148,6 +150,14 @@ test(
         50,
       );
       assert.match(answer, /^server: \{"id":"\d+","name":"Test Server",.*"members":3/);
+      // Only the gateway process was given the token.
+      const { workers } = await fleetStatus(redis, k);
+      const hasToken = (pid: number): boolean => readFileSync(`/proc/${pid}/environ`, "utf8").includes(`TOOLFLEET_DISCORD_TOKEN=${standIn.token}`);
+      assert.deepEqual(workers.map((w) => [w.service, hasToken(w.pid)]).sort(), [
+        ["gateway", true],
+        ["inference", false],
+        ["tools", false],
+      ]);
     } finally {
       fleet.kill("SIGTERM");
       code = await exited(fleet);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { test } from "node:test";
 import { messageRequest, reactionEmoji } from "../../src/gateway/discord/adapter.js";
+import { discordShard } from "../../src/cli/serve.js";
 import { MESSAGE_LIMIT, planMessages, splitText, toEmbed } from "../../src/gateway/discord/split.js";
 
 test("splitText keeps every piece within Discord's 2,000 characters, cutting at line breaks, then spaces, then anywhere", () => {
@@ -84,4 +85,13 @@ test("discord.js is loaded only when a Discord adapter starts: the library, the 
   // discord.js is CommonJS: once loaded, by import() or require, its files are in the CommonJS cache.
   const loaded = Object.keys(createRequire(import.meta.url).cache).filter((f) => f.includes("/node_modules/discord.js/"));
   assert.deepEqual(loaded, []);
+});
+
+test("--shard I --shard-count N: a Discord shard, checked", () => {
+  assert.equal(discordShard(undefined, undefined), undefined);
+  assert.deepEqual(discordShard("1", "4"), { id: 1, count: 4 });
+  assert.throws(() => discordShard("4", "4"), /--shard: with --adapter discord, a Discord shard id from 0 to 3, got '4'/);
+  assert.throws(() => discordShard("eu", "2"), /a Discord shard id from 0 to 1, got 'eu'/);
+  assert.throws(() => discordShard("0", undefined), /give --shard and --shard-count together/);
+  assert.throws(() => discordShard("0", "0"), /--shard-count: expected a positive integer/);
 });
