@@ -3,7 +3,7 @@
 // permissions, and a gateway-pinned tool.
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { TOOL_NAME_PATTERN, defineTool, isChatPlatform, type Permissions, type ToolDefinition } from "../src/index.js";
+import { TOOL_NAME_PATTERN, defineTool, discordTools, type Permissions, type ToolDefinition } from "../src/index.js";
 import { encodePng } from "./png.js";
 
 export const echo = defineTool({
@@ -130,21 +130,12 @@ export const adminStats = defineTool({
   },
 });
 
-// Gateway-pinned by name: on a gateway that owns the platform client it runs
-// there; anywhere else the registry delegates it to the gateway.
-export const discordReact = defineTool({
-  name: "discord_react",
-  description: "React to the current message with an emoji.",
-  parameters: z.object({ emoji: z.string().min(1).max(64) }),
-  handler: async ({ emoji }, ctx) => {
-    // On the gateway the live platform is right here; anywhere else the reaction is reported for the caller to show.
-    if (isChatPlatform(ctx.adapter)) await ctx.adapter.react(ctx.channelId, ctx.messageId, emoji);
-    else ctx.sendRichMessage({ kind: "reaction", emoji, messageId: ctx.messageId, channelId: ctx.channelId });
-    return `Reacted with ${emoji} on ${ctx.platform || "the platform"}.`;
-  },
-});
+// Gateway-pinned by name: on a gateway that owns the platform client they run
+// there; anywhere else the registry delegates them to the gateway. discord_react
+// reacts on any live platform; the other Discord tools need the Discord adapter.
+export const discordReact = discordTools.find((t) => t.name === "discord_react")!;
 
-export const exampleTools: readonly ToolDefinition[] = [echo, calculator, currentTime, sendImage, makeFile, injectTool, slowTask, adminStats, discordReact];
+export const exampleTools: readonly ToolDefinition[] = [echo, calculator, currentTime, sendImage, makeFile, injectTool, slowTask, adminStats, ...discordTools];
 
 /** `admin_stats` is for the user `admin` only; everything else is open. */
 export const examplePermissions: Permissions = { admin_stats: ["admin"] };

@@ -42,6 +42,8 @@ export { withCommands } from "./inference/command-model.js";
 export { ConsoleAdapter } from "./gateway/console-adapter.js";
 export { HttpChatAdapter, type HttpAdapterOptions } from "./gateway/http-adapter.js";
 export { isChatPlatform, type ChatPlatform, type IncomingMessage, type OutgoingMessage, type PlatformHooks } from "./gateway/platform.js";
+export { DiscordAdapter, type DiscordAdapterOptions } from "./gateway/discord/adapter.js";
+export { discordTools } from "./gateway/discord/tools.js";
 export { type ToolCallDetail } from "./chat/codec.js";
 export { type FleetMember, type MemberOptions, type ToolSet } from "./fleet/common.js";
 export { type WaitForRedis } from "./redis/client.js";

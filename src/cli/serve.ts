@@ -1,8 +1,10 @@
 import { LiveConfig } from "../config/live.js";
-import { redactRedisUrl } from "../config/schema.js";
+import { redactRedisUrl, type Config } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
 import { createLogger, errorFields, type Logger } from "../core/log.js";
 import { ConsoleAdapter } from "../gateway/console-adapter.js";
+import { DiscordAdapter } from "../gateway/discord/adapter.js";
+import { withDiscordTools } from "../gateway/discord/tools.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import type { ChatPlatform } from "../gateway/platform.js";
 import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_MS, type FleetMember } from "../fleet/common.js";
@@ -50,9 +52,9 @@ const GATEWAY_OPTIONS = [
   {
     name: "adapter",
     type: "string",
-    choices: ["console", "http"],
+    choices: ["console", "http", "discord"],
     defaultText: "console",
-    description: "the chat platform: console (chat in this terminal) or http (a web chat page)",
+    description: "the chat platform: console (chat in this terminal), http (a web chat page) or discord (a Discord bot: TOOLFLEET_DISCORD_TOKEN)",
   },
   { name: "host", type: "string", value: "HOST", defaultText: "127.0.0.1", description: "the http adapter's address" },
   { name: "port", type: "string", value: "N", defaultText: String(DEFAULT_PORT), description: "the http adapter's port; 0 picks a free one" },
@@ -61,7 +63,13 @@ const GATEWAY_OPTIONS = [
     type: "string",
     value: "NAME",
     description:
-      "serve the gateway stream sg:stream:gateway:<NAME> instead of the shared one; with several gateways, give each its own, so a chat's gateway-pinned calls come back to it",
+      "serve the gateway stream sg:stream:gateway:<NAME> instead of the shared one; with several gateways, give each its own, so a chat's gateway-pinned calls come back to it. With --adapter discord, NAME is this gateway's Discord shard id (0 to --shard-count - 1)",
+  },
+  {
+    name: "shard-count",
+    type: "string",
+    value: "N",
+    description: "with --adapter discord and --shard: how many Discord shards there are in all (one gateway process each), so they split the servers",
   },
 ] as const satisfies readonly OptionSpec[];
 
@@ -87,9 +95,9 @@ export const TOOLS_COMMAND = {
 
 export const GATEWAY_COMMAND = {
   name: "gateway",
-  summary: "start a gateway: a chat platform adapter (console or http) and execute_tool for gateway-pinned tools",
+  summary: "start a gateway: a chat platform adapter (console, http or discord) and execute_tool for gateway-pinned tools",
   about:
-    "Starts a gateway: it holds the chat platform (console or web chat), sends each chat message to the inference tier, and runs the gateway-pinned tools.",
+    "Starts a gateway: it holds the chat platform (console, web chat or Discord), sends each chat message to the inference tier, and runs the gateway-pinned tools.",
   options: [...serveOptions("gateway", { what: "gateway-pinned calls", default: DEFAULT_CONCURRENCY }, TOOL_MODULE), ...GATEWAY_OPTIONS],
   notes: SERVE_NOTES,
 } as const satisfies CommandSpec;
@@ -165,6 +173,8 @@ export async function runService(kind: ServiceKind, { values }: { values: ServeV
           ? createGateway({
               ...common,
               ...toolSet,
+              // A Discord gateway runs the Discord tools the module does not define itself.
+              ...(values.adapter === "discord" ? { tools: withDiscordTools(toolSet.tools) } : {}),
               platform: gatewayPlatform(values, config, logger),
               ...(values.shard !== undefined ? { shard: values.shard } : {}),
             })
@@ -199,6 +209,11 @@ export async function runService(kind: ServiceKind, { values }: { values: ServeV
 
 function gatewayPlatform(values: ServeValues, config: LiveConfig, logger: Logger): ChatPlatform {
   const kind = values.adapter ?? "console";
+  if (kind !== "discord" && values["shard-count"] !== undefined) throw new ToolfleetError("USAGE", "--shard-count is for --adapter discord");
+  if (kind === "discord") {
+    if (values.host !== undefined || values.port !== undefined) throw new ToolfleetError("USAGE", "--host and --port are for --adapter http");
+    return discordAdapter(config.get(), logger, discordShard(values.shard, values["shard-count"]));
+  }
   if (kind === "console") {
     if (values.host !== undefined || values.port !== undefined) throw new ToolfleetError("USAGE", "--host and --port are for --adapter http");
     return new ConsoleAdapter();
@@ -207,5 +222,34 @@ function gatewayPlatform(values: ServeValues, config: LiveConfig, logger: Logger
     const secret = config.get().webSecret;
     return new HttpChatAdapter({ logger, host: values.host ?? "127.0.0.1", port: port("port", values.port), ...(secret ? { secret } : {}) });
   }
-  throw new ToolfleetError("USAGE", `--adapter: expected console or http, got '${kind}'`);
+  throw new ToolfleetError("USAGE", `--adapter: expected console, http or discord, got '${kind}'`);
+}
+
+/** `--shard I --shard-count N` as a Discord shard; neither: every shard in this process. */
+export function discordShard(shard: string | undefined, count: string | undefined): { id: number; count: number } | undefined {
+  if (shard === undefined && count === undefined) return undefined;
+  if (shard === undefined || count === undefined)
+    throw new ToolfleetError("USAGE", "with --adapter discord, give --shard and --shard-count together (or neither)");
+  const n = positiveInt("shard-count", count, 1);
+  const id = Number(shard);
+  if (!/^\d+$/.test(shard) || id >= n)
+    throw new ToolfleetError("USAGE", `--shard: with --adapter discord, a Discord shard id from 0 to ${n - 1}, got '${shard}'`);
+  return { id, count: n };
+}
+
+/** The Discord adapter from the config; a clear error when the token is missing (it is never printed). */
+export function discordAdapter(config: Config, logger: Logger, shard?: { id: number; count: number }): DiscordAdapter {
+  if (!config.discordToken) {
+    throw new ToolfleetError(
+      "CONFIG_INVALID",
+      "--adapter discord needs the bot's token: set TOOLFLEET_DISCORD_TOKEN (or discordToken in the config file); the README's Discord section shows where to get it",
+    );
+  }
+  return new DiscordAdapter({
+    token: config.discordToken,
+    logger,
+    channels: config.discordChannels,
+    apiUrl: config.discordApiUrl,
+    ...(shard ? { shard } : {}),
+  });
 }

@@ -12,7 +12,8 @@ import { probeRedis } from "../redis/client.js";
 import { loadToolModule } from "../fleet/load-tools.js";
 import { createCaller } from "../fleet/caller.js";
 import { createInProcessFleet } from "../fleet/in-process.js";
-import { DEFAULT_PORT, port, type ReadyMessage, type ServiceKind } from "./serve.js";
+import { withDiscordTools } from "../gateway/discord/tools.js";
+import { DEFAULT_PORT, discordAdapter, port, type ReadyMessage, type ServiceKind } from "./serve.js";
 import type { CommandSpec, Parsed, Values } from "./args.js";
 import { untilStopSignal } from "./signals.js";
 import { runWalkthrough } from "./walkthrough.js";
@@ -21,9 +22,16 @@ export const UP_COMMAND = {
   name: "up",
   summary: "start a whole fleet (gateway, inference, N tools workers), optionally with a walk-through",
   about:
-    "Starts a whole fleet: a gateway (web chat), an inference worker and N tools workers as child processes against one Redis; in one process when Redis does not answer. Their log lines come out prefixed with the member's name ([tools-1] ...).",
+    "Starts a whole fleet: a gateway (web chat, or a Discord bot with --adapter discord), an inference worker and N tools workers as child processes against one Redis; in one process when Redis does not answer. Their log lines come out prefixed with the member's name ([tools-1] ...).",
   options: [
     { name: "tools-workers", type: "string", value: "N", default: "2", description: "tools workers to start (1-64)" },
+    {
+      name: "adapter",
+      type: "string",
+      choices: ["http", "discord"],
+      default: "http",
+      description: "the chat platform: http (a web chat page) or discord (a Discord bot: TOOLFLEET_DISCORD_TOKEN)",
+    },
     { name: "host", type: "string", value: "HOST", default: "127.0.0.1", description: "the web chat's address" },
     { name: "port", type: "string", value: "N", defaultText: String(DEFAULT_PORT), description: "the web chat's port; 0 picks a free one" },
     {
@@ -40,6 +48,7 @@ export const UP_COMMAND = {
   notes: "Ctrl-C stops every process of the fleet.",
 } as const satisfies CommandSpec;
 
+const DISCORD_CHAT = "on Discord: DM the bot, mention it, or write in a channel of TOOLFLEET_DISCORD_CHANNELS";
 const MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 // Longer than a worker's own graceful stop (30 s of draining, then 2 s), so a busy one is not cut short.
@@ -47,6 +56,7 @@ const STOP_TIMEOUT_MS = 40_000;
 
 interface Options {
   toolsWorkers: number;
+  adapter: "http" | "discord";
   host: string;
   port: number;
   tools: string | undefined;
@@ -59,9 +69,13 @@ function parse(values: Values<(typeof UP_COMMAND)["options"]>): { options: Optio
   if (!Number.isInteger(workers) || workers < 1 || workers > 64)
     throw new ToolfleetError("USAGE", `--tools-workers: expected 1-64, got '${values["tools-workers"]}'`);
   const exitAfter = values["exit-after-walkthrough"] ?? false;
+  const adapter = values.adapter === "discord" ? "discord" : "http";
+  if (adapter === "discord" && (values.walkthrough || exitAfter))
+    throw new ToolfleetError("USAGE", "the walk-through runs on the web chat: leave out --adapter discord");
   return {
     options: {
       toolsWorkers: workers,
+      adapter,
       host: values.host,
       port: port("port", values.port),
       tools: values.tools,
@@ -78,6 +92,8 @@ export async function runUp({ values }: Parsed<(typeof UP_COMMAND)["options"]>, 
   const logger = createLogger("toolfleet.up", process.env.TOOLFLEET_LOG_LEVEL ?? "warn");
   const config = new LiveConfig(logger);
   try {
+    // Checked here, before any process starts: a Discord fleet without its token cannot work.
+    if (options.adapter === "discord") discordAdapter(config.get(), logger);
     const url = config.get().redisUrl;
     if (inProcess) return await runInProcess(options, config, logger, out, "--in-process was given");
     const down = await probeRedis(url);
@@ -125,8 +141,11 @@ async function runDistributed(options: Options, config: ConfigSource, logger: Lo
     `toolfleet up: a distributed fleet on ${redactRedisUrl(c.redisUrl)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${options.toolsWorkers} tools workers`,
   );
   const members: Member[] = [];
+  // Only the gateway holds the platform client: the other members never get the Discord token.
+  const envWithoutToken = { ...env };
+  delete envWithoutToken.TOOLFLEET_DISCORD_TOKEN;
   const start = (name: string, kind: ServiceKind, args: string[]): void => {
-    members.push(spawnMember(name, kind, ["--worker-id", `${fleetId}-${name}`, ...args], env, out));
+    members.push(spawnMember(name, kind, ["--worker-id", `${fleetId}-${name}`, ...args], kind === "gateway" ? env : envWithoutToken, out));
   };
   let stopping = false;
   const stopAll = async (): Promise<void> => {
@@ -138,7 +157,9 @@ async function runDistributed(options: Options, config: ConfigSource, logger: Lo
     for (let i = 1; i <= options.toolsWorkers; i++) start(`tools-${i}`, "tools", toolsArg);
     await Promise.all(members.map((m) => m.ready));
     if (stopping) throw new Error("stopped while starting"); // a signal or the timeout came first: start nothing more
-    start("gateway", "gateway", ["--adapter", "http", "--host", options.host, "--port", String(options.port), ...toolsArg]);
+    const platformArgs =
+      options.adapter === "discord" ? ["--adapter", "discord"] : ["--adapter", "http", "--host", options.host, "--port", String(options.port)];
+    start("gateway", "gateway", [...platformArgs, ...toolsArg]);
     start("inference", "inference", []);
     return Promise.all(members.map((m) => m.ready));
   };
@@ -173,7 +194,7 @@ async function runDistributed(options: Options, config: ConfigSource, logger: Lo
   });
   const chatUrl = readies.find((r) => r.kind === "gateway")?.url ?? "";
   out(`\nfleet ready: ${members.length} processes (pids ${readies.map((r) => r.pid).join(", ")})`);
-  out(`  chat: ${chatUrl}`);
+  out(`  chat: ${options.adapter === "discord" ? DISCORD_CHAT : chatUrl}`);
   out(`  model: ${describeModel(config)}`);
   out("  see it: npx toolfleet status · stop it: Ctrl-C");
 
@@ -259,26 +280,26 @@ async function walkDistributed(config: ConfigSource, logger: Logger, fleetId: st
 async function runInProcess(options: Options, config: ConfigSource, logger: Logger, out: (line: string) => void, why: string): Promise<number> {
   out(`toolfleet up: ${why}, so the whole fleet runs in this one process (in_process mode, no Redis): web chat, tool loop and every tool here.`);
   const module = await loadToolModule(options.tools);
-  const platform = new HttpChatAdapter({
-    logger,
-    host: options.host,
-    port: options.port,
-    ...(config.get().webSecret ? { secret: config.get().webSecret } : {}),
-  });
-  const fleet = createInProcessFleet({ config, logger, platform, tools: module.tools, permissions: module.permissions });
+  const http =
+    options.adapter === "http"
+      ? new HttpChatAdapter({ logger, host: options.host, port: options.port, ...(config.get().webSecret ? { secret: config.get().webSecret } : {}) })
+      : undefined;
+  const platform = http ?? discordAdapter(config.get(), logger);
+  const tools = http ? module.tools : withDiscordTools(module.tools);
+  const fleet = createInProcessFleet({ config, logger, platform, tools, permissions: module.permissions });
   const { registry } = fleet;
   await fleet.start();
   out(`\nfleet ready: 1 process (pid ${process.pid})`);
-  out(`  chat: ${platform.url}`);
+  out(`  chat: ${http ? http.url : DISCORD_CHAT}`);
   out(`  model: ${describeModel(config)}`);
   out("  stop it: Ctrl-C");
   let ok = true;
-  if (options.walkthrough) {
+  if (options.walkthrough && http) {
     try {
       await runWalkthrough({
         execute: (name, args, options) => registry.execute(name, args, options),
-        adapter: platform,
-        chatUrl: platform.url,
+        adapter: http,
+        chatUrl: http.url,
         out,
         chatPath: "web chat → tool loop → every tool in this process → web chat",
       });
@@ -286,7 +307,7 @@ async function runInProcess(options: Options, config: ConfigSource, logger: Logg
       ok = false;
       out(`[up] the walk-through failed: ${err instanceof Error ? err.message : String(err)}`);
     }
-    if (!options.exitAfter) out(`\nThe fleet keeps running: chat at ${platform.url} · Ctrl-C stops it.`);
+    if (!options.exitAfter) out(`\nThe fleet keeps running: chat at ${http.url} · Ctrl-C stops it.`);
   }
   if (!options.exitAfter) await untilStopSignal(logger, "fleet");
   await fleet.stop();

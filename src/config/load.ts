@@ -28,6 +28,9 @@ export const ENV_VARS: Readonly<Record<keyof RawConfig, readonly [name: string, 
   chatCommands: ["TOOLFLEET_CHAT_COMMANDS", "boolean"],
   webSecret: ["TOOLFLEET_WEB_SECRET", "string"],
   fleetSecret: ["TOOLFLEET_FLEET_SECRET", "string"],
+  discordToken: ["TOOLFLEET_DISCORD_TOKEN", "string"],
+  discordChannels: ["TOOLFLEET_DISCORD_CHANNELS", "list"],
+  discordApiUrl: ["TOOLFLEET_DISCORD_API_URL", "string"],
 };
 
 /** The variable that names the JSON config file. */

@@ -56,6 +56,12 @@ export interface Config extends CoreSettings {
    * share it. Empty: nothing is signed (trust rests on Redis access alone). Never logged. @defaultValue ""
    */
   readonly fleetSecret: string;
+  /** The Discord bot token, for `--adapter discord`. Never logged. @defaultValue "" (the discord adapter refuses to start without it) */
+  readonly discordToken: string;
+  /** Channel ids where the Discord bot answers every message (elsewhere: DMs and mentions only). @defaultValue empty */
+  readonly discordChannels: readonly string[];
+  /** Discord's REST API base: another one only for a proxy or a test stand-in. @defaultValue "https://discord.com/api" */
+  readonly discordApiUrl: string;
 }
 
 const toolName = z.string().regex(TOOL_NAME_PATTERN, "a tool name (1-64 of letters, digits, _ and -)");
@@ -98,6 +104,9 @@ export const rawConfigSchema = z
     chatCommands: z.boolean("true or false"),
     webSecret: z.string("a secret of at least 16 characters").refine((v) => v === "" || v.length >= 16, "a secret of at least 16 characters"),
     fleetSecret: z.string("a secret of at least 32 characters").refine((v) => v === "" || v.length >= 32, "a secret of at least 32 characters"),
+    discordToken: z.string("a Discord bot token").max(200, "a Discord bot token of at most 200 characters"),
+    discordChannels: z.array(z.string().regex(/^\d{1,20}$/, "a list of Discord channel ids (digits)"), "a list of Discord channel ids (digits)"),
+    discordApiUrl: z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }),
   })
   .partial()
   .strict();
@@ -127,6 +136,9 @@ export const DEFAULTS: Required<RawConfig> = {
   chatCommands: true,
   webSecret: "",
   fleetSecret: "",
+  discordToken: "",
+  discordChannels: [],
+  discordApiUrl: "https://discord.com/api",
 };
 
 /** Fills defaults, freezes, and checks what no single field can: the pin sets must be disjoint. */
@@ -162,6 +174,9 @@ export function defineConfig(raw: RawConfig = {}): Config {
   return resolveConfig(parsed.data);
 }
 
+/** Settings whose values are never echoed in an error or a log line. */
+export const SECRET_SETTINGS: ReadonlySet<string> = new Set(["llmApiKey", "webSecret", "fleetSecret", "discordToken"]);
+
 /** "Invalid config: toolsExecTimeout (from TOOLFLEET_TOOLS_EXEC_TIMEOUT): expected a number of seconds > 0, got "abc"" */
 export function describeIssues(error: z.ZodError, sourceOf: (key: string) => string, input: unknown): string {
   const lines = error.issues.map((issue) => {
@@ -171,8 +186,7 @@ export function describeIssues(error: z.ZodError, sourceOf: (key: string) => str
     const key = String(issue.path[0] ?? "");
     const raw = valueAt(input, issue.path);
     // A Redis URL may carry a password and an API key is one: never echo them.
-    const got =
-      key === "llmApiKey" || key === "webSecret" || key === "fleetSecret" ? "***" : key === "redisUrl" && typeof raw === "string" ? redactRedisUrl(raw) : raw;
+    const got = SECRET_SETTINGS.has(key) ? "***" : key === "redisUrl" && typeof raw === "string" ? redactRedisUrl(raw) : raw;
     const where = issue.path.map(String).join(".");
     return `${where} (from ${sourceOf(key)}): expected ${issue.message}, got ${JSON.stringify(got) ?? "nothing"}`;
   });

@@ -44,7 +44,9 @@ export type LocalErrorCode =
   | "CANCELLED"
   | "PROGRESS_INVALID"
   | "RESULT_INVALID"
-  | "USAGE";
+  | "USAGE"
+  | "PLATFORM_REQUIRED"
+  | "PLATFORM_REFUSED";
 
 export type ToolfleetErrorCode = WireErrorCode | LocalErrorCode;
 

@@ -31,7 +31,7 @@ export function logFormat(setting = process.env.TOOLFLEET_LOG_FORMAT, isTTY = pr
 
 // Field names that hold a secret, wherever a caller puts one by mistake (one level deep too):
 // the config's own secrets are already kept out of messages (src/config/schema.ts); this is the net under that.
-const SECRET_FIELDS = ["llmApiKey", "webSecret", "fleetSecret", "apiKey", "password", "authorization", "secret", "token"];
+const SECRET_FIELDS = ["llmApiKey", "webSecret", "fleetSecret", "discordToken", "apiKey", "password", "authorization", "secret", "token"];
 const REDACT = { paths: SECRET_FIELDS.flatMap((f) => [f, `*.${f}`]), censor: "***" };
 
 export interface LoggerOptions {

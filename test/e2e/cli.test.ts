@@ -63,9 +63,9 @@ const EXPECTED_OPTIONS: Record<string, string[]> = {
   demo: [],
   call: ["user", "mode", "tools"],
   tools: [...SERVE, "pool"],
-  gateway: [...SERVE, "adapter", "host", "port", "shard"],
+  gateway: [...SERVE, "adapter", "host", "port", "shard", "shard-count"],
   inference: SERVE,
-  up: ["tools-workers", "host", "port", "tools", "in-process", "walkthrough", "exit-after-walkthrough"],
+  up: ["tools-workers", "adapter", "host", "port", "tools", "in-process", "walkthrough", "exit-after-walkthrough"],
   status: ["redis", "json"],
   catalog: ["redis", "json"],
 };

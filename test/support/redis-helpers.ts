@@ -123,9 +123,12 @@ export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv =
   return (await spawnCli([kind, ...args], env, (out) => (out.includes(" ready: ") ? true : undefined), 15_000)).child;
 }
 
-/** `toolfleet up` on a free port; resolves with the process and its chat URL once the fleet is ready. */
-export async function startFleet(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliChild & { url: string }> {
-  const { child, value } = await spawnCli(["up", "--port", "0", ...args], env, (out) => /^ {2}chat: (\S+)$/m.exec(out)?.[1], 45_000);
+/**
+ * `toolfleet up` on a free port; resolves with the process and its chat URL (what `chatLine` finds on the
+ * `  chat: ` line) once the fleet is ready.
+ */
+export async function startFleet(args: string[], env: NodeJS.ProcessEnv = {}, chatLine = /^ {2}chat: (\S+)$/m): Promise<CliChild & { url: string }> {
+  const { child, value } = await spawnCli(["up", "--port", "0", ...args], env, (out) => chatLine.exec(out)?.[1], 45_000);
   return Object.assign(child, { url: value });
 }
 

@@ -161,3 +161,20 @@ test("a password in the Redis URL is redacted for logs", () => {
   assert.equal(redactRedisUrl("redis://app:s3cret@db:6379/0"), "redis://app:***@db:6379/0");
   assert.equal(redactRedisUrl("not a url"), "(unparseable redis url)");
 });
+
+test("the Discord settings: the token is a secret never echoed, the channels a list of ids", () => {
+  const cfg = loadConfig({ env: { TOOLFLEET_DISCORD_TOKEN: "tok", TOOLFLEET_DISCORD_CHANNELS: "123, 456" } });
+  assert.equal(cfg.discordToken, "tok");
+  assert.deepEqual(cfg.discordChannels, ["123", "456"]);
+  assert.equal(cfg.discordApiUrl, "https://discord.com/api");
+  const long = `S3cret${"x".repeat(300)}`;
+  assert.throws(
+    () => loadConfig({ env: { TOOLFLEET_DISCORD_TOKEN: long } }),
+    (err: unknown) =>
+      err instanceof ToolfleetError && /discordToken \(from TOOLFLEET_DISCORD_TOKEN\): .*got "\*\*\*"/.test(err.message) && !err.message.includes("S3cret"),
+  );
+  assert.throws(
+    () => loadConfig({ env: { TOOLFLEET_DISCORD_CHANNELS: "general" } }),
+    /discordChannels\.0 \(from TOOLFLEET_DISCORD_CHANNELS\): expected a list of Discord channel ids \(digits\), got "general"/,
+  );
+});

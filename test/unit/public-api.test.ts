@@ -6,6 +6,7 @@ import { test } from "node:test";
 const ROOT = [
   "ConsoleAdapter",
   "DEFAULTS",
+  "DiscordAdapter",
   "GATEWAY_PINNED_TOOLS",
   "HttpChatAdapter",
   "INFERENCE_PINNED_TOOLS",
@@ -25,6 +26,7 @@ const ROOT = [
   "createToolsWorker",
   "defineConfig",
   "defineTool",
+  "discordTools",
   "isChatPlatform",
   "isToolResult",
   "loadConfig",
