@@ -1,22 +1,20 @@
 // The web chat and protocol v1.1, in headless Chromium against a real fleet (`toolfleet up`): a live
 // progress line while a tool runs, the Stop button, and a closed page cancelling the tools of its chats.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "node:test";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../support/chromium.js";
 import { closeRedis } from "../../src/redis/client.js";
 import { eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, exited, startFleet, testKeys } from "../support/redis-helpers.js";
 
-const CHROMIUM = process.env.TOOLFLEET_CHROMIUM ?? "/usr/bin/chromium";
 const FIXTURE = fileURLToPath(new URL("../support/fixtures/v11-tools.js", import.meta.url));
 
 test("web chat: a running tool's progress shows live, Stop cancels it, and closing the page cancels what it left running", { timeout: 150_000 }, async (t) => {
-  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (see test/e2e/web-chat.test.ts)`);
   const k = testKeys();
   const fleet = await startFleet(["--tools-workers", "1", "--tools", FIXTURE], {
     TOOLFLEET_NAMESPACE: k.namespace,
@@ -24,18 +22,7 @@ test("web chat: a running tool's progress shows live, Stop cancels it, and closi
     TOOLFLEET_TEST_REDIS_URL: REDIS_URL,
     TOOLFLEET_LLM_API_KEY: "",
   });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launchChromium();
   const redis = await connect();
   const key = (name: string): string => `${k.namespace}:fx:${name}`;
   const started = (name: string) => eventually(async () => assert.ok(await redis.get(`${key(name)}:started`)), 20_000, 50);

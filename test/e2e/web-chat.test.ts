@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { chromium } from "playwright-core";
+import { artifactsDir, launchChromium } from "../support/chromium.js";
 import { closeRedis } from "../../src/redis/client.js";
 import { REDIS_URL, connect, dropNamespace, exited, startFleet, testKeys } from "../support/redis-helpers.js";
 
@@ -14,43 +12,14 @@ interface Img {
   naturalHeight: number;
 }
 
-// Debian's chromium package; npm test installs it when run as root (scripts/test-setup.ts).
-const CHROMIUM = process.env.TOOLFLEET_CHROMIUM ?? "/usr/bin/chromium";
-
-/** The screenshots' folder: TOOLFLEET_ARTIFACTS, or a new one under the OS temp dir. Kept after the test, for a person to look at. */
-function artifactsDir(): string {
-  const given = process.env.TOOLFLEET_ARTIFACTS;
-  if (!given) return mkdtempSync(join(tmpdir(), "toolfleet-chat-"));
-  mkdirSync(given, { recursive: true });
-  return given;
-}
-
 test(
   "the web chat page in headless Chromium: answers with their tool calls' routes, an image, a reaction, tied to their questions, and kept across a reload",
   { timeout: 120_000 },
   async (t) => {
-    // Fails rather than skips: a green npm test means the page was driven in a browser (the README's Development section).
-    assert.ok(
-      existsSync(CHROMIUM),
-      `no Chromium at ${CHROMIUM}: as root, run apt-get update && apt-get install -y chromium fonts-noto-color-emoji (npm test does it when run as root), or set TOOLFLEET_CHROMIUM to a Chromium binary`,
-    );
     const k = testKeys();
     const fleet = await startFleet(["--tools-workers", "1"], { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, TOOLFLEET_LLM_API_KEY: "" });
     const shots = artifactsDir();
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      // Flags for a root sandbox with no outside network: otherwise Chromium retries blocked hosts at every start.
-      // Playwright gives it a fresh, empty profile of its own.
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const browser = await launchChromium();
     const redis = await connect();
     try {
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
