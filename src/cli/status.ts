@@ -83,6 +83,10 @@ async function inspect(kind: "status" | "catalog", redis: RedisClient, k: Keys, 
       t.annotations.readOnly && "read-only",
       t.annotations.idempotent && "idempotent",
       t.annotations.destructive && "destructive",
+      t.annotations.openWorldHint && "open-world",
+      t.pin && `pin:${t.pin}`,
+      t.timeoutMs !== undefined && `timeout:${t.timeoutMs / 1000}s`,
+      t.outputSchema && "structured",
       offeredBy.has(t.name) && "CONFLICT",
     ].filter(Boolean);
     const who = Object.prototype.hasOwnProperty.call(catalog.permissions, t.name) ? catalog.permissions[t.name] : undefined;
