@@ -1,12 +1,17 @@
-// npm run bench:observability — what metrics cost on the remote path: the same
-// build's fleet with metrics off and on (the tools worker with --metrics-port,
-// the caller with a FleetMetrics), side by side in one run (docs/observability.md).
+// npm run bench:observability — what observability costs on the remote path, side by side in one run
+// (docs/observability.md). Three variants of the same build's fleet:
+//   off      no metrics; no OpenTelemetry SDK (toolfleet's spans are the API's no-ops)
+//   metrics  the tools worker with --metrics-port, the caller with a FleetMetrics; still no SDK
+//   traced   as `metrics`, and an OpenTelemetry SDK installed in the caller and the worker
+//            (OTEL_TRACES_EXPORTER=none: every span made and recorded, exported nowhere)
 //
-// In each of ROUNDS rounds each variant in turn, in an order reversed every
-// round, is started alone, warmed up, given CALLS sequential calls and SECONDS
-// at 64 in flight, and stopped; the ratios are medians of per-round ratios.
+// In each of ROUNDS rounds each variant in turn, in an order rotated every round, is started
+// alone, warmed up, given CALLS sequential calls and SECONDS at 64 in flight, and stopped; the
+// ratios against `off` are medians of per-round ratios.
 //
 //   ROUNDS=6 CALLS=600 SECONDS=2 (per variant, per round)
+import { context, propagation, trace } from "@opentelemetry/api";
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { cpus } from "node:os";
 import { latencyOf, median, sequentialTimes, throughput, warmUp } from "./harness.js";
 import { echoSubject, startFleet } from "./toolfleet.js";
@@ -16,50 +21,63 @@ const CALLS = Number(process.env.CALLS ?? 600);
 const SECONDS = Number(process.env.SECONDS ?? 2);
 const log = (line: string): void => console.error(`[bench:observability] ${line}`);
 
-interface Variant {
-  key: "off" | "on";
-  rounds: { p50Ms: number; callsPerSecond: number }[];
-}
-const off: Variant = { key: "off", rounds: [] };
-const on: Variant = { key: "on", rounds: [] };
+type Key = "off" | "metrics" | "traced";
+const keys: Key[] = ["off", "metrics", "traced"];
+const rounds = new Map<Key, { p50Ms: number; callsPerSecond: number }[]>(keys.map((k) => [k, []]));
 
 for (let round = 0; round < ROUNDS; round++) {
-  for (const variant of round % 2 === 0 ? [off, on] : [on, off]) {
-    const subject = echoSubject(await startFleet(1, undefined, { observe: variant.key === "on" }), "turn");
+  for (const key of [...keys.slice(round % 3), ...keys.slice(0, round % 3)]) {
+    const provider = key === "traced" ? new NodeTracerProvider() : undefined;
+    provider?.register();
+    const subject = echoSubject(await startFleet(1, undefined, { metrics: key !== "off", tracing: key === "traced" }), "turn");
     try {
       await warmUp(subject);
       const { p50Ms } = latencyOf(await sequentialTimes(subject, CALLS, 100));
       const { callsPerSecond } = await throughput(subject, 64, SECONDS, 500);
-      variant.rounds.push({ p50Ms, callsPerSecond });
-      log(`round ${round + 1}/${ROUNDS} metrics ${variant.key}: p50 ${p50Ms} ms, ${callsPerSecond} calls/s`);
+      rounds.get(key)!.push({ p50Ms, callsPerSecond });
+      log(`round ${round + 1}/${ROUNDS} ${key}: p50 ${p50Ms} ms, ${callsPerSecond} calls/s`);
     } finally {
       await subject.close();
+      if (provider) {
+        await provider.shutdown();
+        trace.disable();
+        context.disable();
+        propagation.disable();
+      }
     }
   }
 }
 
 const fixed = (n: number, digits = 3): number => Number(n.toFixed(digits));
-const byRound = (pick: (r: Variant["rounds"][number]) => number): number[] =>
-  on.rounds.map((r, i) => fixed(pick(r) / (off.rounds[i] ? pick(off.rounds[i]) : NaN)));
-const p50ByRound = byRound((r) => r.p50Ms);
-const throughputByRound = byRound((r) => r.callsPerSecond);
-const summary = (v: Variant) => ({
-  p50Ms: fixed(median(v.rounds.map((r) => r.p50Ms))),
-  callsPerSecond: Math.round(median(v.rounds.map((r) => r.callsPerSecond))),
-  byRound: v.rounds,
+const off = rounds.get("off")!;
+const ratios = (key: Key) => {
+  const byRound = (pick: (r: { p50Ms: number; callsPerSecond: number }) => number): number[] =>
+    rounds.get(key)!.map((r, i) => fixed(pick(r) / (off[i] ? pick(off[i]) : NaN)));
+  const p50ByRound = byRound((r) => r.p50Ms);
+  const throughputByRound = byRound((r) => r.callsPerSecond);
+  return { p50: fixed(median(p50ByRound)), throughput: fixed(median(throughputByRound)), p50ByRound, throughputByRound };
+};
+const summary = (key: Key) => ({
+  p50Ms: fixed(median(rounds.get(key)!.map((r) => r.p50Ms))),
+  callsPerSecond: Math.round(median(rounds.get(key)!.map((r) => r.callsPerSecond))),
+  byRound: rounds.get(key),
 });
 const result = {
   command: `ROUNDS=${ROUNDS} CALLS=${CALLS} SECONDS=${SECONDS} npm run bench:observability`,
   date: new Date().toISOString(),
   machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version },
   settings: { rounds: ROUNDS, sequentialCallsPerRound: CALLS, throughputSecondsPerRound: SECONDS, inFlight: 64 },
-  metricsOff: summary(off),
-  metricsOn: summary(on),
-  // on ÷ off: above 1 for p50, below 1 for throughput, is what metrics cost.
-  ratio: { p50: fixed(median(p50ByRound)), throughput: fixed(median(throughputByRound)), p50ByRound, throughputByRound },
+  off: summary("off"),
+  metrics: summary("metrics"),
+  traced: summary("traced"),
+  // ÷ off: above 1 for p50, below 1 for throughput, is what it costs.
+  ratio: { metrics: ratios("metrics"), traced: ratios("traced") },
 };
 const range = (v: number[]): string => `${Math.min(...v)}–${Math.max(...v)}`;
-log(
-  `metrics on ÷ off (median of per-round ratios): p50 ${result.ratio.p50} (rounds ${range(p50ByRound)}), throughput ${result.ratio.throughput} (rounds ${range(throughputByRound)})`,
-);
+for (const key of ["metrics", "traced"] as const) {
+  const r = result.ratio[key];
+  log(
+    `${key} ÷ off (median of per-round ratios): p50 ${r.p50} (rounds ${range(r.p50ByRound)}), throughput ${r.throughput} (rounds ${range(r.throughputByRound)})`,
+  );
+}
 console.log(JSON.stringify(result, null, 2));

@@ -31,7 +31,7 @@ interface Worker {
   heapAfterGc: () => Promise<number>;
 }
 
-async function startWorker(namespace: string, url: string, id: string, observe: boolean): Promise<Worker> {
+async function startWorker(namespace: string, url: string, id: string, observe: { metrics: boolean; tracing: boolean }): Promise<Worker> {
   const child = spawn(
     process.execPath,
     [
@@ -43,10 +43,18 @@ async function startWorker(namespace: string, url: string, id: string, observe: 
       id,
       "--concurrency",
       "64",
-      ...(observe ? ["--metrics-port", "0"] : []),
+      ...(observe.metrics ? ["--metrics-port", "0"] : []),
     ],
     {
-      env: { ...process.env, TOOLFLEET_NAMESPACE: namespace, TOOLFLEET_REDIS_URL: url, TOOLFLEET_LOG_LEVEL: "warn", TOOLFLEET_BACKGROUND_THRESHOLD: "0" },
+      env: {
+        ...process.env,
+        TOOLFLEET_NAMESPACE: namespace,
+        TOOLFLEET_REDIS_URL: url,
+        TOOLFLEET_LOG_LEVEL: "warn",
+        TOOLFLEET_BACKGROUND_THRESHOLD: "0",
+        // Observed: spans made by an installed OpenTelemetry SDK, exported nowhere.
+        ...(observe.tracing ? { OTEL_TRACES_EXPORTER: "none" } : {}),
+      },
       stdio: ["ignore", "pipe", "inherit"],
     },
   );
@@ -71,10 +79,13 @@ async function startWorker(namespace: string, url: string, id: string, observe: 
   };
 }
 
-/** `observe`: metrics on in the workers (`--metrics-port`) and the caller (docs/observability.md). */
-export async function startFleet(workers: number, url = "redis://127.0.0.1:6379", options: { observe?: boolean } = {}): Promise<Fleet> {
+/**
+ * `metrics`: on in the workers (`--metrics-port`) and the caller; `tracing`: an OpenTelemetry SDK in the workers
+ * (OTEL_TRACES_EXPORTER=none; the caller's is the measuring process's to install). docs/observability.md.
+ */
+export async function startFleet(workers: number, url = "redis://127.0.0.1:6379", options: { metrics?: boolean; tracing?: boolean } = {}): Promise<Fleet> {
   const k = keys(`bench-${process.pid}-${Date.now()}`);
-  const observe = options.observe === true;
+  const observe = { metrics: options.metrics === true, tracing: options.tracing === true };
   const started = await Promise.all(Array.from({ length: workers }, (_, i) => startWorker(k.namespace, url, `bench-w${i}`, observe)));
   const procs = started.map((w) => w.child);
   const redis = await connectRedis({ url, logger: silentLogger, name: "bench-caller" });
@@ -89,7 +100,7 @@ export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"
       local: new ToolRegistry({ config, logger: silentLogger, taskManager: null }),
       workerId: id,
       logger: silentLogger,
-      ...(observe ? { metrics: new FleetMetrics({ service: "inference", worker: id }) } : {}),
+      ...(observe.metrics ? { metrics: new FleetMetrics({ service: "inference", worker: id }) } : {}),
     });
     await r.start();
     registries.push(r);

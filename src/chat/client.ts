@@ -1,3 +1,4 @@
+import { currentTraceparent } from "../core/tracing.js";
 import { ToolfleetError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
@@ -79,7 +80,9 @@ export class ChatClient implements ChatTransport {
   }
 
   ask(chat: InboundChat, timeoutMs: number, extras?: ChatExtras): Promise<ChatAnswer> {
-    const fields = encodeInbound(chat);
+    // The gateway's span of this message, when it traces: the inference worker's turn is its child.
+    const traceparent = currentTraceparent();
+    const fields = encodeInbound(traceparent && !chat.traceparent ? { ...chat, traceparent } : chat);
     const publish = this.options.redis.sendCommand(xaddArgs(this.options.keys.chatStream, fields, CHAT_STREAM_MAXLEN));
     return this.rpc.request(chat.id, chat.id, timeoutMs, publish, undefined, extras ? this.extrasOf(chat, timeoutMs, extras) : undefined);
   }

@@ -1,3 +1,4 @@
+import { TRACEPARENT_PATTERN } from "../core/tracing.js";
 import { z } from "zod";
 import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core/context.js";
 import { ID_PATTERN } from "../redis/keys.js";
@@ -47,6 +48,8 @@ export interface InboundChat {
   deadlineMs: number;
   /** The gateway stream shard of the gateway that holds this chat: its gateway-pinned calls go there. */
   gatewayShard?: string;
+  /** The W3C trace context of the gateway's span of this message, when it traces (docs/observability.md). */
+  traceparent?: string;
 }
 
 export type ChatEnd = "answer" | "limit" | "stopped" | "llm_error" | "expired" | "error";
@@ -137,6 +140,7 @@ const inboundBody = z.object({
   sent_at_ms: z.number().int().positive(),
   deadline_ms: z.number().int().positive(),
   gateway_shard: id.optional(),
+  traceparent: z.string().regex(TRACEPARENT_PATTERN, "a W3C traceparent").optional(),
 });
 
 const callDetail = z.object({
@@ -186,6 +190,7 @@ export function encodeInbound(m: InboundChat): EntryFields {
       sent_at_ms: m.sentAtMs,
       deadline_ms: m.deadlineMs,
       ...(m.gatewayShard !== undefined ? { gateway_shard: m.gatewayShard } : {}),
+      ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
     }),
   };
 }
@@ -208,6 +213,7 @@ export function decodeInbound(fields: EntryFields): Decoded<InboundChat> {
       sentAtMs: b.sent_at_ms,
       deadlineMs: b.deadline_ms,
       ...(b.gateway_shard !== undefined ? { gatewayShard: b.gateway_shard } : {}),
+      ...(b.traceparent !== undefined ? { traceparent: b.traceparent } : {}),
     },
   };
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ToolfleetError } from "../core/errors.js";
 import { LOG_FORMATS } from "../core/log.js";
@@ -173,13 +172,4 @@ function wrap(text: string, width: number, indent: string): string {
     .join("\n");
 }
 
-let cachedVersion: string | undefined;
-
-/** The version in package.json (dist/src/cli/ is three folders below it). */
-export function packageVersion(): string {
-  if (cachedVersion === undefined) {
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: unknown };
-    cachedVersion = typeof pkg.version === "string" ? pkg.version : "unknown";
-  }
-  return cachedVersion;
-}
+export { packageVersion } from "../core/version.js";

@@ -6,6 +6,7 @@ import { CALL_COMMAND, runCall } from "./call.js";
 import { runDemo } from "./demo.js";
 import { GATEWAY_COMMAND, INFERENCE_COMMAND, TOOLS_COMMAND, runService } from "./serve.js";
 import { runInspect } from "./status.js";
+import { DASHBOARD_COMMAND, runDashboard } from "./dashboard.js";
 import { didYouMean } from "./suggest.js";
 import { UP_COMMAND, runUp } from "./up.js";
 
@@ -71,6 +72,7 @@ const COMMANDS: Command[] = [
   command(UP_COMMAND, (parsed) => runUp(parsed), true),
   command(STATUS_COMMAND, (parsed) => runInspect("status", parsed)),
   command(CATALOG_COMMAND, (parsed) => runInspect("catalog", parsed)),
+  command(DASHBOARD_COMMAND, (parsed) => runDashboard(parsed), true),
 ];
 
 function usage(): string {

@@ -16,6 +16,7 @@ import { createToolsWorker } from "../fleet/tools-worker.js";
 import { CHAT_CONCURRENCY } from "../inference/chat-consumer.js";
 import type { CommandSpec, OptionSpec, Values } from "./args.js";
 import { untilStopSignal } from "./signals.js";
+import { startTelemetry } from "./telemetry.js";
 
 /** The web chat's port when none is given. */
 export const DEFAULT_PORT = 8787;
@@ -149,6 +150,7 @@ export async function runService(kind: ServiceKind, { values }: { values: ServeV
   const goneBeforeReady = (): void => process.exit(1); // nothing served yet: nothing to finish
   if (supervised) process.once("disconnect", goneBeforeReady);
   const logger = createLogger(`toolfleet.${kind}`);
+  const stopTelemetry = await startTelemetry(kind, logger);
   const config = new LiveConfig(logger).watch();
   const common = {
     config,
@@ -182,6 +184,7 @@ export async function runService(kind: ServiceKind, { values }: { values: ServeV
     await member.start();
   } catch (err) {
     config.close();
+    await stopTelemetry?.();
     throw err;
   }
   const { workerId } = member;
@@ -202,6 +205,7 @@ export async function runService(kind: ServiceKind, { values }: { values: ServeV
     return 1;
   } finally {
     config.close();
+    await stopTelemetry?.();
   }
   console.log(`${kind} worker ${workerId} stopped`);
   return 0;

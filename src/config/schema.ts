@@ -56,6 +56,8 @@ export interface Config extends CoreSettings {
    * share it. Empty: nothing is signed (trust rests on Redis access alone). Never logged. @defaultValue ""
    */
   readonly fleetSecret: string;
+  /** The token `toolfleet dashboard` asks for (16+ characters). Never logged. @defaultValue "" (the dashboard refuses to start without one) */
+  readonly adminToken: string;
   /** The Discord bot token, for `--adapter discord`. Never logged. @defaultValue "" (the discord adapter refuses to start without it) */
   readonly discordToken: string;
   /** Channel ids where the Discord bot answers every message (elsewhere: DMs and mentions only). @defaultValue empty */
@@ -104,6 +106,7 @@ export const rawConfigSchema = z
     chatCommands: z.boolean("true or false"),
     webSecret: z.string("a secret of at least 16 characters").refine((v) => v === "" || v.length >= 16, "a secret of at least 16 characters"),
     fleetSecret: z.string("a secret of at least 32 characters").refine((v) => v === "" || v.length >= 32, "a secret of at least 32 characters"),
+    adminToken: z.string("a token of at least 16 characters").refine((v) => v === "" || v.length >= 16, "a token of at least 16 characters"),
     discordToken: z.string("a Discord bot token").max(200, "a Discord bot token of at most 200 characters"),
     discordChannels: z.array(z.string().regex(/^\d{1,20}$/, "a list of Discord channel ids (digits)"), "a list of Discord channel ids (digits)"),
     discordApiUrl: z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }),
@@ -136,6 +139,7 @@ export const DEFAULTS: Required<RawConfig> = {
   chatCommands: true,
   webSecret: "",
   fleetSecret: "",
+  adminToken: "",
   discordToken: "",
   discordChannels: [],
   discordApiUrl: "https://discord.com/api",
@@ -175,7 +179,7 @@ export function defineConfig(raw: RawConfig = {}): Config {
 }
 
 /** Settings whose values are never echoed in an error or a log line. */
-export const SECRET_SETTINGS: ReadonlySet<string> = new Set(["llmApiKey", "webSecret", "fleetSecret", "discordToken"]);
+export const SECRET_SETTINGS: ReadonlySet<string> = new Set(["llmApiKey", "webSecret", "fleetSecret", "discordToken", "adminToken"]);
 
 /** "Invalid config: toolsExecTimeout (from TOOLFLEET_TOOLS_EXEC_TIMEOUT): expected a number of seconds > 0, got "abc"" */
 export function describeIssues(error: z.ZodError, sourceOf: (key: string) => string, input: unknown): string {

@@ -187,3 +187,52 @@ export class FleetMetrics implements CallMetrics {
     return tool;
   }
 }
+
+/** Upper bounds (ms) of the run-time buckets a worker's heartbeat carries (the dashboard's p50 and p99 come from them). */
+export const RUN_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000];
+/** Errors a worker keeps to show, the newest; and the characters of each. */
+const RECENT_ERRORS = 10;
+const ERROR_TEXT = 200;
+
+/** One tool's runs on a worker since it started: how many, how many did not end `ok`, and their times by bucket. */
+export interface ToolRunStats {
+  n: number;
+  err: number;
+  /** Counts per RUN_BUCKETS_MS bound, and a last one past the last bound. */
+  b: number[];
+}
+
+export interface RecentError {
+  at: number;
+  tool: string;
+  kind: string;
+  text: string;
+}
+
+/**
+ * What a worker ran, kept always (a map lookup and a few additions per run) and carried in its
+ * heartbeat for `toolfleet dashboard`, which turns two heartbeats apart into calls per second and
+ * p50/p99 per tool. Tool names past MAX_TOOL_LABELS are counted as `other`.
+ */
+export class RunStats {
+  private readonly tools = new Map<string, ToolRunStats>();
+  private readonly errors: RecentError[] = [];
+
+  record(tool: string, kind: string, ms: number, errorText?: string): void {
+    const name = kind === "unknown_tool" ? "(unknown)" : this.tools.has(tool) || this.tools.size < MAX_TOOL_LABELS ? tool : "other";
+    let s = this.tools.get(name);
+    if (!s) this.tools.set(name, (s = { n: 0, err: 0, b: new Array<number>(RUN_BUCKETS_MS.length + 1).fill(0) }));
+    s.n++;
+    let i = 0;
+    while (i < RUN_BUCKETS_MS.length && ms > RUN_BUCKETS_MS[i]!) i++;
+    s.b[i]!++;
+    if (kind === "ok" || kind === "background") return;
+    s.err++;
+    this.errors.push({ at: Date.now(), tool: name, kind, text: (errorText ?? "").slice(0, ERROR_TEXT) });
+    if (this.errors.length > RECENT_ERRORS) this.errors.shift();
+  }
+
+  snapshot(): { tools: Record<string, ToolRunStats>; errors: RecentError[] } {
+    return { tools: Object.fromEntries(this.tools), errors: [...this.errors] };
+  }
+}

@@ -1,3 +1,4 @@
+import { endedAs, inSpan } from "../core/tracing.js";
 import { randomUUID } from "node:crypto";
 import { ChatClient, InProcessChat, type ChatProgress, type ChatTransport } from "../chat/client.js";
 import type { ChatReply, HistoryTurn, InboundChat } from "../chat/codec.js";
@@ -122,7 +123,13 @@ export class ChatBridge {
     let out: OutgoingMessage | null;
     const id = `chat-${randomUUID()}`;
     try {
-      out = await this.answer(id, message, controller.signal);
+      // The span of this chat message: its answer's turn and tool calls, in every process, are its children.
+      out = await inSpan("chat message", "server", { "toolfleet.chat": id, "toolfleet.platform": message.identity.platform }, (span) =>
+        this.answer(id, message, controller.signal).then((answer) => {
+          endedAs(span, answer === null ? "stopped" : answer.failed ? "error" : "ok");
+          return answer;
+        }),
+      );
     } finally {
       this.waiting.delete(waitKey);
     }

@@ -1,3 +1,4 @@
+import { contextOf, endedAs, inSpan } from "../core/tracing.js";
 import type { PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { decodeInbound, encodeAnswer, type ChatAnswer, type InboundChat } from "../chat/codec.js";
@@ -123,8 +124,19 @@ export class ChatConsumer {
         .catch((err: unknown) => this.options.logger.debug({ chat: chat.id, ...errorFields(err) }, "a progress update was not sent"));
     });
     try {
-      const answer = await this.options.responder.answer(chat, this.options.adapterFor(chat.identity.platform, chat.gatewayShard), signal, (p) =>
-        progress.report(p),
+      // The LLM turn, a child of the gateway's span of the message: the tool calls it makes are its children.
+      const answer = await inSpan(
+        "chat turn",
+        "consumer",
+        { "toolfleet.chat": chat.id, "toolfleet.worker": this.options.workerId },
+        async (span) => {
+          const a = await this.options.responder.answer(chat, this.options.adapterFor(chat.identity.platform, chat.gatewayShard), signal, (p) =>
+            progress.report(p),
+          );
+          endedAs(span, a.ended === "answer" ? "ok" : a.ended, { "toolfleet.tool_calls": a.toolCalls });
+          return a;
+        },
+        contextOf(chat.traceparent),
       );
       // Stopped mid-answer: leave it pending, for another worker to answer after the lease.
       if (stopping.aborted) return { kind: "leave" };

@@ -1,3 +1,4 @@
+import { recordSpan } from "../core/tracing.js";
 import type OpenAI from "openai";
 import stringify from "safe-stable-stringify";
 import { z } from "zod";
@@ -163,9 +164,10 @@ export async function runToolLoop(messages: ChatMessage[], options: LoopOptions)
         toolCalls++;
         const started = performance.now();
         // A call the loop answers itself ran here, on the loop's tier.
-        const own = (kind: OutcomeKind, text: string): LoopToolCall[] => [
-          { name: call.name, arguments: call.arguments, outcome: { kind, text, route: "local", durationMs: performance.now() - started }, nested },
-        ];
+        const own = (kind: OutcomeKind, text: string): LoopToolCall[] => {
+          recordSpan(`tool call ${call.name}`, kind, { "toolfleet.tool": call.name, "toolfleet.route": "local" });
+          return [{ name: call.name, arguments: call.arguments, outcome: { kind, text, route: "local", durationMs: performance.now() - started }, nested }];
+        };
         let args: unknown;
         try {
           args = call.arguments.trim() === "" ? {} : JSON.parse(call.arguments);

@@ -1,3 +1,4 @@
+import { endedAs, inSpan } from "../core/tracing.js";
 import { performance } from "node:perf_hooks";
 import type { ConfigSource } from "../config/live.js";
 import type { JsonValue } from "../core/context.js";
@@ -284,9 +285,13 @@ export class RemoteToolRegistry implements ToolRegistryLike {
    * and reports how it ended and where it ran.
    */
   async execute(name: string, args: unknown, options: CallOptions = {}): Promise<CallOutcome> {
-    const outcome = await this.dispatch(name, args, options);
-    this.metrics.callEnded(name, outcome.route, outcome.kind, outcome.durationMs);
-    return outcome;
+    // One span per call (no-op without an OTel SDK); a remote call's request carries it to the worker.
+    return inSpan(`tool call ${name}`, "client", { "toolfleet.tool": name }, async (span) => {
+      const outcome = await this.dispatch(name, args, options);
+      endedAs(span, outcome.kind, { "toolfleet.route": outcome.route });
+      this.metrics.callEnded(name, outcome.route, outcome.kind, outcome.durationMs);
+      return outcome;
+    });
   }
 
   private async dispatch(name: string, args: unknown, options: CallOptions): Promise<CallOutcome> {

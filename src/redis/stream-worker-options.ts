@@ -75,6 +75,8 @@ export interface StreamWorkerOptions {
   maxLen?: number;
   /** @defaultValue 2000 */
   heartbeatMs?: number;
+  /** More for the heartbeat record (what the worker ran, its version …), read at each beat. @defaultValue none */
+  heartbeatExtra?: () => Record<string, unknown>;
 }
 
 /** What a worker's heartbeat record says. */

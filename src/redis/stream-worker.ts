@@ -30,7 +30,7 @@ const ABANDON_AFTER_ABORT_MS = 2000;
  * entries abandoned by dead workers, and dead-letters poison. Used by the tool-exec server (tools workers, gateways) and the chat consumer.
  */
 export class StreamWorker {
-  private readonly options: Required<Omit<StreamWorkerOptions, "handler" | "redis" | "logger" | "keys">>;
+  private readonly options: Required<Omit<StreamWorkerOptions, "handler" | "redis" | "logger" | "keys" | "heartbeatExtra">>;
   private readonly redis: RedisClient;
   private readonly logger: Logger;
   private readonly handler: EntryHandler;
@@ -50,6 +50,7 @@ export class StreamWorker {
   private processed = 0;
   private deadLettered = 0;
   private reclaimed = 0;
+  private readonly heartbeatExtra: (() => Record<string, unknown>) | undefined;
 
   constructor(options: StreamWorkerOptions) {
     const leaseMs = options.leaseMs ?? 30_000;
@@ -70,6 +71,7 @@ export class StreamWorker {
     this.redis = options.redis;
     this.logger = options.logger;
     this.handler = options.handler;
+    this.heartbeatExtra = options.heartbeatExtra;
     this.keys = options.keys;
     this.group = options.keys.group(options.stream);
     this.acks = new AckBatch(options.redis, options.stream, this.group, (err, ids) =>
@@ -429,7 +431,8 @@ export class StreamWorker {
   }
 
   private async beat(): Promise<void> {
-    await this.redis.set(this.keys.heartbeat(this.options.service, this.options.consumer), JSON.stringify(this.heartbeat()), {
+    const record = this.heartbeatExtra ? { ...this.heartbeatExtra(), ...this.heartbeat() } : this.heartbeat();
+    await this.redis.set(this.keys.heartbeat(this.options.service, this.options.consumer), JSON.stringify(record), {
       expiration: { type: "PX", value: this.options.heartbeatMs * 3 },
     });
   }

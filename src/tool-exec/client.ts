@@ -1,3 +1,4 @@
+import { currentTraceparent } from "../core/tracing.js";
 import type { Logger } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
@@ -339,6 +340,9 @@ export class ToolsClient {
       sessionTag: session.rec.tag,
       ctx: call.ctx,
     };
+    // The caller's span, when it traces: the worker's span of this request is its child (docs/observability.md).
+    const traceparent = currentTraceparent();
+    if (traceparent) request.traceparent = traceparent;
     const maxTotalMs = call.maxTotalMs ?? call.timeoutMs;
     if (call.onProgress) {
       request.progress = true;

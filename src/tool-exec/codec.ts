@@ -1,3 +1,4 @@
+import { TRACEPARENT_PATTERN } from "../core/tracing.js";
 import { z } from "zod";
 import type { JsonValue, RichMessage, SentFile, ToolCallIdentity } from "../core/context.js";
 import { TOOL_NAME_PATTERN } from "../core/tool.js";
@@ -61,6 +62,8 @@ export interface ToolRequest {
   progress?: boolean;
   /** v1.1: the latest progress may push the deadline to, Unix epoch milliseconds. */
   maxDeadlineMs?: number;
+  /** v1.1: the W3C trace context of the caller's span, when it traces (docs/observability.md). */
+  traceparent?: string;
 }
 
 export type ReplyStatus = "ok" | "error" | "CATALOG_STALE" | "EXPIRED";
@@ -125,6 +128,7 @@ const requestBody = z.object({
   ctx: wireContext,
   progress: z.boolean().optional(),
   max_deadline_ms: z.number().int().positive().optional(),
+  traceparent: z.string().regex(TRACEPARENT_PATTERN, "a W3C traceparent").optional(),
 });
 
 const replyBody = z.object({
@@ -192,6 +196,7 @@ export function encodeRequest(req: ToolRequest, maxBytes = DEFAULT_MAX_REQUEST_B
     // v1.1 members, left out when unset (JSON.stringify drops undefined): a v1 worker ignores them.
     progress: req.progress,
     max_deadline_ms: req.maxDeadlineMs,
+    traceparent: req.traceparent,
   });
   const size = utf8SizeIfOver(body, maxBytes);
   if (size !== null) {
@@ -252,6 +257,7 @@ export function decodeRequest(fields: EntryFields, maxBytes = DEFAULT_MAX_REQUES
   // Assigned, not spread in: this is every request's path (see replyBodyJson).
   if (b.progress) value.progress = true;
   if (b.max_deadline_ms !== undefined) value.maxDeadlineMs = b.max_deadline_ms;
+  if (b.traceparent !== undefined) value.traceparent = b.traceparent;
   return { ok: true, value };
 }
 

@@ -1,3 +1,4 @@
+import { contextOf, endedAs, inSpan } from "../core/tracing.js";
 import type { ConfigSource } from "../config/live.js";
 import type { PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
@@ -17,7 +18,8 @@ import { wireError, type WireError } from "../core/errors.js";
 import { kindOfWireCode } from "../core/outcome.js";
 import { ControlListener, RunningCalls } from "../redis/control.js";
 import { runRequest, type RunDeps } from "./run-call.js";
-import { NO_METRICS, type CallMetrics } from "../core/metrics.js";
+import { NO_METRICS, RunStats, type CallMetrics } from "../core/metrics.js";
+import { packageVersion } from "../core/version.js";
 import { signEntry, signatureProblem } from "./signing.js";
 
 /**
@@ -85,6 +87,8 @@ export class ToolExecServer {
   private readonly claimMs: number;
   private readonly served: ServedTools;
   private readonly metrics: CallMetrics;
+  /** What it ran, for its heartbeat (the dashboard's rates, latencies and recent errors). */
+  readonly runStats = new RunStats();
   /** Idempotency keys of requests running here, by entry id, so their claims are extended with the lease. */
   private readonly running = new Map<string, string>();
   private readonly sessions = new SessionCache();
@@ -154,6 +158,7 @@ export class ToolExecServer {
       service,
       stream,
       consumer: options.workerId,
+      heartbeatExtra: () => ({ version: packageVersion(), pool: this.pool, runs: this.runStats.snapshot() }),
       handler: {
         handle: (entry, stopping) => this.handle(entry, stopping),
         deadLetterReply: (entry, reason) => this.deadLetterReply(entry, reason),
@@ -287,16 +292,31 @@ export class ToolExecServer {
       try {
         // A refusal is this request's outcome too: stored like a result, so a duplicate gets the same.
         const runStarted = performance.now();
-        reply = session.ok
-          ? await runRequest(this.runDeps, req, session.identity, stopping)
-          : errorReply(req.correlationId, this.options.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.reason}.`));
-        this.metrics.runEnded(
-          req.toolName,
-          reply.status === "ok" ? (reply.outcome ?? "ok") : kindOfWireCode(reply.error?.code),
-          performance.now() - runStarted,
-          Date.now() - publishedAt(entry.id),
-          entry.deliveries,
+        const queueMs = Date.now() - publishedAt(entry.id);
+        const identity = session.ok ? session.identity : null;
+        // A child of the caller's span when the request carries its trace context (no-op without an OTel SDK).
+        reply = await inSpan(
+          `tool run ${req.toolName}`,
+          "server",
+          {
+            "toolfleet.tool": req.toolName,
+            "toolfleet.worker": this.options.workerId,
+            "toolfleet.deliveries": entry.deliveries,
+            "toolfleet.queue_wait_ms": queueMs,
+          },
+          async (span) => {
+            const done = identity
+              ? await runRequest(this.runDeps, req, identity, stopping)
+              : errorReply(req.correlationId, this.options.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.ok ? "" : session.reason}.`));
+            endedAs(span, done.status === "ok" ? (done.outcome ?? "ok") : kindOfWireCode(done.error?.code));
+            return done;
+          },
+          contextOf(req.traceparent),
         );
+        const kind = reply.status === "ok" ? (reply.outcome ?? "ok") : kindOfWireCode(reply.error?.code);
+        const runMs = performance.now() - runStarted;
+        this.metrics.runEnded(req.toolName, kind, runMs, queueMs, entry.deliveries);
+        this.runStats.record(req.toolName, kind, runMs, reply.status === "ok" ? reply.result : reply.error?.message);
         fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
       } catch (err) {
         // The claim is ours and the tool may have run (a write-back that cannot be encoded, say). An error

@@ -68,6 +68,7 @@ const EXPECTED_OPTIONS: Record<string, string[]> = {
   up: ["tools-workers", "adapter", "host", "port", "tools", "in-process", "walkthrough", "exit-after-walkthrough"],
   status: ["redis", "json"],
   catalog: ["redis", "json"],
+  dashboard: ["redis", "host", "port"],
 };
 
 test("every command answers --help with its own options only, and --version with the package version", async () => {

@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { ToolContext, createCaller, defineConfig, staticConfig } from "../../src/index.js";
+import { closeRedis } from "../../src/redis/client.js";
+import { wireContextOf } from "../../src/tool-exec/client.js";
+import { RecordingLogger, eventually } from "../support/helpers.js";
+import { artifactsDir, launchChromium } from "../support/chromium.js";
+import { CLI, REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys, type CliChild } from "../support/redis-helpers.js";
+
+const FIXTURE = fileURLToPath(new URL("../support/fixtures/pool-tools.js", import.meta.url));
+const TOKEN = "dashboard-test-token-0123456789";
+
+test(
+  "the dashboard in headless Chromium: two workers in two pools, the call rate after a burst, and a dead letter requeued and answered",
+  { timeout: 120_000 },
+  async (t) => {
+    const redis = await connect();
+    const k = testKeys();
+    const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL };
+    const workers: CliChild[] = [];
+    const dashboard = spawn(process.execPath, [CLI, "dashboard", "--port", "0"], {
+      env: { ...process.env, ...env, TOOLFLEET_ADMIN_TOKEN: TOKEN, TOOLFLEET_LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    dashboard.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    dashboard.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const caller = createCaller({
+      config: staticConfig(defineConfig({ redisUrl: REDIS_URL, namespace: k.namespace, toolsServiceMode: "remote", toolsLocalFallback: false })),
+      logger: new RecordingLogger(),
+    });
+    const browser = await launchChromium();
+    const shots = artifactsDir("toolfleet-dashboard-");
+    try {
+      const url = await eventually(() => /^dashboard at (http:\S+) /m.exec(output)?.[1] ?? assert.fail(`no URL yet: ${output}`), 15_000, 50);
+      workers.push(
+        await startToolsProcess(["--pool", "gpu", "--tools", FIXTURE, "--worker-id", "dash-gpu"], { ...env, FIXTURE_TOOL_SET: "gpu" }),
+        await startToolsProcess(["--pool", "cpu", "--tools", FIXTURE, "--worker-id", "dash-cpu"], { ...env, FIXTURE_TOOL_SET: "cpu" }),
+      );
+      await caller.start();
+      await eventually(() => assert.ok(caller.registry.toolNames().has("gpu_render") && caller.registry.toolNames().has("cpu_hash")), 10_000, 50);
+
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const problems: string[] = [];
+      page.on("pageerror", (err) => problems.push(err.message));
+      // Signed out: the sign-in form, and a wrong token is refused.
+      await page.goto(url);
+      await page.fill("input[name=token]", "not-the-token-at-all");
+      await page.click("button[type=submit]");
+      await page.waitForSelector("text=Wrong token.");
+      await page.fill("input[name=token]", TOKEN);
+      await page.click("button[type=submit]");
+      // Two workers, each in its pool.
+      await page.waitForSelector("#workers td:text('dash-gpu')");
+      const workerRows = await page.$$eval("#workers tr", (rows) => rows.map((r) => (r as unknown as { innerText: string }).innerText));
+      assert.ok(
+        workerRows.some((r) => /dash-gpu\tgpu\t\d+\.\d+\.\d+\talive/.test(r)),
+        workerRows.join("\n"),
+      );
+      assert.ok(
+        workerRows.some((r) => /dash-cpu\tcpu\t\d+\.\d+\.\d+\talive/.test(r)),
+        workerRows.join("\n"),
+      );
+
+      // A burst of calls: the page shows a call rate for each tool.
+      const burst = async (): Promise<void> => {
+        for (let i = 0; i < 10; i++)
+          await Promise.all([
+            caller.registry.execute("gpu_render", { scene: `s${i}` }, { userId: "u" }),
+            caller.registry.execute("cpu_hash", { text: `t${i}` }, { userId: "u" }),
+          ]);
+      };
+      await burst();
+      await eventually(
+        async () => {
+          await burst();
+          const rate = await page.$eval("tr[data-tool=cpu_hash] td.rate", (td) => Number((td as unknown as { textContent: string }).textContent));
+          assert.ok(rate > 0, `cpu_hash at ${rate} calls/s`);
+        },
+        20_000,
+        500,
+      );
+      await page.screenshot({ path: join(shots, "dashboard-rates.png"), fullPage: true });
+
+      // A dead letter: a real request, parked where no worker reads it, then dead-lettered as a worker would.
+      const client = caller.registry.toolsClient!;
+      const ctx = new ToolContext({ userId: "u" });
+      const parked = k.poolStream("parked");
+      const answered = client.call({
+        toolName: "cpu_hash",
+        toolArgs: { text: "from the dead" },
+        userId: "u",
+        schemaHash: "",
+        ctx: wireContextOf(ctx),
+        identity: ctx.identity(),
+        timeoutMs: 60_000,
+        stream: parked,
+      });
+      const [entry] = await eventually(async () => (await redis.xRange(parked, "-", "+")) ?? assert.fail("not parked yet"), 5000, 20);
+      assert.ok(entry);
+      const deadFields: Record<string, string> = {
+        stream: k.poolStream("cpu"),
+        entry_id: entry.id,
+        reason: "DEAD_LETTER: delivered 6 times",
+        deliveries: "6",
+        worker: "dash-cpu",
+        at: String(Date.now()),
+      };
+      for (const [name, value] of Object.entries(entry.message)) deadFields[`field.${name}`] = String(value);
+      const deadId = await redis.xAdd(k.deadLetter(k.poolStream("cpu")), "*", deadFields);
+      await page.waitForSelector(`tr[data-dead="${deadId}"]`, { timeout: 10_000 });
+      await page.screenshot({ path: join(shots, "dashboard-dead-letter.png"), fullPage: true });
+      await page.click(`tr[data-dead="${deadId}"] button[data-a=requeue]`);
+      // Requeued onto the CPU pool's stream: its worker answers the caller that was waiting all along.
+      const reply = await answered;
+      assert.equal(reply.status, "ok");
+      assert.match(reply.result, /^cpu:\d+ hashed from the dead$/);
+      await page.waitForSelector(`tr[data-dead="${deadId}"]`, { state: "detached", timeout: 10_000 });
+      assert.equal(await redis.xLen(k.deadLetter(k.poolStream("cpu"))), 0);
+      await eventually(() => assert.match(output, new RegExp(`"audit":"dashboard","action":"requeue".*"id":"${deadId}"`)), 5000, 50);
+      assert.deepEqual(problems, []);
+      t.diagnostic(`screenshots: ${shots}`);
+
+      // The API refuses without the cookie, and an action without the admin header.
+      assert.equal((await fetch(`${url}api/state`)).status, 401);
+    } finally {
+      await browser.close();
+      await caller.stop();
+      dashboard.kill("SIGTERM");
+      await exited(dashboard);
+      for (const w of workers) w.kill("SIGTERM");
+      await Promise.all(workers.map((w) => exited(w)));
+      await dropNamespace(redis, k);
+      await closeRedis(redis);
+    }
+  },
+);
