@@ -88,7 +88,7 @@ test(
       try {
         assert.equal((await chat.ask("trace this")).answer.text, "done");
       } finally {
-        await chat.close();
+        chat.close();
       }
       const named = (name: string): Collected => {
         const found = collector.spans.filter((s) => s.name === name);
