@@ -30,6 +30,10 @@ export function render(def: ToolDefinition, value: unknown, failure: (name: stri
       const checked = def.validateOutput(result.structuredContent);
       if (!checked.ok)
         return { ok: false, text: `Tool '${name}' returned structured content that does not match its outputSchema: ${formatIssues(checked.issues)}` };
+      // What the schema made of it (defaults filled in, unknown keys dropped) is what goes out, not what the handler returned.
+      const structured = checked.value as StructuredResult["structuredContent"] & object;
+      const plain = !isToolResult(value);
+      result = { ...result, structuredContent: structured, ...(plain ? { content: [{ type: "text" as const, text: JSON.stringify(structured) }] } : {}) };
     }
     return { ok: result.isError !== true, text: resultText(result), result };
   } catch (err) {

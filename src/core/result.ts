@@ -43,10 +43,15 @@ export function isToolResult(value: unknown): value is StructuredResult {
 }
 
 /** What is wrong with a result (from a handler or from the wire), or null. */
+/** Content parts a result may have, at most (what a reply carries). */
+export const MAX_CONTENT_PARTS = 1000;
+
 export function resultProblem(result: unknown): string | null {
   if (typeof result !== "object" || result === null) return "a result must be an object";
   const r = result as Partial<StructuredResult>;
   if (!Array.isArray(r.content)) return "content must be an array of parts";
+  // The wire's limit (src/tool-exec/codec.ts): past it a caller would refuse the reply of a tool that ran.
+  if (r.content.length > MAX_CONTENT_PARTS) return `content has ${r.content.length} parts, over the limit of ${MAX_CONTENT_PARTS}`;
   for (const [i, part] of r.content.entries()) {
     const problem = partProblem(part);
     if (problem) return `content[${i}]: ${problem}`;

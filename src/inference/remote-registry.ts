@@ -94,6 +94,8 @@ export class RemoteToolRegistry implements ToolRegistryLike {
 
   private readonly localPermissions: Permissions;
   private readonly failures: RemoteFailures;
+  /** Tools whose pin contradiction was logged (once each). */
+  private readonly pinWarned = new Set<string>();
   private readonly metrics: CallMetrics;
 
   constructor(options: RemoteToolRegistryOptions) {
@@ -199,6 +201,16 @@ export class RemoteToolRegistry implements ToolRegistryLike {
 
   private apply(catalog: MergedCatalog | null): void {
     this.stats.catalogReloads++;
+    // A tool pinned by its definition to one tier and by this tier's config to the other: the config wins here.
+    const cfg = this.options.config.get();
+    for (const t of catalog?.tools ?? []) {
+      const configured = cfg.gatewayPinned.has(t.name) ? "gateway" : cfg.inferencePinned.has(t.name) ? "inference" : undefined;
+      if (t.pin && configured && t.pin !== configured && !this.pinWarned.has(t.name) && this.pinWarned.add(t.name))
+        this.options.logger.warn(
+          { tool: t.name, pin: t.pin, configured },
+          `tool '${t.name}' is pinned to the ${t.pin} tier by its definition but to the ${configured} tier by this worker's config; the config wins here`,
+        );
+    }
     this.catalog = catalog;
     this.byName = new Map((catalog?.tools ?? []).map((t) => [t.name, t]));
     this.repeat = new Set((catalog?.tools ?? []).filter((t) => t.allowRepeat).map((t) => t.name));
@@ -300,8 +312,13 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     // through the context's adapter, and checks the permission and options itself.
     if (options.nested || cfg.toolsServiceMode === "in_process") return this.options.local.execute(name, args, options);
     // Pinned by the config, or by the tool's own definition (here, or as the catalog describes it).
-    const pin = pinOf(name, cfg, this.options.local.get(name) ?? this.byName.get(name));
-    if (pin === "gateway") return { ...(await this.options.local.executeOnGateway(name, args, options)), route: "gateway" };
+    // The local definition's pin, else the catalog's (a local definition without one does not hide it).
+    const pin = pinOf(name, cfg, { pin: this.options.local.get(name)?.pin ?? this.byName.get(name)?.pin });
+    if (pin === "gateway") {
+      // The tool's own time limit (the catalog's word) applies on the way to the gateway too.
+      const withTimeout = options.timeoutMs === undefined ? { ...options, timeoutMs: this.timeoutOf(name, options) } : options;
+      return { ...(await this.options.local.executeOnGateway(name, args, withTimeout)), route: "gateway" };
+    }
     // Inference-pinned, or forced local.
     if (pin === "inference" || cfg.toolsForceInProcess.has(name)) return this.options.local.execute(name, args, options);
     // Everything else: the tools service (shadow: the local registry answers, some tools mirrored).

@@ -14,8 +14,9 @@
  *
  * Returns a status string:
  *   "cancelled"  same Redis, the entry is in the stream, never delivered to the
- *                group and not claimed: the record is written (SET NX EX) and
- *                the request will never run
+ *                group and not claimed: the record is written (SET NX EX), the
+ *                entry deleted (XDEL: no worker will ever read it, whatever its
+ *                tool's annotations) and the request will never run
  *   "restarted"  another Redis answers now (a restart, a failover): unproven
  *   "gone"       the entry is not in the stream (trimmed, deleted, lost): unproven
  *   "pending"    a consumer holds the entry (it may be running it)
@@ -41,5 +42,6 @@ for _, g in ipairs(groups) do
   end
 end
 if not redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[5]) then return 'claimed' end
+redis.call('XDEL', KEYS[1], ARGV[2])
 return 'cancelled'
 `;

@@ -13,7 +13,7 @@ import { DEFAULT_MAX_REPLY_BYTES, type Decoded, type EntryFields } from "../redi
 import { ToolfleetError, isToolfleetError, reasonText, wireError } from "../core/errors.js";
 import { checkedTimeoutMs } from "../core/timeout.js";
 import { errorFields } from "../core/log.js";
-import type { PublishedRequest } from "./idempotency.js";
+import { cancelUnstarted, type PublishedRequest } from "./idempotency.js";
 import { signEntry, signatureProblem } from "./signing.js";
 import type { ProgressUpdate } from "../core/progress.js";
 import { decodeProgress, PROGRESS_FIELD } from "../redis/progress-entry.js";
@@ -380,7 +380,7 @@ export class ToolsClient {
         call.timeoutMs,
         published,
         meta,
-        call.signal || call.onProgress ? this.extrasOf(call, request.idemKey, maxTotalMs) : undefined,
+        call.signal || call.onProgress ? this.extrasOf(call, request.idemKey, maxTotalMs, meta) : undefined,
       );
       return { reply, traceId, sessionWritten };
     } catch (err) {
@@ -389,16 +389,32 @@ export class ToolsClient {
     }
   }
 
-  private extrasOf(call: ToolCall, idemKey: string, maxTotalMs: number): RequestExtras {
+  /**
+   * Cancels a call: a request no worker has read yet is first withdrawn from its stream (`cancelUnstarted`,
+   * so it never starts, whatever its tool's annotations, even on a worker that missed the notice), then the
+   * marks and the notice go out for a worker that runs it (`cancelRunning`).
+   */
+  private async cancel(tool: string, idemKey: string, reason: string, ttlSeconds: number, meta: CallMeta): Promise<void> {
+    const { redis, keys, logger } = this.options;
+    try {
+      const runId = meta.connection?.runId;
+      if (meta.entryId && runId) {
+        const published = { stream: meta.stream, group: keys.group(meta.stream), entryId: meta.entryId, runId };
+        if ((await cancelUnstarted(redis, keys, published, idemKey, ttlSeconds)) === "cancelled") logger.debug({ tool, idemKey }, "cancelled before any worker read it");
+      }
+      await cancelRunning(redis, keys, idemKey, reason, ttlSeconds);
+    } catch (err) {
+      logger.warn({ tool, idemKey, ...errorFields(err) }, "could not send the cancel; the worker may run the call to its end");
+    }
+  }
+
+  private extrasOf(call: ToolCall, idemKey: string, maxTotalMs: number, meta: CallMeta): RequestExtras {
     const extras: RequestExtras = { maxTotalMs };
     if (call.onProgress) extras.onUpdate = call.onProgress as (update: unknown) => void;
     if (call.signal) {
       extras.signal = call.signal;
       // The marks outlive the longest the request could still be waiting or running.
-      extras.onCancel = (reason) =>
-        void cancelRunning(this.options.redis, this.options.keys, idemKey, reasonText(reason), maxTotalMs / 1000 + 60).catch((err: unknown) =>
-          this.options.logger.warn({ tool: call.toolName, idemKey, ...errorFields(err) }, "could not send the cancel; the worker may run the call to its end"),
-        );
+      extras.onCancel = (reason) => void this.cancel(call.toolName, idemKey, reasonText(reason), maxTotalMs / 1000 + 60, meta);
     }
     return extras;
   }

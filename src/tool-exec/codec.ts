@@ -21,7 +21,7 @@ import {
 } from "../redis/entry-codec.js";
 import { ID_PATTERN, COMPOSITE_ID_PATTERN, SESSION_TAG_PATTERN } from "../redis/keys.js";
 import { parseOutcomeKind, type OutcomeKind } from "../core/outcome.js";
-import { resultProblem, type StructuredResult } from "../core/result.js";
+import { MAX_CONTENT_PARTS, resultProblem, type StructuredResult } from "../core/result.js";
 
 /**
  * The tool-exec messages: a request and its reply (docs/protocol.md is their
@@ -147,7 +147,7 @@ const replyBody = z.object({
   worker_id: z.string(),
   duration_ms: z.number().nonnegative(),
   // v1.1, checked by resultProblem() when present: MCP's CallToolResult members.
-  content: z.array(json).max(1000).optional(),
+  content: z.array(json).max(MAX_CONTENT_PARTS).optional(),
   structured_content: z.record(z.string(), json).optional(),
   is_error: z.boolean().optional(),
 });

@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { ConfigSource } from "../config/live.js";
 import { CallSignal, ToolContext, type PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
-import { permissionDenied } from "../core/outcome.js";
+import { cancelled, permissionDenied } from "../core/outcome.js";
 import type { CallOptions, ToolRegistry } from "../core/registry.js";
 import type { RedisClient } from "../redis/client.js";
 import { xaddArgs } from "../redis/streams.js";
@@ -75,10 +75,20 @@ export async function runRequest(deps: RunDeps, req: ToolRequest, identity: Sess
   options.maxTotalTimeoutMs = req.maxDeadlineMs === undefined ? timeoutMs : Math.max(timeoutMs, Math.min(req.maxDeadlineMs - now, cap * 10));
   const progress = req.progress ? progressSender(deps, req) : undefined;
   if (progress) options.onProgress = (update) => progress.report(update);
-  deps.calls.begin(req.idemKey, call);
   // A cancel heard between the request's check and here: it never starts.
   const heard = deps.calls.cancelledBefore(req.idemKey);
-  if (heard !== undefined) call.abort(new Error(`cancelled by the caller: ${heard}`));
+  if (heard !== undefined) {
+    return {
+      correlationId: req.correlationId,
+      workerId: deps.workerId,
+      status: "ok",
+      result: cancelled(req.toolName, `cancelled by the caller: ${heard}`),
+      outcome: "cancelled",
+      writeBack: emptyWriteBack(),
+      durationMs: performance.now() - started,
+    };
+  }
+  deps.calls.begin(req.idemKey, call);
   let outcome;
   try {
     outcome = await deps.registry.execute(req.toolName, req.toolArgs, options);

@@ -10,6 +10,7 @@ import type { Keys } from "../../src/redis/keys.js";
 import { eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "../support/redis-helpers.js";
 import { tools as fixtureTools } from "../support/fixtures/v11-tools.js";
+import { wireContextOf } from "../../src/tool-exec/client.js";
 
 const FIXTURE = fileURLToPath(new URL("../support/fixtures/v11-tools.js", import.meta.url));
 
@@ -179,4 +180,50 @@ describe("v1.1 calls to real tools workers", () => {
     await sleep(500);
     assert.equal(await redis.get(`${key("gw")}:after`), null);
   });
+});
+
+test("a cancelled request for a tool annotated idempotent (no claim) never starts, even on a worker that was not listening when it was cancelled", async () => {
+  const k = testKeys();
+  const redis = await connect();
+  const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, TOOLFLEET_TEST_REDIS_URL: REDIS_URL };
+  const config = staticConfig(defineConfig({ redisUrl: REDIS_URL, namespace: k.namespace, toolsServiceMode: "remote", toolsLocalFallback: false }));
+  const caller = createCaller({ config, logger: silentLogger, workerId: "v11-late-caller" });
+  let worker: Awaited<ReturnType<typeof startToolsProcess>> | undefined;
+  try {
+    await caller.start();
+    const client = caller.registry.toolsClient!;
+    const ctx = new ToolContext({ userId: "u" });
+    const marked = `${k.namespace}:fx:late`;
+    // Sent to a pool no worker reads yet, then cancelled: no worker is there to hear the notice.
+    const abort = new AbortController();
+    const call = client.call({
+      toolName: "mark_once",
+      toolArgs: { key: marked },
+      userId: "u",
+      schemaHash: "",
+      ctx: wireContextOf(ctx),
+      identity: ctx.identity(),
+      timeoutMs: 30_000,
+      stream: k.poolStream("late"),
+      signal: abort.signal,
+    });
+    await eventually(async () => assert.equal(await redis.xLen(k.poolStream("late")), 1), 5000, 20);
+    abort.abort("not needed");
+    await assert.rejects(call, (err: unknown) => err instanceof Error && /cancel/i.test(err.message));
+    // The request was withdrawn from the stream before any worker could read it.
+    await eventually(async () => assert.equal(await redis.xLen(k.poolStream("late")), 0), 5000, 20);
+    // A worker of that pool starts, and serves the pool: the cancelled request never ran there.
+    worker = await startToolsProcess(["--worker-id", "v11-late", "--pool", "late", "--tools", FIXTURE], env);
+    await eventually(() => assert.ok(caller.registry.toolNames().has("mark_once")), 10_000, 50);
+    const probe = await caller.registry.execute("mark_once", { key: `${marked}-probe` }, { userId: "u" });
+    assert.equal(probe.kind, "ok", probe.text);
+    assert.equal(await redis.get(`${marked}-probe:started`), "1");
+    assert.equal(await redis.get(`${marked}:started`), null);
+  } finally {
+    await caller.stop();
+    worker?.kill("SIGTERM");
+    if (worker) await exited(worker);
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
 });
