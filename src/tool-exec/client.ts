@@ -400,7 +400,8 @@ export class ToolsClient {
       const runId = meta.connection?.runId;
       if (meta.entryId && runId) {
         const published = { stream: meta.stream, group: keys.group(meta.stream), entryId: meta.entryId, runId };
-        if ((await cancelUnstarted(redis, keys, published, idemKey, ttlSeconds)) === "cancelled") logger.debug({ tool, idemKey }, "cancelled before any worker read it");
+        if ((await cancelUnstarted(redis, keys, published, idemKey, ttlSeconds)) === "cancelled")
+          logger.debug({ tool, idemKey }, "cancelled before any worker read it");
       }
       await cancelRunning(redis, keys, idemKey, reason, ttlSeconds);
     } catch (err) {
