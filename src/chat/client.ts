@@ -82,7 +82,9 @@ export class ChatClient implements ChatTransport {
   ask(chat: InboundChat, timeoutMs: number, extras?: ChatExtras): Promise<ChatAnswer> {
     // The gateway's span of this message, when it traces: the inference worker's turn is its child.
     const traceparent = currentTraceparent();
-    const fields = encodeInbound(traceparent && !chat.traceparent ? { ...chat, traceparent } : chat);
+    // Progress entries only for a gateway that shows them: another (or a v1 one) would drop each as malformed.
+    const progress = extras?.onProgress !== undefined;
+    const fields = encodeInbound(traceparent || progress ? { ...chat, ...(traceparent ? { traceparent } : {}), ...(progress ? { progress } : {}) } : chat);
     const publish = this.options.redis.sendCommand(xaddArgs(this.options.keys.chatStream, fields, CHAT_STREAM_MAXLEN));
     return this.rpc.request(chat.id, chat.id, timeoutMs, publish, undefined, extras ? this.extrasOf(chat, timeoutMs, extras) : undefined);
   }

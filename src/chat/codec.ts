@@ -50,6 +50,8 @@ export interface InboundChat {
   gatewayShard?: string;
   /** The W3C trace context of the gateway's span of this message, when it traces (docs/observability.md). */
   traceparent?: string;
+  /** v1.1: the gateway shows its tools' progress, so wants progress entries on its answer stream (absent: none are sent). */
+  progress?: boolean;
 }
 
 export type ChatEnd = "answer" | "limit" | "stopped" | "llm_error" | "expired" | "error";
@@ -140,7 +142,9 @@ const inboundBody = z.object({
   sent_at_ms: z.number().int().positive(),
   deadline_ms: z.number().int().positive(),
   gateway_shard: id.optional(),
-  traceparent: z.string().regex(TRACEPARENT_PATTERN, "a W3C traceparent").optional(),
+  // Only trace context: one that is not a traceparent is dropped, not the message with it.
+  traceparent: z.string().regex(TRACEPARENT_PATTERN).optional().catch(undefined),
+  progress: z.boolean().optional(),
 });
 
 const callDetail = z.object({
@@ -191,6 +195,7 @@ export function encodeInbound(m: InboundChat): EntryFields {
       deadline_ms: m.deadlineMs,
       ...(m.gatewayShard !== undefined ? { gateway_shard: m.gatewayShard } : {}),
       ...(m.traceparent !== undefined ? { traceparent: m.traceparent } : {}),
+      ...(m.progress ? { progress: true } : {}),
     }),
   };
 }
@@ -214,6 +219,7 @@ export function decodeInbound(fields: EntryFields): Decoded<InboundChat> {
       deadlineMs: b.deadline_ms,
       ...(b.gateway_shard !== undefined ? { gatewayShard: b.gateway_shard } : {}),
       ...(b.traceparent !== undefined ? { traceparent: b.traceparent } : {}),
+      ...(b.progress ? { progress: true } : {}),
     },
   };
 }

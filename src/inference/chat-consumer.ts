@@ -116,13 +116,15 @@ export class ChatConsumer {
     const cancel = new CallSignal(stopping);
     const signal = AbortSignal.any([cancel.signal, AbortSignal.timeout(Math.min(MAX_CALL_TIMEOUT_MS, Math.max(1, chat.deadlineMs - Date.now())))]);
     this.chats.begin(chat.id, cancel);
-    // The chat's tools' progress, to the gateway, coalesced like a tool call's.
-    const progress = new ProgressSender((update) => {
-      const { tool, ...rest } = update as typeof update & { tool?: string };
-      this.options.redis
-        .sendCommand(xaddArgs(chat.replyTo, encodeProgress(chat.id, rest, tool), 10_000, true))
-        .catch((err: unknown) => this.options.logger.debug({ chat: chat.id, ...errorFields(err) }, "a progress update was not sent"));
-    });
+    // The chat's tools' progress, to a gateway that asked for it (one that shows it), coalesced like a tool call's.
+    const progress = !chat.progress
+      ? undefined
+      : new ProgressSender((update) => {
+          const { tool, ...rest } = update as typeof update & { tool?: string };
+          this.options.redis
+            .sendCommand(xaddArgs(chat.replyTo, encodeProgress(chat.id, rest, tool), 10_000, true))
+            .catch((err: unknown) => this.options.logger.debug({ chat: chat.id, ...errorFields(err) }, "a progress update was not sent"));
+        });
     try {
       // The LLM turn, a child of the gateway's span of the message: the tool calls it makes are its children.
       const answer = await inSpan(
@@ -130,9 +132,8 @@ export class ChatConsumer {
         "consumer",
         { "toolfleet.chat": chat.id, "toolfleet.worker": this.options.workerId },
         async (span) => {
-          const a = await this.options.responder.answer(chat, this.options.adapterFor(chat.identity.platform, chat.gatewayShard), signal, (p) =>
-            progress.report(p),
-          );
+          const adapter = this.options.adapterFor(chat.identity.platform, chat.gatewayShard);
+          const a = await this.options.responder.answer(chat, adapter, signal, progress ? (p) => progress.report(p) : undefined);
           endedAs(span, a.ended === "answer" ? "ok" : a.ended, { "toolfleet.tool_calls": a.toolCalls });
           return a;
         },
@@ -157,7 +158,7 @@ export class ChatConsumer {
       };
     } finally {
       this.chats.end(chat.id);
-      progress.close();
+      progress?.close();
       cancel.detach();
     }
   }

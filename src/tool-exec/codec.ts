@@ -128,7 +128,8 @@ const requestBody = z.object({
   ctx: wireContext,
   progress: z.boolean().optional(),
   max_deadline_ms: z.number().int().positive().optional(),
-  traceparent: z.string().regex(TRACEPARENT_PATTERN, "a W3C traceparent").optional(),
+  // Only trace context: one that is not a traceparent is dropped, not the message with it.
+  traceparent: z.string().regex(TRACEPARENT_PATTERN).optional().catch(undefined),
 });
 
 const replyBody = z.object({

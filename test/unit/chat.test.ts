@@ -28,6 +28,12 @@ test("chat wire: a message is validated at the boundary, and an answer too big t
   const back = decodeInbound(encodeInbound(m));
   assert.ok(back.ok);
   assert.deepEqual(back.value, m);
+  // v1.1 members travel when set, and only then (a v1 peer ignores them).
+  const traced = { ...m, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", progress: true };
+  assert.deepEqual((decodeInbound(encodeInbound(traced)) as { value: InboundChat }).value, traced);
+  assert.doesNotMatch(String(encodeInbound(m)[BODY_FIELD]), /traceparent|progress/);
+  // A member that is not a traceparent is dropped, not the message with it.
+  assert.deepEqual((decodeInbound(encodeInbound({ ...m, traceparent: "not-a-traceparent" })) as { value: InboundChat }).value, m);
   const bad = decodeInbound({ [BODY_FIELD]: JSON.stringify({ v: 1, type: "chat_message", id: "x y", text: "" }) });
   assert.ok(!bad.ok);
   assert.match(bad.error.message, /invalid chat message: id: .*; reply_to/);
