@@ -24,7 +24,7 @@ const MARKS: { file: string; anchor: string; label: string; after?: boolean }[] 
   { file: "src/tool-exec/codec.js", anchor: "const checked = checkRequestBody(raw);", label: "request JSON parsed" },
   { file: "src/tool-exec/codec.js", anchor: "const checked = checkRequestBody(raw);", label: "request validated", after: true },
   { file: "src/tool-exec/server.js", anchor: "// A reply stream outside our namespace would let a request write anywhere.", label: "request decoded" },
-  { file: "src/tool-exec/server.js", anchor: "reply = session.ok", label: "identity known" },
+  { file: "src/tool-exec/server.js", anchor: "const identity = session.ok ? session.identity : null;", label: "identity known" },
   // The encode in the try block (the one in the catch makes an error reply), and the first line after both.
   {
     file: "src/tool-exec/server.js",
