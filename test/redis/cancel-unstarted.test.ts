@@ -43,8 +43,10 @@ test("cancelUnstarted cancels only a request the group never read, on the Redis 
 
     assert.equal(await cancelUnstarted(redis, k, unread, "t:unread", 60), "cancelled");
     assert.equal((await readRequestState(redis, k, "t:unread"))?.state, "cancelled");
-    // A second cancel finds the key taken.
-    assert.equal(await cancelUnstarted(redis, k, unread, "t:unread", 60), "claimed");
+    // The entry is withdrawn: no worker can read it now, whatever its tool (one that takes no claim included).
+    assert.deepEqual(await redis.xRange(unread.stream, unread.entryId, unread.entryId), []);
+    // A second cancel finds it gone: nothing more to prove.
+    assert.equal(await cancelUnstarted(redis, k, unread, "t:unread", 60), "gone");
 
     // No group at all: nobody ever read the stream.
     const other = k.gatewayStream();
