@@ -342,11 +342,12 @@ describe("remote failures", () => {
       // A call with a longer timeout of its own, failed early by the registry's stop (STOPPED).
       const pending = s.registry.execute("side_effect", {}, { userId: "alice", ctx: s.ctx(), timeoutMs: 120_000 });
       await eventually(async () => assert.equal(await s.redis.xLen(s.keys.toolsStream), 1));
+      // (Read now: the fallback's proof withdraws the entry from the stream.)
+      const [entry] = await s.redis.sendCommand<[string, string[]][]>(["XRANGE", s.keys.toolsStream, "-", "+"]);
+      const idemKey = (JSON.parse(entry?.[1][1] ?? "{}") as { idem_key: string }).idem_key;
       await s.registry.stop();
       const out = await pending;
       assert.equal(out.route, "fallback");
-      const [entry] = await s.redis.sendCommand<[string, string[]][]>(["XRANGE", s.keys.toolsStream, "-", "+"]);
-      const idemKey = (JSON.parse(entry?.[1][1] ?? "{}") as { idem_key: string }).idem_key;
       const ttlMs = await s.redis.pTTL(s.keys.idempotency(idemKey));
       // Past the request's deadline (120 s from when it was sent), so no worker can still claim and run it.
       assert.ok(ttlMs > 120_000, `cancel marker lives ${ttlMs} ms`);
@@ -397,9 +398,13 @@ describe("remote failures", () => {
       // An idempotent tool falls back without any cancel.
       const where = await s.registry.execute("where", {}, { userId: "alice", ctx: s.ctx() });
       assert.equal(where.route, "fallback");
-      assert.equal(await s.redis.xLen(s.keys.toolsStream), 2, "both requests were published");
+      // Both were published; the cancelled one was withdrawn from the stream by the proof, the idempotent one is still there.
+      const info = await s.redis.sendCommand<unknown>(["XINFO", "STREAM", s.keys.toolsStream]);
+      const field = (name: string): unknown =>
+        Array.isArray(info) ? info[info.indexOf(name) + 1] : info instanceof Map ? info.get(name) : (info as Record<string, unknown>)[name];
+      assert.deepEqual([field("entries-added"), field("length")], [2, 1], "both requests were published, the cancelled one withdrawn");
       assert.equal(s.registry.stats.noLiveWorker, 0);
-      // A worker now starts and finds the cancelled request: it does not run it.
+      // A worker now starts: it never sees the cancelled request, and finds the other past its deadline.
       const late = new ToolExecServer({
         redis: s.redis,
         redisUrl: REDIS_URL,
@@ -411,7 +416,7 @@ describe("remote failures", () => {
         worker: { blockMs: 200 },
       });
       await late.start();
-      // It takes and acks both requests (past their deadline, and cancelled) without running either.
+      // It takes and acks what is left (past its deadline) without running it.
       await eventually(async () => {
         const pending = await s.redis.sendCommand<[number]>(["XPENDING", s.keys.toolsStream, s.keys.group(s.keys.toolsStream)]);
         const lag = await s.redis.sendCommand<unknown[]>(["XINFO", "GROUPS", s.keys.toolsStream]);
