@@ -15,6 +15,8 @@ export interface OptionSpec {
   readonly value?: string;
   /** The values a string option takes; anything else is a usage error naming the closest. */
   readonly choices?: readonly string[];
+  /** May be given more than once: its value is the list, in order. */
+  readonly multiple?: boolean;
   /** Applied by parseArgs, and shown in the help. */
   readonly default?: string | boolean;
   /** Shown in the help when the command works the default out itself (from the config, the host, another option). */
@@ -50,7 +52,7 @@ export const COMMON_OPTIONS = [
   { name: "version", type: "boolean", description: "print toolfleet's version and exit" },
 ] as const satisfies readonly OptionSpec[];
 
-type ValueOf<S extends OptionSpec> = S["type"] extends "boolean" ? boolean : string;
+type ValueOf<S extends OptionSpec> = S["type"] extends "boolean" ? boolean : S extends { multiple: true } ? string[] : string;
 
 /** The values parseArgs gives for an option table: an option with a default is always there. */
 export type Values<O extends readonly OptionSpec[]> = {
@@ -60,6 +62,8 @@ export type Values<O extends readonly OptionSpec[]> = {
 export interface Parsed<O extends readonly OptionSpec[]> {
   values: Values<O>;
   positionals: string[];
+  /** Every option as given, in command-line order (for options whose meaning depends on the one before). */
+  order?: { name: string; value: string | undefined }[];
 }
 
 export type ParseResult<O extends readonly OptionSpec[]> =
@@ -77,15 +81,24 @@ export function usageError(message: string): ToolfleetError {
  */
 export function parseCommand<O extends readonly OptionSpec[]>(spec: CommandSpec<O>, argv: string[]): ParseResult<O> {
   const table: readonly OptionSpec[] = [...spec.options, ...COMMON_OPTIONS];
-  const options: Record<string, { type: "string" | "boolean"; short?: string; default?: string | boolean }> = {};
+  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean; default?: string | boolean }> = {};
   for (const o of table) {
-    options[o.name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.default !== undefined ? { default: o.default } : {}) };
+    options[o.name] = {
+      type: o.type,
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple ? { multiple: true } : {}),
+      ...(o.default !== undefined ? { default: o.default } : {}),
+    };
   }
   const beforeDashes = argv.indexOf("--") === -1 ? argv : argv.slice(0, argv.indexOf("--"));
   const asked = (flags: string[]): boolean => beforeDashes.some((a) => flags.includes(a));
-  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  let parsed: {
+    values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+    positionals: string[];
+    tokens: ({ kind: "option"; name: string; value?: string | undefined } | { kind: "positional" | "option-terminator" })[];
+  };
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true, tokens: true });
   } catch (err) {
     if (asked(["--help", "-h"])) return { action: "help" };
     if (asked(["--version"])) return { action: "version" };
@@ -104,7 +117,8 @@ export function parseCommand<O extends readonly OptionSpec[]>(spec: CommandSpec<
   if (extra !== undefined) throw usageError(`unexpected argument '${extra}'${max === 0 ? "" : ` (it takes at most ${max})`}`);
   if (parsed.positionals.length < min) throw usageError(`missing arguments: ${spec.args ?? ""}`.trim());
   const logFormat = typeof parsed.values["log-format"] === "string" ? parsed.values["log-format"] : undefined;
-  return { action: "run", logFormat, values: parsed.values as Values<O>, positionals: parsed.positionals };
+  const order = parsed.tokens.flatMap((t) => (t.kind === "option" ? [{ name: t.name, value: t.value }] : []));
+  return { action: "run", logFormat, values: parsed.values as Values<O>, positionals: parsed.positionals, order };
 }
 
 function parseError(err: unknown, table: readonly OptionSpec[]): ToolfleetError {

@@ -14,7 +14,8 @@ import { createInferenceWorker } from "../fleet/inference-worker.js";
 import { loadPermissionsFile, loadToolModule } from "../fleet/load-tools.js";
 import { createToolsWorker } from "../fleet/tools-worker.js";
 import { CHAT_CONCURRENCY } from "../inference/chat-consumer.js";
-import type { CommandSpec, OptionSpec, Values } from "./args.js";
+import type { CommandSpec, OptionSpec, Parsed, Values } from "./args.js";
+import { sourcesFromOptions } from "../mcp/source-spec.js";
 import { untilStopSignal } from "./signals.js";
 import { startTelemetry } from "./telemetry.js";
 
@@ -75,6 +76,27 @@ const GATEWAY_OPTIONS = [
 ] as const satisfies readonly OptionSpec[];
 
 const TOOLS_OPTIONS = [
+  {
+    name: "mcp",
+    type: "string",
+    multiple: true,
+    value: "COMMAND",
+    description: "run the tools of this MCP server (started over stdio; quote the command line); repeatable",
+  },
+  {
+    name: "mcp-url",
+    type: "string",
+    multiple: true,
+    value: "URL",
+    description: "run the tools of the MCP server at this Streamable HTTP URL; repeatable",
+  },
+  {
+    name: "mcp-prefix",
+    type: "string",
+    multiple: true,
+    value: "PREFIX",
+    description: "put PREFIX before the tool names of the --mcp or --mcp-url given just before it",
+  },
   {
     name: "pool",
     type: "string",
@@ -144,7 +166,7 @@ export function port(name: string, text: string | undefined): number {
 }
 
 /** Runs a tools worker, a gateway or an inference worker until SIGINT or SIGTERM, then stops it gracefully. */
-export async function runService(kind: ServiceKind, { values }: { values: ServeValues }): Promise<number> {
+export async function runService(kind: ServiceKind, { values, order = [] }: { values: ServeValues; order?: Parsed<readonly OptionSpec[]>["order"] }): Promise<number> {
   // Under `toolfleet up`, the supervisor decides when to stop; one that goes away before this worker is ready ends it.
   const supervised = process.env.TOOLFLEET_SUPERVISED === "1" && process.connected;
   const goneBeforeReady = (): void => process.exit(1); // nothing served yet: nothing to finish
@@ -170,7 +192,7 @@ export async function runService(kind: ServiceKind, { values }: { values: ServeV
     const toolSet = { tools: module.tools, permissions: module.permissions };
     member =
       kind === "tools"
-        ? createToolsWorker({ ...common, ...toolSet, ...(values.pool !== undefined ? { pool: values.pool } : {}) })
+        ? createToolsWorker({ ...common, ...toolSet, ...(values.pool !== undefined ? { pool: values.pool } : {}), mcp: sourcesFromOptions(order) })
         : kind === "gateway"
           ? createGateway({
               ...common,

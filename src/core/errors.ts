@@ -46,7 +46,9 @@ export type LocalErrorCode =
   | "RESULT_INVALID"
   | "USAGE"
   | "PLATFORM_REQUIRED"
-  | "PLATFORM_REFUSED";
+  | "PLATFORM_REFUSED"
+  | "MCP_SERVER_DOWN"
+  | "MCP_CALL_FAILED";
 
 export type ToolfleetErrorCode = WireErrorCode | LocalErrorCode;
 

@@ -136,6 +136,17 @@ export class ToolRegistry implements ToolRegistryLike {
     return this;
   }
 
+  /** Removes tools by name (an MCP source's tools while its server is down); unknown names are skipped. How many went. */
+  unregister(...names: string[]): number {
+    let removed = 0;
+    for (const name of names) {
+      if (!this.tools.delete(name)) continue;
+      this.openAITools.delete(name);
+      removed++;
+    }
+    return removed;
+  }
+
   get(name: string): ToolDefinition | undefined {
     return this.tools.get(name);
   }

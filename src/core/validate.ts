@@ -1,7 +1,8 @@
 import { Ajv, type ErrorObject } from "ajv";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { z } from "zod";
 
-/** A JSON Schema document (draft-07 is what tools are validated against). */
+/** A JSON Schema document: draft-07, or 2020-12 when its `$schema` says so (MCP servers' tools often do). */
 export type JsonSchema = { [key: string]: unknown };
 
 export interface ArgIssue {
@@ -17,12 +18,25 @@ export type ArgsValidator = (args: unknown) => ValidationResult;
 
 // One Ajv instance for the process: compiled validators are cached on it.
 // allErrors so the model hears about every bad field at once, not one per retry.
-const ajv = new Ajv({ allErrors: true, strict: false });
+// Formats (uri, email …) are not checked (no ajv-formats); Ajv's warning about each one, printed on the console for
+// every schema that names one (MCP servers' often do), is dropped: warnings only, errors still reach the console.
+const quiet = { log: console.log, warn: () => undefined, error: console.error };
+const ajv = new Ajv({ allErrors: true, strict: false, logger: quiet });
 // For schemas made from zod (the wire bodies): string lengths in UTF-16 code units, as zod counts
 // them, instead of JSON Schema's code points, which Ajv counts by walking every string (a
 // measurable share of a worker's call: docs/benchmarks.md). Ajv 8 calls the option deprecated but keeps it
 // (a test pins the behaviour); its logger is off so the notice is not printed by every process.
 const ajvCodeUnits = new Ajv({ allErrors: true, strict: false, unicode: false, logger: false });
+
+// JSON Schema 2020-12 (prefixItems, $defs, dependentRequired …) for a schema whose $schema names it; draft-07's Ajv
+// would refuse the meta-schema. A schema without $schema stays draft-07, as every tool was validated before.
+const ajv2020 = new Ajv2020({ allErrors: true, strict: false, logger: quiet });
+const DRAFT_2020_12 = /^https?:\/\/json-schema\.org\/draft\/2020-12\/schema#?$/;
+
+/** Whether a schema declares the 2020-12 dialect. */
+export function isDraft2020(schema: JsonSchema): boolean {
+  return typeof schema.$schema === "string" && DRAFT_2020_12.test(schema.$schema);
+}
 
 export interface CompileOptions {
   /** maxLength/minLength count UTF-16 code units (zod's way), not code points (JSON Schema's). */
@@ -41,7 +55,7 @@ export function compileValidator(schema: z.ZodType | JsonSchema, options: Compil
       };
     };
   }
-  const check = (options.lengthInCodeUnits ? ajvCodeUnits : ajv).compile(schema);
+  const check = (isDraft2020(schema) ? ajv2020 : options.lengthInCodeUnits ? ajvCodeUnits : ajv).compile(schema);
   return (args) => {
     if (check(args)) return { ok: true, value: args };
     return { ok: false, issues: (check.errors ?? []).map(ajvIssue) };

@@ -2,6 +2,9 @@ import type { ToolRegistry } from "../core/registry.js";
 import { ToolExecServer } from "../tool-exec/server.js";
 import { DEFAULT_POOL, checkedPool } from "../redis/keys.js";
 import { observabilityFor, observed, type Observability, type ObservabilityOptions } from "./observability.js";
+import { McpSources } from "../mcp/sources.js";
+import { checkedSpec, type McpSourceSpec } from "../mcp/source-spec.js";
+import type { McpSourceTiming } from "../mcp/source.js";
 import { Lifecycle, memberRegistry, resolveMember, serverBase, startOnRedis, type FleetMember, type MemberOptions, type ToolSet } from "./common.js";
 
 export interface ToolsWorkerOptions extends MemberOptions, ToolSet, ObservabilityOptions {
@@ -11,11 +14,17 @@ export interface ToolsWorkerOptions extends MemberOptions, ToolSet, Observabilit
   leaseMs?: number;
   /** The pool this worker serves (docs/architecture.md, "Pools"): its request stream and consumer group. @defaultValue "default" */
   pool?: string;
+  /** MCP servers whose tools this worker runs too (docs/mcp.md): each started (`command`) or connected to (`url`). @defaultValue none */
+  mcp?: readonly McpSourceSpec[];
+  /** Backoff and timeouts of the MCP sources. */
+  mcpTiming?: McpSourceTiming;
 }
 
 export interface ToolsWorker extends FleetMember {
   /** The registry that runs the calls (the tools, the task tools); exists once started. */
   readonly registry: ToolRegistry;
+  /** Its MCP sources (server pids, their tools now); exists once started. */
+  readonly mcp: McpSources;
 }
 
 /**
@@ -26,9 +35,11 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
   const member = resolveMember("tools", options);
   // Checked now: a bad pool name is a usage error, not a failure after connecting.
   const pool = checkedPool(options.pool ?? DEFAULT_POOL);
+  const specs = (options.mcp ?? []).map((spec) => checkedSpec({ ...spec }));
   const life = new Lifecycle("tools worker");
   let registry: ToolRegistry | undefined;
   let obs: Observability | undefined;
+  let mcp: McpSources | undefined;
   return {
     workerId: member.workerId,
     redisUrl: member.redisUrl,
@@ -42,6 +53,9 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
     get registry() {
       return life.need(registry, "registry");
     },
+    get mcp() {
+      return life.need(mcp, "mcp");
+    },
     start: () =>
       life.start((signal) =>
         startOnRedis(
@@ -52,7 +66,16 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
             obs = observabilityFor(options, { service: "tools", workerId: member.workerId, logger: member.logger }, redis, member.keys);
             const server = new ToolExecServer({ ...serverBase(member, redis, registry, options), pool, ...(obs ? { metrics: obs.metrics } : {}) });
             obs?.watchEngines(() => [server.worker, ...(server.ownWorker ? [server.ownWorker] : [])]);
-            return observed(obs, [server]);
+            const sources = (mcp = new McpSources({
+              specs,
+              registry,
+              publish: () => server.publishCatalog(),
+              logger: member.logger,
+              ...(options.mcpTiming ? { timing: options.mcpTiming } : {}),
+            }));
+            // The sources after the server (they republish its part), and stopped after it: calls in flight still reach their servers.
+            const served = { start: async () => (await server.start(), await sources.start()), stop: async () => (await server.stop(), await sources.stop()) };
+            return observed(obs, [served]);
           },
           signal,
         ),

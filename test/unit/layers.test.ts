@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 
 // The folders of src/, lowest first: a folder imports only from folders before it in this list
 // (docs/architecture.md, "Layers"). Folders on one row do not import each other.
-const LAYERS = [["core"], ["config"], ["redis"], ["tool-exec", "chat"], ["inference", "gateway"], ["fleet"], ["cli"]];
+const LAYERS = [["core"], ["config"], ["redis"], ["tool-exec", "chat"], ["inference", "gateway"], ["mcp"], ["fleet"], ["cli"]];
 
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), "../../../src");
 
