@@ -166,7 +166,10 @@ export function port(name: string, text: string | undefined): number {
 }
 
 /** Runs a tools worker, a gateway or an inference worker until SIGINT or SIGTERM, then stops it gracefully. */
-export async function runService(kind: ServiceKind, { values, order = [] }: { values: ServeValues; order?: Parsed<readonly OptionSpec[]>["order"] }): Promise<number> {
+export async function runService(
+  kind: ServiceKind,
+  { values, order = [] }: { values: ServeValues; order?: Parsed<readonly OptionSpec[]>["order"] },
+): Promise<number> {
   // Under `toolfleet up`, the supervisor decides when to stop; one that goes away before this worker is ready ends it.
   const supervised = process.env.TOOLFLEET_SUPERVISED === "1" && process.connected;
   const goneBeforeReady = (): void => process.exit(1); // nothing served yet: nothing to finish

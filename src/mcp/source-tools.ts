@@ -38,7 +38,7 @@ export function toolFromMcp(tool: Tool, name: string, call: McpCaller): ToolDefi
   return defineTool({
     name,
     description: tool.description ?? tool.title ?? "",
-    parameters: tool.inputSchema as JsonSchema,
+    parameters: tool.inputSchema,
     annotations: annotationsFrom(tool),
     ...(outputSchema ? { outputSchema } : {}),
     handler: async (args, ctx) => resultFromMcp(await call(tool.name, args, ctx)),

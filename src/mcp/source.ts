@@ -178,7 +178,8 @@ export class McpSource {
       return (await client.callTool({ name: mcpName, arguments: args }, undefined, {
         signal,
         timeout: MAX_CALL_TIMEOUT_MS,
-        onprogress: (p) => ctx.progress({ progress: p.progress, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.message ? { message: p.message } : {}) }),
+        onprogress: (p) =>
+          ctx.progress({ progress: p.progress, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.message ? { message: p.message } : {}) }),
       })) as CallToolResult;
     } catch (err) {
       throw callError(this.label, mcpName, err, signal.aborted);

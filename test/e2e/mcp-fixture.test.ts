@@ -9,7 +9,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { createCaller, createToolsWorker, defineConfig, silentLogger, staticConfig, type Caller, type ProgressUpdate, type ToolsWorker } from "../../src/index.js";
+import {
+  createCaller,
+  createToolsWorker,
+  defineConfig,
+  silentLogger,
+  staticConfig,
+  type Caller,
+  type ProgressUpdate,
+  type ToolsWorker,
+} from "../../src/index.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { loadCatalog } from "../../src/tool-exec/catalog-parts.js";
@@ -156,7 +165,13 @@ describe("a Streamable HTTP MCP server as a source", () => {
     };
     let server = await serve();
     const config = staticConfig(defineConfig({ redisUrl: REDIS_URL, namespace: k.namespace, toolsServiceMode: "remote", toolsLocalFallback: false }));
-    const worker = createToolsWorker({ config, logger: silentLogger, workerId: "mcp-http", mcp: [{ url: `http://127.0.0.1:${port}/mcp`, prefix: "h_" }], mcpTiming: TIMING });
+    const worker = createToolsWorker({
+      config,
+      logger: silentLogger,
+      workerId: "mcp-http",
+      mcp: [{ url: `http://127.0.0.1:${port}/mcp`, prefix: "h_" }],
+      mcpTiming: TIMING,
+    });
     const caller = createCaller({ config, logger: silentLogger, workerId: "mcp-http-caller" });
     const names = async (): Promise<string[]> => ((await loadCatalog(redis, k))?.tools ?? []).map((t) => t.name);
     try {

@@ -117,13 +117,32 @@ test("splitCommand: words, quotes and escapes as a shell splits them, no more", 
 });
 
 test("--mcp-prefix pairs with the source given just before it; bad specs are usage errors", () => {
-  const parsed = parseCommand(TOOLS_COMMAND, ["--mcp", "node a.js", "--mcp-prefix", "a_", "--mcp-url", "http://127.0.0.1:3001/mcp", "--mcp", "node b.js", "--mcp-prefix", "b_"]);
+  const parsed = parseCommand(TOOLS_COMMAND, [
+    "--mcp",
+    "node a.js",
+    "--mcp-prefix",
+    "a_",
+    "--mcp-url",
+    "http://127.0.0.1:3001/mcp",
+    "--mcp",
+    "node b.js",
+    "--mcp-prefix",
+    "b_",
+  ]);
   assert.equal(parsed.action, "run");
   const specs = sourcesFromOptions(parsed.action === "run" ? (parsed.order ?? []) : []);
   assert.deepEqual(specs, [{ command: "node a.js", prefix: "a_" }, { url: "http://127.0.0.1:3001/mcp" }, { command: "node b.js", prefix: "b_" }]);
   const usage = (f: () => unknown, re: RegExp) => assert.throws(f, (err: unknown) => isToolfleetError(err) && err.code === "USAGE" && re.test(err.message));
   usage(() => sourcesFromOptions([{ name: "mcp-prefix", value: "x_" }]), /give that first/);
-  usage(() => sourcesFromOptions([{ name: "mcp", value: "a" }, { name: "mcp-prefix", value: "x_" }, { name: "mcp-prefix", value: "y_" }]), /two prefixes/);
+  usage(
+    () =>
+      sourcesFromOptions([
+        { name: "mcp", value: "a" },
+        { name: "mcp-prefix", value: "x_" },
+        { name: "mcp-prefix", value: "y_" },
+      ]),
+    /two prefixes/,
+  );
   usage(() => checkedSpec({ url: "ftp://x" }), /http\(s\) URL/);
   usage(() => checkedSpec({ url: "not a url" }), /not a URL/);
   usage(() => checkedSpec({ command: "  " }), /empty/);
