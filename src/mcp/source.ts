@@ -94,7 +94,10 @@ export class McpSource {
   private async connect(): Promise<void> {
     const transport = this.makeTransport();
     const client = new Client({ name: "toolfleet", version: packageVersion() }, { capabilities: {} });
-    client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.relist());
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () =>
+      // A listing that fails leaves the last tools in place; the next notice, or a reconnect, lists again.
+      this.relist().catch((err: unknown) => this.host.logger.warn({ mcp: this.label, ...errorFields(err) }, "MCP tools could not be listed again")),
+    );
     try {
       await client.connect(transport, { timeout: this.timing.connectTimeoutMs });
       if (this.stopped) throw new ToolfleetError("STOPPED", `MCP source ${this.label} stopped while connecting`);
@@ -178,8 +181,14 @@ export class McpSource {
       return (await client.callTool({ name: mcpName, arguments: args }, undefined, {
         signal,
         timeout: MAX_CALL_TIMEOUT_MS,
-        onprogress: (p) =>
-          ctx.progress({ progress: p.progress, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.message ? { message: p.message } : {}) }),
+        onprogress: (p) => {
+          try {
+            ctx.progress({ progress: p.progress, ...(p.total !== undefined ? { total: p.total } : {}), ...(p.message ? { message: p.message } : {}) });
+          } catch (err) {
+            // A report toolfleet refuses (not a finite number) is dropped; the call goes on.
+            this.host.logger.debug({ mcp: this.label, tool: mcpName, ...errorFields(err) }, "MCP progress report dropped");
+          }
+        },
       })) as CallToolResult;
     } catch (err) {
       throw callError(this.label, mcpName, err, signal.aborted);
