@@ -19,6 +19,7 @@ import {
   type ProgressUpdate,
   type ToolsWorker,
 } from "../../src/index.js";
+import { ChatResponder } from "../../src/inference/chat-responder.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { loadCatalog } from "../../src/tool-exec/catalog-parts.js";
@@ -112,6 +113,14 @@ describe("an MCP server as a tools worker's source", () => {
     const bad = await caller.registry.execute("fx_weather", { city: 3, at: [1] }, { userId: "u" });
     assert.equal(bad.kind, "invalid_args", bad.text);
     assert.match(bad.text, /city: must be string/);
+  });
+
+  test("a chat's slash command calls an MCP tool like any fleet tool (the inference tier's responder, no LLM)", async () => {
+    const config = staticConfig(defineConfig({ redisUrl: REDIS_URL, namespace: k.namespace, chatCommands: true }));
+    const responder = new ChatResponder({ registry: caller.registry, config, logger: silentLogger });
+    const identity = { platform: "test", channelId: "c1", userId: "alice", userName: "Alice", guildId: "", messageId: "m1" };
+    const reply = await responder.answer({ id: "chat-mcp", identity, text: '/fx_weather {"city":"Oslo"}', history: [] }, null);
+    assert.equal(reply.text, 'fx_weather → {"city":"Oslo","celsius":21}');
   });
 
   test("list_changed: a tool the server adds is published and callable; one it removes leaves the catalog", async () => {
