@@ -77,6 +77,13 @@ const GATEWAY_OPTIONS = [
 
 const TOOLS_OPTIONS = [
   {
+    name: "pool",
+    type: "string",
+    value: "NAME",
+    defaultText: DEFAULT_POOL,
+    description: "the pool this worker serves: its own request stream and consumer group (1-32 of letters, digits, _ and -)",
+  },
+  {
     name: "mcp",
     type: "string",
     multiple: true,
@@ -96,13 +103,6 @@ const TOOLS_OPTIONS = [
     multiple: true,
     value: "PREFIX",
     description: "put PREFIX before the tool names of the --mcp or --mcp-url given just before it",
-  },
-  {
-    name: "pool",
-    type: "string",
-    value: "NAME",
-    defaultText: DEFAULT_POOL,
-    description: "the pool this worker serves: its own request stream and consumer group (1-32 of letters, digits, _ and -)",
   },
 ] as const satisfies readonly OptionSpec[];
 
