@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from "prom-client";
+import { Registry } from "prom-client";
 
 /** Where the call paths report what happened; `NO_METRICS` when nobody scrapes. */
 export interface CallMetrics {
@@ -119,14 +119,32 @@ export class FleetMetrics implements CallMetrics {
     if (deliveries > 1) this.redeliveries++;
   }
 
-  // A metric family read from a tally at scrape time, registered as prom-client's registry expects one.
-  private family(type: "counter" | "histogram", name: string, help: string, values: () => { labels: Record<string, string>; value: number }[]): void {
+  // A metric family whose samples are made when it is scraped, registered as prom-client's registry expects one.
+  // A `values` that fails leaves the family without samples in that scrape, not the scrape without the rest.
+  private family(
+    type: "counter" | "gauge" | "histogram",
+    name: string,
+    help: string,
+    values: () =>
+      Iterable<{ labels: Record<string, string>; value: number; metricName?: string }> | Promise<Iterable<{ labels: Record<string, string>; value: number }>>,
+  ): void {
     this.registry.registerMetric({
       name,
       help,
       type,
       aggregator: "sum",
-      get: () => Promise.resolve({ name, help, type, aggregator: "sum", values: values() }),
+      get: async () => ({
+        name,
+        help,
+        type,
+        aggregator: "sum",
+        values: await Promise.resolve()
+          .then(values)
+          .then(
+            (v) => [...v],
+            () => [],
+          ),
+      }),
       reset: () => undefined,
     } as unknown as Parameters<Registry["registerMetric"]>[0]);
   }
@@ -135,38 +153,8 @@ export class FleetMetrics implements CallMetrics {
    * A metric whose values are read when it is scraped: counters a part keeps itself (fallbacks,
    * reclaims …) or gauges such as stream lengths. A `read` that throws leaves the metric out of that scrape.
    */
-  sampled(
-    type: "counter" | "gauge",
-    name: string,
-    help: string,
-    labelNames: readonly string[],
-    read: () => Iterable<Sample> | Promise<Iterable<Sample>>,
-  ): void {
-    const registers = [this.registry];
-    if (type === "gauge") {
-      new Gauge({
-        name,
-        help,
-        labelNames,
-        registers,
-        async collect() {
-          this.reset();
-          for (const [labels, value] of await read()) this.set(labels, value);
-        },
-      });
-      return;
-    }
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers,
-      async collect() {
-        // A counter read from its owner: reset, then set to the owner's running total.
-        this.reset();
-        for (const [labels, value] of await read()) this.inc(labels, value);
-      },
-    });
+  sampled(type: "counter" | "gauge", name: string, help: string, read: () => Iterable<Sample> | Promise<Iterable<Sample>>): void {
+    this.family(type, name, help, async () => [...(await read())].map(([labels, value]) => ({ labels, value })));
   }
 
   /** The text a Prometheus scrape gets. */

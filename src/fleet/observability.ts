@@ -44,7 +44,7 @@ export class Observability {
     // Made once the member's connection is up: every later `ready` is a reconnect.
     let reconnects = 0;
     redis.on("ready", () => void reconnects++);
-    this.metrics.sampled("counter", "toolfleet_redis_reconnects_total", "Times this process's Redis connection came back after a loss.", [], () => [
+    this.metrics.sampled("counter", "toolfleet_redis_reconnects_total", "Times this process's Redis connection came back after a loss.", () => [
       [{}, reconnects],
     ]);
   }
@@ -59,20 +59,20 @@ export class Observability {
   watchEngines(engines: () => readonly StreamWorker[]): void {
     this.engines = engines;
     const per = (read: (e: StreamWorker) => number): Sample[] => this.engines().map((e) => [{ stream: e.stream }, read(e)]);
-    this.metrics.sampled("counter", "toolfleet_dead_letters_total", "Entries this process moved to a dead-letter stream.", ["stream"], () =>
+    this.metrics.sampled("counter", "toolfleet_dead_letters_total", "Entries this process moved to a dead-letter stream.", () =>
       per((e) => e.heartbeat().deadLettered),
     );
-    this.metrics.sampled("counter", "toolfleet_reclaims_total", "Entries this process took over from workers that left them.", ["stream"], () =>
+    this.metrics.sampled("counter", "toolfleet_reclaims_total", "Entries this process took over from workers that left them.", () =>
       per((e) => e.heartbeat().reclaimed),
     );
-    this.metrics.sampled("gauge", "toolfleet_in_flight", "Entries this process is working on.", ["stream"], () => per((e) => e.heartbeat().inFlight));
-    this.metrics.sampled("gauge", "toolfleet_stream_length", "Entries in each stream this process reads (sampled at scrape).", ["stream"], () =>
+    this.metrics.sampled("gauge", "toolfleet_in_flight", "Entries this process is working on.", () => per((e) => e.heartbeat().inFlight));
+    this.metrics.sampled("gauge", "toolfleet_stream_length", "Entries in each stream this process reads (sampled at scrape).", () =>
       this.sampleStreams(
         (stream) => ["XLEN", stream],
         (n) => Number(n),
       ),
     );
-    this.metrics.sampled("gauge", "toolfleet_stream_pending", "Entries delivered and not yet acknowledged, per stream this process reads.", ["stream"], () =>
+    this.metrics.sampled("gauge", "toolfleet_stream_pending", "Entries delivered and not yet acknowledged, per stream this process reads.", () =>
       this.sampleStreams(
         (stream) => ["XPENDING", stream, this.keys.group(stream)],
         (summary) => Number(Array.isArray(summary) ? summary[0] : 0),
@@ -190,21 +190,13 @@ export function observabilityFor(
 export function callerMetrics(obs: Observability, registry: RemoteToolRegistry, chat: ChatConsumer): void {
   obs.watchEngines(() => [chat.worker]);
   const stats = registry.stats;
-  const counter = (name: string, help: string, read: () => number): void => obs.metrics.sampled("counter", name, help, [], () => [[{}, read()]]);
+  const counter = (name: string, help: string, read: () => number): void => obs.metrics.sampled("counter", name, help, () => [[{}, read()]]);
   counter("toolfleet_stale_catalog_retries_total", "Calls sent once more after a worker answered CATALOG_STALE.", () => stats.staleRetries);
   counter("toolfleet_catalog_reloads_total", "Times the merged catalog was rebuilt (a worker joined, left or changed its tools).", () => stats.catalogReloads);
   counter("toolfleet_no_live_worker_total", "Calls not sent because no live tools worker runs their tool.", () => stats.noLiveWorker);
-  obs.metrics.sampled(
-    "counter",
-    "toolfleet_fallbacks_total",
-    "Local fallbacks after a remote failure, taken or refused (the tool may have run).",
-    ["result"],
-    () => [
-      [{ result: "taken" }, stats.fallbacks],
-      [{ result: "refused" }, stats.fallbacksRefused],
-    ],
-  );
-  obs.metrics.sampled("gauge", "toolfleet_calls_in_flight", "Remote tool calls this process waits on.", [], () => [
-    [{}, registry.toolsClient?.pendingCount ?? 0],
+  obs.metrics.sampled("counter", "toolfleet_fallbacks_total", "Local fallbacks after a remote failure, taken or refused (the tool may have run).", () => [
+    [{ result: "taken" }, stats.fallbacks],
+    [{ result: "refused" }, stats.fallbacksRefused],
   ]);
+  obs.metrics.sampled("gauge", "toolfleet_calls_in_flight", "Remote tool calls this process waits on.", () => [[{}, registry.toolsClient?.pendingCount ?? 0]]);
 }
