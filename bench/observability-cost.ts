@@ -4,6 +4,7 @@
 //   metrics  the tools worker with --metrics-port, the caller with a FleetMetrics; still no SDK
 //   traced   as `metrics`, and an OpenTelemetry SDK installed in the caller and the worker
 //            (OTEL_TRACES_EXPORTER=none: every span made and recorded, exported nowhere)
+//   sampled  as `traced`, with the SDK sampling one trace in a hundred (parentbased_traceidratio 0.01)
 //
 // In each of ROUNDS rounds each variant in turn, in an order rotated every round, is started
 // alone, warmed up, given CALLS sequential calls and SECONDS at 64 in flight, and stopped; the
@@ -21,15 +22,20 @@ const CALLS = Number(process.env.CALLS ?? 600);
 const SECONDS = Number(process.env.SECONDS ?? 2);
 const log = (line: string): void => console.error(`[bench:observability] ${line}`);
 
-type Key = "off" | "metrics" | "traced";
-const keys: Key[] = ["off", "metrics", "traced"];
+type Key = "off" | "metrics" | "traced" | "sampled";
+const keys: Key[] = ["off", "metrics", "traced", "sampled"];
+const SAMPLE_ONE_IN_A_HUNDRED = { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.01" };
 const rounds = new Map<Key, { p50Ms: number; callsPerSecond: number }[]>(keys.map((k) => [k, []]));
 
 for (let round = 0; round < ROUNDS; round++) {
-  for (const key of [...keys.slice(round % 3), ...keys.slice(0, round % 3)]) {
-    const provider = key === "traced" ? new NodeTracerProvider() : undefined;
+  for (const key of [...keys.slice(round % keys.length), ...keys.slice(0, round % keys.length)]) {
+    // The SDK's standard sampler variables, read by the caller's provider and the workers' (src/cli/telemetry.ts).
+    if (key === "sampled") Object.assign(process.env, SAMPLE_ONE_IN_A_HUNDRED);
+    else for (const name of Object.keys(SAMPLE_ONE_IN_A_HUNDRED)) delete process.env[name];
+    const tracing = key === "traced" || key === "sampled";
+    const provider = tracing ? new NodeTracerProvider() : undefined;
     provider?.register();
-    const subject = echoSubject(await startFleet(1, undefined, { metrics: key !== "off", tracing: key === "traced" }), "turn");
+    const subject = echoSubject(await startFleet(1, undefined, { metrics: key !== "off", tracing }), "turn");
     try {
       await warmUp(subject);
       const { p50Ms } = latencyOf(await sequentialTimes(subject, CALLS, 100));
@@ -70,11 +76,12 @@ const result = {
   off: summary("off"),
   metrics: summary("metrics"),
   traced: summary("traced"),
+  sampled: summary("sampled"),
   // ÷ off: above 1 for p50, below 1 for throughput, is what it costs.
-  ratio: { metrics: ratios("metrics"), traced: ratios("traced") },
+  ratio: { metrics: ratios("metrics"), traced: ratios("traced"), sampled: ratios("sampled") },
 };
 const range = (v: number[]): string => `${Math.min(...v)}–${Math.max(...v)}`;
-for (const key of ["metrics", "traced"] as const) {
+for (const key of ["metrics", "traced", "sampled"] as const) {
   const r = result.ratio[key];
   log(
     `${key} ÷ off (median of per-round ratios): p50 ${r.p50} (rounds ${range(r.p50ByRound)}), throughput ${r.throughput} (rounds ${range(r.throughputByRound)})`,
