@@ -17,7 +17,7 @@ test("keys: the names of DESIGN §2, from the namespace", () => {
   assert.equal(k.toolsReplyStream("inf-1"), "sg:stream:tools:reply:inf-1");
   assert.equal(k.group(k.toolsReplyStream("inf-1")), "sg:stream:tools:reply:inf-1:grp");
   assert.equal(k.catalogParts, "sg:tools:catalog:parts");
-  assert.equal(k.catalogPart("gpu", "w-1"), "sg:tools:catalog:part:gpu:w-1");
+  assert.equal(k.catalogPart("gpu", "w-1"), "{sg:tools:catalog:parts}:gpu:w-1");
   assert.equal(k.poolStream("default"), k.toolsStream, "the default pool keeps the key fleets before pools used");
   assert.equal(k.poolStream("gpu"), "sg:stream:tools:pool:gpu");
   assert.equal(k.workerStream("w-1"), "sg:stream:tools:worker:w-1");
@@ -26,7 +26,7 @@ test("keys: the names of DESIGN §2, from the namespace", () => {
   assert.equal(k.catalogChanged, "sg:tools:catalog:changed");
   assert.equal(k.toolSession("trace-9", "0123456789abcdef"), "sg:tool_session:trace-9:0123456789abcdef");
   assert.equal(k.idempotency("t:c"), "sg:tools:idem:t:c");
-  assert.equal(k.deadLetter(k.toolsStream), "sg:stream:tools:dead");
+  assert.equal(k.deadLetter(k.toolsStream), "{sg:stream:tools}:dead");
   assert.equal(k.gatewayStream(), "sg:stream:gateway");
   assert.equal(keys("prod").catalogParts, "prod:tools:catalog:parts");
   assert.throws(() => keys("a b"), /invalid key namespace/);
