@@ -105,7 +105,7 @@ export class OwnCluster {
 
   /** The port of the master that serves `slot`. */
   async masterOf(slot: number, askPort = this.ports[0]!): Promise<number> {
-    const shards = await this.commandRaw<unknown[]>(askPort, ["CLUSTER", "SLOTS"]);
+    const shards = await this.ask<unknown[]>(askPort, ["CLUSTER", "SLOTS"]);
     for (const shard of shards as [number, number, [string, number]][]) if (slot >= shard[0] && slot <= shard[1]) return Number(shard[2][1]);
     throw new Error(`no master serves slot ${slot}`);
   }
@@ -126,10 +126,11 @@ export class OwnCluster {
 
   /** One command to one node, its reply as text. */
   async command(port: number, args: string[]): Promise<string> {
-    return String(await this.commandRaw(port, args));
+    return String(await this.ask(port, args));
   }
 
-  private async commandRaw<T>(port: number, args: string[]): Promise<T> {
+  /** One command to one node, its reply as it is. */
+  async ask<T>(port: number, args: string[]): Promise<T> {
     const client = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false, connectTimeout: 1000 } });
     client.on("error", () => undefined); // a node not up yet: the caller's wait retries
     try {
