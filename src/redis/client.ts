@@ -124,7 +124,7 @@ export async function connectFleetRedis(options: ConnectOptions & { clusterNodes
     try {
       if (options.signal?.aborted) throw options.signal.reason;
       await cluster.connect();
-      watchErrors(cluster, { ...options, url: where }, WAIT_LOG_EVERY_MS);
+      watchErrors(cluster, options, WAIT_LOG_EVERY_MS);
       return cluster;
     } catch (err) {
       cluster.destroy();
@@ -182,9 +182,10 @@ export function scanKeys(client: RedisClient, pattern: string): AsyncIterable<st
  * before the first connect.
  */
 function watchErrors(client: RedisClient, options: ConnectOptions, logEveryMs: number | null): void {
-  const redacted = redactRedisUrl(options.url);
+  const redacted = client instanceof ClusterConnection ? "the Redis Cluster" : redactRedisUrl(options.url);
   const where = { redis: redacted, connection: options.name ?? "toolfleet" };
-  let everUp = false;
+  // A cluster's connection is watched once it is up (its nodes' own events came before).
+  let everUp = client.isReady;
   let downSince = 0;
   let lastLine = 0;
   client.on("error", (err: unknown) => {

@@ -43,6 +43,8 @@ export interface ClusterNodeInfo {
 export class OwnCluster {
   private readonly dir = mkdtempSync(join(tmpdir(), "toolfleet-cluster-"));
   private readonly nodes: Node[] = [];
+  /** Set once a node was killed: a promoted replica then has no replica of its own. */
+  private lostReplica = false;
 
   private constructor() {}
 
@@ -76,13 +78,17 @@ export class OwnCluster {
     return this.nodes.map((n) => n.port);
   }
 
-  /** Waits until every live node reports `cluster_state:ok`, all slots served and no node marked failed. */
+  /** Waits until every live node reports `cluster_state:ok` with all slots served, and every replica is in sync. */
   async waitUntilOk(deadlineMs: number): Promise<void> {
     await this.waitFor(
       async () => {
         for (const node of this.nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null)) {
           const info = await this.command(node.port, ["CLUSTER", "INFO"]);
           if (!/cluster_state:ok/.test(info) || !/cluster_slots_ok:16384/.test(info)) return false;
+          // A replica that has not finished its first sync would lose everything in a failover.
+          const replication = await this.command(node.port, ["INFO", "replication"]);
+          if (/role:slave/.test(replication) && !/master_link_status:up/.test(replication)) return false;
+          if (/role:master/.test(replication) && !/connected_slaves:[1-9]/.test(replication) && !this.lostReplica) return false;
         }
         return true;
       },
@@ -115,6 +121,7 @@ export class OwnCluster {
     const node = this.nodes.find((n) => n.port === port);
     if (!node || node.process.exitCode !== null || node.process.signalCode !== null) return;
     const exited = new Promise((resolve) => node.process.once("exit", resolve));
+    this.lostReplica = true;
     node.process.kill("SIGKILL");
     await exited;
   }
