@@ -27,6 +27,18 @@ export function clusterUnavailable(): string | null {
   return missing.length === 0 ? null : `skipped: ${missing.join(" and ")} not found on PATH (the cluster tests start a Redis Cluster of their own)`;
 }
 
+/** One command to the Redis on 127.0.0.1:`port`, on a connection of its own, its reply as it is. */
+export async function askNode<T>(port: number, args: string[]): Promise<T> {
+  const client = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false, connectTimeout: 1000 } });
+  client.on("error", () => undefined); // a node not up yet: the caller's wait retries
+  try {
+    await client.connect();
+    return await client.sendCommand<T>(args);
+  } finally {
+    if (client.isOpen) client.destroy();
+  }
+}
+
 interface Node {
   port: number;
   busPort: number;
@@ -137,15 +149,8 @@ export class OwnCluster {
   }
 
   /** One command to one node, its reply as it is. */
-  async ask<T>(port: number, args: string[]): Promise<T> {
-    const client = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false, connectTimeout: 1000 } });
-    client.on("error", () => undefined); // a node not up yet: the caller's wait retries
-    try {
-      await client.connect();
-      return await client.sendCommand<T>(args);
-    } finally {
-      if (client.isOpen) client.destroy();
-    }
+  ask<T>(port: number, args: string[]): Promise<T> {
+    return askNode<T>(port, args);
   }
 
   private spawnNode(port: number, busPort: number): void {
