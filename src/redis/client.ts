@@ -141,7 +141,8 @@ export async function connectFleetRedis(options: ConnectOptions & { clusterNodes
         lastLine = Date.now();
         options.logger.warn({ redis: where, reason: reasonOf(err) }, `waiting for ${where} (${reasonOf(err)})`);
       }
-      // The cluster client gives up a first connect at once; the wait is ours, cut short by the signal.
+      // The cluster client gives up a first connect at once; the wait is ours, cut short by the signal
+      // (an aborted sleep rejects: the check at the top of the loop then ends the wait with STOPPED).
       await sleep(500, undefined, options.signal ? { signal: options.signal } : {}).catch(() => undefined);
     }
   }
