@@ -152,6 +152,7 @@ await caller.stop();
 for (const w of workers) w.kill("SIGTERM");
 await sleep(500);
 for (const w of workers) if (w.exitCode === null) w.kill("SIGKILL");
-for await (const batch of counts.scanIterator({ MATCH: `${namespace}:*`, COUNT: 1000 })) if (batch.length > 0) await counts.del(batch);
+for (const pattern of [`${namespace}:*`, `{${namespace}:*`])
+  for await (const batch of counts.scanIterator({ MATCH: pattern, COUNT: 1000 })) if (batch.length > 0) await counts.del(batch);
 await closeRedis(counts);
 await redisUnderTest.stop();

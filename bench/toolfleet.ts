@@ -5,7 +5,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { ToolContext, ToolRegistry, defineConfig, silentLogger, staticConfig } from "../src/index.js";
 import { RemoteToolRegistry } from "../src/inference/remote-registry.js";
-import { closeRedis, connectRedis, type RedisClient } from "../src/redis/client.js";
+import { closeRedis, connectRedis, type RedisNode } from "../src/redis/client.js";
 import type { Subject } from "./harness.js";
 import { keys, type Keys } from "../src/protocol.js";
 import { FleetMetrics } from "../src/core/metrics.js";
@@ -14,7 +14,7 @@ const WORKER = fileURLToPath(new URL("./gc-worker.js", import.meta.url));
 
 export interface Fleet {
   keys: Keys;
-  redis: RedisClient;
+  redis: RedisNode;
   workers: ChildProcess[];
   /** Per worker: collect garbage there and read its heap in use (bytes). */
   heapAfterGc: (() => Promise<number>)[];
@@ -120,7 +120,9 @@ export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"
       for (const p of procs) p.kill("SIGTERM");
       await Promise.all(procs.map((p) => (p.exitCode === null ? once(p, "exit") : Promise.resolve())));
       const left: string[] = [];
-      for await (const batch of redis.scanIterator({ MATCH: `${k.namespace}:*`, COUNT: 1000 })) left.push(...batch);
+      // Keys kept in another key's cluster slot begin with `{` (src/redis/keys.ts).
+      for (const pattern of [`${k.namespace}:*`, `{${k.namespace}:*`])
+        for await (const batch of redis.scanIterator({ MATCH: pattern, COUNT: 1000 })) left.push(...batch);
       if (left.length > 0) await redis.del(left);
       await closeRedis(redis);
     },

@@ -3,7 +3,7 @@ import { redactRedisUrl } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
 import { createLogger } from "../core/log.js";
 import { Dashboard } from "../fleet/dashboard.js";
-import { closeRedis, connectRedis } from "../redis/client.js";
+import { closeRedis, connectFleetRedis } from "../redis/client.js";
 import { keys } from "../redis/keys.js";
 import type { CommandSpec, Values } from "./args.js";
 import { port } from "./serve.js";
@@ -30,7 +30,14 @@ export async function runDashboard({ values }: { values: Values<typeof DASHBOARD
   const { adminToken, namespace, redisUrl } = config.get();
   if (!adminToken) throw new ToolfleetError("USAGE", "the dashboard needs an admin token: set TOOLFLEET_ADMIN_TOKEN (16+ characters)");
   const url = values.redis ?? redisUrl;
-  const redis = await connectRedis({ url, logger, name: "toolfleet-dashboard", waitForRedis: false, connectTimeoutMs: 3000 });
+  const redis = await connectFleetRedis({
+    url,
+    clusterNodes: config.get().redisClusterNodes,
+    logger,
+    name: "toolfleet-dashboard",
+    waitForRedis: false,
+    connectTimeoutMs: 3000,
+  });
   const dashboard = new Dashboard({
     redis,
     keys: keys(namespace),

@@ -1,5 +1,5 @@
 import { LiveConfig } from "../config/live.js";
-import { redactRedisUrl, type Config } from "../config/schema.js";
+import { describeRedis, type Config } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
 import { createLogger, errorFields, type Logger } from "../core/log.js";
 import { ConsoleAdapter } from "../gateway/console-adapter.js";
@@ -214,7 +214,7 @@ export async function runService(
   }
   const { workerId } = member;
   console.log(
-    `${kind} worker ${workerId} ready: ${member.description} on ${redactRedisUrl(member.redisUrl)} (namespace ${config.get().namespace})${member.metricsUrl ? `; metrics at ${member.metricsUrl}` : ""}`,
+    `${kind} worker ${workerId} ready: ${member.description} on ${describeRedis(member.redisUrl, config.get().redisClusterNodes)} (namespace ${config.get().namespace})${member.metricsUrl ? `; metrics at ${member.metricsUrl}` : ""}`,
   );
   const ready: ReadyMessage = { type: "ready", kind, pid: process.pid, ...(member.url ? { url: member.url } : {}) };
   if (supervised) {

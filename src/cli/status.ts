@@ -2,7 +2,7 @@ import { LiveConfig } from "../config/live.js";
 import { createLogger } from "../core/log.js";
 import { fleetStatus, type FleetStatus } from "../fleet/status.js";
 import { within } from "../core/within.js";
-import { closeRedis, connectRedis, type RedisClient } from "../redis/client.js";
+import { closeRedis, connectFleetRedis, type RedisClient } from "../redis/client.js";
 import { keys, type Keys } from "../redis/keys.js";
 import { loadCatalog } from "../tool-exec/catalog-parts.js";
 import type { CatalogConflict } from "../tool-exec/catalog-merge.js";
@@ -47,7 +47,14 @@ export async function runInspect(kind: "status" | "catalog", { values }: { value
   let redis: RedisClient | undefined;
   try {
     // A one-shot: with Redis away it says so and ends (REDIS_UNAVAILABLE, naming the URL), rather than wait.
-    redis = await connectRedis({ url, logger, name: `toolfleet-${kind}`, waitForRedis: false, connectTimeoutMs: ONE_SHOT_CONNECT_MS });
+    redis = await connectFleetRedis({
+      url,
+      clusterNodes: config.get().redisClusterNodes,
+      logger,
+      name: `toolfleet-${kind}`,
+      waitForRedis: false,
+      connectTimeoutMs: ONE_SHOT_CONNECT_MS,
+    });
     // Connected, Redis may still go away mid-read: the commands would wait for it to come back, so bound them.
     return await within(inspect(kind, redis, keys(config.get().namespace), values.json), ONE_SHOT_READ_MS, `toolfleet ${kind}: reading from Redis`);
   } finally {

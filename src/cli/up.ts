@@ -3,12 +3,12 @@ import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { LiveConfig, type ConfigSource } from "../config/live.js";
-import { redactRedisUrl } from "../config/schema.js";
+import { describeRedis, redactRedisUrl } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
 import { createLogger, errorFields, logFormat, type Logger } from "../core/log.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import { describeModel } from "../inference/chat-responder.js";
-import { probeRedis } from "../redis/client.js";
+import { clusterNodeUrl, probeRedis } from "../redis/client.js";
 import { loadToolModule } from "../fleet/load-tools.js";
 import { createCaller } from "../fleet/caller.js";
 import { createInProcessFleet } from "../fleet/in-process.js";
@@ -96,8 +96,10 @@ export async function runUp({ values }: Parsed<(typeof UP_COMMAND)["options"]>, 
     if (options.adapter === "discord") discordAdapter(config.get(), logger);
     const url = config.get().redisUrl;
     if (inProcess) return await runInProcess(options, config, logger, out, "--in-process was given");
-    const down = await probeRedis(url);
-    if (down !== null) return await runInProcess(options, config, logger, out, `Redis at ${redactRedisUrl(url)} does not answer (${down})`);
+    // On a cluster, one of its nodes answering is what tells a fleet can start there.
+    const probed = clusterNodeUrl(url, config.get().redisClusterNodes[0]);
+    const down = await probeRedis(probed);
+    if (down !== null) return await runInProcess(options, config, logger, out, `Redis at ${redactRedisUrl(probed)} does not answer (${down})`);
     return await runDistributed(options, config, logger, out);
   } finally {
     config.close();
@@ -138,7 +140,7 @@ async function runDistributed(options: Options, config: ConfigSource, logger: Lo
   });
   const toolsArg = options.tools ? ["--tools", options.tools] : [];
   out(
-    `toolfleet up: a distributed fleet on ${redactRedisUrl(c.redisUrl)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${options.toolsWorkers} tools workers`,
+    `toolfleet up: a distributed fleet on ${describeRedis(c.redisUrl, c.redisClusterNodes)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${options.toolsWorkers} tools workers`,
   );
   const members: Member[] = [];
   // Only the gateway holds the platform client: the other members never get the Discord token.

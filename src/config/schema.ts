@@ -19,6 +19,12 @@ export interface Config extends CoreSettings {
   readonly toolsLocalFallback: boolean;
   /** `redis://` or `rediss://` (TLS), credentials allowed. @defaultValue "redis://127.0.0.1:6379" */
   readonly redisUrl: string;
+  /**
+   * Nodes of a Redis Cluster (`host:port`, a few are enough to find the rest); non-empty selects the
+   * cluster client for every tier, with the credentials and TLS of `redisUrl` (README, "Running on a
+   * Redis Cluster"). @defaultValue empty (one Redis at `redisUrl`)
+   */
+  readonly redisClusterNodes: readonly string[];
   /** Prefix of every Redis key. @defaultValue "sg" */
   readonly namespace: string;
   /** @defaultValue the 28 names of `GATEWAY_PINNED_TOOLS` */
@@ -81,6 +87,9 @@ const redisUrl = z.string("a redis:// or rediss:// URL").refine((value) => {
   }
 }, "a redis:// or rediss:// URL");
 
+/** One node of a Redis Cluster: `host:port` (an IPv6 host in brackets). */
+export const CLUSTER_NODE = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}$/;
+
 /** The shape of a config file and of the merged environment, before resolution. */
 export const rawConfigSchema = z
   .object({
@@ -89,6 +98,9 @@ export const rawConfigSchema = z
     toolsExecTimeout: seconds("> 0").positive("a number of seconds > 0"),
     toolsLocalFallback: z.boolean("true or false"),
     redisUrl,
+    redisClusterNodes: z
+      .array(z.string().regex(CLUSTER_NODE, "a list of cluster nodes (host:port)"), "a list of cluster nodes (host:port)")
+      .max(64, "at most 64 cluster nodes"),
     namespace: z.string().regex(/^[A-Za-z0-9_.{}-]{1,64}$/, "1-64 of letters, digits and _ . - { }"),
     gatewayPinned: toolNames,
     inferencePinned: toolNames,
@@ -122,6 +134,7 @@ export const DEFAULTS: Required<RawConfig> = {
   toolsExecTimeout: CORE_DEFAULTS.toolsExecTimeout,
   toolsLocalFallback: true,
   redisUrl: "redis://127.0.0.1:6379",
+  redisClusterNodes: [],
   namespace: "sg",
   gatewayPinned: [...GATEWAY_PINNED_TOOLS],
   inferencePinned: [...INFERENCE_PINNED_TOOLS],
@@ -204,6 +217,11 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
     value = (value as Record<PropertyKey, unknown>)[step];
   }
   return value;
+}
+
+/** Where the fleet's Redis is, for a log line: the cluster's nodes when there are any, else the URL (password hidden). */
+export function describeRedis(url: string, clusterNodes: readonly string[]): string {
+  return clusterNodes.length > 0 ? `the Redis Cluster at ${clusterNodes.join(",")}` : redactRedisUrl(url);
 }
 
 /** The Redis URL with any password replaced, for log lines. */

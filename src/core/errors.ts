@@ -38,6 +38,7 @@ export type LocalErrorCode =
   | "GATEWAY_UNAVAILABLE"
   | "ADDRESS_IN_USE"
   | "REDIS_UNAVAILABLE"
+  | "REDIS_CROSSSLOT"
   | "NO_LIVE_WORKER"
   | "REQUEST_LOST"
   | "WORKER_GONE"

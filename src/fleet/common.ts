@@ -5,7 +5,7 @@ import { createLogger, errorFields, type Logger } from "../core/log.js";
 import type { Permissions, ToolRegistry } from "../core/registry.js";
 import type { TaskStore } from "../core/tasks.js";
 import type { ToolDefinition } from "../core/tool.js";
-import { closeRedis, connectRedis, type RedisClient, type WaitForRedis } from "../redis/client.js";
+import { closeRedis, connectFleetRedis, type RedisClient, type WaitForRedis } from "../redis/client.js";
 import { keys, type Keys } from "../redis/keys.js";
 import { RedisTaskStore } from "../tool-exec/task-store.js";
 import { registryFor } from "./local.js";
@@ -85,7 +85,14 @@ export function resolveMember(kind: string, options: MemberOptions, defaults: { 
  */
 export function startOnRedis(r: Resolved, kind: string, parts: (redis: RedisClient) => Part[], signal?: AbortSignal): Promise<() => Promise<void>> {
   const open = (): Promise<RedisClient> =>
-    connectRedis({ url: r.redisUrl, logger: r.logger, name: `${kind}-${r.workerId}`, waitForRedis: r.waitForRedis, ...(signal ? { signal } : {}) });
+    connectFleetRedis({
+      url: r.redisUrl,
+      clusterNodes: r.config.get().redisClusterNodes,
+      logger: r.logger,
+      name: `${kind}-${r.workerId}`,
+      waitForRedis: r.waitForRedis,
+      ...(signal ? { signal } : {}),
+    });
   return startInOrder(open, closeRedis, parts, r.logger);
 }
 

@@ -133,7 +133,10 @@ export class Dashboard {
     const fields: EntryFields = {};
     for (const [name, value] of Object.entries(entry.message)) if (name.startsWith("field.")) fields[name.slice("field.".length)] = String(value);
     if (Object.keys(fields).length === 0) return { ok: false, error: "the dead letter holds no entry to requeue" };
-    const [newId] = (await redis.multi().xAdd(origin, "*", fields).xDel(deadStream, id).exec()) as unknown[];
+    // One MULTI: the dead letter is kept in its stream's slot (docs/protocol.md), so this works on a cluster too.
+    const xadd: string[] = ["XADD", origin, "*"];
+    for (const [name, value] of Object.entries(fields)) xadd.push(name, String(value));
+    const [newId] = await redis.multi().addCommand(xadd).addCommand(["XDEL", deadStream, id]).exec();
     logger.info({ audit: "dashboard", action, deadStream, id, stream: origin, newId }, "dead letter requeued");
     return { ok: true, newId: String(newId) };
   }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { parseJson } from "../core/json.js";
-import type { RedisClient } from "../redis/client.js";
+import { scanKeys, type RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { POOL_PATTERN } from "../redis/keys.js";
 import { readLiveParts } from "../tool-exec/catalog-parts.js";
@@ -56,7 +56,7 @@ export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now())
   const unreadable: string[] = [];
   for (const service of ["gateway", "inference", "tools"]) {
     const found: string[] = [];
-    for await (const batch of redis.scanIterator({ MATCH: `${k.heartbeatPrefix(service)}*`, COUNT: 1000 })) found.push(...batch);
+    for await (const batch of scanKeys(redis, `${k.heartbeatPrefix(service)}*`)) found.push(...batch);
     for (const key of found.sort()) {
       const raw = await redis.get(key);
       if (raw === null) continue; // expired between SCAN and GET: that worker is gone
@@ -84,8 +84,7 @@ export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now())
   const poolStreams = new Set<string>();
   for (const pool of pools.keys()) if (k.poolStream(pool) !== k.toolsStream) poolStreams.add(k.poolStream(pool));
   const prefix = k.poolStreamPrefix;
-  for await (const batch of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 }))
-    for (const key of batch) if (POOL_PATTERN.test(key.slice(prefix.length))) poolStreams.add(key);
+  for await (const batch of scanKeys(redis, `${prefix}*`)) for (const key of batch) if (POOL_PATTERN.test(key.slice(prefix.length))) poolStreams.add(key);
   const streams: StreamStatus[] = [];
   for (const stream of [k.chatStream, k.toolsStream, ...[...poolStreams].sort(), k.gatewayStream()]) {
     const length = Number(await redis.sendCommand(["XLEN", stream]));

@@ -171,9 +171,9 @@ export class RedisChatHistory implements ChatHistoryStore {
     const key = this.options.keys.chatHistory(channelId);
     await this.options.redis
       .multi()
-      .rPush(key, JSON.stringify(boundEntry(entry)))
-      .lTrim(key, -this.maxEntries, -1)
-      .expire(key, this.ttlSeconds)
+      .addCommand(["RPUSH", key, JSON.stringify(boundEntry(entry))])
+      .addCommand(["LTRIM", key, String(-this.maxEntries), "-1"])
+      .addCommand(["EXPIRE", key, String(this.ttlSeconds)])
       .exec();
   }
 }

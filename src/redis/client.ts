@@ -1,13 +1,17 @@
-import { createClient, RESP_TYPES, type RedisClientType } from "redis";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createClient, RESP_TYPES } from "redis";
 import { redactRedisUrl } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
 import { errorFields, type Logger } from "../core/log.js";
+import { ClusterConnection, clusterConnection } from "./cluster.js";
+import type { RedisClient, RedisNode } from "./port.js";
 
 /**
  * node-redis, Redis's own client (see docs/redis-client.md for the
- * measurement behind the choice). Only src/redis/ talks to it.
+ * measurement behind the choice), one node's or a cluster's behind one
+ * narrow port (src/redis/port.ts). Only src/redis/ talks to node-redis.
  */
-export type RedisClient = RedisClientType;
+export type { RedisBatch, RedisClient, RedisNode } from "./port.js";
 
 /** Reply bulk strings as Buffers: stream values may be file bytes. */
 export const AS_BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
@@ -59,10 +63,10 @@ function reasonOf(err: unknown): string {
  * (never throws) its socket errors. Until the first connect, it behaves as
  * `waitForRedis` says.
  */
-export async function connectRedis(options: ConnectOptions): Promise<RedisClient> {
+export async function connectRedis(options: ConnectOptions): Promise<RedisNode> {
   const wait = options.waitForRedis ?? {};
   let connected = false;
-  const client: RedisClient = createClient({
+  const client: RedisNode = createClient({
     url: options.url,
     ...(options.name ? { name: options.name } : {}),
     socket: {
@@ -98,14 +102,77 @@ export async function connectRedis(options: ConnectOptions): Promise<RedisClient
   }
 }
 
+/**
+ * The fleet's connection: a Redis Cluster's client when `clusterNodes` names
+ * any nodes (with the credentials and TLS of `url`), else one node's at `url`.
+ */
+export async function connectFleetRedis(options: ConnectOptions & { clusterNodes?: readonly string[] }): Promise<RedisClient> {
+  const nodes = options.clusterNodes ?? [];
+  if (nodes.length === 0) return connectRedis(options);
+  const wait = options.waitForRedis ?? {};
+  const where = `the Redis Cluster at ${nodes.join(", ")}`;
+  const logEveryMs = wait === false ? null : (wait.logEveryMs ?? WAIT_LOG_EVERY_MS);
+  let lastLine = 0;
+  for (;;) {
+    const cluster = clusterConnection({
+      nodes,
+      url: options.url,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+      reconnectDelay,
+      ...(options.name ? { name: options.name } : {}),
+    });
+    try {
+      if (options.signal?.aborted) throw options.signal.reason;
+      await cluster.connect();
+      watchErrors(cluster, options, WAIT_LOG_EVERY_MS);
+      return cluster;
+    } catch (err) {
+      cluster.destroy();
+      if (options.signal?.aborted) throw new ToolfleetError("STOPPED", `stopped while waiting for ${where}`, { cause: err });
+      if (logEveryMs === null)
+        throw new ToolfleetError(
+          "REDIS_UNAVAILABLE",
+          `${where} does not answer (${reasonOf(err)}): start it, or set TOOLFLEET_REDIS_CLUSTER_NODES to nodes that run`,
+          {
+            cause: err,
+          },
+        );
+      if (Date.now() - lastLine >= logEveryMs) {
+        lastLine = Date.now();
+        options.logger.warn({ redis: where, reason: reasonOf(err) }, `waiting for ${where} (${reasonOf(err)})`);
+      }
+      // The cluster client gives up a first connect at once; the wait is ours, cut short by the signal
+      // (an aborted sleep rejects: the check at the top of the loop then ends the wait with STOPPED).
+      await sleep(500, undefined, options.signal ? { signal: options.signal } : {}).catch(() => undefined);
+    }
+  }
+}
+
 /** A second connection with the same settings, for a blocking reader or a subscriber. */
 export async function duplicateConnection(client: RedisClient, options: ConnectOptions): Promise<RedisClient> {
-  const copy = client.duplicate(options.name ? { name: options.name } : {});
   // Made once the first connection is up, so it reconnects (the strategy is the first one's) and says so.
   const wait = options.waitForRedis ?? {};
-  watchErrors(copy, options, wait === false ? WAIT_LOG_EVERY_MS : (wait.logEveryMs ?? WAIT_LOG_EVERY_MS));
+  const logEveryMs = wait === false ? WAIT_LOG_EVERY_MS : (wait.logEveryMs ?? WAIT_LOG_EVERY_MS);
+  if (client instanceof ClusterConnection) {
+    const copy = await client.duplicate();
+    watchErrors(copy, options, logEveryMs);
+    return copy;
+  }
+  const copy = (client as RedisNode).duplicate(options.name ? { name: options.name } : {});
+  watchErrors(copy, options, logEveryMs);
   await copy.connect();
   return copy;
+}
+
+/** Whether `client` talks to a Redis Cluster (keys of one command must then share a slot). */
+export function isCluster(client: RedisClient): boolean {
+  return client instanceof ClusterConnection;
+}
+
+/** Keys matching `pattern`, a batch at a time: on every master of a cluster (SCAN is per node). */
+export function scanKeys(client: RedisClient, pattern: string): AsyncIterable<string[]> {
+  if (client instanceof ClusterConnection) return client.scan(pattern);
+  return (client as RedisNode).scanIterator({ MATCH: pattern, COUNT: 1000 });
 }
 
 /**
@@ -116,9 +183,10 @@ export async function duplicateConnection(client: RedisClient, options: ConnectO
  * before the first connect.
  */
 function watchErrors(client: RedisClient, options: ConnectOptions, logEveryMs: number | null): void {
-  const redacted = redactRedisUrl(options.url);
+  const redacted = client instanceof ClusterConnection ? "the Redis Cluster" : redactRedisUrl(options.url);
   const where = { redis: redacted, connection: options.name ?? "toolfleet" };
-  let everUp = false;
+  // A cluster's connection is watched once it is up (its nodes' own events came before).
+  let everUp = client.isReady;
   let downSince = 0;
   let lastLine = 0;
   client.on("error", (err: unknown) => {
@@ -161,6 +229,14 @@ export async function closeRedis(client: RedisClient | undefined): Promise<void>
     return;
   }
   await client.close();
+}
+
+/** `url` (its credentials and TLS) pointed at one cluster node (`host:port`); `url` itself when there is none. */
+export function clusterNodeUrl(url: string, node: string | undefined): string {
+  if (node === undefined) return url;
+  const at = new URL(url);
+  at.host = node;
+  return at.toString();
 }
 
 /** Whether Redis answers a PING at `url` within `timeoutMs`: null when it does, else why not (no retries). */

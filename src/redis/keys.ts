@@ -1,8 +1,12 @@
 import { createHash } from "node:crypto";
 import { ToolfleetError } from "../core/errors.js";
+import { sameSlotKey } from "./slots.js";
 /**
  * Every Redis key toolfleet uses, built in this one place from the namespace
  * (docs/protocol.md lists them). Nothing else in the code spells a key.
+ * Keys that one MULTI or script touches together share a Redis Cluster slot:
+ * a key that must live with key K is `{K}:<suffix>` (src/redis/slots.ts);
+ * everything else spreads over the slots by its own name.
  */
 export interface Keys {
   readonly namespace: string;
@@ -18,7 +22,7 @@ export interface Keys {
   toolsReplyStream(workerId: string): string;
   /** The consumer group of any stream: `<stream>:grp`. */
   group(stream: string): string;
-  /** Where a stream's poison entries are kept: `<stream>:dead`. */
+  /** Where a stream's poison entries are kept: `{<stream>}:dead`, in the stream's slot (copied and acked in one MULTI). */
   deadLetter(stream: string): string;
   /** Prefix shared by every reply stream, for finding departed workers' streams. */
   readonly toolsReplyPrefix: string;
@@ -32,7 +36,7 @@ export interface Keys {
   readonly chatReplyPrefix: string;
   /** A channel's recent conversation, kept by gateways (a channel id that is not an id is named by its hash). */
   chatHistory(channelId: string): string;
-  /** One tools worker's part of the catalog (what it runs), living as long as its presence is refreshed. */
+  /** One tools worker's part of the catalog (what it runs), living as long as its presence is refreshed; in the slot of `catalogParts`. */
   catalogPart(pool: string, workerId: string): string;
   /** Sorted set of the catalog's publishers (`<pool>/<workerId>/<hash>`), scored by when each expires (Redis time, ms). */
   readonly catalogParts: string;
@@ -43,6 +47,7 @@ export interface Keys {
   /** Heartbeat record of one worker of a service (`tools`, `gateway`, …). */
   heartbeat(service: string, workerId: string): string;
   heartbeatPrefix(service: string): string;
+  /** A background task's record, in the slot of `taskIndex` (written with it in one MULTI). */
   task(taskId: string): string;
   /** Sorted set of task ids by start time, for listing. */
   readonly taskIndex: string;
@@ -103,7 +108,7 @@ export function keys(namespace = "sg"): Keys {
     toolsReplyPrefix: `${toolsStream}:reply:`,
     toolsReplyStream: (workerId: string) => `${toolsStream}:reply:${id("worker id", workerId)}`,
     group: (stream: string) => `${stream}:grp`,
-    deadLetter: (stream: string) => `${stream}:dead`,
+    deadLetter: (stream: string) => sameSlotKey(stream, "dead"),
     gatewayStream: (shard?: string) => (shard === undefined ? `${ns}:stream:gateway` : `${ns}:stream:gateway:${id("shard", shard)}`),
     chatStream: `${ns}:stream:chat`,
     chatReplyStream: (gatewayId: string) => `${ns}:stream:chat:reply:${id("gateway id", gatewayId)}`,
@@ -111,14 +116,14 @@ export function keys(namespace = "sg"): Keys {
     // '#' is not an id character, so a hashed name never equals an id's.
     chatHistory: (channelId: string) =>
       `${ns}:chat:history:${ID.test(channelId) ? channelId : `#${createHash("sha256").update(channelId).digest("hex").slice(0, 32)}`}`,
-    catalogPart: (pool: string, workerId: string) => `${ns}:tools:catalog:part:${checkedPool(pool)}:${id("worker id", workerId)}`,
+    catalogPart: (pool: string, workerId: string) => sameSlotKey(`${ns}:tools:catalog:parts`, `${checkedPool(pool)}:${id("worker id", workerId)}`),
     catalogParts: `${ns}:tools:catalog:parts`,
     catalogChanged: `${ns}:tools:catalog:changed`,
     toolSession: (traceId: string, tag: string) => `${ns}:tool_session:${id("trace id", traceId)}:${sessionTag(tag)}`,
     idempotency: (key: string) => `${ns}:tools:idem:${idemKey(key)}`,
     heartbeat: (service: string, workerId: string) => `${ns}:worker:${id("service", service)}:${id("worker id", workerId)}`,
     heartbeatPrefix: (service: string) => `${ns}:worker:${id("service", service)}:`,
-    task: (taskId: string) => `${ns}:task:${id("task id", taskId)}`,
+    task: (taskId: string) => sameSlotKey(`${ns}:tasks`, id("task id", taskId)),
     taskIndex: `${ns}:tasks`,
     toolsControl: `${ns}:tools:control`,
     cancelMark: (key: string) => `${ns}:tools:cancel:${idemKey(key)}`,

@@ -338,16 +338,18 @@ export class StreamWorker {
     else this.processed++;
   }
 
-  /** The copy, the error reply and the ack in one MULTI; a MULTI that ran is never sent again. */
+  /**
+   * The copy and the ack in one MULTI (the dead letter is in its stream's cluster slot), then the error
+   * reply, which is on another slot; a MULTI that ran is never sent again.
+   */
   private async commitDeadLetter(id: string, commands: Arg[][], reply: Outbound | null | undefined, replyAt: number): Promise<void> {
     const batch = this.redis.multi();
-    for (const args of commands) batch.addCommand(args);
+    for (const args of commands.slice(0, replyAt)) batch.addCommand(args);
     batch.addCommand(["XACK", this.options.stream, this.group, id]);
-    let results: unknown[];
     try {
-      results = await batch.exec();
+      await batch.exec();
     } catch (err) {
-      // It ran, and some of its commands failed (a reply "stream" that is a key of another type):
+      // It ran, and some of its commands failed (a dead-letter "stream" that is a key of another type):
       // Redis does not undo the rest, so sending it again would copy the entry again.
       if (!(err instanceof MultiErrorReply)) throw err;
       this.logger.warn(
@@ -356,14 +358,14 @@ export class StreamWorker {
       );
       return;
     }
-    if (!reply || results[replyAt] !== null) return;
+    if (!reply) return;
     try {
-      await this.recreateAndReply(reply);
+      if ((await this.redis.sendCommand(commands[replyAt]!)) === null) await this.recreateAndReply(reply);
     } catch (err) {
       // The entry is kept in the dead-letter stream and acked: only the error reply is lost.
       this.logger.warn(
         { service: this.options.service, stream: reply.stream, ...errorFields(err) },
-        "could not re-create a missing reply stream; the dead letter's error reply is lost",
+        "could not send the dead letter's error reply; it is lost (the entry is kept in the dead-letter stream)",
       );
     }
   }

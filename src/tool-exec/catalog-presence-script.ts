@@ -6,7 +6,7 @@
  * It also drops every other publisher whose life has run out, and says so on
  * the change channel, so readers learn of a dead worker within a refresh.
  *
- * KEYS[1]  this worker's part (`<ns>:tools:catalog:part:<pool>:<workerId>`)
+ * KEYS[1]  this worker's part (`{<ns>:tools:catalog:parts}:<pool>:<workerId>`, in KEYS[2]'s cluster slot)
  * KEYS[2]  the publishers' index (`<ns>:tools:catalog:parts`, a sorted set)
  * ARGV[1]  this worker's index member (`<pool>/<workerId>/<hash16>`)
  * ARGV[2]  the part's life in ms (refreshed well within it)

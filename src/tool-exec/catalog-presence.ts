@@ -65,7 +65,12 @@ export class CatalogPresence {
     this.member = "";
     const { redis, keys, publisher } = this.options;
     const withdraw = this.serial(() =>
-      redis.multi().del(keys.catalogPart(publisher.pool, publisher.workerId)).zRem(keys.catalogParts, member).publish(keys.catalogChanged, member).exec(),
+      redis
+        .multi()
+        .addCommand(["DEL", keys.catalogPart(publisher.pool, publisher.workerId)])
+        .addCommand(["ZREM", keys.catalogParts, member])
+        .addCommand(["PUBLISH", keys.catalogChanged, member])
+        .exec(),
     );
     await this.bounded(withdraw, "withdrawing the catalog part");
   }

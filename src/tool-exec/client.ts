@@ -1,6 +1,6 @@
 import { currentTraceparent } from "../core/tracing.js";
 import type { Logger } from "../core/log.js";
-import type { RedisClient } from "../redis/client.js";
+import { isCluster, type RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { WrittenSessions, sessionRecord, sessionWriteArgs, type SessionIdentity } from "./session.js";
 import { RpcClient, type RequestExtras } from "../redis/rpc-client.js";
@@ -211,6 +211,9 @@ export class ToolsClient {
    * (else it may have gone out on the next one, and that one asks for itself).
    */
   private learnRunId(connection: Connection): void {
+    // A cluster's INFO answers from any node, which says nothing of the master that took a request:
+    // there, calls in flight at a failover wait for their replies until their deadlines (docs/protocol.md §1.3).
+    if (isCluster(this.options.redis)) return;
     this.options.redis.sendCommand<Buffer | string>(["INFO", "server"]).then(
       (info) => {
         const runId = runIdOf(info.toString());

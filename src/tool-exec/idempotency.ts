@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { parseJson } from "../core/json.js";
-import type { RedisClient } from "../redis/client.js";
+import { isCluster, type RedisClient } from "../redis/client.js";
+import { slotOf } from "../redis/slots.js";
 import type { Keys } from "../redis/keys.js";
 import { BODY_FIELD, type EntryFields } from "../redis/entry-codec.js";
 import { ToolfleetError } from "../core/errors.js";
@@ -104,8 +105,12 @@ export interface PublishedRequest {
   runId: string;
 }
 
-/** Why a request could not be proven never started, or `cancelled` when it was (it will now never run). */
-export type CancelVerdict = "cancelled" | "restarted" | "gone" | "pending" | "delivered" | "claimed";
+/**
+ * Why a request could not be proven never started, or `cancelled` when it was (it will now never run).
+ * `cluster`: on a Redis Cluster, the request's stream and its key are in different slots, so no script
+ * can check both at once (docs/protocol.md, "Keys on a Redis Cluster"): unproven.
+ */
+export type CancelVerdict = "cancelled" | "restarted" | "gone" | "pending" | "delivered" | "claimed" | "cluster";
 const VERDICTS: ReadonlySet<string> = new Set<CancelVerdict>(["cancelled", "restarted", "gone", "pending", "delivered", "claimed"]);
 const ENTRY_ID = /^\d{1,15}-\d{1,15}$/;
 
@@ -125,6 +130,7 @@ export async function cancelUnstarted(
   ttlSeconds: number,
 ): Promise<CancelVerdict> {
   if (!ENTRY_ID.test(published.entryId)) throw new ToolfleetError("ID_INVALID", `cancelUnstarted(): '${published.entryId}' is not a stream entry id`);
+  if (isCluster(redis) && slotOf(published.stream) !== slotOf(keys.idempotency(idemKey))) return "cluster";
   const value = JSON.stringify({ state: "cancelled", at: Date.now() });
   const ttl = String(Math.max(1, Math.ceil(ttlSeconds)));
   const reply = await redis.sendCommand<unknown>([

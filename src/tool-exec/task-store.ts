@@ -34,12 +34,12 @@ export class RedisTaskStore implements TaskStore {
     const ttl = Math.max(1, Math.ceil(ttlSeconds));
     await this.redis
       .multi()
-      .set(this.keys.task(task.id), JSON.stringify(task), { expiration: { type: "EX", value: ttl } })
-      .zAdd(this.keys.taskIndex, { score: task.startedAt, value: task.id })
+      .addCommand(["SET", this.keys.task(task.id), JSON.stringify(task), "EX", String(ttl)])
+      .addCommand(["ZADD", this.keys.taskIndex, String(task.startedAt), task.id])
       // Bounded without Redis 7's EXPIRE GT: ids older than any record could live are dropped,
       // and an idle index expires. `list` prunes ids whose records expired sooner.
-      .zRemRangeByScore(this.keys.taskIndex, "-inf", Date.now() - INDEX_HORIZON_SECONDS * 1000)
-      .expire(this.keys.taskIndex, INDEX_HORIZON_SECONDS)
+      .addCommand(["ZREMRANGEBYSCORE", this.keys.taskIndex, "-inf", String(Date.now() - INDEX_HORIZON_SECONDS * 1000)])
+      .addCommand(["EXPIRE", this.keys.taskIndex, String(INDEX_HORIZON_SECONDS)])
       .exec();
   }
 

@@ -7,14 +7,14 @@ import { after, before, describe, test } from "node:test";
 import { calculator, echo } from "../../examples/tools.js";
 import { buildCatalog } from "../../src/tool-exec/catalog.js";
 import { publishCatalog, watchCatalog } from "../../src/tool-exec/catalog-parts.js";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { OwnRedis, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
 
 describe("catalog", () => {
   describe("in a Redis of its own", () => {
     let own: OwnRedis;
-    let redis: RedisClient;
+    let redis: RedisNode;
     const k = testKeys();
     before(async () => {
       own = await OwnRedis.start();

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { writeSession } from "../../src/tool-exec/session.js";
 import { ensureGroup, xaddArgs } from "../../src/redis/streams.js";
@@ -14,7 +14,7 @@ const FIXTURE = fileURLToPath(new URL("../support/fixtures/counting-tools.js", i
 
 /** Writes a session record and publishes a slow_side_effect request by hand, as a caller would. */
 async function publishSideEffect(
-  redis: RedisClient,
+  redis: RedisNode,
   k: Keys,
   o: { traceId: string; correlationId: string; replyTo: string; key: string; ms: number; userId: string },
 ): Promise<void> {
@@ -49,7 +49,7 @@ async function publishSideEffect(
 }
 
 /** Every reply on a reply stream, read without a group. */
-async function repliesOn(redis: RedisClient, replyTo: string): Promise<ToolReply[]> {
+async function repliesOn(redis: RedisNode, replyTo: string): Promise<ToolReply[]> {
   const raw = await redis.sendCommand<[string, string[]][]>(["XRANGE", replyTo, "-", "+"]);
   return raw.map(([, flat]) => {
     const f: Record<string, string> = {};

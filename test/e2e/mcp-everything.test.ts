@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { loadCatalog } from "../../src/tool-exec/catalog-parts.js";
 import { eventually } from "../support/helpers.js";
@@ -17,7 +17,7 @@ const run = promisify(execFile);
 const EVERYTHING = createRequire(import.meta.url).resolve("@modelcontextprotocol/server-everything/dist/index.js");
 
 let k: Keys;
-let redis: RedisClient;
+let redis: RedisNode;
 let worker: CliChild;
 let env: NodeJS.ProcessEnv;
 

@@ -20,7 +20,7 @@ import {
   type ToolsWorker,
 } from "../../src/index.js";
 import { ChatResponder } from "../../src/inference/chat-responder.js";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { loadCatalog } from "../../src/tool-exec/catalog-parts.js";
 import { eventually } from "../support/helpers.js";
@@ -31,7 +31,7 @@ const TIMING = { restartMinMs: 100, restartMaxMs: 500, connectTimeoutMs: 5000, p
 
 describe("an MCP server as a tools worker's source", () => {
   let k: Keys;
-  let redis: RedisClient;
+  let redis: RedisNode;
   let caller: Caller;
   let worker: ToolsWorker;
   let dir: string;

@@ -9,7 +9,7 @@ import { closeRedis } from "../../src/redis/client.js";
 import { loadCatalog } from "../../src/tool-exec/catalog-parts.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { CLI, REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys, type CliChild } from "../support/redis-helpers.js";
-import type { RedisClient } from "../../src/redis/client.js";
+import type { RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 
 const FIXTURE = fileURLToPath(new URL("../support/fixtures/pool-tools.js", import.meta.url));
@@ -21,7 +21,7 @@ class PoolFleet {
   private readonly workers: CliChild[] = [];
   private readonly callers: Caller[] = [];
 
-  private constructor(readonly redis: RedisClient) {}
+  private constructor(readonly redis: RedisNode) {}
 
   static async open(): Promise<PoolFleet> {
     return new PoolFleet(await connect());

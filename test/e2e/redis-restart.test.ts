@@ -5,7 +5,7 @@ import { loadToolModule } from "../../src/fleet/load-tools.js";
 import { registryFor } from "../../src/fleet/local.js";
 import { ToolsClient, type ToolCall } from "../../src/tool-exec/client.js";
 import { defineConfig, staticConfig } from "../../src/index.js";
-import { closeRedis, connectRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, connectRedis, type RedisNode } from "../../src/redis/client.js";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger } from "../support/helpers.js";
 import { OwnRedis, echoCall, testKeys } from "../support/redis-helpers.js";
@@ -46,8 +46,8 @@ function toolCall(text: string): ToolCall {
 test("Redis restarted empty under load: every call settles in time, read loops recover, the worker serves again within 2 s", { timeout: 60_000 }, async (t) => {
   const own = await OwnRedis.start();
   const logger = new RecordingLogger();
-  let redis: RedisClient | undefined;
-  let callerRedis: RedisClient | undefined;
+  let redis: RedisNode | undefined;
+  let callerRedis: RedisNode | undefined;
   let service: ToolExecServer | undefined;
   let client: ToolsClient | undefined;
   let loadOn = true;
@@ -215,7 +215,7 @@ test("Redis restarted empty under load: every call settles in time, read loops r
 test("a call made while Redis is down for longer than its timeout settles at its timeout", { timeout: 30_000 }, async () => {
   const own = await OwnRedis.start();
   const logger = new RecordingLogger();
-  let callerRedis: RedisClient | undefined;
+  let callerRedis: RedisNode | undefined;
   let client: ToolsClient | undefined;
   try {
     callerRedis = await connectRedis({ url: own.url, logger, name: "caller" });

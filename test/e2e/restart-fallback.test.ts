@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { ToolContext, ToolRegistry, defineConfig, defineTool, staticConfig, type ToolDefinition } from "../../src/index.js";
 import { RemoteToolRegistry } from "../../src/inference/remote-registry.js";
-import { closeRedis, connectRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, connectRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { lostInRestart } from "../../src/core/outcome.js";
@@ -22,8 +22,8 @@ import { OwnRedis, aliveButIdleWorker, testKeys } from "../support/redis-helpers
 const SETTLE_BUDGET_MS = 2000;
 
 interface Fleet {
-  redis: RedisClient;
-  callerRedis: RedisClient;
+  redis: RedisNode;
+  callerRedis: RedisNode;
   keys: Keys;
   logger: RecordingLogger;
   /** Runs per `<tier>:<tool>:<id>`. */

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { createCaller, defineConfig, silentLogger, staticConfig, ToolContext, ToolRegistry, type Caller, type ProgressUpdate } from "../../src/index.js";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys } from "../support/redis-helpers.js";
@@ -16,7 +16,7 @@ const FIXTURE = fileURLToPath(new URL("../support/fixtures/v11-tools.js", import
 
 describe("v1.1 calls to real tools workers", () => {
   let k: Keys;
-  let redis: RedisClient;
+  let redis: RedisNode;
   let caller: Caller;
   let workers: Awaited<ReturnType<typeof startToolsProcess>>[] = [];
 

@@ -7,7 +7,7 @@ import { loadToolModule } from "../../src/fleet/load-tools.js";
 import { registryFor } from "../../src/fleet/local.js";
 import { defineConfig, staticConfig } from "../../src/index.js";
 import { ToolsClient } from "../../src/tool-exec/client.js";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { sessionRecord, sessionWriteArgs } from "../../src/tool-exec/session.js";
 import { xaddArgs } from "../../src/redis/streams.js";
@@ -37,7 +37,7 @@ function aclCommands(ns: string): string[][] {
 }
 
 let own: OwnRedis;
-let admin: RedisClient;
+let admin: RedisNode;
 const k: Keys = testKeys();
 const userUrl = (user: keyof typeof PASSWORDS) => `redis://toolfleet-${user}:${PASSWORDS[user]}@127.0.0.1:${own.port}`;
 
@@ -53,7 +53,7 @@ after(async () => {
 });
 
 /** Rejects with Redis's NOPERM: the user may not run this command on this key. */
-async function refused(redis: RedisClient, args: ReturnType<typeof xaddArgs>): Promise<void> {
+async function refused(redis: RedisNode, args: ReturnType<typeof xaddArgs>): Promise<void> {
   await assert.rejects(redis.sendCommand(args), /NOPERM/, `${args.slice(0, 2).join(" ")} should be refused`);
 }
 

@@ -16,7 +16,7 @@ import {
   staticConfig,
 } from "../../src/index.js";
 import type { Caller, Gateway, InferenceWorker, ToolsWorker } from "../../src/index.js";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import { RecordingPlatform, identity } from "../support/chat.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, namespaceKeys, testKeys } from "../support/redis-helpers.js";
@@ -45,7 +45,7 @@ describe("a fleet assembled with the fleet API", () => {
   const logger = new RecordingLogger();
   const config = staticConfig(defineConfig({ redisUrl: REDIS_URL, namespace: k.namespace, toolsServiceMode: "remote", chatTimeout: 20 }));
   const platform = new RecordingPlatform();
-  let redis: RedisClient;
+  let redis: RedisNode;
   let tools: ToolsWorker;
   let gateway: Gateway;
   let inference: InferenceWorker;

@@ -19,7 +19,7 @@ import { RemoteToolRegistry } from "../../src/inference/remote-registry.js";
 import { wireContextOf } from "../../src/tool-exec/client.js";
 import { buildCatalog } from "../../src/tool-exec/catalog.js";
 import { publishCatalog } from "../../src/tool-exec/catalog-parts.js";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
@@ -78,7 +78,7 @@ class MutableConfig implements ConfigSource {
 }
 
 interface Setup {
-  redis: RedisClient;
+  redis: RedisNode;
   keys: Keys;
   config: MutableConfig;
   counts: Map<string, number>;

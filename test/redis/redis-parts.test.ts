@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { exampleTools } from "../../examples/tools.js";
 import { buildCatalog } from "../../src/tool-exec/catalog.js";
 import { loadCatalog, publishCatalog, readLiveParts, refreshPresence } from "../../src/tool-exec/catalog-parts.js";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import { readSession, sessionRecord, writeSession } from "../../src/tool-exec/session.js";
 import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
 import { RedisTaskStore } from "../../src/tool-exec/task-store.js";
@@ -43,7 +43,7 @@ describe("wire format", () => {
 
 describe("catalog", () => {
   describe("in Redis", () => {
-    let redis: RedisClient;
+    let redis: RedisNode;
     const k = testKeys();
     before(async () => {
       redis = await connect();
@@ -80,7 +80,7 @@ describe("catalog", () => {
       await redis.set(k.catalogPart("gpu", "w2"), "{not json", { KEEPTTL: true });
       const read = await readLiveParts(redis, k);
       assert.equal(read.parts.length, 0);
-      assert.match(read.unreadable.join("\n"), /tools:catalog:part:gpu:w2: not JSON/);
+      assert.match(read.unreadable.join("\n"), /tools:catalog:parts\}:gpu:w2: not JSON/);
       await redis.set(k.catalogPart("gpu", "w2"), JSON.stringify({ pool: "gpu", workerId: "w2", catalog: { ...catalog, tools: [{ name: "bad name" }] } }), {
         KEEPTTL: true,
       });

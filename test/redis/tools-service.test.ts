@@ -6,7 +6,7 @@ import { loadToolModule } from "../../src/fleet/load-tools.js";
 import { registryFor } from "../../src/fleet/local.js";
 import { defineConfig, defineTool, staticConfig } from "../../src/index.js";
 import { SESSION_REUSE_SECONDS, ToolsClient, type ToolCall } from "../../src/tool-exec/client.js";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import { cancelRequest, storeReplyArgs } from "../../src/tool-exec/idempotency.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { sessionRecord, writeSession } from "../../src/tool-exec/session.js";
@@ -55,7 +55,7 @@ const whoami = defineTool({
 });
 
 interface Fleet {
-  redis: RedisClient;
+  redis: RedisNode;
   keys: Keys;
   logger: RecordingLogger;
   service: ToolExecServer;

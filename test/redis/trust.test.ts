@@ -6,7 +6,7 @@ import { loadToolModule } from "../../src/fleet/load-tools.js";
 import { registryFor } from "../../src/fleet/local.js";
 import { defineConfig, defineTool, staticConfig } from "../../src/index.js";
 import { ToolsClient, type ToolCall } from "../../src/tool-exec/client.js";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { sessionRecord, writeSession } from "../../src/tool-exec/session.js";
 import { ensureGroup, xaddArgs } from "../../src/redis/streams.js";
@@ -23,7 +23,7 @@ import { identity, wireCtx } from "../support/wire-samples.js";
 const SECRET = "a-fleet-secret-of-at-least-32-characters";
 
 interface Fleet {
-  redis: RedisClient;
+  redis: RedisNode;
   keys: Keys;
   logger: RecordingLogger;
   client: ToolsClient;

@@ -4,7 +4,7 @@
 // only that. For the tests that a v1 peer and a v1.1 peer still work together, both ways.
 import { z } from "zod";
 import { compileValidator } from "../../src/core/validate.js";
-import type { RedisClient } from "../../src/redis/client.js";
+import type { RedisNode } from "../../src/redis/client.js";
 import { readGroup } from "../../src/redis/streams.js";
 import { COMPOSITE_ID_PATTERN, ID_PATTERN, SESSION_TAG_PATTERN, type Keys } from "../../src/redis/keys.js";
 
@@ -88,7 +88,7 @@ export const readV1Request = (raw: string | undefined): V1Request => readBody<V1
 export const readV1Reply = (raw: string | undefined): V1Reply => readBody<V1Reply>(raw, checkReply);
 
 /** Every entry of a stream, its fields as an object. */
-export async function entriesOf(redis: RedisClient, stream: string): Promise<{ id: string; fields: Record<string, string> }[]> {
+export async function entriesOf(redis: RedisNode, stream: string): Promise<{ id: string; fields: Record<string, string> }[]> {
   const raw = await redis.sendCommand<[string, string[]][]>(["XRANGE", stream, "-", "+"]);
   return raw.map(([entryId, flat]) => {
     const fields: Record<string, string> = {};
@@ -98,7 +98,7 @@ export async function entriesOf(redis: RedisClient, stream: string): Promise<{ i
 }
 
 /** A v1 worker for one request: reads it from the tools stream's group, answers `text` with a v1 reply. */
-export async function serveOneAsV1(redis: RedisClient, k: Keys, answer: (req: V1Request) => string): Promise<V1Request> {
+export async function serveOneAsV1(redis: RedisNode, k: Keys, answer: (req: V1Request) => string): Promise<V1Request> {
   const stream = k.toolsStream;
   for (let i = 0; i < 100; i++) {
     // Polled, not BLOCK: the connection is shared with the caller under test.

@@ -64,6 +64,11 @@ test("a bad value fails at startup naming the setting, its source, what was expe
     [{ TOOLFLEET_TOOLS_LOCAL_FALLBACK: "maybe" }, /toolsLocalFallback .*expected true or false, got "maybe"/],
     [{ TOOLFLEET_REDIS_URL: "http://x" }, /redisUrl .*expected a redis:\/\/ or rediss:\/\/ URL, got "http:\/\/x"/],
     [{ TOOLFLEET_NAMESPACE: "a:b" }, /namespace .*got "a:b"/],
+    [
+      { TOOLFLEET_REDIS_CLUSTER_NODES: "10.0.0.1:6379,redis://10.0.0.2:6379" },
+      /redisClusterNodes\.1 \(from TOOLFLEET_REDIS_CLUSTER_NODES\): expected a list of cluster nodes \(host:port\), got "redis:\/\/10\.0\.0\.2:6379"/,
+    ],
+    [{ TOOLFLEET_REDIS_CLUSTER_NODES: "10.0.0.1" }, /redisClusterNodes\.0 .*expected a list of cluster nodes \(host:port\), got "10\.0\.0\.1"/],
     [{ TOOLFLEET_TOOLS_FORCE_IN_PROCESS: "ok,bad name" }, /toolsForceInProcess\.1 .*expected a tool name/],
     [{ TOOLFLEET_TASK_MAX_RUNNING: "1.5" }, /taskMaxRunning .*expected an integer >= 1, got 1.5/],
   ];
@@ -177,4 +182,10 @@ test("the Discord settings: the token is a secret never echoed, the channels a l
     () => loadConfig({ env: { TOOLFLEET_DISCORD_CHANNELS: "general" } }),
     /discordChannels\.0 \(from TOOLFLEET_DISCORD_CHANNELS\): expected a list of Discord channel ids \(digits\), got "general"/,
   );
+});
+
+test("TOOLFLEET_REDIS_CLUSTER_NODES lists a cluster's nodes (host:port, an IPv6 host in brackets); unset means one node", () => {
+  assert.deepEqual(loadConfig({ env: {} }).redisClusterNodes, []);
+  const env = { TOOLFLEET_REDIS_CLUSTER_NODES: " 10.0.0.1:6379, redis-2.internal:7000,[::1]:7001 " };
+  assert.deepEqual(loadConfig({ env }).redisClusterNodes, ["10.0.0.1:6379", "redis-2.internal:7000", "[::1]:7001"]);
 });

@@ -5,6 +5,8 @@ import { z } from "zod";
 import { calculator, echo, exampleTools } from "../../examples/tools.js";
 import { defineTool } from "../../src/index.js";
 import { buildCatalog, toolSchemaHash } from "../../src/tool-exec/catalog.js";
+import { routingKey } from "../../src/redis/cluster.js";
+import { sameSlotKey, slotOf } from "../../src/redis/slots.js";
 import { keys } from "../../src/redis/keys.js";
 import { WrittenSessions, sessionRecord } from "../../src/tool-exec/session.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeReply, decodeRequest, encodeReply, encodeRequest } from "../../src/tool-exec/codec.js";
@@ -17,7 +19,7 @@ test("keys: the names of DESIGN §2, from the namespace", () => {
   assert.equal(k.toolsReplyStream("inf-1"), "sg:stream:tools:reply:inf-1");
   assert.equal(k.group(k.toolsReplyStream("inf-1")), "sg:stream:tools:reply:inf-1:grp");
   assert.equal(k.catalogParts, "sg:tools:catalog:parts");
-  assert.equal(k.catalogPart("gpu", "w-1"), "sg:tools:catalog:part:gpu:w-1");
+  assert.equal(k.catalogPart("gpu", "w-1"), "{sg:tools:catalog:parts}:gpu:w-1");
   assert.equal(k.poolStream("default"), k.toolsStream, "the default pool keeps the key fleets before pools used");
   assert.equal(k.poolStream("gpu"), "sg:stream:tools:pool:gpu");
   assert.equal(k.workerStream("w-1"), "sg:stream:tools:worker:w-1");
@@ -26,7 +28,7 @@ test("keys: the names of DESIGN §2, from the namespace", () => {
   assert.equal(k.catalogChanged, "sg:tools:catalog:changed");
   assert.equal(k.toolSession("trace-9", "0123456789abcdef"), "sg:tool_session:trace-9:0123456789abcdef");
   assert.equal(k.idempotency("t:c"), "sg:tools:idem:t:c");
-  assert.equal(k.deadLetter(k.toolsStream), "sg:stream:tools:dead");
+  assert.equal(k.deadLetter(k.toolsStream), "{sg:stream:tools}:dead");
   assert.equal(k.gatewayStream(), "sg:stream:gateway");
   assert.equal(keys("prod").catalogParts, "prod:tools:catalog:parts");
   assert.throws(() => keys("a b"), /invalid key namespace/);
@@ -164,4 +166,27 @@ describe("Redis task store", () => {
     const k = keys(`ns${randomBytes(2).toString("hex")}`);
     assert.throws(() => k.task("a b"), /invalid task id/);
   });
+});
+
+test("cluster slots: CRC16 of the hash tag or the whole key, as Redis computes them", () => {
+  // 0x31C3 is CRC16/XMODEM of "123456789" (Redis Cluster spec); "foo" is 12182 in CLUSTER KEYSLOT.
+  assert.equal(slotOf("123456789"), 0x31c3);
+  assert.equal(slotOf("foo"), 12182);
+  assert.equal(slotOf("{user1000}.following"), slotOf("user1000"));
+  // An empty tag, or none closed, hashes the whole key.
+  assert.equal(slotOf("{}x"), slotOf(Buffer.from("{}x")));
+  assert.notEqual(slotOf("{}x"), slotOf(""));
+  assert.equal(sameSlotKey("sg:stream:tools", "dead"), "{sg:stream:tools}:dead");
+  assert.equal(sameSlotKey("{sg}:stream:tools", "dead"), "{sg}:stream:tools:dead");
+  for (const key of ["sg:stream:tools", "{sg}:stream:tools", "a{b}c"]) assert.equal(slotOf(sameSlotKey(key, "x")), slotOf(key), key);
+});
+
+test("a raw command is routed by its key: after the name, after XGROUP/XINFO's subcommand, a script's first key, XREADGROUP's first stream", () => {
+  assert.equal(routingKey(["XADD", "s", "*", "f", "v"]), "s");
+  assert.equal(routingKey(["XGROUP", "CREATE", "s", "g", "$"]), "s");
+  assert.equal(routingKey(["XINFO", "GROUPS", "s"]), "s");
+  assert.equal(routingKey(["EVAL", "return 1", "2", "k1", "k2", "a"]), "k1");
+  assert.equal(routingKey(["EVAL", "return 1", "0", "a"]), undefined);
+  assert.equal(routingKey(["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "BLOCK", "10", "STREAMS", "s", ">"]), "s");
+  for (const keyless of [["TIME"], ["INFO", "server"], ["PUBLISH", "channel", "m"]]) assert.equal(routingKey(keyless), undefined);
 });
