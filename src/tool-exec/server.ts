@@ -8,7 +8,7 @@ import { ServedTools } from "./served-tools.js";
 import { CatalogPresence } from "./catalog-presence.js";
 import type { RedisClient } from "../redis/client.js";
 import { randomBytes } from "node:crypto";
-import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
+import { claimArgs, claimArgsFor, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
 import { DEFAULT_POOL, checkedPool, type Keys } from "../redis/keys.js";
 import { SessionCache, parseSession, sessionReadArgs, type SessionLookup } from "./session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
@@ -100,6 +100,8 @@ export class ToolExecServer {
   private readonly calls = new RunningCalls();
   private readonly control: ControlListener;
   private readonly runDeps: RunDeps;
+  /** `claimArgs()` for this process. */
+  private readonly claimOf: (idemKey: string) => string[];
 
   constructor(options: ToolExecServerOptions) {
     this.options = options;
@@ -108,6 +110,7 @@ export class ToolExecServer {
     // reclaimable, its claim is already gone, so the reclaiming worker runs it at once.
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
     this.instance = `${options.workerId}#${randomBytes(6).toString("hex")}`;
+    this.claimOf = claimArgsFor(options.keys, options.workerId, this.instance, this.claimMs);
     this.control = new ControlListener({
       redis: options.redis,
       url: options.redisUrl,
@@ -271,9 +274,11 @@ export class ToolExecServer {
     // A trace of one call (its id is the correlation id) is not read again: its record is not kept.
     const toKeep = req.traceId !== req.correlationId;
     const commands = known ? [] : sessionReadArgs(sessionKey, toKeep);
-    if (!repeatSafe) commands.push(claimArgs(this.options.keys, req.idemKey, this.options.workerId, this.instance, this.claimMs));
+    if (!repeatSafe) commands.push(this.claimOf(req.idemKey));
     let results: unknown[] = [];
-    if (commands.length > 0) {
+    // One command alone (the claim, the session known) is sent as it is: a pipeline object costs more than it.
+    if (commands.length === 1) results = [await this.options.redis.sendCommand(commands[0] as string[])];
+    else if (commands.length > 1) {
       const round = this.options.redis.multi();
       for (const args of commands) round.addCommand(args);
       results = await round.execAsPipeline();
