@@ -179,10 +179,10 @@ function ratiosTo(row: Row, base: Row | undefined) {
   return { p50: Number(median(p50ByRound).toFixed(2)), throughput: Number(median(throughputByRound).toFixed(2)), p50ByRound, throughputByRound };
 }
 const cpuMedians = (perRound: CpuPerCall[]): CpuPerCall => ({
-  caller: median(perRound.map((c) => c.caller)),
-  worker: median(perRound.map((c) => c.worker)),
-  redis: median(perRound.map((c) => c.redis)),
-  total: median(perRound.map((c) => c.total)),
+  caller: Number(median(perRound.map((c) => c.caller)).toFixed(1)),
+  worker: Number(median(perRound.map((c) => c.worker)).toFixed(1)),
+  redis: Number(median(perRound.map((c) => c.redis)).toFixed(1)),
+  total: Number(median(perRound.map((c) => c.total)).toFixed(1)),
 });
 const summary = Object.fromEntries(
   Object.entries(remote).map(([key, row]) => {
