@@ -31,7 +31,6 @@ export const echoOnce = defineTool({
   name: "echo_once",
   description: "Return the given text; run exactly once per call (no idempotent or read-only annotation).",
   parameters: z.object({ text: z.string().describe("The text to return") }),
-  allowRepeat: true,
   handler: ({ text }) => text,
 });
 
