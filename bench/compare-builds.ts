@@ -22,7 +22,7 @@ import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { cpuMeter, redisPid, type CpuPerCall } from "./cpu.js";
-import { latencyOf, median, sequentialTimes, throughput, warmUp } from "./harness.js";
+import { latencyOf, median, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 6);
 const CALLS = Number(process.env.CALLS ?? 600);
@@ -73,10 +73,11 @@ const redis = await redisPid();
 
 for (let round = 0; round < ROUNDS; round++) {
   for (const build of round % 2 === 0 ? [current, baseline] : [baseline, current]) {
-    const subject = build.bench.echoSubject(await build.bench.startFleet(1), "turn", { tool: TOOL });
+    // A build from before echoSubject took a tool takes a third argument as the subject's name, and calls `echo`.
+    const fleet = await build.bench.startFleet(1);
+    const subject: Subject = TOOL === "echo" ? build.bench.echoSubject(fleet, "turn") : build.bench.echoSubject(fleet, "turn", { tool: TOOL });
     try {
-      // A build from before echoSubject took a tool calls `echo` whatever it is given: refuse rather than compare two tools.
-      if (!subject.name.includes(TOOL === "echo" ? "echo" : "echo_once")) throw new Error(`${build.root} cannot call ${TOOL}: its bench is older`);
+      if (typeof subject.name !== "string" || !subject.name.includes(TOOL)) throw new Error(`${build.root} cannot call ${TOOL}: its bench is older`);
       await warmUp(subject);
       const { p50Ms } = latencyOf(await sequentialTimes(subject, CALLS, 100));
       const cpu = cpuMeter({ caller: [process.pid], worker: subject.workerPids ?? [], redis: [redis] });
