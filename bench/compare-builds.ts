@@ -13,7 +13,8 @@
 //
 // TOOL=echo_once measures the claimed path (an echo not annotated idempotent:
 // the worker claims each call and stores its reply) instead of `echo`; both
-// builds must have that tool.
+// builds must have that tool. TRACE=call: each call a trace of its own (a
+// session record written and read per call) instead of the calls of one turn.
 //
 //   BASELINE=/path/to/checkout (required) ROUNDS=6 CALLS=600 SECONDS=2 (per build, per round) TOOL=echo
 import { execFileSync } from "node:child_process";
@@ -28,6 +29,11 @@ const ROUNDS = Number(process.env.ROUNDS ?? 6);
 const CALLS = Number(process.env.CALLS ?? 600);
 const SECONDS = Number(process.env.SECONDS ?? 2);
 const TOOL = process.env.TOOL ?? "echo";
+const TRACE = process.env.TRACE ?? "turn";
+if (TRACE !== "turn" && TRACE !== "call") {
+  console.error(`[bench:compare] TRACE must be turn or call, got '${TRACE}'`);
+  process.exit(2);
+}
 if (TOOL !== "echo" && TOOL !== "echo_once") {
   console.error(`[bench:compare] TOOL must be echo or echo_once, got '${TOOL}'`);
   process.exit(2);
@@ -75,7 +81,7 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const build of round % 2 === 0 ? [current, baseline] : [baseline, current]) {
     // A build from before echoSubject took a tool takes a third argument as the subject's name, and calls `echo`.
     const fleet = await build.bench.startFleet(1);
-    const subject: Subject = TOOL === "echo" ? build.bench.echoSubject(fleet, "turn") : build.bench.echoSubject(fleet, "turn", { tool: TOOL });
+    const subject: Subject = TOOL === "echo" ? build.bench.echoSubject(fleet, TRACE) : build.bench.echoSubject(fleet, TRACE, { tool: TOOL });
     try {
       if (typeof subject.name !== "string" || !subject.name.includes(TOOL)) throw new Error(`${build.root} cannot call ${TOOL}: its bench is older`);
       await warmUp(subject);
@@ -112,7 +118,7 @@ const summary = (b: Build) => ({
   byRound: b.rounds,
 });
 const result = {
-  command: `BASELINE=${baselineRoot} ROUNDS=${ROUNDS} CALLS=${CALLS} SECONDS=${SECONDS} TOOL=${TOOL} npm run bench:compare`,
+  command: `BASELINE=${baselineRoot} ROUNDS=${ROUNDS} CALLS=${CALLS} SECONDS=${SECONDS} TOOL=${TOOL} TRACE=${TRACE} npm run bench:compare`,
   date: new Date().toISOString(),
   machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version },
   settings: { rounds: ROUNDS, sequentialCallsPerRound: CALLS, throughputSecondsPerRound: SECONDS, inFlight: 64 },

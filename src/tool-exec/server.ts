@@ -275,14 +275,8 @@ export class ToolExecServer {
     const toKeep = req.traceId !== req.correlationId;
     const commands = known ? [] : sessionReadArgs(sessionKey, toKeep);
     if (!repeatSafe) commands.push(this.claimOf(req.idemKey));
-    let results: unknown[] = [];
-    // One command alone (the claim, the session known) is sent as it is: a pipeline object costs more than it.
-    if (commands.length === 1) results = [await this.options.redis.sendCommand(commands[0] as string[])];
-    else if (commands.length > 1) {
-      const round = this.options.redis.multi();
-      for (const args of commands) round.addCommand(args);
-      results = await round.execAsPipeline();
-    }
+    // Sent one by one in this turn, so they leave in one write: a pipeline object (multi) costs more than it saves.
+    const results: unknown[] = commands.length === 0 ? [] : await Promise.all(commands.map((args) => this.options.redis.sendCommand<unknown>(args)));
     if (!repeatSafe) {
       if (results[results.length - 1] !== "OK") {
         const other = await this.alreadyClaimed(req);
