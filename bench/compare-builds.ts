@@ -11,17 +11,33 @@
 // more), and stopped. Each round's ratio compares runs seconds apart; the
 // median of those ratios is reported, as `npm run bench` does against the floor.
 //
-//   BASELINE=/path/to/checkout (required) ROUNDS=6 CALLS=600 SECONDS=2 (per build, per round)
+// TOOL=echo_once measures the claimed path (an echo not annotated idempotent:
+// the worker claims each call and stores its reply) instead of `echo`; both
+// builds must have that tool. TRACE=call: each call a trace of its own (a
+// session record written and read per call) instead of the calls of one turn.
+//
+//   BASELINE=/path/to/checkout (required) ROUNDS=6 CALLS=600 SECONDS=2 (per build, per round) TOOL=echo
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { latencyOf, median, sequentialTimes, throughput, warmUp } from "./harness.js";
+import { cpuMeter, redisPid, type CpuPerCall } from "./cpu.js";
+import { latencyOf, median, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 6);
 const CALLS = Number(process.env.CALLS ?? 600);
 const SECONDS = Number(process.env.SECONDS ?? 2);
+const TOOL = process.env.TOOL ?? "echo";
+const TRACE = process.env.TRACE ?? "turn";
+if (TRACE !== "turn" && TRACE !== "call") {
+  console.error(`[bench:compare] TRACE must be turn or call, got '${TRACE}'`);
+  process.exit(2);
+}
+if (TOOL !== "echo" && TOOL !== "echo_once") {
+  console.error(`[bench:compare] TOOL must be echo or echo_once, got '${TOOL}'`);
+  process.exit(2);
+}
 const log = (line: string): void => console.error(`[bench:compare] ${line}`);
 
 const entry = (root: string): string => resolve(root, "dist/bench/toolfleet.js");
@@ -48,7 +64,7 @@ interface Build {
   root: string;
   commit: string;
   bench: typeof import("./toolfleet.js");
-  rounds: { p50Ms: number; callsPerSecond: number }[];
+  rounds: { p50Ms: number; callsPerSecond: number; cpuUs: CpuPerCall }[];
 }
 const load = async (key: Build["key"], root: string): Promise<Build> => ({
   key,
@@ -59,16 +75,22 @@ const load = async (key: Build["key"], root: string): Promise<Build> => ({
 });
 const current = await load("current", resolve(fileURLToPath(new URL("../..", import.meta.url))));
 const baseline = await load("baseline", baselineRoot);
+const redis = await redisPid();
 
 for (let round = 0; round < ROUNDS; round++) {
   for (const build of round % 2 === 0 ? [current, baseline] : [baseline, current]) {
-    const subject = build.bench.echoSubject(await build.bench.startFleet(1), "turn");
+    // A build from before echoSubject took a tool takes a third argument as the subject's name, and calls `echo`.
+    const fleet = await build.bench.startFleet(1);
+    const subject: Subject = TOOL === "echo" ? build.bench.echoSubject(fleet, TRACE) : build.bench.echoSubject(fleet, TRACE, { tool: TOOL });
     try {
+      if (typeof subject.name !== "string" || !subject.name.includes(TOOL)) throw new Error(`${build.root} cannot call ${TOOL}: its bench is older`);
       await warmUp(subject);
       const { p50Ms } = latencyOf(await sequentialTimes(subject, CALLS, 100));
-      const { callsPerSecond } = await throughput(subject, 64, SECONDS, 500);
-      build.rounds.push({ p50Ms, callsPerSecond });
-      log(`round ${round + 1}/${ROUNDS} ${build.key}: p50 ${p50Ms} ms, ${callsPerSecond} calls/s`);
+      const cpu = cpuMeter({ caller: [process.pid], worker: subject.workerPids ?? [], redis: [redis] });
+      const load = await throughput(subject, 64, SECONDS, 500, cpu.start);
+      const cpuUs = cpu.perCall(load.calls);
+      build.rounds.push({ p50Ms, callsPerSecond: load.callsPerSecond, cpuUs });
+      log(`round ${round + 1}/${ROUNDS} ${build.key}: p50 ${p50Ms} ms, ${load.callsPerSecond} calls/s, CPU per call ${cpuUs.total} µs`);
     } finally {
       await subject.close();
     }
@@ -86,10 +108,17 @@ const summary = (b: Build) => ({
   commit: b.commit,
   p50Ms: fixed(median(b.rounds.map((r) => r.p50Ms))),
   callsPerSecond: Math.round(median(b.rounds.map((r) => r.callsPerSecond))),
+  // At 64 in flight: caller, worker, Redis (which counts whatever else uses it).
+  cpuUsPerCall: {
+    caller: fixed(median(b.rounds.map((r) => r.cpuUs.caller)), 1),
+    worker: fixed(median(b.rounds.map((r) => r.cpuUs.worker)), 1),
+    redis: fixed(median(b.rounds.map((r) => r.cpuUs.redis)), 1),
+    total: fixed(median(b.rounds.map((r) => r.cpuUs.total)), 1),
+  },
   byRound: b.rounds,
 });
 const result = {
-  command: `BASELINE=${baselineRoot} ROUNDS=${ROUNDS} CALLS=${CALLS} SECONDS=${SECONDS} npm run bench:compare`,
+  command: `BASELINE=${baselineRoot} ROUNDS=${ROUNDS} CALLS=${CALLS} SECONDS=${SECONDS} TOOL=${TOOL} TRACE=${TRACE} npm run bench:compare`,
   date: new Date().toISOString(),
   machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version },
   settings: { rounds: ROUNDS, sequentialCallsPerRound: CALLS, throughputSecondsPerRound: SECONDS, inFlight: 64 },
@@ -100,7 +129,7 @@ const result = {
 };
 for (const b of [result.current, result.baseline])
   log(
-    `${b === result.current ? "current " : "baseline"} ${b.commit} (${b.root}): p50 ${b.p50Ms} ms, ${b.callsPerSecond} calls/s (medians of ${ROUNDS} rounds)`,
+    `${b === result.current ? "current " : "baseline"} ${b.commit} (${b.root}): p50 ${b.p50Ms} ms, ${b.callsPerSecond} calls/s, CPU per call ${b.cpuUsPerCall.total} µs (medians of ${ROUNDS} rounds)`,
   );
 const range = (v: number[]): string => `${Math.min(...v)}–${Math.max(...v)}`;
 log(

@@ -99,10 +99,14 @@ export async function warmUp(subject: Subject, calls = 300, inFlight = 64, ms = 
   await closedLoops(subject, inFlight, ms);
 }
 
-/** `inFlight` closed loops for `seconds`: calls per second and the latency under that load. */
-export async function throughput(subject: Subject, inFlight = 64, seconds = 5, warmupMs = 500): Promise<Throughput> {
+/**
+ * `inFlight` closed loops for `seconds`: calls per second and the latency under that load. `measuring`
+ * is called when the measured part begins (after the warm-up), e.g. to read CPU counters.
+ */
+export async function throughput(subject: Subject, inFlight = 64, seconds = 5, warmupMs = 500, measuring?: () => void): Promise<Throughput> {
   // A short warm-up at the same concurrency, so connection pools and JIT are settled.
   await closedLoops(subject, inFlight, warmupMs);
+  measuring?.();
   const times: number[] = [];
   const started = performance.now();
   await closedLoops(subject, inFlight, seconds * 1000, (ms) => times.push(ms));

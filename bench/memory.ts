@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { usageOf } from "./cpu.js";
 import { echoSubject, startFleet } from "./toolfleet.js";
 
 const BIG_CALLS = Number(process.env.BIG_CALLS ?? 100_000);
@@ -20,12 +21,6 @@ export interface Resources {
   cpuUsPerCall: { caller: number; worker: number };
   rssMiB: Memory;
   heapUsedMiB: Memory;
-}
-
-function procCpuMs(pid: number): number {
-  // utime + stime, in clock ticks (100 per second on Linux).
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function procRssMiB(pid: number): number {
@@ -51,12 +46,11 @@ async function cpuAndMemory(): Promise<Resources> {
   try {
     const calls = 5000;
     for (let i = 0; i < 500; i++) await subject.call();
-    const c0 = process.cpuUsage();
-    const w0 = procCpuMs(workerPid);
+    const c0 = usageOf(process.pid).cpuNs;
+    const w0 = usageOf(workerPid).cpuNs;
     for (let i = 0; i < calls; i++) await subject.call();
-    const c1 = process.cpuUsage(c0);
-    const w1 = procCpuMs(workerPid);
-    const cpuUsPerCall = { caller: Number(((c1.user + c1.system) / calls).toFixed(1)), worker: Number((((w1 - w0) * 1000) / calls).toFixed(1)) };
+    const perCall = (ns: number): number => Number((ns / calls / 1000).toFixed(1));
+    const cpuUsPerCall = { caller: perCall(usageOf(process.pid).cpuNs - c0), worker: perCall(usageOf(workerPid).cpuNs - w0) };
     log(`cpu per call: caller ${cpuUsPerCall.caller} µs, worker ${cpuUsPerCall.worker} µs`);
 
     let done = calls + 500;

@@ -21,6 +21,7 @@ import { z } from "zod";
 import { defineTool } from "../src/index.js";
 import { buildCatalog } from "../src/tool-exec/catalog.js";
 import { publishCatalog } from "../src/tool-exec/catalog-parts.js";
+import { cpuMeter, redisPid, type CpuPerCall } from "./cpu.js";
 import { startFloor } from "./floor.js";
 import { latencyOf, median, percentile, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 import { measureInProcess } from "./inprocess-lib.js";
@@ -41,6 +42,8 @@ interface Slice {
   calls: number;
   seconds: number;
   callsPerSecond: number;
+  /** CPU per call at 64 in flight, µs, of the caller (this process), the worker(s) and Redis. */
+  cpuUs: CpuPerCall;
 }
 
 interface Row {
@@ -54,6 +57,7 @@ const starters: [string, () => Promise<Subject>][] = [
   ["floor", () => startFloor()],
   ["floorOrdered", () => startFloor(undefined, "ordered")],
   ["toolfleet", async () => echoSubject(await startFleet(1), "turn")],
+  ["toolfleetClaimed", async () => echoSubject(await startFleet(1), "turn", { tool: "echo_once" })],
   ["toolfleetNewTrace", async () => echoSubject(await startFleet(1), "call")],
   ["bullmq", startBullmq],
   ["moleculer", startMoleculer],
@@ -62,6 +66,7 @@ const starters: [string, () => Promise<Subject>][] = [
 
 async function remoteSubjects(): Promise<Record<string, Row>> {
   const rows: Record<string, Row> = {};
+  const redis = await redisPid();
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? starters : [...starters].reverse();
     for (const [key, start] of order) {
@@ -70,11 +75,16 @@ async function remoteSubjects(): Promise<Record<string, Row>> {
         // Every system is measured warm: a new worker's first thousands of calls run through the JIT.
         await warmUp(subject);
         const times = await sequentialTimes(subject, Math.ceil(SEQ_CALLS / ROUNDS), 100);
-        const tp = await throughput(subject, 64, TP_SECONDS / ROUNDS, 500);
+        const cpu = cpuMeter({ caller: [process.pid], worker: subject.workerPids ?? [], redis: [redis] });
+        const tp = await throughput(subject, 64, TP_SECONDS / ROUNDS, 500, cpu.start);
+        const cpuUs = cpu.perCall(tp.calls);
         const row = (rows[key] ??= { name: subject.name, times: [], slices: [] });
         row.times.push(...times);
-        row.slices.push({ p50Ms: latencyOf(times).p50Ms, calls: tp.calls, seconds: tp.seconds, callsPerSecond: tp.callsPerSecond });
-        log(`round ${round + 1}/${ROUNDS} ${subject.name}: p50 ${row.slices.at(-1)?.p50Ms} ms, ${tp.callsPerSecond} calls/s`);
+        row.slices.push({ p50Ms: latencyOf(times).p50Ms, calls: tp.calls, seconds: tp.seconds, callsPerSecond: tp.callsPerSecond, cpuUs });
+        log(
+          `round ${round + 1}/${ROUNDS} ${subject.name}: p50 ${row.slices.at(-1)?.p50Ms} ms, ${tp.callsPerSecond} calls/s, ` +
+            `CPU per call ${cpuUs.total} µs (caller ${cpuUs.caller}, worker ${cpuUs.worker}, Redis ${cpuUs.redis})`,
+        );
       } finally {
         await subject.close();
       }
@@ -86,9 +96,10 @@ async function remoteSubjects(): Promise<Record<string, Row>> {
 async function workerScaling(): Promise<{ workers: number; callsPerSecond: number }[]> {
   const out: { workers: number; callsPerSecond: number }[] = [];
   for (const workers of [1, 2, 4]) {
-    const subject = echoSubject(await startFleet(workers), "turn", `toolfleet, ${workers} workers`);
+    const subject = echoSubject(await startFleet(workers), "turn", { name: `toolfleet, ${workers} workers` });
     try {
-      out.push({ workers, callsPerSecond: (await throughput(subject, 64, TP_SECONDS)).callsPerSecond });
+      // Half the remote subjects' time each: this only shows the trend (and keeps the run near 3.5 minutes).
+      out.push({ workers, callsPerSecond: (await throughput(subject, 64, TP_SECONDS / 2)).callsPerSecond });
       log(`${workers} workers: ${out.at(-1)?.callsPerSecond} calls/s`);
     } finally {
       await subject.close();
@@ -162,12 +173,21 @@ const resources = await cpuAndMemoryInOwnProcess();
 
 const floorRow = remote.floor;
 const ratio = (a: number, b: number | undefined): number => (b ? Number((a / b).toFixed(2)) : NaN);
+function ratiosTo(row: Row, base: Row | undefined) {
+  const p50ByRound = row.slices.map((s, i) => ratio(s.p50Ms, base?.slices[i]?.p50Ms));
+  const throughputByRound = row.slices.map((s, i) => ratio(s.callsPerSecond, base?.slices[i]?.callsPerSecond));
+  return { p50: Number(median(p50ByRound).toFixed(2)), throughput: Number(median(throughputByRound).toFixed(2)), p50ByRound, throughputByRound };
+}
+const cpuMedians = (perRound: CpuPerCall[]): CpuPerCall => ({
+  caller: Number(median(perRound.map((c) => c.caller)).toFixed(1)),
+  worker: Number(median(perRound.map((c) => c.worker)).toFixed(1)),
+  redis: Number(median(perRound.map((c) => c.redis)).toFixed(1)),
+  total: Number(median(perRound.map((c) => c.total)).toFixed(1)),
+});
 const summary = Object.fromEntries(
   Object.entries(remote).map(([key, row]) => {
     const calls = row.slices.reduce((n, s) => n + s.calls, 0);
     const seconds = row.slices.reduce((n, s) => n + s.seconds, 0);
-    const p50ByRound = row.slices.map((s, i) => ratio(s.p50Ms, floorRow?.slices[i]?.p50Ms));
-    const throughputByRound = row.slices.map((s, i) => ratio(s.callsPerSecond, floorRow?.slices[i]?.callsPerSecond));
     return [
       key,
       {
@@ -175,8 +195,11 @@ const summary = Object.fromEntries(
         ...latencyOf(row.times),
         callsPerSecond: Math.round(calls / seconds),
         throughputSeconds: Number(seconds.toFixed(1)),
-        // Each round against the floor's slice of the same round; the median of those.
-        ratioToFloor: { p50: Number(median(p50ByRound).toFixed(2)), throughput: Number(median(throughputByRound).toFixed(2)), p50ByRound, throughputByRound },
+        // The median over the rounds of each role's CPU per call at 64 in flight (Redis counts whatever else uses it).
+        cpuUsPerCallUnderLoad: cpuMedians(row.slices.map((s) => s.cpuUs)),
+        // Each round against the floor's (Moleculer's) slice of the same round; the median of those.
+        ratioToFloor: ratiosTo(row, floorRow),
+        ratioToMoleculer: ratiosTo(row, remote.moleculer),
       },
     ];
   }),

@@ -12,10 +12,9 @@
 // Linux only (it reads /proc), with Redis on this machine.
 //
 //   ROUNDS=6 CALLS=2000 (per system per round) IN_FLIGHT=1 SECONDS=2
-import { readdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import { createClient } from "redis";
+import { ROLES, redisPid, usageSum as sum, type Role, type Usage } from "./cpu.js";
 import { startFloor } from "./floor.js";
 import { median, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 import { start as startMoleculer } from "./peers/moleculer.js";
@@ -27,54 +26,16 @@ const IN_FLIGHT = Number(process.env.IN_FLIGHT ?? 1);
 const SECONDS = Number(process.env.SECONDS ?? 2);
 const REDIS_URL = "redis://127.0.0.1:6379";
 
-/** What a process has used so far, summed over its threads. */
-interface Usage {
-  cpuNs: number;
-  writes: number;
-  wakeups: number;
-}
-
-export function usageOf(pid: number): Usage {
-  let cpuNs = 0;
-  let wakeups = 0;
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    // schedstat: time on CPU (ns), time waiting to run, timeslices.
-    cpuNs += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
-    wakeups += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${task}/status`, "utf8"))?.[1]);
-  }
-  const writes = Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1]);
-  if (![cpuNs, wakeups, writes].every(Number.isFinite)) throw new Error(`could not read /proc/${pid}`);
-  return { cpuNs, writes, wakeups };
-}
-
-const sum = (pids: readonly number[]): Usage =>
-  pids
-    .map(usageOf)
-    .reduce((a, b) => ({ cpuNs: a.cpuNs + b.cpuNs, writes: a.writes + b.writes, wakeups: a.wakeups + b.wakeups }), { cpuNs: 0, writes: 0, wakeups: 0 });
-
-async function redisPid(): Promise<number> {
-  const client = createClient({ url: REDIS_URL });
-  await client.connect();
-  try {
-    const pid = Number(/process_id:(\d+)/.exec(await client.info("server"))?.[1]);
-    if (!Number.isInteger(pid) || !readdirSync("/proc").includes(String(pid))) throw new Error("Redis at 127.0.0.1:6379 is not a process on this machine");
-    return pid;
-  } finally {
-    await client.close();
-  }
-}
-
-type Role = "caller" | "worker" | "redis";
-const ROLES: Role[] = ["caller", "worker", "redis"];
 type Figures = Record<"p50Us" | `${Role}${"CpuUs" | "Writes" | "Wakeups"}`, number[]>;
 
 /** Every system at once, in alternating rounds; prints the medians as JSON. */
 async function main(): Promise<void> {
-  const redis = await redisPid();
+  const redis = await redisPid(REDIS_URL);
   const subjects: Record<string, Subject> = {
     floorOrdered: await startFloor(REDIS_URL, "ordered"),
     floor: await startFloor(REDIS_URL),
     toolfleet: echoSubject(await startFleet(1, REDIS_URL), "turn"),
+    toolfleetClaimed: echoSubject(await startFleet(1, REDIS_URL), "turn", { tool: "echo_once" }),
     moleculer: await startMoleculer(),
   };
   const figures: Record<string, Partial<Figures>> = {};

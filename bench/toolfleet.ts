@@ -129,25 +129,30 @@ export async function startFleet(workers: number, url = "redis://127.0.0.1:6379"
   };
 }
 
+/** The example echo tools: `echo` is annotated idempotent and read-only (no claim), `echo_once` is not (claimed, its reply stored). */
+export type EchoTool = "echo" | "echo_once";
+
 /**
- * A remote `echo` of 100 bytes through the RemoteToolRegistry. `trace` says
+ * A remote echo of 100 bytes through the RemoteToolRegistry. `trace` says
  * whose calls these are: `turn`, the calls of one chat turn (the context
  * carries the turn's id, as every call from the LLM loop does: its session
  * record is written and read once); `call`, each call a trace of its own (no
- * id: a session record written and read per call, the cold path).
+ * id: a session record written and read per call, the cold path). `tool`:
+ * `echo` takes the path without an idempotency claim, `echo_once` the claimed
+ * path every tool with a side effect takes.
  */
-export function echoSubject(
-  fleet: Fleet,
-  trace: "turn" | "call" = "turn",
-  name = `toolfleet remote echo, ${trace === "turn" ? "in a chat turn" : "a new trace each call"}`,
-): Subject {
+export function echoSubject(fleet: Fleet, trace: "turn" | "call" = "turn", options: { tool?: EchoTool; name?: string } = {}): Subject {
+  const tool = options.tool ?? "echo";
+  const name =
+    options.name ??
+    `toolfleet remote ${tool}${tool === "echo" ? " (annotated, no claim)" : " (claimed)"}, ${trace === "turn" ? "in a chat turn" : "a new trace each call"}`;
   const text = "x".repeat(100);
   const ctx = trace === "turn" ? new ToolContext({ ...fleet.ctx.identity(), observabilityRequestId: `bench-turn-${process.pid}` }) : fleet.ctx;
   return {
     name,
     workerPids: fleet.workers.flatMap((w) => (w.pid === undefined ? [] : [w.pid])),
     call: async () => {
-      const out = await fleet.registry.execute("echo", { text }, { userId: "u1", ctx });
+      const out = await fleet.registry.execute(tool, { text }, { userId: "u1", ctx });
       if (out.route !== "remote" || out.text !== text) throw new Error(`unexpected: ${out.route} ${out.text.slice(0, 80)}`);
     },
     close: () => fleet.close(),

@@ -22,6 +22,18 @@ export const echo = defineTool({
   },
 });
 
+/**
+ * The same echo, not annotated: a tools worker claims each call before running it and stores its
+ * reply, so it runs once however often its request is delivered (the path of every tool with a side
+ * effect). The benchmark measures it beside `echo` (docs/benchmarks.md).
+ */
+export const echoOnce = defineTool({
+  name: "echo_once",
+  description: "Return the given text; run exactly once per call (no idempotent or read-only annotation).",
+  parameters: z.object({ text: z.string().describe("The text to return") }),
+  handler: ({ text }) => text,
+});
+
 const OPERATIONS = {
   add: (a: number, b: number) => a + b,
   subtract: (a: number, b: number) => a - b,
@@ -135,7 +147,18 @@ export const adminStats = defineTool({
 // reacts on any live platform; the other Discord tools need the Discord adapter.
 export const discordReact = discordTools.find((t) => t.name === "discord_react")!;
 
-export const exampleTools: readonly ToolDefinition[] = [echo, calculator, currentTime, sendImage, makeFile, injectTool, slowTask, adminStats, ...discordTools];
+export const exampleTools: readonly ToolDefinition[] = [
+  echo,
+  echoOnce,
+  calculator,
+  currentTime,
+  sendImage,
+  makeFile,
+  injectTool,
+  slowTask,
+  adminStats,
+  ...discordTools,
+];
 
 /** `admin_stats` is for the user `admin` only; everything else is open. */
 export const examplePermissions: Permissions = { admin_stats: ["admin"] };

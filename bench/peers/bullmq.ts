@@ -67,6 +67,7 @@ export async function start(): Promise<Subject> {
   const text = "x".repeat(100);
   return {
     name: "bullmq",
+    workerPids: child.pid === undefined ? [] : [child.pid],
     async call() {
       const job = await queue.add("echo", { text });
       return job.waitUntilFinished(events, WAIT_TTL_MS);

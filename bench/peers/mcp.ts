@@ -57,6 +57,7 @@ export async function start(): Promise<Subject> {
   const args = { text: "x".repeat(100) };
   return {
     name: "mcp",
+    workerPids: child.pid === undefined ? [] : [child.pid],
     call: () => client.callTool({ name: "echo", arguments: args }),
     async close() {
       await transport.terminateSession(); // HTTP DELETE: the server ends the session

@@ -8,7 +8,7 @@ import { ServedTools } from "./served-tools.js";
 import { CatalogPresence } from "./catalog-presence.js";
 import type { RedisClient } from "../redis/client.js";
 import { randomBytes } from "node:crypto";
-import { claimArgs, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
+import { claimArgs, claimArgsFor, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
 import { DEFAULT_POOL, checkedPool, type Keys } from "../redis/keys.js";
 import { SessionCache, parseSession, sessionReadArgs, type SessionLookup } from "./session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
@@ -100,6 +100,8 @@ export class ToolExecServer {
   private readonly calls = new RunningCalls();
   private readonly control: ControlListener;
   private readonly runDeps: RunDeps;
+  /** `claimArgs()` for this process. */
+  private readonly claimOf: (idemKey: string) => string[];
 
   constructor(options: ToolExecServerOptions) {
     this.options = options;
@@ -108,6 +110,7 @@ export class ToolExecServer {
     // reclaimable, its claim is already gone, so the reclaiming worker runs it at once.
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
     this.instance = `${options.workerId}#${randomBytes(6).toString("hex")}`;
+    this.claimOf = claimArgsFor(options.keys, options.workerId, this.instance, this.claimMs);
     this.control = new ControlListener({
       redis: options.redis,
       url: options.redisUrl,
@@ -271,13 +274,9 @@ export class ToolExecServer {
     // A trace of one call (its id is the correlation id) is not read again: its record is not kept.
     const toKeep = req.traceId !== req.correlationId;
     const commands = known ? [] : sessionReadArgs(sessionKey, toKeep);
-    if (!repeatSafe) commands.push(claimArgs(this.options.keys, req.idemKey, this.options.workerId, this.instance, this.claimMs));
-    let results: unknown[] = [];
-    if (commands.length > 0) {
-      const round = this.options.redis.multi();
-      for (const args of commands) round.addCommand(args);
-      results = await round.execAsPipeline();
-    }
+    if (!repeatSafe) commands.push(this.claimOf(req.idemKey));
+    // Sent one by one in this turn, so they leave in one write: a pipeline object (multi) costs more than it saves.
+    const results: unknown[] = commands.length === 0 ? [] : await Promise.all(commands.map((args) => this.options.redis.sendCommand<unknown>(args)));
     if (!repeatSafe) {
       if (results[results.length - 1] !== "OK") {
         const other = await this.alreadyClaimed(req);

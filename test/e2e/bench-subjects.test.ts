@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { startFloor } from "../../bench/floor.js";
 import { latencyOf, sequentialTimes, throughput, warmUp } from "../../bench/harness.js";
-import { usageOf } from "../../bench/seq-cpu.js";
+import { usageOf } from "../../bench/cpu.js";
 import { cpuAndMemoryInOwnProcess } from "../../bench/memory.js";
 import { measureStages } from "../../bench/stages.js";
 import { echoSubject, startFleet } from "../../bench/toolfleet.js";
@@ -40,23 +40,30 @@ for (const mode of ["naive", "ordered"] as const) {
   });
 }
 
-test("toolfleet's subjects call echo remotely (in a turn and with a new trace each call) and the fleet cleans up", { timeout: 60_000 }, async () => {
-  const fleet = await startFleet(1, REDIS_URL);
-  const namespace = fleet.keys.namespace;
-  try {
-    // The subject itself throws unless the call went remote and came back with the same text.
-    const turn = echoSubject(fleet, "turn");
-    await warmUp(turn, 20, 8, 200);
-    assert.equal(latencyOf(await sequentialTimes(turn, 30, 0)).calls, 30);
-    const perCall = echoSubject(fleet, "call");
-    assert.ok((await throughput(perCall, 8, 0.3, 50)).calls > 0);
-    const heap = await fleet.heapAfterGc[0]?.();
-    assert.ok(typeof heap === "number" && heap > 0, "the worker reports its heap after a collection");
-  } finally {
-    await fleet.close();
-  }
-  assert.deepEqual([...(await keysMatching(`${namespace}:*`)), ...(await keysMatching(`{${namespace}:*`))], []);
-});
+test(
+  "toolfleet's subjects call echo and echo_once remotely (in a turn and with a new trace each call) and the fleet cleans up",
+  { timeout: 60_000 },
+  async () => {
+    const fleet = await startFleet(1, REDIS_URL);
+    const namespace = fleet.keys.namespace;
+    try {
+      // The subject itself throws unless the call went remote and came back with the same text.
+      const turn = echoSubject(fleet, "turn");
+      await warmUp(turn, 20, 8, 200);
+      assert.equal(latencyOf(await sequentialTimes(turn, 30, 0)).calls, 30);
+      // The claimed path: echo_once is not annotated, so the worker claims each call and stores its reply.
+      const claimed = echoSubject(fleet, "turn", { tool: "echo_once" });
+      assert.equal(latencyOf(await sequentialTimes(claimed, 30, 0)).calls, 30);
+      const perCall = echoSubject(fleet, "call");
+      assert.ok((await throughput(perCall, 8, 0.3, 50)).calls > 0);
+      const heap = await fleet.heapAfterGc[0]?.();
+      assert.ok(typeof heap === "number" && heap > 0, "the worker reports its heap after a collection");
+    } finally {
+      await fleet.close();
+    }
+    assert.deepEqual([...(await keysMatching(`${namespace}:*`)), ...(await keysMatching(`{${namespace}:*`))], []);
+  },
+);
 
 test("bench:stages finds every mark's place in the build and reports each step of the caller and the worker", { timeout: 60_000 }, async () => {
   const reports = await measureStages(100);

@@ -12,6 +12,7 @@ import { WrittenSessions, sessionRecord } from "../../src/tool-exec/session.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeReply, decodeRequest, encodeReply, encodeRequest } from "../../src/tool-exec/codec.js";
 import { sampleReply, sampleRequest } from "../support/wire-samples.js";
 import { ToolfleetError } from "../../src/core/errors.js";
+import { claimArgsFor, storeReplyArgs } from "../../src/tool-exec/idempotency.js";
 
 test("keys: the names of DESIGN §2, from the namespace", () => {
   const k = keys();
@@ -189,4 +190,29 @@ test("a raw command is routed by its key: after the name, after XGROUP/XINFO's s
   assert.equal(routingKey(["EVAL", "return 1", "0", "a"]), undefined);
   assert.equal(routingKey(["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "BLOCK", "10", "STREAMS", "s", ">"]), "s");
   for (const keyless of [["TIME"], ["INFO", "server"], ["PUBLISH", "channel", "m"]]) assert.equal(routingKey(keyless), undefined);
+});
+
+test("the claim and the stored reply, as the worker builds them per call, are the JSON of the documented records (docs/protocol.md §5.3)", () => {
+  const k = keys("sg");
+  const before = Date.now();
+  const [cmd, key, value, nx, px, ms] = claimArgsFor(k, "w-1", 'w-1#"odd"', 27_000.5)("t:c");
+  assert.deepEqual([cmd, key, nx, px, ms], ["SET", "sg:tools:idem:t:c", "NX", "PX", "27001"]);
+  const claim = JSON.parse(value ?? "") as Record<string, unknown>;
+  assert.deepEqual(Object.keys(claim), ["state", "worker", "instance", "at"]);
+  assert.deepEqual({ ...claim, at: 0 }, { state: "running", worker: "w-1", instance: 'w-1#"odd"', at: 0 });
+  assert.ok(typeof claim.at === "number" && claim.at >= before && claim.at <= Date.now());
+
+  const body = JSON.stringify({ result: 'a "quoted"\n\u2028 text' });
+  const withFile = { body, "file.0": Buffer.from([0, 255, 1]) };
+  for (const [reply, session] of [
+    [{ body }, "sg:tool_session:t:0123456789abcdef"],
+    [{ body }, undefined],
+    [withFile, "s"],
+  ] as const) {
+    const args = storeReplyArgs(k, "t:c", reply, 119.2, session);
+    assert.deepEqual([args[0], args[1], args[3], args[4]], ["SET", "sg:tools:idem:t:c", "EX", "120"]);
+    const files = reply === withFile ? { "file.0": Buffer.from([0, 255, 1]).toString("base64") } : {};
+    // What JSON.stringify makes of the record object, byte for byte.
+    assert.equal(args[2], JSON.stringify({ state: "done", body, files, session }));
+  }
 });
