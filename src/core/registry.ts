@@ -234,6 +234,8 @@ export class ToolRegistry implements ToolRegistryLike {
     const call = options.call ?? new CallSignal(baseCtx.signal);
     const onAbort = signal ? (): void => call.abort(signal.reason) : undefined;
     if (onAbort) signal?.addEventListener("abort", onAbort, { once: true });
+    // Reports made before the handler's first await (waitForCall takes over after it) reach the caller too.
+    call.onProgress = options.onProgress;
     try {
       let value: unknown;
       try {
