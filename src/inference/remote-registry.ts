@@ -61,6 +61,8 @@ export interface RemoteToolRegistryOptions {
   logger: Logger;
   /** Where each call's end is reported (docs/observability.md). @defaultValue NO_METRICS */
   metrics?: CallMetrics;
+  /** After the merged catalog was read again and applied (a worker joined, left or changed its tools; null: none publishes). */
+  onCatalogChange?: (merged: MergedCatalog | null) => void;
 }
 
 /**
@@ -136,7 +138,10 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       redisUrl,
       keys: this.options.keys,
       logger: this.options.logger,
-      onChange: (merged) => this.apply(merged),
+      onChange: (merged) => {
+        this.apply(merged);
+        this.options.onCatalogChange?.(merged);
+      },
       // Calls waiting on a stream that lost its every live reader: those no worker had started are withdrawn
       // now (and sent elsewhere), not at their timeouts; the others wait for their reply or deadline.
       onStreamsGone: (streams) => void this.withdrawUnstarted(streams),

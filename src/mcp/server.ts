@@ -1,0 +1,98 @@
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import {
+  CallToolRequestSchema,
+  ErrorCode,
+  ListToolsRequestSchema,
+  SetLevelRequestSchema,
+  type CallToolResult,
+  type LoggingLevel,
+  type Tool,
+} from "@modelcontextprotocol/sdk/types.js";
+import { ToolContext } from "../core/context.js";
+import { errorFields, type Logger } from "../core/log.js";
+import type { ProgressUpdate } from "../core/progress.js";
+import type { ToolDefinition } from "../core/tool.js";
+import { packageVersion } from "../core/version.js";
+import type { RemoteToolRegistry } from "../inference/remote-registry.js";
+import type { CatalogTool } from "../tool-exec/catalog.js";
+import { resultToMcp, toolToMcp } from "./content.js";
+
+/** Who a server instance speaks for: the user a token named, and the session (HTTP) it belongs to. */
+export interface McpCaller {
+  user: string;
+  /** The MCP session id (HTTP); a stdio server has one connection and none. */
+  session?: string;
+}
+
+export interface McpToolsOptions {
+  /** The inference tier's routing: a call goes to the tools service, a gateway or runs here, as for a chat. */
+  registry: RemoteToolRegistry;
+  logger: Logger;
+  /** Where logging/setLevel is kept (HTTP: Redis, for every replica); absent: the SDK keeps it (stdio). */
+  setLogLevel?: (caller: McpCaller, level: LoggingLevel) => Promise<void>;
+  /** Gives a running call a signal another replica's notifications/cancelled can abort (HTTP); absent: the SDK's own (stdio). */
+  track?: (caller: McpCaller, requestId: string | number, signal: AbortSignal) => { signal: AbortSignal; done: () => void };
+}
+
+/** The tools a user may see: the merged catalog's (or, with no live worker, the local registry's), those they may run. */
+export function listFor(registry: RemoteToolRegistry, user: string): Tool[] {
+  const tools: readonly (CatalogTool | ToolDefinition)[] = registry.mergedCatalog?.tools ?? registry.listTools();
+  return tools.filter((t) => registry.isAllowed(t.name, user)).map(toolToMcp);
+}
+
+/**
+ * An SDK `Server` that serves the fleet's catalog to one caller (docs/mcp.md, "toolfleet mcp"):
+ * tools/list from the catalog, tools/call through the registry's routing (durable and exactly-once
+ * as any fleet call), progress and cancellation mapped onto the call's `onProgress` and `signal`.
+ */
+export function fleetMcpServer(caller: McpCaller, options: McpToolsOptions): Server {
+  const server = new Server(
+    { name: "toolfleet", version: packageVersion() },
+    { capabilities: { tools: { listChanged: true }, logging: {} }, instructions: "The tools of a toolfleet fleet." },
+  );
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listFor(options.registry, caller.user) }));
+  server.setRequestHandler(CallToolRequestSchema, (request, extra) => callTool(caller, options, request.params, extra));
+  const store = options.setLogLevel;
+  if (store)
+    server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+      await store(caller, request.params.level);
+      return {};
+    });
+  return server;
+}
+
+type CallParams = { name: string; arguments?: Record<string, unknown>; _meta?: { progressToken?: string | number } };
+type CallExtra = {
+  signal: AbortSignal;
+  requestId: string | number;
+  sendNotification: Server["notification"];
+};
+
+async function callTool(caller: McpCaller, options: McpToolsOptions, params: CallParams, extra: CallExtra): Promise<CallToolResult> {
+  const { registry, logger } = options;
+  const token = params._meta?.progressToken;
+  const onProgress =
+    token === undefined
+      ? undefined
+      : (update: ProgressUpdate): void => {
+          extra
+            .sendNotification({ method: "notifications/progress", params: { progressToken: token, ...update } })
+            .catch((err: unknown) => logger.debug({ tool: params.name, ...errorFields(err) }, "an MCP progress notification could not be sent"));
+        };
+  const tracked = options.track?.(caller, extra.requestId, extra.signal);
+  const ctx = new ToolContext({ platform: "mcp", userId: caller.user, userName: caller.user, channelId: caller.session ?? "" });
+  try {
+    const outcome = await registry.execute(params.name, params.arguments ?? {}, {
+      userId: caller.user,
+      ctx,
+      signal: tracked?.signal ?? extra.signal,
+      ...(onProgress ? { onProgress } : {}),
+    });
+    // An unknown tool is a protocol error in MCP (the SDK's own server answers it so), not a tool's failure.
+    // (A plain Error with a code: McpError would put "MCP error -32602:" into the message the client prefixes again.)
+    if (outcome.kind === "unknown_tool") throw Object.assign(new Error(outcome.text), { code: ErrorCode.InvalidParams });
+    return resultToMcp(outcome, ctx.sentFiles);
+  } finally {
+    tracked?.done();
+  }
+}
