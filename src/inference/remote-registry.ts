@@ -447,6 +447,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       maxTotalMs: maxTotalOf(options, timeoutMs, "RemoteToolRegistry.execute()"),
       signal: options.signal,
       onProgress: options.onProgress,
+      onLog: options.onLog,
     });
   }
 
@@ -458,7 +459,14 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const schemaHash = this.byName.get(name)?.schemaHash ?? "";
     const route: CallRoute =
       this.view && this.catalog ? this.view.route(name, schemaHash) : { kind: "pool", pool: "default", stream: this.options.keys.toolsStream };
-    const run = this.send(name, args, { ...options, signal: undefined, onProgress: undefined }, this.timeoutOf(name, options), route, schemaHash)
+    const run = this.send(
+      name,
+      args,
+      { ...options, signal: undefined, onProgress: undefined, onLog: undefined },
+      this.timeoutOf(name, options),
+      route,
+      schemaHash,
+    )
       .then((reply) => {
         const remoteText = reply.status === "ok" ? reply.result : `(${reply.status}) ${reply.error?.message ?? ""}`;
         if (remoteText === localText) this.stats.shadowMatches++;

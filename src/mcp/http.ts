@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from "node:net";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { LoggingLevelSchema } from "@modelcontextprotocol/sdk/types.js";
+import { LoggingLevelSchema, type LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
 import { ToolfleetError } from "../core/errors.js";
 import { errorFields } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
@@ -146,8 +146,8 @@ export class McpHttpServer {
       res.writeHead(202).end();
       return;
     }
-    // A JSON answer, unless a call asked for progress: that needs the stream.
-    const streamed = rest.some((m) => m?.params?._meta !== undefined && typeof m.params._meta === "object");
+    // A tool call is answered on a stream (its progress and log messages go before the result); the rest in JSON.
+    const streamed = rest.some((m) => m?.method === "tools/call");
     return this.serve(caller, req, res, Array.isArray(body) ? rest : rest[0], streamed);
   }
 
@@ -155,6 +155,7 @@ export class McpHttpServer {
     const server = fleetMcpServer(caller, {
       ...this.options.tools,
       setLogLevel: (who, level) => this.setLogLevel(who, level),
+      logLevel: (who) => this.logLevel(who),
       track: (who, requestId, signal) => this.cancels.track(who, requestId, signal),
     });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !streamed });
@@ -172,6 +173,13 @@ export class McpHttpServer {
     LoggingLevelSchema.parse(level);
     if (caller.session === undefined) return; // no session to remember it for: nothing sends logs beyond this request
     await this.options.redis.set(this.options.keys.mcpLogLevel(caller.session), level, { expiration: { type: "EX", value: LOG_LEVEL_TTL_SECONDS } });
+  }
+
+  private async logLevel(caller: McpCaller): Promise<LoggingLevel | undefined> {
+    if (caller.session === undefined) return undefined;
+    const stored = await this.options.redis.get(this.options.keys.mcpLogLevel(caller.session));
+    const parsed = LoggingLevelSchema.safeParse(stored);
+    return parsed.success ? parsed.data : undefined;
   }
 
   /** The caller's user, or null once a 401 has been sent. */

@@ -10,12 +10,15 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { ToolContext } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
-import type { ProgressUpdate } from "../core/progress.js";
+import { LOG_LEVELS, type ProgressUpdate, type ToolLog } from "../core/progress.js";
 import type { ToolDefinition } from "../core/tool.js";
 import { packageVersion } from "../core/version.js";
 import type { RemoteToolRegistry } from "../inference/remote-registry.js";
 import type { CatalogTool } from "../tool-exec/catalog.js";
 import { resultToMcp, toolToMcp } from "./content.js";
+
+/** Log levels, least severe first (MCP's are syslog's, as toolfleet's). */
+const SEVERITY: readonly string[] = LOG_LEVELS;
 
 /** Who a server instance speaks for: the user a token named, and the session (HTTP) it belongs to. */
 export interface McpCaller {
@@ -28,8 +31,10 @@ export interface McpToolsOptions {
   /** The inference tier's routing: a call goes to the tools service, a gateway or runs here, as for a chat. */
   registry: RemoteToolRegistry;
   logger: Logger;
-  /** Where logging/setLevel is kept (HTTP: Redis, for every replica); absent: the SDK keeps it (stdio). */
-  setLogLevel?: (caller: McpCaller, level: LoggingLevel) => Promise<void>;
+  /** Where logging/setLevel is kept (HTTP: Redis, for every replica; stdio: the process). */
+  setLogLevel: (caller: McpCaller, level: LoggingLevel) => Promise<void>;
+  /** The level a caller's session asked for (read once per call that logs); undefined: every message. */
+  logLevel: (caller: McpCaller) => Promise<LoggingLevel | undefined>;
   /** Gives a running call a signal another replica's notifications/cancelled can abort (HTTP); absent: the SDK's own (stdio). */
   track?: (caller: McpCaller, requestId: string | number, signal: AbortSignal) => { signal: AbortSignal; done: () => void };
 }
@@ -52,12 +57,10 @@ export function fleetMcpServer(caller: McpCaller, options: McpToolsOptions): Ser
   );
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listFor(options.registry, caller.user) }));
   server.setRequestHandler(CallToolRequestSchema, (request, extra) => callTool(caller, options, request.params, extra));
-  const store = options.setLogLevel;
-  if (store)
-    server.setRequestHandler(SetLevelRequestSchema, async (request) => {
-      await store(caller, request.params.level);
-      return {};
-    });
+  server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+    await options.setLogLevel(caller, request.params.level);
+    return {};
+  });
   return server;
 }
 
@@ -79,6 +82,20 @@ async function callTool(caller: McpCaller, options: McpToolsOptions, params: Cal
             .sendNotification({ method: "notifications/progress", params: { progressToken: token, ...update } })
             .catch((err: unknown) => logger.debug({ tool: params.name, ...errorFields(err) }, "an MCP progress notification could not be sent"));
         };
+  // Log messages go out in order, each once the session's level is known, all before the result.
+  let logged: Promise<unknown> = Promise.resolve();
+  let level: Promise<LoggingLevel | undefined> | undefined;
+  const onLog = (log: ToolLog): void => {
+    level ??= options.logLevel(caller);
+    logged = logged
+      .then(() => level)
+      .then((min) =>
+        min !== undefined && SEVERITY.indexOf(log.level) < SEVERITY.indexOf(min)
+          ? undefined
+          : extra.sendNotification({ method: "notifications/message", params: { level: log.level, logger: params.name, data: log.message } }),
+      )
+      .catch((err: unknown) => logger.debug({ tool: params.name, ...errorFields(err) }, "an MCP log message could not be sent"));
+  };
   const tracked = options.track?.(caller, extra.requestId, extra.signal);
   const ctx = new ToolContext({ platform: "mcp", userId: caller.user, userName: caller.user, channelId: caller.session ?? "" });
   try {
@@ -86,8 +103,10 @@ async function callTool(caller: McpCaller, options: McpToolsOptions, params: Cal
       userId: caller.user,
       ctx,
       signal: tracked?.signal ?? extra.signal,
+      onLog,
       ...(onProgress ? { onProgress } : {}),
     });
+    await logged;
     // An unknown tool is a protocol error in MCP (the SDK's own server answers it so), not a tool's failure.
     // (A plain Error with a code: McpError would put "MCP error -32602:" into the message the client prefixes again.)
     if (outcome.kind === "unknown_tool") throw Object.assign(new Error(outcome.text), { code: ErrorCode.InvalidParams });

@@ -1,12 +1,12 @@
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import type { LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
 import { errorFields } from "../core/log.js";
 import { fleetMcpServer, type McpToolsOptions } from "./server.js";
 
 /**
  * `toolfleet mcp --stdio`: one client on stdin/stdout (a desktop MCP client starts this process).
- * One SDK server for the whole connection, so the SDK itself keeps the log level and aborts a
- * call on notifications/cancelled. Resolves `closed` when the client closes stdin.
+ * One SDK server for the whole connection, so the SDK itself aborts a call on notifications/cancelled. Resolves `closed` when the client closes stdin.
  */
 export class McpStdioServer {
   private server: Server | undefined;
@@ -21,7 +21,19 @@ export class McpStdioServer {
   }
 
   async start(): Promise<void> {
-    const server = fleetMcpServer({ user: this.user }, this.tools);
+    // One client: its log level is this process's to keep.
+    let level: LoggingLevel | undefined;
+    const server = fleetMcpServer(
+      { user: this.user },
+      {
+        ...this.tools,
+        setLogLevel: (_caller, given) => {
+          level = given;
+          return Promise.resolve();
+        },
+        logLevel: () => Promise.resolve(level),
+      },
+    );
     const transport = new StdioServerTransport();
     transport.onclose = () => this.close();
     process.stdin.once("end", () => this.close());

@@ -13,7 +13,7 @@ import { after, before, describe, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { FetchLike } from "@modelcontextprotocol/sdk/shared/transport.js";
-import { ToolListChangedNotificationSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { LoggingMessageNotificationSchema, ToolListChangedNotificationSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { closeRedis, type RedisClient } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { eventually } from "../support/helpers.js";
@@ -132,7 +132,7 @@ describe("toolfleet mcp: two replicas, one client, no sticky sessions", () => {
     }
   });
 
-  test("progress reaches the client; a call cancelled from the client stops on its worker", async () => {
+  test("progress and log messages reach the client; a call cancelled from the client stops on its worker", async () => {
     const { client, transport } = balancedClient(urls, ALICE);
     await client.connect(transport);
     try {
@@ -146,6 +146,17 @@ describe("toolfleet mcp: two replicas, one client, no sticky sessions", () => {
         updates,
         [...updates].sort((a, b) => a - b),
       );
+
+      // Log messages from the worker, filtered by the level the session set (kept in Redis: the call may reach the other replica).
+      const logs: string[] = [];
+      client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(`${n.params.level} ${String(n.params.data)}`));
+      await client.setLoggingLevel("info");
+      await client.callTool({ name: "test_tool_with_logging", arguments: {} });
+      assert.deepEqual(logs, ["info Tool execution started", "info Tool processing data", "info Tool execution completed"]);
+      await client.setLoggingLevel("debug");
+      await client.callTool({ name: "test_tool_with_logging", arguments: {} });
+      assert.equal(logs.length, 7, logs.join("\n"));
+      assert.match(logs[6] ?? "", /^debug a debug line/);
 
       const key = `${k.namespace}:c`;
       const abort = new AbortController();
