@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { FetchLike } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { LoggingMessageNotificationSchema, ToolListChangedNotificationSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -256,6 +257,46 @@ describe("toolfleet mcp: two replicas, one client, no sticky sessions", () => {
       req.end(JSON.stringify({ jsonrpc: "2.0", id: 3, method: "ping" }));
     });
     assert.equal(status, 403);
+  });
+
+  test("over stdio: the client's process is --user; calls, logs, cancel and list_changed as over HTTP; it ends when stdin closes", async () => {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, "mcp", "--stdio", "--user", "alice", "--worker-id", "mcp-stdio"],
+      env: { ...(process.env as Record<string, string>), ...(env as Record<string, string>), TOOLFLEET_LOG_LEVEL: "warn" },
+      stderr: "pipe",
+    });
+    const client = new Client({ name: "toolfleet-test", version: "1.0.0" });
+    const changes: number[] = [];
+    const logs: string[] = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changes.push(Date.now()));
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(String(n.params.data)));
+    await client.connect(transport);
+    const pid = transport.pid;
+    try {
+      assert.equal(text((await client.callTool({ name: "mcp_who", arguments: {} })) as CallToolResult), "alice");
+      await client.setLoggingLevel("info");
+      await client.callTool({ name: "test_tool_with_logging", arguments: {} });
+      assert.deepEqual(logs, ["Tool execution started", "Tool processing data", "Tool execution completed"]);
+      const key = `${k.namespace}:stdio`;
+      const abort = new AbortController();
+      let first: () => void = () => undefined;
+      const started = new Promise<void>((resolve) => (first = resolve));
+      const call = client.callTool({ name: "mcp_wait", arguments: { ms: 30_000, key } }, undefined, { signal: abort.signal, onprogress: () => first() });
+      await started;
+      abort.abort(new Error("stop"));
+      await assert.rejects(call);
+      await eventually(async () => assert.ok(await redis.get(`${key}:aborted`), "the tool saw the abort on its worker"), 5000);
+      const more = await startToolsProcess(["--worker-id", "mcp-more-stdio", "--tools", MORE_TOOLS], env);
+      children.push(more);
+      await eventually(() => assert.ok(changes.length >= 1, "list_changed arrived"), 10_000);
+      more.kill("SIGTERM");
+      await exited(more);
+    } finally {
+      await client.close();
+    }
+    assert.ok(pid);
+    await eventually(() => assert.throws(() => process.kill(pid, 0), /ESRCH/, "the server ended with its stdin"), 10_000, 50);
   });
 
   test("--no-auth is refused on a host other machines can reach", async () => {
