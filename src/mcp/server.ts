@@ -1,4 +1,5 @@
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import {
   CallToolRequestSchema,
   ErrorCode,
@@ -16,6 +17,12 @@ import { packageVersion } from "../core/version.js";
 import type { RemoteToolRegistry } from "../inference/remote-registry.js";
 import type { CatalogTool } from "../tool-exec/catalog.js";
 import { resultToMcp, toolToMcp } from "./content.js";
+
+/**
+ * One JSON Schema validator for every server instance: the SDK's default makes an Ajv of its own per
+ * server, and over HTTP a server is made per request (its validator serves only elicitation, unused here).
+ */
+const VALIDATOR = new AjvJsonSchemaValidator();
 
 /** Log levels, least severe first (MCP's are syslog's, as toolfleet's). */
 const SEVERITY: readonly string[] = LOG_LEVELS;
@@ -53,7 +60,7 @@ export function listFor(registry: RemoteToolRegistry, user: string): Tool[] {
 export function fleetMcpServer(caller: McpCaller, options: McpToolsOptions): Server {
   const server = new Server(
     { name: "toolfleet", version: packageVersion() },
-    { capabilities: { tools: { listChanged: true }, logging: {} }, instructions: "The tools of a toolfleet fleet." },
+    { capabilities: { tools: { listChanged: true }, logging: {} }, instructions: "The tools of a toolfleet fleet.", jsonSchemaValidator: VALIDATOR },
   );
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listFor(options.registry, caller.user) }));
   server.setRequestHandler(CallToolRequestSchema, (request, extra) => callTool(caller, options, request.params, extra));
