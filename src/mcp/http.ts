@@ -2,13 +2,15 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from "node:net";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { LoggingLevelSchema, type LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
+import type { LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
 import { ToolfleetError } from "../core/errors.js";
 import { errorFields } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { SessionIds, type TokenCheck } from "./auth.js";
 import { CancelRelay } from "./cancels.js";
+import { SessionLogLevels } from "./log-levels.js";
+import { McpNotices } from "./notices.js";
 import { hostProblem } from "./origin.js";
 import { fleetMcpServer, type McpCaller, type McpToolsOptions } from "./server.js";
 
@@ -16,8 +18,8 @@ import { fleetMcpServer, type McpCaller, type McpToolsOptions } from "./server.j
 export const MCP_PATH = "/mcp";
 /** A request body, at most (a tools/call's arguments). */
 const MAX_BODY = 4 * 1024 * 1024;
-/** How long logging/setLevel is remembered for a session that sends nothing more. */
-const LOG_LEVEL_TTL_SECONDS = 24 * 3600;
+/** GET streams one replica holds open at most (each holds a connection and a server instance). */
+const MAX_STREAMS = 10_000;
 
 export interface McpHttpOptions {
   tools: Pick<McpToolsOptions, "registry" | "logger">;
@@ -37,18 +39,22 @@ export interface McpHttpOptions {
 /**
  * `toolfleet mcp` over Streamable HTTP (docs/mcp.md, "Scaling out"). Each request gets an SDK server
  * and transport of its own in the SDK's stateless mode, so any replica answers any request: what a
- * session needs beyond one request lives in its signed id (the user) or in Redis (its log level,
- * cancels). A GET stream stays open on the replica that took it; each replica watches the catalog
+ * session needs beyond one request lives in its signed id (the user) or in Redis (its log level;
+ * cancels and level changes go to every replica on a channel). A GET stream stays open on the replica that took it; each replica watches the catalog
  * and tells its own streams of a change.
  */
 export class McpHttpServer {
   private http: HttpServer | undefined;
   private readonly streams = new Set<Server>();
+  private readonly notices: McpNotices;
   private readonly cancels: CancelRelay;
+  private readonly levels: SessionLogLevels;
   private sessions: SessionIds | undefined;
 
   constructor(private readonly options: McpHttpOptions) {
-    this.cancels = new CancelRelay({ redis: options.redis, redisUrl: options.redisUrl, keys: options.keys, logger: options.tools.logger });
+    this.notices = new McpNotices({ redis: options.redis, redisUrl: options.redisUrl, keys: options.keys, logger: options.tools.logger });
+    this.cancels = new CancelRelay(this.notices);
+    this.levels = new SessionLogLevels(options.redis, options.keys, this.notices);
   }
 
   /** The endpoint's URL, once listening. */
@@ -61,7 +67,7 @@ export class McpHttpServer {
 
   async start(): Promise<void> {
     this.sessions = new SessionIds(await this.options.sessionKey());
-    await this.cancels.start();
+    await this.notices.start();
     const http = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         this.options.tools.logger.error({ method: req.method, ...errorFields(err) }, "an MCP request failed");
@@ -77,7 +83,7 @@ export class McpHttpServer {
         http.listen(this.options.port, this.options.host, () => resolve());
       });
     } catch (err) {
-      await this.cancels.stop();
+      await this.notices.stop();
       throw err;
     }
     this.http = http;
@@ -92,7 +98,7 @@ export class McpHttpServer {
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
-    await this.cancels.stop();
+    await this.notices.stop();
   }
 
   /** Sends notifications/tools/list_changed on every GET stream open on this replica. */
@@ -116,11 +122,14 @@ export class McpHttpServer {
     if (session !== undefined && !sessions.valid(session, user)) return jsonError(res, 404, -32001, "Session not found");
     const caller: McpCaller = { user, ...(session !== undefined ? { session } : {}) };
     if (req.method === "DELETE") {
-      if (session !== undefined) await this.options.redis.del(this.options.keys.mcpLogLevel(session));
+      if (session !== undefined) await this.levels.drop(session);
       res.writeHead(200).end();
       return;
     }
-    if (req.method === "GET") return this.serve(caller, req, res, undefined, true);
+    if (req.method === "GET") {
+      if (this.streams.size >= MAX_STREAMS) return jsonError(res, 503, -32000, `Too many open streams on this replica (${MAX_STREAMS}); try another`);
+      return this.serve(caller, req, res, undefined, true);
+    }
     if (req.method !== "POST") {
       res.writeHead(405, { allow: "GET, POST, DELETE" }).end();
       return;
@@ -146,8 +155,11 @@ export class McpHttpServer {
       res.writeHead(202).end();
       return;
     }
-    // A tool call is answered on a stream (its progress and log messages go before the result); the rest in JSON.
-    const streamed = rest.some((m) => m?.method === "tools/call");
+    // A stream for a call whose progress or log messages the client asked for (they go before the result); the rest in JSON.
+    const calls = rest.filter((m) => m?.method === "tools/call");
+    const streamed =
+      calls.some((m) => typeof m.params?._meta === "object" && m.params._meta !== null && "progressToken" in m.params._meta) ||
+      (calls.length > 0 && caller.session !== undefined && (await this.levels.get(caller.session)) !== undefined);
     return this.serve(caller, req, res, Array.isArray(body) ? rest : rest[0], streamed);
   }
 
@@ -169,17 +181,13 @@ export class McpHttpServer {
     await transport.handleRequest(req, res, body);
   }
 
-  private async setLogLevel(caller: McpCaller, level: string): Promise<void> {
-    LoggingLevelSchema.parse(level);
-    if (caller.session === undefined) return; // no session to remember it for: nothing sends logs beyond this request
-    await this.options.redis.set(this.options.keys.mcpLogLevel(caller.session), level, { expiration: { type: "EX", value: LOG_LEVEL_TTL_SECONDS } });
+  private async setLogLevel(caller: McpCaller, level: LoggingLevel): Promise<void> {
+    // No session to remember it for: no log messages beyond this request, which sends none.
+    if (caller.session !== undefined) await this.levels.set(caller.session, level);
   }
 
-  private async logLevel(caller: McpCaller): Promise<LoggingLevel | undefined> {
-    if (caller.session === undefined) return undefined;
-    const stored = await this.options.redis.get(this.options.keys.mcpLogLevel(caller.session));
-    const parsed = LoggingLevelSchema.safeParse(stored);
-    return parsed.success ? parsed.data : undefined;
+  private logLevel(caller: McpCaller): Promise<LoggingLevel | undefined> {
+    return caller.session === undefined ? Promise.resolve(undefined) : this.levels.get(caller.session);
   }
 
   /** The caller's user, or null once a 401 has been sent. */

@@ -151,6 +151,9 @@ describe("toolfleet mcp: two replicas, one client, no sticky sessions", () => {
       // Log messages from the worker, filtered by the level the session set (kept in Redis: the call may reach the other replica).
       const logs: string[] = [];
       client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(`${n.params.level} ${String(n.params.data)}`));
+      // A session that set no level gets none (its calls are answered in JSON).
+      await client.callTool({ name: "test_tool_with_logging", arguments: {} });
+      assert.deepEqual(logs, []);
       await client.setLoggingLevel("info");
       await client.callTool({ name: "test_tool_with_logging", arguments: {} });
       assert.deepEqual(logs, ["info Tool execution started", "info Tool processing data", "info Tool execution completed"]);

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SessionIds, mintToken, tokenCheck, tokensFrom, verifySignedToken } from "../../src/mcp/auth.js";
 import { annotationsTo, partToMcp, resultFromMcp, resultToMcp, toolToMcp } from "../../src/mcp/content.js";
+import { parseNotice } from "../../src/mcp/notices.js";
 import { allowedHostNames, hostProblem, isLoopback } from "../../src/mcp/origin.js";
 import { PIXEL_PNG } from "../support/fixtures/v11-tools.js";
 
@@ -96,4 +97,13 @@ test("fleet tools and results as MCP: hints, schemas, parts (audio back from its
   assert.deepEqual(back.content.at(-1), { type: "resource", resource: { uri: "file:///a%20b.txt", mimeType: "text/plain", blob: "eA==" } });
   const denied = resultToMcp({ kind: "denied", text: "Permission denied: …", route: "local", durationMs: 0 });
   assert.deepEqual(denied, { content: [{ type: "text", text: "Permission denied: …" }], isError: true });
+});
+
+test("a replicas' notice is read only when it is one: a cancel or a level change, within its size", () => {
+  assert.deepEqual(parseNotice('{"kind":"cancel","key":"s\\u0000number:3","reason":"stop"}'), { kind: "cancel", key: "s\u0000number:3", reason: "stop" });
+  assert.deepEqual(parseNotice('{"kind":"level","session":"s","level":null}'), { kind: "level", session: "s", level: null });
+  assert.equal(parseNotice('{"kind":"level","session":"s"}'), null);
+  assert.equal(parseNotice('{"kind":"other"}'), null);
+  assert.equal(parseNotice("not json"), null);
+  assert.equal(parseNotice(JSON.stringify({ kind: "cancel", key: "k", reason: "x".repeat(3000) })), null);
 });
