@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import {
@@ -104,7 +105,15 @@ async function callTool(caller: McpCaller, options: McpToolsOptions, params: Cal
       .catch((err: unknown) => logger.debug({ tool: params.name, ...errorFields(err) }, "an MCP log message could not be sent"));
   };
   const tracked = options.track?.(caller, extra.requestId, extra.signal);
-  const ctx = new ToolContext({ platform: "mcp", userId: caller.user, userName: caller.user, channelId: caller.session ?? "" });
+  const ctx = new ToolContext({
+    platform: "mcp",
+    userId: caller.user,
+    userName: caller.user,
+    // One trace per session ties its calls' log lines together, and lets them share one session record
+    // (written once by this tier, read once by each worker: src/tool-exec/session.ts). Named by a hash:
+    // a session id is not written where logs and keys can show it.
+    ...(caller.session !== undefined ? { observabilityRequestId: traceOf(caller.session) } : {}),
+  });
   try {
     const outcome = await registry.execute(params.name, params.arguments ?? {}, {
       userId: caller.user,
@@ -121,4 +130,8 @@ async function callTool(caller: McpCaller, options: McpToolsOptions, params: Cal
   } finally {
     tracked?.done();
   }
+}
+
+function traceOf(session: string): string {
+  return `mcp-${createHash("sha256").update(session).digest("hex").slice(0, 32)}`;
 }
