@@ -14,6 +14,8 @@ import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { silentLogger } from "../src/index.js";
+import { closeRedis, connectRedis } from "../src/redis/client.js";
 import { median, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 import { fetchWithOwnSignal, start as startSdkPeer } from "./peers/mcp.js";
 
@@ -75,6 +77,12 @@ async function startToolfleetMcp(): Promise<Subject> {
       await client.close();
       await stop(child);
       await stop(worker.child);
+      // What the fleet left in its namespace (the request stream, the session key).
+      const redis = await connectRedis({ url: REDIS, logger: silentLogger, name: "bench-mcp-cleanup" });
+      const left: string[] = [];
+      for await (const batch of redis.scanIterator({ MATCH: `${env.TOOLFLEET_NAMESPACE}:*`, COUNT: 1000 })) left.push(...batch);
+      if (left.length > 0) await redis.del(left);
+      await closeRedis(redis);
     },
   };
 }
