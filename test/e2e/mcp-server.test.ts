@@ -84,7 +84,10 @@ describe("toolfleet mcp: two replicas, one client, no sticky sessions", () => {
     );
     env = { TOOLFLEET_REDIS_URL: REDIS_URL, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_TOOLS_SERVICE_MODE: "remote", TOOLFLEET_FLEET_SECRET: SECRET };
     children.push(await startToolsProcess(["--worker-id", "mcp-tools", "--tools", TOOLS], env));
-    const replicas = await Promise.all(["a", "b"].map((r) => startMcpProcess(["--worker-id", `mcp-${r}`, "--port", "0", "--tokens", tokens], env)));
+    // Given the tools too, so the inference-pinned one runs in the replica that takes the call.
+    const replicas = await Promise.all(
+      ["a", "b"].map((r) => startMcpProcess(["--worker-id", `mcp-${r}`, "--port", "0", "--tokens", tokens, "--tools", TOOLS], env)),
+    );
     children.push(...replicas);
     urls = replicas.map((r) => r.url);
   });
@@ -113,6 +116,9 @@ describe("toolfleet mcp: two replicas, one client, no sticky sessions", () => {
         assert.notEqual(r.isError, true);
       }
       assert.equal((await client.callTool({ name: "mcp_who", arguments: {} })).isError, undefined);
+      // Routed as an inference worker routes it: an inference-pinned tool runs in the replica, not on the worker.
+      const replicaPids = children.slice(1).map((c) => String(c.pid));
+      for (let i = 0; i < 2; i++) assert.ok(replicaPids.includes(text((await client.callTool({ name: "mcp_where", arguments: {} })) as CallToolResult)));
       assert.ok(
         hits.every((n) => n >= 5),
         `both replicas answered: ${hits.join(", ")}`,
