@@ -72,9 +72,11 @@ export async function runMcp({ values, positionals }: McpParsed): Promise<number
   if (positionals[0] === "token") return printToken(values);
   if (positionals[0] !== undefined) throw new ToolfleetError("USAGE", `unknown argument '${positionals[0]}' (the one subcommand is 'token')`);
   if (values.days !== undefined) throw new ToolfleetError("USAGE", "--days is for `toolfleet mcp token`");
-  if (values.stdio && (values.host !== undefined || values.port !== undefined || values["no-auth"] || values.tokens !== undefined))
-    throw new ToolfleetError("USAGE", "--stdio serves the one process that started it: --host, --port, --tokens and --no-auth are for HTTP");
+  if (values.stdio && (values.host !== undefined || values.port !== undefined || values["no-auth"] || values.tokens !== undefined || values["allowed-host"]))
+    throw new ToolfleetError("USAGE", "--stdio serves the one process that started it: --host, --port, --allowed-host, --tokens and --no-auth are for HTTP");
   if (values["no-auth"] && values.tokens !== undefined) throw new ToolfleetError("USAGE", "--no-auth and --tokens exclude each other");
+  if (values.user !== undefined && !values["no-auth"] && !values.stdio)
+    throw new ToolfleetError("USAGE", "--user names the caller of --no-auth or --stdio (a token names its own user), or whom `mcp token` is for");
   const logger = createLogger("toolfleet.mcp");
   const config = new LiveConfig(logger).watch();
   let server;

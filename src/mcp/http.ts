@@ -174,7 +174,10 @@ export class McpHttpServer {
     const stream = req.method === "GET";
     res.on("close", () => {
       if (stream) this.streams.delete(server);
-      void transport.close().then(() => server.close());
+      transport
+        .close()
+        .then(() => server.close())
+        .catch((err: unknown) => this.options.tools.logger.debug({ ...errorFields(err) }, "an MCP request's server did not close cleanly"));
     });
     await server.connect(transport);
     if (stream) this.streams.add(server);

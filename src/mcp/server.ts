@@ -41,7 +41,7 @@ export interface McpToolsOptions {
   logger: Logger;
   /** Where logging/setLevel is kept (HTTP: Redis, for every replica; stdio: the process). */
   setLogLevel: (caller: McpCaller, level: LoggingLevel) => Promise<void>;
-  /** The level a caller's session asked for (read once per call that logs); undefined: every message. */
+  /** The level a caller's session asked for; undefined: it asked for none, and gets no log messages. */
   logLevel: (caller: McpCaller) => Promise<LoggingLevel | undefined>;
   /** Gives a running call a signal another replica's notifications/cancelled can abort (HTTP); absent: the SDK's own (stdio). */
   track?: (caller: McpCaller, requestId: string | number, signal: AbortSignal) => { signal: AbortSignal; done: () => void };
@@ -90,20 +90,19 @@ async function callTool(caller: McpCaller, options: McpToolsOptions, params: Cal
             .sendNotification({ method: "notifications/progress", params: { progressToken: token, ...update } })
             .catch((err: unknown) => logger.debug({ tool: params.name, ...errorFields(err) }, "an MCP progress notification could not be sent"));
         };
-  // Log messages go out in order, each once the session's level is known, all before the result.
+  // Log messages only for a session that asked (logging/setLevel), in order, at or above its level, all before the result.
+  const min = await options.logLevel(caller);
   let logged: Promise<unknown> = Promise.resolve();
-  let level: Promise<LoggingLevel | undefined> | undefined;
-  const onLog = (log: ToolLog): void => {
-    level ??= options.logLevel(caller);
-    logged = logged
-      .then(() => level)
-      .then((min) =>
-        min !== undefined && SEVERITY.indexOf(log.level) < SEVERITY.indexOf(min)
-          ? undefined
-          : extra.sendNotification({ method: "notifications/message", params: { level: log.level, logger: params.name, data: log.message } }),
-      )
-      .catch((err: unknown) => logger.debug({ tool: params.name, ...errorFields(err) }, "an MCP log message could not be sent"));
-  };
+  const onLog =
+    min === undefined
+      ? undefined
+      : (log: ToolLog): void => {
+          if (SEVERITY.indexOf(log.level) < SEVERITY.indexOf(min)) return;
+          const message = { level: log.level, logger: params.name, data: log.message };
+          logged = logged
+            .then(() => extra.sendNotification({ method: "notifications/message", params: message }))
+            .catch((err: unknown) => logger.debug({ tool: params.name, ...errorFields(err) }, "an MCP log message could not be sent"));
+        };
   const tracked = options.track?.(caller, extra.requestId, extra.signal);
   const ctx = new ToolContext({
     platform: "mcp",
@@ -119,7 +118,7 @@ async function callTool(caller: McpCaller, options: McpToolsOptions, params: Cal
       userId: caller.user,
       ctx,
       signal: tracked?.signal ?? extra.signal,
-      onLog,
+      ...(onLog ? { onLog } : {}),
       ...(onProgress ? { onProgress } : {}),
     });
     await logged;
