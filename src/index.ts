@@ -53,5 +53,6 @@ export type { McpSource, McpSourceTiming } from "./mcp/source.js";
 export type { McpSources } from "./mcp/sources.js";
 export { createInferenceWorker, type InferenceWorker, type InferenceWorkerOptions } from "./fleet/inference-worker.js";
 export { createGateway, type Gateway, type GatewayOptions } from "./fleet/gateway.js";
+export { createMcpServer, type McpFleetServer, type McpServerOptions } from "./fleet/mcp-server.js";
 export { createInProcessFleet, type InProcessFleet, type InProcessFleetOptions } from "./fleet/in-process.js";
 export { createCaller, type Caller, type CallerOptions } from "./fleet/caller.js";

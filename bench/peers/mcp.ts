@@ -23,7 +23,7 @@ import { forkWorker, stopWorker } from "./child.js";
 // response arrives (its JSON body is read at once: the server runs with
 // enableJsonResponse). GET, the one long-lived SSE stream per session, keeps the
 // shared signal so close() still aborts it.
-const fetchWithOwnSignal: FetchLike = async (url, init) => {
+export const fetchWithOwnSignal: FetchLike = async (url, init) => {
   const shared = init?.signal;
   if (!shared || init.method !== "POST") return fetch(url, init);
   const own = new AbortController();

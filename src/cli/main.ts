@@ -7,6 +7,7 @@ import { runDemo } from "./demo.js";
 import { GATEWAY_COMMAND, INFERENCE_COMMAND, TOOLS_COMMAND, runService } from "./serve.js";
 import { runInspect } from "./status.js";
 import { DASHBOARD_COMMAND, runDashboard } from "./dashboard.js";
+import { MCP_COMMAND, runMcp } from "./mcp.js";
 import { didYouMean } from "./suggest.js";
 import { UP_COMMAND, runUp } from "./up.js";
 
@@ -73,6 +74,7 @@ const COMMANDS: Command[] = [
   command(STATUS_COMMAND, (parsed) => runInspect("status", parsed)),
   command(CATALOG_COMMAND, (parsed) => runInspect("catalog", parsed)),
   command(DASHBOARD_COMMAND, (parsed) => runDashboard(parsed), true),
+  command(MCP_COMMAND, (parsed) => runMcp(parsed), true),
 ];
 
 function usage(): string {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { OutcomeKind } from "./outcome.js";
-import { checkedProgress, type ProgressUpdate } from "./progress.js";
+import { checkedLog, checkedProgress, type LogLevel, type ProgressUpdate, type ToolLog } from "./progress.js";
 import type { StructuredResult } from "./result.js";
 
 /** Any value JSON can carry. */
@@ -149,6 +149,14 @@ export class ToolContext implements ToolCallIdentity {
   }
 
   /**
+   * Sends the caller a log message while the call runs (an MCP client sees `notifications/message`);
+   * a caller that did not ask for updates, or a context outside any call, drops it.
+   */
+  log(level: LogLevel, message: string): void {
+    this.call?.reportLog(checkedLog(level, message));
+  }
+
+  /**
    * Aborted when the caller gives up or the call times out; handlers pass it
    * to their I/O. On a context outside any call, the caller's own signal.
    */
@@ -227,6 +235,8 @@ export class ToolContext implements ToolCallIdentity {
 export class CallSignal {
   /** Hears the handler's progress reports (set by the registry running the call). */
   onProgress: ((update: ProgressUpdate) => void) | undefined;
+  /** Hears the handler's log messages (set by the registry running the call). */
+  onLog: ((log: ToolLog) => void) | undefined;
   /** Called once when the call is aborted through `abort()` (set by the registry running the call). */
   onAbort: ((reason: unknown) => void) | undefined;
   private controller: AbortController | undefined;
@@ -270,6 +280,10 @@ export class CallSignal {
 
   reportProgress(update: ProgressUpdate): void {
     if (!this.aborted) this.onProgress?.(update);
+  }
+
+  reportLog(log: ToolLog): void {
+    if (!this.aborted) this.onLog?.(log);
   }
 
   /** Stops following the parent; the call is over (or handed to a background task with its own limits). */

@@ -39,3 +39,24 @@ export function progressLine(update: ProgressUpdate): string {
       : String(update.progress);
   return update.message ? `${amount} ${update.message}` : amount;
 }
+
+/** The levels of a tool's log messages: syslog's (RFC 5424), as MCP's `notifications/message` has them. */
+export const LOG_LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** A log message a tool sends its caller while it runs (`ctx.log()`), as MCP's logging carries it. */
+export interface ToolLog {
+  level: LogLevel;
+  message: string;
+}
+
+/** Longest log message carried; longer ones are cut. */
+export const MAX_LOG_MESSAGE = 2000;
+
+/** A log message from a handler, checked. */
+export function checkedLog(level: unknown, message: unknown): ToolLog {
+  if (typeof level !== "string" || !(LOG_LEVELS as readonly string[]).includes(level))
+    throw new ToolfleetError("PROGRESS_INVALID", `ctx.log(): level must be one of ${LOG_LEVELS.join(", ")}, got ${JSON.stringify(level)}`);
+  if (typeof message !== "string") throw new ToolfleetError("PROGRESS_INVALID", "ctx.log(): message must be a string");
+  return { level: level as LogLevel, message: message.slice(0, MAX_LOG_MESSAGE) };
+}

@@ -5,7 +5,7 @@ import { CallSignal, ToolContext, type DelegateOptions } from "./context.js";
 import { createLogger, errorFields, type Logger } from "./log.js";
 import { TaskManager } from "./tasks.js";
 import type { ToolDefinition, ToolPin } from "./tool.js";
-import type { ProgressUpdate } from "./progress.js";
+import type { ProgressUpdate, ToolLog } from "./progress.js";
 import { cancelled, gatewayUnavailable, noLiveWorker, permissionDenied, unknownTool, type CallOutcome, type OutcomeKind, type Route } from "./outcome.js";
 import { render, withResult, type Rendered } from "./render.js";
 import { waitForCall } from "./call-wait.js";
@@ -40,6 +40,8 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Hears the tool's progress reports (`ctx.progress()`); each one also extends the call's deadline by its timeout. */
   onProgress?: (update: ProgressUpdate) => void;
+  /** Hears the tool's log messages (`ctx.log()`); unlike progress, they do not extend the deadline. */
+  onLog?: (log: ToolLog) => void;
   /** However much progress a tool reports, the call ends this long after it started. @defaultValue 10 × the timeout, at most MAX_CALL_TIMEOUT_MS */
   maxTotalTimeoutMs?: number;
   /** @internal A worker's own handle on the call (to cancel it, and the request's idempotency key); made here when not given. */
@@ -234,6 +236,9 @@ export class ToolRegistry implements ToolRegistryLike {
     const call = options.call ?? new CallSignal(baseCtx.signal);
     const onAbort = signal ? (): void => call.abort(signal.reason) : undefined;
     if (onAbort) signal?.addEventListener("abort", onAbort, { once: true });
+    // Reports made before the handler's first await (waitForCall takes over after it) reach the caller too.
+    call.onProgress = options.onProgress;
+    call.onLog = options.onLog;
     try {
       let value: unknown;
       try {

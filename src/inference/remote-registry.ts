@@ -61,6 +61,8 @@ export interface RemoteToolRegistryOptions {
   logger: Logger;
   /** Where each call's end is reported (docs/observability.md). @defaultValue NO_METRICS */
   metrics?: CallMetrics;
+  /** After the merged catalog was read again and applied (a worker joined, left or changed its tools; null: none publishes). */
+  onCatalogChange?: (merged: MergedCatalog | null) => void;
 }
 
 /**
@@ -136,7 +138,10 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       redisUrl,
       keys: this.options.keys,
       logger: this.options.logger,
-      onChange: (merged) => this.apply(merged),
+      onChange: (merged) => {
+        this.apply(merged);
+        this.options.onCatalogChange?.(merged);
+      },
       // Calls waiting on a stream that lost its every live reader: those no worker had started are withdrawn
       // now (and sent elsewhere), not at their timeouts; the others wait for their reply or deadline.
       onStreamsGone: (streams) => void this.withdrawUnstarted(streams),
@@ -442,6 +447,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       maxTotalMs: maxTotalOf(options, timeoutMs, "RemoteToolRegistry.execute()"),
       signal: options.signal,
       onProgress: options.onProgress,
+      onLog: options.onLog,
     });
   }
 
@@ -453,7 +459,14 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     const schemaHash = this.byName.get(name)?.schemaHash ?? "";
     const route: CallRoute =
       this.view && this.catalog ? this.view.route(name, schemaHash) : { kind: "pool", pool: "default", stream: this.options.keys.toolsStream };
-    const run = this.send(name, args, { ...options, signal: undefined, onProgress: undefined }, this.timeoutOf(name, options), route, schemaHash)
+    const run = this.send(
+      name,
+      args,
+      { ...options, signal: undefined, onProgress: undefined, onLog: undefined },
+      this.timeoutOf(name, options),
+      route,
+      schemaHash,
+    )
       .then((reply) => {
         const remoteText = reply.status === "ok" ? reply.result : `(${reply.status}) ${reply.error?.message ?? ""}`;
         if (remoteText === localText) this.stats.shadowMatches++;

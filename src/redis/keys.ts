@@ -55,6 +55,12 @@ export interface Keys {
   readonly toolsControl: string;
   /** A caller's mark that it cancelled a request; workers check it at every lease tick (a control message may be lost). */
   cancelMark(idemKey: string): string;
+  /** Pub/sub channel on which `toolfleet mcp` replicas tell each other of a client's cancel and of a session's log level. */
+  readonly mcpNotices: string;
+  /** The log level an MCP session asked for (logging/setLevel), with a TTL. */
+  mcpLogLevel(sessionId: string): string;
+  /** The key that signs MCP session ids when no fleet secret is set, shared by every replica. */
+  readonly mcpSessionKey: string;
 }
 
 const NAMESPACE = /^[A-Za-z0-9_.{}-]{1,64}$/;
@@ -127,5 +133,8 @@ export function keys(namespace = "sg"): Keys {
     taskIndex: `${ns}:tasks`,
     toolsControl: `${ns}:tools:control`,
     cancelMark: (key: string) => `${ns}:tools:cancel:${idemKey(key)}`,
+    mcpNotices: `${ns}:mcp:notices`,
+    mcpLogLevel: (sessionId: string) => `${ns}:mcp:loglevel:${id("MCP session id", sessionId)}`,
+    mcpSessionKey: `${ns}:mcp:session-key`,
   });
 }

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { PROTOCOL_VERSION, type EntryFields } from "./entry-codec.js";
 import { ID_PATTERN } from "./keys.js";
-import { MAX_PROGRESS_MESSAGE, type ProgressUpdate } from "../core/progress.js";
+import { LOG_LEVELS, MAX_LOG_MESSAGE, MAX_PROGRESS_MESSAGE, type ProgressUpdate, type ToolLog } from "../core/progress.js";
 import { parseJson } from "../core/json.js";
 
 /**
@@ -90,4 +90,30 @@ export class ProgressSender {
     this.lastSent = performance.now();
     this.send(update);
   }
+}
+
+const logBody = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  type: z.literal("tool_log"),
+  correlation_id: z.string().regex(ID_PATTERN),
+  level: z.enum(LOG_LEVELS),
+  message: z.string().max(MAX_LOG_MESSAGE),
+});
+
+/**
+ * A tool's log message (`ctx.log()`) on the caller's reply stream: in the same field as progress,
+ * of type `tool_log`, sent at once (not coalesced) to a caller that asked for updates. A caller
+ * that does not know the type drops it, as any side entry it cannot read.
+ */
+export function encodeLog(correlationId: string, log: ToolLog): EntryFields {
+  return { [PROGRESS_FIELD]: JSON.stringify({ v: PROTOCOL_VERSION, type: "tool_log", correlation_id: correlationId, level: log.level, message: log.message }) };
+}
+
+/** A log entry's call and message; null for an entry that is not one, or is malformed. */
+export function decodeLog(fields: EntryFields): { correlationId: string; log: ToolLog } | null {
+  const raw = fields[PROGRESS_FIELD];
+  if (raw === undefined) return null;
+  const parsed = parseJson(logBody, raw.toString());
+  if (!parsed.ok) return null;
+  return { correlationId: parsed.value.correlation_id, log: { level: parsed.value.level, message: parsed.value.message } };
 }

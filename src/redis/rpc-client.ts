@@ -30,7 +30,7 @@ export interface RpcClientOptions<Reply> {
    * Reads an entry that is not a reply but news of a call in flight (a progress update): its call and
    * what it says, or null when the entry is a reply. Checked before `decode`. @defaultValue none
    */
-  sideOf?(fields: EntryFields): { correlationId: string; update: unknown } | null;
+  sideOf?(fields: EntryFields): { correlationId: string; update: unknown; /** Not a sign of progress: the deadline stays. */ still?: boolean } | null;
 }
 
 /** What a request may carry besides its deadline. */
@@ -222,10 +222,10 @@ export class RpcClient<Reply, Meta = never> {
   };
 
   /** A side entry: handed to its call, whose deadline moves on (the timer finds it later and re-arms). */
-  private update(correlationId: string, update: unknown): void {
+  private update(correlationId: string, update: unknown, still = false): void {
     const p = this.pending.get(correlationId);
     if (!p) return;
-    p.deadline = Math.min(performance.now() + p.timeoutMs, p.limit);
+    if (!still) p.deadline = Math.min(performance.now() + p.timeoutMs, p.limit);
     try {
       p.onUpdate?.(update);
     } catch (err) {
@@ -241,7 +241,7 @@ export class RpcClient<Reply, Meta = never> {
       if (!entry.fields) continue;
       const side = this.options.sideOf?.(entry.fields);
       if (side) {
-        this.update(side.correlationId, side.update);
+        this.update(side.correlationId, side.update, side.still);
         continue;
       }
       const decoded = this.options.decode(entry.fields);

@@ -15,8 +15,8 @@ import { checkedTimeoutMs } from "../core/timeout.js";
 import { errorFields } from "../core/log.js";
 import { cancelUnstarted, type PublishedRequest } from "./idempotency.js";
 import { signEntry, signatureProblem } from "./signing.js";
-import type { ProgressUpdate } from "../core/progress.js";
-import { decodeProgress, PROGRESS_FIELD } from "../redis/progress-entry.js";
+import type { ProgressUpdate, ToolLog } from "../core/progress.js";
+import { decodeLog, decodeProgress, PROGRESS_FIELD } from "../redis/progress-entry.js";
 import { cancelRunning } from "./cancel.js";
 
 export interface ToolsClientOptions {
@@ -66,6 +66,8 @@ export interface ToolCall {
   signal?: AbortSignal;
   /** Asks the worker for progress updates (v1.1) and hears them; each moves the deadline on, up to `maxTotalMs`. */
   onProgress?: (update: ProgressUpdate) => void;
+  /** Hears the tool's log messages (v1.1 `tool_log` entries; asks for updates as onProgress does). */
+  onLog?: (log: ToolLog) => void;
   /** @defaultValue timeoutMs */
   maxTotalMs?: number;
 }
@@ -162,7 +164,7 @@ export class ToolsClient {
       sideOf: (fields) =>
         fields[PROGRESS_FIELD] === undefined || (options.fleetSecret && signatureProblem(options.fleetSecret, "progress", fields))
           ? null
-          : decodeProgress(fields),
+          : (decodeProgress(fields) ?? logEntry(fields)),
       malformed: (correlationId, error) => errorReply(correlationId, "", error),
       ...(options.replyStreamTtlSeconds ? { replyStreamTtlSeconds: options.replyStreamTtlSeconds } : {}),
       ...(options.blockMs ? { blockMs: options.blockMs } : {}),
@@ -347,7 +349,7 @@ export class ToolsClient {
     const traceparent = currentTraceparent();
     if (traceparent) request.traceparent = traceparent;
     const maxTotalMs = call.maxTotalMs ?? call.timeoutMs;
-    if (call.onProgress) {
+    if (call.onProgress || call.onLog) {
       request.progress = true;
       request.maxDeadlineMs = Math.ceil(Date.now() + maxTotalMs);
     }
@@ -383,7 +385,7 @@ export class ToolsClient {
         call.timeoutMs,
         published,
         meta,
-        call.signal || call.onProgress ? this.extrasOf(call, request.idemKey, maxTotalMs, meta) : undefined,
+        call.signal || call.onProgress || call.onLog ? this.extrasOf(call, request.idemKey, maxTotalMs, meta) : undefined,
       );
       return { reply, traceId, sessionWritten };
     } catch (err) {
@@ -414,7 +416,14 @@ export class ToolsClient {
 
   private extrasOf(call: ToolCall, idemKey: string, maxTotalMs: number, meta: CallMeta): RequestExtras {
     const extras: RequestExtras = { maxTotalMs };
-    if (call.onProgress) extras.onUpdate = call.onProgress as (update: unknown) => void;
+    const { onProgress, onLog } = call;
+    // A side entry is a progress update, or a log message (sideOf wraps those: { log }).
+    if (onProgress || onLog)
+      extras.onUpdate = (update) => {
+        const log = (update as { log?: ToolLog }).log;
+        if (log) onLog?.(log);
+        else onProgress?.(update as ProgressUpdate);
+      };
     if (call.signal) {
       extras.signal = call.signal;
       // The marks outlive the longest the request could still be waiting or running.
@@ -422,4 +431,10 @@ export class ToolsClient {
     }
     return extras;
   }
+}
+
+/** A log entry as a side entry: its message wrapped ({ log }), and no sign of progress (the deadline stays). */
+function logEntry(fields: EntryFields): { correlationId: string; update: { log: ToolLog }; still: true } | null {
+  const decoded = decodeLog(fields);
+  return decoded ? { correlationId: decoded.correlationId, update: { log: decoded.log }, still: true } : null;
 }

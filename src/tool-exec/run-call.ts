@@ -8,7 +8,8 @@ import type { RedisClient } from "../redis/client.js";
 import { xaddArgs } from "../redis/streams.js";
 import type { RunningCalls } from "../redis/control.js";
 import { emptyWriteBack, type ToolReply, type ToolRequest } from "./codec.js";
-import { encodeProgress, ProgressSender } from "../redis/progress-entry.js";
+import { encodeLog, encodeProgress, ProgressSender } from "../redis/progress-entry.js";
+import type { ToolLog } from "../core/progress.js";
 import type { SessionIdentity } from "./session.js";
 import { signEntry } from "./signing.js";
 
@@ -75,6 +76,7 @@ export async function runRequest(deps: RunDeps, req: ToolRequest, identity: Sess
   options.maxTotalTimeoutMs = req.maxDeadlineMs === undefined ? timeoutMs : Math.max(timeoutMs, Math.min(req.maxDeadlineMs - now, cap * 10));
   const progress = req.progress ? progressSender(deps, req) : undefined;
   if (progress) options.onProgress = (update) => progress.report(update);
+  if (req.progress) options.onLog = logSender(deps, req);
   // A cancel heard between the request's check and here: it never starts.
   const heard = deps.calls.cancelledBefore(req.idemKey);
   if (heard !== undefined) {
@@ -119,4 +121,23 @@ function progressSender(deps: RunDeps, req: ToolRequest): ProgressSender {
       .sendCommand(xaddArgs(req.replyTo, fields, deps.maxLen, true))
       .catch((err: unknown) => deps.logger.debug({ tool: req.toolName, idemKey: req.idemKey, ...errorFields(err) }, "a progress update was not sent"));
   });
+}
+
+/** Log messages one call sends its caller, at most; past it they are dropped (a tool in a logging loop must not fill the stream). */
+const MAX_LOGS_PER_CALL = 200;
+
+/** Log entries for this request's caller, each at once (in order with its progress and reply), on its reply stream while that exists. */
+function logSender(deps: RunDeps, req: ToolRequest): (log: ToolLog) => void {
+  let sent = 0;
+  return (log) => {
+    if (++sent > MAX_LOGS_PER_CALL) {
+      if (sent === MAX_LOGS_PER_CALL + 1) deps.logger.debug({ tool: req.toolName, idemKey: req.idemKey }, "further log messages of the call dropped");
+      return;
+    }
+    let fields = encodeLog(req.correlationId, log);
+    if (deps.secret) fields = signEntry(deps.secret, "progress", fields);
+    deps.redis
+      .sendCommand(xaddArgs(req.replyTo, fields, deps.maxLen, true))
+      .catch((err: unknown) => deps.logger.debug({ tool: req.toolName, idemKey: req.idemKey, ...errorFields(err) }, "a log message was not sent"));
+  };
 }

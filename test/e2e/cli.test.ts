@@ -69,6 +69,22 @@ const EXPECTED_OPTIONS: Record<string, string[]> = {
   status: ["redis", "json"],
   catalog: ["redis", "json"],
   dashboard: ["redis", "host", "port"],
+  mcp: [
+    "redis",
+    "worker-id",
+    "host",
+    "port",
+    "stdio",
+    "tokens",
+    "no-auth",
+    "user",
+    "allowed-host",
+    "tools",
+    "permissions",
+    "metrics-port",
+    "metrics-host",
+    "days",
+  ],
 };
 
 test("every command answers --help with its own options only, and --version with the package version", async () => {

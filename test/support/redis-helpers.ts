@@ -125,6 +125,12 @@ export async function startToolsProcess(args: string[], env: NodeJS.ProcessEnv =
   return (await spawnCli([kind, ...args], env, (out) => (out.includes(" ready: ") ? true : undefined), 15_000)).child;
 }
 
+/** A `toolfleet mcp` child process over HTTP; resolves with it and its endpoint's URL once it says it is ready. */
+export async function startMcpProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliChild & { url: string }> {
+  const { child, value } = await spawnCli(["mcp", ...args], env, (out) => / ready: .* at (http:\/\/\S+\/mcp) /.exec(out)?.[1], 15_000);
+  return Object.assign(child, { url: value });
+}
+
 /**
  * `toolfleet up` on a free port; resolves with the process and its chat URL (what `chatLine` finds on the
  * `  chat: ` line) once the fleet is ready.

@@ -9,7 +9,8 @@ import { resultText } from "../../src/core/result.js";
 import { defineTool } from "../../src/core/tool.js";
 import { parseCommand } from "../../src/cli/args.js";
 import { TOOLS_COMMAND } from "../../src/cli/serve.js";
-import { callError, fleetToolName, resultFromMcp, toolFromMcp } from "../../src/mcp/source-tools.js";
+import { resultFromMcp } from "../../src/mcp/content.js";
+import { callError, fleetToolName, toolFromMcp } from "../../src/mcp/source-tools.js";
 import { checkedSpec, sourcesFromOptions, splitCommand } from "../../src/mcp/source-spec.js";
 
 const never = () => Promise.reject(new Error("not called in this test"));

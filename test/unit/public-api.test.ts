@@ -23,6 +23,7 @@ const ROOT = [
   "createInProcessFleet",
   "createInferenceWorker",
   "createLogger",
+  "createMcpServer",
   "createToolsWorker",
   "defineConfig",
   "defineTool",

@@ -1,0 +1,127 @@
+// npm run bench:mcp — one tool call through `toolfleet mcp` (Streamable HTTP) against the MCP SDK's
+// own Streamable HTTP server calling the same no-op tool (`echo`, 100 characters), side by side in
+// one run. Both are served by other processes on this machine and called by the same MCP SDK client:
+//   - mcp-sdk: bench/peers/mcp-server.ts, an McpServer in one process, one stateful session, JSON answers;
+//   - toolfleet-mcp: `toolfleet mcp` (stateless per request, any replica could answer) routing the call
+//     over Redis to a `toolfleet tools` worker (durable: claimed, run, reply stored) — two hops more.
+// Sequential latency in alternating blocks (order reversed every block; the median of the block p50s,
+// and of their ratios), then throughput at 16 and 64 calls in flight, each subject in turn.
+//
+//   BLOCKS=10 CALLS=200 SECONDS=5 npm run bench:mcp
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { silentLogger } from "../src/index.js";
+import { closeRedis, connectRedis } from "../src/redis/client.js";
+import { median, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
+import { fetchWithOwnSignal, start as startSdkPeer } from "./peers/mcp.js";
+
+const BLOCKS = Number(process.env.BLOCKS ?? 10);
+const CALLS = Number(process.env.CALLS ?? 200);
+const SECONDS = Number(process.env.SECONDS ?? 5);
+const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const REDIS = process.env.TOOLFLEET_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** SIGTERM, then the exit (a graceful stop); SIGKILL after 10 s. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** A `toolfleet` child process, once its output matches `ready` (the match's first group is returned). */
+async function startCli(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; found: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, TOOLFLEET_LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const m = ready.exec(out);
+    if (m) return { child, found: m[1] ?? "" };
+    if (child.exitCode !== null || Date.now() > until) throw new Error(`toolfleet ${args[0] ?? ""} did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function startToolfleetMcp(): Promise<Subject> {
+  const env = { TOOLFLEET_NAMESPACE: `bench-mcp-${randomBytes(3).toString("hex")}`, TOOLFLEET_REDIS_URL: REDIS, TOOLFLEET_TOOLS_SERVICE_MODE: "remote" };
+  const worker = await startCli(["tools", "--worker-id", "bench-mcp-tools", "--concurrency", "64"], env, / ready: ()/);
+  let server: { child: ChildProcess; found: string } | undefined;
+  const client = new Client({ name: "toolfleet-bench", version: "0.1.0" });
+  try {
+    server = await startCli(["mcp", "--worker-id", "bench-mcp", "--no-auth", "--port", "0"], env, / ready: .* at (http:\/\/\S+\/mcp) /);
+    await client.connect(new StreamableHTTPClientTransport(new URL(server.found), { fetch: fetchWithOwnSignal }));
+  } catch (err) {
+    if (server) await stop(server.child);
+    await stop(worker.child);
+    throw err;
+  }
+  const { child } = server;
+  // The catalog reaches the server within a second of the worker's start; calls before that would be "unknown tool".
+  for (let i = 0; i < 100 && !(await client.listTools()).tools.some((t) => t.name === "echo"); i++) await new Promise((r) => setTimeout(r, 50));
+  const args = { text: "x".repeat(100) };
+  return {
+    name: "toolfleet-mcp",
+    call: async () => {
+      const r = await client.callTool({ name: "echo", arguments: args });
+      if (r.isError) throw new Error(`echo failed: ${JSON.stringify(r.content)}`);
+    },
+    workerPids: [worker.child.pid ?? 0, child.pid ?? 0],
+    async close() {
+      await client.close();
+      await stop(child);
+      await stop(worker.child);
+      // What the fleet left in its namespace (the request stream, the session key).
+      const redis = await connectRedis({ url: REDIS, logger: silentLogger, name: "bench-mcp-cleanup" });
+      const left: string[] = [];
+      for await (const batch of redis.scanIterator({ MATCH: `${env.TOOLFLEET_NAMESPACE}:*`, COUNT: 1000 })) left.push(...batch);
+      if (left.length > 0) await redis.del(left);
+      await closeRedis(redis);
+    },
+  };
+}
+
+const subjects: Subject[] = [await startSdkPeer(), await startToolfleetMcp()];
+try {
+  for (const subject of subjects) await warmUp(subject);
+  const p50s = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
+  for (let block = 0; block < BLOCKS; block++)
+    for (const subject of block % 2 === 0 ? subjects : [...subjects].reverse()) p50s.get(subject.name)?.push(median(await sequentialTimes(subject, CALLS, 0)));
+  const loads: Record<string, Record<string, unknown>> = {};
+  for (const inFlight of [16, 64])
+    for (const subject of inFlight === 16 ? subjects : [...subjects].reverse())
+      (loads[subject.name] ??= {})[`inFlight${inFlight}`] = await throughput(subject, inFlight, SECONDS);
+  const sdk = p50s.get("mcp")?.slice() ?? [];
+  const tf = p50s.get("toolfleet-mcp")?.slice() ?? [];
+  const rate = (name: string, n: number): number => (loads[name]?.[`inFlight${n}`] as { callsPerSecond?: number } | undefined)?.callsPerSecond ?? NaN;
+  console.log(
+    JSON.stringify(
+      {
+        command: "npm run bench:mcp",
+        date: new Date().toISOString(),
+        machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version },
+        blocks: BLOCKS,
+        callsPerBlock: CALLS,
+        sequentialP50Ms: { "mcp-sdk": Number(median(sdk).toFixed(3)), "toolfleet-mcp": Number(median(tf).toFixed(3)) },
+        // Per block, toolfleet's p50 over the SDK server's of the same round; the median of those (<1: toolfleet faster).
+        p50Ratio: Number(median(tf.map((v, i) => v / (sdk[i] ?? NaN))).toFixed(3)),
+        throughput: { "mcp-sdk": loads.mcp, "toolfleet-mcp": loads["toolfleet-mcp"] },
+        // toolfleet's calls per second over the SDK server's (>1: toolfleet more).
+        throughputRatio: {
+          inFlight16: Number((rate("toolfleet-mcp", 16) / rate("mcp", 16)).toFixed(3)),
+          inFlight64: Number((rate("toolfleet-mcp", 64) / rate("mcp", 64)).toFixed(3)),
+        },
+      },
+      null,
+      2,
+    ),
+  );
+} finally {
+  for (const subject of subjects) await subject.close();
+}

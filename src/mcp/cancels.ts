@@ -1,0 +1,43 @@
+import type { McpNotices } from "./notices.js";
+import type { McpCaller } from "./server.js";
+
+/**
+ * `notifications/cancelled` across replicas (docs/mcp.md, "Scaling out"): the POST that carries it
+ * may reach another replica than the one running the call, so every replica publishes the notice
+ * and aborts the matching call it runs, if any. A session id is bound to its user
+ * (src/mcp/auth.ts), so a notice names calls of that user only.
+ */
+export class CancelRelay {
+  private readonly running = new Map<string, AbortController>();
+
+  constructor(private readonly notices: McpNotices) {
+    notices.listen((notice) => {
+      if (notice.kind !== "cancel") return;
+      // Another replica runs it, or it has ended: nothing here.
+      this.running.get(notice.key)?.abort(new Error(notice.reason === "" ? "cancelled by the MCP client" : notice.reason));
+    });
+  }
+
+  /** A call's signal: the client's (its connection), or a notice from any replica. */
+  track(caller: McpCaller, requestId: string | number, signal: AbortSignal): { signal: AbortSignal; done: () => void } {
+    const key = keyOf(caller, requestId);
+    const controller = new AbortController();
+    this.running.set(key, controller);
+    return {
+      signal: AbortSignal.any([signal, controller.signal]),
+      done: () => {
+        if (this.running.get(key) === controller) this.running.delete(key);
+      },
+    };
+  }
+
+  /** Tells every replica (this one too) that the client cancelled `requestId`. */
+  cancel(caller: McpCaller, requestId: string | number, reason: string): Promise<void> {
+    return this.notices.publish({ kind: "cancel", key: keyOf(caller, requestId), reason: reason.slice(0, 500) });
+  }
+}
+
+function keyOf(caller: McpCaller, requestId: string | number): string {
+  // Without a session (a client that sends none), the user's own calls: request ids are the client's.
+  return `${caller.session ?? `user:${caller.user}`}\u0000${typeof requestId}:${String(requestId)}`;
+}

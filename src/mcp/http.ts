@@ -1,0 +1,232 @@
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import type { LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
+import { ToolfleetError } from "../core/errors.js";
+import { errorFields } from "../core/log.js";
+import type { RedisClient } from "../redis/client.js";
+import type { Keys } from "../redis/keys.js";
+import { SessionIds, type TokenCheck } from "./auth.js";
+import { CancelRelay } from "./cancels.js";
+import { SessionLogLevels } from "./log-levels.js";
+import { McpNotices } from "./notices.js";
+import { hostProblem } from "./origin.js";
+import { fleetMcpServer, type McpCaller, type McpToolsOptions } from "./server.js";
+
+/** The MCP endpoint's path. */
+export const MCP_PATH = "/mcp";
+/** A request body, at most (a tools/call's arguments). */
+const MAX_BODY = 4 * 1024 * 1024;
+/** GET streams one replica holds open at most (each holds a connection and a server instance). */
+const MAX_STREAMS = 10_000;
+
+export interface McpHttpOptions {
+  tools: Pick<McpToolsOptions, "registry" | "logger">;
+  redis: RedisClient;
+  redisUrl: string;
+  keys: Keys;
+  host: string;
+  port: number;
+  /** Host names a request's Host and Origin may name (src/mcp/origin.ts). */
+  allowedHosts: ReadonlySet<string>;
+  /** Bearer tokens → users; or, with `--no-auth`, the one user every caller is. */
+  auth: { check: TokenCheck } | { localUser: string };
+  /** The key that signs session ids, the same on every replica (the fleet secret, or one kept in Redis). */
+  sessionKey: () => Promise<string>;
+}
+
+/**
+ * `toolfleet mcp` over Streamable HTTP (docs/mcp.md, "Scaling out"). Each request gets an SDK server
+ * and transport of its own in the SDK's stateless mode, so any replica answers any request: what a
+ * session needs beyond one request lives in its signed id (the user) or in Redis (its log level;
+ * cancels and level changes go to every replica on a channel). A GET stream stays open on the replica that took it; each replica watches the catalog
+ * and tells its own streams of a change.
+ */
+export class McpHttpServer {
+  private http: HttpServer | undefined;
+  private readonly streams = new Set<Server>();
+  private readonly notices: McpNotices;
+  private readonly cancels: CancelRelay;
+  private readonly levels: SessionLogLevels;
+  private sessions: SessionIds | undefined;
+
+  constructor(private readonly options: McpHttpOptions) {
+    this.notices = new McpNotices({ redis: options.redis, redisUrl: options.redisUrl, keys: options.keys, logger: options.tools.logger });
+    this.cancels = new CancelRelay(this.notices);
+    this.levels = new SessionLogLevels(options.redis, options.keys, this.notices);
+  }
+
+  /** The endpoint's URL, once listening. */
+  get url(): string | undefined {
+    const address = this.http?.address() as AddressInfo | null | undefined;
+    if (!address) return undefined;
+    const host = this.options.host.includes(":") ? `[${this.options.host}]` : this.options.host;
+    return `http://${host}:${address.port}${MCP_PATH}`;
+  }
+
+  async start(): Promise<void> {
+    this.sessions = new SessionIds(await this.options.sessionKey());
+    await this.notices.start();
+    const http = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.options.tools.logger.error({ method: req.method, ...errorFields(err) }, "an MCP request failed");
+        if (!res.headersSent) jsonError(res, 500, -32603, "Internal error");
+        else res.end();
+      });
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        http.once("error", (err: NodeJS.ErrnoException) =>
+          reject(err.code === "EADDRINUSE" ? new ToolfleetError("ADDRESS_IN_USE", `--port ${this.options.port}: the port is in use; pick another, or 0`) : err),
+        );
+        http.listen(this.options.port, this.options.host, () => resolve());
+      });
+    } catch (err) {
+      await this.notices.stop();
+      throw err;
+    }
+    this.http = http;
+  }
+
+  async stop(): Promise<void> {
+    const http = this.http;
+    this.http = undefined;
+    for (const server of this.streams) await server.close().catch(() => undefined);
+    this.streams.clear();
+    if (http) {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
+    await this.notices.stop();
+  }
+
+  /** Sends notifications/tools/list_changed on every GET stream open on this replica. */
+  toolsChanged(): void {
+    for (const server of this.streams)
+      server
+        .sendToolListChanged()
+        .catch((err: unknown) => this.options.tools.logger.debug({ ...errorFields(err) }, "list_changed not sent on a closing stream"));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if ((req.url ?? "/").split("?")[0] !== MCP_PATH) return jsonError(res, 404, -32000, `Not found: the MCP endpoint is ${MCP_PATH}`);
+    const problem = hostProblem(this.options.allowedHosts, req.headers.host, req.headers.origin);
+    if (problem) return jsonError(res, 403, -32000, `Forbidden: ${problem}`);
+    const user = this.authenticate(req, res);
+    if (user === null) return;
+    const sessionHeader = req.headers["mcp-session-id"];
+    const session = typeof sessionHeader === "string" ? sessionHeader : undefined;
+    const sessions = this.sessions;
+    if (!sessions) return jsonError(res, 503, -32000, "Not started");
+    if (session !== undefined && !sessions.valid(session, user)) return jsonError(res, 404, -32001, "Session not found");
+    const caller: McpCaller = { user, ...(session !== undefined ? { session } : {}) };
+    if (req.method === "DELETE") {
+      if (session !== undefined) await this.levels.drop(session);
+      res.writeHead(200).end();
+      return;
+    }
+    if (req.method === "GET") {
+      if (this.streams.size >= MAX_STREAMS) return jsonError(res, 503, -32000, `Too many open streams on this replica (${MAX_STREAMS}); try another`);
+      return this.serve(caller, req, res, undefined, true);
+    }
+    if (req.method !== "POST") {
+      res.writeHead(405, { allow: "GET, POST, DELETE" }).end();
+      return;
+    }
+    const body = await readJson(req, res);
+    if (body === undefined) return;
+    const messages = (Array.isArray(body) ? body : [body]) as { method?: unknown; id?: unknown; params?: Record<string, unknown> }[];
+    if (messages.some((m) => m?.method === "initialize")) {
+      caller.session = sessions.mint(user);
+      res.setHeader("mcp-session-id", caller.session);
+    }
+    // Cancels go to whichever replica runs the call; the SDK's server here would only know its own.
+    const rest = [];
+    for (const m of messages) {
+      if (m?.method !== "notifications/cancelled") rest.push(m);
+      else {
+        const { requestId, reason } = m.params ?? {};
+        if (typeof requestId === "string" || typeof requestId === "number")
+          await this.cancels.cancel(caller, requestId, typeof reason === "string" ? reason : "");
+      }
+    }
+    if (rest.length === 0) {
+      res.writeHead(202).end();
+      return;
+    }
+    // A stream for a call whose progress or log messages the client asked for (they go before the result); the rest in JSON.
+    const calls = rest.filter((m) => m?.method === "tools/call");
+    const streamed =
+      calls.some((m) => typeof m.params?._meta === "object" && m.params._meta !== null && "progressToken" in m.params._meta) ||
+      (calls.length > 0 && caller.session !== undefined && (await this.levels.get(caller.session)) !== undefined);
+    return this.serve(caller, req, res, Array.isArray(body) ? rest : rest[0], streamed);
+  }
+
+  private async serve(caller: McpCaller, req: IncomingMessage, res: ServerResponse, body: unknown, streamed: boolean): Promise<void> {
+    const server = fleetMcpServer(caller, {
+      ...this.options.tools,
+      setLogLevel: (who, level) => this.setLogLevel(who, level),
+      logLevel: (who) => this.logLevel(who),
+      track: (who, requestId, signal) => this.cancels.track(who, requestId, signal),
+    });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !streamed });
+    const stream = req.method === "GET";
+    res.on("close", () => {
+      if (stream) this.streams.delete(server);
+      transport
+        .close()
+        .then(() => server.close())
+        .catch((err: unknown) => this.options.tools.logger.debug({ ...errorFields(err) }, "an MCP request's server did not close cleanly"));
+    });
+    await server.connect(transport);
+    if (stream) this.streams.add(server);
+    await transport.handleRequest(req, res, body);
+  }
+
+  private async setLogLevel(caller: McpCaller, level: LoggingLevel): Promise<void> {
+    // No session to remember it for: no log messages beyond this request, which sends none.
+    if (caller.session !== undefined) await this.levels.set(caller.session, level);
+  }
+
+  private logLevel(caller: McpCaller): Promise<LoggingLevel | undefined> {
+    return caller.session === undefined ? Promise.resolve(undefined) : this.levels.get(caller.session);
+  }
+
+  /** The caller's user, or null once a 401 has been sent. */
+  private authenticate(req: IncomingMessage, res: ServerResponse): string | null {
+    const auth = this.options.auth;
+    if ("localUser" in auth) return auth.localUser;
+    const header = req.headers.authorization ?? "";
+    const token = /^Bearer +(\S+)\s*$/i.exec(header)?.[1];
+    const user = token === undefined ? null : auth.check(token);
+    if (user !== null) return user;
+    res.setHeader("www-authenticate", token === undefined ? 'Bearer realm="toolfleet"' : 'Bearer realm="toolfleet", error="invalid_token"');
+    jsonError(res, 401, -32001, token === undefined ? "Unauthorized: send Authorization: Bearer <token>" : "Unauthorized: the token is not valid");
+    return null;
+  }
+}
+
+function jsonError(res: ServerResponse, status: number, code: number, message: string): void {
+  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }));
+}
+
+/** The request's JSON body, or undefined once an error answer has been sent. */
+async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) {
+      jsonError(res, 413, -32000, `Request body over ${MAX_BODY} bytes`);
+      return undefined;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
+  } catch {
+    jsonError(res, 400, -32700, "Parse error: Invalid JSON");
+    return undefined;
+  }
+}

@@ -1,0 +1,80 @@
+import { errorFields, type Logger } from "../core/log.js";
+import { within } from "../core/within.js";
+import { duplicateConnection, type RedisClient } from "../redis/client.js";
+import type { Keys } from "../redis/keys.js";
+
+/** What one `toolfleet mcp` replica tells the others: a client cancelled a call, a session set its log level. */
+export type McpNotice = { kind: "cancel"; key: string; reason: string } | { kind: "level"; session: string; level: string | null };
+
+/** Longest notice read (ids and a short reason). */
+const MAX_NOTICE = 2000;
+
+/**
+ * The replicas' channel (`<ns>:mcp:notices`, docs/mcp.md "Scaling out"): every replica publishes what
+ * the others must know and hears what they publish (itself included). Its own connection: a
+ * subscribed connection can do nothing else.
+ */
+export class McpNotices {
+  private subscriber: RedisClient | undefined;
+  private readonly handlers: ((notice: McpNotice) => void)[] = [];
+
+  constructor(private readonly options: { redis: RedisClient; redisUrl: string; keys: Keys; logger: Logger }) {}
+
+  /** Hears every notice from now on (set before start()). */
+  listen(handler: (notice: McpNotice) => void): void {
+    this.handlers.push(handler);
+  }
+
+  async start(): Promise<void> {
+    const { redis, redisUrl, keys, logger } = this.options;
+    const subscriber = await duplicateConnection(redis, { url: redisUrl, logger, name: "mcp-notices" });
+    try {
+      await subscriber.subscribe(keys.mcpNotices, (message) => this.heard(message));
+    } catch (err) {
+      subscriber.destroy();
+      throw err;
+    }
+    this.subscriber = subscriber;
+  }
+
+  async stop(): Promise<void> {
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    if (!subscriber) return;
+    try {
+      if (subscriber.isReady) await within(subscriber.unsubscribe(this.options.keys.mcpNotices), 1000, "unsubscribing from MCP notices");
+    } catch (err) {
+      this.options.logger.debug({ ...errorFields(err) }, "could not unsubscribe from MCP notices; closing anyway");
+    } finally {
+      subscriber.destroy();
+    }
+  }
+
+  async publish(notice: McpNotice): Promise<void> {
+    await this.options.redis.publish(this.options.keys.mcpNotices, JSON.stringify(notice));
+  }
+
+  private heard(message: string): void {
+    const notice = parseNotice(message);
+    if (!notice) {
+      this.options.logger.warn({ length: message.length }, "an MCP notice that is not one was ignored");
+      return;
+    }
+    for (const handler of this.handlers) handler(notice);
+  }
+}
+
+/** A notice from the channel, checked; null for anything else. */
+export function parseNotice(message: string): McpNotice | null {
+  if (message.length > MAX_NOTICE) return null;
+  let n: Record<string, unknown>;
+  try {
+    n = JSON.parse(message) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  if (n.kind === "cancel" && typeof n.key === "string" && typeof n.reason === "string") return { kind: "cancel", key: n.key, reason: n.reason };
+  if (n.kind === "level" && typeof n.session === "string" && (typeof n.level === "string" || n.level === null))
+    return { kind: "level", session: n.session, level: n.level };
+  return null;
+}

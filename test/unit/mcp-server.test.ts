@@ -1,0 +1,109 @@
+// The pure parts of `toolfleet mcp`: tokens (file and signed), session ids, the Host/Origin check,
+// and the mapping of fleet tools and results to MCP (src/mcp/auth.ts, origin.ts, content.ts).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { SessionIds, mintToken, tokenCheck, tokensFrom, verifySignedToken } from "../../src/mcp/auth.js";
+import { annotationsTo, partToMcp, resultFromMcp, resultToMcp, toolToMcp } from "../../src/mcp/content.js";
+import { parseNotice } from "../../src/mcp/notices.js";
+import { allowedHostNames, hostProblem, isLoopback } from "../../src/mcp/origin.js";
+import { PIXEL_PNG } from "../support/fixtures/v11-tools.js";
+
+const SECRET = "a-fleet-secret-of-at-least-32-characters";
+
+test("a tokens file: users and tokens checked, every entry named when wrong", () => {
+  const tokens = tokensFrom({ tokens: [{ user: "alice", token: "0123456789abcdef" }] }, "f");
+  assert.equal(tokenCheck({ tokens })("0123456789abcdef"), "alice");
+  assert.equal(tokenCheck({ tokens })("0123456789abcdeX"), null);
+  assert.throws(() => tokensFrom({}, "f"), /f: expected \{ "tokens"/);
+  assert.throws(() => tokensFrom({ tokens: [{ user: "a b", token: "0123456789abcdef" }] }, "f"), /tokens\[0\]\.user must be a user id/);
+  assert.throws(() => tokensFrom({ tokens: [{ user: "a", token: "short" }] }, "f"), /tokens\[0\]\.token must be 16\+ characters/);
+  const twice = {
+    tokens: [
+      { user: "a", token: "0123456789abcdef" },
+      { user: "b", token: "0123456789abcdef" },
+    ],
+  };
+  assert.throws(() => tokensFrom(twice, "f"), /tokens\[1\]\.token is given twice/);
+});
+
+test("signed tokens: their user until they expire; a changed user, secret or signature is refused", () => {
+  const now = 1_800_000_000;
+  const token = mintToken(SECRET, "carol", now + 60);
+  assert.equal(verifySignedToken(SECRET, token, now), "carol");
+  assert.equal(verifySignedToken(SECRET, token, now + 61), null, "expired");
+  assert.equal(verifySignedToken(`${SECRET}x`, token, now), null, "another secret");
+  assert.equal(verifySignedToken(SECRET, token.replace(".carol.", ".alice."), now), null, "another user");
+  assert.equal(verifySignedToken(SECRET, `${token.slice(0, -1)}A`, now), null);
+  assert.equal(tokenCheck({ fleetSecret: SECRET })(mintToken(SECRET, "dave", Date.now() / 1000 + 60)), "dave");
+  assert.equal(tokenCheck({})(token), null, "no secret: no signed tokens");
+  assert.throws(() => mintToken("short", "carol", now), /TOOLFLEET_FLEET_SECRET/);
+  assert.throws(() => mintToken(SECRET, "car ol", now), /--user: a user id/);
+});
+
+test("session ids: any holder of the key checks them; each is its user's", () => {
+  const a = new SessionIds("key-one-key-one-key-one-key-one!");
+  const b = new SessionIds("key-one-key-one-key-one-key-one!");
+  const id = a.mint("alice");
+  assert.ok(b.valid(id, "alice"), "another replica with the key");
+  assert.ok(!b.valid(id, "bob"));
+  assert.ok(!new SessionIds("another-key-another-key-another!").valid(id, "alice"));
+  assert.ok(!a.valid(`${id}.x`, "alice"));
+  assert.notEqual(a.mint("alice"), id);
+});
+
+test("Host and Origin: loopback names on a loopback address, the address and the allowed names otherwise", () => {
+  assert.ok(isLoopback("127.0.0.1") && isLoopback("localhost") && isLoopback("::1") && !isLoopback("0.0.0.0") && !isLoopback("10.0.0.1"));
+  const local = allowedHostNames("127.0.0.1");
+  assert.equal(hostProblem(local, "localhost:8791", undefined), null);
+  assert.equal(hostProblem(local, "[::1]:8791", "http://[::1]:8791"), null);
+  assert.match(hostProblem(local, "evil.example.com", undefined) ?? "", /Host "evil\.example\.com"/);
+  assert.match(hostProblem(local, "127.0.0.1:8791", "http://evil.example.com") ?? "", /Origin/);
+  assert.match(hostProblem(local, undefined, undefined) ?? "", /Host ""/);
+  const lb = allowedHostNames("0.0.0.0", ["mcp.example.com"]);
+  assert.equal(hostProblem(lb, "mcp.example.com", "https://mcp.example.com"), null);
+  assert.notEqual(hostProblem(lb, "0.0.0.0:8791", undefined), null);
+});
+
+test("fleet tools and results as MCP: hints, schemas, parts (audio back from its resource), files, isError", () => {
+  assert.deepEqual(annotationsTo({ readOnly: true, idempotentHint: true, openWorldHint: false }), {
+    readOnlyHint: true,
+    idempotentHint: true,
+    openWorldHint: false,
+  });
+  const schema = { $schema: "https://json-schema.org/draft/2020-12/schema", type: "object" as const, additionalProperties: false };
+  const tool = toolToMcp({ name: "t", description: "d", parameters: schema, annotations: {}, outputSchema: { type: "object" } });
+  assert.deepEqual(tool, { name: "t", description: "d", inputSchema: schema, outputSchema: { type: "object" } });
+  // Every MCP part toolfleet carries comes back as it was.
+  const mcp = {
+    content: [
+      { type: "text" as const, text: "hi" },
+      { type: "image" as const, data: PIXEL_PNG, mimeType: "image/png" },
+      { type: "audio" as const, data: "UklGRg==", mimeType: "audio/wav" },
+      { type: "resource" as const, resource: { uri: "test://r", mimeType: "text/plain", text: "body" } },
+      { type: "resource" as const, resource: { uri: "test://b", blob: "AAEC" } },
+    ],
+    structuredContent: { a: 1 },
+  };
+  const fleet = resultFromMcp(mcp);
+  assert.deepEqual(
+    fleet.content.map((p) => partToMcp(p)),
+    mcp.content,
+  );
+  const back = resultToMcp({ kind: "ok", text: "hi", route: "remote", durationMs: 1, result: fleet }, [
+    { name: "a b.txt", contentType: "text/plain", data: new TextEncoder().encode("x") },
+  ]);
+  assert.equal(back.isError, undefined);
+  assert.deepEqual(back.structuredContent, { a: 1 });
+  assert.deepEqual(back.content.at(-1), { type: "resource", resource: { uri: "file:///a%20b.txt", mimeType: "text/plain", blob: "eA==" } });
+  const denied = resultToMcp({ kind: "denied", text: "Permission denied: …", route: "local", durationMs: 0 });
+  assert.deepEqual(denied, { content: [{ type: "text", text: "Permission denied: …" }], isError: true });
+});
+
+test("a replicas' notice is read only when it is one: a cancel or a level change, within its size", () => {
+  assert.deepEqual(parseNotice('{"kind":"cancel","key":"s\\u0000number:3","reason":"stop"}'), { kind: "cancel", key: "s\u0000number:3", reason: "stop" });
+  assert.deepEqual(parseNotice('{"kind":"level","session":"s","level":null}'), { kind: "level", session: "s", level: null });
+  assert.equal(parseNotice('{"kind":"level","session":"s"}'), null);
+  assert.equal(parseNotice('{"kind":"other"}'), null);
+  assert.equal(parseNotice("not json"), null);
+  assert.equal(parseNotice(JSON.stringify({ kind: "cancel", key: "k", reason: "x".repeat(3000) })), null);
+});
