@@ -51,7 +51,7 @@ export class McpNotices {
   }
 
   async publish(notice: McpNotice): Promise<void> {
-    await this.options.redis.publish(this.options.keys.mcpNotices, JSON.stringify(notice));
+    await this.options.redis.sendCommand(["PUBLISH", this.options.keys.mcpNotices, JSON.stringify(notice)]);
   }
 
   private heard(message: string): void {

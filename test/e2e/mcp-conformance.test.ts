@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { REDIS_URL, connect, dropNamespace, exited, startMcpProcess, startToolsProcess, testKeys, type CliChild } from "../support/redis-helpers.js";
 
@@ -67,7 +67,7 @@ async function scenario(url: string, name: string): Promise<{ passed: number; to
 
 describe("the MCP conformance suite against toolfleet mcp", () => {
   let k: Keys;
-  let redis: RedisClient;
+  let redis: RedisNode;
   const children: CliChild[] = [];
   let url = "";
 

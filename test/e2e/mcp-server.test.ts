@@ -15,7 +15,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { FetchLike } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { LoggingMessageNotificationSchema, ToolListChangedNotificationSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { eventually } from "../support/helpers.js";
 import {
@@ -62,7 +62,7 @@ const text = (r: CallToolResult): string => r.content.map((c) => (c.type === "te
 
 describe("toolfleet mcp: two replicas, one client, no sticky sessions", () => {
   let k: Keys;
-  let redis: RedisClient;
+  let redis: RedisNode;
   let dir: string;
   let env: NodeJS.ProcessEnv;
   const children: CliChild[] = [];
