@@ -1,4 +1,5 @@
 import { currentTraceparent } from "../core/tracing.js";
+import { within } from "../core/within.js";
 import type { Logger } from "../core/log.js";
 import { isCluster, type RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
@@ -83,6 +84,8 @@ interface CallMeta {
   entryId?: string;
   /** The connection that carried the XADD and its answer. */
   connection?: Connection;
+  /** Settles when the XADD has answered (entryId set) or failed. */
+  published?: Promise<void>;
 }
 
 // Where the request of a call that ended without a reply landed, keyed by the error it ended with.
@@ -378,6 +381,7 @@ export class ToolsClient {
       }
       if (sessionWritten && !oneOff) this.sessions.wrote(traceId, call.identity, session.rec, ttlSeconds);
     });
+    meta.published = published;
     try {
       const reply = await this.rpc.request(
         correlationId,
@@ -402,6 +406,12 @@ export class ToolsClient {
   private async cancel(tool: string, idemKey: string, reason: string, ttlSeconds: number, meta: CallMeta): Promise<void> {
     const { redis, keys, logger } = this.options;
     try {
+      // A cancel can come before the XADD has answered: wait for the entry id, so that a request no worker
+      // has read is still withdrawn. A failed or late XADD is the call's to report; the marks still go out.
+      if (!meta.entryId && meta.published)
+        await within(meta.published, PUBLISH_ANSWER_WAIT_MS, "the request's XADD").catch((err: unknown) =>
+          logger.debug({ tool, idemKey, ...errorFields(err) }, "cancelling without the request's entry id"),
+        );
       const runId = meta.connection?.runId;
       if (meta.entryId && runId) {
         const published = { stream: meta.stream, group: keys.group(meta.stream), entryId: meta.entryId, runId };
@@ -432,6 +442,9 @@ export class ToolsClient {
     return extras;
   }
 }
+
+/** How long a cancel waits for its request's XADD to answer before it goes on without the entry id. */
+const PUBLISH_ANSWER_WAIT_MS = 5000;
 
 /** A log entry as a side entry: its message wrapped ({ log }), and no sign of progress (the deadline stays). */
 function logEntry(fields: EntryFields): { correlationId: string; update: { log: ToolLog }; still: true } | null {
