@@ -1,0 +1,90 @@
+// Review of Redis Cluster support (issue #23): a node listed in TOOLFLEET_REDIS_CLUSTER_NODES that is down
+// while the cluster itself is fine (the state right after a failover, until that node is replaced) must
+// not stop a fleet from connecting: "a few are enough to find the rest" (README). A cluster of this
+// file's own; skipped where redis-server is absent.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { closeRedis, connectFleetRedis, duplicateConnection } from "../../src/redis/client.js";
+import { RecordingLogger } from "../support/helpers.js";
+import { CLI, REDIS_URL, exited, freePort, startToolsProcess, testKeys, type CliChild } from "../support/redis-helpers.js";
+import { OwnCluster, clusterUnavailable } from "../support/own-cluster.js";
+
+const run = promisify(execFile);
+const skip = clusterUnavailable();
+const TRIES = 12;
+
+describe("a Redis Cluster with one listed node down", { skip: skip ?? false }, () => {
+  let cluster: OwnCluster;
+  /** The node list with a port nothing listens on first, then the live nodes. */
+  let nodes: string[];
+  before(async () => {
+    cluster = await OwnCluster.start();
+    nodes = [`127.0.0.1:${await freePort()}`, ...cluster.nodeList.split(",").slice(0, 2)];
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test("connectFleetRedis (no wait) and duplicateConnection connect every time through the live nodes", { timeout: 60_000 }, async () => {
+    const logger = new RecordingLogger();
+    const failures: string[] = [];
+    for (let i = 0; i < TRIES; i++) {
+      try {
+        await closeRedis(await connectFleetRedis({ url: REDIS_URL, clusterNodes: nodes, logger, waitForRedis: false }));
+      } catch (err) {
+        failures.push(`connectFleetRedis: ${(err as Error).message}`);
+      }
+    }
+    const main = await connectFleetRedis({ url: REDIS_URL, clusterNodes: nodes, logger });
+    try {
+      for (let i = 0; i < TRIES; i++) {
+        try {
+          await closeRedis(await duplicateConnection(main, { url: REDIS_URL, logger }));
+        } catch (err) {
+          failures.push(`duplicateConnection: ${(err as Error).message}`);
+        }
+      }
+    } finally {
+      await closeRedis(main);
+    }
+    assert.deepEqual(failures, [], `${failures.length} of ${2 * TRIES} connections failed`);
+  });
+
+  test("tools workers started with that node list all become ready", { timeout: 90_000 }, async () => {
+    const k = testKeys();
+    const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_CLUSTER_NODES: nodes.join(",") };
+    const procs: CliChild[] = [];
+    const failures: string[] = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        try {
+          procs.push(await startToolsProcess(["--worker-id", `seed-${i}`], env));
+        } catch (err) {
+          failures.push((err as Error).message.split("\n").slice(-2).join(" "));
+        }
+      }
+    } finally {
+      for (const p of procs) p.kill("SIGTERM");
+      await Promise.all(procs.map(exited));
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  test("toolfleet up runs the distributed fleet on the cluster, not in one process", { timeout: 90_000 }, async () => {
+    const k = testKeys();
+    const { stdout } = await run(process.execPath, [CLI, "up", "--port", "0", "--tools-workers", "1", "--exit-after-walkthrough"], {
+      env: {
+        ...process.env,
+        TOOLFLEET_NAMESPACE: k.namespace,
+        TOOLFLEET_REDIS_CLUSTER_NODES: nodes.join(","),
+        TOOLFLEET_LOG_LEVEL: "warn",
+        TOOLFLEET_LLM_API_KEY: "",
+      },
+      timeout: 80_000,
+    });
+    assert.doesNotMatch(stdout, /in_process mode/);
+    assert.match(stdout, /a distributed fleet on the Redis Cluster/);
+  });
+});
