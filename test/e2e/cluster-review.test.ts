@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { closeRedis, connectFleetRedis, duplicateConnection } from "../../src/redis/client.js";
@@ -19,7 +20,7 @@ const run = promisify(execFile);
 const skip = clusterUnavailable();
 const TRIES = 12;
 
-describe("review: a Redis Cluster, one listed node down", { skip: skip ?? false }, () => {
+describe("review: Redis Cluster support", { skip: skip ?? false }, () => {
   let cluster: OwnCluster;
   /** The node list with a port nothing listens on first, then the live nodes. */
   let nodes: string[];
@@ -122,4 +123,24 @@ describe("review: a Redis Cluster, one listed node down", { skip: skip ?? false 
       }
     },
   );
+
+  test("the tools tier's ACL user of docs/security.md connects to the cluster (README: ACL users as for one node)", { timeout: 30_000 }, async () => {
+    const k = testKeys();
+    const password = "tools-pw-0123456789";
+    // The tools user's ACL SETUSER lines of docs/security.md §1, on every node (a cluster's ACLs are per node).
+    const doc = readFileSync(new URL("../../../docs/security.md", import.meta.url), "utf8");
+    const lines = doc.split("\n").filter((l) => l.startsWith("ACL SETUSER toolfleet-tools "));
+    assert.ok(lines.length >= 3, "docs/security.md lists the tools user");
+    for (const port of cluster.ports)
+      for (const line of lines) {
+        const text = line.replaceAll("<ns>", k.namespace).replace("<tools-password>", password);
+        await cluster.ask(
+          port,
+          [...text.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!),
+        );
+      }
+    const url = `redis://toolfleet-tools:${password}@127.0.0.1:${cluster.ports[0]}`;
+    const redis = await connectFleetRedis({ url, clusterNodes: cluster.nodeList.split(","), logger: new RecordingLogger(), waitForRedis: false });
+    await closeRedis(redis);
+  });
 });
