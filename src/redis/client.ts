@@ -241,12 +241,21 @@ export async function closeRedis(client: RedisClient | undefined): Promise<void>
   await client.close();
 }
 
-/** `url` (its credentials and TLS) pointed at one cluster node (`host:port`); `url` itself when there is none. */
-export function clusterNodeUrl(url: string, node: string | undefined): string {
-  if (node === undefined) return url;
-  const at = new URL(url);
-  at.host = node;
-  return at.toString();
+/**
+ * Whether the fleet's Redis answers within `timeoutMs`: null when it does, else why not. On a cluster,
+ * any listed node answering a PING will do (a failover leaves a listed node down while the rest serve).
+ */
+export async function probeFleetRedis(url: string, clusterNodes: readonly string[], timeoutMs = 1500): Promise<string | null> {
+  if (clusterNodes.length === 0) return probeRedis(url, timeoutMs);
+  const reasons = await Promise.all(
+    clusterNodes.map(async (node) => {
+      const at = new URL(url);
+      at.host = node;
+      const down = await probeRedis(at.toString(), timeoutMs);
+      return down === null ? null : `${node}: ${down}`;
+    }),
+  );
+  return reasons.includes(null) ? null : reasons.join("; ");
 }
 
 /** Whether Redis answers a PING at `url` within `timeoutMs`: null when it does, else why not (no retries). */
