@@ -1,7 +1,8 @@
-// Review of Redis Cluster support (issue #23), failing tests of what it found. A node listed in
-// TOOLFLEET_REDIS_CLUSTER_NODES that is down while the cluster itself is fine (the state right after a
-// failover, until that node is replaced) must not stop a fleet from connecting: "a few are enough to find
-// the rest" (README). And a pipeline must not send a command whose keys span slots to one node. A cluster
+// Redis Cluster edges (found in the review of issue #23): a node listed in TOOLFLEET_REDIS_CLUSTER_NODES
+// that is down while the cluster itself is fine (the state right after a failover, until that node is
+// replaced) must not stop a fleet from connecting: "a few are enough to find the rest" (README). A
+// pipeline must not send a command whose keys span slots to one node. The ACL users of docs/security.md
+// connect, and a user refused the commands a cluster client needs stops at once with the reason. A cluster
 // of this file's own; skipped where redis-server is absent.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -9,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
+import { ToolfleetError } from "../../src/core/errors.js";
 import { closeRedis, connectFleetRedis, duplicateConnection } from "../../src/redis/client.js";
 import { slotOf } from "../../src/redis/slots.js";
 import { extendClaimArgs } from "../../src/tool-exec/idempotency.js";
@@ -20,7 +22,7 @@ const run = promisify(execFile);
 const skip = clusterUnavailable();
 const TRIES = 12;
 
-describe("review: Redis Cluster support", { skip: skip ?? false }, () => {
+describe("Redis Cluster: a listed node down, cross-slot pipelines, ACL users", { skip: skip ?? false }, () => {
   let cluster: OwnCluster;
   /** The node list with a port nothing listens on first, then the live nodes. */
   let nodes: string[];
@@ -142,5 +144,26 @@ describe("review: Redis Cluster support", { skip: skip ?? false }, () => {
     const url = `redis://toolfleet-tools:${password}@127.0.0.1:${cluster.ports[0]}`;
     const redis = await connectFleetRedis({ url, clusterNodes: cluster.nodeList.split(","), logger: new RecordingLogger(), waitForRedis: false });
     await closeRedis(redis);
+  });
+
+  test("a user without CLUSTER SLOTS, or a wrong password, stops a waiting connect at once with the reason", { timeout: 30_000 }, async () => {
+    const user = `tf-noperm-${randomBytes(4).toString("hex")}`;
+    for (const port of cluster.ports) await cluster.ask(port, ["ACL", "SETUSER", user, "reset", "on", ">pw-0123456789", "+@connection", "+ping"]);
+    try {
+      for (const [url, reason] of [
+        [`redis://${user}:pw-0123456789@127.0.0.1:${cluster.ports[0]}`, /NOPERM.*\+cluster\|slots and \+cluster\|shards/],
+        [`redis://${user}:wrong@127.0.0.1:${cluster.ports[0]}`, /WRONGPASS/],
+      ] as const) {
+        const logger = new RecordingLogger();
+        // waitForRedis (the workers' default) would retry a node that is not up yet: a refusal must not be.
+        await assert.rejects(
+          connectFleetRedis({ url, clusterNodes: nodes, logger, waitForRedis: { logEveryMs: 1000 } }),
+          (err: unknown) =>
+            err instanceof ToolfleetError && err.code === "REDIS_UNAVAILABLE" && reason.test(err.message) && nodes.every((n) => err.message.includes(n)),
+        );
+      }
+    } finally {
+      for (const port of cluster.ports) await cluster.ask(port, ["ACL", "DELUSER", user]);
+    }
   });
 });
