@@ -59,6 +59,32 @@ describe("Redis Cluster: a listed node down, cross-slot pipelines, ACL users", {
     assert.deepEqual(failures, [], `${failures.length} of ${2 * TRIES} connections failed`);
   });
 
+  test("a connection emits 'ready' only when the cluster is whole again after a failure, not as each node first connects", { timeout: 30_000 }, async () => {
+    const logger = new RecordingLogger();
+    const main = await connectFleetRedis({ url: REDIS_URL, clusterNodes: nodes, logger, waitForRedis: false });
+    // A duplicate connects to a node when first sent a command there (src/redis/cluster.ts): a key on every master.
+    const copy = await duplicateConnection(main, { url: REDIS_URL, logger, name: "ready-count" });
+    let readies = 0;
+    copy.on("ready", () => readies++);
+    try {
+      const k = testKeys();
+      const masters = new Set<number>();
+      for (let i = 0; masters.size < 3 && i < 1000; i++) {
+        const key = `${k.namespace}:spread:${i}`;
+        const master = await cluster.masterOf(slotOf(key));
+        if (masters.has(master)) continue;
+        masters.add(master);
+        assert.equal(await copy.get(key), null);
+      }
+      assert.equal(masters.size, 3, "a key on each master");
+      // ToolsClient takes a 'ready' for a reconnect to a Redis that may have lost writes (src/tool-exec/client.ts).
+      assert.equal(readies, 0, "no 'ready' for a node's first connect");
+    } finally {
+      await closeRedis(copy);
+      await closeRedis(main);
+    }
+  });
+
   test("tools workers started with that node list all become ready", { timeout: 90_000 }, async () => {
     const k = testKeys();
     const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_CLUSTER_NODES: nodes.join(",") };
