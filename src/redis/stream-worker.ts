@@ -12,7 +12,7 @@ import { commitDeadLetter, recreateAndReply, type CommitTarget } from "./entry-c
 import { type EntryFields } from "./entry-codec.js";
 import { ToolfleetError } from "../core/errors.js";
 import { AckBatch } from "./ack-batch.js";
-import type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, Outbound, StreamWorkerOptions } from "./stream-worker-options.js";
+import type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, StreamWorkerOptions } from "./stream-worker-options.js";
 
 type Arg = string | Buffer;
 
