@@ -8,7 +8,7 @@ import { createCaller, defineConfig, silentLogger, staticConfig } from "../src/i
 import { keys } from "../src/redis/keys.js";
 import { slotOf } from "../src/redis/slots.js";
 import { OwnCluster, askNode } from "../test/support/own-cluster.js";
-import { OwnRedis, exited, startToolsProcess } from "../test/support/redis-helpers.js";
+import { OwnRedis, exited, startToolsProcess, type CliChild } from "../test/support/redis-helpers.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const SEQUENTIAL = 400;
@@ -40,33 +40,37 @@ async function measure(target: "node" | "cluster", round: number): Promise<Sampl
   let env: NodeJS.ProcessEnv;
   let nodes: { name: string; port: number }[];
   let ask: (port: number, args: string[]) => Promise<string>;
-  if (target === "node") {
-    own = await OwnRedis.start();
-    env = { TOOLFLEET_REDIS_URL: own.url };
-    nodes = [{ name: "node", port: own.port }];
-    ask = async (port, args) => String(await askNode(port, args));
-  } else {
-    cluster = await OwnCluster.start();
-    env = { TOOLFLEET_REDIS_CLUSTER_NODES: cluster.nodeList };
-    const streamMaster = await cluster.masterOf(slotOf(k.toolsStream));
-    const topology = await cluster.topology();
-    nodes = topology
-      .sort((a, b) => (a.port === streamMaster ? -1 : b.port === streamMaster ? 1 : a.role.localeCompare(b.role)))
-      .map((n) => ({ name: n.port === streamMaster ? "stream master" : n.role === "master" ? "master" : "replica", port: n.port }));
-    ask = (port, args) => cluster!.command(port, args);
-  }
-  const worker = await startToolsProcess(["--worker-id", "bench-1", "--concurrency", "64"], { ...env, TOOLFLEET_NAMESPACE: namespace });
-  const config = defineConfig({
-    namespace,
-    toolsServiceMode: "remote",
-    toolsLocalFallback: false,
-    ...(cluster ? { redisClusterNodes: cluster.nodeList.split(",") } : { redisUrl: own!.url }),
-  });
-  const caller = createCaller({ config: staticConfig(config), logger: silentLogger });
+  let worker: CliChild | undefined;
+  let caller: ReturnType<typeof createCaller> | undefined;
+  // Everything started is stopped in the finally, whichever start or measurement fails.
   try {
+    if (target === "node") {
+      own = await OwnRedis.start();
+      env = { TOOLFLEET_REDIS_URL: own.url };
+      nodes = [{ name: "node", port: own.port }];
+      ask = async (port, args) => String(await askNode(port, args));
+    } else {
+      cluster = await OwnCluster.start();
+      env = { TOOLFLEET_REDIS_CLUSTER_NODES: cluster.nodeList };
+      const streamMaster = await cluster.masterOf(slotOf(k.toolsStream));
+      const topology = await cluster.topology();
+      nodes = topology
+        .sort((a, b) => (a.port === streamMaster ? -1 : b.port === streamMaster ? 1 : a.role.localeCompare(b.role)))
+        .map((n) => ({ name: n.port === streamMaster ? "stream master" : n.role === "master" ? "master" : "replica", port: n.port }));
+      ask = (port, args) => cluster!.command(port, args);
+    }
+    worker = await startToolsProcess(["--worker-id", "bench-1", "--concurrency", "64"], { ...env, TOOLFLEET_NAMESPACE: namespace });
+    const config = defineConfig({
+      namespace,
+      toolsServiceMode: "remote",
+      toolsLocalFallback: false,
+      ...(cluster ? { redisClusterNodes: cluster.nodeList.split(",") } : { redisUrl: own!.url }),
+    });
+    caller = createCaller({ config: staticConfig(config), logger: silentLogger });
+    const running = caller;
     await caller.start();
     const call = async (): Promise<void> => {
-      const out = await caller.registry.execute("echo", { text: "x" }, { userId: "u" });
+      const out = await running.registry.execute("echo", { text: "x" }, { userId: "u" });
       if (out.kind !== "ok") throw new Error(`${target}: ${out.text}`);
     };
     for (let i = 0; i < 200; i++) await call();
@@ -97,11 +101,14 @@ async function measure(target: "node" | "cluster", round: number): Promise<Sampl
       cpuUsPerCall: nodes.map((n, i) => ({ node: n.name, us: ((after[i]! - before[i]!) * 1e6) / done })),
     };
   } finally {
-    await caller.stop();
-    worker.kill("SIGTERM");
-    await exited(worker);
-    await own?.stop();
-    await cluster?.stop();
+    try {
+      await caller?.stop();
+    } finally {
+      worker?.kill("SIGTERM");
+      if (worker) await exited(worker);
+      await own?.stop();
+      await cluster?.stop();
+    }
   }
 }
 

@@ -10,7 +10,13 @@ import { port } from "./serve.js";
 import { untilStopSignal } from "./signals.js";
 
 const DASHBOARD_OPTIONS = [
-  { name: "redis", type: "string", value: "URL", defaultText: "the config's redisUrl", description: "the Redis the fleet runs on" },
+  {
+    name: "redis",
+    type: "string",
+    value: "URL",
+    defaultText: "the config's redisUrl",
+    description: "the Redis the fleet runs on (with TOOLFLEET_REDIS_CLUSTER_NODES set, only its user, password and TLS count: the nodes are the cluster's)",
+  },
   { name: "host", type: "string", value: "HOST", defaultText: "127.0.0.1", description: "the address to serve on" },
   { name: "port", type: "string", value: "N", defaultText: "8790", description: "the port; 0 picks a free one" },
 ] as const;

@@ -19,7 +19,13 @@ const DEMO_COMMAND = {
 } as const satisfies CommandSpec;
 
 const INSPECT_OPTIONS = [
-  { name: "redis", type: "string", value: "URL", defaultText: "the config's redisUrl", description: "the Redis the fleet runs on" },
+  {
+    name: "redis",
+    type: "string",
+    value: "URL",
+    defaultText: "the config's redisUrl",
+    description: "the Redis the fleet runs on (with TOOLFLEET_REDIS_CLUSTER_NODES set, only its user, password and TLS count: the nodes are the cluster's)",
+  },
   { name: "json", type: "boolean", default: false, description: "print JSON, for scripts" },
 ] as const satisfies readonly OptionSpec[];
 

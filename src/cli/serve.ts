@@ -25,7 +25,13 @@ export const DEFAULT_PORT = 8787;
 /** The options every server takes, worded for its kind: what it runs at once, and which tools it loads by default. */
 function serveOptions(kind: ServiceKind, concurrency: { what: string; default: number }, tools: { default: string; description: string }) {
   return [
-    { name: "redis", type: "string", value: "URL", defaultText: "the config's redisUrl", description: "the Redis to serve on" },
+    {
+      name: "redis",
+      type: "string",
+      value: "URL",
+      defaultText: "the config's redisUrl",
+      description: "the Redis to serve on (with TOOLFLEET_REDIS_CLUSTER_NODES set, only its user, password and TLS count: the nodes are the cluster's)",
+    },
     { name: "worker-id", type: "string", value: "ID", defaultText: `${kind}-<host>-<pid>`, description: "this worker's consumer name and heartbeat" },
     { name: "concurrency", type: "string", value: "N", defaultText: String(concurrency.default), description: `${concurrency.what} handled at once` },
     { name: "tools", type: "string", value: "MODULE", defaultText: tools.default, description: tools.description },

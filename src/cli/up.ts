@@ -8,7 +8,7 @@ import { ToolfleetError } from "../core/errors.js";
 import { createLogger, errorFields, logFormat, type Logger } from "../core/log.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import { describeModel } from "../inference/chat-responder.js";
-import { clusterNodeUrl, probeRedis } from "../redis/client.js";
+import { probeFleetRedis } from "../redis/client.js";
 import { loadToolModule } from "../fleet/load-tools.js";
 import { createCaller } from "../fleet/caller.js";
 import { createInProcessFleet } from "../fleet/in-process.js";
@@ -96,10 +96,17 @@ export async function runUp({ values }: Parsed<(typeof UP_COMMAND)["options"]>, 
     if (options.adapter === "discord") discordAdapter(config.get(), logger);
     const url = config.get().redisUrl;
     if (inProcess) return await runInProcess(options, config, logger, out, "--in-process was given");
-    // On a cluster, one of its nodes answering is what tells a fleet can start there.
-    const probed = clusterNodeUrl(url, config.get().redisClusterNodes[0]);
-    const down = await probeRedis(probed);
-    if (down !== null) return await runInProcess(options, config, logger, out, `Redis at ${redactRedisUrl(probed)} does not answer (${down})`);
+    // On a cluster, any of its listed nodes answering is what tells a fleet can start there.
+    const nodes = config.get().redisClusterNodes;
+    const down = await probeFleetRedis(url, nodes);
+    if (down !== null)
+      return await runInProcess(
+        options,
+        config,
+        logger,
+        out,
+        `${nodes.length > 0 ? describeRedis(url, nodes) : `Redis at ${redactRedisUrl(url)}`} does not answer (${down})`,
+      );
     return await runDistributed(options, config, logger, out);
   } finally {
     config.close();

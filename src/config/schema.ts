@@ -87,6 +87,14 @@ const redisUrl = z.string("a redis:// or rediss:// URL").refine((value) => {
   }
 }, "a redis:// or rediss:// URL");
 
+/**
+ * A key namespace: letters, digits and `_ . -`, with at most one non-empty
+ * `{tag}` (no other brace). A stray or empty brace would give keys written
+ * together different Redis Cluster slots (src/redis/slots.ts); a whole tag
+ * puts every key of the namespace in one slot (docs/protocol.md §1.1).
+ */
+export const NAMESPACE_PATTERN = /^(?=.{1,64}$)[A-Za-z0-9_.-]*(?:\{[A-Za-z0-9_.-]+\}[A-Za-z0-9_.-]*)?$/;
+
 /** One node of a Redis Cluster: `host:port` (an IPv6 host in brackets). */
 export const CLUSTER_NODE = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}$/;
 
@@ -99,9 +107,16 @@ export const rawConfigSchema = z
     toolsLocalFallback: z.boolean("true or false"),
     redisUrl,
     redisClusterNodes: z
-      .array(z.string().regex(CLUSTER_NODE, "a list of cluster nodes (host:port)"), "a list of cluster nodes (host:port)")
-      .max(64, "at most 64 cluster nodes"),
-    namespace: z.string().regex(/^[A-Za-z0-9_.{}-]{1,64}$/, "1-64 of letters, digits and _ . - { }"),
+      .array(
+        z
+          .string()
+          .regex(CLUSTER_NODE, "a list of cluster nodes (host:port)")
+          .refine((node) => Number(node.slice(node.lastIndexOf(":") + 1)) >= 1 && Number(node.slice(node.lastIndexOf(":") + 1)) <= 65535, "a port 1-65535"),
+        "a list of cluster nodes (host:port)",
+      )
+      .max(64, "at most 64 cluster nodes")
+      .refine((nodes) => new Set(nodes).size === nodes.length, "a list of cluster nodes, each once"),
+    namespace: z.string().regex(NAMESPACE_PATTERN, "1-64 of letters, digits and _ . -, with at most one {tag} (no other brace)"),
     gatewayPinned: toolNames,
     inferencePinned: toolNames,
     backgroundThreshold: seconds(">= 0 (0 = never offload)").nonnegative("a number of seconds >= 0 (0 = never offload)"),

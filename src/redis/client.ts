@@ -125,21 +125,31 @@ export async function connectFleetRedis(options: ConnectOptions & { clusterNodes
       if (options.signal?.aborted) throw options.signal.reason;
       await cluster.connect();
       watchErrors(cluster, options, WAIT_LOG_EVERY_MS);
+      // A listed node down while the others answer (a failover's old master, say): connected, and said so.
+      if (cluster.connectFailures.size > 0)
+        options.logger.warn(
+          { redis: where, failed: [...cluster.connectFailures] },
+          `connected to ${where} through the nodes that answer; some did not (${cluster.whyNot(undefined)})`,
+        );
       return cluster;
     } catch (err) {
       cluster.destroy();
       if (options.signal?.aborted) throw new ToolfleetError("STOPPED", `stopped while waiting for ${where}`, { cause: err });
-      if (logEveryMs === null)
+      const why = cluster.whyNot(err);
+      // Refused credentials or commands do not get better by waiting.
+      if (cluster.refused)
         throw new ToolfleetError(
           "REDIS_UNAVAILABLE",
-          `${where} does not answer (${reasonOf(err)}): start it, or set TOOLFLEET_REDIS_CLUSTER_NODES to nodes that run`,
-          {
-            cause: err,
-          },
+          `${where} refuses this connection (${why}): check the user and password in TOOLFLEET_REDIS_URL; an ACL user needs +cluster|slots and +cluster|shards on a cluster (docs/security.md)`,
+          { cause: err },
         );
+      if (logEveryMs === null)
+        throw new ToolfleetError("REDIS_UNAVAILABLE", `${where} does not answer (${why}): start it, or set TOOLFLEET_REDIS_CLUSTER_NODES to nodes that run`, {
+          cause: err,
+        });
       if (Date.now() - lastLine >= logEveryMs) {
         lastLine = Date.now();
-        options.logger.warn({ redis: where, reason: reasonOf(err) }, `waiting for ${where} (${reasonOf(err)})`);
+        options.logger.warn({ redis: where, reason: why }, `waiting for ${where} (${why})`);
       }
       // The cluster client gives up a first connect at once; the wait is ours, cut short by the signal
       // (an aborted sleep rejects: the check at the top of the loop then ends the wait with STOPPED).
@@ -154,7 +164,7 @@ export async function duplicateConnection(client: RedisClient, options: ConnectO
   const wait = options.waitForRedis ?? {};
   const logEveryMs = wait === false ? WAIT_LOG_EVERY_MS : (wait.logEveryMs ?? WAIT_LOG_EVERY_MS);
   if (client instanceof ClusterConnection) {
-    const copy = await client.duplicate();
+    const copy = await client.duplicate(options.name);
     watchErrors(copy, options, logEveryMs);
     return copy;
   }
@@ -231,12 +241,21 @@ export async function closeRedis(client: RedisClient | undefined): Promise<void>
   await client.close();
 }
 
-/** `url` (its credentials and TLS) pointed at one cluster node (`host:port`); `url` itself when there is none. */
-export function clusterNodeUrl(url: string, node: string | undefined): string {
-  if (node === undefined) return url;
-  const at = new URL(url);
-  at.host = node;
-  return at.toString();
+/**
+ * Whether the fleet's Redis answers within `timeoutMs`: null when it does, else why not. On a cluster,
+ * any listed node answering a PING will do (a failover leaves a listed node down while the rest serve).
+ */
+export async function probeFleetRedis(url: string, clusterNodes: readonly string[], timeoutMs = 1500): Promise<string | null> {
+  if (clusterNodes.length === 0) return probeRedis(url, timeoutMs);
+  const reasons = await Promise.all(
+    clusterNodes.map(async (node) => {
+      const at = new URL(url);
+      at.host = node;
+      const down = await probeRedis(at.toString(), timeoutMs);
+      return down === null ? null : `${node}: ${down}`;
+    }),
+  );
+  return reasons.includes(null) ? null : reasons.join("; ");
 }
 
 /** Whether Redis answers a PING at `url` within `timeoutMs`: null when it does, else why not (no retries). */

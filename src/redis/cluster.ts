@@ -7,7 +7,12 @@ import { slotOf } from "./slots.js";
 type Arg = string | Buffer;
 type Args = readonly Arg[];
 type SendOptions = Parameters<Cluster["sendCommand"]>[3];
+type ClusterOptions = Parameters<typeof createCluster>[0];
 type Cluster = ReturnType<typeof newCluster>;
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? err.message || err.constructor.name : String(err);
+}
 
 /** Commands that name no key: sent to any node (PUBLISH reaches every node's subscribers). */
 const KEYLESS: ReadonlySet<string> = new Set(["TIME", "INFO", "PING", "PUBLISH", "CLUSTER", "CLIENT", "COMMAND"]);
@@ -53,6 +58,11 @@ function commonSlot(commands: readonly Args[]): { slot: number | undefined; key:
   return { slot, key };
 }
 
+/** An MGET whose keys fall in several slots: split by slot, never sent to one node as it is. */
+function spansSlots(args: Args): boolean {
+  return String(args[0]).toUpperCase() === "MGET" && args.length > 2 && commonSlot(args.slice(1).map((k) => ["GET", k])) === null;
+}
+
 /**
  * A Redis Cluster behind the same narrow interface as one node (`RedisClient`,
  * src/redis/client.ts), so every tier runs on either unchanged. Raw commands
@@ -79,9 +89,11 @@ export class ClusterConnection extends EventEmitter implements RedisClient {
   readonly subscribe: RedisNode["subscribe"];
   readonly unsubscribe: RedisNode["unsubscribe"];
 
-  constructor(readonly cluster: Cluster) {
+  readonly cluster: Cluster;
+
+  constructor(private readonly options: ClusterOptions) {
     super();
-    const c = cluster;
+    const c = (this.cluster = newCluster(options));
     // The typed commands route themselves by their key: the same signatures as on one node.
     this.get = c.get.bind(c);
     this.set = c.set.bind(c);
@@ -98,11 +110,31 @@ export class ClusterConnection extends EventEmitter implements RedisClient {
     this.xInfoConsumers = c.xInfoConsumers.bind(c);
     this.subscribe = (channels, listener, bufferMode) => c.subscribe(channels, listener, bufferMode);
     this.unsubscribe = c.unsubscribe.bind(c) as RedisNode["unsubscribe"];
-    // One node's events, as one connection would give them (src/redis/client.ts logs them).
-    c.on("error", (err: unknown) => this.emit("error", err));
-    c.on("node-error", (err: unknown) => this.emit("error", err));
-    c.on("node-ready", () => this.emit("ready"));
+    // The nodes' events, as one connection would give them (src/redis/client.ts logs them). Until the
+    // cluster is up, a node's failure is connect()'s to report (a listed node may be down while the
+    // others answer): an 'error' with no listener would throw out of the cluster client's discovery.
+    let down = false;
+    const failed = (err: unknown, node?: { host: string; port: number }): void => {
+      if (!c.isReady || this.listenerCount("error") === 0) {
+        if (this.connectFailures.size < 16) this.connectFailures.add(`${node ? `${node.host}:${node.port}: ` : ""}${reasonOf(err)}`);
+        return;
+      }
+      down = true;
+      this.emit("error", err);
+    };
+    c.on("error", (err: unknown) => failed(err));
+    c.on("node-error", failed);
+    // 'ready' once when the cluster is whole again after a node's failure, not for every node that
+    // connects (ToolsClient treats a 'ready' as a reconnect: src/tool-exec/client.ts).
+    c.on("node-ready", () => {
+      if (!down || !c.isReady) return;
+      down = false;
+      this.emit("ready");
+    });
   }
+
+  /** Why nodes failed while connecting (cleared by each connect()): a connect error's reasons, or a warning. */
+  readonly connectFailures = new Set<string>();
 
   get isOpen(): boolean {
     return this.cluster.isOpen;
@@ -113,6 +145,7 @@ export class ClusterConnection extends EventEmitter implements RedisClient {
   }
 
   async connect(): Promise<void> {
+    this.connectFailures.clear();
     await this.cluster.connect();
   }
 
@@ -125,8 +158,7 @@ export class ClusterConnection extends EventEmitter implements RedisClient {
   }
 
   sendCommand<T = unknown>(args: Args, options?: SendOptions): Promise<T> {
-    if (String(args[0]).toUpperCase() === "MGET" && args.length > 2 && commonSlot(args.slice(1).map((k) => ["GET", k])) === null)
-      return this.splitMGet(args.slice(1), options) as Promise<T>;
+    if (spansSlots(args)) return this.splitMGet(args.slice(1), options) as Promise<T>;
     return this.cluster.sendCommand<T>(routingKey(args), false, [...args], options);
   }
 
@@ -139,11 +171,32 @@ export class ClusterConnection extends EventEmitter implements RedisClient {
   }
 
   /** The same cluster, with connections of its own (a blocking read or a subscription holds one). */
-  async duplicate(): Promise<ClusterConnection> {
+  async duplicate(name?: string): Promise<ClusterConnection> {
     // Connected only to the nodes it talks to: a blocking reader reads one stream, so one slot.
-    const copy = new ClusterConnection(this.cluster.duplicate({ minimizeConnections: true }));
-    await copy.connect();
+    const defaults = { ...this.options.defaults, ...(name ? { name } : {}) };
+    const copy = new ClusterConnection({ ...this.options, defaults, minimizeConnections: true });
+    try {
+      await copy.connect();
+    } catch (err) {
+      copy.destroy();
+      throw new ToolfleetError("REDIS_UNAVAILABLE", `${copy.where} does not answer a new connection (${copy.whyNot(err)})`, { cause: err });
+    }
     return copy;
+  }
+
+  /** "the Redis Cluster at host:port, …", its listed nodes. */
+  get where(): string {
+    return `the Redis Cluster at ${this.options.rootNodes.map((n) => n.url?.replace(/^rediss?:\/\//, "") ?? "?").join(", ")}`;
+  }
+
+  /** Why the last connect() failed: every node's reason, else `err`'s. */
+  whyNot(err: unknown): string {
+    return this.connectFailures.size > 0 ? [...this.connectFailures].join("; ") : reasonOf(err);
+  }
+
+  /** Whether a node refused the credentials or the commands connecting needs (waiting will not help). */
+  get refused(): boolean {
+    return [...this.connectFailures].some((r) => /\b(NOPERM|WRONGPASS|NOAUTH)\b/.test(r));
   }
 
   /** Every master's keys matching `pattern`, a batch at a time (SCAN is per node on a cluster). */
@@ -186,7 +239,7 @@ class ClusterBatch implements RedisBatch {
 
   async exec(): Promise<unknown[]> {
     const common = commonSlot(this.commands);
-    if (common === null)
+    if (common === null || this.commands.some(spansSlots))
       throw new ToolfleetError(
         "REDIS_CROSSSLOT",
         `a MULTI touches keys of several cluster slots (${this.commands.map((c) => String(routingKey(c) ?? "-")).join(", ")}); see docs/protocol.md, "Keys on a Redis Cluster"`,
@@ -200,15 +253,23 @@ class ClusterBatch implements RedisBatch {
     const groups: Args[][] = [];
     let slot: number | undefined;
     for (const args of this.commands) {
+      // A command whose own keys span slots (an MGET of cancel marks) goes alone: sendCommand splits it.
+      if (spansSlots(args)) {
+        groups.push([args]);
+        groups.push([]);
+        slot = undefined;
+        continue;
+      }
       const key = routingKey(args);
       const s = key === undefined ? undefined : slotOf(key);
       const last = groups[groups.length - 1];
-      if (last && (s === undefined || slot === undefined || s === slot)) last.push(args);
+      if (last && (last.length === 0 || s === undefined || slot === undefined || s === slot)) last.push(args);
       else groups.push([args]);
       if (s !== undefined) slot = s;
     }
     const out: unknown[] = [];
     for (const group of groups) {
+      if (group.length === 0) continue;
       if (group.length === 1) out.push(await this.connection.sendCommand(group[0]!));
       else {
         const key = commonSlot(group)?.key;
@@ -236,23 +297,21 @@ export function clusterConnection(options: ClusterConnectOptions): ClusterConnec
   const url = new URL(options.url);
   const tls = url.protocol === "rediss:";
   const scheme = tls ? "rediss" : "redis";
-  return new ClusterConnection(
-    newCluster({
-      rootNodes: options.nodes.map((node) => ({ url: `${scheme}://${node}` })),
-      defaults: {
-        ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-        ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-        ...(options.name ? { name: options.name } : {}),
-        socket: { tls, connectTimeout: options.connectTimeoutMs, reconnectStrategy: options.reconnectDelay },
-      },
-      // As on one node (src/redis/client.ts): every wait is bounded by toolfleet itself.
-      commandOptions: { timeout: 0 },
-      // A failover moves a slot: ask where it went soon after a node stops answering.
-      topologyRefreshOnReconnectionAttemptStrategy: 500,
-    }),
-  );
+  return new ClusterConnection({
+    rootNodes: options.nodes.map((node) => ({ url: `${scheme}://${node}` })),
+    defaults: {
+      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      ...(options.name ? { name: options.name } : {}),
+      socket: { tls, connectTimeout: options.connectTimeoutMs, reconnectStrategy: options.reconnectDelay },
+    },
+    // As on one node (src/redis/client.ts): every wait is bounded by toolfleet itself.
+    commandOptions: { timeout: 0 },
+    // A failover moves a slot: ask where it went soon after a node stops answering.
+    topologyRefreshOnReconnectionAttemptStrategy: 500,
+  });
 }
 
-function newCluster(options: Parameters<typeof createCluster>[0]) {
+function newCluster(options: ClusterOptions) {
   return createCluster(options);
 }

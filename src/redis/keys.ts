@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { NAMESPACE_PATTERN } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
 import { sameSlotKey } from "./slots.js";
 /**
@@ -63,7 +64,7 @@ export interface Keys {
   readonly mcpSessionKey: string;
 }
 
-const NAMESPACE = /^[A-Za-z0-9_.{}-]{1,64}$/;
+const NAMESPACE = NAMESPACE_PATTERN;
 // Ids from outside (worker ids, trace ids) must not smuggle a separator or a glob.
 /** An id that may be part of a key: worker ids, trace ids, correlation ids. */
 export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
@@ -102,7 +103,11 @@ function sessionTag(value: string): string {
 }
 
 export function keys(namespace = "sg"): Keys {
-  if (!NAMESPACE.test(namespace)) throw new ToolfleetError("ID_INVALID", `invalid key namespace ${JSON.stringify(namespace)}`);
+  if (!NAMESPACE.test(namespace))
+    throw new ToolfleetError(
+      "ID_INVALID",
+      `invalid key namespace ${JSON.stringify(namespace)}: use 1-64 of letters, digits and _ . -, with at most one {tag} (no other brace)`,
+    );
   const ns = namespace;
   const toolsStream = `${ns}:stream:tools`;
   return Object.freeze({

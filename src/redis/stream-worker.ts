@@ -4,16 +4,15 @@ import { errorFields, type Logger } from "../core/log.js";
 import { repeatEvery } from "../core/repeat.js";
 import { within } from "../core/within.js";
 import { BlockingReader } from "./blocking-reader.js";
-import { MultiErrorReply } from "redis";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
 import { autoClaim, consumerPending, deliveryCounts, ensureGroup, ownPending, touchPending, trimAcknowledged, xaddArgs, type StreamEntry } from "./streams.js";
 import { isPermanentRedisError } from "./redis-errors.js";
-import { REPLY_STREAM_TTL_SECONDS } from "./reply-inbox.js";
+import { commitDeadLetter, recreateAndReply, type CommitTarget } from "./entry-commit.js";
 import { type EntryFields } from "./entry-codec.js";
 import { ToolfleetError } from "../core/errors.js";
 import { AckBatch } from "./ack-batch.js";
-import type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, Outbound, StreamWorkerOptions } from "./stream-worker-options.js";
+import type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, StreamWorkerOptions } from "./stream-worker-options.js";
 
 type Arg = string | Buffer;
 
@@ -36,6 +35,7 @@ export class StreamWorker {
   private readonly handler: EntryHandler;
   private readonly keys: Keys;
   private readonly group: string;
+  private readonly commitTarget: CommitTarget;
   private readonly reader: BlockingReader;
   private readonly acks: AckBatch;
   private running = false;
@@ -74,6 +74,14 @@ export class StreamWorker {
     this.heartbeatExtra = options.heartbeatExtra;
     this.keys = options.keys;
     this.group = options.keys.group(options.stream);
+    this.commitTarget = {
+      redis: this.redis,
+      logger: this.logger,
+      service: this.options.service,
+      stream: this.options.stream,
+      group: this.group,
+      maxLen: this.options.maxLen,
+    };
     this.acks = new AckBatch(options.redis, options.stream, this.group, (err, ids) =>
       this.logger.warn(
         { service: this.options.service, entries: ids.length, ...errorFields(err) },
@@ -307,13 +315,13 @@ export class StreamWorker {
     if (reply) commands.push(xaddArgs(reply.stream, reply.fields, this.options.maxLen, true));
     for (let attempt = 0; ; attempt++) {
       try {
-        if (disposition.kind === "dead") await this.commitDeadLetter(id, commands, reply, replyAt);
+        if (disposition.kind === "dead") await commitDeadLetter(this.commitTarget, id, commands, reply, replyAt);
         else {
           const sent = commands.map((args) => this.redis.sendCommand(args));
           // Acks waiting for a write go out with this one.
           this.acks.flush();
           const results = await Promise.all(sent);
-          if (reply && results[replyAt] === null) await this.recreateAndReply(reply);
+          if (reply && results[replyAt] === null) await recreateAndReply(this.commitTarget, reply);
           this.acks.add(id);
         }
         break;
@@ -336,47 +344,6 @@ export class StreamWorker {
     }
     if (disposition.kind === "dead") this.deadLettered++;
     else this.processed++;
-  }
-
-  /**
-   * The copy and the ack in one MULTI (the dead letter is in its stream's cluster slot), then the error
-   * reply, which is on another slot; a MULTI that ran is never sent again.
-   */
-  private async commitDeadLetter(id: string, commands: Arg[][], reply: Outbound | null | undefined, replyAt: number): Promise<void> {
-    const batch = this.redis.multi();
-    for (const args of commands.slice(0, replyAt)) batch.addCommand(args);
-    batch.addCommand(["XACK", this.options.stream, this.group, id]);
-    try {
-      await batch.exec();
-    } catch (err) {
-      // It ran, and some of its commands failed (a dead-letter "stream" that is a key of another type):
-      // Redis does not undo the rest, so sending it again would copy the entry again.
-      if (!(err instanceof MultiErrorReply)) throw err;
-      this.logger.warn(
-        { service: this.options.service, entryId: id, failed: [...err.errors()].map((e) => e.message) },
-        "dead letter stored, but part of its transaction failed; not sent again",
-      );
-      return;
-    }
-    if (!reply) return;
-    try {
-      if ((await this.redis.sendCommand(commands[replyAt]!)) === null) await this.recreateAndReply(reply);
-    } catch (err) {
-      // The entry is kept in the dead-letter stream and acked: only the error reply is lost.
-      this.logger.warn(
-        { service: this.options.service, stream: reply.stream, ...errorFields(err) },
-        "could not send the dead letter's error reply; it is lost (the entry is kept in the dead-letter stream)",
-      );
-    }
-  }
-
-  /** The rare path of a reply whose stream was missing: create it, with its TTL, and add the reply. */
-  private async recreateAndReply(reply: Outbound): Promise<void> {
-    await this.redis
-      .multi()
-      .addCommand(xaddArgs(reply.stream, reply.fields, this.options.maxLen))
-      .addCommand(["EXPIRE", reply.stream, String(REPLY_STREAM_TTL_SECONDS)])
-      .exec();
   }
 
   // ── lifecycle helpers ───────────────────────────────────────────────────

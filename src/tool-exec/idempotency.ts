@@ -118,7 +118,9 @@ export interface PublishedRequest {
 /**
  * Why a request could not be proven never started, or `cancelled` when it was (it will now never run).
  * `cluster`: on a Redis Cluster, the request's stream and its key are in different slots, so no script
- * can check both at once (docs/protocol.md, "Keys on a Redis Cluster"): unproven.
+ * can check both at once (docs/protocol.md, "Keys on a Redis Cluster"): unproven. toolfleet's own
+ * callers never ask there (they learn no run_id on a cluster: src/tool-exec/client.ts); this answers
+ * other users of the exported function (src/protocol.ts) instead of a CROSSSLOT error.
  */
 export type CancelVerdict = "cancelled" | "restarted" | "gone" | "pending" | "delivered" | "claimed" | "cluster";
 const VERDICTS: ReadonlySet<string> = new Set<CancelVerdict>(["cancelled", "restarted", "gone", "pending", "delivered", "claimed"]);

@@ -6,9 +6,9 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { createCaller, defineConfig, staticConfig, type Caller } from "../../src/index.js";
-import { closeRedis } from "../../src/redis/client.js";
+import { closeRedis, connectFleetRedis, type RedisClient } from "../../src/redis/client.js";
 import { slotOf } from "../../src/redis/slots.js";
-import { RecordingLogger } from "../support/helpers.js";
+import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, exited, startToolsProcess, testKeys, type CliChild } from "../support/redis-helpers.js";
 import { OwnCluster, clusterUnavailable } from "../support/own-cluster.js";
 
@@ -46,10 +46,16 @@ describe("a Redis Cluster failover under load", { skip: skip ?? false }, () => {
       const shared = await connect();
       const procs: CliChild[] = [];
       let c: Caller | undefined;
+      let watch: RedisClient | undefined;
       const counter = (i: number): string => `${k.namespace}:fx:${i}`;
       try {
+        // A connection's 'ready' events through the failover: one when the cluster is whole again (src/redis/cluster.ts).
+        watch = await connectFleetRedis({ url: REDIS_URL, clusterNodes: cluster.nodeList.split(","), logger: new RecordingLogger(), waitForRedis: false });
+        let readies = 0;
+        watch.on("ready", () => readies++);
         const args = (id: string) => ["--worker-id", id, "--lease-ms", "2000", "--concurrency", "32", "--tools", COUNTING];
-        procs.push(...(await Promise.all([startToolsProcess(args("fo-a"), env), startToolsProcess(args("fo-b"), env)])));
+        // One after the other, each kept as soon as it runs: a failed second start leaves the first to the finally.
+        for (const id of ["fo-a", "fo-b"]) procs.push(await startToolsProcess(args(id), env));
         const config = defineConfig({
           redisClusterNodes: cluster.nodeList.split(","),
           namespace: k.namespace,
@@ -102,18 +108,25 @@ describe("a Redis Cluster failover under load", { skip: skip ?? false }, () => {
         assert.equal(lost, 0, "no call answered ok without running");
         for (const s of settled) assert.ok(["ok", "unavailable", "timeout"].includes(s.outcome.kind), `${s.outcome.kind}: ${s.outcome.text}`);
         assert.ok(recoveredMs >= 0, "a call succeeded after the failover");
+        await eventually(() => assert.ok(readies >= 1, "the watching connection said the cluster is back"), 15_000, 100);
+        t.diagnostic(`'ready' events on a watching connection: ${readies}`);
         // An ok answer is a run that happened once.
         settled.forEach((s, i) => {
           if (s.outcome.kind === "ok") assert.equal(runs[i], 1, `call ${i}`);
         });
       } finally {
-        await withDeadline(c?.stop(), 10_000, "the caller's stop");
-        for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
-        await Promise.all(procs.map(exited));
-        const left: string[] = [];
-        for await (const batch of shared.scanIterator({ MATCH: `${k.namespace}:*` })) left.push(...batch);
-        if (left.length > 0) await shared.del(left);
-        await closeRedis(shared);
+        // The workers are killed even when the caller's stop overruns (its error still fails the test).
+        try {
+          await withDeadline(c?.stop(), 10_000, "the caller's stop");
+        } finally {
+          await closeRedis(watch);
+          for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
+          await Promise.all(procs.map(exited));
+          const left: string[] = [];
+          for await (const batch of shared.scanIterator({ MATCH: `${k.namespace}:*` })) left.push(...batch);
+          if (left.length > 0) await shared.del(left);
+          await closeRedis(shared);
+        }
       }
     },
   );

@@ -110,7 +110,8 @@ describe("on a Redis Cluster of its own (3 masters, 3 replicas)", { skip: skip ?
       let c: Caller | undefined;
       try {
         const args = (id: string) => ["--worker-id", id, "--lease-ms", "1000", "--tools", COUNTING];
-        procs.push(...(await Promise.all([startToolsProcess(args("crash-a"), envFor(k)), startToolsProcess(args("crash-b"), envFor(k))])));
+        // One after the other, each kept as soon as it runs: a failed second start leaves the first to the finally.
+        for (const id of ["crash-a", "crash-b"]) procs.push(await startToolsProcess(args(id), envFor(k)));
         c = await caller(k);
         const registry = c.registry;
         await eventually(() => assert.ok(registry.toolNames().has("slow_side_effect")), 10_000, 50);
@@ -145,11 +146,15 @@ describe("on a Redis Cluster of its own (3 masters, 3 replicas)", { skip: skip ?
         const none = await registry.execute("gpu_render", { scene: "s2" }, { userId: "u" });
         assert.deepEqual([none.kind, none.text], ["unavailable", noLiveWorker("gpu_render", "tools worker")]);
       } finally {
-        await c?.stop();
-        for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
-        await Promise.all(procs.map(exited));
-        await shared.del([counter, ...(await shared.keys(`${counter}:*`))]);
-        await closeRedis(shared);
+        // The workers are killed even when the caller's stop fails (its error still fails the test).
+        try {
+          await c?.stop();
+        } finally {
+          for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
+          await Promise.all(procs.map(exited));
+          await shared.del([counter, ...(await shared.keys(`${counter}:*`))]);
+          await closeRedis(shared);
+        }
       }
     },
   );
@@ -157,8 +162,9 @@ describe("on a Redis Cluster of its own (3 masters, 3 replicas)", { skip: skip ?
   test("`toolfleet status` and the fleet's connection read every master", { timeout: 30_000 }, async () => {
     const k = testKeys();
     const redis: RedisClient = await connectFleetRedis({ url: REDIS_URL, clusterNodes: nodes, logger: new RecordingLogger(), waitForRedis: false });
-    const worker = await startToolsProcess(["--worker-id", "status-1"], envFor(k));
+    let worker: CliChild | undefined;
     try {
+      worker = await startToolsProcess(["--worker-id", "status-1"], envFor(k));
       const { stdout } = await run(process.execPath, [CLI, "status", "--json"], { env: { ...process.env, ...envFor(k) }, timeout: 15_000 });
       const status = JSON.parse(stdout) as { workers: { workerId: string }[] };
       assert.deepEqual(
@@ -180,8 +186,10 @@ describe("on a Redis Cluster of its own (3 masters, 3 replicas)", { skip: skip ?
         /several cluster slots/,
       );
     } finally {
-      worker.kill("SIGTERM");
-      await exited(worker);
+      if (worker) {
+        worker.kill("SIGTERM");
+        await exited(worker);
+      }
       await closeRedis(redis);
     }
   });

@@ -12,6 +12,7 @@ import type { Keys } from "../../src/redis/keys.js";
 import { sessionRecord, sessionWriteArgs } from "../../src/tool-exec/session.js";
 import { xaddArgs } from "../../src/redis/streams.js";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
+import { refreshPresence } from "../../src/tool-exec/catalog-parts.js";
 import { RecordingLogger } from "../support/helpers.js";
 import { OwnRedis, connect, echoCall, testKeys } from "../support/redis-helpers.js";
 
@@ -87,6 +88,14 @@ test("under the ACL users of docs/security.md a call works, and each tier's forb
       logger.records.filter((r) => r.level === "error" || r.level === "warn" || JSON.stringify(r.fields).includes("NOPERM")).map((r) => r.msg),
       [],
     );
+
+    // The tools worker's keep-alive tick (src/tool-exec/catalog-presence.ts: the presence script's ZSCORE,
+    // the PEXPIREs of its own stream and dead letters), sent now rather than a refresh period later.
+    const [member] = await admin.zRange(k.catalogParts, 0, 0);
+    assert.ok(member, "the worker published its catalog part");
+    assert.equal(await refreshPresence(tools, k, { pool: "default", workerId: "w1" }, member), true);
+    await tools.pExpire(k.workerStream("w1"), 60_000);
+    await tools.pExpire(k.deadLetter(k.workerStream("w1")), 60_000);
 
     const session = sessionRecord({ userId: "admin", guildId: "g", channelId: "c", platform: "discord" });
     const writeSession = sessionWriteArgs(k, "forged-trace", session, 30);

@@ -52,13 +52,21 @@ export interface ClusterNodeInfo {
   failed: boolean;
 }
 
+/** Clusters not stopped yet: killed and removed when the test process exits without stopping them. */
+const live = new Set<OwnCluster>();
+process.once("exit", () => {
+  for (const cluster of live) cluster.killNow();
+});
+
 export class OwnCluster {
   private readonly dir = mkdtempSync(join(tmpdir(), "toolfleet-cluster-"));
   private readonly nodes: Node[] = [];
   /** Set once a node was killed: a promoted replica then has no replica of its own. */
   private lostReplica = false;
 
-  private constructor() {}
+  private constructor() {
+    live.add(this);
+  }
 
   /** 3 masters, 3 replicas; resolves once every node says the cluster is ok, or throws after `deadlineMs`. */
   static async start(deadlineMs = 30_000): Promise<OwnCluster> {
@@ -139,7 +147,17 @@ export class OwnCluster {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => this.kill(n.port)));
+    try {
+      await Promise.all(this.nodes.map((n) => this.kill(n.port)));
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+      live.delete(this);
+    }
+  }
+
+  /** At exit (no awaiting there): SIGKILL every node still running, remove the directory. */
+  killNow(): void {
+    for (const n of this.nodes) if (n.process.exitCode === null && n.process.signalCode === null) n.process.kill("SIGKILL");
     rmSync(this.dir, { recursive: true, force: true });
   }
 

@@ -69,6 +69,14 @@ test("a bad value fails at startup naming the setting, its source, what was expe
       /redisClusterNodes\.1 \(from TOOLFLEET_REDIS_CLUSTER_NODES\): expected a list of cluster nodes \(host:port\), got "redis:\/\/10\.0\.0\.2:6379"/,
     ],
     [{ TOOLFLEET_REDIS_CLUSTER_NODES: "10.0.0.1" }, /redisClusterNodes\.0 .*expected a list of cluster nodes \(host:port\), got "10\.0\.0\.1"/],
+    [{ TOOLFLEET_REDIS_CLUSTER_NODES: "10.0.0.1:0" }, /redisClusterNodes\.0 .*expected a port 1-65535, got "10\.0\.0\.1:0"/],
+    [{ TOOLFLEET_REDIS_CLUSTER_NODES: "10.0.0.1:65536" }, /redisClusterNodes\.0 .*expected a port 1-65535, got "10\.0\.0\.1:65536"/],
+    [{ TOOLFLEET_REDIS_CLUSTER_NODES: "10.0.0.1:7000,10.0.0.1:7000" }, /redisClusterNodes .*expected a list of cluster nodes, each once/],
+    // Braces other than one whole {tag} would give keys written together different cluster slots.
+    [{ TOOLFLEET_NAMESPACE: "a}b" }, /namespace .*with at most one \{tag\} \(no other brace\), got "a}b"/],
+    [{ TOOLFLEET_NAMESPACE: "{}sg" }, /namespace .*got "\{}sg"/],
+    [{ TOOLFLEET_NAMESPACE: "x}{y" }, /namespace .*got "x}\{y"/],
+    [{ TOOLFLEET_NAMESPACE: "{a}{b}" }, /namespace .*got "\{a}\{b}"/],
     [{ TOOLFLEET_TOOLS_FORCE_IN_PROCESS: "ok,bad name" }, /toolsForceInProcess\.1 .*expected a tool name/],
     [{ TOOLFLEET_TASK_MAX_RUNNING: "1.5" }, /taskMaxRunning .*expected an integer >= 1, got 1.5/],
   ];

@@ -216,3 +216,19 @@ test("the claim and the stored reply, as the worker builds them per call, are th
     assert.equal(args[2], JSON.stringify({ state: "done", body, files, session }));
   }
 });
+
+test("keys written together share a slot for every namespace the config accepts, one with a {tag} too; stray braces are refused", () => {
+  for (const namespace of ["sg", "{sg}", "a{b}c", "x.y-z_1"]) {
+    const k = keys(namespace);
+    assert.equal(slotOf(k.deadLetter(k.toolsStream)), slotOf(k.toolsStream), `${k.deadLetter(k.toolsStream)} with ${k.toolsStream}`);
+    assert.equal(slotOf(k.catalogPart("default", "w1")), slotOf(k.catalogParts), `${k.catalogPart("default", "w1")} with ${k.catalogParts}`);
+    assert.equal(slotOf(k.task("t1")), slotOf(k.taskIndex), `${k.task("t1")} with ${k.taskIndex}`);
+  }
+  // These would not (the review of #23 found "a}b"'s dead letters in another slot than its stream).
+  for (const namespace of ["a}b", "{}sg", "x}{y", "{a}{b}", "{"])
+    assert.throws(
+      () => keys(namespace),
+      (err: unknown) => err instanceof ToolfleetError && err.code === "ID_INVALID" && /\{tag\}/.test(err.message),
+      namespace,
+    );
+});
