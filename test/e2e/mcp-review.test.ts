@@ -1,0 +1,194 @@
+// Review of `toolfleet mcp` (issue 21): failing tests that show bugs with real processes. A Redis of the
+// test's own (it is paused with SIGSTOP and has keys deleted), `toolfleet mcp --no-auth` replicas on it,
+// a real tools worker with the conformance fixture tools. Each test names the finding it shows.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { closeRedis, type RedisClient } from "../../src/redis/client.js";
+import { keys, type Keys } from "../../src/redis/keys.js";
+import { eventually } from "../support/helpers.js";
+import { connect, exited, freePort, startMcpProcess, startToolsProcess, type CliChild } from "../support/redis-helpers.js";
+
+const TOOLS = fileURLToPath(new URL("../support/fixtures/mcp-conformance-tools.js", import.meta.url));
+const INIT = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "rev", version: "1" } },
+};
+const HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" };
+
+/** A redis-server this test owns and may pause (SIGSTOP: it holds every connection and answers nothing). */
+class PausableRedis {
+  private constructor(
+    readonly port: number,
+    private readonly proc: ChildProcess,
+    private readonly dir: string,
+  ) {}
+  static async start(): Promise<PausableRedis> {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "toolfleet-rev-redis-"));
+    const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" });
+    const own = new PausableRedis(port, proc, dir);
+    const probe = await eventually(async () => connect(own.url), 5000, 20);
+    await closeRedis(probe);
+    return own;
+  }
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+  pause(): void {
+    this.proc.kill("SIGSTOP");
+  }
+  resume(): void {
+    this.proc.kill("SIGCONT");
+  }
+  async stop(): Promise<void> {
+    this.resume();
+    const gone = new Promise((resolve) => this.proc.once("exit", resolve));
+    this.proc.kill("SIGKILL");
+    await gone;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function initialize(url: string): Promise<string> {
+  const res = await fetch(url, { method: "POST", headers: HEADERS, body: JSON.stringify(INIT) });
+  assert.equal(res.status, 200);
+  await res.text();
+  const session = res.headers.get("mcp-session-id");
+  assert.ok(session, "a session id");
+  return session;
+}
+
+describe("review: toolfleet mcp on a Redis of its own, no fleet secret", () => {
+  let own: PausableRedis;
+  let redis: RedisClient;
+  let k: Keys;
+  let env: NodeJS.ProcessEnv;
+  const children: CliChild[] = [];
+  let url: string;
+
+  before(async () => {
+    own = await PausableRedis.start();
+    k = keys("tfrev");
+    redis = await connect(own.url);
+    env = { TOOLFLEET_REDIS_URL: own.url, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_TOOLS_SERVICE_MODE: "remote", TOOLFLEET_FLEET_SECRET: "" };
+    children.push(await startToolsProcess(["--worker-id", "rev-tools", "--tools", TOOLS], env));
+    const a = await startMcpProcess(["--worker-id", "rev-a", "--port", "0", "--no-auth"], env);
+    children.push(a);
+    url = a.url;
+  });
+
+  after(async () => {
+    own.resume();
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await Promise.all(children.map((c) => exited(c)));
+    await closeRedis(redis);
+    await own.stop();
+  });
+
+  test("review: notifications/cancelled are held to the SDK's checks (Content-Type, batch size) before any is published", async () => {
+    const sub = redis.duplicate();
+    await sub.connect();
+    let heard = 0;
+    await sub.subscribe(k.mcpCancel, () => void heard++);
+    try {
+      const batch = Array.from({ length: 1000 }, (_, i) => ({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: i } }));
+      // text/plain: a body the SDK's transport answers 415; 1000 messages: over its batch limit of 100.
+      const res = await fetch(url, { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify(batch) });
+      await res.text();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.ok(res.status >= 400, `refused (got ${res.status})`);
+      assert.equal(heard, 0, "no cancel notice published for a refused request");
+    } finally {
+      await sub.unsubscribe(k.mcpCancel);
+      await closeRedis(sub);
+    }
+  });
+
+  test("review: a DELETEd session is over: the next request with it is answered 404", async () => {
+    const session = await initialize(url);
+    const del = await fetch(url, { method: "DELETE", headers: { "mcp-session-id": session } });
+    assert.equal(del.status, 200);
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { ...HEADERS, "mcp-session-id": session },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+    });
+    await res.text();
+    assert.equal(res.status, 404);
+  });
+
+  test("review: stopping a replica (SIGTERM, a rolling restart) does not cancel the calls it relays", async () => {
+    const b = await startMcpProcess(["--worker-id", "rev-drain", "--port", "0", "--no-auth"], env);
+    children.push(b);
+    const key = `tfrev-drain-${process.pid}-${Date.now()}`;
+    const marks = await connect();
+    try {
+      const call = fetch(b.url, {
+        method: "POST",
+        headers: HEADERS,
+        body: JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "mcp_wait", arguments: { ms: 1500, key } } }),
+      }).then((r) => r.text().catch((err: unknown) => `stream cut: ${String(err)}`));
+      await eventually(async () => assert.ok(await marks.get(`${key}:started`)), 10_000, 50);
+      b.kill("SIGTERM");
+      const answer = await call.catch((err: unknown) => `request failed: ${String(err)}`);
+      await exited(b);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      assert.equal(await marks.get(`${key}:aborted`), null, "the tool was not aborted on its worker");
+      assert.match(answer, /waited 1500 ms/, "the client got its result");
+    } finally {
+      await closeRedis(marks);
+    }
+  });
+
+  test("review: replicas agree on the session key after it is lost from Redis (a restart without persistence, an eviction)", async () => {
+    const session = await initialize(url);
+    await redis.del(k.mcpSessionKey);
+    const b = await startMcpProcess(["--worker-id", "rev-b", "--port", "0", "--no-auth"], env);
+    children.push(b);
+    const res = await fetch(b.url, {
+      method: "POST",
+      headers: { ...HEADERS, "mcp-session-id": session },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+    });
+    await res.text();
+    assert.equal(res.status, 200, "a session replica A gave is valid on replica B");
+  });
+
+  test("review: with Redis not answering, a cancel, a DELETE and logging/setLevel are answered within a deadline", async () => {
+    const session = await initialize(url);
+    const h = { ...HEADERS, "mcp-session-id": session };
+    const requests: [string, RequestInit][] = [
+      ["cancel", { method: "POST", headers: h, body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 9 } }) }],
+      ["DELETE", { method: "DELETE", headers: h }],
+      ["setLevel", { method: "POST", headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 4, method: "logging/setLevel", params: { level: "info" } }) }],
+    ];
+    own.pause();
+    try {
+      const outcomes = await Promise.all(
+        requests.map(async ([what, init]) => {
+          try {
+            const res = await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) });
+            await res.text();
+            return `${what}: answered ${res.status}`;
+          } catch (err) {
+            return `${what}: no answer in 20 s (${(err as Error).name})`;
+          }
+        }),
+      );
+      assert.deepEqual(
+        outcomes.filter((o) => o.includes("no answer")),
+        [],
+        outcomes.join("; "),
+      );
+    } finally {
+      own.resume();
+    }
+  });
+});
