@@ -14,6 +14,7 @@ import { eventually } from "../support/helpers.js";
 import { connect, exited, freePort, startMcpProcess, startToolsProcess, type CliChild } from "../support/redis-helpers.js";
 
 const TOOLS = fileURLToPath(new URL("../support/fixtures/mcp-conformance-tools.js", import.meta.url));
+const V11_TOOLS = fileURLToPath(new URL("../support/fixtures/v11-tools.js", import.meta.url));
 const INIT = {
   jsonrpc: "2.0",
   id: 1,
@@ -159,6 +160,22 @@ describe("review: toolfleet mcp on a Redis of its own, no fleet secret", () => {
     });
     await res.text();
     assert.equal(res.status, 200, "a session replica A gave is valid on replica B");
+  });
+
+  test("review: a tool listed to an MCP client can be called (gateway-pinned tools: docs say they are routed)", async () => {
+    children.push(await startToolsProcess(["--worker-id", "rev-v11", "--tools", V11_TOOLS], env));
+    const post = async (body: unknown): Promise<string> => {
+      const res = await fetch(url, { method: "POST", headers: HEADERS, body: JSON.stringify(body) });
+      return res.text();
+    };
+    await eventually(async () => assert.match(await post({ jsonrpc: "2.0", id: 1, method: "tools/list" }), /"gateway_wait"/), 10_000, 100);
+    const answer = await post({
+      jsonrpc: "2.0",
+      id: 2,
+      method: "tools/call",
+      params: { name: "gateway_wait", arguments: { ms: 10, key: `tfrev-gw-${process.pid}` } },
+    });
+    assert.doesNotMatch(answer, /requires the gateway client, which is unavailable/, "a listed tool that can never run");
   });
 
   test("review: with Redis not answering, a cancel, a DELETE and logging/setLevel are answered within a deadline", async () => {
