@@ -97,7 +97,7 @@ describe("review: toolfleet mcp on a Redis of its own, no fleet secret", () => {
     const sub = redis.duplicate();
     await sub.connect();
     let heard = 0;
-    await sub.subscribe(k.mcpCancel, () => void heard++);
+    await sub.subscribe(k.mcpNotices, () => void heard++);
     try {
       const batch = Array.from({ length: 1000 }, (_, i) => ({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: i } }));
       // text/plain: a body the SDK's transport answers 415; 1000 messages: over its batch limit of 100.
@@ -107,7 +107,7 @@ describe("review: toolfleet mcp on a Redis of its own, no fleet secret", () => {
       assert.ok(res.status >= 400, `refused (got ${res.status})`);
       assert.equal(heard, 0, "no cancel notice published for a refused request");
     } finally {
-      await sub.unsubscribe(k.mcpCancel);
+      await sub.unsubscribe(k.mcpNotices);
       await closeRedis(sub);
     }
   });
@@ -149,33 +149,49 @@ describe("review: toolfleet mcp on a Redis of its own, no fleet secret", () => {
   });
 
   test("review: replicas agree on the session key after it is lost from Redis (a restart without persistence, an eviction)", async () => {
-    const session = await initialize(url);
+    // Sessions signed with the lost key are lost with it (no replica can know it any more: the client's
+    // next request is answered 404 and it initializes again, docs/mcp.md); from then on, every replica
+    // signs with the one new key, so a session any of them gives is valid on all.
+    const before = await initialize(url);
     await redis.del(k.mcpSessionKey);
     const b = await startMcpProcess(["--worker-id", "rev-b", "--port", "0", "--no-auth"], env);
     children.push(b);
-    const res = await fetch(b.url, {
-      method: "POST",
-      headers: { ...HEADERS, "mcp-session-id": session },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
-    });
-    await res.text();
-    assert.equal(res.status, 200, "a session replica A gave is valid on replica B");
+    const list = async (at: string, session: string): Promise<number> => {
+      const res = await fetch(at, {
+        method: "POST",
+        headers: { ...HEADERS, "mcp-session-id": session },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+      });
+      await res.text();
+      return res.status;
+    };
+    assert.equal(await list(b.url, before), 404, "a session signed with the lost key: the client is told to initialize again");
+    assert.equal(await list(url, await initialize(b.url)), 200, "a session replica B gave after the loss is valid on replica A");
+    assert.equal(await list(b.url, await initialize(url)), 200, "a session replica A gives after the loss is valid on replica B");
+    assert.equal(await list(url, before), 404, "replica A now signs with the new key too");
   });
 
-  test("review: a tool listed to an MCP client can be called (gateway-pinned tools: docs say they are routed)", async () => {
+  test("review: a gateway-pinned tool is neither listed to MCP clients nor run for them (it acts on a chat, which an MCP call has not)", async () => {
     children.push(await startToolsProcess(["--worker-id", "rev-v11", "--tools", V11_TOOLS], env));
     const post = async (body: unknown): Promise<string> => {
       const res = await fetch(url, { method: "POST", headers: HEADERS, body: JSON.stringify(body) });
       return res.text();
     };
-    await eventually(async () => assert.match(await post({ jsonrpc: "2.0", id: 1, method: "tools/list" }), /"gateway_wait"/), 10_000, 100);
-    const answer = await post({
-      jsonrpc: "2.0",
-      id: 2,
-      method: "tools/call",
-      params: { name: "gateway_wait", arguments: { ms: 10, key: `tfrev-gw-${process.pid}` } },
-    });
-    assert.doesNotMatch(answer, /requires the gateway client, which is unavailable/, "a listed tool that can never run");
+    const listed = await eventually(
+      async () => {
+        const text = await post({ jsonrpc: "2.0", id: 1, method: "tools/list" });
+        assert.match(text, /"long_side_effect"/, "the v11 worker's tools are in the catalog");
+        return text;
+      },
+      10_000,
+      100,
+    );
+    assert.doesNotMatch(listed, /"gateway_wait"/, "a gateway-pinned tool is not listed");
+    const answer = JSON.parse(
+      await post({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "gateway_wait", arguments: { ms: 10, key: `tfrev-gw-${process.pid}` } } }),
+    ) as { error?: { code: number; message: string } };
+    assert.equal(answer.error?.code, -32602, JSON.stringify(answer));
+    assert.match(answer.error.message, /runs only on a gateway: MCP clients cannot call it/);
   });
 
   test("review: with Redis not answering, a cancel, a DELETE and logging/setLevel are answered within a deadline", async () => {

@@ -100,10 +100,14 @@ test("fleet tools and results as MCP: hints, schemas, parts (audio back from its
 });
 
 test("a replicas' notice is read only when it is one: a cancel or a level change, within its size", () => {
-  assert.deepEqual(parseNotice('{"kind":"cancel","key":"s\\u0000number:3","reason":"stop"}'), { kind: "cancel", key: "s\u0000number:3", reason: "stop" });
+  assert.deepEqual(parseNotice('{"kind":"cancel","calls":[{"key":"s\\u0000number:3","reason":"stop"}]}'), {
+    kind: "cancel",
+    calls: [{ key: "s\u0000number:3", reason: "stop" }],
+  });
+  assert.equal(parseNotice('{"kind":"cancel","calls":[{"key":"k"}]}'), null);
   assert.deepEqual(parseNotice('{"kind":"level","session":"s","level":null}'), { kind: "level", session: "s", level: null });
   assert.equal(parseNotice('{"kind":"level","session":"s"}'), null);
   assert.equal(parseNotice('{"kind":"other"}'), null);
   assert.equal(parseNotice("not json"), null);
-  assert.equal(parseNotice(JSON.stringify({ kind: "cancel", key: "k", reason: "x".repeat(3000) })), null);
+  assert.equal(parseNotice(JSON.stringify({ kind: "cancel", calls: [{ key: "k", reason: "x".repeat(100_000) }] })), null);
 });
