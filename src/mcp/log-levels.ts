@@ -66,17 +66,18 @@ export class SessionLogLevels {
   }
 
   async set(session: string, level: LoggingLevel): Promise<void> {
-    this.known.set(session, { level });
+    // Kept here once Redis has it (so a replica never acts on what the others cannot read), then told to them.
     const key = this.keys.mcpLogLevel(session);
     await fromRedis(this.redis.set(key, level, { expiration: { type: "EX", value: LEVEL_TTL_SECONDS } }), "keeping the session's log level");
+    this.known.set(session, { level });
     await this.notices.publish({ kind: "level", session, level });
   }
 
   /** The session ended (HTTP DELETE): its id is refused on every replica from now on (for LEVEL_TTL_SECONDS). */
   async end(session: string): Promise<void> {
-    this.known.set(session, { level: null, ended: true });
     const key = this.keys.mcpLogLevel(session);
     await fromRedis(this.redis.set(key, ENDED, { expiration: { type: "EX", value: LEVEL_TTL_SECONDS } }), "ending the MCP session");
+    this.known.set(session, { level: null, ended: true });
     await this.notices.publish({ kind: "level", session, level: ENDED });
   }
 }
