@@ -1,5 +1,6 @@
 import { ToolfleetError } from "../core/errors.js";
-import { ToolRegistry } from "../core/registry.js";
+import { pinOf, ToolRegistry } from "../core/registry.js";
+import type { ToolPin } from "../core/tool.js";
 import type { ConfigSource } from "../config/live.js";
 import type { Config } from "../config/schema.js";
 import { RemoteToolRegistry } from "../inference/remote-registry.js";
@@ -52,12 +53,14 @@ export function createMcpServer(options: McpServerOptions): McpFleetServer {
   if (!options.stdio) {
     if (options.localUser !== undefined && !isLoopback(host))
       throw new ToolfleetError("USAGE", `--no-auth is refused on a host other machines can reach (${host}): use tokens, or --host 127.0.0.1`);
-    if (options.localUser === undefined && !options.tokens && !member.config.get().fleetSecret)
+    // A tokens file with no token and no fleet secret would refuse every client: refused here instead.
+    if (options.localUser === undefined && (options.tokens?.size ?? 0) === 0 && !member.config.get().fleetSecret)
       throw new ToolfleetError(
         "USAGE",
-        "no way to authenticate MCP clients: give --tokens FILE, set TOOLFLEET_FLEET_SECRET (for `toolfleet mcp token` tokens), or --no-auth on a loopback host",
+        "no way to authenticate MCP clients: give --tokens FILE (with at least one token), set TOOLFLEET_FLEET_SECRET (for `toolfleet mcp token` tokens), or --no-auth on a loopback host",
       );
   }
+  const allowedHosts = options.stdio ? new Set<string>() : allowedHostNames(host, options.allowedHosts);
   // The MCP server serves the fleet's catalog: its calls go to the tools service whatever the config's default mode.
   const config = remoteMode(member.config);
   const life = new Lifecycle("MCP server");
@@ -114,7 +117,10 @@ export function createMcpServer(options: McpServerOptions): McpFleetServer {
               },
             });
             registry = remote;
-            const tools = { registry: remote, logger: member.logger };
+            // As the registry routes a call (remote-registry.ts, dispatch): the config's pin, else the local definition's, else the catalog's.
+            const gatewayPinned = (name: string, pin: ToolPin | undefined): boolean =>
+              pinOf(name, config.get(), { pin: local.get(name)?.pin ?? pin }) === "gateway";
+            const tools = { registry: remote, logger: member.logger, gatewayPinned };
             const served = options.stdio
               ? new McpStdioServer(tools, options.localUser ?? "local")
               : new McpHttpServer({
@@ -124,7 +130,7 @@ export function createMcpServer(options: McpServerOptions): McpFleetServer {
                   keys: member.keys,
                   host,
                   port: options.port ?? DEFAULT_MCP_PORT,
-                  allowedHosts: allowedHostNames(host, options.allowedHosts),
+                  allowedHosts,
                   auth:
                     options.localUser !== undefined
                       ? { localUser: options.localUser }

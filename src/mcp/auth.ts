@@ -41,8 +41,12 @@ export function tokensFrom(parsed: unknown, where: string): Map<string, string> 
     const { user, token } = (entry ?? {}) as { user?: unknown; token?: unknown };
     if (typeof user !== "string" || !ID_PATTERN.test(user))
       throw new ToolfleetError("CONFIG_INVALID", `${where}: tokens[${i}].user must be a user id (1-128 of letters, digits and _ . : @ -)`);
-    if (typeof token !== "string" || token.length < MIN_TOKEN_LENGTH || /\s/.test(token))
-      throw new ToolfleetError("CONFIG_INVALID", `${where}: tokens[${i}].token must be ${MIN_TOKEN_LENGTH}+ characters without spaces`);
+    // Only printable latin1 (as Node reads header bytes, and fetch() can send): another token could never match.
+    if (typeof token !== "string" || token.length < MIN_TOKEN_LENGTH || !/^[\x21-\x7e\xa1-\xff]+$/.test(token))
+      throw new ToolfleetError(
+        "CONFIG_INVALID",
+        `${where}: tokens[${i}].token must be ${MIN_TOKEN_LENGTH}+ characters, without spaces or characters beyond U+00FF (it is sent in an HTTP header)`,
+      );
     const key = digest(token);
     if (out.has(key)) throw new ToolfleetError("CONFIG_INVALID", `${where}: tokens[${i}].token is given twice`);
     out.set(key, user);
@@ -70,9 +74,14 @@ export function mintToken(secret: string, user: string, expiresAt: number): stri
 
 /** The user of a signed token, or null (not one, mis-signed, or expired at `nowSeconds`). */
 export function verifySignedToken(secret: string, token: string, nowSeconds = Date.now() / 1000): string | null {
-  const parts = token.split(".");
-  if (parts.length !== 4 || parts[0] !== SIGNED_PREFIX) return null;
-  const [, user = "", exp = "", mac = ""] = parts;
+  // `tfm1.<user>.<exp>.<mac>`: a user id may hold '.', the expiry and the MAC never do, so both are read from the right.
+  if (!token.startsWith(`${SIGNED_PREFIX}.`)) return null;
+  const macAt = token.lastIndexOf(".");
+  const expAt = token.lastIndexOf(".", macAt - 1);
+  if (expAt <= SIGNED_PREFIX.length) return null;
+  const user = token.slice(SIGNED_PREFIX.length + 1, expAt);
+  const exp = token.slice(expAt + 1, macAt);
+  const mac = token.slice(macAt + 1);
   if (!ID_PATTERN.test(user) || !/^\d{1,12}$/.test(exp)) return null;
   if (!sameText(mac, sign(secret, "toolfleet mcp token", user, exp))) return null;
   return Number(exp) > nowSeconds ? user : null;

@@ -1,3 +1,4 @@
+import { ToolfleetError } from "../core/errors.js";
 import type { McpNotices } from "./notices.js";
 import type { McpCaller } from "./server.js";
 
@@ -14,7 +15,8 @@ export class CancelRelay {
     notices.listen((notice) => {
       if (notice.kind !== "cancel") return;
       // Another replica runs it, or it has ended: nothing here.
-      this.running.get(notice.key)?.abort(new Error(notice.reason === "" ? "cancelled by the MCP client" : notice.reason));
+      for (const { key, reason } of notice.calls)
+        this.running.get(key)?.abort(new ToolfleetError("CANCELLED", reason === "" ? "cancelled by the MCP client" : reason));
     });
   }
 
@@ -31,9 +33,10 @@ export class CancelRelay {
     };
   }
 
-  /** Tells every replica (this one too) that the client cancelled `requestId`. */
-  cancel(caller: McpCaller, requestId: string | number, reason: string): Promise<void> {
-    return this.notices.publish({ kind: "cancel", key: keyOf(caller, requestId), reason: reason.slice(0, 500) });
+  /** Tells every replica (this one too), in one notice, that the client cancelled these requests (one request's, at most the SDK's batch). */
+  cancel(caller: McpCaller, cancels: readonly { requestId: string | number; reason: string }[]): Promise<void> {
+    const calls = cancels.map(({ requestId, reason }) => ({ key: keyOf(caller, requestId), reason: reason.slice(0, 200) }));
+    return this.notices.publish({ kind: "cancel", calls });
   }
 }
 

@@ -1,13 +1,25 @@
+import { ToolfleetError } from "../core/errors.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { within } from "../core/within.js";
 import { duplicateConnection, type RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 
-/** What one `toolfleet mcp` replica tells the others: a client cancelled a call, a session set its log level. */
-export type McpNotice = { kind: "cancel"; key: string; reason: string } | { kind: "level"; session: string; level: string | null };
+/** What one `toolfleet mcp` replica tells the others: a client cancelled calls (one request's), a session set its log level. */
+export type McpNotice = { kind: "cancel"; calls: { key: string; reason: string }[] } | { kind: "level"; session: string; level: string | null };
 
-/** Longest notice read (ids and a short reason). */
-const MAX_NOTICE = 2000;
+/** Longest notice read: the cancels of one request (at most the SDK's batch of 100, each a key and a short reason). */
+const MAX_NOTICE = 100_000;
+/** How long a request waits for Redis (a publish, a log level) before it is answered with an error. */
+export const REDIS_WAIT_MS = 5000;
+
+/** `work` on Redis for a request, at most REDIS_WAIT_MS: past that (or on its failure), REDIS_UNAVAILABLE naming `what`. */
+export async function fromRedis<T>(work: Promise<T>, what: string): Promise<T> {
+  try {
+    return await within(work, REDIS_WAIT_MS, what);
+  } catch (err) {
+    throw new ToolfleetError("REDIS_UNAVAILABLE", `${what}: Redis did not answer (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+  }
+}
 
 /**
  * The replicas' channel (`<ns>:mcp:notices`, docs/mcp.md "Scaling out"): every replica publishes what
@@ -51,7 +63,7 @@ export class McpNotices {
   }
 
   async publish(notice: McpNotice): Promise<void> {
-    await this.options.redis.sendCommand(["PUBLISH", this.options.keys.mcpNotices, JSON.stringify(notice)]);
+    await fromRedis(this.options.redis.sendCommand(["PUBLISH", this.options.keys.mcpNotices, JSON.stringify(notice)]), "publishing an MCP notice");
   }
 
   private heard(message: string): void {
@@ -73,7 +85,12 @@ export function parseNotice(message: string): McpNotice | null {
   } catch {
     return null;
   }
-  if (n.kind === "cancel" && typeof n.key === "string" && typeof n.reason === "string") return { kind: "cancel", key: n.key, reason: n.reason };
+  if (n.kind === "cancel" && Array.isArray(n.calls)) {
+    const calls = (n.calls as unknown[]).filter(
+      (c): c is { key: string; reason: string } => typeof (c as { key?: unknown })?.key === "string" && typeof (c as { reason?: unknown }).reason === "string",
+    );
+    return calls.length === n.calls.length ? { kind: "cancel", calls: calls.map(({ key, reason }) => ({ key, reason })) } : null;
+  }
   if (n.kind === "level" && typeof n.session === "string" && (typeof n.level === "string" || n.level === null))
     return { kind: "level", session: n.session, level: n.level };
   return null;

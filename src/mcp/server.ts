@@ -13,7 +13,7 @@ import {
 import { ToolContext } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { LOG_LEVELS, type ProgressUpdate, type ToolLog } from "../core/progress.js";
-import type { ToolDefinition } from "../core/tool.js";
+import type { ToolDefinition, ToolPin } from "../core/tool.js";
 import { packageVersion } from "../core/version.js";
 import type { RemoteToolRegistry } from "../inference/remote-registry.js";
 import type { CatalogTool } from "../tool-exec/catalog.js";
@@ -43,14 +43,19 @@ export interface McpToolsOptions {
   setLogLevel: (caller: McpCaller, level: LoggingLevel) => Promise<void>;
   /** The level a caller's session asked for; undefined: it asked for none, and gets no log messages. */
   logLevel: (caller: McpCaller) => Promise<LoggingLevel | undefined>;
+  /**
+   * Whether a tool (its name, and its pin as the catalog gives it) runs only on a gateway: it acts on a
+   * chat, which an MCP call has not, so MCP clients are neither shown it nor may call it (docs/mcp.md).
+   */
+  gatewayPinned: (name: string, pin: ToolPin | undefined) => boolean;
   /** Gives a running call a signal another replica's notifications/cancelled can abort (HTTP); absent: the SDK's own (stdio). */
   track?: (caller: McpCaller, requestId: string | number, signal: AbortSignal) => { signal: AbortSignal; done: () => void };
 }
 
-/** The tools a user may see: the merged catalog's (or, with no live worker, the local registry's), those they may run. */
-export function listFor(registry: RemoteToolRegistry, user: string): Tool[] {
+/** The tools a user may see: the merged catalog's (or, with no live worker, the local registry's), those they may run, but gateway-pinned ones. */
+export function listFor(registry: RemoteToolRegistry, user: string, gatewayPinned: McpToolsOptions["gatewayPinned"]): Tool[] {
   const tools: readonly (CatalogTool | ToolDefinition)[] = registry.mergedCatalog?.tools ?? registry.listTools();
-  return tools.filter((t) => registry.isAllowed(t.name, user)).map(toolToMcp);
+  return tools.filter((t) => registry.isAllowed(t.name, user) && !gatewayPinned(t.name, t.pin)).map(toolToMcp);
 }
 
 /**
@@ -63,7 +68,7 @@ export function fleetMcpServer(caller: McpCaller, options: McpToolsOptions): Ser
     { name: "toolfleet", version: packageVersion() },
     { capabilities: { tools: { listChanged: true }, logging: {} }, instructions: "The tools of a toolfleet fleet.", jsonSchemaValidator: VALIDATOR },
   );
-  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listFor(options.registry, caller.user) }));
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listFor(options.registry, caller.user, options.gatewayPinned) }));
   server.setRequestHandler(CallToolRequestSchema, (request, extra) => callTool(caller, options, request.params, extra));
   server.setRequestHandler(SetLevelRequestSchema, async (request) => {
     await options.setLogLevel(caller, request.params.level);
@@ -81,6 +86,12 @@ type CallExtra = {
 
 async function callTool(caller: McpCaller, options: McpToolsOptions, params: CallParams, extra: CallExtra): Promise<CallToolResult> {
   const { registry, logger } = options;
+  // Not listed (listFor), so not callable either: answered as for a tool the server does not have.
+  const catalogPin = registry.mergedCatalog?.tools.find((t) => t.name === params.name)?.pin;
+  if (options.gatewayPinned(params.name, catalogPin))
+    throw Object.assign(new Error(`Tool '${params.name}' acts on a chat and runs only on a gateway: MCP clients cannot call it`), {
+      code: ErrorCode.InvalidParams,
+    });
   const token = params._meta?.progressToken;
   const onProgress =
     token === undefined
@@ -123,7 +134,9 @@ async function callTool(caller: McpCaller, options: McpToolsOptions, params: Cal
     });
     await logged;
     // An unknown tool is a protocol error in MCP (the SDK's own server answers it so), not a tool's failure.
-    // (A plain Error with a code: McpError would put "MCP error -32602:" into the message the client prefixes again.)
+    // (A plain Error with a numeric code, which the SDK answers as that JSON-RPC error: McpError would put
+    // "MCP error -32602:" into the message the client prefixes again, and a ToolfleetError's code is a
+    // string, which the SDK answers as -32603 Internal error.)
     if (outcome.kind === "unknown_tool") throw Object.assign(new Error(outcome.text), { code: ErrorCode.InvalidParams });
     return resultToMcp(outcome, ctx.sentFiles);
   } finally {

@@ -118,8 +118,7 @@ export class McpSource {
   private makeTransport(): Transport {
     if (this.spec.url !== undefined) return new StreamableHTTPClientTransport(new URL(this.spec.url));
     const [command, ...args] = splitCommand(this.spec.command ?? "");
-    const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === "string"));
-    const transport = new StdioClientTransport({ command: command ?? "", args, env, stderr: "pipe" });
+    const transport = new StdioClientTransport({ command: command ?? "", args, env: serverEnvironment(process.env), stderr: "pipe" });
     // Read, so a chatty server never blocks on a full pipe; shown at debug level, a line at most 2000 characters.
     transport.stderr?.on("data", (chunk: Buffer) => this.host.logger.debug({ mcp: this.label, stderr: chunk.toString().slice(0, 2000) }, "MCP server stderr"));
     return transport;
@@ -229,4 +228,13 @@ export class McpSource {
     }, this.timing.pingEveryMs);
     this.ping.unref();
   }
+}
+
+/**
+ * The environment a stdio MCP server starts with: the worker's, less every TOOLFLEET_* variable. Those
+ * hold the fleet's secrets (TOOLFLEET_FLEET_SECRET, TOOLFLEET_REDIS_URL with its password, LLM and
+ * platform keys), which a third-party server has no use for (docs/mcp.md, "The command line").
+ */
+export function serverEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === "string" && !/^TOOLFLEET_/i.test(e[0])));
 }

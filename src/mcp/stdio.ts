@@ -14,7 +14,7 @@ export class McpStdioServer {
   private close: () => void = () => undefined;
 
   constructor(
-    private readonly tools: Pick<McpToolsOptions, "registry" | "logger">,
+    private readonly tools: Pick<McpToolsOptions, "registry" | "logger" | "gatewayPinned">,
     private readonly user: string,
   ) {
     this.closed = new Promise((resolve) => (this.close = resolve));

@@ -319,4 +319,22 @@ describe("toolfleet mcp: two replicas, one client, no sticky sessions", () => {
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--no-auth is refused on a host other machines can reach \(0\.0\.0\.0\)/);
   });
+
+  test("refused at start: a tokens file without a token and no fleet secret; a wildcard --host without --allowed-host", async () => {
+    const empty = join(dir, "no-tokens.json");
+    writeFileSync(empty, JSON.stringify({ tokens: [] }));
+    const refused = async (args: string[], fleetSecret: string): Promise<{ code: number; stderr: string }> =>
+      run(process.execPath, [CLI, "mcp", "--port", String(await freePort()), ...args], {
+        env: { ...process.env, ...env, TOOLFLEET_FLEET_SECRET: fleetSecret },
+      }).then(
+        () => ({ code: 0, stderr: "" }),
+        (err: { code?: number; stderr?: string }) => ({ code: err.code ?? -1, stderr: err.stderr ?? "" }),
+      );
+    const noTokens = await refused(["--tokens", empty], "");
+    assert.equal(noTokens.code, 2, noTokens.stderr);
+    assert.match(noTokens.stderr, /no way to authenticate MCP clients: give --tokens FILE \(with at least one token\)/);
+    const wildcard = await refused(["--host", "0.0.0.0"], SECRET);
+    assert.equal(wildcard.code, 2, wildcard.stderr);
+    assert.match(wildcard.stderr, /--host 0\.0\.0\.0 listens on every address .*--allowed-host NAME/);
+  });
 });

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { loadToolModule } from "../../src/fleet/load-tools.js";
 import { registryFor } from "../../src/fleet/local.js";
-import { defineConfig, staticConfig } from "../../src/index.js";
+import { createMcpServer, defineConfig, staticConfig } from "../../src/index.js";
 import { ToolsClient } from "../../src/tool-exec/client.js";
 import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
@@ -19,19 +19,20 @@ import { OwnRedis, connect, echoCall, testKeys } from "../support/redis-helpers.
 // The Redis ACL layout of docs/security.md, applied as written to a Redis of this test's own.
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const PASSWORDS = { tools: "tools-pw-0123456789", inference: "inference-pw-0123456789", gateway: "gateway-pw-0123456789" };
+const PASSWORDS = { tools: "tools-pw-0123456789", inference: "inference-pw-0123456789", gateway: "gateway-pw-0123456789", mcp: "mcp-pw-0123456789" };
 
 /** The `ACL SETUSER` lines of docs/security.md §1, for namespace `ns`, each split into its arguments. */
 function aclCommands(ns: string): string[][] {
   const doc = readFileSync(resolve(ROOT, "docs/security.md"), "utf8");
   const lines = doc.split("\n").filter((l) => l.startsWith("ACL SETUSER "));
-  assert.ok(lines.length >= 9, "docs/security.md lists the ACL SETUSER lines of three users");
+  assert.ok(lines.length >= 13, "docs/security.md lists the ACL SETUSER lines of four users");
   return lines.map((line) => {
     const text = line
       .replaceAll("<ns>", ns)
       .replace("<tools-password>", PASSWORDS.tools)
       .replace("<inference-password>", PASSWORDS.inference)
-      .replace("<gateway-password>", PASSWORDS.gateway);
+      .replace("<gateway-password>", PASSWORDS.gateway)
+      .replace("<mcp-password>", PASSWORDS.mcp);
     // Words, or a single-quoted selector kept whole (as redis-cli reads it).
     return [...text.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
   });
@@ -122,3 +123,66 @@ test("under the ACL users of docs/security.md a call works, and each tier's forb
     await closeRedis(gateway);
   }
 });
+
+test(
+  "under the toolfleet-mcp ACL user, `toolfleet mcp` serves a session: a call, a log level, a cancel, DELETE; it writes no reply",
+  { timeout: 60_000 },
+  async () => {
+    const logger = new RecordingLogger();
+    const config = staticConfig(defineConfig({ namespace: k.namespace, backgroundThreshold: 0, toolsServiceMode: "remote" }));
+    const module = await loadToolModule();
+    const tools = await connect(userUrl("tools"), logger);
+    const mcpUser = await connect(userUrl("mcp"), logger);
+    const server = new ToolExecServer({
+      redis: tools,
+      redisUrl: userUrl("tools"),
+      keys: k,
+      registry: registryFor({ tools: module.tools, permissions: module.permissions }, config, logger),
+      config,
+      logger,
+      workerId: "w-mcp",
+      worker: { blockMs: 200, leaseMs: 5000, heartbeatMs: 500 },
+    });
+    const mcp = createMcpServer({ config, logger, redisUrl: userUrl("mcp"), workerId: "mcp-1", port: 0, localUser: "alice" });
+    try {
+      await server.start();
+      await mcp.start();
+      const url = mcp.url ?? "";
+      const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" };
+      const post = async (body: unknown, session?: string): Promise<{ status: number; text: string; session: string | null }> => {
+        const res = await fetch(url, {
+          method: "POST",
+          headers: { ...headers, ...(session ? { "mcp-session-id": session } : {}) },
+          body: JSON.stringify(body),
+        });
+        return { status: res.status, text: await res.text(), session: res.headers.get("mcp-session-id") };
+      };
+      const init = await post({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "acl", version: "1" } },
+      });
+      assert.equal(init.status, 200, init.text);
+      const session = init.session ?? "";
+      assert.equal((await post({ jsonrpc: "2.0", id: 2, method: "logging/setLevel", params: { level: "info" } }, session)).status, 200);
+      const call = await post({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "echo", arguments: { text: "through the mcp user" } } }, session);
+      assert.match(call.text, /through the mcp user/);
+      assert.equal((await post({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 99 } }, session)).status, 202);
+      assert.equal((await fetch(url, { method: "DELETE", headers: { "mcp-session-id": session } })).status, 200);
+      assert.deepEqual(
+        logger.records.filter((r) => r.level === "error" || r.level === "warn" || JSON.stringify(r.fields).includes("NOPERM")).map((r) => r.msg),
+        [],
+      );
+      await refused(mcpUser, xaddArgs(k.toolsReplyStream("caller-2"), { body: "{}" }, 1000));
+      await refused(mcpUser, xaddArgs(k.gatewayStream(), { body: "{}" }, 1000));
+      await refused(mcpUser, xaddArgs(k.chatStream, { body: "{}" }, 1000));
+      await refused(mcpUser, ["SET", k.catalogPart("default", "forged"), "{}"]);
+    } finally {
+      await mcp.stop();
+      await server.stop();
+      await closeRedis(tools);
+      await closeRedis(mcpUser);
+    }
+  },
+);

@@ -100,10 +100,48 @@ test("fleet tools and results as MCP: hints, schemas, parts (audio back from its
 });
 
 test("a replicas' notice is read only when it is one: a cancel or a level change, within its size", () => {
-  assert.deepEqual(parseNotice('{"kind":"cancel","key":"s\\u0000number:3","reason":"stop"}'), { kind: "cancel", key: "s\u0000number:3", reason: "stop" });
+  assert.deepEqual(parseNotice('{"kind":"cancel","calls":[{"key":"s\\u0000number:3","reason":"stop"}]}'), {
+    kind: "cancel",
+    calls: [{ key: "s\u0000number:3", reason: "stop" }],
+  });
+  assert.equal(parseNotice('{"kind":"cancel","calls":[{"key":"k"}]}'), null);
   assert.deepEqual(parseNotice('{"kind":"level","session":"s","level":null}'), { kind: "level", session: "s", level: null });
   assert.equal(parseNotice('{"kind":"level","session":"s"}'), null);
   assert.equal(parseNotice('{"kind":"other"}'), null);
   assert.equal(parseNotice("not json"), null);
-  assert.equal(parseNotice(JSON.stringify({ kind: "cancel", key: "k", reason: "x".repeat(3000) })), null);
+  assert.equal(parseNotice(JSON.stringify({ kind: "cancel", calls: [{ key: "k", reason: "x".repeat(100_000) }] })), null);
+});
+
+test("a signed token names any user id, one with a '.' too (ID_PATTERN allows it; mint accepts it)", () => {
+  const now = 1_800_000_000;
+  for (const user of ["alice.smith", "bob@example.com", "svc.bot.1"]) {
+    const token = mintToken(SECRET, user, now + 60);
+    assert.equal(verifySignedToken(SECRET, token, now), user, `${token} verifies as ${user}`);
+  }
+});
+
+test("a tokens file refuses a token a client cannot send in an Authorization header (beyond latin1)", () => {
+  // fetch() refuses a header value with a character over U+00FF (not a ByteString), and Node reads header
+  // bytes as latin1 (curl's UTF-8 '€' arrives as 3 other characters): this token can never match.
+  assert.throws(() => tokensFrom({ tokens: [{ user: "a", token: "0123456789abcde€" }] }, "f"), /tokens\[0\]\.token/);
+});
+
+test("every loopback address the server may listen on answers to its own name", () => {
+  // --no-auth accepts --host 127.1.2.3 (isLoopback), and prints http://127.1.2.3:PORT/mcp, but refuses that Host.
+  assert.equal(hostProblem(allowedHostNames("127.1.2.3"), "127.1.2.3:8791", undefined), null);
+});
+
+test("an Origin on another port of the same host is not this server's", () => {
+  // A page served by any other local web app (http://localhost:3000) is another origin than http://localhost:8791.
+  assert.notEqual(hostProblem(allowedHostNames("127.0.0.1"), "localhost:8791", "http://localhost:3000"), null);
+});
+
+test("Host names: --allowed-host is a bare name or address; a wildcard --host needs one", () => {
+  for (const bad of ["http://mcp.example.com", "mcp.example.com:443", "mcp.example.com/mcp", "::1", ""])
+    assert.throws(() => allowedHostNames("0.0.0.0", [bad]), /--allowed-host/, bad);
+  assert.deepEqual([...allowedHostNames("::", ["[::1]", "MCP.example.com"])], ["[::1]", "mcp.example.com"]);
+  assert.throws(() => allowedHostNames("0.0.0.0"), /listens on every address.*--allowed-host/);
+  assert.throws(() => allowedHostNames("::"), /--allowed-host/);
+  assert.equal(hostProblem(allowedHostNames("127.0.0.1"), "localhost:8791", "http://localhost:8791"), null);
+  assert.equal(hostProblem(allowedHostNames("0.0.0.0", ["mcp.example.com"]), "mcp.example.com:443", "https://mcp.example.com"), null);
 });

@@ -11,6 +11,7 @@ import { parseCommand } from "../../src/cli/args.js";
 import { TOOLS_COMMAND } from "../../src/cli/serve.js";
 import { resultFromMcp } from "../../src/mcp/content.js";
 import { callError, fleetToolName, toolFromMcp } from "../../src/mcp/source-tools.js";
+import { serverEnvironment } from "../../src/mcp/source.js";
 import { checkedSpec, sourcesFromOptions, splitCommand } from "../../src/mcp/source-spec.js";
 
 const never = () => Promise.reject(new Error("not called in this test"));
@@ -163,4 +164,17 @@ test("ToolRegistry.unregister removes tools from every listing, and skips names 
   );
   registry.register(t("a")); // the name is free again
   assert.equal(registry.size, 2);
+});
+
+test("a stdio MCP server starts with the worker's environment less the fleet's TOOLFLEET_* secrets", () => {
+  const env = serverEnvironment({
+    PATH: "/usr/bin",
+    HOME: "/home/a",
+    GITHUB_TOKEN: "the server's own",
+    TOOLFLEET_FLEET_SECRET: "s".repeat(32),
+    TOOLFLEET_REDIS_URL: "redis://:pw@db:6379",
+    toolfleet_llm_api_key: "k",
+    UNSET: undefined,
+  });
+  assert.deepEqual(env, { PATH: "/usr/bin", HOME: "/home/a", GITHUB_TOKEN: "the server's own" });
 });
