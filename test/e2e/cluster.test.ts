@@ -184,8 +184,15 @@ describe("on a Redis Cluster of its own (3 masters, 3 replicas)", { skip: skip ?
       // Every shard took calls, each on its own master's node (entries-added is not lowered by trimming).
       for (const [i, port] of masters.entries()) {
         const info = await cluster.ask<unknown>(port, ["XINFO", "STREAM", k.poolShardStream("cpu", i)]);
+        // A flat list (RESP2), or a map (RESP3).
         const flat = Array.isArray(info) ? info.map(String) : [];
-        const added = Number(flat[flat.indexOf("entries-added") + 1]);
+        const added = Number(
+          Array.isArray(info)
+            ? flat[flat.indexOf("entries-added") + 1]
+            : info instanceof Map
+              ? info.get("entries-added")
+              : (info as Record<string, unknown>)["entries-added"],
+        );
         assert.ok(added > 0, `shard ${i} on :${port}: ${added} entries`);
       }
     } finally {
