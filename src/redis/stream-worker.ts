@@ -76,6 +76,7 @@ export class StreamWorker {
     this.handler = options.handler;
     this.heartbeatExtra = options.heartbeatExtra;
     this.slots = options.slots ?? new SharedSlots(this.options.concurrency);
+    this.slots.join();
     this.beats = options.beats !== false;
     this.keys = options.keys;
     this.group = options.keys.group(options.stream);
@@ -133,8 +134,7 @@ export class StreamWorker {
         for (;;) {
           await this.waitForSlot();
           if (!this.running) return 0;
-          const free = this.slots.free;
-          if (free > 0) return free;
+          if (this.slots.free > 0) return this.slots.share;
         }
       },
       onEntries: (entries) => {
@@ -218,8 +218,8 @@ export class StreamWorker {
   }
 
   private async claimAbandoned(): Promise<void> {
-    const free = this.slots.free;
-    if (free <= 0 || !this.running) return;
+    if (this.slots.free <= 0 || !this.running) return;
+    const free = this.slots.share;
     const { next, entries } = await autoClaim(this.redis, this.options.stream, this.group, this.options.consumer, this.options.leaseMs, this.claimCursor, free);
     this.claimCursor = next;
     const fresh = entries.filter((e) => !this.inFlight.has(e.id));
