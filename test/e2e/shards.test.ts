@@ -5,6 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createCaller, defineConfig, staticConfig, type Caller } from "../../src/index.js";
+import { noLiveWorker } from "../../src/core/outcome.js";
 import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import { shardOf, type Keys } from "../../src/redis/keys.js";
 import { ensureGroup, xaddArgs } from "../../src/redis/streams.js";
@@ -232,6 +233,47 @@ test("a worker SIGKILLed mid-call on shard 2: the other worker reclaims it from 
   } finally {
     await stopAll(workers);
     await redis.del([counter]);
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+test("a sharded pool whose only worker dies: the calls no worker had started, on every shard, are withdrawn at once", { timeout: 90_000 }, async () => {
+  const k = testKeys();
+  const redis = await connect();
+  const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, FIXTURE_TOOL_SET: "gpu" };
+  const children: CliChild[] = [];
+  let caller: Caller | undefined;
+  try {
+    children.push(await startToolsProcess(["--pool", "gpu", "--shards", "3", "--tools", POOL_TOOLS, "--worker-id", "shw-1", "--concurrency", "1"], env));
+    const config = defineConfig({ redisUrl: REDIS_URL, namespace: k.namespace, toolsServiceMode: "remote", toolsLocalFallback: false, toolsExecTimeout: 30 });
+    caller = createCaller({ config: staticConfig(config), logger: new RecordingLogger() });
+    await caller.start();
+    const registry = caller.registry;
+    await eventually(() => assert.ok(registry.toolNames().has("gpu_slow")), 10_000, 50);
+    const shards = [0, 1, 2].map((i) => k.poolShardStream("gpu", i));
+    // 12 slow calls: the worker (one slot, three shards: at most 1 + 2 at once) takes a few, the rest wait in their shards.
+    const inFlight = Array.from({ length: 12 }, () => registry.execute("gpu_slow", { ms: 20_000 }, { userId: "u", timeoutMs: 8000 }));
+    await eventually(async () => {
+      const added = await Promise.all(shards.map((s) => entriesAdded(redis, s)));
+      assert.equal(
+        added.reduce((a, b) => a + b, 0),
+        12,
+      );
+      for (const n of added) assert.ok(n > 0, `every shard got calls: ${added.join(", ")}`);
+    }, 5000);
+    await sleep(500);
+    const killedAt = Date.now();
+    children[0]!.kill("SIGKILL");
+    await exited(children[0]!);
+    const ended = await Promise.all(inFlight.map(async (call) => ({ outcome: await call, afterMs: Date.now() - killedAt })));
+    const withdrawn = ended.filter((e) => e.outcome.text === noLiveWorker("gpu_slow", "tools worker"));
+    // Those it had taken (at most 3) wait for their deadline; every other one is withdrawn within a part's life and a refresh.
+    assert.ok(withdrawn.length >= 9, `withdrawn ${withdrawn.length} of 12: ${JSON.stringify(ended.map((e) => e.outcome.text))}`);
+    for (const e of withdrawn) assert.ok(e.afterMs < 6000, `withdrawn ${e.afterMs} ms after the kill`);
+  } finally {
+    await caller?.stop();
+    await stopAll(children);
     await dropNamespace(redis, k);
     await closeRedis(redis);
   }
