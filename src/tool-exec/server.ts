@@ -201,8 +201,8 @@ export class ToolExecServer {
     });
   }
 
-  /** The heartbeat's counts over every shard's engine, with the shard count. */
-  private shardTotals(): Record<string, number> {
+  /** The heartbeat's counts over every shard's engine, with the shard count; healthy only while every shard's reader is. */
+  private shardTotals(): Record<string, number | boolean> {
     const beats = this.shardWorkers.map((w) => w.heartbeat());
     const sum = (f: (h: (typeof beats)[number]) => number): number => beats.reduce((n, h) => n + f(h), 0);
     return {
@@ -211,6 +211,7 @@ export class ToolExecServer {
       processed: sum((h) => h.processed),
       deadLettered: sum((h) => h.deadLettered),
       reclaimed: sum((h) => h.reclaimed),
+      healthy: beats.every((h) => h.healthy),
     };
   }
 
