@@ -14,6 +14,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const SEQUENTIAL = 400;
 const IN_FLIGHT = 32;
 const THROUGHPUT_MS = 4000;
+/** BENCH_SHARDS=K (2-64) adds a third target: the cluster with the worker reading K shard streams (`tools --shards K`). */
+const SHARDS = Number(process.env.BENCH_SHARDS ?? 0);
+if (SHARDS !== 0 && !(Number.isInteger(SHARDS) && SHARDS >= 2 && SHARDS <= 64))
+  throw new Error(`BENCH_SHARDS: expected 2-64, got '${process.env.BENCH_SHARDS}'`);
+type Target = "node" | "cluster" | "sharded";
+const TARGETS: Target[] = SHARDS ? ["node", "cluster", "sharded"] : ["node", "cluster"];
 
 interface Sample {
   medianMs: number;
@@ -32,7 +38,7 @@ async function cpuSeconds(ask: (port: number, args: string[]) => Promise<string>
   return field("used_cpu_sys") + field("used_cpu_user");
 }
 
-async function measure(target: "node" | "cluster", round: number): Promise<Sample> {
+async function measure(target: Target, round: number): Promise<Sample> {
   const namespace = `bench-cluster-${process.pid}-${round}`;
   const k = keys(namespace);
   let own: OwnRedis | undefined;
@@ -51,7 +57,7 @@ async function measure(target: "node" | "cluster", round: number): Promise<Sampl
       ask = async (port, args) => String(await askNode(port, args));
     } else {
       cluster = await OwnCluster.start();
-      env = { TOOLFLEET_REDIS_CLUSTER_NODES: cluster.nodeList };
+      env = { TOOLFLEET_REDIS_CLUSTER_NODES: cluster.nodeList, ...(target === "sharded" ? { TOOLFLEET_TOOLS_SHARDS: String(SHARDS) } : {}) };
       const streamMaster = await cluster.masterOf(slotOf(k.toolsStream));
       const topology = await cluster.topology();
       nodes = topology
@@ -112,9 +118,9 @@ async function measure(target: "node" | "cluster", round: number): Promise<Sampl
   }
 }
 
-const results: Record<"node" | "cluster", Sample[]> = { node: [], cluster: [] };
+const results: Record<Target, Sample[]> = { node: [], cluster: [], sharded: [] };
 for (let round = 0; round < ROUNDS; round++)
-  for (const target of ["node", "cluster"] as const) {
+  for (const target of TARGETS) {
     const sample = await measure(target, round);
     results[target].push(sample);
     console.log(
@@ -122,17 +128,19 @@ for (let round = 0; round < ROUNDS; round++)
         `Redis CPU per call: ${sample.cpuUsPerCall.map((c) => `${c.node} ${c.us.toFixed(1)} µs`).join(", ")}`,
     );
   }
-const med = (target: "node" | "cluster", pick: (s: Sample) => number): number => median(results[target].map(pick));
+const med = (target: Target, pick: (s: Sample) => number): number => median(results[target].map(pick));
 const rows: [string, (s: Sample) => number][] = [
   ["sequential median (ms)", (s) => s.medianMs],
   ["sequential p99 (ms)", (s) => s.p99Ms],
   [`calls/s, ${IN_FLIGHT} in flight`, (s) => s.callsPerSecond],
   ["Redis CPU per call, all nodes (µs)", (s) => s.cpuUsPerCall.reduce((n, c) => n + c.us, 0)],
   ["Redis CPU per call, stream's master (µs)", (s) => s.cpuUsPerCall[0]!.us],
+  ["Redis CPU per call, busiest master (µs)", (s) => Math.max(...s.cpuUsPerCall.filter((c) => c.node !== "replica").map((c) => c.us))],
 ];
-console.log(`\nmedians of ${ROUNDS} rounds        one node   cluster   cluster/node`);
+console.log(`\nmedians of ${ROUNDS} rounds        one node   cluster   cluster/node${SHARDS ? `   ${SHARDS} shards   shards/node` : ""}`);
 for (const [label, pick] of rows) {
   const n = med("node", pick);
   const c = med("cluster", pick);
-  console.log(`${label.padEnd(40)} ${n.toFixed(2).padStart(8)} ${c.toFixed(2).padStart(9)} ${(c / n).toFixed(3).padStart(9)}`);
+  const sharded = SHARDS ? ` ${med("sharded", pick).toFixed(2).padStart(10)} ${(med("sharded", pick) / n).toFixed(3).padStart(12)}` : "";
+  console.log(`${label.padEnd(40)} ${n.toFixed(2).padStart(8)} ${c.toFixed(2).padStart(9)} ${(c / n).toFixed(3).padStart(9)}${sharded}`);
 }

@@ -8,7 +8,7 @@ import { withDiscordTools } from "../gateway/discord/tools.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import type { ChatPlatform } from "../gateway/platform.js";
 import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_MS, type FleetMember } from "../fleet/common.js";
-import { DEFAULT_POOL } from "../redis/keys.js";
+import { DEFAULT_POOL, MAX_SHARDS } from "../redis/keys.js";
 import { createGateway } from "../fleet/gateway.js";
 import { createInferenceWorker } from "../fleet/inference-worker.js";
 import { loadPermissionsFile, loadToolModule } from "../fleet/load-tools.js";
@@ -90,6 +90,13 @@ const TOOLS_OPTIONS = [
     description: "the pool this worker serves: its own request stream and consumer group (1-32 of letters, digits, _ and -)",
   },
   {
+    name: "shards",
+    type: "string",
+    value: "K",
+    defaultText: "toolsShards (1)",
+    description: "spread the pool's requests over K streams (1-64), each on its own cluster slot; every worker of a pool should use the same K",
+  },
+  {
     name: "mcp",
     type: "string",
     multiple: true,
@@ -163,6 +170,13 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
   return n;
 }
 
+/** A `--shards` value: an integer 1..MAX_SHARDS. */
+function shardCount(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > MAX_SHARDS) throw new ToolfleetError("USAGE", `--shards: expected an integer from 1 to ${MAX_SHARDS}, got '${text}'`);
+  return n;
+}
+
 /** A `--port` (or `--<name>`) value: 0-65535, 0 picking a free port. */
 export function port(name: string, text: string | undefined): number {
   if (text === undefined) return DEFAULT_PORT;
@@ -201,7 +215,13 @@ export async function runService(
     const toolSet = { tools: module.tools, permissions: module.permissions };
     member =
       kind === "tools"
-        ? createToolsWorker({ ...common, ...toolSet, ...(values.pool !== undefined ? { pool: values.pool } : {}), mcp: sourcesFromOptions(order) })
+        ? createToolsWorker({
+            ...common,
+            ...toolSet,
+            ...(values.pool !== undefined ? { pool: values.pool } : {}),
+            ...(values.shards !== undefined ? { shards: shardCount(values.shards) } : {}),
+            mcp: sourcesFromOptions(order),
+          })
         : kind === "gateway"
           ? createGateway({
               ...common,

@@ -5,7 +5,7 @@ import { within } from "../core/within.js";
 import { closeRedis, connectFleetRedis, type RedisClient } from "../redis/client.js";
 import { keys, type Keys } from "../redis/keys.js";
 import { loadCatalog } from "../tool-exec/catalog-parts.js";
-import type { CatalogConflict } from "../tool-exec/catalog-merge.js";
+import type { CatalogConflict, ShardConflict } from "../tool-exec/catalog-merge.js";
 
 function formatConflicts(conflicts: readonly CatalogConflict[]): string[] {
   const lines: string[] = [];
@@ -14,6 +14,12 @@ function formatConflicts(conflicts: readonly CatalogConflict[]): string[] {
     c.offers.forEach((o, i) => lines.push(`    ${o.schemaHash.slice(0, 12)} ${i === 0 ? "shown " : "      "} ${o.publishers.join(", ")}`));
   }
   return lines;
+}
+
+function formatShardConflicts(conflicts: readonly ShardConflict[]): string[] {
+  return conflicts.map(
+    (c) => `  pool ${c.pool}: calls use ${c.used} shard(s), the fewest its workers read (${c.publishers.map((p) => `${p.publisher}: ${p.shards}`).join(", ")})`,
+  );
 }
 
 /** How long a one-shot command gives Redis to accept its connection, and to answer what it reads. */
@@ -36,6 +42,7 @@ function formatStatus(status: FleetStatus): string {
   for (const p of status.pools)
     lines.push(`  ${p.pool.padEnd(16)} ${p.workers.length} worker(s): ${p.workers.map((w) => `${w.workerId} (${w.tools} tools)`).join(", ")}`);
   if (status.conflicts.length > 0) lines.push("", "schema conflicts:", ...formatConflicts(status.conflicts));
+  if (status.shardConflicts.length > 0) lines.push("", "shard conflicts:", ...formatShardConflicts(status.shardConflicts));
   return lines.join("\n");
 }
 
@@ -100,8 +107,10 @@ async function inspect(kind: "status" | "catalog", redis: RedisClient, k: Keys, 
     console.log(`  ${t.name.padEnd(24)} ${t.schemaHash.slice(0, 12)}  ${flags.join(",").padEnd(30)} ${who ? `users: ${who.join(",")}` : "everyone"}`);
   }
   console.log("\npublishers:");
-  for (const p of catalog.publishers) console.log(`  ${`${p.pool}/${p.workerId}`.padEnd(40)} ${p.tools} tools  ${p.schemaHash.slice(0, 12)}`);
+  for (const p of catalog.publishers)
+    console.log(`  ${`${p.pool}/${p.workerId}`.padEnd(40)} ${p.tools} tools  ${p.schemaHash.slice(0, 12)}${p.shards ? `  ${p.shards} shards` : ""}`);
   if (catalog.conflicts.length > 0) console.log(["", "schema conflicts:", ...formatConflicts(catalog.conflicts)].join("\n"));
+  if (catalog.shardConflicts.length > 0) console.log(["", "shard conflicts:", ...formatShardConflicts(catalog.shardConflicts)].join("\n"));
   for (const u of catalog.unreadable) console.log(`  unreadable: ${u}`);
   return 0;
 }

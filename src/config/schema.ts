@@ -17,6 +17,8 @@ export interface Config extends CoreSettings {
   readonly toolsExecTimeout: number;
   /** After a remote failure, run the tool locally when that is safe. @defaultValue true */
   readonly toolsLocalFallback: boolean;
+  /** Request-stream shards of a tools worker's pool (`toolfleet tools --shards`, docs/protocol.md §1.3): 1-64. @defaultValue 1 */
+  readonly toolsShards: number;
   /** `redis://` or `rediss://` (TLS), credentials allowed. @defaultValue "redis://127.0.0.1:6379" */
   readonly redisUrl: string;
   /**
@@ -105,6 +107,7 @@ export const rawConfigSchema = z
     toolsForceInProcess: toolNames,
     toolsExecTimeout: seconds("> 0").positive("a number of seconds > 0"),
     toolsLocalFallback: z.boolean("true or false"),
+    toolsShards: z.number("an integer from 1 to 64").int("an integer from 1 to 64").min(1, "an integer from 1 to 64").max(64, "an integer from 1 to 64"),
     redisUrl,
     redisClusterNodes: z
       .array(
@@ -148,6 +151,7 @@ export const DEFAULTS: Required<RawConfig> = {
   toolsForceInProcess: [],
   toolsExecTimeout: CORE_DEFAULTS.toolsExecTimeout,
   toolsLocalFallback: true,
+  toolsShards: 1,
   redisUrl: "redis://127.0.0.1:6379",
   redisClusterNodes: [],
   namespace: "sg",

@@ -4,7 +4,7 @@ import { scanKeys, type RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { POOL_PATTERN } from "../redis/keys.js";
 import { readLiveParts } from "../tool-exec/catalog-parts.js";
-import { mergeCatalog, type CatalogConflict, type CatalogPublisher } from "../tool-exec/catalog-merge.js";
+import { mergeCatalog, shardConflicts, type CatalogConflict, type CatalogPublisher, type ShardConflict } from "../tool-exec/catalog-merge.js";
 
 export interface PoolWorker extends CatalogPublisher {
   /** Stopping: it finishes what it holds, and takes nothing new. */
@@ -48,6 +48,8 @@ export interface FleetStatus {
   pools: { pool: string; workers: PoolWorker[] }[];
   /** Tools offered with more than one schema (a rolling deploy). */
   conflicts: CatalogConflict[];
+  /** Pools whose live workers read different numbers of shard streams (calls use the fewest). */
+  shardConflicts: ShardConflict[];
 }
 
 /** What an operator needs to see: live workers from their heartbeats, and the request streams' backlog. */
@@ -83,6 +85,8 @@ export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now())
   }
   const poolStreams = new Set<string>();
   for (const pool of pools.keys()) if (k.poolStream(pool) !== k.toolsStream) poolStreams.add(k.poolStream(pool));
+  // Shard streams (docs/protocol.md §1.3) of every live worker that reads more than one.
+  for (const p of parts) for (let i = 1; i < (p.shards ?? 1); i++) poolStreams.add(k.poolShardStream(p.pool, i));
   const prefix = k.poolStreamPrefix;
   for await (const batch of scanKeys(redis, `${prefix}*`)) for (const key of batch) if (POOL_PATTERN.test(key.slice(prefix.length))) poolStreams.add(key);
   const streams: StreamStatus[] = [];
@@ -109,5 +113,6 @@ export async function fleetStatus(redis: RedisClient, k: Keys, now = Date.now())
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([pool, w]) => ({ pool, workers: w.sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0)) })),
     conflicts: merged?.conflicts ?? [],
+    shardConflicts: shardConflicts(parts),
   };
 }

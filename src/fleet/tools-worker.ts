@@ -1,6 +1,6 @@
 import type { ToolRegistry } from "../core/registry.js";
 import { ToolExecServer } from "../tool-exec/server.js";
-import { DEFAULT_POOL, checkedPool } from "../redis/keys.js";
+import { DEFAULT_POOL, checkedPool, checkedShards } from "../redis/keys.js";
 import { observabilityFor, observed, type Observability, type ObservabilityOptions } from "./observability.js";
 import { McpSources } from "../mcp/sources.js";
 import { checkedSpec, type McpSourceSpec } from "../mcp/source-spec.js";
@@ -14,6 +14,8 @@ export interface ToolsWorkerOptions extends MemberOptions, ToolSet, Observabilit
   leaseMs?: number;
   /** The pool this worker serves (docs/architecture.md, "Pools"): its request stream and consumer group. @defaultValue "default" */
   pool?: string;
+  /** Request-stream shards of its pool it reads (docs/protocol.md §1.3). @defaultValue config `toolsShards` (1) */
+  shards?: number;
   /** MCP servers whose tools this worker runs too (docs/mcp.md): each started (`command`) or connected to (`url`). @defaultValue none */
   mcp?: readonly McpSourceSpec[];
   /** Backoff and timeouts of the MCP sources. */
@@ -35,6 +37,7 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
   const member = resolveMember("tools", options);
   // Checked now: a bad pool name is a usage error, not a failure after connecting.
   const pool = checkedPool(options.pool ?? DEFAULT_POOL);
+  const shards = checkedShards(options.shards ?? member.config.get().toolsShards, "shard count");
   const specs = (options.mcp ?? []).map((spec) => checkedSpec({ ...spec }));
   const life = new Lifecycle("tools worker");
   let registry: ToolRegistry | undefined;
@@ -64,8 +67,8 @@ export function createToolsWorker(options: ToolsWorkerOptions): ToolsWorker {
           (redis) => {
             registry = memberRegistry(member, options, redis);
             obs = observabilityFor(options, { service: "tools", workerId: member.workerId, logger: member.logger }, redis, member.keys);
-            const server = new ToolExecServer({ ...serverBase(member, redis, registry, options), pool, ...(obs ? { metrics: obs.metrics } : {}) });
-            obs?.watchEngines(() => [server.worker, ...(server.ownWorker ? [server.ownWorker] : [])]);
+            const server = new ToolExecServer({ ...serverBase(member, redis, registry, options), pool, shards, ...(obs ? { metrics: obs.metrics } : {}) });
+            obs?.watchEngines(() => [...server.shardWorkers, ...(server.ownWorker ? [server.ownWorker] : [])]);
             const sources = (mcp = new McpSources({
               specs,
               registry,

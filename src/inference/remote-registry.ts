@@ -423,6 +423,7 @@ export class RemoteToolRegistry implements ToolRegistryLike {
       userId,
       schemaHash,
       stream: route.stream,
+      ...(route.kind === "pool" && route.shards ? { shards: route.shards } : {}),
       // A worker's own stream exists while the worker lives: a send to a gone one must not create it.
       onlyIfStreamExists: route.kind === "worker",
       ctx: ctx

@@ -15,6 +15,11 @@ export interface Keys {
   readonly toolsStream: string;
   /** Request stream of a pool of tools workers: `default` is `toolsStream`. */
   poolStream(pool: string): string;
+  /**
+   * Shard `shard` of a pool's request stream (`tools --shards K`): shard 0 is `poolStream(pool)`, shard i > 0 is
+   * `<poolStream>:shard:<i>`, with no hash tag, so each hashes by its whole name to a slot of its own.
+   */
+  poolShardStream(pool: string, shard: number): string;
   /** Prefix of every pool's stream but the default one's (`<prefix><pool>`), for finding them. */
   readonly poolStreamPrefix: string;
   /** One tools worker's own request stream: calls that only it can serve (its pool disagrees on a tool). */
@@ -80,6 +85,31 @@ export const POOL_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 /** The pool a tools worker joins unless told otherwise; its stream is the key fleets before pools used. */
 export const DEFAULT_POOL = "default";
 
+/** The most request-stream shards a pool may have (`tools --shards`). */
+export const MAX_SHARDS = 64;
+
+/** A shard count: an integer 1..MAX_SHARDS. */
+export function checkedShards(value: number, what = "shards"): number {
+  if (!Number.isInteger(value) || value < 1 || value > MAX_SHARDS)
+    throw new ToolfleetError("CONFIG_INVALID", `invalid ${what} ${JSON.stringify(value)}: use an integer from 1 to ${MAX_SHARDS}`);
+  return value;
+}
+
+/**
+ * The shard (0..k-1) of a pool's request streams a call goes to: FNV-1a (32 bits, then mixed) of its
+ * idempotency key, modulo k. Stable, so every caller puts the same key on the same shard; a re-send of the key lands where it went.
+ */
+export function shardOf(idemKey: string, k: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < idemKey.length; i++) hash = Math.imul(hash ^ idemKey.charCodeAt(i), 0x01000193);
+  // MurmurHash3's finalizer: FNV-1a's low bits are weak (a key `x:x`, a trace id equal to its call's id,
+  // has an even count of every character, so its last bit never changes), and `% k` reads the low bits.
+  hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
+  hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return (hash >>> 0) % k;
+}
+
 export function checkedPool(value: string): string {
   if (!POOL_PATTERN.test(value)) throw new ToolfleetError("ID_INVALID", `invalid pool ${JSON.stringify(value)}: use 1-32 of letters, digits, _ and -`);
   return value;
@@ -114,6 +144,12 @@ export function keys(namespace = "sg"): Keys {
     namespace: ns,
     toolsStream,
     poolStream: (pool: string) => (checkedPool(pool) === DEFAULT_POOL ? toolsStream : `${toolsStream}:pool:${pool}`),
+    poolShardStream: (pool: string, shard: number) => {
+      const stream = checkedPool(pool) === DEFAULT_POOL ? toolsStream : `${toolsStream}:pool:${pool}`;
+      if (!Number.isInteger(shard) || shard < 0 || shard >= MAX_SHARDS)
+        throw new ToolfleetError("ID_INVALID", `invalid shard ${JSON.stringify(shard)}: use an integer from 0 to ${MAX_SHARDS - 1}`);
+      return shard === 0 ? stream : `${stream}:shard:${shard}`;
+    },
     poolStreamPrefix: `${toolsStream}:pool:`,
     workerStream: (workerId: string) => `${toolsStream}:worker:${id("worker id", workerId)}`,
     toolsReplyPrefix: `${toolsStream}:reply:`,

@@ -2,6 +2,7 @@ import type { Logger } from "../core/log.js";
 import type { RedisClient } from "./client.js";
 import type { EntryFields } from "./entry-codec.js";
 import type { Keys } from "./keys.js";
+import type { SharedSlots } from "./shared-slots.js";
 
 type Arg = string | Buffer;
 
@@ -75,6 +76,10 @@ export interface StreamWorkerOptions {
   maxLen?: number;
   /** @defaultValue 2000 */
   heartbeatMs?: number;
+  /** Shares its concurrency limit with other workers (one per shard stream of a tools worker). @defaultValue its own, of `concurrency` */
+  slots?: SharedSlots;
+  /** Writes and deletes the heartbeat record; false for a shard's worker whose process beats through another. @defaultValue true */
+  beats?: boolean;
   /** More for the heartbeat record (what the worker ran, its version …), read at each beat. @defaultValue none */
   heartbeatExtra?: () => Record<string, unknown>;
 }

@@ -12,6 +12,7 @@ import { commitDeadLetter, recreateAndReply, type CommitTarget } from "./entry-c
 import { type EntryFields } from "./entry-codec.js";
 import { ToolfleetError } from "../core/errors.js";
 import { AckBatch } from "./ack-batch.js";
+import { SharedSlots } from "./shared-slots.js";
 import type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, StreamWorkerOptions } from "./stream-worker-options.js";
 
 type Arg = string | Buffer;
@@ -29,7 +30,7 @@ const ABANDON_AFTER_ABORT_MS = 2000;
  * entries abandoned by dead workers, and dead-letters poison. Used by the tool-exec server (tools workers, gateways) and the chat consumer.
  */
 export class StreamWorker {
-  private readonly options: Required<Omit<StreamWorkerOptions, "handler" | "redis" | "logger" | "keys" | "heartbeatExtra">>;
+  private readonly options: Required<Omit<StreamWorkerOptions, "handler" | "redis" | "logger" | "keys" | "heartbeatExtra" | "slots" | "beats">>;
   private readonly redis: RedisClient;
   private readonly logger: Logger;
   private readonly handler: EntryHandler;
@@ -40,8 +41,10 @@ export class StreamWorker {
   private readonly acks: AckBatch;
   private running = false;
   private readonly inFlight = new Map<string, Promise<void>>();
-  /** Woken, all of them, whenever an entry ends or the worker stops; each checks for a slot again. */
-  private slotWaiters: (() => void)[] = [];
+  /** The concurrency limit: this worker's own, or one shared with the other shards' workers of its process. */
+  private readonly slots: SharedSlots;
+  /** Writes the heartbeat (a shard's worker other than shard 0's does not: shard 0's names the process). */
+  private readonly beats: boolean;
   private readonly stopping = new AbortController();
   private stoppers: (() => void)[] = [];
   private stopLeases: (() => void) | undefined;
@@ -72,6 +75,9 @@ export class StreamWorker {
     this.logger = options.logger;
     this.handler = options.handler;
     this.heartbeatExtra = options.heartbeatExtra;
+    this.slots = options.slots ?? new SharedSlots(this.options.concurrency);
+    this.slots.join();
+    this.beats = options.beats !== false;
     this.keys = options.keys;
     this.group = options.keys.group(options.stream);
     this.commitTarget = {
@@ -128,8 +134,7 @@ export class StreamWorker {
         for (;;) {
           await this.waitForSlot();
           if (!this.running) return 0;
-          const free = this.options.concurrency - this.inFlight.size;
-          if (free > 0) return free;
+          if (this.slots.free > 0) return this.slots.share;
         }
       },
       onEntries: (entries) => {
@@ -144,8 +149,10 @@ export class StreamWorker {
     );
     this.every(this.options.claimEveryMs, () => this.claimAbandoned());
     this.every(this.options.claimEveryMs, () => this.trimAcknowledged());
-    this.every(this.options.heartbeatMs, () => this.beat());
-    await this.beat();
+    if (this.beats) {
+      this.every(this.options.heartbeatMs, () => this.beat());
+      await this.beat();
+    }
   }
 
   /**
@@ -160,7 +167,7 @@ export class StreamWorker {
     // or a long call still running here would be reclaimed and run twice.
     for (const stop of this.stoppers) stop();
     this.stoppers = [];
-    this.wakeSlotWaiters();
+    this.slots.wake();
     // A read already sent returns within blockMs; what it brings is ours and is run.
     await this.reader.stop();
     const drained = await Promise.race([Promise.allSettled(this.inFlight.values()).then(() => true), sleep(timeoutMs, false, { ref: false })]);
@@ -211,8 +218,8 @@ export class StreamWorker {
   }
 
   private async claimAbandoned(): Promise<void> {
-    const free = this.options.concurrency - this.inFlight.size;
-    if (free <= 0 || !this.running) return;
+    if (this.slots.free <= 0 || !this.running) return;
+    const free = this.slots.share;
     const { next, entries } = await autoClaim(this.redis, this.options.stream, this.group, this.options.consumer, this.options.leaseMs, this.claimCursor, free);
     this.claimCursor = next;
     const fresh = entries.filter((e) => !this.inFlight.has(e.id));
@@ -252,8 +259,9 @@ export class StreamWorker {
       )
       .finally(() => {
         this.inFlight.delete(entry.id);
-        this.wakeSlotWaiters();
+        this.slots.release();
       });
+    this.slots.take();
     this.inFlight.set(entry.id, work);
   }
 
@@ -348,18 +356,11 @@ export class StreamWorker {
 
   // ── lifecycle helpers ───────────────────────────────────────────────────
 
-  /** Resolves once fewer than `concurrency` entries are in flight, or the worker stops. */
+  /** Resolves once a slot is free (fewer than `concurrency` entries in flight here, or over the shared limit), or the worker stops. */
   private waitForSlot(): Promise<void> {
-    if (this.inFlight.size < this.options.concurrency || !this.running) return Promise.resolve();
-    // Checked again on waking: another waiter (the reader, a drain) may have taken the slot first.
-    return new Promise<void>((resolve) => this.slotWaiters.push(resolve)).then(() => this.waitForSlot());
-  }
-
-  private wakeSlotWaiters(): void {
-    if (this.slotWaiters.length === 0) return;
-    const waiters = this.slotWaiters;
-    this.slotWaiters = [];
-    for (const wake of waiters) wake();
+    if (this.slots.free > 0 || !this.running) return Promise.resolve();
+    // Checked again on waking: another waiter (the reader, a drain, another shard) may have taken the slot first.
+    return this.slots.next().then(() => this.waitForSlot());
   }
 
   private every(ms: number, fn: () => Promise<void>): void {
@@ -400,7 +401,8 @@ export class StreamWorker {
   }
 
   private async beat(): Promise<void> {
-    const record = this.heartbeatExtra ? { ...this.heartbeatExtra(), ...this.heartbeat() } : this.heartbeat();
+    // The extra comes last: a worker of several shards puts its totals over theirs in place of this one's.
+    const record = this.heartbeatExtra ? { ...this.heartbeat(), ...this.heartbeatExtra() } : this.heartbeat();
     await this.redis.set(this.keys.heartbeat(this.options.service, this.options.consumer), JSON.stringify(record), {
       expiration: { type: "PX", value: this.options.heartbeatMs * 3 },
     });
@@ -412,7 +414,7 @@ export class StreamWorker {
       // Bounded: a stop during an outage must end; the heartbeat expires and the consumer can be removed later.
       await within(
         (async () => {
-          await this.redis.del(this.keys.heartbeat(this.options.service, this.options.consumer));
+          if (this.beats) await this.redis.del(this.keys.heartbeat(this.options.service, this.options.consumer));
           if ((await consumerPending(this.redis, this.options.stream, this.group, this.options.consumer)) === 0) {
             await this.redis.sendCommand(["XGROUP", "DELCONSUMER", this.options.stream, this.group, this.options.consumer]);
           }

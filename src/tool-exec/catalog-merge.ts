@@ -5,6 +5,20 @@ export interface CatalogPart {
   pool: string;
   workerId: string;
   catalog: Catalog;
+  /** How many shard streams of its pool it reads; absent: 1 (docs/protocol.md §1.3). */
+  shards?: number;
+}
+
+/**
+ * A pool whose workers read different numbers of shard streams (a rolling change of `--shards`): callers
+ * spread its calls over the `used` shards, the fewest any of its live workers reads, so every call lands
+ * on a shard every worker reads.
+ */
+export interface ShardConflict {
+  pool: string;
+  used: number;
+  /** `<pool>/<workerId>` and the shards it reads. */
+  publishers: { publisher: string; shards: number }[];
 }
 
 /** One schema of a tool, and who offers it (`<pool>/<workerId>`). */
@@ -25,12 +39,36 @@ export interface CatalogPublisher {
   tools: number;
   schemaHash: string;
   publishedAt: number;
+  /** Shard streams it reads, when more than one. */
+  shards?: number;
 }
 
 /** The catalog the inference tier reads: the union of every live worker's part. */
 export interface MergedCatalog extends Catalog {
   publishers: CatalogPublisher[];
   conflicts: CatalogConflict[];
+  /** Pools whose workers disagree on the shard count: empty when they agree. */
+  shardConflicts: ShardConflict[];
+}
+
+/** The shard count callers use for each pool: the fewest any of its `parts` reads (1 when a part says nothing). */
+export function poolShards(parts: readonly CatalogPart[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const p of parts) out.set(p.pool, Math.min(out.get(p.pool) ?? Infinity, p.shards ?? 1));
+  return out;
+}
+
+/** The pools of `parts` whose workers read different shard counts, by pool name. */
+export function shardConflicts(parts: readonly CatalogPart[]): ShardConflict[] {
+  const used = poolShards(parts);
+  const out: ShardConflict[] = [];
+  for (const [pool, min] of [...used].sort(([a], [b]) => byName(a, b))) {
+    const members = parts.filter((p) => p.pool === pool);
+    if (members.every((p) => (p.shards ?? 1) === min)) continue;
+    const publishers = members.map((p) => ({ publisher: publisherName(p), shards: p.shards ?? 1 })).sort((a, b) => byName(a.publisher, b.publisher));
+    out.push({ pool, used: min, publishers });
+  }
+  return out;
 }
 
 export const publisherName = (part: Pick<CatalogPart, "pool" | "workerId">): string => `${part.pool}/${part.workerId}`;
@@ -83,7 +121,14 @@ export function mergeCatalog(parts: readonly CatalogPart[]): MergedCatalog | nul
     conflicts.push({ tool: tool.name, offers: list });
   }
   const publishers = ordered
-    .map((p) => ({ pool: p.pool, workerId: p.workerId, tools: p.catalog.tools.length, schemaHash: p.catalog.schemaHash, publishedAt: p.catalog.publishedAt }))
+    .map((p) => ({
+      pool: p.pool,
+      workerId: p.workerId,
+      tools: p.catalog.tools.length,
+      schemaHash: p.catalog.schemaHash,
+      publishedAt: p.catalog.publishedAt,
+      ...((p.shards ?? 1) > 1 ? { shards: p.shards } : {}),
+    }))
     .sort((a, b) => byName(publisherName(a), publisherName(b)));
   return {
     version: ordered[0]!.catalog.version,
@@ -93,5 +138,6 @@ export function mergeCatalog(parts: readonly CatalogPart[]): MergedCatalog | nul
     permissions: perms,
     publishers,
     conflicts,
+    shardConflicts: shardConflicts(parts),
   };
 }

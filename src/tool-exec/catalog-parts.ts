@@ -4,7 +4,7 @@ import { within } from "../core/within.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { ToolfleetError } from "../core/errors.js";
 import { duplicateConnection, type RedisClient } from "../redis/client.js";
-import { ID_PATTERN, POOL_PATTERN, type Keys } from "../redis/keys.js";
+import { ID_PATTERN, MAX_SHARDS, POOL_PATTERN, checkedShards, type Keys } from "../redis/keys.js";
 import { catalogSchema, type Catalog } from "./catalog.js";
 import { mergeCatalog, type CatalogPart, type MergedCatalog } from "./catalog-merge.js";
 import { CATALOG_PRESENCE_LUA } from "./catalog-presence-script.js";
@@ -20,6 +20,8 @@ const INDEX_TTL_MS = 60_000;
 export interface Publisher {
   pool: string;
   workerId: string;
+  /** How many shard streams of the pool it reads (docs/protocol.md §1.3); absent: 1. */
+  shards?: number;
 }
 
 /**
@@ -37,7 +39,13 @@ function parseMember(member: string): (Publisher & { hash: string; draining: boo
   return { pool, workerId, hash, draining: state === "draining" };
 }
 
-const partSchema = z.object({ pool: z.string().regex(POOL_PATTERN), workerId: z.string().regex(ID_PATTERN), catalog: catalogSchema });
+const partSchema = z.object({
+  pool: z.string().regex(POOL_PATTERN),
+  workerId: z.string().regex(ID_PATTERN),
+  // Optional (written only when > 1), so a part reads the same to callers that predate shards.
+  shards: z.number().int().min(1).max(MAX_SHARDS).optional(),
+  catalog: catalogSchema,
+});
 
 async function presence(redis: RedisClient, keys: Keys, publisher: Publisher, member: string, ttlMs: number, doc: string, before: string): Promise<number> {
   const reply = await redis.sendCommand<unknown>([
@@ -74,7 +82,8 @@ export async function publishCatalog(
   // tool, and workers' clocks may disagree.
   const [seconds, micros] = await redis.sendCommand<[string, string]>(["TIME"]);
   const stamped = { ...catalog, publishedAt: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) };
-  const doc = JSON.stringify({ pool: publisher.pool, workerId: publisher.workerId, catalog: stamped });
+  const shards = publisher.shards !== undefined && publisher.shards > 1 ? { shards: checkedShards(publisher.shards) } : {};
+  const doc = JSON.stringify({ pool: publisher.pool, workerId: publisher.workerId, ...shards, catalog: stamped });
   await presence(redis, keys, publisher, member, options.ttlMs ?? PRESENCE_TTL_MS, doc, options.before ?? "");
   return member;
 }
@@ -147,13 +156,13 @@ export async function readLiveParts(redis: RedisClient, keys: Keys, known: Reado
       unreadable.push(`${keys.catalogPart(l.who.pool, l.who.workerId)}: ${parsed.reason}`);
       continue;
     }
-    const { pool, workerId, catalog } = parsed.value;
+    const { pool, workerId, catalog, shards } = parsed.value;
     if (pool !== l.who.pool || workerId !== l.who.workerId) {
       unreadable.push(`${keys.catalogPart(l.who.pool, l.who.workerId)}: names ${pool}/${workerId}`);
       continue;
     }
     if (!catalog.schemaHash.startsWith(l.who.hash)) continue; // the member of an earlier catalog of this worker
-    parts.push({ pool, workerId, catalog, member: l.member, ttlMs: l.ttlMs, draining: l.who.draining });
+    parts.push({ pool, workerId, catalog, ...(shards !== undefined ? { shards } : {}), member: l.member, ttlMs: l.ttlMs, draining: l.who.draining });
   }
   return { parts, unreadable };
 }

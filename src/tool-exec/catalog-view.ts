@@ -1,12 +1,16 @@
 import { errorFields, type Logger } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
-import { mergeCatalog, type MergedCatalog } from "./catalog-merge.js";
+import { mergeCatalog, poolShards, shardConflicts, type MergedCatalog } from "./catalog-merge.js";
 import { performance } from "node:perf_hooks";
 import { PRESENCE_REFRESH_MS, PRESENCE_TTL_MS, readLiveParts, watchCatalog, type CatalogWatch, type LivePart } from "./catalog-parts.js";
 
 /** Where a call for a tool goes: a pool's stream, one worker's own stream, or nowhere (no live worker runs it). */
-export type CallRoute = { kind: "pool"; pool: string; stream: string } | { kind: "worker"; pool: string; workerId: string; stream: string } | { kind: "none" };
+export type CallRoute =
+  /** `stream` is the pool's stream (shard 0); `shards`, when there are more, every shard stream (a call goes to one by its idempotency key). */
+  | { kind: "pool"; pool: string; stream: string; shards?: readonly string[] }
+  | { kind: "worker"; pool: string; workerId: string; stream: string }
+  | { kind: "none" };
 
 export interface CatalogViewOptions {
   redis: RedisClient;
@@ -43,6 +47,8 @@ export class CatalogView {
   /** Tool → the schema hash the merged catalog shows. */
   private shown = new Map<string, string>();
   private streams = new Set<string>();
+  /** Pool → its shard streams, for the pools whose every live worker reads more than one. */
+  private shardStreams = new Map<string, readonly string[]>();
   private current: MergedCatalog | null = null;
   private readonly departed = new Map<string, number>();
   private watch: CatalogWatch | undefined;
@@ -142,7 +148,8 @@ export class CatalogView {
     const turn = this.turn++;
     if (offer.uniformPools.length > 0) {
       const pool = offer.uniformPools[turn % offer.uniformPools.length]!;
-      return { kind: "pool", pool, stream: this.options.keys.poolStream(pool) };
+      const shards = this.shardStreams.get(pool);
+      return { kind: "pool", pool, stream: this.options.keys.poolStream(pool), ...(shards ? { shards } : {}) };
     }
     const worker = offer.workers[turn % offer.workers.length]!;
     return { kind: "worker", pool: worker.pool, workerId: worker.workerId, stream: this.options.keys.workerStream(worker.workerId) };
@@ -193,8 +200,21 @@ export class CatalogView {
         offer.uniformPools.sort();
       }
     }
+    // Every stream some live worker reads (each of its shards): one that none reads any more is gone.
     const streams = new Set<string>();
-    for (const p of all) streams.add(keys.poolStream(p.pool)).add(keys.workerStream(p.workerId));
+    for (const p of all) {
+      for (let i = 0; i < (p.shards ?? 1); i++) streams.add(keys.poolShardStream(p.pool, i));
+      streams.add(keys.workerStream(p.workerId));
+    }
+    // Calls spread over the shards every reader of the pool reads (draining ones too: they still read).
+    const shardStreams = new Map<string, readonly string[]>();
+    for (const [pool, k] of poolShards(all))
+      if (k > 1)
+        shardStreams.set(
+          pool,
+          Array.from({ length: k }, (_, i) => keys.poolShardStream(pool, i)),
+        );
+    const shardsChanged = !sameShards(this.shardStreams, shardStreams);
     const gone = new Set([...this.streams].filter((s) => !streams.has(s)));
     const before = this.current;
     const merged = mergeCatalog(parts);
@@ -203,7 +223,14 @@ export class CatalogView {
     this.offers = offers;
     this.shown = new Map((merged?.tools ?? []).map((t) => [t.name, t.schemaHash]));
     this.streams = streams;
+    this.shardStreams = shardStreams;
     this.current = merged;
+    if (shardsChanged)
+      for (const c of shardConflicts(all))
+        this.options.logger.warn(
+          { pool: c.pool, shards: c.publishers.map((p) => `${p.publisher}: ${p.shards}`) },
+          `the workers of pool '${c.pool}' read different numbers of shard streams: calls use ${c.used}, the fewest any reads`,
+        );
     if (merged?.schemaHash !== before?.schemaHash) {
       if (merged) {
         this.options.logger.info(
@@ -226,4 +253,8 @@ export class CatalogView {
     if (this.departed.size >= MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value!);
     this.departed.set(tool, Date.now());
   }
+}
+
+function sameShards(a: ReadonlyMap<string, readonly string[]>, b: ReadonlyMap<string, readonly string[]>): boolean {
+  return a.size === b.size && [...a].every(([pool, streams]) => b.get(pool)?.length === streams.length);
 }

@@ -7,7 +7,7 @@ import { WrittenSessions, sessionRecord, sessionWriteArgs, type SessionIdentity 
 import { RpcClient, type RequestExtras } from "../redis/rpc-client.js";
 import { LiveWorkers } from "../redis/live-workers.js";
 import { xaddArgs } from "../redis/streams.js";
-import { ID_PATTERN } from "../redis/keys.js";
+import { ID_PATTERN, shardOf } from "../redis/keys.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, errorReply, type ToolReply, type ToolRequest, type WireContext } from "./codec.js";
 import type { JsonValue, ToolContext } from "../core/context.js";
 import { DEFAULT_MAX_REPLY_BYTES, type Decoded, type EntryFields } from "../redis/entry-codec.js";
@@ -53,6 +53,8 @@ export interface ToolCall {
   timeoutMs: number;
   /** The request stream. @defaultValue keys.toolsStream (a gateway call names the gateway stream) */
   stream?: string;
+  /** A pool's shard streams (shard 0 first), in place of `stream`: the call goes to one by its idempotency key (`shardOf`). */
+  shards?: readonly string[];
   /**
    * Publish only if the stream exists (a worker's own stream: it exists while the worker lives). When it does
    * not, the call fails at once with PUBLISH_FAILED caused by NO_LIVE_WORKER, and nothing was published.
@@ -359,7 +361,8 @@ export class ToolsClient {
     const fields = encodeRequest(request, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     // Signed in place (the sig field added): bench/stages.ts marks the line above.
     if (this.options.fleetSecret) signEntry(this.options.fleetSecret, "request", fields);
-    const stream = call.stream ?? this.options.keys.toolsStream;
+    const stream =
+      call.shards && call.shards.length > 1 ? call.shards[shardOf(request.idemKey, call.shards.length)]! : (call.stream ?? this.options.keys.toolsStream);
     const xadd = xaddArgs(stream, fields, this.options.maxLen ?? 100_000, call.onlyIfStreamExists === true);
     // The session record and the request in one round trip, in that order on one connection:
     // the record exists before any worker can read the request (no MULTI needed for that).

@@ -9,12 +9,13 @@ import { CatalogPresence } from "./catalog-presence.js";
 import type { RedisClient } from "../redis/client.js";
 import { randomBytes } from "node:crypto";
 import { claimArgs, claimArgsFor, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
-import { DEFAULT_POOL, checkedPool, type Keys } from "../redis/keys.js";
+import { DEFAULT_POOL, checkedPool, checkedShards, type Keys } from "../redis/keys.js";
+import { SharedSlots } from "../redis/shared-slots.js";
 import { SessionCache, parseSession, sessionReadArgs, type SessionLookup } from "./session.js";
 import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
 import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis/entry-codec.js";
-import { wireError, type WireError } from "../core/errors.js";
+import { ToolfleetError, wireError, type WireError } from "../core/errors.js";
 import { kindOfWireCode } from "../core/outcome.js";
 import { ControlListener, RunningCalls } from "../redis/control.js";
 import { runRequest, type RunDeps } from "./run-call.js";
@@ -53,6 +54,12 @@ export interface ToolExecServerOptions {
   pool?: string;
   /** The request stream. @defaultValue keys.poolStream(pool) */
   stream?: string;
+  /**
+   * How many shard streams of its pool it reads (`keys.poolShardStream`, docs/protocol.md §1.3), published in its
+   * catalog part; each shard has its own engine, all of them sharing `worker.concurrency`. Not with `stream`.
+   * @defaultValue 1
+   */
+  shards?: number;
   /** Names this kind of worker in heartbeats and logs. @defaultValue "tools" */
   service?: string;
   /**
@@ -77,7 +84,10 @@ export interface ToolExecServerOptions {
  * through the registry; reply with the result and the write-back.
  */
 export class ToolExecServer {
+  /** Reads the pool's stream (shard 0). */
   readonly worker: StreamWorker;
+  /** One engine per shard stream of the pool: `worker` first, then shards 1..K-1. */
+  readonly shardWorkers: readonly StreamWorker[];
   /** Reads this worker's own stream (`keys.workerStream`): set when it publishes a catalog. */
   readonly ownWorker: StreamWorker | undefined;
   readonly pool: string;
@@ -89,7 +99,7 @@ export class ToolExecServer {
   private readonly metrics: CallMetrics;
   /** What it ran, for its heartbeat (the dashboard's rates, latencies and recent errors). */
   readonly runStats = new RunStats();
-  /** Idempotency keys of requests running here, by entry id, so their claims are extended with the lease. */
+  /** Idempotency keys of requests running here, by stream and entry id (ids repeat across streams), so their claims are extended with the lease. */
   private readonly running = new Map<string, string>();
   private readonly sessions = new SessionCache();
   /** The fleet secret (docs/security.md): requests must carry its signature, replies get one. Null: no signing at all. */
@@ -136,7 +146,20 @@ export class ToolExecServer {
     this.pool = checkedPool(options.pool ?? DEFAULT_POOL);
     this.served = new ServedTools(options.registry, options.publishesCatalog !== false);
     this.metrics = options.metrics ?? NO_METRICS;
-    this.worker = this.streamWorker(options.service ?? "tools", options.stream ?? options.keys.poolStream(this.pool));
+    const shards = checkedShards(options.shards ?? 1, "shard count");
+    if (shards > 1 && options.stream !== undefined)
+      throw new ToolfleetError("CONFIG_INVALID", "ToolExecServer: shards > 1 reads the pool's shard streams; give no stream");
+    // K shards share the one concurrency limit; shard 0's engine writes the heartbeat, with the totals of all.
+    const slots = shards > 1 ? new SharedSlots(options.worker?.concurrency ?? 16) : undefined;
+    const service = options.service ?? "tools";
+    this.shardWorkers = Array.from({ length: shards }, (_, i) =>
+      this.streamWorker(service, i === 0 ? (options.stream ?? options.keys.poolStream(this.pool)) : options.keys.poolShardStream(this.pool, i), {
+        slots,
+        beats: i === 0,
+        shards,
+      }),
+    );
+    this.worker = this.shardWorkers[0]!;
     // Its own stream has its own engine (and its own heartbeat service name, so `status` counts the pool's work
     // apart): the same handler, claims and leases.
     if (options.publishesCatalog !== false) {
@@ -145,15 +168,17 @@ export class ToolExecServer {
         redis: options.redis,
         keys: options.keys,
         logger: options.logger,
-        publisher: { pool: this.pool, workerId: options.workerId },
+        publisher: { pool: this.pool, workerId: options.workerId, ...(shards > 1 ? { shards } : {}) },
       });
     }
   }
 
-  private streamWorker(service: string, stream: string): StreamWorker {
+  private streamWorker(service: string, stream: string, sharding?: { slots: SharedSlots | undefined; beats: boolean; shards: number }): StreamWorker {
     const options = this.options;
     return new StreamWorker({
       ...options.worker,
+      ...(sharding?.slots ? { slots: sharding.slots } : {}),
+      beats: sharding?.beats ?? true,
       redis: options.redis,
       redisUrl: options.redisUrl,
       logger: options.logger,
@@ -161,14 +186,33 @@ export class ToolExecServer {
       service,
       stream,
       consumer: options.workerId,
-      heartbeatExtra: () => ({ version: packageVersion(), pool: this.pool, runs: this.runStats.snapshot() }),
+      heartbeatExtra: () => ({
+        version: packageVersion(),
+        pool: this.pool,
+        runs: this.runStats.snapshot(),
+        ...(sharding && sharding.shards > 1 ? this.shardTotals() : {}),
+      }),
       handler: {
-        handle: (entry, stopping) => this.handle(entry, stopping),
+        handle: (entry, stopping) => this.handle(entry, stopping, stream),
         deadLetterReply: (entry, reason) => this.deadLetterReply(entry, reason),
         storedReply: (entry) => this.storedReply(entry),
-        extendLeases: (ids) => this.extendClaims(ids),
+        extendLeases: (ids) => this.extendClaims(stream, ids),
       },
     });
+  }
+
+  /** The heartbeat's counts over every shard's engine, with the shard count; healthy only while every shard's reader is. */
+  private shardTotals(): Record<string, number | boolean> {
+    const beats = this.shardWorkers.map((w) => w.heartbeat());
+    const sum = (f: (h: (typeof beats)[number]) => number): number => beats.reduce((n, h) => n + f(h), 0);
+    return {
+      shards: beats.length,
+      inFlight: sum((h) => h.inFlight),
+      processed: sum((h) => h.processed),
+      deadLettered: sum((h) => h.deadLettered),
+      reclaimed: sum((h) => h.reclaimed),
+      healthy: beats.every((h) => h.healthy),
+    };
   }
 
   get workerId(): string {
@@ -191,12 +235,15 @@ export class ToolExecServer {
         "could not subscribe to the control channel; cancels are seen at the lease tick",
       );
     }
+    // Shard 0 last: it writes the heartbeat that callers count every shard's readers by.
+    for (const w of this.shardWorkers.slice(1)) await w.start();
     await this.worker.start();
     this.options.logger.info(
       {
         service: this.options.service ?? "tools",
         worker: this.options.workerId,
         pool: this.pool,
+        ...(this.shardWorkers.length > 1 ? { shards: this.shardWorkers.length } : {}),
         tools: this.served.catalog.tools.length,
         schemaHash: this.served.catalog.schemaHash,
       },
@@ -215,7 +262,7 @@ export class ToolExecServer {
       // it is the only worker) is still read and served, not left unread until the withdraw.
       await new Promise((resolve) => setTimeout(resolve, DRAIN_GRACE_MS));
     }
-    await Promise.all([this.worker.stop(timeoutMs), this.ownWorker?.stop(timeoutMs)]);
+    await Promise.all([...this.shardWorkers.map((w) => w.stop(timeoutMs)), this.ownWorker?.stop(timeoutMs)]);
     await this.control.stop();
     await this.presence?.withdraw();
     await this.options.registry.close();
@@ -228,7 +275,7 @@ export class ToolExecServer {
     return catalog;
   }
 
-  private async handle(entry: DeliveredEntry, stopping: AbortSignal): Promise<Disposition> {
+  private async handle(entry: DeliveredEntry, stopping: AbortSignal, stream: string): Promise<Disposition> {
     if (this.secret) {
       // Checked before anything is read from the body: an unsigned request is not even answered,
       // since its reply_to and correlation id are as forged as the rest.
@@ -282,7 +329,7 @@ export class ToolExecServer {
         const other = await this.alreadyClaimed(req);
         if (other !== "resumed") return other;
       }
-      this.running.set(entry.id, req.idemKey);
+      this.running.set(runningKey(stream, entry.id), req.idemKey);
     }
     const session: SessionLookup = known ? { ok: true, identity: known } : this.sessionRead(req, sessionKey, toKeep, results);
     try {
@@ -342,7 +389,7 @@ export class ToolExecServer {
         ];
       return done;
     } finally {
-      this.running.delete(entry.id);
+      this.running.delete(runningKey(stream, entry.id));
     }
   }
 
@@ -467,11 +514,11 @@ export class ToolExecServer {
   }
 
   /** The lease tick: keeps this worker's claims alive, and catches cancels whose control message was lost (their marks). */
-  private async extendClaims(ids: readonly string[]): Promise<void> {
+  private async extendClaims(stream: string, ids: readonly string[]): Promise<void> {
     const tx = this.options.redis.multi();
     let any = false;
     for (const id of ids) {
-      const idemKey = this.running.get(id);
+      const idemKey = this.running.get(runningKey(stream, id));
       if (!idemKey) continue;
       tx.addCommand(extendClaimArgs(this.options.keys, idemKey, this.claimMs));
       any = true;
@@ -493,6 +540,11 @@ export class ToolExecServer {
   private isOurReplyStream(stream: string): boolean {
     return stream.startsWith(this.options.keys.toolsReplyPrefix) && stream.length > this.options.keys.toolsReplyPrefix.length;
   }
+}
+
+/** A running entry's key in `running`: its stream and id (two shards may hand out the same id). */
+function runningKey(stream: string, entryId: string): string {
+  return `${stream}\n${entryId}`;
 }
 
 /** When an entry was added to its stream: the milliseconds part of its id (`<ms>-<seq>`). */

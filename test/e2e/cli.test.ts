@@ -62,7 +62,7 @@ const SERVE = ["redis", "worker-id", "concurrency", "tools", "permissions", "met
 const EXPECTED_OPTIONS: Record<string, string[]> = {
   demo: [],
   call: ["user", "mode", "tools"],
-  tools: [...SERVE, "pool", "mcp", "mcp-url", "mcp-prefix"],
+  tools: [...SERVE, "pool", "shards", "mcp", "mcp-url", "mcp-prefix"],
   gateway: [...SERVE, "adapter", "host", "port", "shard", "shard-count"],
   inference: SERVE,
   up: ["tools-workers", "adapter", "host", "port", "tools", "in-process", "walkthrough", "exit-after-walkthrough"],

@@ -159,6 +159,52 @@ describe("on a Redis Cluster of its own (3 masters, 3 replicas)", { skip: skip ?
     },
   );
 
+  test("a pool of 4 shard streams on at least two masters: two workers read every shard, calls land on all and succeed", { timeout: 60_000 }, async () => {
+    // A namespace whose 4 shard streams are on at least two masters (most are; the test does not leave it to chance).
+    let k = testKeys();
+    const mastersOf = async (keys: Keys) => Promise.all([0, 1, 2, 3].map((i) => cluster.masterOf(slotOf(keys.poolShardStream("cpu", i)))));
+    for (let i = 0; i < 20 && new Set(await mastersOf(k)).size < 2; i++) k = testKeys();
+    const masters = await mastersOf(k);
+    assert.ok(new Set(masters).size >= 2, `shard masters: ${masters.join(", ")}`);
+    const procs: CliChild[] = [];
+    let c: Caller | undefined;
+    try {
+      const env = { ...envFor(k), FIXTURE_TOOL_SET: "cpu" };
+      for (const id of ["shard-a", "shard-b"])
+        procs.push(await startToolsProcess(["--pool", "cpu", "--shards", "4", "--tools", POOLS, "--worker-id", id], env));
+      c = await caller(k);
+      const registry = c.registry;
+      await eventually(() => assert.ok(registry.toolNames().has("cpu_hash")), 10_000, 50);
+      const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => registry.execute("cpu_hash", { text: `t${i}` }, { userId: "u" })));
+      const pids = new Set(procs.map((p) => p.pid));
+      outcomes.forEach((o, i) => {
+        const m = /^cpu:(\d+) hashed t(\d+)$/.exec(o.text);
+        assert.ok(o.kind === "ok" && m && pids.has(Number(m[1])) && Number(m[2]) === i, o.text);
+      });
+      // Every shard took calls, each on its own master's node (entries-added is not lowered by trimming).
+      for (const [i, port] of masters.entries()) {
+        const info = await cluster.ask<unknown>(port, ["XINFO", "STREAM", k.poolShardStream("cpu", i)]);
+        // A flat list (RESP2), or a map (RESP3).
+        const flat = Array.isArray(info) ? info.map(String) : [];
+        const added = Number(
+          Array.isArray(info)
+            ? flat[flat.indexOf("entries-added") + 1]
+            : info instanceof Map
+              ? info.get("entries-added")
+              : (info as Record<string, unknown>)["entries-added"],
+        );
+        assert.ok(added > 0, `shard ${i} on :${port}: ${added} entries`);
+      }
+    } finally {
+      try {
+        await c?.stop();
+      } finally {
+        for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
+        await Promise.all(procs.map(exited));
+      }
+    }
+  });
+
   test("`toolfleet status` and the fleet's connection read every master", { timeout: 30_000 }, async () => {
     const k = testKeys();
     const redis: RedisClient = await connectFleetRedis({ url: REDIS_URL, clusterNodes: nodes, logger: new RecordingLogger(), waitForRedis: false });
