@@ -163,6 +163,8 @@ describe("toolfleet mcp on a Redis of its own, no fleet secret", () => {
       assert.equal(await marks.get(`${key}:aborted`), null, "the tool was not aborted on its worker");
       assert.match(answer, /waited 1500 ms/, "the client got its result");
     } finally {
+      // The fixture tool's marks are in the shared Redis, outside this test's own one.
+      await marks.del([`${key}:started`, `${key}:finished`, `${key}:aborted`]);
       await closeRedis(marks);
     }
   });
