@@ -1,7 +1,7 @@
 import { ToolfleetError } from "../core/errors.js";
-import { errorFields, type Logger } from "../core/log.js";
+import type { Logger } from "../core/log.js";
 import { within } from "../core/within.js";
-import { duplicateConnection, type RedisClient } from "../redis/client.js";
+import { closeSubscriber, duplicateConnection, type RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 
 /** What one `toolfleet mcp` replica tells the others: a client cancelled calls (one request's), a session set its log level. */
@@ -53,13 +53,7 @@ export class McpNotices {
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     if (!subscriber) return;
-    try {
-      if (subscriber.isReady) await within(subscriber.unsubscribe(this.options.keys.mcpNotices), 1000, "unsubscribing from MCP notices");
-    } catch (err) {
-      this.options.logger.debug({ ...errorFields(err) }, "could not unsubscribe from MCP notices; closing anyway");
-    } finally {
-      subscriber.destroy();
-    }
+    await closeSubscriber(subscriber, this.options.keys.mcpNotices, "MCP notices", this.options.logger);
   }
 
   async publish(notice: McpNotice): Promise<void> {

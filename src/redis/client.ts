@@ -3,6 +3,7 @@ import { createClient, RESP_TYPES } from "redis";
 import { redactRedisUrl } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
 import { errorFields, type Logger } from "../core/log.js";
+import { within } from "../core/within.js";
 import { ClusterConnection, clusterConnection } from "./cluster.js";
 import type { RedisClient, RedisNode } from "./port.js";
 
@@ -239,6 +240,20 @@ export async function closeRedis(client: RedisClient | undefined): Promise<void>
     return;
   }
   await client.close();
+}
+
+/**
+ * Closes a pub/sub connection on the way out: unsubscribes from `channel` if it still can, within a second
+ * (a Redis that stops answering must not hold stop() up), and destroys the connection either way.
+ */
+export async function closeSubscriber(subscriber: RedisClient, channel: string, what: string, logger: Logger): Promise<void> {
+  try {
+    if (subscriber.isReady) await within(subscriber.unsubscribe(channel), 1000, `unsubscribing from ${what}`);
+  } catch (err) {
+    logger.warn({ ...errorFields(err) }, `could not unsubscribe from ${what}; closing the connection anyway`);
+  } finally {
+    subscriber.destroy();
+  }
 }
 
 /**

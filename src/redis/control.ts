@@ -3,9 +3,8 @@ import { z } from "zod";
 import type { CallSignal } from "../core/context.js";
 import { MAX_REASON } from "../core/errors.js";
 import { parseJson } from "../core/json.js";
-import { errorFields, type Logger } from "../core/log.js";
-import { within } from "../core/within.js";
-import { duplicateConnection, type RedisClient } from "./client.js";
+import type { Logger } from "../core/log.js";
+import { closeSubscriber, duplicateConnection, type RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
 
 /**
@@ -126,13 +125,6 @@ export class ControlListener {
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     if (!subscriber) return;
-    try {
-      // Bounded: a Redis that stops answering must not hold stop() up; the connection goes either way.
-      if (subscriber.isReady) await within(subscriber.unsubscribe(this.options.keys.toolsControl), 1000, "unsubscribing from the control channel");
-    } catch (err) {
-      this.options.logger.warn({ ...errorFields(err) }, "could not unsubscribe from the control channel; closing the connection anyway");
-    } finally {
-      subscriber.destroy();
-    }
+    await closeSubscriber(subscriber, this.options.keys.toolsControl, "the control channel", this.options.logger);
   }
 }

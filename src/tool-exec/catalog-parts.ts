@@ -1,9 +1,8 @@
 import { z } from "zod";
 import { parseJson } from "../core/json.js";
-import { within } from "../core/within.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { ToolfleetError } from "../core/errors.js";
-import { duplicateConnection, type RedisClient } from "../redis/client.js";
+import { closeSubscriber, duplicateConnection, type RedisClient } from "../redis/client.js";
 import { ID_PATTERN, MAX_SHARDS, POOL_PATTERN, checkedShards, type Keys } from "../redis/keys.js";
 import { catalogSchema, type Catalog } from "./catalog.js";
 import { mergeCatalog, type CatalogPart, type MergedCatalog } from "./catalog-merge.js";
@@ -211,14 +210,7 @@ export async function watchCatalog(
   return {
     close: async () => {
       subscriber.removeAllListeners("ready");
-      try {
-        // Bounded: a Redis that stops answering must not hold stop() up; the connection goes either way.
-        if (subscriber.isReady) await within(subscriber.unsubscribe(keys.catalogChanged), 1000, "unsubscribing from catalog changes");
-      } catch (err) {
-        options.logger.warn({ ...errorFields(err) }, "could not unsubscribe from catalog changes; closing the connection anyway");
-      } finally {
-        subscriber.destroy();
-      }
+      await closeSubscriber(subscriber, keys.catalogChanged, "catalog changes", options.logger);
     },
   };
 }
