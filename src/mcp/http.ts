@@ -11,6 +11,7 @@ import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { SessionIds, type TokenCheck } from "./auth.js";
 import { CancelRelay } from "./cancels.js";
+import { answerCall, isPlainCall, type Message } from "./fast-call.js";
 import { SessionLogLevels } from "./log-levels.js";
 import { fromRedis, McpNotices } from "./notices.js";
 import { hostProblem } from "./origin.js";
@@ -46,7 +47,8 @@ export interface McpHttpOptions {
 
 /**
  * `toolfleet mcp` over Streamable HTTP (docs/mcp.md, "Scaling out"). Each request gets an SDK server
- * and transport of its own in the SDK's stateless mode, so any replica answers any request: what a
+ * and transport of its own in the SDK's stateless mode (but one tools/call answered in JSON, which is
+ * answered as they would without them: src/mcp/fast-call.ts), so any replica answers any request: what a
  * session needs beyond one request lives in its signed id (the user) or in Redis (its log level;
  * cancels and level changes go to every replica on a channel). A GET stream stays open on the replica that took it; each replica watches the catalog
  * and tells its own streams of a change.
@@ -63,11 +65,19 @@ export class McpHttpServer {
   private readonly inFlight = new Set<ServerResponse>();
   private draining: (() => void) | undefined;
   private stopping = false;
+  /** What a call needs, for the SDK server made per request and for a call answered without one. */
+  private readonly tools: McpToolsOptions;
 
   constructor(private readonly options: McpHttpOptions) {
     this.notices = new McpNotices({ redis: options.redis, redisUrl: options.redisUrl, keys: options.keys, logger: options.tools.logger });
     this.cancels = new CancelRelay(this.notices);
     this.levels = new SessionLogLevels(options.redis, options.keys, this.notices);
+    this.tools = {
+      ...options.tools,
+      setLogLevel: (who, level) => this.setLogLevel(who, level),
+      logLevel: (who) => this.logLevel(who),
+      track: (who, requestId, signal) => this.cancels.track(who, requestId, signal),
+    };
   }
 
   /** The endpoint's URL, once listening. */
@@ -217,6 +227,9 @@ export class McpHttpServer {
     const streamed =
       calls.some((m) => typeof m.params?._meta === "object" && m.params._meta !== null && "progressToken" in m.params._meta) ||
       (calls.length > 0 && caller.session !== undefined && (await this.levels.get(caller.session)) !== undefined);
+    // The most common request, one call answered in JSON, without an SDK server and transport (they cost more than the call).
+    const only = rest[0];
+    if (!messages.batch && !streamed && only !== undefined && isPlainCall(only)) return answerCall(caller, this.tools, req, res, only);
     return this.serve(caller, req, res, messages.batch ? rest : rest[0], streamed);
   }
 
@@ -240,12 +253,7 @@ export class McpHttpServer {
   }
 
   private async serve(caller: McpCaller, req: IncomingMessage, res: ServerResponse, body: unknown, streamed: boolean): Promise<void> {
-    const server = fleetMcpServer(caller, {
-      ...this.options.tools,
-      setLogLevel: (who, level) => this.setLogLevel(who, level),
-      logLevel: (who) => this.logLevel(who),
-      track: (who, requestId, signal) => this.cancels.track(who, requestId, signal),
-    });
+    const server = fleetMcpServer(caller, this.tools);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !streamed });
     const stream = req.method === "GET";
     res.on("close", () => {
@@ -286,8 +294,6 @@ export class McpHttpServer {
 function jsonError(res: ServerResponse, status: number, code: number, message: string): void {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }));
 }
-
-type Message = { method?: unknown; id?: unknown; params?: Record<string, unknown> };
 
 /**
  * A POST's JSON-RPC messages, held to the SDK transport's own checks (Accept, Content-Type, size,

@@ -77,14 +77,18 @@ export function fleetMcpServer(caller: McpCaller, options: McpToolsOptions): Ser
   return server;
 }
 
-type CallParams = { name: string; arguments?: Record<string, unknown>; _meta?: { progressToken?: string | number } };
-type CallExtra = {
+export type CallParams = { name: string; arguments?: Record<string, unknown>; _meta?: { progressToken?: string | number } };
+export type CallExtra = {
   signal: AbortSignal;
   requestId: string | number;
   sendNotification: Server["notification"];
 };
 
-async function callTool(caller: McpCaller, options: McpToolsOptions, params: CallParams, extra: CallExtra): Promise<CallToolResult> {
+/**
+ * A tools/call, the one code for it: the SDK server's handler above, and the HTTP server's answer
+ * without an SDK server (src/mcp/fast-call.ts). A thrown error with a numeric `code` is that JSON-RPC error.
+ */
+export async function callTool(caller: McpCaller, options: McpToolsOptions, params: CallParams, extra: CallExtra): Promise<CallToolResult> {
   const { registry, logger } = options;
   // Not listed (listFor), so not callable either: answered as for a tool the server does not have.
   const catalogPin = registry.mergedCatalog?.tools.find((t) => t.name === params.name)?.pin;
