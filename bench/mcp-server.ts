@@ -4,13 +4,18 @@
 //   - mcp-sdk: bench/peers/mcp-server.ts, an McpServer in one process, one stateful session, JSON answers;
 //   - toolfleet-mcp: `toolfleet mcp` (stateless per request, any replica could answer) routing the call
 //     over Redis to a `toolfleet tools` worker (durable: claimed, run, reply stored) — two hops more.
-// Sequential latency in alternating blocks (order reversed every block; the median of the block p50s,
-// and of their ratios), then throughput at 16 and 64 calls in flight, each subject in turn.
+// Sequential latency in blocks (the order rotated every block; the median of the block p50s, and of
+// their ratios), then throughput at 16 and 64 calls in flight, each subject in turn. With BASELINE (a
+// checkout of the code before a change, its dist/ built), its `toolfleet mcp` and worker are a third
+// subject, measured in the same blocks: the change against its baseline on the same noise.
 //
 //   BLOCKS=10 CALLS=200 SECONDS=5 npm run bench:mcp
+//   BASELINE=/path/to/checkout npm run bench:mcp
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { cpus } from "node:os";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -23,6 +28,12 @@ const BLOCKS = Number(process.env.BLOCKS ?? 10);
 const CALLS = Number(process.env.CALLS ?? 200);
 const SECONDS = Number(process.env.SECONDS ?? 5);
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const BASELINE = process.env.BASELINE ? resolve(process.env.BASELINE) : undefined;
+const BASELINE_CLI = BASELINE && resolve(BASELINE, "dist/src/cli/main.js");
+if (BASELINE_CLI && !existsSync(BASELINE_CLI)) {
+  console.error(`[bench:mcp] ${BASELINE_CLI} does not exist: build the baseline first (cd ${BASELINE} && npx tsc -b tsconfig.json)`);
+  process.exit(2);
+}
 const REDIS = process.env.TOOLFLEET_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 /** SIGTERM, then the exit (a graceful stop); SIGKILL after 10 s. */
@@ -36,8 +47,8 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 /** A `toolfleet` child process, once its output matches `ready` (the match's first group is returned). */
-async function startCli(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; found: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, TOOLFLEET_LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "inherit"] });
+async function startCli(cli: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; found: string }> {
+  const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, TOOLFLEET_LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
   const until = Date.now() + 20_000;
@@ -49,13 +60,14 @@ async function startCli(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): 
   }
 }
 
-async function startToolfleetMcp(): Promise<Subject> {
+/** `toolfleet mcp` and its tools worker, both of the build whose CLI is `cli`, as the subject `name`. */
+async function startToolfleetMcp(cli: string, name: string): Promise<Subject> {
   const env = { TOOLFLEET_NAMESPACE: `bench-mcp-${randomBytes(3).toString("hex")}`, TOOLFLEET_REDIS_URL: REDIS, TOOLFLEET_TOOLS_SERVICE_MODE: "remote" };
-  const worker = await startCli(["tools", "--worker-id", "bench-mcp-tools", "--concurrency", "64"], env, / ready: ()/);
+  const worker = await startCli(cli, ["tools", "--worker-id", "bench-mcp-tools", "--concurrency", "64"], env, / ready: ()/);
   let server: { child: ChildProcess; found: string } | undefined;
   const client = new Client({ name: "toolfleet-bench", version: "0.1.0" });
   try {
-    server = await startCli(["mcp", "--worker-id", "bench-mcp", "--no-auth", "--port", "0"], env, / ready: .* at (http:\/\/\S+\/mcp) /);
+    server = await startCli(cli, ["mcp", "--worker-id", "bench-mcp", "--no-auth", "--port", "0"], env, / ready: .* at (http:\/\/\S+\/mcp) /);
     await client.connect(new StreamableHTTPClientTransport(new URL(server.found), { fetch: fetchWithOwnSignal }));
   } catch (err) {
     if (server) await stop(server.child);
@@ -67,7 +79,7 @@ async function startToolfleetMcp(): Promise<Subject> {
   for (let i = 0; i < 100 && !(await client.listTools()).tools.some((t) => t.name === "echo"); i++) await new Promise((r) => setTimeout(r, 50));
   const args = { text: "x".repeat(100) };
   return {
-    name: "toolfleet-mcp",
+    name,
     call: async () => {
       const r = await client.callTool({ name: "echo", arguments: args });
       if (r.isError) throw new Error(`echo failed: ${JSON.stringify(r.content)}`);
@@ -87,12 +99,15 @@ async function startToolfleetMcp(): Promise<Subject> {
   };
 }
 
-const subjects: Subject[] = [await startSdkPeer(), await startToolfleetMcp()];
+const subjects: Subject[] = [await startSdkPeer(), await startToolfleetMcp(CLI, "toolfleet-mcp")];
+if (BASELINE_CLI) subjects.push(await startToolfleetMcp(BASELINE_CLI, "toolfleet-mcp-baseline"));
 try {
   for (const subject of subjects) await warmUp(subject);
   const p50s = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
+  // Rotated every block: each subject goes first, second (… last) equally often.
   for (let block = 0; block < BLOCKS; block++)
-    for (const subject of block % 2 === 0 ? subjects : [...subjects].reverse()) p50s.get(subject.name)?.push(median(await sequentialTimes(subject, CALLS, 0)));
+    for (const subject of [...subjects.slice(block % subjects.length), ...subjects.slice(0, block % subjects.length)])
+      p50s.get(subject.name)?.push(median(await sequentialTimes(subject, CALLS, 0)));
   const loads: Record<string, Record<string, unknown>> = {};
   for (const inFlight of [16, 64])
     for (const subject of inFlight === 16 ? subjects : [...subjects].reverse())
@@ -100,10 +115,22 @@ try {
   const sdk = p50s.get("mcp")?.slice() ?? [];
   const tf = p50s.get("toolfleet-mcp")?.slice() ?? [];
   const rate = (name: string, n: number): number => (loads[name]?.[`inFlight${n}`] as { callsPerSecond?: number } | undefined)?.callsPerSecond ?? NaN;
+  const base = p50s.get("toolfleet-mcp-baseline")?.slice() ?? [];
+  // This build against the baseline's, as toolfleet against the SDK server below (<1 p50, >1 calls/s: this build faster).
+  const baseline = BASELINE && {
+    checkout: BASELINE,
+    sequentialP50Ms: Number(median(base).toFixed(3)),
+    p50Ratio: Number(median(tf.map((v, i) => v / (base[i] ?? NaN))).toFixed(3)),
+    throughput: loads["toolfleet-mcp-baseline"],
+    throughputRatio: {
+      inFlight16: Number((rate("toolfleet-mcp", 16) / rate("toolfleet-mcp-baseline", 16)).toFixed(3)),
+      inFlight64: Number((rate("toolfleet-mcp", 64) / rate("toolfleet-mcp-baseline", 64)).toFixed(3)),
+    },
+  };
   console.log(
     JSON.stringify(
       {
-        command: "npm run bench:mcp",
+        command: `${BASELINE ? `BASELINE=${BASELINE} ` : ""}BLOCKS=${BLOCKS} CALLS=${CALLS} SECONDS=${SECONDS} npm run bench:mcp`,
         date: new Date().toISOString(),
         machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version },
         blocks: BLOCKS,
@@ -117,6 +144,7 @@ try {
           inFlight16: Number((rate("toolfleet-mcp", 16) / rate("mcp", 16)).toFixed(3)),
           inFlight64: Number((rate("toolfleet-mcp", 64) / rate("mcp", 64)).toFixed(3)),
         },
+        ...(baseline ? { baseline } : {}),
       },
       null,
       2,
