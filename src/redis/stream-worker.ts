@@ -10,12 +10,22 @@ import { autoClaim, consumerPending, deliveryCounts, ensureGroup, ownPending, to
 import { isPermanentRedisError } from "./redis-errors.js";
 import { commitDeadLetter, recreateAndReply, type CommitTarget } from "./entry-commit.js";
 import { type EntryFields } from "./entry-codec.js";
-import { ToolfleetError } from "../core/errors.js";
+import { ToolfleetError, rejected } from "../core/errors.js";
 import { AckBatch } from "./ack-batch.js";
 import { SharedSlots } from "./shared-slots.js";
-import type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, StreamWorkerOptions } from "./stream-worker-options.js";
+import type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, Outbound, StreamWorkerOptions } from "./stream-worker-options.js";
 
 type Arg = string | Buffer;
+
+/** A commit worked out: what goes to Redis for an entry, and where in it the reply is. */
+interface PlannedCommit {
+  id: string;
+  disposition: Exclude<Disposition, { kind: "leave" }>;
+  entry: DeliveredEntry | undefined;
+  commands: Arg[][];
+  reply: Outbound | null | undefined;
+  replyAt: number;
+}
 
 export type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, Outbound, StreamWorkerOptions } from "./stream-worker-options.js";
 
@@ -248,45 +258,61 @@ export class StreamWorker {
 
   // ── handling ────────────────────────────────────────────────────────────
 
+  // dispatch(), process() and commit() take an entry's common path with one `.then` per step rather than
+  // async functions and awaits: with an OTel SDK installed, Node 20 runs a hook for every promise
+  // (docs/observability.md, "What it costs"). The rare paths stay async functions.
   private dispatch(entry: StreamEntry, deliveries: number): void {
     if (this.inFlight.has(entry.id)) return;
-    const work = this.process(entry, deliveries)
-      .catch((err: unknown) =>
+    const finish = (): void => {
+      this.inFlight.delete(entry.id);
+      this.slots.release();
+    };
+    let processing: Promise<void>;
+    try {
+      processing = this.process(entry, deliveries);
+    } catch (err) {
+      processing = rejected(err);
+    }
+    const work = processing.then(finish, (err: unknown) => {
+      try {
         this.logger.error(
           { service: this.options.service, worker: this.options.consumer, entryId: entry.id, ...errorFields(err) },
           "entry left pending after an error; it will be retried",
-        ),
-      )
-      .finally(() => {
-        this.inFlight.delete(entry.id);
-        this.slots.release();
-      });
+        );
+      } finally {
+        finish();
+      }
+    });
     this.slots.take();
     this.inFlight.set(entry.id, work);
   }
 
-  private async process(raw: StreamEntry, deliveries: number): Promise<void> {
+  /** May throw rather than reject: dispatch() takes either. */
+  private process(raw: StreamEntry, deliveries: number): Promise<void> {
+    if (raw.fields === null || deliveries > this.options.maxDeliveries) return this.processUnusual(raw, deliveries);
+    const entry: DeliveredEntry = { id: raw.id, fields: raw.fields, deliveries };
+    return this.handler
+      .handle(entry, this.stopping.signal)
+      .then((disposition) => (disposition.kind === "leave" ? undefined : this.commit(entry.id, disposition, entry)));
+  }
+
+  /** An entry trimmed away while pending, or delivered more times than allowed. */
+  private async processUnusual(raw: StreamEntry, deliveries: number): Promise<void> {
     if (raw.fields === null) {
       // Trimmed away while pending: nothing left to run, only the ack.
       await this.commit(raw.id, { kind: "ack" });
       return;
     }
     const entry: DeliveredEntry = { id: raw.id, fields: raw.fields, deliveries };
-    if (deliveries > this.options.maxDeliveries) {
-      // Its work may have finished with only the ack lost: the stored reply is its answer, not an error.
-      const stored = await this.handler.storedReply?.(entry);
-      if (stored) {
-        this.logger.info({ service: this.options.service, entryId: entry.id, deliveries }, "over the delivery limit, but its reply was stored; sent that");
-        await this.commit(entry.id, { kind: "ack", reply: stored }, entry);
-        return;
-      }
-      const reason = `delivered ${deliveries} times (limit ${this.options.maxDeliveries})`;
-      await this.commit(entry.id, { kind: "dead", reason, reply: this.handler.deadLetterReply(entry, reason) }, entry);
+    // Its work may have finished with only the ack lost: the stored reply is its answer, not an error.
+    const stored = await this.handler.storedReply?.(entry);
+    if (stored) {
+      this.logger.info({ service: this.options.service, entryId: entry.id, deliveries }, "over the delivery limit, but its reply was stored; sent that");
+      await this.commit(entry.id, { kind: "ack", reply: stored }, entry);
       return;
     }
-    const disposition = await this.handler.handle(entry, this.stopping.signal);
-    if (disposition.kind === "leave") return;
-    await this.commit(entry.id, disposition, entry);
+    const reason = `delivered ${deliveries} times (limit ${this.options.maxDeliveries})`;
+    await this.commit(entry.id, { kind: "dead", reason, reply: this.handler.deadLetterReply(entry, reason) }, entry);
   }
 
   /**
@@ -302,7 +328,7 @@ export class StreamWorker {
    * (see `AckBatch`): no write of its own. A dead letter's copy and ack do go
    * in a MULTI: a half-done one would copy it twice.
    */
-  private async commit(id: string, disposition: Exclude<Disposition, { kind: "leave" }>, entry?: DeliveredEntry): Promise<void> {
+  private commit(id: string, disposition: Exclude<Disposition, { kind: "leave" }>, entry?: DeliveredEntry): Promise<void> {
     const commands: Arg[][] = [];
     if (disposition.kind === "ack") commands.push(...(disposition.commands ?? []));
     if (disposition.kind === "dead" && entry) {
@@ -321,17 +347,32 @@ export class StreamWorker {
     const reply = disposition.reply;
     const replyAt = commands.length;
     if (reply) commands.push(xaddArgs(reply.stream, reply.fields, this.options.maxLen, true));
+    const planned: PlannedCommit = { id, disposition, entry, commands, reply, replyAt };
+    if (disposition.kind === "dead") return this.commitRetrying(planned);
+    // An ack's first try, the one nearly every entry needs; a failed one goes on in commitRetrying().
+    let first: Promise<void>;
+    try {
+      first = this.tryAck(planned);
+    } catch (err) {
+      first = rejected(err);
+    }
+    return first.then(
+      () => {
+        this.processed++;
+      },
+      (err: unknown) => this.commitRetrying(planned, { err }),
+    );
+  }
+
+  /** A commit's tries, after a failed first one (`failed`) or from the start (a dead letter). */
+  private async commitRetrying(c: PlannedCommit, failed?: { err: unknown }): Promise<void> {
+    const { id, disposition, entry } = c;
     for (let attempt = 0; ; attempt++) {
       try {
-        if (disposition.kind === "dead") await commitDeadLetter(this.commitTarget, id, commands, reply, replyAt);
-        else {
-          const sent = commands.map((args) => this.redis.sendCommand(args));
-          // Acks waiting for a write go out with this one.
-          this.acks.flush();
-          const results = await Promise.all(sent);
-          if (reply && results[replyAt] === null) await recreateAndReply(this.commitTarget, reply);
-          this.acks.add(id);
-        }
+        // The first try's failure goes through the same checks as any other.
+        if (attempt === 0 && failed) throw failed.err;
+        if (disposition.kind === "dead") await commitDeadLetter(this.commitTarget, id, c.commands, c.reply, c.replyAt);
+        else await this.tryAck(c);
         break;
       } catch (err) {
         // Refused for good (a reply "stream" that is a key of another type, say): retrying only
@@ -352,6 +393,19 @@ export class StreamWorker {
     }
     if (disposition.kind === "dead") this.deadLettered++;
     else this.processed++;
+  }
+
+  /** One try of an ack's commit: its commands and reply sent, and once Redis took them, the ack queued. May throw. */
+  private tryAck(c: PlannedCommit): Promise<void> {
+    const sent = c.commands.map((args) => this.redis.sendCommand(args));
+    // Acks waiting for a write go out with this one.
+    this.acks.flush();
+    const taken = (results: unknown[]): Promise<void> | void => {
+      if (c.reply && results[c.replyAt] === null) return recreateAndReply(this.commitTarget, c.reply).then(() => this.acks.add(c.id));
+      this.acks.add(c.id);
+    };
+    // Most commits are the reply alone: no Promise.all (two promises more) for one command.
+    return sent.length === 1 ? sent[0]!.then((result) => taken([result])) : Promise.all(sent).then(taken);
   }
 
   // ── lifecycle helpers ───────────────────────────────────────────────────
