@@ -350,18 +350,12 @@ export class StreamWorker {
     const planned: PlannedCommit = { id, disposition, entry, commands, reply, replyAt };
     if (disposition.kind === "dead") return this.commitRetrying(planned);
     // An ack's first try, the one nearly every entry needs; a failed one goes on in commitRetrying().
-    let first: Promise<void>;
+    const retry = (err: unknown): Promise<void> => this.commitRetrying(planned, { err });
     try {
-      first = this.tryAck(planned);
+      return this.tryAck(planned, retry);
     } catch (err) {
-      first = rejected(err);
+      return retry(err);
     }
-    return first.then(
-      () => {
-        this.processed++;
-      },
-      (err: unknown) => this.commitRetrying(planned, { err }),
-    );
   }
 
   /** A commit's tries, after a failed first one (`failed`) or from the start (a dead letter). */
@@ -391,21 +385,28 @@ export class StreamWorker {
         await sleep(Math.min(50 * 2 ** attempt, 500));
       }
     }
+    // An ack is counted by tryAck().
     if (disposition.kind === "dead") this.deadLettered++;
-    else this.processed++;
   }
 
-  /** One try of an ack's commit: its commands and reply sent, and once Redis took them, the ack queued. May throw. */
-  private tryAck(c: PlannedCommit): Promise<void> {
+  /**
+   * One try of an ack's commit: its commands and reply sent, and once Redis took them, the ack queued and
+   * counted. A failure goes to `failed` when given (the same .then: one promise fewer). May throw.
+   */
+  private tryAck(c: PlannedCommit, failed?: (err: unknown) => Promise<void>): Promise<void> {
     const sent = c.commands.map((args) => this.redis.sendCommand(args));
     // Acks waiting for a write go out with this one.
     this.acks.flush();
-    const taken = (results: unknown[]): Promise<void> | void => {
-      if (c.reply && results[c.replyAt] === null) return recreateAndReply(this.commitTarget, c.reply).then(() => this.acks.add(c.id));
+    const acked = (): void => {
       this.acks.add(c.id);
+      this.processed++;
+    };
+    const taken = (results: unknown[]): Promise<void> | void => {
+      if (c.reply && results[c.replyAt] === null) return recreateAndReply(this.commitTarget, c.reply).then(acked, failed);
+      acked();
     };
     // Most commits are the reply alone: no Promise.all (two promises more) for one command.
-    return sent.length === 1 ? sent[0]!.then((result) => taken([result])) : Promise.all(sent).then(taken);
+    return sent.length === 1 ? sent[0]!.then((result) => taken([result]), failed) : Promise.all(sent).then(taken, failed);
   }
 
   // ── lifecycle helpers ───────────────────────────────────────────────────

@@ -306,9 +306,7 @@ export class ToolsClient {
     try {
       if (!this.rpc.isStarted) throw new ToolfleetError("NOT_STARTED", "ToolsClient.call() before start()");
       checkedTimeoutMs(call.timeoutMs, "ToolsClient.call()");
-      if (!call.resendIfLost) return this.callOnce(call);
-      const started = Date.now();
-      return this.callOnce(call).catch((err: unknown) => this.resendLost(call, started, err));
+      return this.callOnce(call, call.resendIfLost ? Date.now() : undefined);
     } catch (err) {
       return rejected(err);
     }
@@ -330,10 +328,15 @@ export class ToolsClient {
     }
   }
 
-  /** May throw (a request that cannot be encoded) rather than reject: call() takes either. */
-  private callOnce(call: ToolCall): Promise<ToolReply> {
+  /**
+   * One send of a call (and, when the session record was missing, one more). `resendFrom`: when the call
+   * may be sent again after Redis lost its request, when it started. May throw (a request that cannot be encoded).
+   */
+  private callOnce(call: ToolCall, resendFrom?: number): Promise<ToolReply> {
     const started = Date.now();
     const first = this.send(call, false);
+    // In the same .then as the reply: one promise fewer than a .catch after it.
+    const lost = resendFrom === undefined ? undefined : (err: unknown): Promise<ToolReply> => this.resendLost(call, resendFrom, err);
     return first.reply.then((reply) => {
       if (first.sessionWritten || reply.status !== "error" || reply.error?.code !== "UNAUTHENTICATED") return reply;
       // This caller took the trace's record to be there and it was not (Redis lost it: an eviction, a restart
@@ -341,8 +344,10 @@ export class ToolsClient {
       this.options.logger.warn({ traceId: first.traceId, tool: call.toolName }, "session record missing; writing it again and retrying the call");
       this.sessions.forget(first.traceId);
       const left = call.timeoutMs - (Date.now() - started);
-      return left > 0 ? this.send({ ...call, timeoutMs: left }, true).reply : reply;
-    });
+      if (left <= 0) return reply;
+      const again = this.send({ ...call, timeoutMs: left }, true).reply;
+      return lost ? again.catch(lost) : again;
+    }, lost);
   }
 
   /** Publishes the request; `reply` settles as the RpcClient ends the call. May throw (a request that cannot be encoded). */
