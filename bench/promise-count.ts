@@ -7,7 +7,7 @@
 // sample of them, where they were made (by the nearest toolfleet frame).
 //
 //   CALLS=2000 TOOL=echo|echo_once TRACED=1 (an SDK installed, as bench:observability's `traced`) TOP=25
-//   npm run build:all && node dist/bench/promise-count.js
+//   npm run bench:promises
 import { context, propagation, trace } from "@opentelemetry/api";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
