@@ -11,12 +11,17 @@
 // more), and stopped. Each round's ratio compares runs seconds apart; the
 // median of those ratios is reported, as `npm run bench` does against the floor.
 //
+// TRACED=1 installs an OpenTelemetry SDK in this process and the workers of
+// both builds (as `npm run bench:observability`'s `traced`: spans recorded,
+// exported nowhere), to compare what each build costs with one installed.
+//
 // TOOL=echo_once measures the claimed path (an echo not annotated idempotent:
 // the worker claims each call and stores its reply) instead of `echo`; both
 // builds must have that tool. TRACE=call: each call a trace of its own (a
 // session record written and read per call) instead of the calls of one turn.
 //
-//   BASELINE=/path/to/checkout (required) ROUNDS=6 CALLS=600 SECONDS=2 (per build, per round) TOOL=echo
+//   BASELINE=/path/to/checkout (required) ROUNDS=6 CALLS=600 SECONDS=2 (per build, per round) TOOL=echo TRACED=0
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
@@ -38,6 +43,7 @@ if (TOOL !== "echo" && TOOL !== "echo_once") {
   console.error(`[bench:compare] TOOL must be echo or echo_once, got '${TOOL}'`);
   process.exit(2);
 }
+const TRACED = process.env.TRACED === "1";
 const log = (line: string): void => console.error(`[bench:compare] ${line}`);
 
 const entry = (root: string): string => resolve(root, "dist/bench/toolfleet.js");
@@ -76,11 +82,13 @@ const load = async (key: Build["key"], root: string): Promise<Build> => ({
 const current = await load("current", resolve(fileURLToPath(new URL("../..", import.meta.url))));
 const baseline = await load("baseline", baselineRoot);
 const redis = await redisPid();
+// One provider for the whole run: both builds' spans go through the same @opentelemetry/api.
+if (TRACED) new NodeTracerProvider().register();
 
 for (let round = 0; round < ROUNDS; round++) {
   for (const build of round % 2 === 0 ? [current, baseline] : [baseline, current]) {
     // A build from before echoSubject took a tool takes a third argument as the subject's name, and calls `echo`.
-    const fleet = await build.bench.startFleet(1);
+    const fleet = await build.bench.startFleet(1, undefined, { tracing: TRACED });
     const subject: Subject = TOOL === "echo" ? build.bench.echoSubject(fleet, TRACE) : build.bench.echoSubject(fleet, TRACE, { tool: TOOL });
     try {
       if (typeof subject.name !== "string" || !subject.name.includes(TOOL)) throw new Error(`${build.root} cannot call ${TOOL}: its bench is older`);
@@ -118,7 +126,7 @@ const summary = (b: Build) => ({
   byRound: b.rounds,
 });
 const result = {
-  command: `BASELINE=${baselineRoot} ROUNDS=${ROUNDS} CALLS=${CALLS} SECONDS=${SECONDS} TOOL=${TOOL} TRACE=${TRACE} npm run bench:compare`,
+  command: `BASELINE=${baselineRoot} ROUNDS=${ROUNDS} CALLS=${CALLS} SECONDS=${SECONDS} TOOL=${TOOL} TRACE=${TRACE}${TRACED ? " TRACED=1" : ""} npm run bench:compare`,
   date: new Date().toISOString(),
   machine: { cpus: `${cpus().length} x ${cpus()[0]?.model ?? "?"}`, node: process.version },
   settings: { rounds: ROUNDS, sequentialCallsPerRound: CALLS, throughputSecondsPerRound: SECONDS, inFlight: 64 },

@@ -8,12 +8,15 @@
 //
 // In each of ROUNDS rounds each variant in turn, in an order rotated every round, is started
 // alone, warmed up, given CALLS sequential calls and SECONDS at 64 in flight, and stopped; the
-// ratios against `off` are medians of per-round ratios.
+// ratios against `off` are medians of per-round ratios. CPU per call (caller, worker, Redis, read
+// from /proc at 64 in flight as `npm run bench:compare` does) is steadier on a busy machine than
+// throughput: its ratio says what each variant costs even when the machine's load moves the rates.
 //
 //   ROUNDS=6 CALLS=600 SECONDS=2 (per variant, per round)
 import { context, propagation, trace } from "@opentelemetry/api";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { cpus } from "node:os";
+import { cpuMeter, redisPid, type CpuPerCall } from "./cpu.js";
 import { latencyOf, median, sequentialTimes, throughput, warmUp } from "./harness.js";
 import { echoSubject, startFleet } from "./toolfleet.js";
 
@@ -25,7 +28,13 @@ const log = (line: string): void => console.error(`[bench:observability] ${line}
 type Key = "off" | "metrics" | "traced" | "sampled";
 const keys: Key[] = ["off", "metrics", "traced", "sampled"];
 const SAMPLE_ONE_IN_A_HUNDRED = { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.01" };
-const rounds = new Map<Key, { p50Ms: number; callsPerSecond: number }[]>(keys.map((k) => [k, []]));
+interface Round {
+  p50Ms: number;
+  callsPerSecond: number;
+  cpuUs: CpuPerCall;
+}
+const rounds = new Map<Key, Round[]>(keys.map((k) => [k, []]));
+const redis = await redisPid();
 
 for (let round = 0; round < ROUNDS; round++) {
   for (const key of [...keys.slice(round % keys.length), ...keys.slice(0, round % keys.length)]) {
@@ -39,9 +48,11 @@ for (let round = 0; round < ROUNDS; round++) {
     try {
       await warmUp(subject);
       const { p50Ms } = latencyOf(await sequentialTimes(subject, CALLS, 100));
-      const { callsPerSecond } = await throughput(subject, 64, SECONDS, 500);
-      rounds.get(key)!.push({ p50Ms, callsPerSecond });
-      log(`round ${round + 1}/${ROUNDS} ${key}: p50 ${p50Ms} ms, ${callsPerSecond} calls/s`);
+      const cpu = cpuMeter({ caller: [process.pid], worker: subject.workerPids ?? [], redis: [redis] });
+      const load = await throughput(subject, 64, SECONDS, 500, cpu.start);
+      const cpuUs = cpu.perCall(load.calls);
+      rounds.get(key)!.push({ p50Ms, callsPerSecond: load.callsPerSecond, cpuUs });
+      log(`round ${round + 1}/${ROUNDS} ${key}: p50 ${p50Ms} ms, ${load.callsPerSecond} calls/s, CPU per call ${cpuUs.total} µs`);
     } finally {
       await subject.close();
       if (provider) {
@@ -57,15 +68,26 @@ for (let round = 0; round < ROUNDS; round++) {
 const fixed = (n: number, digits = 3): number => Number(n.toFixed(digits));
 const off = rounds.get("off")!;
 const ratios = (key: Key) => {
-  const byRound = (pick: (r: { p50Ms: number; callsPerSecond: number }) => number): number[] =>
-    rounds.get(key)!.map((r, i) => fixed(pick(r) / (off[i] ? pick(off[i]) : NaN)));
+  const byRound = (pick: (r: Round) => number): number[] => rounds.get(key)!.map((r, i) => fixed(pick(r) / (off[i] ? pick(off[i]) : NaN)));
   const p50ByRound = byRound((r) => r.p50Ms);
   const throughputByRound = byRound((r) => r.callsPerSecond);
-  return { p50: fixed(median(p50ByRound)), throughput: fixed(median(throughputByRound)), p50ByRound, throughputByRound };
+  const cpuByRound = byRound((r) => r.cpuUs.total);
+  return {
+    p50: fixed(median(p50ByRound)),
+    throughput: fixed(median(throughputByRound)),
+    cpuPerCall: fixed(median(cpuByRound)),
+    p50ByRound,
+    throughputByRound,
+    cpuByRound,
+  };
 };
 const summary = (key: Key) => ({
   p50Ms: fixed(median(rounds.get(key)!.map((r) => r.p50Ms))),
   callsPerSecond: Math.round(median(rounds.get(key)!.map((r) => r.callsPerSecond))),
+  // At 64 in flight: caller, worker, Redis (which counts whatever else uses it).
+  cpuUsPerCall: Object.fromEntries(
+    (["caller", "worker", "redis", "total"] as const).map((role) => [role, fixed(median(rounds.get(key)!.map((r) => r.cpuUs[role])), 1)]),
+  ),
   byRound: rounds.get(key),
 });
 const result = {
@@ -77,14 +99,14 @@ const result = {
   metrics: summary("metrics"),
   traced: summary("traced"),
   sampled: summary("sampled"),
-  // ÷ off: above 1 for p50, below 1 for throughput, is what it costs.
+  // ÷ off: above 1 for p50 and CPU per call, below 1 for throughput, is what it costs.
   ratio: { metrics: ratios("metrics"), traced: ratios("traced"), sampled: ratios("sampled") },
 };
 const range = (v: number[]): string => `${Math.min(...v)}–${Math.max(...v)}`;
 for (const key of ["metrics", "traced", "sampled"] as const) {
   const r = result.ratio[key];
   log(
-    `${key} ÷ off (median of per-round ratios): p50 ${r.p50} (rounds ${range(r.p50ByRound)}), throughput ${r.throughput} (rounds ${range(r.throughputByRound)})`,
+    `${key} ÷ off (median of per-round ratios): p50 ${r.p50} (rounds ${range(r.p50ByRound)}), throughput ${r.throughput} (rounds ${range(r.throughputByRound)}), CPU per call ${r.cpuPerCall} (rounds ${range(r.cpuByRound)})`,
   );
 }
 console.log(JSON.stringify(result, null, 2));

@@ -112,3 +112,12 @@ export function reasonText(reason: unknown): string {
     reason instanceof Error ? reason.message : reason === undefined ? "cancelled by the caller" : typeof reason === "string" ? reason : JSON.stringify(reason);
   return text.slice(0, MAX_REASON);
 }
+
+/**
+ * A rejected promise of whatever a function that returns promises without being async threw, as an
+ * async function would have made it (no wrapping: the error stays what it was).
+ */
+export function rejected(err: unknown): Promise<never> {
+  // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passed on as thrown, like an async function's throw
+  return Promise.reject(err);
+}

@@ -1,4 +1,5 @@
 import { SpanKind, SpanStatusCode, context, propagation, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
+import { rejected } from "./errors.js";
 
 /**
  * OpenTelemetry spans across the fleet (docs/observability.md, "Traces").
@@ -31,19 +32,36 @@ const KINDS: Record<SpanRole, SpanKind> = { server: SpanKind.SERVER, client: Spa
 /**
  * Runs `work` in a new span (a child of `parent`, else of the active span), ends it when `work` settles,
  * and marks it failed when `work` throws. `work` may add attributes as it learns them (route, outcome).
+ * One `.then` rather than an async wrapper: with an OpenTelemetry SDK's context manager, Node 20 runs a hook
+ * for every promise, and this sits on every call's path (docs/observability.md, "What it costs").
  */
 export function inSpan<T>(name: string, role: SpanRole, attributes: Attributes, work: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
-  return tracer().startActiveSpan(name, { kind: KINDS[role], attributes }, parent ?? context.active(), async (span) => {
+  return tracer().startActiveSpan(name, { kind: KINDS[role], attributes }, parent ?? context.active(), (span) => {
+    let running: Promise<T>;
     try {
-      return await work(span);
+      running = work(span);
     } catch (err) {
-      span.recordException(err instanceof Error ? err : String(err));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
-      throw err;
-    } finally {
-      span.end();
+      failed(span, err);
+      return rejected(err);
     }
+    return running.then(
+      (value) => {
+        span.end();
+        return value;
+      },
+      (err: unknown) => {
+        failed(span, err);
+        throw err;
+      },
+    );
   });
+}
+
+/** Records why a span's work failed, and ends the span. */
+function failed(span: Span, err: unknown): void {
+  span.recordException(err instanceof Error ? err : String(err));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+  span.end();
 }
 
 /** Marks a span failed when a call ended other than `ok` (the call itself returned, as tool failures do). */

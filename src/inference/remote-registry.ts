@@ -301,17 +301,21 @@ export class RemoteToolRegistry implements ToolRegistryLike {
    * Routes a call by the fixed precedence of docs/architecture.md ("Routing")
    * and reports how it ended and where it ran.
    */
-  async execute(name: string, args: unknown, options: CallOptions = {}): Promise<CallOutcome> {
+  execute(name: string, args: unknown, options: CallOptions = {}): Promise<CallOutcome> {
     // One span per call (no-op without an OTel SDK); a remote call's request carries it to the worker.
-    return inSpan(`tool call ${name}`, "client", { "toolfleet.tool": name }, async (span) => {
-      const outcome = await this.dispatch(name, args, options);
-      endedAs(span, outcome.kind, { "toolfleet.route": outcome.route });
-      this.metrics.callEnded(name, outcome.route, outcome.kind, outcome.durationMs);
-      return outcome;
-    });
+    // No async wrappers on this path: each would add promises that an installed OTel SDK's context manager
+    // pays a hook for on Node 20 (docs/observability.md, "What it costs"). inSpan turns a throw into a rejection.
+    return inSpan(`tool call ${name}`, "client", { "toolfleet.tool": name }, (span) =>
+      this.dispatch(name, args, options).then((outcome) => {
+        endedAs(span, outcome.kind, { "toolfleet.route": outcome.route });
+        this.metrics.callEnded(name, outcome.route, outcome.kind, outcome.durationMs);
+        return outcome;
+      }),
+    );
   }
 
-  private async dispatch(name: string, args: unknown, options: CallOptions): Promise<CallOutcome> {
+  /** May throw rather than reject: its one caller, execute(), runs it in inSpan, which takes either. */
+  private dispatch(name: string, args: unknown, options: CallOptions): Promise<CallOutcome> {
     const cfg = this.options.config.get();
     // Nested calls and in_process mode: the local registry, which also delegates gateway-pinned tools
     // through the context's adapter, and checks the permission and options itself.
@@ -322,15 +326,16 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     if (pin === "gateway") {
       // The tool's own time limit (the catalog's word) applies on the way to the gateway too.
       const withTimeout = options.timeoutMs === undefined ? { ...options, timeoutMs: this.timeoutOf(name, options) } : options;
-      return { ...(await this.options.local.executeOnGateway(name, args, withTimeout)), route: "gateway" };
+      return this.options.local.executeOnGateway(name, args, withTimeout).then((outcome): CallOutcome => ({ ...outcome, route: "gateway" }));
     }
     // Inference-pinned, or forced local.
     if (pin === "inference" || cfg.toolsForceInProcess.has(name)) return this.options.local.execute(name, args, options);
     // Everything else: the tools service (shadow: the local registry answers, some tools mirrored).
     if (cfg.toolsServiceMode === "shadow") {
-      const outcome = await this.options.local.execute(name, args, options);
-      if (outcome.kind !== "denied") this.mirror(name, args, options, outcome.text);
-      return { ...outcome, route: "shadow" };
+      return this.options.local.execute(name, args, options).then((outcome): CallOutcome => {
+        if (outcome.kind !== "denied") this.mirror(name, args, options, outcome.text);
+        return { ...outcome, route: "shadow" };
+      });
     }
     return this.remote(name, args, options);
   }

@@ -34,12 +34,18 @@ export class AckBatch {
     this.timer = undefined;
     const ids = this.ids;
     this.ids = [];
+    // Forgotten in the same callbacks, not in a .finally(): two promises fewer per write, each of which an
+    // installed OTel SDK pays a hook for on Node 20 (docs/observability.md, "What it costs").
     const sent: Promise<void> = this.redis.sendCommand(["XACK", this.stream, this.group, ...ids]).then(
-      () => undefined,
-      (err: unknown) => this.onError(err, ids),
+      () => {
+        this.sending.delete(sent);
+      },
+      (err: unknown) => {
+        this.sending.delete(sent);
+        this.onError(err, ids);
+      },
     );
     this.sending.add(sent);
-    void sent.finally(() => this.sending.delete(sent));
   }
 
   /** Sends what is gathered and waits for every XACK sent; for stop(). */

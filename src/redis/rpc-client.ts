@@ -7,7 +7,7 @@ import type { Keys } from "./keys.js";
 import { ReplyInbox } from "./reply-inbox.js";
 import type { StreamEntry } from "./streams.js";
 
-export interface RpcClientOptions<Reply> {
+export interface RpcClientOptions<Reply, Meta = never> {
   redis: RedisClient;
   redisUrl: string;
   keys: Keys;
@@ -22,6 +22,8 @@ export interface RpcClientOptions<Reply> {
   correlationOf(reply: Reply): string;
   /** The reply a caller gets for an undecodable reply that still names its call. @defaultValue none: the call waits for its deadline */
   malformed?(correlationId: string, error: WireError): Reply;
+  /** Hears each call that ends with an error, with its `meta`, before its caller does. @defaultValue none */
+  failed?(error: ToolfleetError, meta: Meta | undefined): void;
   /** A reply stream not refreshed this long (its caller died) is deleted by Redis. @defaultValue 600 */
   replyStreamTtlSeconds?: number;
   /** @defaultValue 1000 */
@@ -78,7 +80,7 @@ export class RpcClient<Reply, Meta = never> {
   private deadlineTimer: NodeJS.Timeout | undefined;
   private armedFor = Infinity;
 
-  constructor(private readonly options: RpcClientOptions<Reply>) {
+  constructor(private readonly options: RpcClientOptions<Reply, Meta>) {
     this.inbox = new ReplyInbox({
       redis: options.redis,
       redisUrl: options.redisUrl,
@@ -147,8 +149,10 @@ export class RpcClient<Reply, Meta = never> {
       const settle = (outcome: Reply | ToolfleetError): void => {
         if (!this.pending.delete(correlationId)) return;
         if (onAbort) signal?.removeEventListener("abort", onAbort);
-        if (outcome instanceof ToolfleetError) reject(outcome);
-        else resolve(outcome);
+        if (outcome instanceof ToolfleetError) {
+          this.options.failed?.(outcome, meta);
+          reject(outcome);
+        } else resolve(outcome);
       };
       // Only a call given a signal pays for a listener.
       const onAbort = signal

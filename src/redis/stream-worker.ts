@@ -6,20 +6,15 @@ import { within } from "../core/within.js";
 import { BlockingReader } from "./blocking-reader.js";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
-import { autoClaim, consumerPending, deliveryCounts, ensureGroup, ownPending, touchPending, trimAcknowledged, xaddArgs, type StreamEntry } from "./streams.js";
-import { isPermanentRedisError } from "./redis-errors.js";
-import { commitDeadLetter, recreateAndReply, type CommitTarget } from "./entry-commit.js";
-import { type EntryFields } from "./entry-codec.js";
-import { ToolfleetError } from "../core/errors.js";
+import { autoClaim, consumerPending, deliveryCounts, ensureGroup, ownPending, touchPending, trimAcknowledged, type StreamEntry } from "./streams.js";
+import { EntryCommitter } from "./entry-commit.js";
+import { ToolfleetError, rejected } from "../core/errors.js";
 import { AckBatch } from "./ack-batch.js";
 import { SharedSlots } from "./shared-slots.js";
-import type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, StreamWorkerOptions } from "./stream-worker-options.js";
-
-type Arg = string | Buffer;
+import type { DeliveredEntry, EntryHandler, Heartbeat, StreamWorkerOptions } from "./stream-worker-options.js";
 
 export type { DeliveredEntry, Disposition, EntryHandler, Heartbeat, Outbound, StreamWorkerOptions } from "./stream-worker-options.js";
 
-const SLOW_COMMIT_RETRIES = 20;
 /** After stop's timeout aborts the handlers, how long they get to finish before the worker leaves anyway. */
 const ABANDON_AFTER_ABORT_MS = 2000;
 
@@ -36,7 +31,7 @@ export class StreamWorker {
   private readonly handler: EntryHandler;
   private readonly keys: Keys;
   private readonly group: string;
-  private readonly commitTarget: CommitTarget;
+  private readonly committer: EntryCommitter;
   private readonly reader: BlockingReader;
   private readonly acks: AckBatch;
   private running = false;
@@ -50,8 +45,6 @@ export class StreamWorker {
   private stopLeases: (() => void) | undefined;
   private claimCursor = "0-0";
   private readonly startedAt = Date.now();
-  private processed = 0;
-  private deadLettered = 0;
   private reclaimed = 0;
   private readonly heartbeatExtra: (() => Record<string, unknown>) | undefined;
 
@@ -80,19 +73,26 @@ export class StreamWorker {
     this.beats = options.beats !== false;
     this.keys = options.keys;
     this.group = options.keys.group(options.stream);
-    this.commitTarget = {
-      redis: this.redis,
-      logger: this.logger,
-      service: this.options.service,
-      stream: this.options.stream,
-      group: this.group,
-      maxLen: this.options.maxLen,
-    };
-    this.acks = new AckBatch(options.redis, options.stream, this.group, (err, ids) =>
+    const acks = new AckBatch(options.redis, options.stream, this.group, (err, ids) =>
       this.logger.warn(
         { service: this.options.service, entries: ids.length, ...errorFields(err) },
         "could not ack replied entries; they are redelivered after the lease and answered again",
       ),
+    );
+    this.acks = acks;
+    this.committer = new EntryCommitter(
+      {
+        redis: this.redis,
+        logger: this.logger,
+        service: this.options.service,
+        stream: this.options.stream,
+        group: this.group,
+        maxLen: this.options.maxLen,
+        consumer: this.options.consumer,
+        deadLetterStream: this.keys.deadLetter(this.options.stream),
+      },
+      acks,
+      this.stopping.signal,
     );
     this.reader = new BlockingReader({
       redis: options.redis,
@@ -248,110 +248,61 @@ export class StreamWorker {
 
   // ── handling ────────────────────────────────────────────────────────────
 
+  // dispatch(), process() and EntryCommitter.commit() take an entry's common path with one `.then` per step rather than
+  // async functions and awaits: with an OTel SDK installed, Node 20 runs a hook for every promise
+  // (docs/observability.md, "What it costs"). The rare paths stay async functions.
   private dispatch(entry: StreamEntry, deliveries: number): void {
     if (this.inFlight.has(entry.id)) return;
-    const work = this.process(entry, deliveries)
-      .catch((err: unknown) =>
+    const finish = (): void => {
+      this.inFlight.delete(entry.id);
+      this.slots.release();
+    };
+    let processing: Promise<void>;
+    try {
+      processing = this.process(entry, deliveries);
+    } catch (err) {
+      processing = rejected(err);
+    }
+    const work = processing.then(finish, (err: unknown) => {
+      try {
         this.logger.error(
           { service: this.options.service, worker: this.options.consumer, entryId: entry.id, ...errorFields(err) },
           "entry left pending after an error; it will be retried",
-        ),
-      )
-      .finally(() => {
-        this.inFlight.delete(entry.id);
-        this.slots.release();
-      });
+        );
+      } finally {
+        finish();
+      }
+    });
     this.slots.take();
     this.inFlight.set(entry.id, work);
   }
 
-  private async process(raw: StreamEntry, deliveries: number): Promise<void> {
+  /** May throw rather than reject: dispatch() takes either. */
+  private process(raw: StreamEntry, deliveries: number): Promise<void> {
+    if (raw.fields === null || deliveries > this.options.maxDeliveries) return this.processUnusual(raw, deliveries);
+    const entry: DeliveredEntry = { id: raw.id, fields: raw.fields, deliveries };
+    return this.handler
+      .handle(entry, this.stopping.signal)
+      .then((disposition) => (disposition.kind === "leave" ? undefined : this.committer.commit(entry.id, disposition, entry)));
+  }
+
+  /** An entry trimmed away while pending, or delivered more times than allowed. */
+  private async processUnusual(raw: StreamEntry, deliveries: number): Promise<void> {
     if (raw.fields === null) {
       // Trimmed away while pending: nothing left to run, only the ack.
-      await this.commit(raw.id, { kind: "ack" });
+      await this.committer.commit(raw.id, { kind: "ack" });
       return;
     }
     const entry: DeliveredEntry = { id: raw.id, fields: raw.fields, deliveries };
-    if (deliveries > this.options.maxDeliveries) {
-      // Its work may have finished with only the ack lost: the stored reply is its answer, not an error.
-      const stored = await this.handler.storedReply?.(entry);
-      if (stored) {
-        this.logger.info({ service: this.options.service, entryId: entry.id, deliveries }, "over the delivery limit, but its reply was stored; sent that");
-        await this.commit(entry.id, { kind: "ack", reply: stored }, entry);
-        return;
-      }
-      const reason = `delivered ${deliveries} times (limit ${this.options.maxDeliveries})`;
-      await this.commit(entry.id, { kind: "dead", reason, reply: this.handler.deadLetterReply(entry, reason) }, entry);
+    // Its work may have finished with only the ack lost: the stored reply is its answer, not an error.
+    const stored = await this.handler.storedReply?.(entry);
+    if (stored) {
+      this.logger.info({ service: this.options.service, entryId: entry.id, deliveries }, "over the delivery limit, but its reply was stored; sent that");
+      await this.committer.commit(entry.id, { kind: "ack", reply: stored }, entry);
       return;
     }
-    const disposition = await this.handler.handle(entry, this.stopping.signal);
-    if (disposition.kind === "leave") return;
-    await this.commit(entry.id, disposition, entry);
-  }
-
-  /**
-   * Extra commands and the reply, and once Redis has taken all of them, the
-   * ack; retried while Redis is away or refuses them. Not a MULTI: if only a
-   * prefix runs (the connection drops), the entry stays pending and its
-   * redelivery finds the stored reply (the handler's commands) and sends it
-   * again, so order is all that matters, and MULTI/EXEC would cost two more
-   * commands per call. The ack waits for the replies to those commands: Redis
-   * may refuse the reply (out of memory, a key of another type) and still take
-   * an `XACK`, and an entry acked without its reply is lost. The ack goes out
-   * with the next entry's commands, in one `XACK` with every other ack waiting
-   * (see `AckBatch`): no write of its own. A dead letter's copy and ack do go
-   * in a MULTI: a half-done one would copy it twice.
-   */
-  private async commit(id: string, disposition: Exclude<Disposition, { kind: "leave" }>, entry?: DeliveredEntry): Promise<void> {
-    const commands: Arg[][] = [];
-    if (disposition.kind === "ack") commands.push(...(disposition.commands ?? []));
-    if (disposition.kind === "dead" && entry) {
-      const copy: EntryFields = {
-        stream: this.options.stream,
-        entry_id: id,
-        reason: disposition.reason,
-        deliveries: String(entry.deliveries),
-        worker: this.options.consumer,
-        at: String(Date.now()),
-      };
-      for (const [name, value] of Object.entries(entry.fields)) copy[`field.${name}`] = value;
-      commands.push(xaddArgs(this.keys.deadLetter(this.options.stream), copy, this.options.maxLen));
-      this.logger.warn({ service: this.options.service, entryId: id, reason: disposition.reason }, "entry dead-lettered");
-    }
-    const reply = disposition.reply;
-    const replyAt = commands.length;
-    if (reply) commands.push(xaddArgs(reply.stream, reply.fields, this.options.maxLen, true));
-    for (let attempt = 0; ; attempt++) {
-      try {
-        if (disposition.kind === "dead") await commitDeadLetter(this.commitTarget, id, commands, reply, replyAt);
-        else {
-          const sent = commands.map((args) => this.redis.sendCommand(args));
-          // Acks waiting for a write go out with this one.
-          this.acks.flush();
-          const results = await Promise.all(sent);
-          if (reply && results[replyAt] === null) await recreateAndReply(this.commitTarget, reply);
-          this.acks.add(id);
-        }
-        break;
-      } catch (err) {
-        // Refused for good (a reply "stream" that is a key of another type, say): retrying only
-        // holds a slot for seconds. The entry is dead-lettered at once, with the reason.
-        if (disposition.kind === "ack" && entry && isPermanentRedisError(err)) {
-          const reason = `reply refused by Redis: ${err instanceof Error ? err.message : String(err)}`;
-          await this.commit(id, { kind: "dead", reason, reply: null }, entry);
-          return;
-        }
-        // Past stop()'s deadline nobody waits for this entry: it stays pending for another worker.
-        if (attempt >= SLOW_COMMIT_RETRIES || this.stopping.signal.aborted) throw err;
-        // Debug: an outage fails every entry in flight at once (the connection's own line says so),
-        // and one that never goes through is logged as an error when it is given up.
-        if (attempt === 0)
-          this.logger.debug({ service: this.options.service, entryId: id, ...errorFields(err) }, "commit failed; retrying, the entry not acked");
-        await sleep(Math.min(50 * 2 ** attempt, 500));
-      }
-    }
-    if (disposition.kind === "dead") this.deadLettered++;
-    else this.processed++;
+    const reason = `delivered ${deliveries} times (limit ${this.options.maxDeliveries})`;
+    await this.committer.commit(entry.id, { kind: "dead", reason, reply: this.handler.deadLetterReply(entry, reason) }, entry);
   }
 
   // ── lifecycle helpers ───────────────────────────────────────────────────
@@ -385,8 +336,8 @@ export class StreamWorker {
       startedAt: this.startedAt,
       lastProgressAt: this.reader.lastProgressAt,
       inFlight: this.inFlight.size,
-      processed: this.processed,
-      deadLettered: this.deadLettered,
+      processed: this.committer.processed,
+      deadLettered: this.committer.deadLettered,
       reclaimed: this.reclaimed,
       healthy: this.healthy,
     };

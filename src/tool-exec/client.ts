@@ -11,7 +11,7 @@ import { ID_PATTERN, shardOf } from "../redis/keys.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeReply, encodeRequest, errorReply, type ToolReply, type ToolRequest, type WireContext } from "./codec.js";
 import type { JsonValue, ToolContext } from "../core/context.js";
 import { DEFAULT_MAX_REPLY_BYTES, type Decoded, type EntryFields } from "../redis/entry-codec.js";
-import { ToolfleetError, isToolfleetError, reasonText, wireError } from "../core/errors.js";
+import { ToolfleetError, isToolfleetError, reasonText, rejected, wireError } from "../core/errors.js";
 import { checkedTimeoutMs } from "../core/timeout.js";
 import { errorFields } from "../core/log.js";
 import { cancelUnstarted, type PublishedRequest } from "./idempotency.js";
@@ -171,6 +171,10 @@ export class ToolsClient {
           ? null
           : (decodeProgress(fields) ?? logEntry(fields)),
       malformed: (correlationId, error) => errorReply(correlationId, "", error),
+      // Where the request of a call that ended without a reply landed, for publishedRequestOf().
+      failed: (err, meta) => {
+        if (meta) publishedBy.set(err, meta);
+      },
       ...(options.replyStreamTtlSeconds ? { replyStreamTtlSeconds: options.replyStreamTtlSeconds } : {}),
       ...(options.blockMs ? { blockMs: options.blockMs } : {}),
     });
@@ -295,37 +299,59 @@ export class ToolsClient {
    * Publishes a call and resolves with its reply; rejects with a ToolfleetError (TIMEOUT, STOPPED,
    * PUBLISH_FAILED, REQUEST_LOST) when none comes in time.
    */
-  async call(call: ToolCall): Promise<ToolReply> {
-    if (!this.rpc.isStarted) throw new ToolfleetError("NOT_STARTED", "ToolsClient.call() before start()");
-    checkedTimeoutMs(call.timeoutMs, "ToolsClient.call()");
-    if (!call.resendIfLost) return this.callOnce(call);
-    const started = Date.now();
+  call(call: ToolCall): Promise<ToolReply> {
+    // Not async, nor are callOnce() and send(): one `.then` per step instead of a promise for each async
+    // function and each await, which an installed OTel SDK's context manager pays a hook for on Node 20
+    // (docs/observability.md, "What it costs"). Whatever they throw is returned as a rejection here.
+    try {
+      if (!this.rpc.isStarted) throw new ToolfleetError("NOT_STARTED", "ToolsClient.call() before start()");
+      checkedTimeoutMs(call.timeoutMs, "ToolsClient.call()");
+      return this.callOnce(call, call.resendIfLost ? Date.now() : undefined);
+    } catch (err) {
+      return rejected(err);
+    }
+  }
+
+  /** After a call's request was lost (REQUEST_LOST): sends it again, within its time; any other error is rethrown. */
+  private async resendLost(call: ToolCall, started: number, err: unknown): Promise<ToolReply> {
     // A bound on resends: each needs another restart to be lost, but a flapping Redis must not loop.
     for (let resends = 0; ; resends++) {
+      const left = call.timeoutMs - (Date.now() - started);
+      if (!isToolfleetError(err, "REQUEST_LOST") || left <= 0 || resends >= 3) throw err;
+      this.options.logger.warn({ tool: call.toolName, leftMs: left }, "request lost in a Redis restart; sending it again (the tool may run twice)");
+      call = { ...call, timeoutMs: left };
       try {
         return await this.callOnce(call);
-      } catch (err) {
-        const left = call.timeoutMs - (Date.now() - started);
-        if (!isToolfleetError(err, "REQUEST_LOST") || left <= 0 || resends >= 3) throw err;
-        this.options.logger.warn({ tool: call.toolName, leftMs: left }, "request lost in a Redis restart; sending it again (the tool may run twice)");
-        call = { ...call, timeoutMs: left };
+      } catch (next) {
+        err = next;
       }
     }
   }
 
-  private async callOnce(call: ToolCall): Promise<ToolReply> {
+  /**
+   * One send of a call (and, when the session record was missing, one more). `resendFrom`: when the call
+   * may be sent again after Redis lost its request, when it started. May throw (a request that cannot be encoded).
+   */
+  private callOnce(call: ToolCall, resendFrom?: number): Promise<ToolReply> {
     const started = Date.now();
-    const first = await this.send(call, false);
-    if (first.sessionWritten || first.reply.status !== "error" || first.reply.error?.code !== "UNAUTHENTICATED") return first.reply;
-    // This caller took the trace's record to be there and it was not (Redis lost it: an eviction, a restart
-    // not yet noticed). The tool did not run: write the record and ask once more, within the same time.
-    this.options.logger.warn({ traceId: first.traceId, tool: call.toolName }, "session record missing; writing it again and retrying the call");
-    this.sessions.forget(first.traceId);
-    const left = call.timeoutMs - (Date.now() - started);
-    return left > 0 ? (await this.send({ ...call, timeoutMs: left }, true)).reply : first.reply;
+    const first = this.send(call, false);
+    // In the same .then as the reply: one promise fewer than a .catch after it.
+    const lost = resendFrom === undefined ? undefined : (err: unknown): Promise<ToolReply> => this.resendLost(call, resendFrom, err);
+    return first.reply.then((reply) => {
+      if (first.sessionWritten || reply.status !== "error" || reply.error?.code !== "UNAUTHENTICATED") return reply;
+      // This caller took the trace's record to be there and it was not (Redis lost it: an eviction, a restart
+      // not yet noticed). The tool did not run: write the record and ask once more, within the same time.
+      this.options.logger.warn({ traceId: first.traceId, tool: call.toolName }, "session record missing; writing it again and retrying the call");
+      this.sessions.forget(first.traceId);
+      const left = call.timeoutMs - (Date.now() - started);
+      if (left <= 0) return reply;
+      const again = this.send({ ...call, timeoutMs: left }, true).reply;
+      return lost ? again.catch(lost) : again;
+    }, lost);
   }
 
-  private async send(call: ToolCall, writeSession: boolean): Promise<{ reply: ToolReply; traceId: string; sessionWritten: boolean }> {
+  /** Publishes the request; `reply` settles as the RpcClient ends the call. May throw (a request that cannot be encoded). */
+  private send(call: ToolCall, writeSession: boolean): { reply: Promise<ToolReply>; traceId: string; sessionWritten: boolean } {
     const correlationId = this.rpc.nextCorrelationId();
     // A trace id that cannot name a key (too long, odd characters) is replaced, not trusted to fail later.
     const traceId = call.traceId && ID_PATTERN.test(call.traceId) ? call.traceId : correlationId;
@@ -386,7 +412,8 @@ export class ToolsClient {
     });
     meta.published = published;
     try {
-      const reply = await this.rpc.request(
+      // An error the call ends with is mapped to `meta` by the RpcClient's `failed` (see the constructor).
+      const reply = this.rpc.request(
         correlationId,
         request.idemKey,
         call.timeoutMs,

@@ -4,6 +4,7 @@ import { CallSignal, ToolContext, type PlatformAdapter } from "../core/context.j
 import { errorFields, type Logger } from "../core/log.js";
 import { cancelled, permissionDenied } from "../core/outcome.js";
 import type { CallOptions, ToolRegistry } from "../core/registry.js";
+import type { CallOutcome } from "../core/outcome.js";
 import type { RedisClient } from "../redis/client.js";
 import { xaddArgs } from "../redis/streams.js";
 import type { RunningCalls } from "../redis/control.js";
@@ -34,7 +35,10 @@ export interface RunDeps {
  * request's idempotency key on the context, cancellation by the caller, and
  * progress updates to the caller's reply stream when it asked for them.
  */
-export async function runRequest(deps: RunDeps, req: ToolRequest, identity: SessionIdentity, stopping: AbortSignal): Promise<ToolReply> {
+export function runRequest(deps: RunDeps, req: ToolRequest, identity: SessionIdentity, stopping: AbortSignal): Promise<ToolReply> {
+  // Not async (it may throw: its caller runs it in inSpan, which takes either): one `.then` on the call's
+  // path instead of an async function and an await, each a promise an installed OTel SDK pays a hook for
+  // on Node 20 (docs/observability.md, "What it costs").
   const started = performance.now();
   // Identity from the session record overwrites whatever the envelope claimed.
   const ctx = new ToolContext({
@@ -54,7 +58,7 @@ export async function runRequest(deps: RunDeps, req: ToolRequest, identity: Sess
   });
   // The authoritative permission check, with the session's identity: an empty user id is not a free pass.
   if (!deps.registry.isAllowed(req.toolName, identity.userId)) {
-    return {
+    return Promise.resolve({
       correlationId: req.correlationId,
       workerId: deps.workerId,
       status: "ok",
@@ -62,7 +66,7 @@ export async function runRequest(deps: RunDeps, req: ToolRequest, identity: Sess
       outcome: "denied",
       writeBack: emptyWriteBack(),
       durationMs: performance.now() - started,
-    };
+    });
   }
   const cfg = deps.config.get();
   const now = Date.now();
@@ -80,7 +84,7 @@ export async function runRequest(deps: RunDeps, req: ToolRequest, identity: Sess
   // A cancel heard between the request's check and here: it never starts.
   const heard = deps.calls.cancelledBefore(req.idemKey);
   if (heard !== undefined) {
-    return {
+    return Promise.resolve({
       correlationId: req.correlationId,
       workerId: deps.workerId,
       status: "ok",
@@ -88,28 +92,41 @@ export async function runRequest(deps: RunDeps, req: ToolRequest, identity: Sess
       outcome: "cancelled",
       writeBack: emptyWriteBack(),
       durationMs: performance.now() - started,
-    };
+    });
   }
   deps.calls.begin(req.idemKey, call);
-  let outcome;
-  try {
-    outcome = await deps.registry.execute(req.toolName, req.toolArgs, options);
-  } finally {
+  const ended = (): void => {
     deps.calls.end(req.idemKey);
     progress?.close();
-  }
-  // Literal objects, no spreads: V8 builds `{ ...a, b }` through a slow path (docs/benchmarks.md).
-  const reply: ToolReply = {
-    correlationId: req.correlationId,
-    workerId: deps.workerId,
-    status: "ok",
-    result: outcome.text,
-    outcome: outcome.kind,
-    writeBack: { sentFiles: ctx.sentFiles, injectedTools: ctx.injectedTools, sentRichMessages: ctx.sentRichMessages },
-    durationMs: performance.now() - started,
   };
-  if (outcome.result) reply.structured = outcome.result;
-  return reply;
+  let running: Promise<CallOutcome>;
+  try {
+    running = deps.registry.execute(req.toolName, req.toolArgs, options);
+  } catch (err) {
+    ended();
+    throw err;
+  }
+  return running.then(
+    (outcome) => {
+      ended();
+      // Literal objects, no spreads: V8 builds `{ ...a, b }` through a slow path (docs/benchmarks.md).
+      const reply: ToolReply = {
+        correlationId: req.correlationId,
+        workerId: deps.workerId,
+        status: "ok",
+        result: outcome.text,
+        outcome: outcome.kind,
+        writeBack: { sentFiles: ctx.sentFiles, injectedTools: ctx.injectedTools, sentRichMessages: ctx.sentRichMessages },
+        durationMs: performance.now() - started,
+      };
+      if (outcome.result) reply.structured = outcome.result;
+      return reply;
+    },
+    (err: unknown) => {
+      ended();
+      throw err;
+    },
+  );
 }
 
 /** Progress entries for this request's caller, coalesced, added only to its reply stream while that exists. */

@@ -323,7 +323,9 @@ export class ToolExecServer {
     const commands = known ? [] : sessionReadArgs(sessionKey, toKeep);
     if (!repeatSafe) commands.push(this.claimOf(req.idemKey));
     // Sent one by one in this turn, so they leave in one write: a pipeline object (multi) costs more than it saves.
-    const results: unknown[] = commands.length === 0 ? [] : await Promise.all(commands.map((args) => this.options.redis.sendCommand<unknown>(args)));
+    // One command (the claim, or the read) needs no Promise.all, which costs two promises more.
+    const send = (args: (typeof commands)[number]): Promise<unknown> => this.options.redis.sendCommand<unknown>(args);
+    const results: unknown[] = commands.length === 0 ? [] : commands.length === 1 ? [await send(commands[0]!)] : await Promise.all(commands.map(send));
     if (!repeatSafe) {
       if (results[results.length - 1] !== "OK") {
         const other = await this.alreadyClaimed(req);
@@ -350,12 +352,19 @@ export class ToolExecServer {
             "toolfleet.deliveries": entry.deliveries,
             "toolfleet.queue_wait_ms": queueMs,
           },
-          async (span) => {
-            const done = identity
-              ? await runRequest(this.runDeps, req, identity, stopping)
-              : errorReply(req.correlationId, this.options.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.ok ? "" : session.reason}.`));
-            endedAs(span, done.status === "ok" ? (done.outcome ?? "ok") : kindOfWireCode(done.error?.code));
-            return done;
+          (span) => {
+            const ended = (done: ToolReply): ToolReply => {
+              endedAs(span, done.status === "ok" ? (done.outcome ?? "ok") : kindOfWireCode(done.error?.code));
+              return done;
+            };
+            // A .then, not an async callback: promises on this path cost a hook each with an OTel SDK (docs/observability.md).
+            return identity
+              ? runRequest(this.runDeps, req, identity, stopping).then(ended)
+              : Promise.resolve(
+                  ended(
+                    errorReply(req.correlationId, this.options.workerId, wireError("UNAUTHENTICATED", `Request refused: ${session.ok ? "" : session.reason}.`)),
+                  ),
+                );
           },
           contextOf(req.traceparent),
         );

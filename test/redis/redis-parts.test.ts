@@ -9,7 +9,7 @@ import { readSession, sessionRecord, writeSession } from "../../src/tool-exec/se
 import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
 import { RedisTaskStore } from "../../src/tool-exec/task-store.js";
 import { decodeReply, encodeReply } from "../../src/tool-exec/codec.js";
-import { ToolsClient } from "../../src/tool-exec/client.js";
+import { ToolsClient, publishedRequestOf } from "../../src/tool-exec/client.js";
 import { ID_PATTERN } from "../../src/redis/keys.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "../support/redis-helpers.js";
@@ -167,6 +167,38 @@ describe("Redis task store", () => {
 });
 
 describe("tools client", () => {
+  test("a call that cannot go out (before start(), a bad timeout, a request too big) is a rejected promise, not a throw, and leaves nothing pending", async () => {
+    // ToolsClient.call() is not an async function (docs/observability.md, "Fewer promises per call"): it must still refuse this way.
+    const redis = await connect();
+    const k = testKeys();
+    const client = new ToolsClient({
+      redis,
+      redisUrl: REDIS_URL,
+      keys: k,
+      workerId: "caller",
+      logger: new RecordingLogger(),
+      blockMs: 100,
+      maxRequestBytes: 1000,
+    });
+    const refused = (code: string) => (err: unknown) => err instanceof ToolfleetError && err.code === code;
+    try {
+      const early = client.call(echoCall("x", 1000));
+      await assert.rejects(early, refused("NOT_STARTED"));
+      await client.start();
+      const badTimeout = client.call(echoCall("x", -1));
+      await assert.rejects(badTimeout, refused("CALL_OPTIONS_INVALID"));
+      for (const resendIfLost of [false, true]) {
+        const tooBig = client.call({ ...echoCall("x".repeat(5000), 1000), resendIfLost });
+        await assert.rejects(tooBig, refused("PAYLOAD_TOO_LARGE"));
+      }
+      assert.equal(client.pendingCount, 0);
+    } finally {
+      await client.stop();
+      await dropNamespace(redis, k);
+      await closeRedis(redis);
+    }
+  });
+
   test("with no worker, each call times out at its own deadline (a short one after a long one is not held up) with distinct short ids", async () => {
     const redis = await connect();
     const k = testKeys();
@@ -185,6 +217,11 @@ describe("tools client", () => {
       assert.ok(short instanceof ToolfleetError);
       assert.equal(short.code, "TIMEOUT");
       assert.equal(short.message, "No reply within 150 ms.");
+      // Where its request landed goes with the error (RpcClient's `failed`), for cancelUnstarted().
+      const landed = publishedRequestOf(short, k);
+      assert.equal(landed?.stream, k.toolsStream);
+      assert.match(landed?.entryId ?? "", /^\d+-\d+$/);
+      assert.match(landed?.runId ?? "", /^[0-9a-f]+$/);
       // The long call is still waiting when the short one has timed out.
       assert.equal(client.pendingCount, 1);
       // stop() ends it at once rather than at its deadline.
