@@ -2,10 +2,14 @@
 // functions): what main did and the branch must still do, against the real Redis.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { ToolfleetError, wireError } from "../../src/core/errors.js";
+import { decodeRequest, emptyWriteBack, encodeReply, errorReply, type ToolReply } from "../../src/tool-exec/codec.js";
+import { xaddArgs } from "../../src/redis/streams.js";
 import { closeRedis } from "../../src/redis/client.js";
+import { ToolsClient } from "../../src/tool-exec/client.js";
 import { StreamWorker, type Disposition, type EntryHandler } from "../../src/redis/stream-worker.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
-import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
+import { REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "../support/redis-helpers.js";
 
 test("a handler that answers with a plain disposition (not a promise) still has its entry acked, as on main", async () => {
   // StreamWorker and EntryHandler are public (src/protocol.ts). main's process() awaited handle(), which
@@ -29,6 +33,139 @@ test("a handler that answers with a plain disposition (not a promise) still has 
     );
   } finally {
     await worker.stop(2000);
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+/** ToolsClient's handler of a Redis restart (private): ends every pending call whose request another Redis took. */
+const restartSeen = (client: ToolsClient): void => (client as unknown as { lostInRestart(runId: string): void }).lostInRestart("a-redis-that-never-was");
+
+test("a call whose request keeps being lost is sent 4 times (3 resends, each logged with the time left), then fails with REQUEST_LOST", async () => {
+  // The resend bound and the time left, as main's call() loop had them; nothing else tests REQUEST_LOST.
+  const redis = await connect();
+  const k = testKeys();
+  const logger = new RecordingLogger();
+  const client = new ToolsClient({ redis, redisUrl: REDIS_URL, keys: k, workerId: "caller", logger, blockMs: 100 });
+  const lostLines = (): number => logger.at("warn").filter((r) => r.msg === "Redis restarted (a new run_id): calls in flight lost their requests").length;
+  try {
+    await client.start();
+    const call = client.call({ ...echoCall("x", 5000), resendIfLost: true });
+    const outcome = call.then(
+      () => "replied",
+      (err: unknown) => err,
+    );
+    for (let sends = 1; sends <= 4; sends++) {
+      await eventually(async () => assert.equal(await redis.xLen(k.toolsStream), sends), 3000);
+      // Retried until the XADD's answer has reached the call (its entry id known: only then is it "lost").
+      await eventually(() => {
+        restartSeen(client);
+        assert.equal(lostLines(), sends);
+      }, 3000);
+    }
+    const err = await outcome;
+    assert.ok(err instanceof ToolfleetError, String(err));
+    assert.equal(err.code, "REQUEST_LOST");
+    const resends = logger.at("warn").filter((r) => r.msg === "request lost in a Redis restart; sending it again (the tool may run twice)");
+    assert.equal(resends.length, 3);
+    const left = resends.map((r) => r.fields.leftMs as number);
+    for (const ms of left) assert.ok(ms > 0 && ms <= 5000, `leftMs ${ms}`);
+    assert.equal(await redis.xLen(k.toolsStream), 4, "no fifth send");
+    assert.equal(client.pendingCount, 0);
+  } finally {
+    await client.stop();
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+test("a call not marked resendIfLost fails at once with REQUEST_LOST, sent once", async () => {
+  const redis = await connect();
+  const k = testKeys();
+  const logger = new RecordingLogger();
+  const client = new ToolsClient({ redis, redisUrl: REDIS_URL, keys: k, workerId: "caller", logger, blockMs: 100 });
+  try {
+    await client.start();
+    const outcome = client.call(echoCall("x", 5000)).then(
+      () => "replied",
+      (err: unknown) => err,
+    );
+    await eventually(async () => assert.equal(await redis.xLen(k.toolsStream), 1), 3000);
+    await eventually(() => {
+      restartSeen(client);
+      assert.equal(client.pendingCount, 0);
+    }, 3000);
+    const err = await outcome;
+    assert.ok(err instanceof ToolfleetError && err.code === "REQUEST_LOST", String(err));
+    assert.equal(logger.at("warn").filter((r) => r.msg.startsWith("request lost in a Redis restart")).length, 0);
+    assert.equal(await redis.xLen(k.toolsStream), 1);
+  } finally {
+    await client.stop();
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+/** A stand-in worker: the request at `index` (0-based) of the tools stream, answered with `reply`. */
+async function answer(
+  redis: Awaited<ReturnType<typeof connect>>,
+  k: ReturnType<typeof testKeys>,
+  index: number,
+  reply: (correlationId: string) => ToolReply,
+): Promise<void> {
+  const entries = await eventually(async () => {
+    const got = await redis.sendCommand<[string, string[]][]>(["XRANGE", k.toolsStream, "-", "+"]);
+    assert.ok(got.length > index, `request ${index + 1} not sent yet`);
+    return got;
+  }, 3000);
+  const flat = entries[index]![1];
+  const fields: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+  const req = decodeRequest(fields);
+  assert.ok(req.ok);
+  await redis.sendCommand(xaddArgs(req.value.replyTo, encodeReply(reply(req.value.correlationId)), 1000, true));
+}
+
+const okReply = (correlationId: string): ToolReply => ({
+  correlationId,
+  workerId: "stand-in",
+  status: "ok",
+  result: "fine",
+  outcome: "ok",
+  writeBack: emptyWriteBack(),
+  durationMs: 1,
+});
+
+test("a session retry whose request is then lost is sent again within the call's time (the retry's REQUEST_LOST resends, as on main)", async () => {
+  const redis = await connect();
+  const k = testKeys();
+  const logger = new RecordingLogger();
+  const client = new ToolsClient({ redis, redisUrl: REDIS_URL, keys: k, workerId: "caller", logger, blockMs: 100 });
+  const traceId = `review-trace-${Date.now()}`;
+  try {
+    await client.start();
+    // A first call of the trace writes its session record; the client then takes it to be there.
+    const first = client.call({ ...echoCall("a", 5000), traceId });
+    await answer(redis, k, 0, okReply);
+    assert.equal((await first).result, "fine");
+    // The second does not write it, and the "worker" says it is missing: the client writes it and asks again …
+    const second = client.call({ ...echoCall("b", 5000), traceId, resendIfLost: true });
+    await answer(redis, k, 1, (id) => errorReply(id, "stand-in", wireError("UNAUTHENTICATED", "Request refused: no session record.")));
+    await eventually(async () => assert.equal(await redis.xLen(k.toolsStream), 3), 3000);
+    // … and that retry's request is lost in a "restart": sent once more, within the call's time.
+    await eventually(() => {
+      restartSeen(client);
+      assert.equal(logger.at("warn").filter((r) => r.msg.startsWith("Redis restarted (a new run_id)")).length, 1);
+    }, 3000);
+    await answer(redis, k, 3, okReply);
+    assert.equal(logger.at("warn").filter((r) => r.msg.startsWith("request lost in a Redis restart")).length, 1);
+    const reply = await second;
+    assert.equal(reply.status, "ok");
+    assert.equal(reply.result, "fine");
+    assert.equal(logger.at("warn").filter((r) => r.msg === "session record missing; writing it again and retrying the call").length, 1);
+    assert.equal(await redis.xLen(k.toolsStream), 4);
+  } finally {
+    await client.stop();
     await dropNamespace(redis, k);
     await closeRedis(redis);
   }
