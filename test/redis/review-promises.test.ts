@@ -4,12 +4,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ToolfleetError, wireError } from "../../src/core/errors.js";
 import { decodeRequest, emptyWriteBack, encodeReply, errorReply, type ToolReply } from "../../src/tool-exec/codec.js";
-import { xaddArgs } from "../../src/redis/streams.js";
+import { ensureGroup, xaddArgs } from "../../src/redis/streams.js";
 import { closeRedis } from "../../src/redis/client.js";
 import { ToolsClient } from "../../src/tool-exec/client.js";
 import { StreamWorker, type Disposition, type EntryHandler } from "../../src/redis/stream-worker.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
-import { REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "../support/redis-helpers.js";
+import { OwnRedis, REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "../support/redis-helpers.js";
 
 test("a handler that answers with a plain disposition (not a promise) still has its entry acked, as on main", async () => {
   // StreamWorker and EntryHandler are public (src/protocol.ts). main's process() awaited handle(), which
@@ -168,5 +168,135 @@ test("a session retry whose request is then lost is sent again within the call's
     await client.stop();
     await dropNamespace(redis, k);
     await closeRedis(redis);
+  }
+});
+
+/** A worker on its own namespace whose replies go to `good`, or to `refused` (a string key: WRONGTYPE) for `to=refused`. */
+async function counted(
+  options: { leaseMs?: number; claimEveryMs?: number; maxDeliveries?: number },
+  body: (w: {
+    worker: StreamWorker;
+    redis: Awaited<ReturnType<typeof connect>>;
+    k: ReturnType<typeof testKeys>;
+    logger: RecordingLogger;
+    good: string;
+  }) => Promise<void>,
+): Promise<void> {
+  const redis = await connect();
+  const k = testKeys();
+  const logger = new RecordingLogger();
+  const refused = k.toolsReplyStream("refused");
+  const good = k.toolsReplyStream("good");
+  await redis.set(refused, "not a stream");
+  await redis.sendCommand(["XADD", good, "*", "seed", "1"]);
+  const handler: EntryHandler = {
+    handle: (entry) => Promise.resolve({ kind: "ack", reply: { stream: String(entry.fields.to) === "refused" ? refused : good, fields: { body: "ran" } } }),
+    deadLetterReply: () => null,
+    storedReply: (entry) => Promise.resolve(String(entry.fields.to) === "stored" ? { stream: good, fields: { body: "stored" } } : null),
+  };
+  const worker = new StreamWorker({
+    redis,
+    redisUrl: REDIS_URL,
+    logger,
+    keys: k,
+    service: "tools",
+    stream: k.toolsStream,
+    consumer: "w1",
+    handler,
+    blockMs: 200,
+    ...options,
+  });
+  try {
+    await ensureGroup(redis, k.toolsStream, k.group(k.toolsStream));
+    await body({ worker, redis, k, logger, good });
+    await eventually(async () => assert.equal(Number((await redis.sendCommand<unknown[]>(["XPENDING", k.toolsStream, k.group(k.toolsStream)]))[0]), 0), 3000);
+    assert.equal(logger.at("error").length, 0);
+  } finally {
+    await worker.stop(2000);
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+}
+
+const deadReasons = async (redis: Awaited<ReturnType<typeof connect>>, k: ReturnType<typeof testKeys>): Promise<(string | undefined)[]> =>
+  (await redis.sendCommand<[string, string[]][]>(["XRANGE", k.deadLetter(k.toolsStream), "-", "+"])).map(([, f]) => f[f.indexOf("reason") + 1]);
+
+test("counters: a reply Redis refuses for good is dead-lettered at once (deadLettered, not processed); a good one is processed", async () => {
+  await counted({}, async ({ worker, redis, k, logger }) => {
+    await worker.start();
+    await redis.sendCommand(["XADD", k.toolsStream, "*", "to", "refused"]);
+    await redis.sendCommand(["XADD", k.toolsStream, "*", "to", "good"]);
+    await eventually(() => assert.deepEqual([worker.heartbeat().processed, worker.heartbeat().deadLettered], [1, 1]), 5000);
+    const reasons = await deadReasons(redis, k);
+    assert.equal(reasons.length, 1);
+    assert.match(reasons[0] ?? "", /^reply refused by Redis: WRONGTYPE/);
+    assert.equal(logger.at("warn").filter((r) => r.msg === "entry dead-lettered").length, 1);
+  });
+});
+
+test("counters: over the delivery limit, a stored reply is sent and counted processed; without one, the entry is dead-lettered", async () => {
+  await counted({ leaseMs: 200, claimEveryMs: 100, maxDeliveries: 1 }, async ({ worker, redis, k, logger, good }) => {
+    // Taken by a consumer that died: their redeliveries are over the limit of 1.
+    await redis.sendCommand(["XADD", k.toolsStream, "*", "to", "stored"]);
+    await redis.sendCommand(["XADD", k.toolsStream, "*", "to", "none"]);
+    await redis.sendCommand(["XREADGROUP", "GROUP", k.group(k.toolsStream), "ghost", "COUNT", "2", "STREAMS", k.toolsStream, ">"]);
+    await worker.start();
+    await eventually(() => assert.deepEqual([worker.heartbeat().processed, worker.heartbeat().deadLettered], [1, 1]), 5000);
+    assert.deepEqual(await deadReasons(redis, k), ["delivered 2 times (limit 1)"]);
+    const bodies = (await redis.sendCommand<[string, string[]][]>(["XRANGE", good, "-", "+"])).map(([, f]) => f[1]);
+    assert.deepEqual(bodies, ["1", "stored"]);
+    assert.equal(logger.at("info").filter((r) => r.msg === "over the delivery limit, but its reply was stored; sent that").length, 1);
+  });
+});
+
+test("stop() past its timeout ends a commit still retrying (OOM): the entry stays pending, logged, not counted", async () => {
+  // Its own Redis: running out of memory is set with CONFIG, which must not touch the shared one.
+  const own = await OwnRedis.start();
+  const redis = await connect(own.url);
+  const k = testKeys();
+  const logger = new RecordingLogger();
+  const replyStream = k.toolsReplyStream("caller");
+  let handled = 0;
+  let refuse = (): void => undefined;
+  const refusing = new Promise<void>((resolve) => (refuse = resolve));
+  const handler: EntryHandler = {
+    // Answers once the test has made Redis refuse the reply.
+    handle: () => {
+      handled++;
+      return refusing.then(() => ({ kind: "ack", reply: { stream: replyStream, fields: { body: "the reply" } } }));
+    },
+    deadLetterReply: () => null,
+  };
+  const worker = new StreamWorker({
+    redis,
+    redisUrl: own.url,
+    logger,
+    keys: k,
+    service: "tools",
+    stream: k.toolsStream,
+    consumer: "w1",
+    handler,
+    blockMs: 200,
+  });
+  let stopped = false;
+  try {
+    await ensureGroup(redis, replyStream, k.group(replyStream), "$");
+    await worker.start();
+    await redis.sendCommand(["XADD", k.toolsStream, "*", "n", "1"]);
+    await eventually(() => assert.equal(handled, 1), 3000);
+    // Every write that may use memory now fails (`OOM command not allowed …`), the reply's XADD too.
+    await redis.sendCommand(["CONFIG", "SET", "maxmemory", "1"]);
+    refuse();
+    await eventually(() => assert.ok(logger.at("debug").some((r) => r.msg === "commit failed; retrying, the entry not acked")), 3000);
+    await worker.stop(200);
+    stopped = true;
+    await eventually(() => assert.ok(logger.at("error").some((r) => r.msg === "entry left pending after an error; it will be retried")), 3000);
+    await redis.sendCommand(["CONFIG", "SET", "maxmemory", "0"]);
+    assert.equal(Number((await redis.sendCommand<unknown[]>(["XPENDING", k.toolsStream, k.group(k.toolsStream)]))[0]), 1);
+    assert.deepEqual([worker.heartbeat().processed, worker.heartbeat().deadLettered, worker.heartbeat().inFlight], [0, 0, 0]);
+  } finally {
+    if (!stopped) await worker.stop(200);
+    await closeRedis(redis);
+    await own.stop();
   }
 });
