@@ -44,7 +44,8 @@ export function inSpan<T>(name: string, role: SpanRole, attributes: Attributes, 
       failed(span, err);
       return rejected(err);
     }
-    return running.then(
+    // Promise.resolve: `work` may return a value itself (no promise made for one that is a promise).
+    return Promise.resolve(running).then(
       (value) => {
         span.end();
         return value;

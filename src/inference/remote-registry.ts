@@ -306,7 +306,8 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     // No async wrappers on this path: each would add promises that an installed OTel SDK's context manager
     // pays a hook for on Node 20 (docs/observability.md, "What it costs"). inSpan turns a throw into a rejection.
     return inSpan(`tool call ${name}`, "client", { "toolfleet.tool": name }, (span) =>
-      this.dispatch(name, args, options).then((outcome) => {
+      // Promise.resolve: a registry's execute() may answer with the outcome itself (no promise made for a promise).
+      Promise.resolve(this.dispatch(name, args, options)).then((outcome) => {
         endedAs(span, outcome.kind, { "toolfleet.route": outcome.route });
         this.metrics.callEnded(name, outcome.route, outcome.kind, outcome.durationMs);
         return outcome;
@@ -326,13 +327,13 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     if (pin === "gateway") {
       // The tool's own time limit (the catalog's word) applies on the way to the gateway too.
       const withTimeout = options.timeoutMs === undefined ? { ...options, timeoutMs: this.timeoutOf(name, options) } : options;
-      return this.options.local.executeOnGateway(name, args, withTimeout).then((outcome): CallOutcome => ({ ...outcome, route: "gateway" }));
+      return Promise.resolve(this.options.local.executeOnGateway(name, args, withTimeout)).then((outcome): CallOutcome => ({ ...outcome, route: "gateway" }));
     }
     // Inference-pinned, or forced local.
     if (pin === "inference" || cfg.toolsForceInProcess.has(name)) return this.options.local.execute(name, args, options);
     // Everything else: the tools service (shadow: the local registry answers, some tools mirrored).
     if (cfg.toolsServiceMode === "shadow") {
-      return this.options.local.execute(name, args, options).then((outcome): CallOutcome => {
+      return Promise.resolve(this.options.local.execute(name, args, options)).then((outcome): CallOutcome => {
         if (outcome.kind !== "denied") this.mirror(name, args, options, outcome.text);
         return { ...outcome, route: "shadow" };
       });

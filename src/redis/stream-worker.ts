@@ -281,9 +281,10 @@ export class StreamWorker {
   private process(raw: StreamEntry, deliveries: number): Promise<void> {
     if (raw.fields === null || deliveries > this.options.maxDeliveries) return this.processUnusual(raw, deliveries);
     const entry: DeliveredEntry = { id: raw.id, fields: raw.fields, deliveries };
-    return this.handler
-      .handle(entry, this.stopping.signal)
-      .then((disposition) => (disposition.kind === "leave" ? undefined : this.committer.commit(entry.id, disposition, entry)));
+    // Promise.resolve: a handler written in plain JavaScript may answer with the disposition itself (no promise made for one that is).
+    return Promise.resolve(this.handler.handle(entry, this.stopping.signal)).then((disposition) =>
+      disposition.kind === "leave" ? undefined : this.committer.commit(entry.id, disposition, entry),
+    );
   }
 
   /** An entry trimmed away while pending, or delivered more times than allowed. */

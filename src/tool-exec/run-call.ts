@@ -106,7 +106,8 @@ export function runRequest(deps: RunDeps, req: ToolRequest, identity: SessionIde
     ended();
     throw err;
   }
-  return running.then(
+  // Promise.resolve: a registry may answer with the outcome itself (no promise made for one that is a promise).
+  return Promise.resolve(running).then(
     (outcome) => {
       ended();
       // Literal objects, no spreads: V8 builds `{ ...a, b }` through a slow path (docs/benchmarks.md).

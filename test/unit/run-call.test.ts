@@ -1,4 +1,4 @@
-// Review of the `promises` branch: runRequest() (src/tool-exec/run-call.ts) is no longer async.
+// runRequest() (src/tool-exec/run-call.ts) is a .then chain, not an async function.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { defineConfig, staticConfig } from "../../src/index.js";
@@ -10,9 +10,9 @@ import { runRequest } from "../../src/tool-exec/run-call.js";
 import { RecordingLogger } from "../support/helpers.js";
 import { identity, sampleRequest } from "../support/wire-samples.js";
 
-test("a registry whose execute() answers with a plain outcome (not a promise) still gets its reply, and the call's cancel tracking ends, as on main", async () => {
-  // main awaited registry.execute(), which takes a plain value; the branch calls .then on it outside its try,
-  // so the call's RunningCalls entry (and a progress sender) is never ended.
+test("a registry whose execute() answers with a plain outcome (not a promise) still gets its reply, and the call's cancel tracking ends", async () => {
+  // A bare .then on a plain value would throw outside the try, and the call's RunningCalls entry (and a
+  // progress sender) would never be ended.
   const calls = new RunningCalls();
   const registry = {
     isAllowed: () => true,

@@ -1,5 +1,5 @@
-// Review of the `promises` branch (plain functions returning `.then` chains instead of async
-// functions): what main did and the branch must still do, against the real Redis.
+// The remote call's paths, written as `.then` chains rather than async functions (fewer promises per call:
+// docs/observability.md, "What it costs"), against the real Redis: plain-value answers, resend bounds, counters.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ToolfleetError, wireError } from "../../src/core/errors.js";
@@ -11,9 +11,9 @@ import { StreamWorker, type Disposition, type EntryHandler } from "../../src/red
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { OwnRedis, REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "../support/redis-helpers.js";
 
-test("a handler that answers with a plain disposition (not a promise) still has its entry acked, as on main", async () => {
-  // StreamWorker and EntryHandler are public (src/protocol.ts). main's process() awaited handle(), which
-  // takes a plain value as well as a promise; a JS handler, or one that returns its answer at once, did work.
+test("a handler that answers with a plain disposition (not a promise) still has its entry acked", async () => {
+  // StreamWorker and EntryHandler are public (src/protocol.ts): a handler in plain JavaScript may return its
+  // answer itself, which an await took and a bare .then would not.
   const redis = await connect();
   const k = testKeys();
   const logger = new RecordingLogger();
@@ -42,7 +42,7 @@ test("a handler that answers with a plain disposition (not a promise) still has 
 const restartSeen = (client: ToolsClient): void => (client as unknown as { lostInRestart(runId: string): void }).lostInRestart("a-redis-that-never-was");
 
 test("a call whose request keeps being lost is sent 4 times (3 resends, each logged with the time left), then fails with REQUEST_LOST", async () => {
-  // The resend bound and the time left, as main's call() loop had them; nothing else tests REQUEST_LOST.
+  // The resend bound and the time left, as ToolsClient.call() has them; nothing else tests REQUEST_LOST.
   const redis = await connect();
   const k = testKeys();
   const logger = new RecordingLogger();
@@ -136,7 +136,7 @@ const okReply = (correlationId: string): ToolReply => ({
   durationMs: 1,
 });
 
-test("a session retry whose request is then lost is sent again within the call's time (the retry's REQUEST_LOST resends, as on main)", async () => {
+test("a session retry whose request is then lost is sent again within the call's time (the retry's REQUEST_LOST resends)", async () => {
   const redis = await connect();
   const k = testKeys();
   const logger = new RecordingLogger();

@@ -1,4 +1,4 @@
-// Review of the `promises` branch: inSpan (src/core/tracing.ts) is no longer an async wrapper.
+// inSpan (src/core/tracing.ts) is a .then chain, not an async wrapper.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { context, propagation, trace } from "@opentelemetry/api";
@@ -18,8 +18,8 @@ after(async () => {
   propagation.disable();
 });
 
-test("inSpan: a work that answers with a plain value (not a promise) resolves with it and ends its span, as on main", async () => {
-  // main's async wrapper awaited work(span), which takes a plain value; the branch calls .then on it.
+test("inSpan: a work that answers with a plain value (not a promise) resolves with it and ends its span", async () => {
+  // An async wrapper's await took a plain value; a bare .then on it would throw.
   const work = (() => 42) as unknown as () => Promise<number>;
   let value: unknown;
   try {
