@@ -555,11 +555,14 @@ test("a published catalog change reaches a running registry within milliseconds"
   const s = await setup();
   try {
     const latencies: number[] = [];
+    // Each part replaces the one before, as a worker's do: left in the index, two published in one millisecond
+    // would be equally new, and a reader could keep the older.
+    let before = "";
     for (let i = 0; i < 40; i++) {
       const reloads = s.registry.stats.catalogReloads;
       const tool = defineTool({ name: `probe_${i}`, description: "", parameters: z.object({}), handler: () => "" });
       const started = performance.now();
-      await publishCatalog(s.redis, s.keys, buildCatalog([tool], {}), { pool: "default", workerId: "probe" });
+      before = await publishCatalog(s.redis, s.keys, buildCatalog([tool], {}), { pool: "default", workerId: "probe" }, { before });
       await eventually(() => assert.ok(s.registry.stats.catalogReloads > reloads && s.registry.toolNames().has(`probe_${i}`)), 2000, 1);
       latencies.push(performance.now() - started);
     }
