@@ -65,3 +65,10 @@ test("inSpan: work runs with its span active, and a child made after an await is
   assert.equal(child.parentSpanContext?.spanId, parent.spanContext().spanId);
   assert.equal(child.spanContext().traceId, parent.spanContext().traceId);
 });
+
+test("inSpan: a work that answers with a plain value (not a promise) resolves with it and ends its span", async () => {
+  // An async wrapper's await took a plain value; a bare .then on it would throw.
+  const work = (() => 42) as unknown as () => Promise<number>;
+  assert.equal(await inSpan("plain value", "internal", {}, work), 42);
+  spanNamed("plain value");
+});
