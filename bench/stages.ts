@@ -20,7 +20,7 @@ const root = dirname(dist);
 const MARKS: { file: string; anchor: string; label: string; after?: boolean }[] = [
   { file: "src/redis/blocking-reader.js", anchor: "this.lastProgressAt = Date.now();\n                backoff = 0;", label: "entries parsed" },
   // worker
-  { file: "src/redis/stream-worker.js", anchor: "async process(raw, deliveries) {", label: "handling", after: true },
+  { file: "src/redis/stream-worker.js", anchor: "    process(raw, deliveries) {", label: "handling", after: true },
   { file: "src/tool-exec/codec.js", anchor: "const checked = checkRequestBody(raw);", label: "request JSON parsed" },
   { file: "src/tool-exec/codec.js", anchor: "const checked = checkRequestBody(raw);", label: "request validated", after: true },
   { file: "src/tool-exec/server.js", anchor: "// A reply stream outside our namespace would let a request write anywhere.", label: "request decoded" },
@@ -32,7 +32,8 @@ const MARKS: { file: string; anchor: string; label: string; after?: boolean }[] 
     label: "tool ran",
   },
   { file: "src/tool-exec/server.js", anchor: 'const done = { kind: "ack", reply: { stream: req.replyTo, fields } };', label: "reply encoded" },
-  { file: "src/redis/stream-worker.js", anchor: "await this.commit(entry.id, disposition, entry);", label: "handled" },
+  // The handler's answer reaches the commit (src/redis/entry-commit.ts) in a .then: its first line.
+  { file: "src/redis/entry-commit.js", anchor: "    commit(id, disposition, entry) {", label: "handled", after: true },
   // caller
   { file: "src/redis/rpc-client.js", anchor: "deliver(entries) {", label: "delivering", after: true },
   { file: "src/redis/rpc-client.js", anchor: "waiting.settle(decoded.value);", label: "reply decoded" },
