@@ -8,13 +8,13 @@ import { ServedTools } from "./served-tools.js";
 import { CatalogPresence } from "./catalog-presence.js";
 import type { RedisClient } from "../redis/client.js";
 import { randomBytes } from "node:crypto";
-import { claimArgs, claimArgsFor, extendClaimArgs, readRequestState, storeReplyArgs, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
+import { claimArgsFor, extendClaimArgs, readRequestState, storeReplyArgs } from "./idempotency.js";
 import { DEFAULT_POOL, checkedPool, checkedShards, type Keys } from "../redis/keys.js";
 import { SharedSlots } from "../redis/shared-slots.js";
 import { SessionCache, parseSession, sessionReadArgs, type SessionLookup } from "./session.js";
-import { StreamWorker, type DeliveredEntry, type Disposition, type Outbound, type StreamWorkerOptions } from "../redis/stream-worker.js";
+import { StreamWorker, type DeliveredEntry, type Disposition, type StreamWorkerOptions } from "../redis/stream-worker.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
-import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis/entry-codec.js";
+import { DEFAULT_MAX_REPLY_BYTES, type EntryFields } from "../redis/entry-codec.js";
 import { ToolfleetError, wireError, type WireError } from "../core/errors.js";
 import { kindOfWireCode } from "../core/outcome.js";
 import { ControlListener, RunningCalls } from "../redis/control.js";
@@ -22,6 +22,7 @@ import { runRequest, type RunDeps } from "./run-call.js";
 import { NO_METRICS, RunStats, type CallMetrics } from "../core/metrics.js";
 import { packageVersion } from "../core/version.js";
 import { signEntry, signatureProblem } from "./signing.js";
+import { RepeatDeliveries } from "./repeat-deliveries.js";
 
 /**
  * How long a stopping worker still reads after saying it drains: callers learn it from the change notice within
@@ -29,8 +30,6 @@ import { signEntry, signatureProblem } from "./signing.js";
  * left unread are withdrawn and sent elsewhere when the worker leaves).
  */
 const DRAIN_GRACE_MS = 300;
-/** Files kept with a stored reply for duplicate deliveries, at most. */
-const MAX_KEPT_FILE_BYTES = 1024 * 1024;
 
 export interface ToolExecServerOptions {
   redis: RedisClient;
@@ -112,6 +111,8 @@ export class ToolExecServer {
   private readonly runDeps: RunDeps;
   /** `claimArgs()` for this process. */
   private readonly claimOf: (idemKey: string) => string[];
+  /** What a request delivered again gets: its stored reply, a skip, or a run resumed. */
+  private readonly repeats: RepeatDeliveries;
 
   constructor(options: ToolExecServerOptions) {
     this.options = options;
@@ -121,6 +122,7 @@ export class ToolExecServer {
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
     this.instance = `${options.workerId}#${randomBytes(6).toString("hex")}`;
     this.claimOf = claimArgsFor(options.keys, options.workerId, this.instance, this.claimMs);
+    this.repeats = new RepeatDeliveries(options, this.instance, this.claimMs, this.secret);
     this.control = new ControlListener({
       redis: options.redis,
       url: options.redisUrl,
@@ -194,8 +196,8 @@ export class ToolExecServer {
       }),
       handler: {
         handle: (entry, stopping) => this.handle(entry, stopping, stream),
-        deadLetterReply: (entry, reason) => this.deadLetterReply(entry, reason),
-        storedReply: (entry) => this.storedReply(entry),
+        deadLetterReply: (entry, reason) => this.repeats.deadLetterReply(entry, reason),
+        storedReply: (entry) => this.repeats.storedReply(entry),
         extendLeases: (ids) => this.extendClaims(stream, ids),
       },
     });
@@ -284,24 +286,25 @@ export class ToolExecServer {
     }
     const decoded = decodeRequest(entry.fields, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
     if (!decoded.ok) {
-      const replyTo = decoded.replyTo && this.isOurReplyStream(decoded.replyTo) ? decoded.replyTo : undefined;
-      const reply = replyTo && decoded.correlationId ? this.outbound(replyTo, errorReply(decoded.correlationId, this.options.workerId, decoded.error)) : null;
+      const replyTo = decoded.replyTo && this.repeats.isOurReplyStream(decoded.replyTo) ? decoded.replyTo : undefined;
+      const reply =
+        replyTo && decoded.correlationId ? this.repeats.outbound(replyTo, errorReply(decoded.correlationId, this.options.workerId, decoded.error)) : null;
       return { kind: "dead", reason: `${decoded.error.code}: ${decoded.error.message}`, reply };
     }
     const req = decoded.value;
     // A reply stream outside our namespace would let a request write anywhere.
-    if (!this.isOurReplyStream(req.replyTo)) {
+    if (!this.repeats.isOurReplyStream(req.replyTo)) {
       return { kind: "dead", reason: `INVALID_REQUEST: reply stream '${req.replyTo}' is not a reply stream of this namespace`, reply: null };
     }
     const refuse = (error: WireError): Disposition => ({
       kind: "ack",
-      reply: this.outbound(req.replyTo, errorReply(req.correlationId, this.options.workerId, error)),
+      reply: this.repeats.outbound(req.replyTo, errorReply(req.correlationId, this.options.workerId, error)),
     });
 
     if (Date.now() > req.deadlineMs) {
       // A late duplicate of a request that did run still gets its real reply.
       const state = await readRequestState(this.options.redis, this.options.keys, req.idemKey);
-      if (state?.state === "done") return this.resend(req, state);
+      if (state?.state === "done") return this.repeats.resend(req, state);
       return refuse(wireError("EXPIRED", `The request for tool '${req.toolName}' expired before a worker could start it; the caller has given up.`));
     }
     if (this.calls.cancelledBefore(req.idemKey) !== undefined) {
@@ -328,7 +331,7 @@ export class ToolExecServer {
     const results: unknown[] = commands.length === 0 ? [] : commands.length === 1 ? [await send(commands[0]!)] : await Promise.all(commands.map(send));
     if (!repeatSafe) {
       if (results[results.length - 1] !== "OK") {
-        const other = await this.alreadyClaimed(req);
+        const other = await this.repeats.alreadyClaimed(req);
         if (other !== "resumed") return other;
       }
       this.running.set(runningKey(stream, entry.id), req.idemKey);
@@ -394,7 +397,7 @@ export class ToolExecServer {
       const done: Disposition = { kind: "ack", reply: { stream: req.replyTo, fields } };
       if (!repeatSafe)
         done.commands = [
-          storeReplyArgs(this.options.keys, req.idemKey, this.keptForDuplicates(reply, fields), this.options.replyTtlSeconds ?? 120, sessionKey),
+          storeReplyArgs(this.options.keys, req.idemKey, this.repeats.keptForDuplicates(reply, fields), this.options.replyTtlSeconds ?? 120, sessionKey),
         ];
       return done;
     } finally {
@@ -407,119 +410,6 @@ export class ToolExecServer {
     const session = parseSession(typeof replies[0] === "string" ? replies[0] : null, req.traceId, req.sessionTag);
     if (session.ok && toKeep) this.sessions.keep(key, session.identity, replies[1]);
     return session;
-  }
-
-  /**
-   * Another delivery of a request someone already claimed: re-send its reply, skip it, leave it to
-   * its owner, or — when the owner was this worker's previous life — run it again ("resumed").
-   */
-  private async alreadyClaimed(req: ToolRequest, known?: IdemState | null): Promise<Disposition | "resumed"> {
-    const state = known === undefined ? await readRequestState(this.options.redis, this.options.keys, req.idemKey) : known;
-    if (state === null) return { kind: "leave" }; // the claim just expired: retry after the lease
-    switch (state.state) {
-      case "done":
-        return this.resend(req, state);
-      case "cancelled":
-        this.options.logger.info({ worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey }, "request cancelled by its caller; skipped");
-        return { kind: "ack" };
-      case "running":
-        // Another worker's claim, or this process's own: that one is alive and running it.
-        if (state.worker !== this.options.workerId || state.instance === this.instance) return { kind: "leave" };
-        return this.resumeInterrupted(req, state);
-    }
-  }
-
-  /**
-   * A stored reply, for another delivery of the request that ran, only when that delivery names the same
-   * session record: one naming another (a forged copy with its own session) would be sent someone else's result.
-   */
-  private resend(req: ToolRequest, state: { reply: EntryFields; session?: string }): Disposition {
-    const session = this.options.keys.toolSession(req.traceId, req.sessionTag);
-    if (state.session === undefined || state.session === session) return { kind: "ack", reply: { stream: req.replyTo, fields: state.reply } };
-    this.options.logger.warn(
-      { worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey },
-      "a delivery of a finished request names another session than the one that ran it; its stored reply is not sent",
-    );
-    return { kind: "ack" };
-  }
-
-  /**
-   * A claim held by this worker id's previous life: that process is gone (a worker id names one
-   * live process), so the call was interrupted mid-run — the tool may have done part or all of its
-   * work, but no reply was stored. It is run again now rather than after the claim lapses (what
-   * any other worker would do then anyway): at-least-once, only for calls a kill interrupted. Each
-   * such re-run is counted in the claim (`restarts`) and logged; a call interrupted more often than
-   * the delivery limit is taken to be what kills the worker, and is dead-lettered.
-   */
-  private async resumeInterrupted(req: ToolRequest, state: RunningClaim): Promise<Disposition | "resumed"> {
-    const restarts = (state.restarts ?? 0) + 1;
-    const limit = this.options.worker?.maxDeliveries ?? 5;
-    if (restarts > limit) {
-      const reason = `interrupted by ${restarts - 1} restarts of worker '${this.options.workerId}' (limit ${limit})`;
-      return {
-        kind: "dead",
-        reason,
-        reply: this.outbound(
-          req.replyTo,
-          errorReply(req.correlationId, this.options.workerId, wireError("DEAD_LETTER", `The request could not be completed: ${reason}.`)),
-        ),
-      };
-    }
-    const took = await takeOverClaim(this.options.redis, this.options.keys, req.idemKey, this.options.workerId, this.instance, restarts, this.claimMs);
-    if (!took.taken) {
-      if (took.state !== null) return this.alreadyClaimed(req, took.state);
-      // The claim lapsed just now: claim it afresh like any delivery.
-      const fresh = await this.options.redis.sendCommand<string | null>(
-        claimArgs(this.options.keys, req.idemKey, this.options.workerId, this.instance, this.claimMs),
-      );
-      return fresh === "OK" ? "resumed" : { kind: "leave" };
-    }
-    this.options.logger.warn(
-      { worker: this.options.workerId, tool: req.toolName, idemKey: req.idemKey, restarts, interruptedAt: state.at },
-      "re-running a call this worker's previous life was running when it stopped; the tool may run twice",
-    );
-    return "resumed";
-  }
-
-  /**
-   * What a repeated delivery of this request gets. Files are kept with it up
-   * to a size; past that (base64 in a string key, for a delivery that almost
-   * never comes) a duplicate is told instead — the first reply carried them.
-   */
-  private keptForDuplicates(reply: ToolReply, fields: EntryFields): EntryFields {
-    const fileBytes = reply.writeBack.sentFiles.reduce((n, f) => n + f.data.byteLength, 0);
-    if (fileBytes <= MAX_KEPT_FILE_BYTES) return fields;
-    const message = `This request already ran and its reply (with ${formatBytes(fileBytes)} of files) was delivered; the files are too large to keep for a repeated delivery.`;
-    const kept = encodeReply({ ...errorReply(reply.correlationId, this.options.workerId, wireError("INTERNAL", message)), durationMs: reply.durationMs });
-    return this.secret ? signEntry(this.secret, "reply", kept) : kept;
-  }
-
-  private deadLetterReply(entry: DeliveredEntry, reason: string): Outbound | null {
-    // An entry that is not signed for this fleet names a reply stream and id nobody vouched for.
-    if (this.secret && signatureProblem(this.secret, "request", entry.fields)) return null;
-    const decoded = decodeRequest(entry.fields, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
-    const replyTo = decoded.ok ? decoded.value.replyTo : decoded.replyTo;
-    const correlationId = decoded.ok ? decoded.value.correlationId : decoded.correlationId;
-    if (!replyTo || !correlationId || !this.isOurReplyStream(replyTo)) return null;
-    return this.outbound(replyTo, errorReply(correlationId, this.options.workerId, wireError("DEAD_LETTER", `The request could not be completed: ${reason}.`)));
-  }
-
-  /** The reply stored for a request that finished (see EntryHandler.storedReply); null when there is none or it cannot be read. */
-  private async storedReply(entry: DeliveredEntry): Promise<Outbound | null> {
-    // As for any delivery: signed for this fleet (when it has a secret), and sent only to the session that ran it.
-    if (this.secret && signatureProblem(this.secret, "request", entry.fields)) return null;
-    const decoded = decodeRequest(entry.fields, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
-    if (!decoded.ok || !this.isOurReplyStream(decoded.value.replyTo)) return null;
-    try {
-      const state = await readRequestState(this.options.redis, this.options.keys, decoded.value.idemKey);
-      if (state?.state !== "done") return null;
-      const sent = this.resend(decoded.value, state);
-      return sent.kind === "ack" ? (sent.reply ?? null) : null;
-    } catch (err) {
-      // A record that cannot be read must not keep the entry from its dead letter.
-      this.options.logger.warn({ worker: this.options.workerId, idemKey: decoded.value.idemKey, ...errorFields(err) }, "could not read a stored reply");
-      return null;
-    }
   }
 
   /** The lease tick: keeps this worker's claims alive, and catches cancels whose control message was lost (their marks). */
@@ -539,15 +429,6 @@ export class ToolExecServer {
     marks?.apply(results[results.length - 1], (idemKey, reason) =>
       this.options.logger.info({ worker: this.options.workerId, idemKey, reason }, "call cancelled by its caller (found at the lease tick)"),
     );
-  }
-
-  private outbound(stream: string, reply: ToolReply): Outbound {
-    const fields = encodeReply(reply, this.options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES);
-    return { stream, fields: this.secret ? signEntry(this.secret, "reply", fields) : fields };
-  }
-
-  private isOurReplyStream(stream: string): boolean {
-    return stream.startsWith(this.options.keys.toolsReplyPrefix) && stream.length > this.options.keys.toolsReplyPrefix.length;
   }
 }
 
