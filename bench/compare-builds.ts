@@ -21,12 +21,12 @@
 // session record written and read per call) instead of the calls of one turn.
 //
 //   BASELINE=/path/to/checkout (required) ROUNDS=6 CALLS=600 SECONDS=2 (per build, per round) TOOL=echo TRACED=0
-import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { installSdk } from "./otel-sdk.js";
 import { cpuMeter, redisPid, type CpuPerCall } from "./cpu.js";
 import { latencyOf, median, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 
@@ -83,7 +83,7 @@ const current = await load("current", resolve(fileURLToPath(new URL("../..", imp
 const baseline = await load("baseline", baselineRoot);
 const redis = await redisPid();
 // One provider for the whole run: both builds' spans go through the same @opentelemetry/api.
-if (TRACED) new NodeTracerProvider().register();
+if (TRACED) installSdk();
 
 for (let round = 0; round < ROUNDS; round++) {
   for (const build of round % 2 === 0 ? [current, baseline] : [baseline, current]) {

@@ -13,9 +13,8 @@
 // throughput: its ratio says what each variant costs even when the machine's load moves the rates.
 //
 //   ROUNDS=6 CALLS=600 SECONDS=2 (per variant, per round)
-import { context, propagation, trace } from "@opentelemetry/api";
-import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { cpus } from "node:os";
+import { installSdk } from "./otel-sdk.js";
 import { cpuMeter, redisPid, type CpuPerCall } from "./cpu.js";
 import { latencyOf, median, sequentialTimes, throughput, warmUp } from "./harness.js";
 import { echoSubject, startFleet } from "./toolfleet.js";
@@ -42,8 +41,7 @@ for (let round = 0; round < ROUNDS; round++) {
     if (key === "sampled") Object.assign(process.env, SAMPLE_ONE_IN_A_HUNDRED);
     else for (const name of Object.keys(SAMPLE_ONE_IN_A_HUNDRED)) delete process.env[name];
     const tracing = key === "traced" || key === "sampled";
-    const provider = tracing ? new NodeTracerProvider() : undefined;
-    provider?.register();
+    const uninstall = tracing ? installSdk() : undefined;
     const subject = echoSubject(await startFleet(1, undefined, { metrics: key !== "off", tracing }), "turn");
     try {
       await warmUp(subject);
@@ -55,12 +53,7 @@ for (let round = 0; round < ROUNDS; round++) {
       log(`round ${round + 1}/${ROUNDS} ${key}: p50 ${p50Ms} ms, ${load.callsPerSecond} calls/s, CPU per call ${cpuUs.total} µs`);
     } finally {
       await subject.close();
-      if (provider) {
-        await provider.shutdown();
-        trace.disable();
-        context.disable();
-        propagation.disable();
-      }
+      await uninstall?.();
     }
   }
 }

@@ -8,12 +8,11 @@
 //
 //   CALLS=2000 TOOL=echo|echo_once TRACED=1 (an SDK installed, as bench:observability's `traced`) TOP=25
 //   npm run bench:promises
-import { context, propagation, trace } from "@opentelemetry/api";
-import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { installSdk } from "./otel-sdk.js";
 import { promiseTally, type PromiseTally } from "./promise-count-hook.js";
 import { warmUp } from "./harness.js";
 import { echoSubject, startFleet, type EchoTool } from "./toolfleet.js";
@@ -28,8 +27,7 @@ process.env.PROMISE_COUNT_OUT = out;
 process.env.PROMISE_COUNT_ROLE = "worker";
 process.env.BENCH_WORKER_NODE_ARGS = `--import ${fileURLToPath(new URL("./promise-count-hook.js", import.meta.url))}`;
 
-const provider = TRACED ? new NodeTracerProvider() : undefined;
-provider?.register();
+const uninstall = TRACED ? installSdk() : undefined;
 const fleet = await startFleet(1, undefined, { tracing: TRACED });
 const subject = echoSubject(fleet, "turn", { tool: TOOL });
 const worker = fleet.workers[0]!;
@@ -89,11 +87,6 @@ try {
   }
 } finally {
   await subject.close();
-  if (provider) {
-    await provider.shutdown();
-    trace.disable();
-    context.disable();
-    propagation.disable();
-  }
+  await uninstall?.();
   rmSync(out, { recursive: true, force: true });
 }
