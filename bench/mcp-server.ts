@@ -3,9 +3,10 @@
 // one run. Both are served by other processes on this machine and called by the same MCP SDK client:
 //   - mcp-sdk: bench/peers/mcp-server.ts, an McpServer in one process, one stateful session, JSON answers;
 //   - toolfleet-mcp: `toolfleet mcp` (stateless per request, any replica could answer) routing the call
-//     over Redis to a `toolfleet tools` worker (durable: claimed, run, reply stored) — two hops more.
+//     over Redis to a `toolfleet tools` worker (durable: the call survives a worker crash) — two hops more.
 // Sequential latency in blocks (the order rotated every block; the median of the block p50s, and of
-// their ratios), then throughput at 16 and 64 calls in flight, each subject in turn. With BASELINE (a
+// their ratios), then throughput at 16 and 64 calls in flight, each subject in turn, with the CPU per call
+// of the client, the server side (the SDK server; toolfleet's server and its worker) and Redis, from /proc. With BASELINE (a
 // checkout of the code before a change, its dist/ built), its `toolfleet mcp` and worker are a third
 // subject, measured in the same blocks: the change against its baseline on the same noise.
 //
@@ -21,6 +22,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { silentLogger } from "../src/index.js";
 import { closeRedis, connectRedis } from "../src/redis/client.js";
+import { cpuMeter, redisPid } from "./cpu.js";
 import { median, sequentialTimes, throughput, warmUp, type Subject } from "./harness.js";
 import { fetchWithOwnSignal, start as startSdkPeer } from "./peers/mcp.js";
 
@@ -109,9 +111,15 @@ try {
     for (const subject of [...subjects.slice(block % subjects.length), ...subjects.slice(0, block % subjects.length)])
       p50s.get(subject.name)?.push(median(await sequentialTimes(subject, CALLS, 0)));
   const loads: Record<string, Record<string, unknown>> = {};
+  const redis = await redisPid(REDIS);
   for (const inFlight of [16, 64])
-    for (const subject of inFlight === 16 ? subjects : [...subjects].reverse())
-      (loads[subject.name] ??= {})[`inFlight${inFlight}`] = await throughput(subject, inFlight, SECONDS);
+    for (const subject of inFlight === 16 ? subjects : [...subjects].reverse()) {
+      // CPU per call of the client (this process), the server side (the SDK's server; toolfleet's server and worker) and Redis.
+      const meter = cpuMeter({ caller: [process.pid], worker: subject.workerPids ?? [], redis: [redis] });
+      const load = await throughput(subject, inFlight, SECONDS, 500, meter.start);
+      const cpu = meter.perCall(load.calls);
+      (loads[subject.name] ??= {})[`inFlight${inFlight}`] = { ...load, cpuPerCallUs: { client: cpu.caller, server: cpu.worker, redis: cpu.redis } };
+    }
   const sdk = p50s.get("mcp")?.slice() ?? [];
   const tf = p50s.get("toolfleet-mcp")?.slice() ?? [];
   const rate = (name: string, n: number): number => (loads[name]?.[`inFlight${n}`] as { callsPerSecond?: number } | undefined)?.callsPerSecond ?? NaN;

@@ -1,5 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { LRUCache } from "lru-cache";
 import { ToolfleetError } from "../core/errors.js";
 import { ID_PATTERN } from "../redis/keys.js";
 
@@ -12,6 +13,8 @@ import { ID_PATTERN } from "../redis/keys.js";
 /** Tokens in a tokens file are at least this long, so a short guessable one is refused at start. */
 export const MIN_TOKEN_LENGTH = 16;
 const SIGNED_PREFIX = "tfm1";
+/** Session ids one replica remembers as checked (the LRU ones beyond are checked again when they come back). */
+const CHECKED_SESSIONS = 10_000;
 
 /** A token's user, or null: not a token this server knows (or a signed one that expired or is mis-signed). */
 export type TokenCheck = (token: string) => string | null;
@@ -99,6 +102,9 @@ export function tokenCheck(options: { tokens?: ReadonlyMap<string, string>; flee
  * another's; a made-up one is refused.
  */
 export class SessionIds {
+  /** Ids found valid, and for whom: a session's every request carries its id, and an HMAC per request costs more than the lookup. */
+  private readonly checked = new LRUCache<string, string>({ max: CHECKED_SESSIONS });
+
   constructor(private readonly key: string) {}
 
   mint(user: string): string {
@@ -107,9 +113,12 @@ export class SessionIds {
   }
 
   valid(sessionId: string, user: string): boolean {
+    if (this.checked.get(sessionId) === user) return true;
     const [nonce = "", mac = "", extra] = sessionId.split(".");
     if (extra !== undefined || !/^[A-Za-z0-9_-]{16}$/.test(nonce)) return false;
-    return sameText(mac, sign(this.key, "toolfleet mcp session", nonce, user).slice(0, 32));
+    if (!sameText(mac, sign(this.key, "toolfleet mcp session", nonce, user).slice(0, 32))) return false;
+    this.checked.set(sessionId, user);
+    return true;
   }
 }
 

@@ -20,14 +20,22 @@ export class CancelRelay {
     });
   }
 
-  /** A call's signal: the client's (its connection), or a notice from any replica. */
+  /**
+   * A call's signal: aborted by the client's (its connection), or by a notice from any replica, with
+   * the reason of the first. The client's is forwarded by a listener that done() removes, which costs
+   * less per call than `AbortSignal.any` (docs/benchmarks.md, "MCP").
+   */
   track(caller: McpCaller, requestId: string | number, signal: AbortSignal): { signal: AbortSignal; done: () => void } {
     const key = keyOf(caller, requestId);
     const controller = new AbortController();
     this.running.set(key, controller);
+    const forward = (): void => controller.abort(signal.reason);
+    if (signal.aborted) forward();
+    else signal.addEventListener("abort", forward, { once: true });
     return {
-      signal: AbortSignal.any([signal, controller.signal]),
+      signal: controller.signal,
       done: () => {
+        signal.removeEventListener("abort", forward);
         if (this.running.get(key) === controller) this.running.delete(key);
       },
     };

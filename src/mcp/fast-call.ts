@@ -13,6 +13,30 @@ import { callTool, type McpCaller, type McpToolsOptions } from "./server.js";
 /** A POST's JSON-RPC message, once the SDK's JSONRPCMessageSchema has passed it (src/mcp/http.ts). */
 export type Message = { method?: unknown; id?: unknown; params?: Record<string, unknown> };
 
+const REQUEST_KEYS: ReadonlySet<string> = new Set(["jsonrpc", "id", "method", "params"]);
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+const isIdOrToken = (x: unknown): boolean => typeof x === "string" || Number.isSafeInteger(x);
+
+/**
+ * Whether the SDK's JSONRPCMessageSchema surely accepts `m` as a request (its JSONRPCRequestSchema,
+ * node_modules/@modelcontextprotocol/sdk/dist/esm/types.js: only the keys jsonrpc "2.0", an id, a
+ * method and params, an object whose `_meta`, if any, holds no related task and a string or integer
+ * progress token, if any). Enough, not exact: a message that fails here is left to the schema, which
+ * costs more than the rest of a call's parsing (docs/benchmarks.md, "MCP").
+ */
+export function surelyRequest(m: unknown): boolean {
+  if (!isObject(m) || m.jsonrpc !== "2.0" || typeof m.method !== "string" || !isIdOrToken(m.id)) return false;
+  for (const key in m) if (!REQUEST_KEYS.has(key)) return false;
+  const params = m.params;
+  if (params === undefined) return !("params" in m);
+  if (!isObject(params)) return false;
+  const meta = params._meta;
+  if (meta === undefined) return !("_meta" in params);
+  return (
+    isObject(meta) && !(RELATED_TASK_META_KEY in meta) && (meta.progressToken === undefined ? !("progressToken" in meta) : isIdOrToken(meta.progressToken))
+  );
+}
+
 /**
  * Whether a POST's one message is a tools/call `answerCall` may answer: a request (it has an id) that
  * is not about a task (the SDK's task handling, which this server offers none of, stays with the SDK).

@@ -11,7 +11,7 @@ import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import { SessionIds, type TokenCheck } from "./auth.js";
 import { CancelRelay } from "./cancels.js";
-import { answerCall, isPlainCall, type Message } from "./fast-call.js";
+import { answerCall, isPlainCall, surelyRequest, type Message } from "./fast-call.js";
 import { SessionLogLevels } from "./log-levels.js";
 import { fromRedis, McpNotices } from "./notices.js";
 import { hostProblem } from "./origin.js";
@@ -333,7 +333,7 @@ async function readMessages(req: IncomingMessage, res: ServerResponse): Promise<
     jsonError(res, 400, -32600, `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`);
     return undefined;
   }
-  if (!list.every((m) => JSONRPCMessageSchema.safeParse(m).success)) {
+  if (!list.every((m) => surelyRequest(m) || JSONRPCMessageSchema.safeParse(m).success)) {
     jsonError(res, 400, -32700, "Parse error: Invalid JSON-RPC message");
     return undefined;
   }

@@ -2,8 +2,10 @@
 // and the mapping of fleet tools and results to MCP (src/mcp/auth.ts, origin.ts, content.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import { SessionIds, mintToken, tokenCheck, tokensFrom, verifySignedToken } from "../../src/mcp/auth.js";
 import { annotationsTo, partToMcp, resultFromMcp, resultToMcp, toolToMcp } from "../../src/mcp/content.js";
+import { surelyRequest } from "../../src/mcp/fast-call.js";
 import { parseNotice } from "../../src/mcp/notices.js";
 import { allowedHostNames, hostProblem, isLoopback } from "../../src/mcp/origin.js";
 import { PIXEL_PNG } from "../support/fixtures/v11-tools.js";
@@ -45,7 +47,9 @@ test("session ids: any holder of the key checks them; each is its user's", () =>
   const b = new SessionIds("key-one-key-one-key-one-key-one!");
   const id = a.mint("alice");
   assert.ok(b.valid(id, "alice"), "another replica with the key");
-  assert.ok(!b.valid(id, "bob"));
+  assert.ok(!b.valid(id, "bob"), "an id found valid for alice is not bob's (nor is the one remembered)");
+  assert.ok(b.valid(id, "alice"), "again, remembered");
+  assert.ok(!b.valid(`${id.slice(0, -1)}${id.endsWith("A") ? "B" : "A"}`, "alice"), "a changed signature");
   assert.ok(!new SessionIds("another-key-another-key-another!").valid(id, "alice"));
   assert.ok(!a.valid(`${id}.x`, "alice"));
   assert.notEqual(a.mint("alice"), id);
@@ -144,4 +148,42 @@ test("Host names: --allowed-host is a bare name or address; a wildcard --host ne
   assert.throws(() => allowedHostNames("::"), /--allowed-host/);
   assert.equal(hostProblem(allowedHostNames("127.0.0.1"), "localhost:8791", "http://localhost:8791"), null);
   assert.equal(hostProblem(allowedHostNames("0.0.0.0", ["mcp.example.com"]), "mcp.example.com:443", "https://mcp.example.com"), null);
+});
+
+test("a message surelyRequest() passes is one the SDK's JSON-RPC schema accepts; ordinary calls pass it", () => {
+  const ids = [1, 0, -7, "a", "", 1.5, 2 ** 60, null, undefined, [1], { x: 1 }];
+  const metas = [
+    undefined,
+    {},
+    { progressToken: 3 },
+    { progressToken: "t" },
+    { progressToken: 1.5 },
+    { progressToken: null },
+    { "io.modelcontextprotocol/related-task": { taskId: "t" } },
+    { other: 1 },
+    null,
+    [],
+    "x",
+  ];
+  const paramsList: unknown[] = [undefined, null, [], "x", {}, { name: "echo", arguments: { text: "x" } }, ...metas.map((_meta) => ({ name: "echo", _meta }))];
+  const extras = [{}, { extra: 1 }, { result: {} }, { error: { code: 1, message: "m" } }];
+  let passed = 0;
+  let checked = 0;
+  for (const jsonrpc of ["2.0", "1.0", 2, undefined])
+    for (const id of ids)
+      for (const method of ["tools/call", "ping", 3, undefined])
+        for (const params of paramsList)
+          for (const extra of extras) {
+            const m: Record<string, unknown> = { jsonrpc, id, method, params, ...extra };
+            for (const k of Object.keys(m)) if (m[k] === undefined) delete m[k];
+            // As the server sees it: parsed from JSON.
+            const parsed = JSON.parse(JSON.stringify(m)) as unknown;
+            checked++;
+            if (!surelyRequest(parsed)) continue;
+            passed++;
+            assert.ok(JSONRPCMessageSchema.safeParse(parsed).success, `surelyRequest() passed what the schema refuses: ${JSON.stringify(parsed)}`);
+          }
+  assert.ok(passed > 50 && passed < checked, `passed ${passed} of ${checked}`);
+  assert.ok(surelyRequest({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "echo", arguments: { text: "hi" }, _meta: { progressToken: "p" } } }));
+  assert.ok(!surelyRequest({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "echo" }, extra: true }), "a key the strict schema refuses");
 });
