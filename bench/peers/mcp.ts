@@ -39,9 +39,14 @@ export const fetchWithOwnSignal: FetchLike = async (url, init) => {
 // MCP_STOCK_FETCH=1 measures the SDK as shipped, leak included.
 const stockFetch = process.env.MCP_STOCK_FETCH === "1";
 
-export async function start(): Promise<Subject> {
-  const { child, ready } = await forkWorker(new URL("./mcp-server.js", import.meta.url), {});
-  if (ready.port === undefined) throw new Error("mcp-server did not report its port");
+/**
+ * The SDK's own server (`sdk`, subject "mcp"), or one that does no MCP work (`null`, subject "mcp-null":
+ * bench/peers/mcp-null-server.ts, what the client and HTTP cost alone), in a child process, and a client.
+ */
+export async function start(server: "sdk" | "null" = "sdk"): Promise<Subject> {
+  const file = server === "sdk" ? "./mcp-server.js" : "./mcp-null-server.js";
+  const { child, ready } = await forkWorker(new URL(file, import.meta.url), {});
+  if (ready.port === undefined) throw new Error(`${file} did not report its port`);
 
   const client = new Client({ name: "toolfleet-bench", version: "0.1.0" });
   const transport = new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${ready.port}/mcp`), {
@@ -56,7 +61,7 @@ export async function start(): Promise<Subject> {
 
   const args = { text: "x".repeat(100) };
   return {
-    name: "mcp",
+    name: server === "sdk" ? "mcp" : "mcp-null",
     workerPids: child.pid === undefined ? [] : [child.pid],
     call: () => client.callTool({ name: "echo", arguments: args }),
     async close() {

@@ -11,6 +11,7 @@ import { usageOf } from "../../bench/cpu.js";
 import { cpuAndMemoryInOwnProcess } from "../../bench/memory.js";
 import { measureStages } from "../../bench/stages.js";
 import { echoSubject, startFleet } from "../../bench/toolfleet.js";
+import { start as startMcpPeer } from "../../bench/peers/mcp.js";
 import { connect, REDIS_URL } from "../support/redis-helpers.js";
 
 async function keysMatching(pattern: string): Promise<string[]> {
@@ -107,5 +108,18 @@ test("bench:compare refuses, exit 2, without a BASELINE or with one whose dist/ 
     assert.equal(run.status, 2, run.stderr);
     assert.match(run.stderr, said);
     assert.equal(run.stdout, "");
+  }
+});
+
+test("bench:mcp's peers: the SDK's own server and the no-work server each answer the echo call with its text", { timeout: 30_000 }, async () => {
+  for (const kind of ["sdk", "null"] as const) {
+    const peer = await startMcpPeer(kind);
+    try {
+      assert.equal(peer.name, kind === "sdk" ? "mcp" : "mcp-null");
+      const result = (await peer.call()) as { content?: unknown };
+      assert.deepEqual(result.content, [{ type: "text", text: "x".repeat(100) }], kind);
+    } finally {
+      await peer.close();
+    }
   }
 });
