@@ -12,9 +12,13 @@ import { afterWrites, type Subject } from "./harness.js";
  * handled (the worker after its replies' round trip): the floor the targets
  * are set against. `ordered`: each side first writes what the read set off
  * (the caller its next request, the worker its replies), as toolfleet does: a
- * lower floor, shown beside it.
+ * lower floor, shown beside it. `claimed`: as `naive`, with each call claimed
+ * before it is answered and its reply stored (see floor-worker.ts): the floor
+ * of a call that runs exactly once.
  */
-export async function startFloor(url = "redis://127.0.0.1:6379", mode: "naive" | "ordered" = "naive"): Promise<Subject> {
+export type FloorMode = "naive" | "ordered" | "claimed";
+
+export async function startFloor(url = "redis://127.0.0.1:6379", mode: FloorMode = "naive"): Promise<Subject> {
   const prefix = `floor-${process.pid}-${Date.now()}`;
   const worker = fork(fileURLToPath(new URL("./floor-worker.js", import.meta.url)), [url, prefix, mode]);
   await once(worker, "message");
@@ -48,7 +52,7 @@ export async function startFloor(url = "redis://127.0.0.1:6379", mode: "naive" |
   const payload = "x".repeat(100);
   let next = 0;
   return {
-    name: mode === "naive" ? "floor (hand-written streams RPC)" : "floor, writes before reads",
+    name: { naive: "floor (hand-written streams RPC)", ordered: "floor, writes before reads", claimed: "floor with a claim and a stored reply" }[mode],
     workerPids: worker.pid === undefined ? [] : [worker.pid],
     call: () => {
       const id = String(next++);
@@ -61,7 +65,9 @@ export async function startFloor(url = "redis://127.0.0.1:6379", mode: "naive" |
       worker.send("stop");
       await once(worker, "exit");
       reader.destroy();
-      await redis.del([replies]);
+      const left = [replies];
+      for await (const batch of redis.scanIterator({ MATCH: `${prefix}:idem:*`, COUNT: 1000 })) left.push(...batch);
+      await redis.del(left);
       await redis.close();
     },
   };

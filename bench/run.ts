@@ -56,6 +56,7 @@ interface Row {
 const starters: [string, () => Promise<Subject>][] = [
   ["floor", () => startFloor()],
   ["floorOrdered", () => startFloor(undefined, "ordered")],
+  ["floorClaimed", () => startFloor(undefined, "claimed")],
   ["toolfleet", async () => echoSubject(await startFleet(1), "turn")],
   ["toolfleetClaimed", async () => echoSubject(await startFleet(1), "turn", { tool: "echo_once" })],
   ["toolfleetNewTrace", async () => echoSubject(await startFleet(1), "call")],
@@ -200,6 +201,8 @@ const summary = Object.fromEntries(
         // Each round against the floor's (Moleculer's) slice of the same round; the median of those.
         ratioToFloor: ratiosTo(row, floorRow),
         ratioToMoleculer: ratiosTo(row, remote.moleculer),
+        // The floor of a call run exactly once (a claim before it, its reply stored): what toolfleetClaimed pays for the same guarantee.
+        ratioToClaimedFloor: ratiosTo(row, remote.floorClaimed),
       },
     ];
   }),

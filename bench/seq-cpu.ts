@@ -34,6 +34,7 @@ async function main(): Promise<void> {
   const subjects: Record<string, Subject> = {
     floorOrdered: await startFloor(REDIS_URL, "ordered"),
     floor: await startFloor(REDIS_URL),
+    floorClaimed: await startFloor(REDIS_URL, "claimed"),
     toolfleet: echoSubject(await startFleet(1, REDIS_URL), "turn"),
     toolfleetClaimed: echoSubject(await startFleet(1, REDIS_URL), "turn", { tool: "echo_once" }),
     moleculer: await startMoleculer(),

@@ -25,7 +25,7 @@ async function keysMatching(pattern: string): Promise<string[]> {
   }
 }
 
-for (const mode of ["naive", "ordered"] as const) {
+for (const mode of ["naive", "ordered", "claimed"] as const) {
   test(`the ${mode} floor answers sequential and concurrent calls and deletes its streams`, { timeout: 30_000 }, async () => {
     const floor = await startFloor(REDIS_URL, mode);
     try {
