@@ -5,7 +5,10 @@
 //   - toolfleet-mcp: `toolfleet mcp` (stateless per request, any replica could answer) routing the call
 //     over Redis to a `toolfleet tools` worker (durable: the call survives a worker crash) — two hops more;
 //   - null-server: bench/peers/mcp-null-server.ts, which answers at once and does no MCP work: what the
-//     client and HTTP take alone, so each server's own share of a call is its p50 less this one's.
+//     client and HTTP take alone, so each server's own share of a call is its p50 less this one's;
+//   - null-server-floor: the same, sending each call through the Redis Streams floor (bench/floor.ts) to a
+//     worker process before it answers: the least a server whose tools run on other processes over Redis
+//     Streams can take (no MCP work, nothing of toolfleet's).
 // Sequential latency in blocks (the order rotated every block; the median of the block p50s, and of
 // their ratios), then throughput at 16 and 64 calls in flight, each subject in turn, with the CPU per call
 // of the client, the server side (the SDK server; toolfleet's server and its worker) and Redis, from /proc. With BASELINE (a
@@ -103,7 +106,7 @@ async function startToolfleetMcp(cli: string, name: string): Promise<Subject> {
   };
 }
 
-const subjects: Subject[] = [await startSdkPeer(), await startSdkPeer("null"), await startToolfleetMcp(CLI, "toolfleet-mcp")];
+const subjects: Subject[] = [await startSdkPeer(), await startSdkPeer("null"), await startSdkPeer("null-floor"), await startToolfleetMcp(CLI, "toolfleet-mcp")];
 if (BASELINE_CLI) subjects.push(await startToolfleetMcp(BASELINE_CLI, "toolfleet-mcp-baseline"));
 try {
   for (const subject of subjects) await warmUp(subject);
@@ -125,6 +128,7 @@ try {
   const sdk = p50s.get("mcp")?.slice() ?? [];
   const tf = p50s.get("toolfleet-mcp")?.slice() ?? [];
   const nul = p50s.get("mcp-null")?.slice() ?? [];
+  const nulFloor = p50s.get("mcp-null-floor")?.slice() ?? [];
   // A server's own share of a sequential call: its p50 less the no-work server's in the same block (the client's and HTTP's time).
   const share = (p50: readonly number[]): number => Number(median(p50.map((v, i) => v - (nul[i] ?? NaN))).toFixed(3));
   const rate = (name: string, n: number): number => (loads[name]?.[`inFlight${n}`] as { callsPerSecond?: number } | undefined)?.callsPerSecond ?? NaN;
@@ -152,12 +156,22 @@ try {
           "mcp-sdk": Number(median(sdk).toFixed(3)),
           "toolfleet-mcp": Number(median(tf).toFixed(3)),
           "null-server": Number(median(nul).toFixed(3)),
+          "null-server-floor": Number(median(nulFloor).toFixed(3)),
         },
-        // The servers' own share of that p50, over what the client and HTTP take with a server that does no work.
-        serverShareP50Ms: { "mcp-sdk": share(sdk), "toolfleet-mcp": share(tf) },
+        // The servers' own share of that p50, over what the client and HTTP take with a server that does no work
+        // (null-server-floor's: the floor's round trip, the least a call run on another process over Redis Streams adds).
+        serverShareP50Ms: { "mcp-sdk": share(sdk), "toolfleet-mcp": share(tf), "null-server-floor": share(nulFloor) },
+        // Per block, the null server over the floor against the SDK server (<1: a server that adds only the floor's
+        // round trip to no MCP work answers sooner than the SDK server).
+        nullFloorP50Ratio: Number(median(nulFloor.map((v, i) => v / (sdk[i] ?? NaN))).toFixed(3)),
         // Per block, toolfleet's p50 over the SDK server's of the same round; the median of those (<1: toolfleet faster).
         p50Ratio: Number(median(tf.map((v, i) => v / (sdk[i] ?? NaN))).toFixed(3)),
-        throughput: { "mcp-sdk": loads.mcp, "toolfleet-mcp": loads["toolfleet-mcp"], "null-server": loads["mcp-null"] },
+        throughput: {
+          "mcp-sdk": loads.mcp,
+          "toolfleet-mcp": loads["toolfleet-mcp"],
+          "null-server": loads["mcp-null"],
+          "null-server-floor": loads["mcp-null-floor"],
+        },
         // toolfleet's calls per second over the SDK server's (>1: toolfleet more).
         throughputRatio: {
           inFlight16: Number((rate("toolfleet-mcp", 16) / rate("mcp", 16)).toFixed(3)),

@@ -11,6 +11,8 @@ import { fileURLToPath } from "node:url";
 export interface ReadyMessage {
   ready: true;
   port?: number;
+  /** Processes of its own that do part of its work (their CPU is counted with its). */
+  pids?: number[];
 }
 
 const isReady = (m: unknown): m is ReadyMessage => typeof m === "object" && m !== null && (m as { ready?: unknown }).ready === true;

@@ -39,13 +39,17 @@ export const fetchWithOwnSignal: FetchLike = async (url, init) => {
 // MCP_STOCK_FETCH=1 measures the SDK as shipped, leak included.
 const stockFetch = process.env.MCP_STOCK_FETCH === "1";
 
+/** Subject names by server. */
+const NAMES = { sdk: "mcp", null: "mcp-null", "null-floor": "mcp-null-floor" } as const;
+
 /**
  * The SDK's own server (`sdk`, subject "mcp"), or one that does no MCP work (`null`, subject "mcp-null":
- * bench/peers/mcp-null-server.ts, what the client and HTTP cost alone), in a child process, and a client.
+ * bench/peers/mcp-null-server.ts, what the client and HTTP cost alone), or that one sending each tool
+ * call through the Redis Streams floor first (`null-floor`, "mcp-null-floor"), in a child process, and a client.
  */
-export async function start(server: "sdk" | "null" = "sdk"): Promise<Subject> {
+export async function start(server: keyof typeof NAMES = "sdk"): Promise<Subject> {
   const file = server === "sdk" ? "./mcp-server.js" : "./mcp-null-server.js";
-  const { child, ready } = await forkWorker(new URL(file, import.meta.url), {});
+  const { child, ready } = await forkWorker(new URL(file, import.meta.url), server === "null-floor" ? { floor: true } : {});
   if (ready.port === undefined) throw new Error(`${file} did not report its port`);
 
   const client = new Client({ name: "toolfleet-bench", version: "0.1.0" });
@@ -61,8 +65,8 @@ export async function start(server: "sdk" | "null" = "sdk"): Promise<Subject> {
 
   const args = { text: "x".repeat(100) };
   return {
-    name: server === "sdk" ? "mcp" : "mcp-null",
-    workerPids: child.pid === undefined ? [] : [child.pid],
+    name: NAMES[server],
+    workerPids: [...(child.pid === undefined ? [] : [child.pid]), ...(ready.pids ?? [])],
     call: () => client.callTool({ name: "echo", arguments: args }),
     async close() {
       await transport.terminateSession(); // HTTP DELETE: the server ends the session

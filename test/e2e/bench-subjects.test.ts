@@ -111,15 +111,27 @@ test("bench:compare refuses, exit 2, without a BASELINE or with one whose dist/ 
   }
 });
 
-test("bench:mcp's peers: the SDK's own server and the no-work server each answer the echo call with its text", { timeout: 30_000 }, async () => {
-  for (const kind of ["sdk", "null"] as const) {
-    const peer = await startMcpPeer(kind);
-    try {
-      assert.equal(peer.name, kind === "sdk" ? "mcp" : "mcp-null");
-      const result = (await peer.call()) as { content?: unknown };
-      assert.deepEqual(result.content, [{ type: "text", text: "x".repeat(100) }], kind);
-    } finally {
-      await peer.close();
+test(
+  "bench:mcp's peers: the SDK's own server, the no-work server and the no-work server over the floor each answer the echo call with its text",
+  { timeout: 30_000 },
+  async () => {
+    const names = { sdk: "mcp", null: "mcp-null", "null-floor": "mcp-null-floor" } as const;
+    let floorOwner: number | undefined;
+    for (const kind of ["sdk", "null", "null-floor"] as const) {
+      const peer = await startMcpPeer(kind);
+      if (kind === "null-floor") floorOwner = peer.workerPids?.[0];
+      try {
+        assert.equal(peer.name, names[kind]);
+        // The floor's worker is a process of the null server's own, counted with it.
+        assert.equal(peer.workerPids?.length, kind === "null-floor" ? 2 : 1, kind);
+        const result = (await peer.call()) as { content?: unknown };
+        assert.deepEqual(result.content, [{ type: "text", text: "x".repeat(100) }], kind);
+      } finally {
+        await peer.close();
+      }
     }
-  }
-});
+    // Its floor's keys are named after the null server's process (bench/floor.ts).
+    assert.ok(floorOwner !== undefined);
+    assert.deepEqual(await keysMatching(`floor-${floorOwner}-*`), [], "the null server's floor deleted its streams");
+  },
+);
