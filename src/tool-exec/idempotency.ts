@@ -46,15 +46,10 @@ const stored = z.discriminatedUnion("state", [
   z.object({ state: z.literal("done"), body: z.string(), files: z.record(z.string(), z.string()), session: z.string().optional() }),
 ]);
 
-/** The SET NX that claims a request for a worker (for sending with other commands); "OK" in reply means this worker owns it. */
-export function claimArgs(keys: Keys, idemKey: string, worker: string, instance: string, leaseMs: number): string[] {
-  const value = JSON.stringify({ state: "running", worker, instance, at: Date.now() } satisfies RunningClaim);
-  return ["SET", keys.idempotency(idemKey), value, "NX", "PX", String(Math.ceil(leaseMs))];
-}
-
 /**
- * `claimArgs()` for one worker process, with the parts that never change between calls built once:
- * the same command, the same JSON (member for member), for the per-call path.
+ * The SET NX that claims a request for a worker process (for sending with other commands; "OK" in reply means
+ * this process owns it), with the parts that never change between its calls built once. The value is the
+ * JSON of a RunningClaim, member for member.
  */
 export function claimArgsFor(keys: Keys, worker: string, instance: string, leaseMs: number): (idemKey: string) => string[] {
   const head = `{"state":"running","worker":${JSON.stringify(worker)},"instance":${JSON.stringify(instance)},"at":`;
@@ -100,8 +95,13 @@ export async function cancelRequest(redis: RedisClient, keys: Keys, idemKey: str
 
 /** The SET NX that claims a request's key as cancelled (for sending with other commands); "OK" means no worker holds it. */
 export function cancelledArgs(keys: Keys, idemKey: string, ttlSeconds: number): string[] {
-  const value = JSON.stringify({ state: "cancelled", at: Date.now() });
-  return ["SET", keys.idempotency(idemKey), value, "NX", "EX", String(Math.max(1, Math.ceil(ttlSeconds)))];
+  const { value, ttl } = cancelledRecord(ttlSeconds);
+  return ["SET", keys.idempotency(idemKey), value, "NX", "EX", ttl];
+}
+
+/** The record a cancel writes and its TTL in whole seconds (at least 1), as the SET and the script send them. */
+function cancelledRecord(ttlSeconds: number): { value: string; ttl: string } {
+  return { value: JSON.stringify({ state: "cancelled", at: Date.now() }), ttl: String(Math.max(1, Math.ceil(ttlSeconds))) };
 }
 
 /** Where a published request landed: what `cancelUnstarted()` needs to prove it never started. */
@@ -143,8 +143,7 @@ export async function cancelUnstarted(
 ): Promise<CancelVerdict> {
   if (!ENTRY_ID.test(published.entryId)) throw new ToolfleetError("ID_INVALID", `cancelUnstarted(): '${published.entryId}' is not a stream entry id`);
   if (isCluster(redis) && slotOf(published.stream) !== slotOf(keys.idempotency(idemKey))) return "cluster";
-  const value = JSON.stringify({ state: "cancelled", at: Date.now() });
-  const ttl = String(Math.max(1, Math.ceil(ttlSeconds)));
+  const { value, ttl } = cancelledRecord(ttlSeconds);
   const reply = await redis.sendCommand<unknown>([
     "EVAL",
     CANCEL_UNSTARTED_LUA,

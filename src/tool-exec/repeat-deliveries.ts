@@ -3,7 +3,7 @@ import { wireError } from "../core/errors.js";
 import type { DeliveredEntry, Disposition, Outbound } from "../redis/stream-worker.js";
 import { DEFAULT_MAX_REPLY_BYTES, formatBytes, type EntryFields } from "../redis/entry-codec.js";
 import { DEFAULT_MAX_REQUEST_BYTES, decodeRequest, encodeReply, errorReply, type ToolReply, type ToolRequest } from "./codec.js";
-import { claimArgs, readRequestState, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
+import { readRequestState, takeOverClaim, type IdemState, type RunningClaim } from "./idempotency.js";
 import { signEntry, signatureProblem } from "./signing.js";
 import type { ToolExecServerOptions } from "./server.js";
 
@@ -22,6 +22,8 @@ export class RepeatDeliveries {
     private readonly instance: string,
     private readonly claimMs: number,
     private readonly secret: string | null,
+    /** The claim command of this process (the server's `claimArgsFor()`, as a first delivery claims). */
+    private readonly claimOf: (idemKey: string) => string[],
   ) {}
 
   /**
@@ -84,9 +86,7 @@ export class RepeatDeliveries {
     if (!took.taken) {
       if (took.state !== null) return this.alreadyClaimed(req, took.state);
       // The claim lapsed just now: claim it afresh like any delivery.
-      const fresh = await this.options.redis.sendCommand<string | null>(
-        claimArgs(this.options.keys, req.idemKey, this.options.workerId, this.instance, this.claimMs),
-      );
+      const fresh = await this.options.redis.sendCommand<string | null>(this.claimOf(req.idemKey));
       return fresh === "OK" ? "resumed" : { kind: "leave" };
     }
     this.options.logger.warn(

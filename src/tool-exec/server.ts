@@ -109,7 +109,7 @@ export class ToolExecServer {
   private readonly calls = new RunningCalls();
   private readonly control: ControlListener;
   private readonly runDeps: RunDeps;
-  /** `claimArgs()` for this process. */
+  /** The claim command of this process (`claimArgsFor()`). */
   private readonly claimOf: (idemKey: string) => string[];
   /** What a request delivered again gets: its stored reply, a skip, or a run resumed. */
   private readonly repeats: RepeatDeliveries;
@@ -122,7 +122,7 @@ export class ToolExecServer {
     this.claimMs = (options.worker?.leaseMs ?? 30_000) * 0.9;
     this.instance = `${options.workerId}#${randomBytes(6).toString("hex")}`;
     this.claimOf = claimArgsFor(options.keys, options.workerId, this.instance, this.claimMs);
-    this.repeats = new RepeatDeliveries(options, this.instance, this.claimMs, this.secret);
+    this.repeats = new RepeatDeliveries(options, this.instance, this.claimMs, this.secret, this.claimOf);
     this.control = new ControlListener({
       redis: options.redis,
       url: options.redisUrl,
