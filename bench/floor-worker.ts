@@ -3,18 +3,22 @@
 // in one round trip. No validation, no identity, no idempotency.
 // `ordered`: the next read is sent right after the replies are written (two
 // event-loop turns later) instead of after their round trip, as toolfleet does.
-// `claimed`: as `naive`, with what exactly-once adds to a call, in the same
-// Redis commands toolfleet's worker sends (src/tool-exec/idempotency.ts): the
-// call's key claimed with SET NX PX before it is answered (one round trip, the
-// claims of one read in one write), and its reply stored with SET EX beside
-// the reply XADD and the XACK. The least a claimed streams RPC can do.
+// `claimed`: as `naive`, with what exactly-once adds to a call, in the Redis
+// commands toolfleet's worker sends, built by its own code
+// (src/tool-exec/idempotency.ts): the call's key claimed with SET NX PX before
+// it is answered (one round trip, the claims of one read in one write), and
+// its reply stored with SET EX beside the reply XADD and the XACK. The least a
+// claimed streams RPC can do.
 import { createClient, RESP_TYPES } from "redis";
+import { BODY_FIELD } from "../src/redis/entry-codec.js";
+import { keys } from "../src/redis/keys.js";
+import { claimArgsFor, storeReplyArgs } from "../src/tool-exec/idempotency.js";
 import { afterWrites } from "./harness.js";
 
 const [url = "redis://127.0.0.1:6379", prefix = "floor", mode = "naive"] = process.argv.slice(2);
 const ordered = mode === "ordered";
-const claimed = mode === "claimed";
-const claimHead = `{"state":"running","worker":"w","instance":"w#${process.pid}","at":`;
+// Its keys in the floor's own namespace (`<prefix>:tools:idem:<call>`), claimed for 27 s and kept 120 s, as a tools worker's.
+const idem = mode === "claimed" ? { keys: keys(prefix), claim: claimArgsFor(keys(prefix), "w", `w#${process.pid}`, 27_000) } : undefined;
 const stream = `${prefix}:req`;
 const group = `${stream}:grp`;
 const redis = createClient({ url, commandOptions: { timeout: 0 } }); // as toolfleet sets it; see floor.ts
@@ -43,11 +47,10 @@ while (running) {
       const correlation = fields[3]?.toString() ?? "";
       const payload = fields[5] ?? "";
       const tx = redis.multi().addCommand(["XADD", to, "MAXLEN", "~", "10000", "*", "id", correlation, "payload", payload]);
-      if (claimed) {
-        const key = `${prefix}:idem:${correlation}`;
-        const claim = await redis.sendCommand<string | null>(["SET", key, `${claimHead}${Date.now()}}`, "NX", "PX", "27000"]);
+      if (idem) {
+        const claim = await redis.sendCommand<string | null>(idem.claim(correlation));
         if (claim !== "OK") throw new Error(`floor worker: call ${correlation} claimed twice`);
-        tx.addCommand(["SET", key, `{"state":"done","body":${JSON.stringify(payload.toString())},"files":{}}`, "EX", "120"]);
+        tx.addCommand(storeReplyArgs(idem.keys, correlation, { [BODY_FIELD]: payload.toString() }, 120));
       }
       return tx.addCommand(["XACK", stream, group, id]).exec();
     }),

@@ -65,8 +65,9 @@ export async function startFloor(url = "redis://127.0.0.1:6379", mode: FloorMode
       worker.send("stop");
       await once(worker, "exit");
       reader.destroy();
+      // The reply stream, and the claimed floor's records of its calls.
       const left = [replies];
-      for await (const batch of redis.scanIterator({ MATCH: `${prefix}:idem:*`, COUNT: 1000 })) left.push(...batch);
+      for await (const batch of redis.scanIterator({ MATCH: `${prefix}:tools:idem:*`, COUNT: 1000 })) left.push(...batch);
       await redis.del(left);
       await redis.close();
     },
