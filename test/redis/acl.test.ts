@@ -125,6 +125,57 @@ test("under the ACL users of docs/security.md a call works, and each tier's forb
 });
 
 test(
+  "under the ACL users, a worker reading its pool's shard streams answers calls sent to each shard and dead-letters there",
+  { timeout: 60_000 },
+  async () => {
+    const logger = new RecordingLogger();
+    const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
+    const module = await loadToolModule();
+    const tools = await connect(userUrl("tools"), logger);
+    const inference = await connect(userUrl("inference"), logger);
+    const server = new ToolExecServer({
+      redis: tools,
+      redisUrl: userUrl("tools"),
+      keys: k,
+      registry: registryFor({ tools: module.tools, permissions: module.permissions }, config, logger),
+      config,
+      logger,
+      workerId: "w-shards",
+      shards: 3,
+      worker: { blockMs: 200, leaseMs: 5000, heartbeatMs: 500 },
+    });
+    const client = new ToolsClient({ redis: inference, redisUrl: userUrl("inference"), keys: k, workerId: "caller-shards", logger, blockMs: 200 });
+    const shards = [0, 1, 2].map((i) => k.poolShardStream("default", i));
+    try {
+      await server.start();
+      await client.start();
+      // Every shard, the default pool's (`<ns>:stream:tools:shard:<i>`) as well as shard 0 (the pool's stream).
+      for (const stream of shards) {
+        const reply = await client.call({ ...echoCall(`to ${stream}`, 10_000), stream });
+        assert.equal(reply.status, "ok", JSON.stringify(reply));
+        assert.equal(reply.result, `to ${stream}`);
+      }
+      // A request that cannot be read goes to the shard's own dead letters.
+      await admin.sendCommand(xaddArgs(shards[2]!, { body: "not json" }, 1000));
+      const deadline = Date.now() + 10_000;
+      while ((await admin.xLen(k.deadLetter(shards[2]!))) === 0) {
+        assert.ok(Date.now() < deadline, `no dead letter in ${k.deadLetter(shards[2]!)} within 10 s`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.deepEqual(
+        logger.records.filter((r) => r.level === "error" || JSON.stringify(r.fields).includes("NOPERM")).map((r) => r.msg),
+        [],
+      );
+    } finally {
+      await client.stop();
+      await server.stop();
+      await closeRedis(tools);
+      await closeRedis(inference);
+    }
+  },
+);
+
+test(
   "under the toolfleet-mcp ACL user, `toolfleet mcp` serves a session: a call, a log level, a cancel, DELETE; it writes no reply",
   { timeout: 60_000 },
   async () => {
