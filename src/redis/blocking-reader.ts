@@ -42,6 +42,8 @@ export class BlockingReader {
   private connection: RedisClient | undefined;
   private running = false;
   private done: Promise<void> = Promise.resolve();
+  /** Aborted by stop(): a new connection still waiting for Redis is given up, not left retrying. */
+  private stopping = new AbortController();
   private readonly blockMs: number;
   private readonly graceMs: number;
 
@@ -80,10 +82,12 @@ export class BlockingReader {
   /** Ends the loop; a read already sent comes back within the block time, and what it brings is delivered. */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort();
+    this.stopping = new AbortController();
     try {
       await within(this.done, this.stallMs + 1000, "the read loop");
     } catch (err) {
-      // Stuck reconnecting to a Redis that is away: leave it; it drops what it opens once it sees it is stopped.
+      // Stuck in a read or a handler: leave it; it drops what it opens once it sees it is stopped.
       this.options.logger.warn({ reader: this.options.name, ...errorFields(err) }, "read loop did not end in time; leaving it");
     }
     this.connection?.destroy();
@@ -171,12 +175,18 @@ export class BlockingReader {
       if (this.running) this.connection = connection;
       else connection.destroy(); // stopped while connecting
     } catch (err) {
+      if (!this.running) return; // stop() gave up the wait
       this.options.logger.warn({ reader: this.options.name, ...errorFields(err) }, "could not open a new blocking connection; will retry");
     }
   }
 
   private connect(): Promise<RedisClient> {
-    return duplicateConnection(this.options.redis, { url: this.options.redisUrl, logger: this.options.logger, name: this.options.name });
+    return duplicateConnection(this.options.redis, {
+      url: this.options.redisUrl,
+      logger: this.options.logger,
+      name: this.options.name,
+      signal: this.stopping.signal,
+    });
   }
 
   private connectionOrThrow(): RedisClient {

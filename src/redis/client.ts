@@ -171,8 +171,21 @@ export async function duplicateConnection(client: RedisClient, options: ConnectO
   }
   const copy = (client as RedisNode).duplicate(options.name ? { name: options.name } : {});
   watchErrors(copy, options, logEveryMs);
-  await copy.connect();
-  return copy;
+  // It waits for Redis as the first one reconnects (for ever): aborting `signal` ends that wait, and
+  // nothing is left retrying behind a stopped owner.
+  const abort = (): void => copy.destroy();
+  options.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    if (options.signal?.aborted) throw options.signal.reason;
+    await copy.connect();
+    return copy;
+  } catch (err) {
+    if (copy.isOpen) copy.destroy();
+    if (options.signal?.aborted) throw new ToolfleetError("STOPPED", `stopped while opening a connection to ${redactRedisUrl(options.url)}`, { cause: err });
+    throw err;
+  } finally {
+    options.signal?.removeEventListener("abort", abort);
+  }
 }
 
 /** Whether `client` talks to a Redis Cluster (keys of one command must then share a slot). */
@@ -232,14 +245,33 @@ function watchErrors(client: RedisClient, options: ConnectOptions, logEveryMs: n
   });
 }
 
-/** Closes a connection, waiting for replies already on the way; a dead one is torn down. */
-export async function closeRedis(client: RedisClient | undefined): Promise<void> {
+/** How long closing a connection waits for the replies already on the way. */
+export const CLOSE_WAIT_MS = 2000;
+
+/**
+ * Closes a connection, waiting up to `waitMs` for replies already on the way; a dead one, or one whose
+ * Redis does not answer them in that time (a stalled server), is torn down and those replies dropped.
+ * Without the bound, node-redis's close() waits for them as long as Redis stays silent, and so would stop().
+ */
+export async function closeRedis(client: RedisClient | undefined, waitMs = CLOSE_WAIT_MS): Promise<void> {
   if (!client?.isOpen) return;
   if (!client.isReady) {
     client.destroy();
     return;
   }
-  await client.close();
+  // close() resolves once the owed replies came, or once destroy() tore the connection down.
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      client.destroy();
+      resolve();
+    }, waitMs);
+  });
+  try {
+    await Promise.race([client.close(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

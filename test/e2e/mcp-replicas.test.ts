@@ -2,16 +2,12 @@
 // test's own (it is paused with SIGSTOP and has keys deleted), `toolfleet mcp --no-auth` replicas on it,
 // a real tools worker with the conformance fixture tools.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import { keys, type Keys } from "../../src/redis/keys.js";
 import { eventually } from "../support/helpers.js";
-import { connect, exited, freePort, startMcpProcess, startToolsProcess, type CliChild } from "../support/redis-helpers.js";
+import { OwnRedis, connect, exited, startMcpProcess, startToolsProcess, type CliChild } from "../support/redis-helpers.js";
 
 const TOOLS = fileURLToPath(new URL("../support/fixtures/mcp-conformance-tools.js", import.meta.url));
 const V11_TOOLS = fileURLToPath(new URL("../support/fixtures/v11-tools.js", import.meta.url));
@@ -23,40 +19,6 @@ const INIT = {
 };
 const HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" };
 
-/** A redis-server this test owns and may pause (SIGSTOP: it holds every connection and answers nothing). */
-class PausableRedis {
-  private constructor(
-    readonly port: number,
-    private readonly proc: ChildProcess,
-    private readonly dir: string,
-  ) {}
-  static async start(): Promise<PausableRedis> {
-    const port = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), "toolfleet-rev-redis-"));
-    const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" });
-    const own = new PausableRedis(port, proc, dir);
-    const probe = await eventually(async () => connect(own.url), 5000, 20);
-    await closeRedis(probe);
-    return own;
-  }
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-  pause(): void {
-    this.proc.kill("SIGSTOP");
-  }
-  resume(): void {
-    this.proc.kill("SIGCONT");
-  }
-  async stop(): Promise<void> {
-    this.resume();
-    const gone = new Promise((resolve) => this.proc.once("exit", resolve));
-    this.proc.kill("SIGKILL");
-    await gone;
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
 async function initialize(url: string): Promise<string> {
   const res = await fetch(url, { method: "POST", headers: HEADERS, body: JSON.stringify(INIT) });
   assert.equal(res.status, 200);
@@ -67,7 +29,7 @@ async function initialize(url: string): Promise<string> {
 }
 
 describe("toolfleet mcp on a Redis of its own, no fleet secret", () => {
-  let own: PausableRedis;
+  let own: OwnRedis;
   let redis: RedisNode;
   let k: Keys;
   let env: NodeJS.ProcessEnv;
@@ -75,7 +37,7 @@ describe("toolfleet mcp on a Redis of its own, no fleet secret", () => {
   let url: string;
 
   before(async () => {
-    own = await PausableRedis.start();
+    own = await OwnRedis.start();
     k = keys("tfrev");
     redis = await connect(own.url);
     env = { TOOLFLEET_REDIS_URL: own.url, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_TOOLS_SERVICE_MODE: "remote", TOOLFLEET_FLEET_SECRET: "" };

@@ -7,12 +7,14 @@ import { loadCatalog, publishCatalog, readLiveParts, refreshPresence } from "../
 import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import { readSession, sessionRecord, writeSession } from "../../src/tool-exec/session.js";
 import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
+import { BlockingReader } from "../../src/redis/blocking-reader.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { RedisTaskStore } from "../../src/tool-exec/task-store.js";
 import { decodeReply, encodeReply } from "../../src/tool-exec/codec.js";
 import { ToolsClient, publishedRequestOf } from "../../src/tool-exec/client.js";
 import { ID_PATTERN } from "../../src/redis/keys.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
-import { REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "../support/redis-helpers.js";
+import { OwnRedis, REDIS_URL, connect, dropNamespace, echoCall, testKeys } from "../support/redis-helpers.js";
 import { sampleReply } from "../support/wire-samples.js";
 import { ToolfleetError } from "../../src/core/errors.js";
 
@@ -242,6 +244,89 @@ describe("tools client", () => {
       await client.stop();
       await dropNamespace(redis, k);
       await closeRedis(redis);
+    }
+  });
+});
+
+describe("connections on the way out", () => {
+  test("closeRedis() on a Redis that stalls with a reply owed ends after its wait, and drops that reply", { timeout: 30_000 }, async () => {
+    const own = await OwnRedis.start();
+    const redis = await connect(own.url);
+    try {
+      own.pause();
+      const owed = redis.get("never-answered");
+      const started = Date.now();
+      await closeRedis(redis, 500);
+      const tookMs = Date.now() - started;
+      assert.ok(tookMs >= 450 && tookMs < 3000, `closing took ${tookMs} ms`);
+      assert.equal(redis.isOpen, false);
+      await assert.rejects(owed);
+    } finally {
+      own.resume();
+      await own.stop();
+    }
+  });
+
+  test("a blocking reader stopped while it waits for a new connection (Redis stalled) gives that connection up", { timeout: 30_000 }, async () => {
+    const own = await OwnRedis.start();
+    const logger = new RecordingLogger();
+    const redis = await connect(own.url, logger);
+    const k = testKeys();
+    const stream = k.toolsReplyStream("leak");
+    const reader = new BlockingReader({
+      redis,
+      redisUrl: own.url,
+      logger,
+      name: "leak-reader",
+      stream,
+      group: k.group(stream),
+      consumer: "c",
+      groupStart: "0",
+      blockMs: 100,
+      watchdogGraceMs: 200,
+    });
+    try {
+      await ensureGroup(redis, stream, k.group(stream), "0");
+      await reader.open();
+      reader.start({ room: () => Promise.resolve(1), onEntries: () => undefined });
+      own.pause();
+      // The read stalls, the watchdog drops its connection, and a new one waits for a Redis that answers nothing.
+      await eventually(() => assert.ok(logger.records.some((r) => r.msg.includes("blocking read stalled"))), 5000);
+      await sleep(300);
+      const started = Date.now();
+      await reader.stop();
+      const tookMs = Date.now() - started;
+      assert.ok(tookMs < 1000, `stop() took ${tookMs} ms`);
+      assert.equal(logger.records.filter((r) => r.msg.includes("did not end in time")).length, 0);
+      own.resume();
+      // A connection left retrying would be back within its reconnect delay (under 550 ms).
+      await sleep(1500);
+      const admin = await connect(own.url);
+      try {
+        assert.doesNotMatch(await admin.sendCommand<string>(["CLIENT", "LIST"]), /name=leak-reader/);
+      } finally {
+        await closeRedis(admin);
+      }
+    } finally {
+      own.resume();
+      await reader.stop();
+      await closeRedis(redis);
+      await own.stop();
+    }
+  });
+
+  test("closeRedis() on a Redis that answers waits for the replies on the way", async () => {
+    const redis = await connect();
+    const k = testKeys();
+    try {
+      await redis.set(`${k.namespace}:close`, "v", { EX: 30 });
+      const read = redis.get(`${k.namespace}:close`);
+      await closeRedis(redis, 5000);
+      assert.equal(await read, "v");
+    } finally {
+      const admin = await connect();
+      await admin.del(`${k.namespace}:close`);
+      await closeRedis(admin);
     }
   });
 });

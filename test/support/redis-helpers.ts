@@ -85,7 +85,17 @@ export class OwnRedis {
     await exited;
   }
 
+  /** SIGSTOP: Redis keeps every connection open and answers nothing, as a stalled server does. */
+  pause(): void {
+    this.process?.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    this.process?.kill("SIGCONT");
+  }
+
   async stop(): Promise<void> {
+    // SIGKILL ends a paused process too.
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }
