@@ -5,6 +5,7 @@ import { slotOf } from "../redis/slots.js";
 import type { Keys } from "../redis/keys.js";
 import { BODY_FIELD, type EntryFields } from "../redis/entry-codec.js";
 import { ToolfleetError } from "../core/errors.js";
+import { within } from "../core/within.js";
 import { CANCEL_UNSTARTED_LUA } from "./cancel-unstarted-script.js";
 
 /**
@@ -123,6 +124,8 @@ export interface PublishedRequest {
  * other users of the exported function (src/protocol.ts) instead of a CROSSSLOT error.
  */
 export type CancelVerdict = "cancelled" | "restarted" | "gone" | "pending" | "delivered" | "claimed" | "cluster";
+/** How long `cancelUnstarted()` waits for Redis's answer. */
+export const CANCEL_UNSTARTED_WAIT_MS = 3000;
 const VERDICTS: ReadonlySet<string> = new Set<CancelVerdict>(["cancelled", "restarted", "gone", "pending", "delivered", "claimed"]);
 const ENTRY_ID = /^\d{1,15}-\d{1,15}$/;
 
@@ -132,7 +135,8 @@ const ENTRY_ID = /^\d{1,15}-\d{1,15}$/;
  * that took the request still runs (same run_id), its entry is still in the
  * stream, no consumer holds it and the group never read it; then the key is
  * claimed as cancelled. A restart that lost the entry, a worker's read or its
- * claim cannot pass for "never started" (docs/protocol.md §5.4).
+ * claim cannot pass for "never started" (docs/protocol.md §5.4). Rejects when
+ * Redis has not answered within CANCEL_UNSTARTED_WAIT_MS.
  */
 export async function cancelUnstarted(
   redis: RedisClient,
@@ -144,18 +148,25 @@ export async function cancelUnstarted(
   if (!ENTRY_ID.test(published.entryId)) throw new ToolfleetError("ID_INVALID", `cancelUnstarted(): '${published.entryId}' is not a stream entry id`);
   if (isCluster(redis) && slotOf(published.stream) !== slotOf(keys.idempotency(idemKey))) return "cluster";
   const { value, ttl } = cancelledRecord(ttlSeconds);
-  const reply = await redis.sendCommand<unknown>([
-    "EVAL",
-    CANCEL_UNSTARTED_LUA,
-    "2",
-    published.stream,
-    keys.idempotency(idemKey),
-    published.group,
-    published.entryId,
-    published.runId,
-    value,
-    ttl,
-  ]);
+  // Bounded: its callers ask after a call already ended (a timeout, a worker gone), and a Redis that stalls
+  // must not hold them. Unanswered, the request is not proven unstarted; the script may still run later, and
+  // then the request never starts either.
+  const reply = await within(
+    redis.sendCommand<unknown>([
+      "EVAL",
+      CANCEL_UNSTARTED_LUA,
+      "2",
+      published.stream,
+      keys.idempotency(idemKey),
+      published.group,
+      published.entryId,
+      published.runId,
+      value,
+      ttl,
+    ]),
+    CANCEL_UNSTARTED_WAIT_MS,
+    `the check that request ${idemKey} never started`,
+  );
   const verdict = String(reply);
   if (!VERDICTS.has(verdict)) throw new ToolfleetError("REDIS_REPLY_INVALID", `cancelUnstarted(): unexpected answer '${verdict}'`);
   return verdict as CancelVerdict;

@@ -8,13 +8,15 @@ import { closeRedis, connectRedis, type RedisNode } from "../../src/redis/client
 import type { Keys } from "../../src/redis/keys.js";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { lostInRestart } from "../../src/core/outcome.js";
+import { CANCEL_UNSTARTED_WAIT_MS } from "../../src/tool-exec/idempotency.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { OwnRedis, aliveButIdleWorker, testKeys } from "../support/redis-helpers.js";
 
 // Requirement: a Redis restarted empty must not make a non-idempotent tool run twice (a worker
 // ran it, the restart lost its claim, and the caller's local fallback must not run it again);
 // and calls whose requests the restart lost end within ~2 s of Redis coming back, not at their
-// timeouts: read-only/idempotent ones are sent again, the others fail as `unavailable`.
+// timeouts: read-only/idempotent ones are sent again, the others fail as `unavailable`; and a Redis
+// that stalls (SIGSTOP) does not hold a call past its timeout and the bounded checks after it.
 // Each test starts its own redis-server (OwnRedis) and SIGKILLs it; the runs are counted here,
 // in the test process, where no restart can lose them.
 
@@ -227,6 +229,36 @@ test(
       await sleep(300);
       assert.equal(f.runs.get("tools:charge:x1") ?? 0, 0, "the lost request is not run by the new worker");
     } finally {
+      await f?.stop();
+      await own.stop();
+    }
+  },
+);
+
+test(
+  "a Redis that stalls while a worker runs a non-idempotent call: the call ends as unavailable soon after its timeout, not when Redis answers again",
+  { timeout: 60_000 },
+  async () => {
+    const own = await OwnRedis.start();
+    let f: Fleet | undefined;
+    try {
+      f = await fleet(own, 1);
+      const fl = f;
+      const started = Date.now();
+      const call = fl.registry.execute("charge", { id: "s1", ms: 5000 }, { userId: "u", ctx: fl.ctx() });
+      await eventually(() => assert.equal(fl.runs.get("tools:charge:s1"), 1), 10_000);
+      // Redis holds every connection open and answers nothing: the call times out, and the check that its
+      // request never started (which must come back "pending" or not at all) is bounded.
+      own.pause();
+      const out = await call;
+      const tookMs = Date.now() - started;
+      assert.equal(out.kind, "unavailable", `${out.kind}: ${out.text}`);
+      assert.notEqual(out.route, "fallback");
+      assert.equal(f.runs.get("local:charge:s1") ?? 0, 0, "not run again locally");
+      assert.ok(tookMs <= 1000 + CANCEL_UNSTARTED_WAIT_MS + 1500, `the call took ${tookMs} ms with Redis stalled`);
+      assert.equal(f.registry.stats.fallbacksRefused, 1);
+    } finally {
+      own.resume();
       await f?.stop();
       await own.stop();
     }
