@@ -1,4 +1,5 @@
 import { LiveConfig } from "../config/live.js";
+import { startTelemetry } from "./telemetry.js";
 import { redactRedisUrl } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
 import { createLogger, errorFields } from "../core/log.js";
@@ -78,6 +79,7 @@ export async function runMcp({ values, positionals }: McpParsed): Promise<number
   if (values.user !== undefined && !values["no-auth"] && !values.stdio)
     throw new ToolfleetError("USAGE", "--user names the caller of --no-auth or --stdio (a token names its own user), or whom `mcp token` is for");
   const logger = createLogger("toolfleet.mcp");
+  const stopTelemetry = await startTelemetry("mcp", logger);
   const config = new LiveConfig(logger).watch();
   let server;
   try {
@@ -103,6 +105,7 @@ export async function runMcp({ values, positionals }: McpParsed): Promise<number
     await server.start();
   } catch (err) {
     config.close();
+    await stopTelemetry?.();
     throw err;
   }
   // stdout is the protocol's channel over stdio: the ready line goes to stderr there.
@@ -118,6 +121,7 @@ export async function runMcp({ values, positionals }: McpParsed): Promise<number
     return 1;
   } finally {
     config.close();
+    await stopTelemetry?.();
   }
   say(`mcp server ${server.workerId} stopped`);
   return 0;

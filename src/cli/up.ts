@@ -6,6 +6,7 @@ import { LiveConfig, type ConfigSource } from "../config/live.js";
 import { describeRedis, redactRedisUrl } from "../config/schema.js";
 import { ToolfleetError } from "../core/errors.js";
 import { createLogger, errorFields, logFormat, type Logger } from "../core/log.js";
+import { startTelemetry } from "./telemetry.js";
 import { HttpChatAdapter } from "../gateway/http-adapter.js";
 import { describeModel } from "../inference/chat-responder.js";
 import { probeFleetRedis } from "../redis/client.js";
@@ -288,38 +289,44 @@ async function walkDistributed(config: ConfigSource, logger: Logger, fleetId: st
 
 async function runInProcess(options: Options, config: ConfigSource, logger: Logger, out: (line: string) => void, why: string): Promise<number> {
   out(`toolfleet up: ${why}, so the whole fleet runs in this one process (in_process mode, no Redis): web chat, tool loop and every tool here.`);
-  const module = await loadToolModule(options.tools);
-  const http =
-    options.adapter === "http"
-      ? new HttpChatAdapter({ logger, host: options.host, port: options.port, ...(config.get().webSecret ? { secret: config.get().webSecret } : {}) })
-      : undefined;
-  const platform = http ?? discordAdapter(config.get(), logger);
-  const tools = http ? module.tools : withDiscordTools(module.tools);
-  const fleet = createInProcessFleet({ config, logger, platform, tools, permissions: module.permissions });
-  const { registry } = fleet;
-  await fleet.start();
-  out(`\nfleet ready: 1 process (pid ${process.pid})`);
-  out(`  chat: ${http ? http.url : DISCORD_CHAT}`);
-  out(`  model: ${describeModel(config)}`);
-  out("  stop it: Ctrl-C");
-  let ok = true;
-  if (options.walkthrough && http) {
-    try {
-      await runWalkthrough({
-        execute: (name, args, options) => registry.execute(name, args, options),
-        adapter: http,
-        chatUrl: http.url,
-        out,
-        chatPath: "web chat → tool loop → every tool in this process → web chat",
-      });
-    } catch (err) {
-      ok = false;
-      out(`[up] the walk-through failed: ${err instanceof Error ? err.message : String(err)}`);
+  // Traced as the distributed fleet's processes are, when the OTel variables ask for it (src/cli/telemetry.ts).
+  const stopTelemetry = await startTelemetry("fleet", logger);
+  try {
+    const module = await loadToolModule(options.tools);
+    const http =
+      options.adapter === "http"
+        ? new HttpChatAdapter({ logger, host: options.host, port: options.port, ...(config.get().webSecret ? { secret: config.get().webSecret } : {}) })
+        : undefined;
+    const platform = http ?? discordAdapter(config.get(), logger);
+    const tools = http ? module.tools : withDiscordTools(module.tools);
+    const fleet = createInProcessFleet({ config, logger, platform, tools, permissions: module.permissions });
+    const { registry } = fleet;
+    await fleet.start();
+    out(`\nfleet ready: 1 process (pid ${process.pid})`);
+    out(`  chat: ${http ? http.url : DISCORD_CHAT}`);
+    out(`  model: ${describeModel(config)}`);
+    out("  stop it: Ctrl-C");
+    let ok = true;
+    if (options.walkthrough && http) {
+      try {
+        await runWalkthrough({
+          execute: (name, args, options) => registry.execute(name, args, options),
+          adapter: http,
+          chatUrl: http.url,
+          out,
+          chatPath: "web chat → tool loop → every tool in this process → web chat",
+        });
+      } catch (err) {
+        ok = false;
+        out(`[up] the walk-through failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (!options.exitAfter) out(`\nThe fleet keeps running: chat at ${http.url} · Ctrl-C stops it.`);
     }
-    if (!options.exitAfter) out(`\nThe fleet keeps running: chat at ${http.url} · Ctrl-C stops it.`);
+    if (!options.exitAfter) await untilStopSignal(logger, "fleet");
+    await fleet.stop();
+    out("[up] fleet stopped");
+    return ok ? 0 : 1;
+  } finally {
+    await stopTelemetry?.();
   }
-  if (!options.exitAfter) await untilStopSignal(logger, "fleet");
-  await fleet.stop();
-  out("[up] fleet stopped");
-  return ok ? 0 : 1;
 }

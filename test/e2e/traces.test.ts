@@ -6,7 +6,17 @@ import { WebChatClient } from "../../src/cli/web-client.js";
 import { closeRedis } from "../../src/redis/client.js";
 import { eventually } from "../support/helpers.js";
 import { startScriptedLLM } from "../support/fixtures/scripted-llm.js";
-import { REDIS_URL, connect, dropNamespace, exited, startFleet, testKeys } from "../support/redis-helpers.js";
+import {
+  REDIS_URL,
+  connect,
+  dropNamespace,
+  exited,
+  startFleet,
+  startMcpProcess,
+  startToolsProcess,
+  testKeys,
+  type CliChild,
+} from "../support/redis-helpers.js";
 
 interface OtlpSpan {
   traceId: string;
@@ -136,3 +146,72 @@ test(
     }
   },
 );
+
+test("`toolfleet mcp` traces too: a tools/call is a span of the MCP server's, the parent of the run on the tools worker", { timeout: 60_000 }, async () => {
+  const collector = await startCollector();
+  const k = testKeys();
+  const env = {
+    TOOLFLEET_REDIS_URL: REDIS_URL,
+    TOOLFLEET_NAMESPACE: k.namespace,
+    TOOLFLEET_TOOLS_SERVICE_MODE: "remote",
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+    OTEL_BSP_SCHEDULE_DELAY: "100",
+  };
+  const children: CliChild[] = [];
+  const redis = await connect();
+  try {
+    children.push(await startToolsProcess(["--worker-id", "traced-tools"], env));
+    const mcp = await startMcpProcess(["--worker-id", "traced-mcp", "--port", "0", "--no-auth"], env);
+    children.push(mcp);
+    const post = async (body: unknown, session?: string): Promise<{ text: string; session: string | null }> => {
+      const res = await fetch(mcp.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-protocol-version": "2025-06-18",
+          ...(session ? { "mcp-session-id": session } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+      return { text: await res.text(), session: res.headers.get("mcp-session-id") };
+    };
+    const init = await post({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "traces", version: "1" } },
+    });
+    const session = init.session ?? "";
+    // The worker's catalog reaches the server within a second of its start; before it, echo is unknown.
+    await eventually(
+      async () =>
+        assert.match(
+          (await post({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "echo", arguments: { text: "traced over mcp" } } }, session)).text,
+          /traced over mcp/,
+        ),
+      10_000,
+      100,
+    );
+    const { call, run } = await eventually(
+      () => {
+        const calls = collector.spans.filter((s) => s.name === "tool call echo" && s.service === "toolfleet-mcp");
+        const runs = collector.spans.filter((s) => s.name === "tool run echo" && s.service === "toolfleet-tools");
+        assert.equal(calls.length, 1, collector.spans.map((s) => `${s.service}:${s.name}`).join(", "));
+        assert.equal(runs.length, 1);
+        return { call: calls[0]!, run: runs[0]! };
+      },
+      15_000,
+      100,
+    );
+    assert.equal(run.traceId, call.traceId);
+    assert.equal(run.parentSpanId, call.spanId);
+    assert.equal(attr(call, "toolfleet.route"), "remote");
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+    await Promise.all(children.map((c) => exited(c)));
+    await collector.close();
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
