@@ -1,4 +1,5 @@
 import { errorFields, type Logger } from "../core/log.js";
+import { repeatEvery } from "../core/repeat.js";
 import { within } from "../core/within.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
@@ -27,7 +28,8 @@ export class CatalogPresence {
   /** The index member of the part last published; "" when none is. */
   private member = "";
   private catalog: Catalog | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** Ends the keep-alive ticks; set while the part is kept alive. */
+  private stopRefresh: (() => void) | undefined;
   private failing = false;
   // Every write of the part and every refresh, one after another: a refresh that read the member before a
   // write replaced it would put the old member back.
@@ -41,10 +43,12 @@ export class CatalogPresence {
     // The own stream exists (its reader made it): give it its life now, not at the first refresh.
     await this.options.redis.pExpire(this.options.keys.workerStream(this.options.publisher.workerId), OWN_STREAM_TTL_MS);
     await this.serial(() => this.write(this.member.endsWith("/draining")));
-    if (!this.timer) {
-      this.timer = setInterval(() => void this.keepAlive(), PRESENCE_REFRESH_MS);
-      this.timer.unref();
-    }
+    // One tick at a time: while Redis is away a tick waits, and ticks must not pile up behind it to go out in a burst.
+    this.stopRefresh ??= repeatEvery(
+      PRESENCE_REFRESH_MS,
+      () => this.keepAlive(),
+      (err) => this.options.logger.warn({ worker: this.options.publisher.workerId, ...errorFields(err) }, "catalog keep-alive tick failed"),
+    );
   }
 
   /** Says the worker is stopping: callers send it nothing new, and still wait for the calls it holds. */
@@ -58,8 +62,8 @@ export class CatalogPresence {
 
   /** Leaves the catalog now, not when the part's life runs out. */
   async withdraw(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.stopRefresh?.();
+    this.stopRefresh = undefined;
     const member = this.member;
     if (!member) return;
     this.member = "";
@@ -106,7 +110,7 @@ export class CatalogPresence {
         redis.pExpire(keys.deadLetter(own), OWN_DEAD_LETTERS_TTL_MS),
       ]);
       // (Not after withdraw(): a tick that raced it must not bring the part back.)
-      if (!alive && this.timer) {
+      if (!alive && this.stopRefresh) {
         logger.info({ worker: publisher.workerId, pool: publisher.pool }, "catalog part gone from Redis (a restart?); publishing it again");
         await this.serial(() => this.write(this.member.endsWith("/draining")));
       }

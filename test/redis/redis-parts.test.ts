@@ -3,7 +3,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { exampleTools } from "../../examples/tools.js";
 import { buildCatalog } from "../../src/tool-exec/catalog.js";
-import { loadCatalog, publishCatalog, readLiveParts, refreshPresence } from "../../src/tool-exec/catalog-parts.js";
+import { PRESENCE_REFRESH_MS, loadCatalog, publishCatalog, readLiveParts, refreshPresence } from "../../src/tool-exec/catalog-parts.js";
+import { CatalogPresence } from "../../src/tool-exec/catalog-presence.js";
 import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import { readSession, sessionRecord, writeSession } from "../../src/tool-exec/session.js";
 import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
@@ -91,6 +92,36 @@ describe("catalog", () => {
       await redis.set(k.catalogPart("gpu", "w2"), JSON.stringify({ pool: "gpu", workerId: "w3", catalog }), { KEEPTTL: true });
       assert.match((await readLiveParts(redis, k)).unreadable.join("\n"), /names gpu\/w3/);
     });
+  });
+});
+
+describe("catalog presence", () => {
+  test("while Redis stalls, the keep-alive waits in one tick: no ticks pile up to go out in a burst when it answers again", { timeout: 30_000 }, async () => {
+    const own = await OwnRedis.start();
+    const logger = new RecordingLogger();
+    const redis = await connect(own.url, logger);
+    const admin = await connect(own.url);
+    const k = testKeys();
+    const presence = new CatalogPresence({ redis, keys: k, logger, publisher: { pool: "default", workerId: "w-stall" } });
+    try {
+      await presence.publish(buildCatalog(exampleTools, {}));
+      await admin.sendCommand(["CONFIG", "RESETSTAT"]);
+      own.pause();
+      await sleep(5 * PRESENCE_REFRESH_MS);
+      own.resume();
+      await sleep(PRESENCE_REFRESH_MS / 3);
+      const stats = await admin.sendCommand<string>(["INFO", "commandstats"]);
+      const pexpires = Number(/cmdstat_pexpire:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+      // A tick is two PEXPIREs: the one that waited out the stall, and perhaps one more since; five piled-up ticks were ten.
+      assert.ok(pexpires <= 4, `${pexpires} PEXPIREs went out once Redis answered again`);
+      assert.ok(pexpires >= 2, "the waiting tick went out");
+    } finally {
+      own.resume();
+      await presence.withdraw();
+      await closeRedis(admin);
+      await closeRedis(redis);
+      await own.stop();
+    }
   });
 });
 
