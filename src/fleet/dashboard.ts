@@ -1,4 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { listen } from "../core/listen.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ToolfleetError } from "../core/errors.js";
@@ -59,13 +60,10 @@ export class Dashboard {
           send(res, 500, "text/plain; charset=utf-8", `the dashboard could not answer: ${err instanceof Error ? err.message : String(err)}\n`);
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", (err: NodeJS.ErrnoException) =>
-        reject(
-          err.code === "EADDRINUSE" ? new ToolfleetError("ADDRESS_IN_USE", `--port ${this.options.port ?? 8790}: the port is in use; pick another, or 0`) : err,
-        ),
-      );
-      server.listen(this.options.port ?? 8790, this.options.host ?? "127.0.0.1", () => resolve());
+    await listen(server, this.options.port ?? 8790, this.options.host ?? "127.0.0.1", {
+      inUse: `--port ${this.options.port ?? 8790}: the port is in use; pick another, or 0`,
+      what: "the dashboard's HTTP server",
+      logger: this.options.logger,
     });
     this.server = server;
   }

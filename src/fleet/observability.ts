@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
+import { listen } from "../core/listen.js";
 import type { AddressInfo } from "node:net";
-import { ToolfleetError } from "../core/errors.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { FleetMetrics, type Sample } from "../core/metrics.js";
 import { within } from "../core/within.js";
@@ -147,15 +147,10 @@ export class Observability {
       }
       send(404, "not found: try /metrics, /healthz or /readyz\n");
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", (err: NodeJS.ErrnoException) =>
-        reject(
-          err.code === "EADDRINUSE"
-            ? new ToolfleetError("ADDRESS_IN_USE", `--metrics-port ${this.options.metricsPort}: the port is in use; pick another, or 0 for any free one`)
-            : err,
-        ),
-      );
-      server.listen(this.options.metricsPort, this.options.metricsHost ?? "127.0.0.1", () => resolve());
+    await listen(server, this.options.metricsPort, this.options.metricsHost ?? "127.0.0.1", {
+      inUse: `--metrics-port ${this.options.metricsPort}: the port is in use; pick another, or 0 for any free one`,
+      what: "the metrics HTTP server",
+      logger: this.options.logger,
     });
     this.server = server;
     this.options.logger.info({ url: this.url }, "metrics and health served");

@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { listen } from "../core/listen.js";
 import { createServer, type IncomingMessage as HttpRequest, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RichMessage } from "../core/context.js";
@@ -149,13 +150,10 @@ export class HttpChatAdapter implements ChatPlatform {
     });
     const host = this.options.host ?? "127.0.0.1";
     const port = this.options.port ?? 8787;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", (err: NodeJS.ErrnoException) =>
-        reject(
-          err.code === "EADDRINUSE" ? new ToolfleetError("ADDRESS_IN_USE", `port ${port} on ${host} is in use: pass another --port (0 picks a free one)`) : err,
-        ),
-      );
-      server.listen(port, host, () => resolve());
+    await listen(server, port, host, {
+      inUse: `port ${port} on ${host} is in use: pass another --port (0 picks a free one)`,
+      what: "the web chat's HTTP server",
+      logger: this.options.logger,
     });
     this.server = server;
     this.address = server.address() as AddressInfo;

@@ -1,11 +1,12 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import { listen } from "../core/listen.js";
 import type { AddressInfo } from "node:net";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { MAX_BATCH_SIZE } from "@modelcontextprotocol/sdk/server/requestBody.js";
 import { isJsonContentType } from "@modelcontextprotocol/sdk/shared/mediaType.js";
 import { JSONRPCMessageSchema, type LoggingLevel } from "@modelcontextprotocol/sdk/types.js";
-import { isToolfleetError, ToolfleetError } from "../core/errors.js";
+import { isToolfleetError } from "../core/errors.js";
 import { errorFields } from "../core/log.js";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
@@ -111,21 +112,15 @@ export class McpHttpServer {
       });
     });
     try {
-      await new Promise<void>((resolve, reject) => {
-        const failed = (err: NodeJS.ErrnoException): void =>
-          reject(err.code === "EADDRINUSE" ? new ToolfleetError("ADDRESS_IN_USE", `--port ${this.options.port}: the port is in use; pick another, or 0`) : err);
-        http.once("error", failed);
-        http.listen(this.options.port, this.options.host, () => {
-          http.off("error", failed);
-          resolve();
-        });
+      await listen(http, this.options.port, this.options.host, {
+        inUse: `--port ${this.options.port}: the port is in use; pick another, or 0`,
+        what: "the MCP HTTP server",
+        logger,
       });
     } catch (err) {
       await this.notices.stop();
       throw err;
     }
-    // Past listening, a server error (a connection's, say) is logged; the server carries on.
-    http.on("error", (err) => logger.error({ ...errorFields(err) }, "the MCP HTTP server reported an error"));
     this.http = http;
   }
 
