@@ -4,11 +4,19 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { ToolfleetError } from "../core/errors.js";
 import { errorFields, type Logger } from "../core/log.js";
+import { parseJson } from "../core/json.js";
+import { within } from "../core/within.js";
+import { z } from "zod";
 import type { RedisClient } from "../redis/client.js";
 import type { Keys } from "../redis/keys.js";
 import type { EntryFields } from "../redis/entry-codec.js";
 import { DASHBOARD_PAGE, LOGIN_PAGE } from "./dashboard-page.js";
 import { DashboardState } from "./dashboard-state.js";
+
+/** A page's read of Redis is answered (or fails with a 500 saying why) within this, even with Redis stalled. */
+const REDIS_READ_MS = 10_000;
+/** What a dead-letter action posts; each member is checked by act(). */
+const actionBody = z.object({ deadStream: z.unknown(), id: z.unknown() });
 
 const COOKIE = "tf_admin";
 /** A login or action body, at most. */
@@ -101,12 +109,15 @@ export class Dashboard {
       return send(res, 401, "text/plain; charset=utf-8", "sign in first\n");
     }
     if (req.method === "GET" && path === "/") return send(res, 200, "text/html; charset=utf-8", DASHBOARD_PAGE);
-    if (req.method === "GET" && path === "/api/state") return send(res, 200, "application/json", JSON.stringify(await this.state.read()));
+    if (req.method === "GET" && path === "/api/state")
+      return send(res, 200, "application/json", JSON.stringify(await within(this.state.read(), REDIS_READ_MS, "reading the fleet's state from Redis")));
     if (req.method === "POST" && (path === "/api/dead/requeue" || path === "/api/dead/delete")) {
       // Not sendable by a form on another site: an action needs this header and a JSON body.
       if (req.headers["x-toolfleet-admin"] !== "1") return send(res, 403, "text/plain; charset=utf-8", "missing x-toolfleet-admin header\n");
-      const { deadStream, id } = JSON.parse(await body(req)) as { deadStream?: unknown; id?: unknown };
-      const result = await this.act(path.endsWith("requeue") ? "requeue" : "delete", deadStream, id);
+      const parsed = parseJson(actionBody, await body(req));
+      if (!parsed.ok) return send(res, 400, "application/json", JSON.stringify({ ok: false, error: `expected {"deadStream": …, "id": …}: ${parsed.reason}` }));
+      const { deadStream, id } = parsed.value;
+      const result = await within(this.act(path.endsWith("requeue") ? "requeue" : "delete", deadStream, id), REDIS_READ_MS, "acting on a dead letter");
       return send(res, result.ok ? 200 : 400, "application/json", JSON.stringify(result));
     }
     send(res, 404, "text/plain; charset=utf-8", "not found\n");

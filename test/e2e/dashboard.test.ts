@@ -8,7 +8,8 @@ import { closeRedis } from "../../src/redis/client.js";
 import { wireContextOf } from "../../src/tool-exec/client.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { artifactsDir, launchChromium } from "../support/chromium.js";
-import { CLI, REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys, type CliChild } from "../support/redis-helpers.js";
+import { CLI, OwnRedis, REDIS_URL, connect, dropNamespace, exited, startToolsProcess, testKeys, type CliChild } from "../support/redis-helpers.js";
+import { Dashboard } from "../../src/fleet/dashboard.js";
 
 const FIXTURE = fileURLToPath(new URL("../support/fixtures/pool-tools.js", import.meta.url));
 const TOKEN = "dashboard-test-token-0123456789";
@@ -17,6 +18,8 @@ test(
   "the dashboard in headless Chromium: two workers in two pools, the call rate after a burst, and a dead letter requeued and answered",
   { timeout: 120_000 },
   async (t) => {
+    // First: a browser that cannot start fails the test before anything else is running.
+    const browser = await launchChromium();
     const redis = await connect();
     const k = testKeys();
     const env = { TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL };
@@ -32,7 +35,6 @@ test(
       config: staticConfig(defineConfig({ redisUrl: REDIS_URL, namespace: k.namespace, toolsServiceMode: "remote", toolsLocalFallback: false })),
       logger: new RecordingLogger(),
     });
-    const browser = await launchChromium();
     const shots = artifactsDir("toolfleet-dashboard-");
     try {
       const url = await eventually(() => /^dashboard at (http:\S+) /m.exec(output)?.[1] ?? assert.fail(`no URL yet: ${output}`), 15_000, 50);
@@ -126,6 +128,22 @@ test(
 
       // The API refuses without the cookie, and an action without the admin header.
       assert.equal((await fetch(`${url}api/state`)).status, 401);
+      const signedIn = await fetch(`${url}login`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: `token=${TOKEN}`,
+        redirect: "manual",
+      });
+      const cookie = (signedIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      const action = (body: string, headers: Record<string, string> = { "x-toolfleet-admin": "1" }): Promise<Response> =>
+        fetch(`${url}api/dead/requeue`, { method: "POST", headers: { cookie, "content-type": "application/json", ...headers }, body });
+      assert.equal((await action(JSON.stringify({ deadStream: "x", id: "1-0" }), {})).status, 403);
+      // A body that is not the action's JSON is the client's mistake (400, saying so), not the dashboard's (500).
+      for (const bad of ["not json", "null", "[1]"]) {
+        const res = await action(bad);
+        assert.equal(res.status, 400, bad);
+        assert.match(((await res.json()) as { error: string }).error, /^expected \{"deadStream": …, "id": …\}: /);
+      }
     } finally {
       await browser.close();
       await caller.stop();
@@ -135,6 +153,40 @@ test(
       await Promise.all(workers.map((w) => exited(w)));
       await dropNamespace(redis, k);
       await closeRedis(redis);
+    }
+  },
+);
+
+test(
+  "with Redis stalled, the dashboard's state read fails within its bound with a 500 that says so, not a request left hanging",
+  { timeout: 60_000 },
+  async () => {
+    const own = await OwnRedis.start();
+    const logger = new RecordingLogger();
+    const redis = await connect(own.url, logger);
+    const dashboard = new Dashboard({ redis, keys: testKeys(), logger, adminToken: TOKEN, port: 0 });
+    try {
+      await dashboard.start();
+      const signedIn = await fetch(`${dashboard.url}login`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: `token=${TOKEN}`,
+        redirect: "manual",
+      });
+      const cookie = (signedIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      assert.equal((await fetch(`${dashboard.url}api/state`, { headers: { cookie } })).status, 200);
+      own.pause();
+      const started = Date.now();
+      const res = await fetch(`${dashboard.url}api/state`, { headers: { cookie }, signal: AbortSignal.timeout(30_000) });
+      const tookMs = Date.now() - started;
+      assert.equal(res.status, 500);
+      assert.match(await res.text(), /reading the fleet's state from Redis did not finish within 10000 ms/);
+      assert.ok(tookMs < 15_000, `answered after ${tookMs} ms`);
+    } finally {
+      own.resume();
+      await dashboard.stop();
+      await closeRedis(redis);
+      await own.stop();
     }
   },
 );
