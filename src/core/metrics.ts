@@ -87,7 +87,11 @@ export class FleetMetrics implements CallMetrics {
   private readonly queue = new Tally();
   private redeliveries = 0;
 
-  constructor(labels: { service: string; worker: string }) {
+  /** `sampleFailed` hears a family whose values could not be read for a scrape (it is left out of that one). */
+  constructor(
+    labels: { service: string; worker: string },
+    private readonly sampleFailed: (name: string, err: unknown) => void = () => undefined,
+  ) {
     this.registry.setDefaultLabels(labels);
     this.family("counter", "toolfleet_calls_total", "Tool calls made by this process, by tool, route and outcome kind.", () =>
       this.calls.counts(["tool", "route", "kind"]),
@@ -142,7 +146,10 @@ export class FleetMetrics implements CallMetrics {
           .then(values)
           .then(
             (v) => [...v],
-            () => [],
+            (err: unknown) => {
+              this.sampleFailed(name, err);
+              return [];
+            },
           ),
       }),
       reset: () => undefined,

@@ -40,7 +40,9 @@ export class Observability {
     private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {
-    this.metrics = new FleetMetrics({ service: options.service, worker: options.workerId });
+    this.metrics = new FleetMetrics({ service: options.service, worker: options.workerId }, (metric, err) =>
+      options.logger.warn({ metric, ...errorFields(err) }, "a metric could not be read for this scrape; it is left out of it"),
+    );
     // Made once the member's connection is up: every later `ready` is a reconnect.
     let reconnects = 0;
     redis.on("ready", () => void reconnects++);

@@ -88,7 +88,7 @@ export class McpSource {
     clearInterval(this.ping);
     const client = this.client;
     this.client = undefined;
-    await client?.close().catch(() => undefined);
+    await client?.close().catch((err: unknown) => this.host.logger.debug({ mcp: this.label, ...errorFields(err) }, "closing the MCP connection failed"));
   }
 
   private async connect(): Promise<void> {
@@ -107,7 +107,11 @@ export class McpSource {
       await this.relist();
     } catch (err) {
       if (this.client === client) this.client = undefined;
-      await client.close().catch(() => undefined);
+      await client
+        .close()
+        .catch((closeErr: unknown) =>
+          this.host.logger.debug({ mcp: this.label, ...errorFields(closeErr) }, "closing the MCP connection after a failed connect failed too"),
+        );
       throw err;
     }
     this.failures = 0;
@@ -222,8 +226,10 @@ export class McpSource {
   private startPinging(client: Client): void {
     clearInterval(this.ping);
     this.ping = setInterval(() => {
-      client.ping({ timeout: this.timing.connectTimeoutMs }).catch(() => {
-        if (client === this.client) void client.close();
+      client.ping({ timeout: this.timing.connectTimeoutMs }).catch((err: unknown) => {
+        if (client !== this.client) return;
+        this.host.logger.warn({ mcp: this.label, ...errorFields(err) }, "MCP server did not answer a ping; closing the connection to reconnect");
+        client.close().catch((closeErr: unknown) => this.host.logger.debug({ mcp: this.label, ...errorFields(closeErr) }, "closing the MCP connection failed"));
       });
     }, this.timing.pingEveryMs);
     this.ping.unref();

@@ -1,8 +1,12 @@
 import { errorFields, type Logger } from "../core/log.js";
+import { within } from "../core/within.js";
 import type { ToolRegistry } from "../core/registry.js";
 import type { ToolDefinition } from "../core/tool.js";
 import { McpSource, type McpSourceTiming } from "./source.js";
 import { checkedSpec, type McpSourceSpec } from "./source-spec.js";
+
+/** How long stop() waits for a catalog republish already under way. */
+const REPUBLISH_WAIT_MS = 2000;
 
 export interface McpSourcesOptions {
   specs: readonly McpSourceSpec[];
@@ -39,7 +43,12 @@ export class McpSources {
   async stop(): Promise<void> {
     this.running = false;
     await Promise.all(this.sources.map((s) => s.stop()));
-    await this.publishing;
+    // A republish under way waits on Redis: a stop during an outage must still end (the part expires by itself).
+    try {
+      await within(this.publishing, REPUBLISH_WAIT_MS, "the catalog republish under way");
+    } catch (err) {
+      this.options.logger.warn({ ...errorFields(err) }, "stopping without waiting for the catalog republish");
+    }
   }
 
   private swap(remove: readonly string[], add: readonly ToolDefinition[]): string[] {

@@ -22,3 +22,14 @@ test("metrics: histograms are cumulative with sum and count; tool names beyond t
   assert.match(line('toolfleet_runs_total{tool="other",kind="ok"') ?? "", / 101$/);
   assert.equal(new Set(text.match(/toolfleet_runs_total\{tool="[^"]+"/g)).size, 501);
 });
+
+test("metrics: a sampled family that cannot be read is left out of that scrape and reported, and the rest is scraped", async () => {
+  const failed: [string, string][] = [];
+  const m = new FleetMetrics({ service: "tools", worker: "w1" }, (name, err) => failed.push([name, err instanceof Error ? err.message : String(err)]));
+  m.sampled("gauge", "toolfleet_test_broken", "A sampler whose read fails.", () => Promise.reject(new Error("Redis did not answer")));
+  m.sampled("gauge", "toolfleet_test_fine", "A sampler that reads.", () => [[{ stream: "s" }, 7]]);
+  const text = await m.text();
+  assert.match(text, /^toolfleet_test_fine\{stream="s",service="tools",worker="w1"\} 7$/m);
+  assert.doesNotMatch(text, /^toolfleet_test_broken\{/m);
+  assert.deepEqual(failed, [["toolfleet_test_broken", "Redis did not answer"]]);
+});

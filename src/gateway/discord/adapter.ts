@@ -101,7 +101,11 @@ export class DiscordAdapter implements ChatPlatform, DiscordPlatform {
         }),
       ]);
     } catch (err) {
-      await client.destroy().catch(() => undefined);
+      await client
+        .destroy()
+        .catch((destroyErr: unknown) =>
+          this.options.logger.debug({ ...errorFields(destroyErr) }, "closing the Discord client after a failed login failed too"),
+        );
       const code = (err as { code?: unknown }).code;
       if (code === "TokenInvalid" || (err as { status?: unknown }).status === 401) {
         throw new ToolfleetError("CONFIG_INVALID", "Discord refused the bot token (401): check TOOLFLEET_DISCORD_TOKEN", { cause: err });
