@@ -10,6 +10,7 @@ import type { ProgressUpdate } from "../core/progress.js";
 import { errorFields } from "../core/log.js";
 import { reasonText } from "../core/errors.js";
 import { xaddArgs } from "../redis/streams.js";
+import { LiveWorkers } from "../redis/live-workers.js";
 import { decodeAnswer, encodeInbound, type ChatAnswer, type ChatReply, type InboundChat } from "./codec.js";
 
 /** How a gateway gets a chat message answered: over Redis, or by the inference tier in the same process. */
@@ -20,7 +21,8 @@ export interface ChatTransport {
   stop(): Promise<void>;
   /**
    * Resolves with the answer; rejects with a ToolfleetError: TIMEOUT (none
-   * within `timeoutMs`), PUBLISH_FAILED, STOPPED, PAYLOAD_TOO_LARGE (the
+   * within `timeoutMs`), NO_LIVE_WORKER (no inference worker runs: nothing was
+   * published), PUBLISH_FAILED, STOPPED, PAYLOAD_TOO_LARGE (the
    * message cannot be sent), CANCELLED (`extras.signal` aborted: the answering worker was told) — or with
    * the in-process responder's own error.
    */
@@ -51,8 +53,11 @@ const CHAT_STREAM_MAXLEN = 10_000;
 /** The gateway's side of the chat RPC: messages to the inference tier's stream, answers on this gateway's own stream. */
 export class ChatClient implements ChatTransport {
   private readonly rpc: RpcClient<ChatAnswer>;
+  /** Whether an inference worker reads the chat stream: with none, a message fails at once instead of waiting out chatTimeout. */
+  private readonly live: LiveWorkers;
 
   constructor(private readonly options: ChatClientOptions) {
+    this.live = new LiveWorkers({ redis: options.redis, keys: options.keys, logger: options.logger });
     this.rpc = new RpcClient({
       redis: options.redis,
       redisUrl: options.redisUrl,
@@ -71,15 +76,27 @@ export class ChatClient implements ChatTransport {
     return this.rpc.replyStream;
   }
 
-  start(): Promise<void> {
-    return this.rpc.start();
+  async start(): Promise<void> {
+    await this.rpc.start();
+    this.options.redis.on("ready", this.onReconnect);
   }
 
-  stop(): Promise<void> {
-    return this.rpc.stop();
+  async stop(): Promise<void> {
+    this.options.redis.off("ready", this.onReconnect);
+    await this.rpc.stop();
   }
 
-  ask(chat: InboundChat, timeoutMs: number, extras?: ChatExtras): Promise<ChatAnswer> {
+  // Redis may have restarted empty: the workers' heartbeats come back within one interval.
+  private readonly onReconnect = (): void => this.live.reconnected();
+
+  async ask(chat: InboundChat, timeoutMs: number, extras?: ChatExtras): Promise<ChatAnswer> {
+    // Undefined (cannot tell: Redis slow or away) publishes as before, and the deadline applies.
+    if ((await this.live.has(this.options.keys.chatStream, "inference")) === false)
+      throw new ToolfleetError("NO_LIVE_WORKER", "no inference worker is running to answer: start one (toolfleet inference)");
+    return this.publish(chat, timeoutMs, extras);
+  }
+
+  private publish(chat: InboundChat, timeoutMs: number, extras?: ChatExtras): Promise<ChatAnswer> {
     // The gateway's span of this message, when it traces: the inference worker's turn is its child.
     const traceparent = currentTraceparent();
     // Progress entries only for a gateway that shows them: another (or a v1 one) would drop each as malformed.

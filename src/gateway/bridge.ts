@@ -166,6 +166,10 @@ export class ChatBridge {
       });
     } catch (err) {
       if (isToolfleetError(err, "TIMEOUT")) return this.giveUp(id, channelId, seconds, apology);
+      if (isToolfleetError(err, "NO_LIVE_WORKER")) {
+        this.options.logger.warn({ chat: id, channelId, ...errorFields(err) }, "chat message not sent");
+        return apology("Sorry — the bot's answering side (its inference tier) is not running right now. Please try again shortly.");
+      }
       if (isToolfleetError(err, "CANCELLED")) return apology(`Stopped (${reasonText(signal.reason)}).`);
       if (isToolfleetError(err, "PAYLOAD_TOO_LARGE")) {
         this.options.logger.warn({ chat: id, channelId, ...errorFields(err) }, "chat message refused");

@@ -15,11 +15,11 @@ import { encodeInbound } from "../../src/chat/codec.js";
 import { closeRedis } from "../../src/redis/client.js";
 import { RecordingPlatform, identity, localResponder } from "../support/chat.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
-import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
+import { REDIS_URL, aliveButIdleWorker, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
 import { BODY_FIELD } from "../../src/redis/entry-codec.js";
 
 test(
-  "gateway and inference over Redis: an answer comes back with its file; no inference worker means a clear apology; poison is dead-lettered",
+  "gateway and inference over Redis: an answer comes back with its file; no inference worker, or none that answers, means a clear apology; poison is dead-lettered",
   { timeout: 30_000 },
   async () => {
     const k = testKeys();
@@ -48,12 +48,22 @@ test(
     });
     try {
       await bridge.start();
-      // No inference worker yet: the user hears so at the chat timeout, not never.
+      // No inference worker at all: the user hears so at once, and nothing is published for nobody to take.
+      const asked = Date.now();
+      platform.user?.({ identity, text: '/echo {"text":"anybody there?"}' });
+      await eventually(
+        () => assert.match(platform.sent[0]?.message.text ?? "", /^Sorry — the bot's answering side \(its inference tier\) is not running/),
+        3000,
+      );
+      assert.ok(Date.now() - asked < 500, "before the chat timeout");
+      assert.equal(await redis.exists(k.chatStream), 0);
+      // One that looks alive and never answers: the user hears so at the chat timeout, not never.
+      await aliveButIdleWorker(redis, k, k.chatStream, "inference", "idle");
       platform.user?.({ identity, text: '/echo {"text":"anyone?"}' });
-      await eventually(() => assert.match(platform.sent[0]?.message.text ?? "", /^Sorry — no answer came back within 0\.5 s/), 3000);
+      await eventually(() => assert.match(platform.sent[1]?.message.text ?? "", /^Sorry — no answer came back within 0\.5 s/), 3000);
       // A message too long to carry is refused with the reason, not a crash.
       platform.user?.({ identity, text: "x".repeat(16_001) });
-      await eventually(() => assert.equal(platform.sent[1]?.message.text, "Sorry — A chat message can be at most 16000 characters; this one has 16001."));
+      await eventually(() => assert.equal(platform.sent[2]?.message.text, "Sorry — A chat message can be at most 16000 characters; this one has 16001."));
       platform.sent.length = 1;
 
       await service.start();
@@ -83,6 +93,8 @@ test(
       assert.deepEqual(
         kept.map((e) => [e.role, e.messageId, e.failed === true, e.text.slice(0, 24)]),
         [
+          ["user", "m1", false, '/echo {"text":"anybody t'],
+          ["assistant", "m1", true, "Sorry — the bot's answer"],
           ["user", "m1", false, '/echo {"text":"anyone?"}'],
           ["assistant", "m1", true, "Sorry — no answer came b"],
           ["user", "m1", false, "x".repeat(24)],
@@ -93,8 +105,8 @@ test(
           ["assistant", "m3", false, "echo → again"],
         ],
       );
-      assert.deepEqual(kept[5]?.files, [{ name: "gradient.png", contentType: "image/png", size: 95 }]);
-      assert.equal(kept[5]?.toolCalls?.[0]?.route, "local");
+      assert.deepEqual(kept[7]?.files, [{ name: "gradient.png", contentType: "image/png", size: 95 }]);
+      assert.equal(kept[7]?.toolCalls?.[0]?.route, "local");
 
       // Poison, and a message naming an answer stream that is not a gateway's: dead-lettered, nothing written there.
       await redis.sendCommand(["XADD", k.chatStream, "*", BODY_FIELD, "{not json"]);
