@@ -208,6 +208,7 @@ export async function runService(
     ...(values["metrics-host"] !== undefined ? { metricsHost: values["metrics-host"] } : {}),
   };
   let member: FleetMember;
+  let platform: ChatPlatform | undefined;
   try {
     // The inference tier shows the model the published catalog; it imports tool handlers only when asked to (--tools).
     const module = kind === "inference" && !values.tools ? { tools: [], permissions: {} } : await loadToolModule(values.tools);
@@ -228,7 +229,7 @@ export async function runService(
               ...toolSet,
               // A Discord gateway runs the Discord tools the module does not define itself.
               ...(values.adapter === "discord" ? { tools: withDiscordTools(toolSet.tools) } : {}),
-              platform: gatewayPlatform(values, config, logger),
+              platform: (platform = gatewayPlatform(values, config, logger)),
               ...(values.shard !== undefined ? { shard: values.shard } : {}),
             })
           : createInferenceWorker({ ...common, ...toolSet });
@@ -248,7 +249,9 @@ export async function runService(
     if (process.connected) process.send?.(ready);
   }
 
-  await untilStopSignal(logger, `${kind} worker ${workerId}`, { supervised });
+  // A console chat also ends with its input (a piped file, or Ctrl-D), once every message has had its answer.
+  const chatOver = platform instanceof ConsoleAdapter ? platform.finished : new Promise<never>(() => undefined);
+  await Promise.race([untilStopSignal(logger, `${kind} worker ${workerId}`, { supervised }), chatOver]);
   try {
     await member.stop();
   } catch (err) {

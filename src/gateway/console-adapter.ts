@@ -31,6 +31,16 @@ export class ConsoleAdapter implements ChatPlatform {
   private filesDir: string | undefined;
   private lines: Interface | undefined;
   private count = 0;
+  /** Messages typed and not yet answered; and whether the input has ended. */
+  private readonly unanswered = new Set<string>();
+  private inputEnded = false;
+  private endChat: () => void = () => undefined;
+  /**
+   * Resolves once the input has ended (Ctrl-D, or the end of a piped file) after at least one message, and
+   * every message typed has had its answer: the chat is over, and `toolfleet gateway --adapter console` then
+   * stops. An input that ends before any message (stdin of /dev/null) ends nothing.
+   */
+  readonly finished = new Promise<void>((resolve) => (this.endChat = resolve));
 
   constructor(private readonly options: ConsoleAdapterOptions = {}) {
     this.out = options.output ?? ((line) => console.log(line));
@@ -45,13 +55,32 @@ export class ConsoleAdapter implements ChatPlatform {
       const text = line.trim();
       if (!text) return;
       const messageId = `console-${++this.count}`;
+      this.unanswered.add(messageId);
       onMessage({ identity: { platform: this.platform, channelId: "console", userId: this.userId, userName: this.userId, guildId: "", messageId }, text });
+    });
+    this.lines.on("close", () => {
+      this.inputEnded = true;
+      this.endIfAnswered();
     });
     this.out(`console chat: type a message and press Enter (you are '${this.userId}'); try: /echo {"text":"hi"}`);
     return Promise.resolve();
   }
 
+  private endIfAnswered(): void {
+    // An input that ends before any message (stdin of /dev/null, as under a process manager) ends no chat.
+    if (this.inputEnded && this.count > 0 && this.unanswered.size === 0) this.endChat();
+  }
+
   async send(_channelId: string, message: OutgoingMessage): Promise<void> {
+    try {
+      await this.print(message);
+    } finally {
+      // Each message gets one answer (or one apology): counted once it is out.
+      if (message.inReplyTo !== undefined && this.unanswered.delete(message.inReplyTo)) this.endIfAnswered();
+    }
+  }
+
+  private async print(message: OutgoingMessage): Promise<void> {
     this.out(`bot> ${message.text}`);
     // Which tier ran each tool, and how it went: one line a call.
     for (const c of message.toolCalls ?? []) this.out(`     [tool] ${c.nested ? "  " : ""}${c.name} route=${c.route} ${c.durationMs.toFixed(2)} ms ${c.kind}`);

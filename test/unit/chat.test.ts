@@ -189,6 +189,25 @@ test("the console adapter: typed lines are messages; answers print with their to
     assert.ok(lines.includes("bot> hi carol") && lines.includes('     [rich] {"kind":"poll"}') && lines.includes("     (reacted 👍 to message console-1)"));
     // Each tool call, with the tier that ran it.
     assert.equal(lines[lines.indexOf("bot> hi carol") + 1], "     [tool] make_file route=remote 2.41 ms ok");
+    // The input ends: the chat is over once each message typed has had its answer, not before.
+    let finished = false;
+    void adapter.finished.then(() => (finished = true));
+    input.end();
+    await adapter.send("console", { text: "to hello", files: [], richMessages: [], inReplyTo: "console-1" });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(finished, false, "console-2 has had no answer yet");
+    await adapter.send("console", { text: "to /echo", files: [], richMessages: [], inReplyTo: "console-2" });
+    await adapter.finished;
+    // An input that ends before any message (stdin of /dev/null under a process manager) ends nothing.
+    const nothing = new PassThrough();
+    const quiet = new ConsoleAdapter({ input: nothing, output: () => undefined, filesDir: dir });
+    let quietEnded = false;
+    void quiet.finished.then(() => (quietEnded = true));
+    await quiet.start(() => undefined);
+    nothing.end();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(quietEnded, false);
+    await quiet.stop();
   } finally {
     await adapter.stop();
     rmSync(dir, { recursive: true, force: true });
