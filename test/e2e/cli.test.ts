@@ -34,6 +34,11 @@ test("toolfleet call runs one call in process and prints its result", async () =
 
   const image = await cli(["call", "send_image", '{"width":8,"height":8}']);
   assert.match(image.stdout, /\[sent file\] gradient\.png \(image\/png, \d+ bytes\)/);
+
+  // A call longer than the background threshold is still waited for: a task left in the background would die with the command.
+  const slow = await cli(["call", "slow_task", '{"seconds":1}'], { TOOLFLEET_BACKGROUND_THRESHOLD: "0.2" });
+  assert.equal(slow.code, 0, slow.stderr);
+  assert.equal(slow.stdout, "work finished after 1s.\n");
 });
 
 test("toolfleet call: bad JSON, missing tool, bad config and unknown command are clear errors", async () => {
