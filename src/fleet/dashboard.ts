@@ -14,7 +14,7 @@ import { DASHBOARD_PAGE, LOGIN_PAGE } from "./dashboard-page.js";
 import { DashboardState } from "./dashboard-state.js";
 
 /** A page's read of Redis is answered (or fails with a 500 saying why) within this, even with Redis stalled. */
-const REDIS_READ_MS = 10_000;
+const REDIS_WAIT_MS = 10_000;
 /** What a dead-letter action posts; each member is checked by act(). */
 const actionBody = z.object({ deadStream: z.unknown(), id: z.unknown() });
 
@@ -33,6 +33,8 @@ export interface DashboardOptions {
   port?: number;
   /** @defaultValue "127.0.0.1" */
   host?: string;
+  /** How long a page's Redis reads and actions may take before it gets a 500 saying so. @defaultValue 10000 */
+  redisWaitMs?: number;
 }
 
 /**
@@ -110,14 +112,23 @@ export class Dashboard {
     }
     if (req.method === "GET" && path === "/") return send(res, 200, "text/html; charset=utf-8", DASHBOARD_PAGE);
     if (req.method === "GET" && path === "/api/state")
-      return send(res, 200, "application/json", JSON.stringify(await within(this.state.read(), REDIS_READ_MS, "reading the fleet's state from Redis")));
+      return send(
+        res,
+        200,
+        "application/json",
+        JSON.stringify(await within(this.state.read(), this.options.redisWaitMs ?? REDIS_WAIT_MS, "reading the fleet's state from Redis")),
+      );
     if (req.method === "POST" && (path === "/api/dead/requeue" || path === "/api/dead/delete")) {
       // Not sendable by a form on another site: an action needs this header and a JSON body.
       if (req.headers["x-toolfleet-admin"] !== "1") return send(res, 403, "text/plain; charset=utf-8", "missing x-toolfleet-admin header\n");
       const parsed = parseJson(actionBody, await body(req));
       if (!parsed.ok) return send(res, 400, "application/json", JSON.stringify({ ok: false, error: `expected {"deadStream": …, "id": …}: ${parsed.reason}` }));
       const { deadStream, id } = parsed.value;
-      const result = await within(this.act(path.endsWith("requeue") ? "requeue" : "delete", deadStream, id), REDIS_READ_MS, "acting on a dead letter");
+      const result = await within(
+        this.act(path.endsWith("requeue") ? "requeue" : "delete", deadStream, id),
+        this.options.redisWaitMs ?? REDIS_WAIT_MS,
+        "acting on a dead letter",
+      );
       return send(res, result.ok ? 200 : 400, "application/json", JSON.stringify(result));
     }
     send(res, 404, "text/plain; charset=utf-8", "not found\n");
