@@ -73,6 +73,9 @@ function parse(values: Values<(typeof UP_COMMAND)["options"]>): { options: Optio
   const adapter = values.adapter === "discord" ? "discord" : "http";
   if (adapter === "discord" && (values.walkthrough || exitAfter))
     throw new ToolfleetError("USAGE", "the walk-through runs on the web chat: leave out --adapter discord");
+  // Its calls are the example tools' (echo, send_image, discord_react …): against other tools every one would fail.
+  if (values.tools !== undefined && (values.walkthrough || exitAfter))
+    throw new ToolfleetError("USAGE", "the walk-through calls the example tools: leave out --tools (or --walkthrough)");
   return {
     options: {
       toolsWorkers: workers,

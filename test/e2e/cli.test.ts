@@ -49,6 +49,9 @@ test("toolfleet call: bad JSON, missing tool, bad config and unknown command are
   const badConfig = await cli(["call", "echo", '{"text":"x"}'], { TOOLFLEET_TOOLS_EXEC_TIMEOUT: "later" });
   assert.equal(badConfig.code, 1);
   assert.match(badConfig.stderr, /^toolfleet: Invalid config: toolsExecTimeout \(from TOOLFLEET_TOOLS_EXEC_TIMEOUT\)/);
+  const walkthroughOfOtherTools = await cli(["up", "--tools", "./my-tools.js", "--exit-after-walkthrough"]);
+  assert.equal(walkthroughOfOtherTools.code, 2);
+  assert.match(walkthroughOfOtherTools.stderr, /the walk-through calls the example tools: leave out --tools/);
   const unknown = await cli(["fly"]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command 'fly'/);
