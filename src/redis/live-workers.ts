@@ -112,3 +112,81 @@ export class LiveWorkers {
     return beats.length === 0 ? 0 : this.options.redis.exists(beats);
   }
 }
+
+/** How often a stream worker looks for consumers of departed workers in its stream's group. */
+export const DEPARTED_SWEEP_MS = 60_000;
+/** How long a consumer with nothing pending and no heartbeat must have been idle before it is forgotten. */
+export const DEPARTED_IDLE_MS = 10 * 60_000;
+
+/**
+ * Deletes a consumer only while it holds no pending entry, in one step (a consumer deleted with entries
+ * pending would lose them: no pending list would hold them, and no reclaim would find them).
+ */
+const DELETE_IF_IDLE_LUA = `
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
+
+/**
+ * Forgets the consumers of `stream`'s group that left without leaving (a crash, a SIGKILL, a stop past its
+ * timeout): nothing pending, idle at least `minIdleMs`, and no live heartbeat of `service`. Otherwise each
+ * worker that restarts under a new id (the default id has its pid in it) adds one for good, and every
+ * liveness check (`LiveWorkers`) reads them all. Returns the names forgotten.
+ */
+export async function forgetDepartedConsumers(
+  redis: RedisClient,
+  keys: Keys,
+  stream: string,
+  service: string,
+  minIdleMs = DEPARTED_IDLE_MS,
+): Promise<string[]> {
+  const group = keys.group(stream);
+  let consumers: Awaited<ReturnType<RedisClient["xInfoConsumers"]>>;
+  try {
+    consumers = await redis.xInfoConsumers(stream, group);
+  } catch (err) {
+    // No stream or no group yet: nobody to forget.
+    if (err instanceof Error && /no such key|NOGROUP/i.test(err.message)) return [];
+    throw err;
+  }
+  const idle = consumers
+    .filter((c) => Number(c.pending) === 0 && Number(c.idle) >= minIdleMs)
+    .map((c) => String(c.name))
+    .filter((name) => ID_PATTERN.test(name));
+  if (idle.length === 0) return [];
+  const beats = await redis.mGet(idle.map((name) => keys.heartbeat(service, name)));
+  const forgotten: string[] = [];
+  for (const [i, name] of idle.entries()) {
+    if (beats[i] !== null) continue;
+    if (Number(await redis.sendCommand<number>(["EVAL", DELETE_IF_IDLE_LUA, "1", stream, group, name])) === 1) forgotten.push(name);
+  }
+  return forgotten;
+}
+
+/** Runs forgetDepartedConsumers() for one stream from time to time, and says what it forgot. */
+export class DepartedConsumers {
+  /** Set when this Redis user may not run the sweep (no EVAL): it is not tried again. */
+  private off = false;
+
+  constructor(private readonly options: { redis: RedisClient; keys: Keys; logger: Logger; stream: string; service: string; minIdleMs?: number }) {}
+
+  async sweep(): Promise<void> {
+    if (this.off) return;
+    const { redis, keys, logger, stream, service } = this.options;
+    let forgotten: string[];
+    try {
+      forgotten = await forgetDepartedConsumers(redis, keys, stream, service, this.options.minIdleMs);
+    } catch (err) {
+      // A Redis user without EVAL (an ACL from before this sweep): said once, then left alone.
+      if (!(err instanceof Error && err.message.startsWith("NOPERM"))) throw err;
+      this.off = true;
+      logger.warn(
+        { service, stream, ...errorFields(err) },
+        "cannot remove the consumers of departed workers: this Redis user may not run EVAL (docs/security.md)",
+      );
+      return;
+    }
+    if (forgotten.length > 0) logger.info({ service, stream, consumers: forgotten }, "forgot the consumers of departed workers");
+  }
+}

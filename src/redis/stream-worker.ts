@@ -6,6 +6,7 @@ import { within } from "../core/within.js";
 import { BlockingReader } from "./blocking-reader.js";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
+import { DEPARTED_SWEEP_MS, DepartedConsumers } from "./live-workers.js";
 import { autoClaim, consumerPending, deliveryCounts, ensureGroup, ownPending, touchPending, trimAcknowledged, type StreamEntry } from "./streams.js";
 import { EntryCommitter } from "./entry-commit.js";
 import { ToolfleetError, rejected } from "../core/errors.js";
@@ -46,6 +47,8 @@ export class StreamWorker {
   private claimCursor = "0-0";
   private readonly startedAt = Date.now();
   private reclaimed = 0;
+  /** Forgets the consumers of workers that left this stream's group without leaving. */
+  private readonly departed: DepartedConsumers;
   private readonly heartbeatExtra: (() => Record<string, unknown>) | undefined;
 
   constructor(options: StreamWorkerOptions) {
@@ -94,6 +97,13 @@ export class StreamWorker {
       acks,
       this.stopping.signal,
     );
+    this.departed = new DepartedConsumers({
+      redis: this.redis,
+      keys: this.keys,
+      logger: this.logger,
+      stream: this.options.stream,
+      service: this.options.service,
+    });
     this.reader = new BlockingReader({
       redis: options.redis,
       redisUrl: options.redisUrl,
@@ -149,6 +159,7 @@ export class StreamWorker {
     );
     this.every(this.options.claimEveryMs, () => this.claimAbandoned());
     this.every(this.options.claimEveryMs, () => this.trimAcknowledged());
+    this.every(DEPARTED_SWEEP_MS, () => this.departed.sweep());
     if (this.beats) {
       this.every(this.options.heartbeatMs, () => this.beat());
       await this.beat();

@@ -11,6 +11,8 @@ import { closeRedis, type RedisNode } from "../../src/redis/client.js";
 import type { Keys } from "../../src/redis/keys.js";
 import { sessionRecord, sessionWriteArgs } from "../../src/tool-exec/session.js";
 import { xaddArgs } from "../../src/redis/streams.js";
+import { forgetDepartedConsumers } from "../../src/redis/live-workers.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { refreshPresence } from "../../src/tool-exec/catalog-parts.js";
 import { RecordingLogger } from "../support/helpers.js";
@@ -115,6 +117,17 @@ test("under the ACL users of docs/security.md a call works, and each tier's forb
     await refused(gateway, request);
     await refused(gateway, xaddArgs(k.gatewayStream(), { body: "{}" }, 1000));
     assert.match(await gateway.sendCommand<string>(xaddArgs(k.chatStream, { body: "{}" }, 1000)), /^\d+-\d+$/);
+    // Each tier's engine forgets departed consumers of the stream it reads (EVAL, XPENDING, XGROUP DELCONSUMER).
+    for (const [redis, stream, service] of [
+      [tools, k.toolsStream, "tools"],
+      [inference, k.chatStream, "inference"],
+      [gateway, k.gatewayStream(), "gateway"],
+    ] as const) {
+      await admin.sendCommand(["XGROUP", "CREATE", stream, k.group(stream), "$", "MKSTREAM"]).catch(() => undefined);
+      await admin.sendCommand(["XGROUP", "CREATECONSUMER", stream, k.group(stream), `gone-${service}`]);
+      await sleep(30);
+      assert.ok((await forgetDepartedConsumers(redis, k, stream, service, 20)).includes(`gone-${service}`), `${service} forgets its departed`);
+    }
   } finally {
     await client.stop();
     await server.stop();

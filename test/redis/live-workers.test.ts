@@ -4,7 +4,9 @@ import { defineConfig, staticConfig } from "../../src/index.js";
 import { registryFor } from "../../src/fleet/local.js";
 import { loadToolModule } from "../../src/fleet/load-tools.js";
 import { closeRedis } from "../../src/redis/client.js";
-import { LiveWorkers } from "../../src/redis/live-workers.js";
+import { LiveWorkers, forgetDepartedConsumers } from "../../src/redis/live-workers.js";
+import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
@@ -83,6 +85,34 @@ test("LiveWorkers: concurrent questions about one stream share one answer", asyn
     // Other tests may ask at the same time on the shared Redis; 20 questions of our own would show.
     assert.ok(after - before >= 1 && after - before < 20, `XINFO CONSUMERS called ${after - before} times for 20 concurrent questions`);
   } finally {
+    await closeRedis(redis);
+  }
+});
+
+test("departed consumers: one with nothing pending, idle long enough and no heartbeat is forgotten; a live, a busy and a recent one stay", async () => {
+  const redis = await connect();
+  const k = testKeys();
+  const stream = k.toolsStream;
+  const group = k.group(stream);
+  try {
+    await ensureGroup(redis, stream, group, "0");
+    for (const name of ["departed", "live", "holder", "recent"]) await redis.sendCommand(["XGROUP", "CREATECONSUMER", stream, group, name]);
+    await redis.set(k.heartbeat("tools", "live"), "{}", { expiration: { type: "PX", value: 60_000 } });
+    // `holder` holds an entry it read and never acked (a worker that died mid-call): it must stay for a reclaim to find it.
+    await redis.sendCommand(xaddArgs(stream, { body: "{}" }, 1000));
+    await readGroup(redis, { group, consumer: "holder", stream, id: ">", count: 1 });
+    await sleep(300);
+    // `recent` takes an entry and acks it: its idle time starts over, and it holds nothing.
+    const id = await redis.sendCommand<string>(["XADD", stream, "*", "body", "{}"]);
+    await readGroup(redis, { group, consumer: "recent", stream, id: ">", count: 1 });
+    await redis.sendCommand(["XACK", stream, group, id]);
+    assert.deepEqual(await forgetDepartedConsumers(redis, k, stream, "tools", 250), ["departed"]);
+    const left = (await redis.xInfoConsumers(stream, group)).map((c) => String(c.name)).sort();
+    assert.deepEqual(left, ["holder", "live", "recent"]);
+    // No stream at all: nothing to forget, and no error.
+    assert.deepEqual(await forgetDepartedConsumers(redis, k, k.poolStream("nobody"), "tools", 250), []);
+  } finally {
+    await dropNamespace(redis, k);
     await closeRedis(redis);
   }
 });
