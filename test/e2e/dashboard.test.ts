@@ -14,6 +14,17 @@ import { Dashboard } from "../../src/fleet/dashboard.js";
 const FIXTURE = fileURLToPath(new URL("../support/fixtures/pool-tools.js", import.meta.url));
 const TOKEN = "dashboard-test-token-0123456789";
 
+/** Signs in to the dashboard at `url` with the admin token; its session cookie, for the API. */
+async function signIn(url: string): Promise<string> {
+  const signedIn = await fetch(`${url}login`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: `token=${TOKEN}`,
+    redirect: "manual",
+  });
+  return (signedIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+}
+
 test(
   "the dashboard in headless Chromium: two workers in two pools, the call rate after a burst, and a dead letter requeued and answered",
   { timeout: 120_000 },
@@ -128,13 +139,7 @@ test(
 
       // The API refuses without the cookie, and an action without the admin header.
       assert.equal((await fetch(`${url}api/state`)).status, 401);
-      const signedIn = await fetch(`${url}login`, {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: `token=${TOKEN}`,
-        redirect: "manual",
-      });
-      const cookie = (signedIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      const cookie = await signIn(url);
       const action = (body: string, headers: Record<string, string> = { "x-toolfleet-admin": "1" }): Promise<Response> =>
         fetch(`${url}api/dead/requeue`, { method: "POST", headers: { cookie, "content-type": "application/json", ...headers }, body });
       assert.equal((await action(JSON.stringify({ deadStream: "x", id: "1-0" }), {})).status, 403);
@@ -167,13 +172,7 @@ test(
     const dashboard = new Dashboard({ redis, keys: testKeys(), logger, adminToken: TOKEN, port: 0, redisWaitMs: 1000 });
     try {
       await dashboard.start();
-      const signedIn = await fetch(`${dashboard.url}login`, {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: `token=${TOKEN}`,
-        redirect: "manual",
-      });
-      const cookie = (signedIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      const cookie = await signIn(dashboard.url ?? "");
       assert.equal((await fetch(`${dashboard.url}api/state`, { headers: { cookie } })).status, 200);
       own.pause();
       const started = Date.now();

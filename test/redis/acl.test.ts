@@ -13,7 +13,8 @@ import { sessionRecord, sessionWriteArgs } from "../../src/tool-exec/session.js"
 import { xaddArgs } from "../../src/redis/streams.js";
 import { forgetDepartedConsumers } from "../../src/redis/live-workers.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ToolExecServer } from "../../src/tool-exec/server.js";
+import { ToolExecServer, type ToolExecServerOptions } from "../../src/tool-exec/server.js";
+import type { ConfigSource } from "../../src/config/live.js";
 import { refreshPresence } from "../../src/tool-exec/catalog-parts.js";
 import { RecordingLogger } from "../support/helpers.js";
 import { OwnRedis, connect, echoCall, testKeys } from "../support/redis-helpers.js";
@@ -61,24 +62,35 @@ async function refused(redis: RedisNode, args: ReturnType<typeof xaddArgs>): Pro
   await assert.rejects(redis.sendCommand(args), /NOPERM/, `${args.slice(0, 2).join(" ")} should be refused`);
 }
 
-test("under the ACL users of docs/security.md a call works, and each tier's forbidden writes are refused", { timeout: 60_000 }, async () => {
-  const logger = new RecordingLogger();
-  const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
+/** A tools worker with the example tools on the toolfleet-tools user's connection `tools`. */
+async function toolsWorker(
+  tools: RedisNode,
+  workerId: string,
+  config: ConfigSource,
+  logger: RecordingLogger,
+  extra: Partial<ToolExecServerOptions> = {},
+): Promise<ToolExecServer> {
   const module = await loadToolModule();
-  const registry = registryFor({ tools: module.tools, permissions: module.permissions }, config, logger);
-  const tools = await connect(userUrl("tools"), logger);
-  const inference = await connect(userUrl("inference"), logger);
-  const gateway = await connect(userUrl("gateway"), logger);
-  const server = new ToolExecServer({
+  return new ToolExecServer({
     redis: tools,
     redisUrl: userUrl("tools"),
     keys: k,
-    registry,
+    registry: registryFor({ tools: module.tools, permissions: module.permissions }, config, logger),
     config,
     logger,
-    workerId: "w1",
+    workerId,
     worker: { blockMs: 200, leaseMs: 5000, heartbeatMs: 500 },
+    ...extra,
   });
+}
+
+test("under the ACL users of docs/security.md a call works, and each tier's forbidden writes are refused", { timeout: 60_000 }, async () => {
+  const logger = new RecordingLogger();
+  const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
+  const tools = await connect(userUrl("tools"), logger);
+  const inference = await connect(userUrl("inference"), logger);
+  const gateway = await connect(userUrl("gateway"), logger);
+  const server = await toolsWorker(tools, "w1", config, logger);
   const client = new ToolsClient({ redis: inference, redisUrl: userUrl("inference"), keys: k, workerId: "caller-1", logger, blockMs: 200 });
   try {
     await server.start();
@@ -143,20 +155,9 @@ test(
   async () => {
     const logger = new RecordingLogger();
     const config = staticConfig(defineConfig({ backgroundThreshold: 0 }));
-    const module = await loadToolModule();
     const tools = await connect(userUrl("tools"), logger);
     const inference = await connect(userUrl("inference"), logger);
-    const server = new ToolExecServer({
-      redis: tools,
-      redisUrl: userUrl("tools"),
-      keys: k,
-      registry: registryFor({ tools: module.tools, permissions: module.permissions }, config, logger),
-      config,
-      logger,
-      workerId: "w-shards",
-      shards: 3,
-      worker: { blockMs: 200, leaseMs: 5000, heartbeatMs: 500 },
-    });
+    const server = await toolsWorker(tools, "w-shards", config, logger, { shards: 3 });
     const client = new ToolsClient({ redis: inference, redisUrl: userUrl("inference"), keys: k, workerId: "caller-shards", logger, blockMs: 200 });
     const shards = [0, 1, 2].map((i) => k.poolShardStream("default", i));
     try {
@@ -194,19 +195,9 @@ test(
   async () => {
     const logger = new RecordingLogger();
     const config = staticConfig(defineConfig({ namespace: k.namespace, backgroundThreshold: 0, toolsServiceMode: "remote" }));
-    const module = await loadToolModule();
     const tools = await connect(userUrl("tools"), logger);
     const mcpUser = await connect(userUrl("mcp"), logger);
-    const server = new ToolExecServer({
-      redis: tools,
-      redisUrl: userUrl("tools"),
-      keys: k,
-      registry: registryFor({ tools: module.tools, permissions: module.permissions }, config, logger),
-      config,
-      logger,
-      workerId: "w-mcp",
-      worker: { blockMs: 200, leaseMs: 5000, heartbeatMs: 500 },
-    });
+    const server = await toolsWorker(tools, "w-mcp", config, logger);
     const mcp = createMcpServer({ config, logger, redisUrl: userUrl("mcp"), workerId: "mcp-1", port: 0, localUser: "alice" });
     try {
       await server.start();
