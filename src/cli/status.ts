@@ -90,6 +90,8 @@ async function inspect(kind: "status" | "catalog", redis: RedisClient, k: Keys, 
   );
   const offeredBy = new Map<string, string[]>();
   for (const c of catalog.conflicts) offeredBy.set(c.tool, []);
+  // The name column as wide as the longest name: a long one (discord_message_reactions) must not push the rest out of line.
+  const nameWidth = Math.max(24, ...catalog.tools.map((t) => t.name.length));
   for (const t of catalog.tools) {
     const flags = [
       t.allowRepeat && "repeat",
@@ -104,7 +106,7 @@ async function inspect(kind: "status" | "catalog", redis: RedisClient, k: Keys, 
       offeredBy.has(t.name) && "CONFLICT",
     ].filter(Boolean);
     const who = Object.prototype.hasOwnProperty.call(catalog.permissions, t.name) ? catalog.permissions[t.name] : undefined;
-    console.log(`  ${t.name.padEnd(24)} ${t.schemaHash.slice(0, 12)}  ${flags.join(",").padEnd(30)} ${who ? `users: ${who.join(",")}` : "everyone"}`);
+    console.log(`  ${t.name.padEnd(nameWidth)} ${t.schemaHash.slice(0, 12)}  ${flags.join(",").padEnd(30)} ${who ? `users: ${who.join(",")}` : "everyone"}`);
   }
   console.log("\npublishers:");
   for (const p of catalog.publishers)

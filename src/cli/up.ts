@@ -151,7 +151,7 @@ async function runDistributed(options: Options, config: ConfigSource, logger: Lo
   });
   const toolsArg = options.tools ? ["--tools", options.tools] : [];
   out(
-    `toolfleet up: a distributed fleet on ${describeRedis(c.redisUrl, c.redisClusterNodes)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${options.toolsWorkers} tools workers`,
+    `toolfleet up: a distributed fleet on ${describeRedis(c.redisUrl, c.redisClusterNodes)} (namespace ${c.namespace}): 1 gateway, 1 inference worker, ${options.toolsWorkers} tools worker${options.toolsWorkers === 1 ? "" : "s"}`,
   );
   const members: Member[] = [];
   // Only the gateway holds the platform client: the other members never get the Discord token.
