@@ -161,9 +161,13 @@ async function runDistributed(options: Options, config: ConfigSource, logger: Lo
     members.push(spawnMember(name, kind, ["--worker-id", `${fleetId}-${name}`, ...args], kind === "gateway" ? env : envWithoutToken, out));
   };
   let stopping = false;
+  // The reverse of the start: the gateway and the inference worker finish their chats while the tools workers
+  // still serve their calls, and nobody sees the tools workers leave (and warns of it) on the way out.
   const stopAll = async (): Promise<void> => {
     stopping = true;
-    await Promise.all(members.map((m) => stopMember(m, out)));
+    const isTools = (m: Member): boolean => m.kind === "tools";
+    await Promise.all(members.filter((m) => !isTools(m)).map((m) => stopMember(m, out)));
+    await Promise.all(members.filter(isTools).map((m) => stopMember(m, out)));
   };
   // Tools workers first: they publish the catalog the inference worker loads, and serve what the gateway needs.
   const startup = async (): Promise<ReadyMessage[]> => {

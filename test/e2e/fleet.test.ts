@@ -139,7 +139,7 @@ test("toolfleet up --exit-after-walkthrough: every call routed to its tier and p
   const k = testKeys();
   const redis = await connect();
   try {
-    const { stdout } = await run(process.execPath, [CLI, "up", "--port", "0", "--tools-workers", "1", "--exit-after-walkthrough"], {
+    const { stdout, stderr } = await run(process.execPath, [CLI, "up", "--port", "0", "--tools-workers", "1", "--exit-after-walkthrough"], {
       env: { ...process.env, TOOLFLEET_NAMESPACE: k.namespace, TOOLFLEET_REDIS_URL: REDIS_URL, TOOLFLEET_LOG_LEVEL: "warn", TOOLFLEET_LLM_API_KEY: "" },
     });
     assert.match(stdout, /a distributed fleet on redis:\/\/127\.0\.0\.1:6379/);
@@ -151,6 +151,8 @@ test("toolfleet up --exit-after-walkthrough: every call routed to its tier and p
     assert.match(stdout, /extend_tool_loop → The tool loop now allows 10 turns/);
     assert.match(stdout, /no LLM key .*TOOLFLEET_LLM_API_KEY/);
     assert.match(stdout, /\[up\] fleet stopped/);
+    // Stopped in the reverse of the start: the inference worker is gone before the tools workers leave, and does not warn of it.
+    assert.doesNotMatch(stdout + stderr, /no live tools worker publishes a catalog any more/);
   } finally {
     await dropNamespace(redis, k);
     await closeRedis(redis);
