@@ -1,4 +1,5 @@
 import { contextOf, endedAs, inSpan } from "../core/tracing.js";
+import { packageVersion } from "../core/version.js";
 import type { PlatformAdapter } from "../core/context.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { decodeInbound, encodeAnswer, type ChatAnswer, type InboundChat } from "../chat/codec.js";
@@ -64,6 +65,8 @@ export class ChatConsumer {
       concurrency: CHAT_CONCURRENCY,
       leaseMs: 30_000,
       maxDeliveries: 3,
+      // What `toolfleet dashboard` shows of each worker.
+      heartbeatExtra: () => ({ version: packageVersion() }),
       ...options.worker,
       handler: {
         handle: (entry, stopping) => this.handle(entry, stopping),

@@ -17,6 +17,7 @@ import { RecordingPlatform, identity, localResponder } from "../support/chat.js"
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, aliveButIdleWorker, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
 import { BODY_FIELD } from "../../src/redis/entry-codec.js";
+import { packageVersion } from "../../src/core/version.js";
 
 test(
   "gateway and inference over Redis: an answer comes back with its file; no inference worker, or none that answers, means a clear apology; poison is dead-lettered",
@@ -67,6 +68,8 @@ test(
       platform.sent.length = 1;
 
       await service.start();
+      // Its heartbeat names its version, for the dashboard's worker list.
+      assert.equal((JSON.parse((await redis.get(k.heartbeat("inference", "i1"))) ?? "{}") as { version?: string }).version, packageVersion());
       // The message that timed out is still in the stream: the worker answers "expired" and the gateway drops it.
       await eventually(() => assert.ok(logger.records.some((r) => r.msg === "chat message expired before an inference worker took it")), 3000);
       platform.user?.({ identity: { ...identity, messageId: "m2" }, text: '/send_image {"width":4,"height":4}' });
