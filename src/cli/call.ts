@@ -85,6 +85,7 @@ export async function runCall({ values, positionals }: Parsed<CallOptions>): Pro
       const onInterrupt = (): void => cancel.abort(new Error("interrupted (Ctrl-C)"));
       process.once("SIGINT", onInterrupt);
       const live = progressPrinter(process.stderr);
+      const { shadowMatches, shadowMismatches } = registry.stats;
       let outcome;
       try {
         outcome = await registry.execute(tool, args, { userId: user, ctx, signal: cancel.signal, ...(live ? { onProgress: live.show } : {}) });
@@ -107,7 +108,11 @@ export async function runCall({ values, positionals }: Parsed<CallOptions>): Pro
         const hint = didYouMean(tool, [...registry.toolNames(), ...local.toolNames()]);
         if (hint) console.error(`toolfleet call: unknown tool '${tool}'${hint}`);
       }
-      console.error(`mode=${config.get().toolsServiceMode} route=${outcome.route} ${outcome.durationMs.toFixed(2)} ms`);
+      // In shadow mode the tools service's answer is compared with this one's: wait for it, and say how it went.
+      await registry.mirrorsSettled();
+      const shadow =
+        registry.stats.shadowMatches > shadowMatches ? " shadow=match" : registry.stats.shadowMismatches > shadowMismatches ? " shadow=MISMATCH" : "";
+      console.error(`mode=${config.get().toolsServiceMode} route=${outcome.route} ${outcome.durationMs.toFixed(2)} ms${shadow}`);
       // The exit code tells a script how the call ended; the text is written for the model.
       return isFailure(outcome.kind) ? 1 : 0;
     } finally {

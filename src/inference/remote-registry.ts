@@ -490,6 +490,11 @@ export class RemoteToolRegistry implements ToolRegistryLike {
     this.mirrors.add(run);
   }
 
+  /** Settles once every shadow mirror sent so far has (for a one-shot caller, before it stops: stop() cuts them off). */
+  async mirrorsSettled(): Promise<void> {
+    await Promise.allSettled([...this.mirrors]);
+  }
+
   /** Safe to run again after a failure, or to mirror: annotated idempotent or read-only. */
   private retrySafe(name: string): boolean {
     const annotations = this.byName.get(name)?.annotations ?? this.options.local.get(name)?.annotations;

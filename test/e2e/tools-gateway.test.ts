@@ -72,6 +72,13 @@ test("end to end with real tools-service and gateway processes", { timeout: 90_0
     assert.equal(viaGateway.stdout, "Reacted with 👍 on cli.\n");
     await eventually(() => assert.match(gateway.output(), /\(reacted 👍 to message /), 3000, 20);
     assert.match(viaGateway.stderr, /route=gateway/);
+    // Shadow mode: the answer is this process's, and the command waits for the tools service's to compare it.
+    const shadow = await run(process.execPath, [CLI, "call", "echo", '{"text":"twice"}', "--mode", "shadow"], {
+      env: { ...process.env, ...env, TOOLFLEET_LOG_LEVEL: "warn" },
+    });
+    assert.equal(shadow.stdout, "twice\n");
+    assert.match(shadow.stderr, /mode=shadow route=shadow [\d.]+ ms shadow=match\n$/);
+    assert.doesNotMatch(shadow.stderr, /shadow call failed/);
   } finally {
     await registry.stop();
     await local.close();
