@@ -62,7 +62,7 @@ export class ConsoleAdapter implements ChatPlatform {
       this.inputEnded = true;
       this.endIfAnswered();
     });
-    this.out(`console chat: type a message and press Enter (you are '${this.userId}'); try: /echo {"text":"hi"}`);
+    this.out(`console chat: type a message and press Enter (you are '${this.userId}'); /help lists the tools`);
     return Promise.resolve();
   }
 
