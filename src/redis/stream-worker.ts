@@ -7,7 +7,7 @@ import { BlockingReader } from "./blocking-reader.js";
 import type { RedisClient } from "./client.js";
 import type { Keys } from "./keys.js";
 import { DEPARTED_SWEEP_MS, DepartedConsumers } from "./live-workers.js";
-import { autoClaim, consumerPending, deliveryCounts, ensureGroup, ownPending, touchPending, trimAcknowledged, type StreamEntry } from "./streams.js";
+import { autoClaim, consumerPending, joinGroup, deliveryCounts, ensureGroup, ownPending, touchPending, trimAcknowledged, type StreamEntry } from "./streams.js";
 import { EntryCommitter } from "./entry-commit.js";
 import { ToolfleetError, rejected } from "../core/errors.js";
 import { AckBatch } from "./ack-batch.js";
@@ -160,6 +160,7 @@ export class StreamWorker {
     this.every(this.options.claimEveryMs, () => this.claimAbandoned());
     this.every(this.options.claimEveryMs, () => this.trimAcknowledged());
     this.every(DEPARTED_SWEEP_MS, () => this.departed.sweep());
+    this.every(this.options.heartbeatMs, () => joinGroup(this.redis, this.options.stream, this.group, this.options.consumer));
     if (this.beats) {
       this.every(this.options.heartbeatMs, () => this.beat());
       await this.beat();
@@ -212,9 +213,7 @@ export class StreamWorker {
    * same id is not a new delivery, and counting it dead-lettered calls after a few restarts.
    */
   private async drainOwnPending(): Promise<void> {
-    // The consumer exists from here on, as a first read would make it: callers count a stream's
-    // readers by the group's consumers with a heartbeat (src/redis/live-workers.ts).
-    await this.redis.sendCommand(["XGROUP", "CREATECONSUMER", this.options.stream, this.group, this.options.consumer]);
+    await joinGroup(this.redis, this.options.stream, this.group, this.options.consumer);
     let after = "0-0";
     for (;;) {
       const entries = await ownPending(this.redis, this.options.stream, this.group, this.options.consumer, after, 100);

@@ -37,6 +37,22 @@ export function isNoGroupError(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith("NOGROUP");
 }
 
+/**
+ * Makes `consumer` a member of the group (a no-op when it is one), as a first read would: callers count a
+ * stream's readers by the group's consumers with a heartbeat (src/redis/live-workers.ts). Redone on every
+ * heartbeat, since an empty read does not make it again: after the group was lost (Redis restarted empty) or
+ * the consumer swept (forgetDepartedConsumers) while its worker was alive but quiet, callers would find no
+ * reader until an entry came, and they send none to a stream without one. No group (yet): nothing to join.
+ */
+export async function joinGroup(client: RedisClient, stream: string, group: string, consumer: string): Promise<void> {
+  try {
+    await client.sendCommand(["XGROUP", "CREATECONSUMER", stream, group, consumer]);
+  } catch (err) {
+    // The reader recreates a lost group at its next read; the next heartbeat joins it.
+    if (!isNoGroupError(err)) throw err;
+  }
+}
+
 export interface ReadGroupOptions {
   group: string;
   consumer: string;

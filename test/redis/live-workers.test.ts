@@ -8,7 +8,7 @@ import { LiveWorkers, forgetDepartedConsumers } from "../../src/redis/live-worke
 import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ToolExecServer } from "../../src/tool-exec/server.js";
-import { RecordingLogger } from "../support/helpers.js";
+import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
 
 test("LiveWorkers: a stream is served while a consumer of its group has a live heartbeat; a no is asked again, a yes believed for a while", async () => {
@@ -112,6 +112,40 @@ test("departed consumers: one with nothing pending, idle long enough and no hear
     // No stream at all: nothing to forget, and no error.
     assert.deepEqual(await forgetDepartedConsumers(redis, k, k.poolStream("nobody"), "tools", 250), []);
   } finally {
+    await dropNamespace(redis, k);
+    await closeRedis(redis);
+  }
+});
+
+test("a live worker whose consumer was lost (swept, or its group gone with the stream) joins again within a heartbeat, and is seen", async () => {
+  const logger = new RecordingLogger();
+  const redis = await connect();
+  const k = testKeys();
+  const config = staticConfig(defineConfig({ namespace: k.namespace }));
+  const server = new ToolExecServer({
+    redis,
+    redisUrl: REDIS_URL,
+    keys: k,
+    registry: registryFor(await loadToolModule(), config, logger),
+    config,
+    logger,
+    workerId: "w-quiet",
+    worker: { blockMs: 200, heartbeatMs: 300 },
+  });
+  const live = new LiveWorkers({ redis, keys: k, logger, trustMs: 0 });
+  const stream = k.toolsStream;
+  try {
+    await server.start();
+    assert.equal(await live.has(stream, "tools"), true);
+    // Swept while alive but quiet: no entry comes to make it again, so it must make itself.
+    await redis.sendCommand(["XGROUP", "DELCONSUMER", stream, k.group(stream), "w-quiet"]);
+    assert.equal(await live.has(stream, "tools"), false);
+    await eventually(async () => assert.equal(await live.has(stream, "tools"), true), 3000, 50);
+    // The stream and its group gone (Redis lost them): the reader makes the group again, the heartbeat the consumer.
+    await redis.del(stream);
+    await eventually(async () => assert.equal(await live.has(stream, "tools"), true), 5000, 50);
+  } finally {
+    await server.stop();
     await dropNamespace(redis, k);
     await closeRedis(redis);
   }
