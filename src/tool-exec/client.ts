@@ -445,8 +445,12 @@ export class ToolsClient {
       const runId = meta.connection?.runId;
       if (meta.entryId && runId) {
         const published = { stream: meta.stream, group: keys.group(meta.stream), entryId: meta.entryId, runId };
-        if ((await cancelUnstarted(redis, keys, published, idemKey, ttlSeconds)) === "cancelled")
-          logger.debug({ tool, idemKey }, "cancelled before any worker read it");
+        // Unproven (Redis slow to answer, say) is no reason to skip the marks: a worker may be running it.
+        const verdict = await cancelUnstarted(redis, keys, published, idemKey, ttlSeconds).catch((err: unknown) => {
+          logger.debug({ tool, idemKey, ...errorFields(err) }, "could not tell whether the call had started; sending the cancel anyway");
+          return "unknown";
+        });
+        if (verdict === "cancelled") logger.debug({ tool, idemKey }, "cancelled before any worker read it");
       }
       await cancelRunning(redis, keys, idemKey, reason, ttlSeconds);
     } catch (err) {
