@@ -28,7 +28,7 @@ export const CALL_COMMAND = {
   args: "<tool> ['<json args>']",
   positionals: { min: 1, max: 2 },
   about:
-    "Runs one tool call through the inference tier's registry: in this process by default, through the tools service and the gateway with --mode remote. Prints the result on stdout, the mode, route and duration on stderr; exits 0 when the call succeeded, 1 when it did not. A long call is waited for to its end (backgroundThreshold does not apply: a background task would die with the command). The arguments are a JSON object ({} when left out).",
+    "Runs one tool call through the inference tier's registry: in this process by default, through the tools service and the gateway with --mode remote. Prints the result on stdout, the mode, route and duration on stderr; exits 0 when the call succeeded, 1 when it did not. A long call run in this process is waited for to its end (backgroundThreshold does not apply here: a background task would die with the command; a tools worker applies its own). The arguments are a JSON object ({} when left out).",
   options: [
     {
       name: "user",
@@ -68,8 +68,8 @@ export async function runCall({ values, positionals }: Parsed<CallOptions>): Pro
   }
   const logger = createLogger("toolfleet.call", process.env.TOOLFLEET_LOG_LEVEL ?? "warn");
   const mode = values.mode as ToolsServiceMode | undefined;
-  // The call is waited for to its end: a task left to run in the background would die with this process
-  // before anyone could fetch its result.
+  // A call run here is waited for to its end: a task left to run in the background would die with this process
+  // before anyone could fetch its result. (A tools worker applies its own threshold, and keeps its tasks.)
   const env = { ...process.env, TOOLFLEET_BACKGROUND_THRESHOLD: "0", ...(mode ? { TOOLFLEET_TOOLS_SERVICE_MODE: mode } : {}) };
   const config = new LiveConfig(logger, { env });
   try {
