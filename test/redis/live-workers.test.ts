@@ -3,7 +3,8 @@ import { test } from "node:test";
 import { defineConfig, staticConfig } from "../../src/index.js";
 import { registryFor } from "../../src/fleet/local.js";
 import { loadToolModule } from "../../src/fleet/load-tools.js";
-import { closeRedis } from "../../src/redis/client.js";
+import { closeRedis, type RedisNode } from "../../src/redis/client.js";
+import type { Keys } from "../../src/redis/keys.js";
 import { LiveWorkers, forgetDepartedConsumers } from "../../src/redis/live-workers.js";
 import { ensureGroup, readGroup, xaddArgs } from "../../src/redis/streams.js";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,21 +12,32 @@ import { ToolExecServer } from "../../src/tool-exec/server.js";
 import { RecordingLogger, eventually } from "../support/helpers.js";
 import { REDIS_URL, connect, dropNamespace, testKeys } from "../support/redis-helpers.js";
 
-test("LiveWorkers: a stream is served while a consumer of its group has a live heartbeat; a no is asked again, a yes believed for a while", async () => {
-  const logger = new RecordingLogger();
-  const redis = await connect();
-  const k = testKeys();
+/** A tools worker with the example tools, in namespace `k`. */
+async function exampleWorker(
+  redis: RedisNode,
+  k: Keys,
+  logger: RecordingLogger,
+  workerId: string,
+  worker: { blockMs: number; heartbeatMs?: number },
+): Promise<ToolExecServer> {
   const config = staticConfig(defineConfig({ namespace: k.namespace }));
-  const server = new ToolExecServer({
+  return new ToolExecServer({
     redis,
     redisUrl: REDIS_URL,
     keys: k,
     registry: registryFor(await loadToolModule(), config, logger),
     config,
     logger,
-    workerId: "w1",
-    worker: { blockMs: 200 },
+    workerId,
+    worker,
   });
+}
+
+test("LiveWorkers: a stream is served while a consumer of its group has a live heartbeat; a no is asked again, a yes believed for a while", async () => {
+  const logger = new RecordingLogger();
+  const redis = await connect();
+  const k = testKeys();
+  const server = await exampleWorker(redis, k, logger, "w1", { blockMs: 200 });
   try {
     const live = new LiveWorkers({ redis, keys: k, logger });
     assert.equal(await live.has(k.toolsStream, "tools"), false, "no stream, no group: nobody");
@@ -121,17 +133,7 @@ test("a live worker whose consumer was lost (swept, or its group gone with the s
   const logger = new RecordingLogger();
   const redis = await connect();
   const k = testKeys();
-  const config = staticConfig(defineConfig({ namespace: k.namespace }));
-  const server = new ToolExecServer({
-    redis,
-    redisUrl: REDIS_URL,
-    keys: k,
-    registry: registryFor(await loadToolModule(), config, logger),
-    config,
-    logger,
-    workerId: "w-quiet",
-    worker: { blockMs: 200, heartbeatMs: 300 },
-  });
+  const server = await exampleWorker(redis, k, logger, "w-quiet", { blockMs: 200, heartbeatMs: 300 });
   const live = new LiveWorkers({ redis, keys: k, logger, trustMs: 0 });
   const stream = k.toolsStream;
   try {
