@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, RESP_TYPES } from "redis";
 import { redactRedisUrl } from "../config/schema.js";
-import { ToolfleetError } from "../core/errors.js";
+import { ToolfleetError, isToolfleetError } from "../core/errors.js";
 import { errorFields, type Logger } from "../core/log.js";
 import { within } from "../core/within.js";
 import { ClusterConnection, clusterConnection } from "./cluster.js";
@@ -83,23 +83,17 @@ export async function connectRedis(options: ConnectOptions): Promise<RedisNode> 
   const redacted = redactRedisUrl(options.url);
   // A one-shot's failed first connect is reported by the rejection below, not by a log line as well.
   watchErrors(client, options, wait === false ? null : (wait.logEveryMs ?? WAIT_LOG_EVERY_MS));
-  const abort = (): void => client.destroy();
-  options.signal?.addEventListener("abort", abort, { once: true });
   try {
-    if (options.signal?.aborted) throw options.signal.reason;
-    await client.connect();
+    await connectUnlessAborted(client, options.signal, `waiting for Redis at ${redacted}`);
     connected = true;
     return client;
   } catch (err) {
-    client.destroy();
-    if (options.signal?.aborted) throw new ToolfleetError("STOPPED", `stopped while waiting for Redis at ${redacted}`, { cause: err });
+    if (isToolfleetError(err, "STOPPED")) throw err;
     throw new ToolfleetError(
       "REDIS_UNAVAILABLE",
       `Redis at ${redacted} does not answer (${reasonOf(err)}): start Redis there, or set TOOLFLEET_REDIS_URL to one that runs`,
       { cause: err },
     );
-  } finally {
-    options.signal?.removeEventListener("abort", abort);
   }
 }
 
@@ -173,18 +167,26 @@ export async function duplicateConnection(client: RedisClient, options: ConnectO
   watchErrors(copy, options, logEveryMs);
   // It waits for Redis as the first one reconnects (for ever): aborting `signal` ends that wait, and
   // nothing is left retrying behind a stopped owner.
-  const abort = (): void => copy.destroy();
-  options.signal?.addEventListener("abort", abort, { once: true });
+  await connectUnlessAborted(copy, options.signal, `opening a connection to ${redactRedisUrl(options.url)}`);
+  return copy;
+}
+
+/**
+ * Connects `client`; aborting `signal` ends the wait (the client destroyed, STOPPED naming `what`). A
+ * failed connect destroys the client, so nothing is left retrying, and its error is rethrown.
+ */
+async function connectUnlessAborted(client: RedisNode, signal: AbortSignal | undefined, what: string): Promise<void> {
+  const abort = (): void => client.destroy();
+  signal?.addEventListener("abort", abort, { once: true });
   try {
-    if (options.signal?.aborted) throw options.signal.reason;
-    await copy.connect();
-    return copy;
+    if (signal?.aborted) throw signal.reason;
+    await client.connect();
   } catch (err) {
-    if (copy.isOpen) copy.destroy();
-    if (options.signal?.aborted) throw new ToolfleetError("STOPPED", `stopped while opening a connection to ${redactRedisUrl(options.url)}`, { cause: err });
+    client.destroy(); // idempotent: also disposes of a client whose connect gave up
+    if (signal?.aborted) throw new ToolfleetError("STOPPED", `stopped while ${what}`, { cause: err });
     throw err;
   } finally {
-    options.signal?.removeEventListener("abort", abort);
+    signal?.removeEventListener("abort", abort);
   }
 }
 
