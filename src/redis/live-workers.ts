@@ -98,18 +98,20 @@ export class LiveWorkers {
 
   /** How many consumers of the stream's group have a live heartbeat. */
   private async countLive(stream: string, service: string): Promise<number> {
-    let names: string[];
-    try {
-      const consumers = await this.options.redis.xInfoConsumers(stream, this.options.keys.group(stream));
-      names = consumers.map((c) => String(c.name));
-    } catch (err) {
-      // No stream, or no group on it: no worker has ever started on it.
-      if (err instanceof Error && /no such key|NOGROUP/i.test(err.message)) return 0;
-      throw err;
-    }
+    const names = (await consumersOf(this.options.redis, stream, this.options.keys.group(stream))).map((c) => String(c.name));
     // A consumer name that cannot name a key (a hand-made reader) has no heartbeat to find.
     const beats = names.filter((n) => ID_PATTERN.test(n)).map((n) => this.options.keys.heartbeat(service, n));
     return beats.length === 0 ? 0 : this.options.redis.exists(beats);
+  }
+}
+
+/** The consumers of `stream`'s group (XINFO CONSUMERS); none when there is no stream or no group on it: no worker has ever started there. */
+async function consumersOf(redis: RedisClient, stream: string, group: string): Promise<Awaited<ReturnType<RedisClient["xInfoConsumers"]>>> {
+  try {
+    return await redis.xInfoConsumers(stream, group);
+  } catch (err) {
+    if (err instanceof Error && /no such key|NOGROUP/i.test(err.message)) return [];
+    throw err;
   }
 }
 
@@ -142,15 +144,7 @@ export async function forgetDepartedConsumers(
   minIdleMs = DEPARTED_IDLE_MS,
 ): Promise<string[]> {
   const group = keys.group(stream);
-  let consumers: Awaited<ReturnType<RedisClient["xInfoConsumers"]>>;
-  try {
-    consumers = await redis.xInfoConsumers(stream, group);
-  } catch (err) {
-    // No stream or no group yet: nobody to forget.
-    if (err instanceof Error && /no such key|NOGROUP/i.test(err.message)) return [];
-    throw err;
-  }
-  const idle = consumers
+  const idle = (await consumersOf(redis, stream, group))
     .filter((c) => Number(c.pending) === 0 && Number(c.idle) >= minIdleMs)
     .map((c) => String(c.name))
     .filter((name) => ID_PATTERN.test(name));
